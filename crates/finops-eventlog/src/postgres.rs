@@ -69,6 +69,9 @@ const SEALER_LOCK: &str =
 const LAST_SEALED: &str = "SELECT l.position, l.hash, e.tx_id::text AS tx, e.id \
     FROM ledger l JOIN events e ON e.id = l.event_row ORDER BY l.position DESC LIMIT 1";
 
+const PENDING_THROUGH: &str = "SELECT EXISTS (SELECT 1 FROM events \
+    WHERE id <= $1 AND (tx_id, id) > ($2::text::xid8, $3))";
+
 const SEALABLE: &str = "SELECT id, event_id, stream_id, stream_version, event_type, schema_version, \
         payload, metadata, NULL::bigint AS position, NULL::bytea AS hash \
     FROM events \
@@ -138,6 +141,19 @@ impl PgEventStore {
     /// The connection pool (for benchmarks and operator tooling).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Seals, in one pass, every committed event that can be placed in the global order
+    /// now (those older than every transaction still in flight); returns how many.
+    pub async fn seal_available(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = seal_batch(&self.pool, SEALER_LOCK, &self.channel, &self.head).await?;
+            total += n;
+            if n < SEAL_BATCH as usize {
+                return Ok(total);
+            }
+        }
     }
 
     /// Appends inside a transaction the caller owns: nothing is visible, and nothing is
@@ -388,8 +404,26 @@ impl EventStore for PgEventStore {
     }
 
     async fn seal_committed(&self) -> Result<LogHead> {
-        while seal_batch(&self.pool, SEALER_LOCK, &self.channel, &self.head).await? == SEAL_BATCH as usize {}
-        self.head().await
+        // Everything visible now must be sealed before returning. Any transaction still in
+        // flight anywhere in the cluster holds the horizon back, so wait for it to end.
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.pool).await?;
+        let Some(newest) = newest else { return self.head().await };
+        loop {
+            let sealed = self.seal_available().await?;
+            let (last_tx, last_id) = last_sealed_key(&self.pool).await?;
+            let pending: bool = sqlx::query_scalar(PENDING_THROUGH)
+                .bind(newest)
+                .bind(&last_tx)
+                .bind(last_id)
+                .fetch_one(&self.pool)
+                .await?;
+            if !pending {
+                return self.head().await;
+            }
+            if sealed == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
 
     fn head_signal(&self) -> watch::Receiver<u64> {
@@ -404,6 +438,18 @@ impl EventStore for PgEventStore {
 async fn sealed_head(pool: &PgPool) -> Result<LogHead> {
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(sql::HEAD).fetch_optional(pool).await?;
     Ok(store::head_from(row))
+}
+
+/// The `(tx_id, id)` of the last sealed event: everything at or below it is sealed.
+async fn last_sealed_key(pool: &PgPool) -> Result<(String, i64)> {
+    sealed_key(sqlx::query(LAST_SEALED).fetch_optional(pool).await?)
+}
+
+fn sealed_key(row: Option<sqlx::postgres::PgRow>) -> Result<(String, i64)> {
+    Ok(match row {
+        None => ("0".to_owned(), 0),
+        Some(row) => (row.try_get("tx")?, row.try_get("id")?),
+    })
 }
 
 /// One channel per schema, so isolated schemas do not wake each other's subscribers.
@@ -426,18 +472,14 @@ async fn seal_batch(
         return Ok(0);
     }
     let last = sqlx::query(LAST_SEALED).fetch_optional(&mut *tx).await?;
-    let (mut position, mut previous, last_tx, last_id) = match last {
-        None => (0i64, ChainHash::GENESIS, "0".to_owned(), 0i64),
+    let (mut position, mut previous) = match &last {
+        None => (0i64, ChainHash::GENESIS),
         Some(row) => {
             let hash: Vec<u8> = row.try_get("hash")?;
-            (
-                row.try_get::<i64, _>("position")?,
-                ChainHash::from_slice(&hash).unwrap_or(ChainHash::GENESIS),
-                row.try_get::<String, _>("tx")?,
-                row.try_get::<i64, _>("id")?,
-            )
+            (row.try_get::<i64, _>("position")?, ChainHash::from_slice(&hash).unwrap_or(ChainHash::GENESIS))
         }
     };
+    let (last_tx, last_id) = sealed_key(last)?;
     let rows: Vec<EventRow> = sqlx::query_as(SEALABLE)
         .bind(&last_tx)
         .bind(last_id)
