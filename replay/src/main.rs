@@ -1,1 +1,151 @@
-fn main() {}
+//! `finops-replay`: the operator and auditor tool over the event log, on either backend
+//! (the store is chosen by URL).
+//!
+//! - `verify` walks the hash chain from the first event and names the first broken link;
+//!   it exits non-zero when the chain is broken or the head differs from a recorded one.
+//! - `stats` prints streams, events by type, unsealed events and the head.
+//!
+//! It opens the store read-mostly: it never appends. (Opening a PostgreSQL store starts
+//! its sealer, which only places already-committed events in the global order.)
+//! `rebuild` (projections) and point-in-time replay arrive with the projections.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use finops_eventlog::{ChainHash, Position, Upcasters};
+
+/// Verify and inspect the FinOps Center event log.
+#[derive(Debug, Parser)]
+#[command(name = "finops-replay", version, about)]
+struct Cli {
+    /// The event store: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "FINOPS_STORE", default_value = "sqlite://finops-data/finops.db")]
+    store: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Walk the hash chain and name the first broken link (exit code 1 if broken).
+    Verify {
+        /// A head hash recorded earlier (64 hex digits), as `POSITION:HASH`; verification
+        /// fails if the chain no longer holds it there.
+        #[arg(long, value_name = "POSITION:HASH")]
+        expect_head: Option<String>,
+    },
+    /// Print streams, events by type, unsealed events and the head.
+    Stats,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let expect_head = match &cli.command {
+        Command::Verify { expect_head: Some(text) } => Some(parse_head(text)?),
+        _ => None,
+    };
+    let store = finops_eventlog::open(&cli.store, Upcasters::new())
+        .await
+        .with_context(|| format!("opening {}", cli.store))?;
+    match cli.command {
+        Command::Verify { .. } => {
+            let report = finops_eventlog::verify_chain(store.as_ref()).await?;
+            let mut problem = report.first_break.as_ref().map(|b| format!("first broken link: {b}"));
+            if problem.is_none() {
+                if let Some((position, expected)) = expect_head {
+                    let links = store.chain_links(Position(position.0.saturating_sub(1)), 1).await?;
+                    let stored = links.first().filter(|l| l.position == position).and_then(|l| l.stored_hash);
+                    if stored != Some(expected) {
+                        problem = Some(format!(
+                            "head mismatch at position {position}: recorded {expected}, found {}",
+                            stored.map_or_else(|| "no entry".to_owned(), |h| h.to_hex())
+                        ));
+                    }
+                }
+            }
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "intact": problem.is_none(),
+                        "verified_through": report.verified_through.0,
+                        "head_hash": report.head_hash.to_hex(),
+                        "problem": problem,
+                    })
+                );
+            } else {
+                match &problem {
+                    None => println!(
+                        "chain intact: {} events verified; head {} at position {}",
+                        report.verified_through, report.head_hash, report.verified_through
+                    ),
+                    Some(p) => println!("CHAIN BROKEN: {p}\nverified through position {}", report.verified_through),
+                }
+            }
+            Ok(if problem.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Stats => {
+            let stats = store.stats().await?;
+            if cli.json {
+                let by_type: serde_json::Map<String, serde_json::Value> =
+                    stats.events_by_type.iter().map(|(t, n)| (t.clone(), (*n).into())).collect();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "backend": store.backend().to_string(),
+                        "streams": stats.streams,
+                        "events": stats.events,
+                        "unsealed": stats.unsealed,
+                        "events_by_type": by_type,
+                        "head_position": stats.head.position.0,
+                        "head_hash": stats.head.hash.to_hex(),
+                    })
+                );
+            } else {
+                println!("backend        {}", store.backend());
+                println!("streams        {}", stats.streams);
+                println!("events         {}", stats.events);
+                println!("unsealed       {}", stats.unsealed);
+                println!("head position  {}", stats.head.position);
+                println!("head hash      {}", stats.head.hash);
+                if !stats.events_by_type.is_empty() {
+                    println!("\n{:<40} {:>10}", "EVENT TYPE", "EVENTS");
+                    for (event_type, count) in &stats.events_by_type {
+                        println!("{event_type:<40} {count:>10}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_head(text: &str) -> anyhow::Result<(Position, ChainHash)> {
+    let (position, hash) = text
+        .split_once(':')
+        .with_context(|| format!("--expect-head `{text}` is not POSITION:HASH"))?;
+    let position: u64 = position.parse().with_context(|| format!("--expect-head position `{position}` is not a number"))?;
+    let hash = ChainHash::from_hex(hash).with_context(|| format!("--expect-head hash `{hash}` is not 64 hex digits"))?;
+    Ok((Position(position), hash))
+}

@@ -1,1 +1,97 @@
-//! placeholder
+//! Support for the end-to-end tests: isolated PostgreSQL schemas and a real server on an
+//! ephemeral port.
+//!
+//! PostgreSQL comes from `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! When it cannot be reached, PostgreSQL tests are skipped with a message, unless
+//! `CI=true` or `FINOPS_REQUIRE_POSTGRES=1`, where they fail.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use finops_eventlog::EventStore;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The server the tests use when `DATABASE_URL` is unset.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn postgres_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("FINOPS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// A store URL for a fresh, empty schema, or `None` (skip) when PostgreSQL is unreachable
+/// and not required.
+pub async fn fresh_postgres_url() -> Option<String> {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    let options = PgConnectOptions::from_str(&url).expect("DATABASE_URL parses");
+    let admin = match PgPoolOptions::new().max_connections(1).connect_with(options).await {
+        Ok(pool) => pool,
+        Err(e) if !postgres_required() => {
+            eprintln!("SKIPPED: PostgreSQL at {url} is not reachable ({e}); set CI=true to make this a failure");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {url} is required (CI=true or FINOPS_REQUIRE_POSTGRES=1) but unreachable: {e}"),
+    };
+    let schema = format!("e2e_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("create schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{separator}options[search_path]={schema}"))
+}
+
+/// A fresh SQLite store path under the system temp directory.
+pub fn fresh_sqlite_url() -> String {
+    let dir = std::env::temp_dir().join("finops-e2e");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    format!("sqlite://{}", dir.join(format!("{}.db", uuid::Uuid::now_v7())).display())
+}
+
+/// A real FinOps Center server on an ephemeral port, stopped (gracefully) on drop.
+pub struct RunningServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// The store it serves.
+    pub store: Arc<dyn EventStore>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), finops_server::ServerError>>>,
+}
+
+impl RunningServer {
+    /// Starts the server on `store_url`.
+    pub async fn start(store_url: &str) -> Self {
+        let config = finops_server::ConfigLayer {
+            listen: Some("127.0.0.1:0".into()),
+            store: Some(store_url.to_owned()),
+            otlp_endpoint: None,
+        }
+        .resolve()
+        .expect("valid config");
+        let store = finops_server::open_store(&config).await.expect("store opens");
+        let listener = finops_server::bind(&config).await.expect("bind");
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(finops_server::serve(listener, store.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Self { address, store, stop: Some(stop), task: Some(task) }
+    }
+
+    /// The `http://` endpoint for a tonic client.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn shutdown(mut self) -> Result<(), finops_server::ServerError> {
+        let _ = self.stop.take().map(|s| s.send(()));
+        self.task.take().expect("running").await.expect("server task")
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+    }
+}

@@ -1,1 +1,128 @@
-//! placeholder
+//! # The FinOps Center gRPC server
+//!
+//! One tonic server carries every `finops.v1` service, the standard gRPC health service
+//! and server reflection (v1 and v1alpha, so both current tools and grpcurl 1.8 can list
+//! it). Domain services plug into [`serve`] as they arrive.
+//!
+//! This crate maps between wire types (`finops-proto`) and the log/domain; it owns no
+//! storage of its own and never writes SQL.
+
+mod config;
+mod event_log_api;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use finops_eventlog::{EventStore, Upcasters};
+use finops_proto::v1::event_log_service_server::EventLogServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::{ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, ServerConfig};
+pub use event_log_api::EventLogApi;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The event store could not be opened.
+    #[error("cannot open the event store: {0}")]
+    Store(#[from] finops_eventlog::EventLogError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {reason}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// Reflection could not be built from the descriptor sets.
+    #[error("cannot build server reflection: {0}")]
+    Reflection(String),
+    /// The transport failed.
+    #[error("gRPC transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Opens the store named in `config` (migrating it) with the upcasters of this build.
+pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn EventStore>, ServerError> {
+    Ok(finops_eventlog::open(&config.store, upcasters()).await?)
+}
+
+/// Every upcaster the domain registers. None yet: the first events arrive with the
+/// governance workflow.
+pub fn upcasters() -> Upcasters {
+    Upcasters::new()
+}
+
+/// Binds the configured address.
+pub async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServerError::Bind { address: config.listen.to_string(), reason: e.to_string() })
+}
+
+/// Serves every service on `listener` until `shutdown` resolves, then drains in-flight
+/// calls and returns.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn EventStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<EventLogServiceServer<EventLogApi>>().await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(finops_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| ServerError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServerError::Reflection(e.to_string()))?;
+
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%address, backend = %store.backend(), "FinOps Center is serving gRPC");
+
+    let drain = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: refusing new calls, draining in-flight ones");
+            health.set_not_serving::<EventLogServiceServer<EventLogApi>>().await;
+        }
+    };
+    tonic::transport::Server::builder()
+        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(EventLogServiceServer::new(EventLogApi::new(store)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn termination_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

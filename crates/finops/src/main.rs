@@ -1,1 +1,93 @@
-fn main() {}
+//! `finops`: the FinOps Center command. `finops serve` runs the gRPC service.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use finops_server::ConfigLayer;
+
+/// FinOps Center: every AI dollar gets a name.
+#[derive(Debug, Parser)]
+#[command(name = "finops", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC service (health, reflection and the finops.v1 services).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "FINOPS_LISTEN")]
+    listen: Option<String>,
+    /// Event store: sqlite://PATH (embedded, the default: sqlite://finops-data/finops.db)
+    /// or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "FINOPS_STORE")]
+    store: Option<String>,
+    /// OTLP/gRPC endpoint for spans, e.g. http://localhost:4317 (off when unset; the
+    /// standard OTEL_EXPORTER_OTLP_ENDPOINT is honoured too).
+    #[arg(long, env = "FINOPS_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Optional TOML file with the same keys (listen, store, otlp_endpoint); flags and
+    /// environment variables win over it.
+    #[arg(long, env = "FINOPS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+        }
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => ConfigLayer::from_file(path)?,
+        None => ConfigLayer::default(),
+    };
+    let config = ConfigLayer { listen: args.listen, store: args.store, otlp_endpoint: args.otlp_endpoint }
+        .over(file)
+        .resolve()?;
+    let _telemetry = finops_telemetry::init("finops", config.otlp_endpoint.as_deref())?;
+    let store = finops_server::open_store(&config)
+        .await
+        .with_context(|| format!("opening store {}", redact(&config.store)))?;
+    let listener = finops_server::bind(&config).await?;
+    finops_server::serve(listener, store, finops_server::termination_signal()).await?;
+    Ok(())
+}
+
+/// Hides a password in a store URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***{}", &url[..scheme], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(redact("postgres://app:s3cret@db:5432/finops"), "postgres://app:***@db:5432/finops");
+        assert_eq!(redact("postgres://app@db/finops"), "postgres://app@db/finops");
+        assert_eq!(redact("sqlite://finops-data/finops.db"), "sqlite://finops-data/finops.db");
+    }
+}

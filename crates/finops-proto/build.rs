@@ -1,0 +1,20 @@
+//! Generates the finops.v1 types and services. protoc comes from the vendored crate
+//! unless `PROTOC` names one, so a fresh machine needs no manual install.
+
+fn main() -> std::io::Result<()> {
+    let protoc = match std::env::var_os("PROTOC") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => protoc_bin_vendored::protoc_bin_path().map_err(std::io::Error::other)?,
+    };
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc);
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let protos = ["../../proto/finops/v1/event_log.proto"];
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("finops_v1_descriptor.bin"))
+        .compile_with_config(config, &protos, &["../../proto"])?;
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `finops.v1.EventLogService`: the auditor's view of the log over gRPC.
+
+use std::sync::Arc;
+
+use finops_eventlog::{BreakKind, ChainHash, EventLogError, EventStore, Position, verify_chain};
+use finops_proto::v1::event_log_service_server::EventLogService;
+use finops_proto::v1::{
+    ChainBreak, GetLogHeadRequest, LogHead, VerifyLogRequest, VerifyLogResponse,
+};
+use tonic::{Request, Response, Status};
+
+/// Serves head and verification from the configured store.
+#[derive(Clone)]
+pub struct EventLogApi {
+    store: Arc<dyn EventStore>,
+}
+
+impl EventLogApi {
+    /// Serves `store`.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self { store }
+    }
+}
+
+/// Maps a log failure to the status a client can act on.
+pub(crate) fn status(e: EventLogError) -> Status {
+    match e {
+        EventLogError::InvalidInput { .. } => Status::invalid_argument(e.to_string()),
+        EventLogError::WrongExpectedVersion { .. } => Status::aborted(e.to_string()),
+        EventLogError::EventIdReused { .. } => Status::already_exists(e.to_string()),
+        EventLogError::Database(_) => Status::unavailable(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl EventLogService for EventLogApi {
+    #[tracing::instrument(skip_all)]
+    async fn get_log_head(&self, _: Request<GetLogHeadRequest>) -> Result<Response<LogHead>, Status> {
+        let head = self.store.head().await.map_err(status)?;
+        Ok(Response::new(LogHead {
+            position: head.position.0,
+            hash: head.hash.to_hex(),
+            backend: self.store.backend().to_string(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn verify_log(&self, request: Request<VerifyLogRequest>) -> Result<Response<VerifyLogResponse>, Status> {
+        let request = request.into_inner();
+        let expected = if request.expected_head_hash.is_empty() {
+            None
+        } else {
+            let hash = ChainHash::from_hex(&request.expected_head_hash).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "expected_head_hash `{}` is not 64 hex digits",
+                    request.expected_head_hash
+                ))
+            })?;
+            Some((Position(request.expected_head_position), hash))
+        };
+        let report = verify_chain(self.store.as_ref()).await.map_err(status)?;
+        let mut first_break = report.first_break.as_ref().map(|b| ChainBreak {
+            position: b.position.0,
+            kind: match b.kind {
+                BreakKind::HashMismatch { .. } => "HASH_MISMATCH",
+                BreakKind::MissingPosition { .. } => "MISSING_POSITION",
+                BreakKind::MissingEvent => "MISSING_EVENT",
+            }
+            .to_owned(),
+            description: b.to_string(),
+        });
+        if first_break.is_none() {
+            if let Some((position, hash)) = expected {
+                first_break = head_mismatch(self.store.as_ref(), position, hash).await?;
+            }
+        }
+        Ok(Response::new(VerifyLogResponse {
+            intact: first_break.is_none(),
+            verified_through: report.verified_through.0,
+            head_hash: report.head_hash.to_hex(),
+            first_break,
+        }))
+    }
+}
+
+/// Compares the hash stored at `position` with the one an auditor recorded.
+async fn head_mismatch(store: &dyn EventStore, position: Position, expected: ChainHash) -> Result<Option<ChainBreak>, Status> {
+    let before = Position(position.0.saturating_sub(1));
+    let links = store.chain_links(before, 1).await.map_err(status)?;
+    let stored = links.first().filter(|l| l.position == position).and_then(|l| l.stored_hash);
+    Ok((stored != Some(expected)).then(|| ChainBreak {
+        position: position.0,
+        kind: "HEAD_MISMATCH".to_owned(),
+        description: format!(
+            "the hash at position {position} is {}, not the recorded {expected}: the chain was rewritten",
+            stored.map_or_else(|| "absent".to_owned(), |h| h.to_hex())
+        ),
+    }))
+}
