@@ -1,0 +1,96 @@
+//! `finops-replay` as an operator runs it: the real binary against real stores.
+
+use std::process::Command;
+
+use finops_eventlog::{ExpectedVersion, NewEvent, StreamId, Upcasters};
+use serde_json::json;
+
+fn replay(store: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_finops-replay"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("FINOPS_STORE")
+        .output()
+        .expect("finops-replay runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Appends `n` events over two streams and seals them; returns the head hash.
+async fn seed(url: &str, n: u64) -> String {
+    let store = finops_eventlog::open(url, Upcasters::new()).await.unwrap();
+    for i in 1..=n {
+        let stream = StreamId::new(if i % 2 == 0 { "even" } else { "odd" }).unwrap();
+        let kind = if i % 3 == 0 { "Approved" } else { "Submitted" };
+        store.append(&stream, ExpectedVersion::Any, vec![NewEvent::new(kind, json!({ "i": i }))]).await.unwrap();
+    }
+    store.seal_committed().await.unwrap().hash.to_hex()
+}
+
+async fn check_both_commands(url: &str, tamper: impl AsyncFnOnce()) {
+    let head = seed(url, 9).await;
+
+    let (code, out) = replay(url, &["stats"]);
+    assert_eq!(code, 0, "{out}");
+    for line in ["streams        2", "events         9", "unsealed       0", "head position  9", "Approved", "Submitted"] {
+        assert!(out.contains(line), "stats lacks `{line}`:\n{out}");
+    }
+    let (code, out) = replay(url, &["--json", "stats"]);
+    assert_eq!(code, 0);
+    let stats: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(stats["events_by_type"], json!({ "Approved": 3, "Submitted": 6 }));
+    assert_eq!(stats["head_hash"], json!(head));
+
+    let (code, out) = replay(url, &["verify", "--expect-head", &format!("9:{head}")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("chain intact: 9 events verified"), "{out}");
+    let (code, out) = replay(url, &["verify", "--expect-head", &format!("9:{}", "a".repeat(64))]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("head mismatch at position 9"), "{out}");
+
+    tamper().await;
+    let (code, out) = replay(url, &["verify"]);
+    assert_eq!(code, 1, "a broken chain exits non-zero:\n{out}");
+    assert!(out.contains("first broken link: position 5: hash mismatch"), "{out}");
+
+    let (code, out) = replay(url, &["verify", "--expect-head", "nine:abc"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("--expect-head position `nine` is not a number"), "{out}");
+}
+
+const TAMPER: &str = r#"UPDATE events SET payload = '{"i":500}' WHERE id = (SELECT event_row FROM ledger WHERE position = 5)"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_stats_on_sqlite() {
+    let url = finops_e2e::fresh_sqlite_url();
+    let path = url.trim_start_matches("sqlite://").to_owned();
+    check_both_commands(&url, async || {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}")).await.unwrap();
+        sqlx::query("DROP TRIGGER events_no_update").execute(&pool).await.unwrap();
+        sqlx::query(TAMPER).execute(&pool).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_stats_on_postgres() {
+    let Some(url) = finops_e2e::fresh_postgres_url().await else { return };
+    let raw = url.clone();
+    check_both_commands(&url, async || {
+        let pool = sqlx::PgPool::connect(&raw).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("ALTER TABLE events DISABLE TRIGGER USER").execute(&mut *tx).await.unwrap();
+        sqlx::query(TAMPER).execute(&mut *tx).await.unwrap();
+        sqlx::query("ALTER TABLE events ENABLE TRIGGER USER").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+    })
+    .await;
+}
+
+#[test]
+fn an_unknown_store_url_is_refused_with_the_accepted_forms() {
+    let (code, out) = replay("mysql://db/x", &["stats"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("use `sqlite://PATH` or `postgres://…`"), "{out}");
+}
