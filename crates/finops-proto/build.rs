@@ -10,9 +10,11 @@ fn main() -> std::io::Result<()> {
     config.protoc_executable(protoc);
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let protos = ["../../proto/finops/v1/event_log.proto"];
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out.join("finops_v1_descriptor.bin"))
-        .compile_with_config(config, &protos, &["../../proto"])?;
+    tonic_prost_build::configure().file_descriptor_set_path(out.join("finops_v1_descriptor.bin")).compile_with_config(
+        config,
+        &protos,
+        &["../../proto"],
+    )?;
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

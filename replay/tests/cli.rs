@@ -33,7 +33,9 @@ async fn check_both_commands(url: &str, tamper: impl AsyncFnOnce()) {
 
     let (code, out) = replay(url, &["stats"]);
     assert_eq!(code, 0, "{out}");
-    for line in ["streams        2", "events         9", "unsealed       0", "head position  9", "Approved", "Submitted"] {
+    for line in
+        ["streams        2", "events         9", "unsealed       0", "head position  9", "Approved", "Submitted"]
+    {
         assert!(out.contains(line), "stats lacks `{line}`:\n{out}");
     }
     let (code, out) = replay(url, &["--json", "stats"]);
@@ -47,7 +49,7 @@ async fn check_both_commands(url: &str, tamper: impl AsyncFnOnce()) {
     assert!(out.contains("chain intact: 9 events verified"), "{out}");
     let (code, out) = replay(url, &["verify", "--expect-head", &format!("9:{}", "a".repeat(64))]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("head mismatch at position 9"), "{out}");
+    assert!(out.contains("first broken link: head mismatch at position 9"), "{out}");
 
     tamper().await;
     let (code, out) = replay(url, &["verify"]);
@@ -59,7 +61,8 @@ async fn check_both_commands(url: &str, tamper: impl AsyncFnOnce()) {
     assert!(out.contains("--expect-head position `nine` is not a number"), "{out}");
 }
 
-const TAMPER: &str = r#"UPDATE events SET payload = '{"i":500}' WHERE id = (SELECT event_row FROM ledger WHERE position = 5)"#;
+const TAMPER: &str =
+    r#"UPDATE events SET payload = '{"i":500}' WHERE id = (SELECT event_row FROM ledger WHERE position = 5)"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_and_stats_on_sqlite() {

@@ -4,14 +4,14 @@ use finops_e2e::{RunningServer, fresh_postgres_url, fresh_sqlite_url};
 use finops_eventlog::{ExpectedVersion, NewEvent, StreamId};
 use finops_proto::v1::event_log_service_client::EventLogServiceClient;
 use finops_proto::v1::{GetLogHeadRequest, VerifyLogRequest};
+use tokio_stream::StreamExt;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
 use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-use tokio_stream::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_on_postgres_answers_health_reflection_and_the_log_head() {
@@ -30,12 +30,7 @@ async fn exercise(server: RunningServer, backend: &str) {
     // Health: overall and per service.
     let mut health = HealthClient::new(channel.clone());
     for service in ["", "finops.v1.EventLogService"] {
-        let status = health
-            .check(HealthCheckRequest { service: service.into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
+        let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status;
         assert_eq!(status, ServingStatus::Serving as i32, "health of `{service}`");
     }
     let unknown = health.check(HealthCheckRequest { service: "nope.v1.Nothing".into() }).await.unwrap_err();
@@ -43,7 +38,10 @@ async fn exercise(server: RunningServer, backend: &str) {
 
     // Reflection v1alpha (what grpcurl 1.8 speaks) lists every service.
     let mut reflection = ServerReflectionClient::new(channel.clone());
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut responses = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
     let Some(Ok(response)) = responses.next().await else { panic!("no reflection answer") };
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("not a list") };

@@ -120,6 +120,14 @@ pub enum BreakKind {
     },
     /// The ledger entry exists but the event row it points at is gone.
     MissingEvent,
+    /// The chain verifies, but the hash an auditor recorded for this position is not the
+    /// one stored: the whole chain from here on was rewritten.
+    HeadMismatch {
+        /// The hash the auditor recorded.
+        recorded: ChainHash,
+        /// What the ledger holds at that position now (`None`: no such position).
+        found: Option<ChainHash>,
+    },
 }
 
 /// The first broken link.
@@ -146,10 +154,14 @@ impl fmt::Display for ChainBreak {
                 "position {expected} is missing: the ledger continues at {} (an event was deleted)",
                 self.position
             ),
-            BreakKind::MissingEvent => write!(
+            BreakKind::MissingEvent => {
+                write!(f, "position {}: the ledger entry points at an event row that no longer exists", self.position)
+            }
+            BreakKind::HeadMismatch { recorded, found } => write!(
                 f,
-                "position {}: the ledger entry points at an event row that no longer exists",
-                self.position
+                "head mismatch at position {}: recorded {recorded}, found {} (the chain was rewritten)",
+                self.position,
+                found.map_or_else(|| "no entry".to_owned(), |h| h.to_hex())
             ),
         }
     }

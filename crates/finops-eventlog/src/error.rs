@@ -19,7 +19,9 @@ pub enum EventLogError {
         actual: u64,
     },
     /// An event id that already belongs to another stream or to another batch.
-    #[error("event id {event_id} is already stored in stream `{stored_in}` and cannot be reused for a different append to `{stream}`")]
+    #[error(
+        "event id {event_id} is already stored in stream `{stored_in}` and cannot be reused for a different append to `{stream}`"
+    )]
     EventIdReused {
         /// The id that clashed.
         event_id: Uuid,

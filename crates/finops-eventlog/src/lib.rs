@@ -35,8 +35,8 @@ mod upcast;
 pub use chain::{BreakKind, ChainBreak, ChainHash, ChainLink, ChainReport, ChainVerifier, StoredEvent, link};
 pub use error::{EventLogError, Result};
 pub use model::{
-    AllRead, AppendOutcome, Backend, Direction, EventMetadata, ExpectedVersion, LogHead, LogStats,
-    MAX_STREAM_ID_LEN, NewEvent, Position, RecordedEvent, StreamId, StreamRead,
+    AllRead, AppendOutcome, Backend, Direction, EventMetadata, ExpectedVersion, LogHead, LogStats, MAX_STREAM_ID_LEN,
+    NewEvent, Position, RecordedEvent, StreamId, StreamRead,
 };
 pub use postgres::PgEventStore;
 pub use sqlite::SqliteEventStore;

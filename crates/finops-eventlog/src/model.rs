@@ -37,11 +37,7 @@ impl StreamId {
             None
         };
         match problem {
-            Some(reason) => Err(EventLogError::InvalidInput {
-                field: "stream_id",
-                value: name,
-                reason: reason.into(),
-            }),
+            Some(reason) => Err(EventLogError::InvalidInput { field: "stream_id", value: name, reason: reason.into() }),
             None => Ok(Self(name)),
         }
     }

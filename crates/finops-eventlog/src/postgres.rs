@@ -33,8 +33,8 @@ use uuid::Uuid;
 use crate::chain::{self, ChainHash, ChainLink};
 use crate::error::{EventLogError, Result};
 use crate::model::{
-    AllRead, AppendOutcome, Backend, ExpectedVersion, LogHead, LogStats, NewEvent, Position,
-    RecordedEvent, StreamId, StreamRead,
+    AllRead, AppendOutcome, Backend, ExpectedVersion, LogHead, LogStats, NewEvent, Position, RecordedEvent, StreamId,
+    StreamRead,
 };
 use crate::store::{self, ChainRow, EventRow, EventStore, sql};
 use crate::upcast::Upcasters;
@@ -57,14 +57,12 @@ const APPEND: &str = "WITH head AS ( \
     ORDER BY n.ord \
     RETURNING stream_version";
 
-const FIND_IDS: &str =
-    "SELECT event_id, stream_id, stream_version FROM events WHERE event_id = ANY($1::uuid[])";
+const FIND_IDS: &str = "SELECT event_id, stream_id, stream_version FROM events WHERE event_id = ANY($1::uuid[])";
 
 /// Only one sealer per schema at a time; the key is derived from the schema name so that
 /// isolated test schemas do not wait for one another.
 const TRY_SEALER_LOCK: &str = "SELECT pg_try_advisory_xact_lock(1179602767, hashtext(current_schema()))";
-const SEALER_LOCK: &str =
-    "SELECT true FROM pg_advisory_xact_lock(1179602767, hashtext(current_schema()))";
+const SEALER_LOCK: &str = "SELECT true FROM pg_advisory_xact_lock(1179602767, hashtext(current_schema()))";
 
 const LAST_SEALED: &str = "SELECT l.position, l.hash, e.tx_id::text AS tx, e.id \
     FROM ledger l JOIN events e ON e.id = l.event_row ORDER BY l.position DESC LIMIT 1";
@@ -116,11 +114,7 @@ impl PgEventStore {
     /// Connects with explicit options (for example a `search_path` for an isolated
     /// schema), migrates and starts the sealer.
     pub async fn connect_with(options: PgConnectOptions, upcasters: Upcasters) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(24)
-            .min_connections(1)
-            .connect_with(options)
-            .await?;
+        let pool = PgPoolOptions::new().max_connections(24).min_connections(1).connect_with(options).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await?;
         let channel: Arc<str> = channel_name(&schema).into();
@@ -132,8 +126,7 @@ impl PgEventStore {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(&channel).await?;
         let listen_task = tokio::spawn(forward_notifications(listener, head.clone()));
-        let seal_task =
-            tokio::spawn(run_sealer(pool.clone(), channel.clone(), head.clone(), wake_sealer.clone()));
+        let seal_task = tokio::spawn(run_sealer(pool.clone(), channel.clone(), head.clone(), wake_sealer.clone()));
 
         Ok(Self { pool, upcasters, head, wake_sealer, channel, tasks: vec![listen_task, seal_task] })
     }
@@ -361,12 +354,8 @@ impl EventStore for PgEventStore {
 
     async fn read_stream(&self, stream: &StreamId, read: StreamRead) -> Result<Vec<RecordedEvent>> {
         let (query, from, limit) = store::stream_query(read);
-        let rows: Vec<EventRow> = sqlx::query_as(query)
-            .bind(stream.as_str())
-            .bind(from)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<EventRow> =
+            sqlx::query_as(query).bind(stream.as_str()).bind(from).bind(limit).fetch_all(&self.pool).await?;
         rows.into_iter().map(|r| r.into_recorded(&self.upcasters)).collect()
     }
 
@@ -381,11 +370,8 @@ impl EventStore for PgEventStore {
     }
 
     async fn chain_links(&self, after: Position, limit: usize) -> Result<Vec<ChainLink>> {
-        let rows: Vec<ChainRow> = sqlx::query_as(sql::CHAIN)
-            .bind(after.0 as i64)
-            .bind(store::limit(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<ChainRow> =
+            sqlx::query_as(sql::CHAIN).bind(after.0 as i64).bind(store::limit(limit)).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(store::chain_link).collect())
     }
 
@@ -460,12 +446,7 @@ fn channel_name(schema: &str) -> String {
 
 /// Seals up to one batch; returns how many events it sealed. `lock` either waits for the
 /// sealer lock or gives up when another sealer holds it.
-async fn seal_batch(
-    pool: &PgPool,
-    lock: &'static str,
-    channel: &str,
-    head: &watch::Sender<u64>,
-) -> Result<usize> {
+async fn seal_batch(pool: &PgPool, lock: &'static str, channel: &str, head: &watch::Sender<u64>) -> Result<usize> {
     let mut tx = pool.begin().await?;
     let locked: bool = sqlx::query_scalar(lock).fetch_one(&mut *tx).await?;
     if !locked {
@@ -480,12 +461,8 @@ async fn seal_batch(
         }
     };
     let (last_tx, last_id) = sealed_key(last)?;
-    let rows: Vec<EventRow> = sqlx::query_as(SEALABLE)
-        .bind(&last_tx)
-        .bind(last_id)
-        .bind(SEAL_BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows: Vec<EventRow> =
+        sqlx::query_as(SEALABLE).bind(&last_tx).bind(last_id).bind(SEAL_BATCH).fetch_all(&mut *tx).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -499,17 +476,8 @@ async fn seal_batch(
         event_rows.push(row.id);
         hashes.push(previous.0.to_vec());
     }
-    sqlx::query(INSERT_LEDGER)
-        .bind(&positions)
-        .bind(&event_rows)
-        .bind(&hashes)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(channel)
-        .bind(position.to_string())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(INSERT_LEDGER).bind(&positions).bind(&event_rows).bind(&hashes).execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(position.to_string()).execute(&mut *tx).await?;
     tx.commit().await?;
     head.send_if_modified(|h| {
         let moved = *h < position as u64;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -16,8 +16,8 @@ use uuid::Uuid;
 use crate::chain::{self, ChainLink};
 use crate::error::{EventLogError, Result};
 use crate::model::{
-    AllRead, AppendOutcome, Backend, ExpectedVersion, LogHead, LogStats, NewEvent, Position,
-    RecordedEvent, StreamId, StreamRead,
+    AllRead, AppendOutcome, Backend, ExpectedVersion, LogHead, LogStats, NewEvent, Position, RecordedEvent, StreamId,
+    StreamRead,
 };
 use crate::postgres::already_appended;
 use crate::store::{self, ChainRow, EventRow, EventStore, sql};
@@ -113,16 +113,15 @@ impl EventStore for SqliteEventStore {
     ) -> Result<AppendOutcome> {
         store::check_batch(stream, &events)?;
         let now = Utc::now();
-        let encoded = events
-            .iter()
-            .map(|e| store::encode(e, now))
-            .collect::<Result<Vec<_>>>()?;
+        let encoded = events.iter().map(|e| store::encode(e, now)).collect::<Result<Vec<_>>>()?;
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
 
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut found = Vec::new();
         for id in &ids {
-            if let Some(row) = sqlx::query_as::<_, (Uuid, String, i64)>(FIND_ID).bind(id).fetch_optional(&mut *tx).await? {
+            if let Some(row) =
+                sqlx::query_as::<_, (Uuid, String, i64)>(FIND_ID).bind(id).fetch_optional(&mut *tx).await?
+            {
                 found.push(row);
             }
         }
@@ -132,7 +131,11 @@ impl EventStore for SqliteEventStore {
         let actual: i64 = sqlx::query_scalar(sql::STREAM_VERSION).bind(stream.as_str()).fetch_one(&mut *tx).await?;
         if let Some(required) = expected.required().filter(|r| *r != actual as u64) {
             let _ = required;
-            return Err(EventLogError::WrongExpectedVersion { stream: stream.clone(), expected, actual: actual as u64 });
+            return Err(EventLogError::WrongExpectedVersion {
+                stream: stream.clone(),
+                expected,
+                actual: actual as u64,
+            });
         }
         let last: Option<(i64, Vec<u8>)> = sqlx::query_as(sql::HEAD).fetch_optional(&mut *tx).await?;
         let LogHead { position, hash } = store::head_from(last);
@@ -188,12 +191,8 @@ impl EventStore for SqliteEventStore {
 
     async fn read_stream(&self, stream: &StreamId, read: StreamRead) -> Result<Vec<RecordedEvent>> {
         let (query, from, limit) = store::stream_query(read);
-        let rows: Vec<EventRow> = sqlx::query_as(query)
-            .bind(stream.as_str())
-            .bind(from)
-            .bind(limit)
-            .fetch_all(&self.readers)
-            .await?;
+        let rows: Vec<EventRow> =
+            sqlx::query_as(query).bind(stream.as_str()).bind(from).bind(limit).fetch_all(&self.readers).await?;
         rows.into_iter().map(|r| r.into_recorded(&self.upcasters)).collect()
     }
 
@@ -209,11 +208,8 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn chain_links(&self, after: Position, limit: usize) -> Result<Vec<ChainLink>> {
-        let rows: Vec<ChainRow> = sqlx::query_as(sql::CHAIN)
-            .bind(after.0 as i64)
-            .bind(store::limit(limit))
-            .fetch_all(&self.readers)
-            .await?;
+        let rows: Vec<ChainRow> =
+            sqlx::query_as(sql::CHAIN).bind(after.0 as i64).bind(store::limit(limit)).fetch_all(&self.readers).await?;
         Ok(rows.into_iter().map(store::chain_link).collect())
     }
 

@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::chain::{ChainLink, ChainReport, ChainVerifier, StoredEvent};
+use crate::chain::{BreakKind, ChainBreak, ChainHash, ChainLink, ChainReport, ChainVerifier, StoredEvent};
 use crate::error::{EventLogError, Result};
 use crate::model::{
-    AllRead, AppendOutcome, Backend, EventMetadata, ExpectedVersion, LogHead, LogStats, NewEvent,
-    Position, RecordedEvent, StreamId, StreamRead,
+    AllRead, AppendOutcome, Backend, EventMetadata, ExpectedVersion, LogHead, LogStats, NewEvent, Position,
+    RecordedEvent, StreamId, StreamRead,
 };
 use crate::upcast::Upcasters;
 use crate::{postgres::PgEventStore, sqlite::SqliteEventStore};
@@ -114,10 +114,14 @@ pub fn subscribe(store: Arc<dyn EventStore>, checkpoint: Position, poll: Duratio
     ReceiverStream::new(rx)
 }
 
-/// Walks the whole chain from the first position and reports the first broken link.
-pub async fn verify_chain(store: &dyn EventStore) -> Result<ChainReport> {
+/// Walks the whole chain from the first position and reports the first broken link. With
+/// `recorded_head` (a position and the hash an auditor wrote down earlier), a chain that
+/// verifies but no longer holds that hash there is reported as a `HeadMismatch`: that is
+/// how a rewrite of every later hash is caught.
+pub async fn verify_chain(store: &dyn EventStore, recorded_head: Option<(Position, ChainHash)>) -> Result<ChainReport> {
     let mut verifier = ChainVerifier::default();
     let mut after = Position::START;
+    let mut found_at_recorded = None;
     loop {
         let links = store.chain_links(after, PAGE).await?;
         let Some(last) = links.last() else { break };
@@ -127,10 +131,16 @@ pub async fn verify_chain(store: &dyn EventStore) -> Result<ChainReport> {
                 let (verified_through, head_hash) = verifier.head();
                 return Ok(ChainReport { verified_through, head_hash, first_break: Some(first_break) });
             }
+            if recorded_head.is_some_and(|(p, _)| p == entry.position) {
+                found_at_recorded = entry.stored_hash;
+            }
         }
     }
     let (verified_through, head_hash) = verifier.head();
-    Ok(ChainReport { verified_through, head_hash, first_break: None })
+    let first_break = recorded_head.filter(|(_, h)| found_at_recorded != Some(*h)).map(|(position, recorded)| {
+        ChainBreak { position, kind: BreakKind::HeadMismatch { recorded, found: found_at_recorded } }
+    });
+    Ok(ChainReport { verified_through, head_hash, first_break })
 }
 
 /// The stored text of a new event: what the chain hash will cover.
@@ -262,10 +272,8 @@ pub(crate) mod sql {
         FROM ledger l LEFT JOIN events e ON e.id = l.event_row \
         WHERE l.position > $1 ORDER BY l.position LIMIT $2";
     pub const HEAD: &str = "SELECT position, hash FROM ledger ORDER BY position DESC LIMIT 1";
-    pub const STREAM_VERSION: &str =
-        "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1";
-    pub const COUNT_BY_TYPE: &str =
-        "SELECT event_type, COUNT(*) FROM events GROUP BY event_type ORDER BY event_type";
+    pub const STREAM_VERSION: &str = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1";
+    pub const COUNT_BY_TYPE: &str = "SELECT event_type, COUNT(*) FROM events GROUP BY event_type ORDER BY event_type";
     pub const COUNT_STREAMS: &str = "SELECT COUNT(DISTINCT stream_id) FROM events";
     pub const COUNT_UNSEALED: &str =
         "SELECT COUNT(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.event_row = e.id)";

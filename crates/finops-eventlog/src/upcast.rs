@@ -8,8 +8,7 @@ use std::sync::Arc;
 use crate::error::{EventLogError, Result};
 
 /// Lifts a payload from one schema version to the next; `Err` carries the reason.
-pub type UpcastStep =
-    Arc<dyn Fn(serde_json::Value) -> std::result::Result<serde_json::Value, String> + Send + Sync>;
+pub type UpcastStep = Arc<dyn Fn(serde_json::Value) -> std::result::Result<serde_json::Value, String> + Send + Sync>;
 
 /// The registered upcasting steps, keyed by event type and the version they lift from.
 #[derive(Clone, Default)]
@@ -36,10 +35,7 @@ impl Upcasters {
         mut self,
         event_type: impl Into<String>,
         from_version: u32,
-        step: impl Fn(serde_json::Value) -> std::result::Result<serde_json::Value, String>
-        + Send
-        + Sync
-        + 'static,
+        step: impl Fn(serde_json::Value) -> std::result::Result<serde_json::Value, String> + Send + Sync + 'static,
     ) -> Self {
         self.steps.insert((event_type.into(), from_version), Arc::new(step));
         self

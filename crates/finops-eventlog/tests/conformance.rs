@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use finops_eventlog::{
-    AllRead, BreakKind, Direction, EventLogError, EventMetadata, ExpectedVersion, NewEvent, Position,
-    StreamId, StreamRead, Upcasters, subscribe, verify_chain,
+    AllRead, BreakKind, Direction, EventLogError, EventMetadata, ExpectedVersion, NewEvent, Position, StreamId,
+    StreamRead, Upcasters, subscribe, verify_chain,
 };
 use serde_json::json;
 use tokio_stream::StreamExt;
@@ -211,7 +211,8 @@ async fn streams_read_forwards_and_backwards_within_bounds(h: Harness) {
 
 async fn the_global_order_reads_forwards_and_backwards_within_bounds(h: Harness) {
     fill(&h, &["x", "y", "z"], 9).await;
-    let positions = |v: Vec<finops_eventlog::RecordedEvent>| v.iter().map(|e| e.position.unwrap().0).collect::<Vec<_>>();
+    let positions =
+        |v: Vec<finops_eventlog::RecordedEvent>| v.iter().map(|e| e.position.unwrap().0).collect::<Vec<_>>();
 
     let all = h.store.read_all(AllRead::forwards_after(Position::START, 100)).await.unwrap();
     assert_eq!(positions(all.clone()), (1..=9).collect::<Vec<_>>(), "dense positions from 1");
@@ -280,12 +281,12 @@ async fn old_schema_versions_are_upcast_on_read_and_never_rewritten(h: Harness) 
     assert_eq!(via_all[0].payload, read[0].payload, "every read path upcasts");
 
     assert_eq!(h.raw.stored_payload(1).await, r#"{"amount":100}"#, "the stored row keeps its old shape");
-    assert!(verify_chain(h.store.as_ref()).await.unwrap().first_break.is_none());
+    assert!(verify_chain(h.store.as_ref(), None).await.unwrap().first_break.is_none());
 }
 
 async fn an_untouched_chain_verifies_to_the_head(h: Harness) {
     fill(&h, &["p", "q"], 25).await;
-    let report = verify_chain(h.store.as_ref()).await.unwrap();
+    let report = verify_chain(h.store.as_ref(), None).await.unwrap();
     assert_eq!(report.first_break, None);
     assert_eq!(report.verified_through, Position(25));
     assert_eq!(report.head_hash, h.store.head().await.unwrap().hash);
@@ -294,9 +295,11 @@ async fn an_untouched_chain_verifies_to_the_head(h: Harness) {
 async fn a_modified_row_breaks_the_chain_at_its_position(h: Harness) {
     fill(&h, &["p"], 6).await;
     h.raw
-        .tamper(&[r#"UPDATE events SET payload = '{"n":999}' WHERE id = (SELECT event_row FROM ledger WHERE position = 4)"#])
+        .tamper(&[
+            r#"UPDATE events SET payload = '{"n":999}' WHERE id = (SELECT event_row FROM ledger WHERE position = 4)"#,
+        ])
         .await;
-    let report = verify_chain(h.store.as_ref()).await.unwrap();
+    let report = verify_chain(h.store.as_ref(), None).await.unwrap();
     let broken = report.first_break.expect("tampering is detected");
     assert_eq!(broken.position, Position(4));
     assert!(matches!(broken.kind, BreakKind::HashMismatch { .. }), "{broken}");
@@ -306,7 +309,7 @@ async fn a_modified_row_breaks_the_chain_at_its_position(h: Harness) {
 async fn a_deleted_row_breaks_the_chain_where_it_was(h: Harness) {
     fill(&h, &["p"], 6).await;
     h.raw.tamper(&["DELETE FROM ledger WHERE position = 3"]).await;
-    let broken = verify_chain(h.store.as_ref()).await.unwrap().first_break.unwrap();
+    let broken = verify_chain(h.store.as_ref(), None).await.unwrap().first_break.unwrap();
     assert_eq!(broken.kind, BreakKind::MissingPosition { expected: Position(3) });
     assert_eq!(broken.to_string(), "position 3 is missing: the ledger continues at 4 (an event was deleted)");
 
@@ -317,7 +320,7 @@ async fn a_deleted_row_breaks_the_chain_where_it_was(h: Harness) {
     };
     fill(&h2, &["p"], 4).await;
     h2.raw.tamper(&["DELETE FROM events WHERE id = (SELECT event_row FROM ledger WHERE position = 2)"]).await;
-    let broken = verify_chain(h2.store.as_ref()).await.unwrap().first_break.unwrap();
+    let broken = verify_chain(h2.store.as_ref(), None).await.unwrap().first_break.unwrap();
     assert_eq!((broken.position, broken.kind), (Position(2), BreakKind::MissingEvent));
 }
 
@@ -340,7 +343,7 @@ async fn an_inserted_row_breaks_the_chain_where_it_was_put(h: Harness) {
             "INSERT INTO ledger (position, event_row, hash) SELECT 4, MAX(id), (SELECT hash FROM ledger WHERE position = 3) FROM events",
         ])
         .await;
-    let broken = verify_chain(h.store.as_ref()).await.unwrap().first_break.unwrap();
+    let broken = verify_chain(h.store.as_ref(), None).await.unwrap().first_break.unwrap();
     assert_eq!(broken.position, Position(4));
     assert!(matches!(broken.kind, BreakKind::HashMismatch { .. }), "{broken}");
 }
@@ -356,7 +359,7 @@ async fn the_log_refuses_updates_and_deletes(h: Harness) {
         let err = h.raw.try_execute(statement).await.expect_err(statement);
         assert!(err.contains("append-only"), "{statement}: {err}");
     }
-    assert!(verify_chain(h.store.as_ref()).await.unwrap().first_break.is_none());
+    assert!(verify_chain(h.store.as_ref(), None).await.unwrap().first_break.is_none());
 }
 
 async fn bad_appends_are_refused_with_the_field_named(h: Harness) {

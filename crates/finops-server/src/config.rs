@@ -71,7 +71,8 @@ impl ConfigLayer {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Unreadable { path: path.display().to_string(), reason: e.to_string() })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.display().to_string(), reason: e.to_string() })
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), reason: e.to_string() })
     }
 
     /// This layer with the gaps filled from `lower`.

@@ -37,10 +37,8 @@ pub struct Telemetry {
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            if let Err(e) = provider.shutdown() {
-                eprintln!("warning: flushing spans at shutdown failed: {e}");
-            }
+        if let Some(Err(e)) = self.provider.take().map(|p| p.shutdown()) {
+            eprintln!("warning: flushing spans at shutdown failed: {e}");
         }
     }
 }

@@ -58,9 +58,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .over(file)
         .resolve()?;
     let _telemetry = finops_telemetry::init("finops", config.otlp_endpoint.as_deref())?;
-    let store = finops_server::open_store(&config)
-        .await
-        .with_context(|| format!("opening store {}", redact(&config.store)))?;
+    let store =
+        finops_server::open_store(&config).await.with_context(|| format!("opening store {}", redact(&config.store)))?;
     let listener = finops_server::bind(&config).await?;
     finops_server::serve(listener, store, finops_server::termination_signal()).await?;
     Ok(())

@@ -69,9 +69,8 @@ pub async fn sqlite(upcasters: Upcasters) -> Harness {
     let path = dir.join(format!("{}.db", uuid::Uuid::now_v7()));
     let path = path.to_str().unwrap().to_owned();
     let store = Arc::new(SqliteEventStore::open(&path, upcasters).await.expect("open sqlite store"));
-    let raw = SqlitePool::connect_with(SqliteConnectOptions::from_str(&format!("sqlite://{path}")).unwrap())
-        .await
-        .unwrap();
+    let raw =
+        SqlitePool::connect_with(SqliteConnectOptions::from_str(&format!("sqlite://{path}")).unwrap()).await.unwrap();
     Harness { store, raw: RawDb::Sqlite(raw), pg: None }
 }
 
