@@ -293,4 +293,44 @@ mod tests {
         assert_eq!(ChainHash::from_hex(&h.to_hex()), Some(h));
         assert_eq!(ChainHash::from_hex("zz"), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever is changed in whichever event, verification stops exactly there.
+            #[test]
+            fn any_edit_is_caught_at_its_position(len in 1u64..40, at in 0usize..40, field in 0u8..4, text in "[a-z]{1,8}") {
+                let mut links = chain(len);
+                let at = at % links.len();
+                let event = links[at].event.as_mut().unwrap();
+                match field {
+                    0 => event.payload.push_str(&text),
+                    1 => event.metadata.push_str(&text),
+                    2 => event.event_type.push_str(&text),
+                    _ => event.stream_version += 1,
+                }
+                let broken = first_break(&links).unwrap();
+                prop_assert_eq!(broken.position, Position(at as u64 + 1));
+            }
+
+            /// Dropping any run of links is named by the first missing position.
+            #[test]
+            fn any_deletion_is_caught(len in 2u64..40, from in 0usize..40, count in 1usize..5) {
+                let mut links = chain(len);
+                let original = links.len();
+                let from = from % original;
+                let to = (from + count).min(original);
+                links.drain(from..to);
+                match first_break(&links) {
+                    Some(b) => prop_assert_eq!(b.kind, BreakKind::MissingPosition { expected: Position(from as u64 + 1) }),
+                    // Deleting the tail is invisible to the chain alone: that is what a
+                    // recorded head is for.
+                    None => prop_assert_eq!(to, original),
+                }
+            }
+        }
+    }
 }
+

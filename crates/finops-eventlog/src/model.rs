@@ -325,3 +325,34 @@ impl fmt::Display for Backend {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Printable names without surrounding blanks are accepted and kept verbatim;
+        /// a control character anywhere is refused.
+        #[test]
+        fn stream_ids_accept_printable_names(name in "[a-zA-Z0-9][a-zA-Z0-9 ._:/-]{0,150}[a-zA-Z0-9]") {
+            let id = StreamId::new(name.clone()).unwrap();
+            prop_assert_eq!(id.as_str(), name.as_str());
+        }
+
+        #[test]
+        fn stream_ids_refuse_control_characters(prefix in "[a-z]{0,10}", c in proptest::char::range('\u{0}', '\u{1f}'), suffix in "[a-z]{1,10}") {
+            let err = StreamId::new(format!("{prefix}{c}{suffix}")).unwrap_err();
+            let is_invalid_stream_id = matches!(err, EventLogError::InvalidInput { field: "stream_id", .. });
+            prop_assert!(is_invalid_stream_id);
+        }
+    }
+
+    #[test]
+    fn expected_versions_read_as_people_say_them() {
+        assert_eq!(ExpectedVersion::NoStream.required(), Some(0));
+        assert_eq!(ExpectedVersion::Any.required(), None);
+        assert_eq!(ExpectedVersion::Exact(3).to_string(), "3");
+        assert_eq!(ExpectedVersion::NoStream.to_string(), "no stream");
+    }
+}

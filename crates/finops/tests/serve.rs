@@ -1,0 +1,65 @@
+//! `finops serve` as a process: it comes up on the embedded store with no server, answers
+//! the health check, and stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn serve_runs_on_the_embedded_store_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("finops-serve-{}", std::process::id()));
+    let store = dir.join("nested").join("finops.db");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--store")
+        .arg(format!("sqlite://{}", store.display()))
+        .env("FINOPS_LOG", "info")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("finops starts");
+
+    // Wait for the server to say it is serving (its log line), then call it.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let serving = lines.by_ref().map_while(Result::ok).any(|line| line.contains("FinOps Center is serving gRPC"));
+    assert!(serving, "the server never reported serving");
+
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    assert!(store.exists(), "the embedded store file was created, directories included");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(exit.success(), "SIGTERM is a clean shutdown, got {exit}; log: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_bad_store_url_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", "mysql://db/x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid `store` = `mysql://db/x`"), "{err}");
+}
