@@ -108,7 +108,8 @@ async fn appends(store: &Arc<PgEventStore>, writers: usize, per_writer: usize, b
             let mut latencies = Vec::with_capacity(per_writer);
             for i in 0..per_writer {
                 let stream = StreamId::new(format!("{tag}-{w}-{}", i % 100)).unwrap();
-                let events = (0..batch).map(|k| NewEvent::new("BusinessRequestApproved", payload(i * batch + k))).collect();
+                let events =
+                    (0..batch).map(|k| NewEvent::new("BusinessRequestApproved", payload(i * batch + k))).collect();
                 let t = Instant::now();
                 store.append(&stream, ExpectedVersion::Any, events).await.unwrap();
                 latencies.push(t.elapsed());
@@ -196,7 +197,11 @@ async fn main() {
         ms(multi.percentile(0.50)),
         ms(multi.percentile(0.99))
     );
-    println!("sealer: {} events in the global order; {} after the last append to seal the rest", head.position, ms(seal_tail));
+    println!(
+        "sealer: {} events in the global order; {} after the last append to seal the rest",
+        head.position,
+        ms(seal_tail)
+    );
 
     // Read-all vs a raw keyset scan of a table holding the same number of rows.
     let total = head.position.0 as usize;
@@ -221,7 +226,8 @@ async fn main() {
         let mut after = 0i64;
         let mut read = 0;
         loop {
-            let rows: Vec<RawRow> = sqlx::query_as(RAW_READ).bind(after).bind(page as i64).fetch_all(&raw).await.unwrap();
+            let rows: Vec<RawRow> =
+                sqlx::query_as(RAW_READ).bind(after).bind(page as i64).fetch_all(&raw).await.unwrap();
             let Some(last) = rows.last() else { break };
             after = last.0;
             read += rows.len();

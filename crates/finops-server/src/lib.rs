@@ -21,6 +21,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub use config::{ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, ServerConfig};
 pub use event_log_api::EventLogApi;
 
+/// How long in-flight calls may take to finish once shutdown begins.
+pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -85,22 +88,37 @@ pub async fn serve(
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%address, backend = %store.backend(), "FinOps Center is serving gRPC");
 
+    // Shutdown: health flips to NOT_SERVING, the listener closes, in-flight calls drain.
+    // A client that never lets go of its connection must not keep the process alive:
+    // after DRAIN_GRACE the remaining connections are dropped.
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = {
         let health = health.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down: refusing new calls, draining in-flight ones");
             health.set_not_serving::<EventLogServiceServer<EventLogApi>>().await;
+            let _ = draining_tx.send(());
         }
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(EventLogServiceServer::new(EventLogApi::new(store)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
+    let grace = async {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        _ = grace => tracing::warn!(grace = ?DRAIN_GRACE, "connections still open after the drain grace; closing them"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

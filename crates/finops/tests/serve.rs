@@ -12,7 +12,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_on_the_embedded_store_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("finops-serve-{}", std::process::id()));
     let store = dir.join("nested").join("finops.db");
@@ -27,15 +27,20 @@ async fn serve_runs_on_the_embedded_store_and_stops_on_sigterm() {
         .spawn()
         .expect("finops starts");
 
-    // Wait for the server to say it is serving (its log line), then call it.
+    // Wait (off the runtime: the read blocks) for the server to say it is serving.
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let serving = lines.by_ref().map_while(Result::ok).any(|line| line.contains("FinOps Center is serving gRPC"));
+    let (serving, lines) = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let serving = lines.by_ref().map_while(Result::ok).any(|line| line.contains("FinOps Center is serving gRPC"));
+        (serving, lines)
+    })
+    .await
+    .unwrap();
     assert!(serving, "the server never reported serving");
 
     let endpoint = format!("http://127.0.0.1:{port}");
     let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
-    let status = HealthClient::new(channel)
+    let status = HealthClient::new(channel.clone())
         .check(HealthCheckRequest { service: String::new() })
         .await
         .unwrap()
@@ -44,10 +49,16 @@ async fn serve_runs_on_the_embedded_store_and_stops_on_sigterm() {
     assert_eq!(status, ServingStatus::Serving as i32);
     assert!(store.exists(), "the embedded store file was created, directories included");
 
+    // The client keeps its connection open through the shutdown, as real clients do.
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let (exit, rest) = tokio::task::spawn_blocking(move || {
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        (child.wait().unwrap(), rest)
+    })
+    .await
+    .unwrap();
+    drop(channel);
     assert!(exit.success(), "SIGTERM is a clean shutdown, got {exit}; log: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
     let _ = std::fs::remove_dir_all(dir);
