@@ -1,0 +1,19 @@
+//! # The FinOps Center domain
+//!
+//! The pure core of the governance workflow: commands are decided against state folded
+//! from events; events are folded into state. DOMAIN.md is the specification.
+//!
+//! This crate must never do I/O: no sqlx, tonic, DataFusion or tokio, no clock and no
+//! randomness. Time and random parts (such as a role name's 4-character id) arrive inside
+//! commands, so every decision is a pure function of state and command, replayable by an
+//! auditor.
+
+pub mod aggregate;
+pub mod catalog;
+pub mod error;
+pub mod request;
+pub mod role;
+pub mod vocabulary;
+
+pub use aggregate::Aggregate;
+pub use error::{DomainError, FieldViolation};
