@@ -9,6 +9,7 @@
 //! auditor.
 
 pub mod aggregate;
+pub mod artefacts;
 pub mod catalog;
 pub mod error;
 pub mod request;
