@@ -42,8 +42,7 @@ impl CliCommand {
 
 /// Quotes `word` for a POSIX shell so that it stays one word, verbatim.
 pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
     if plain { word.to_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
 }
 
@@ -237,10 +236,19 @@ mod tests {
             "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0";
         assert_eq!(
             resources(&policy),
-            vec![profile.to_owned(), "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-20250514-v1:0".into()]
+            vec![
+                profile.to_owned(),
+                "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-20250514-v1:0".into()
+            ]
         );
         assert_eq!(policy["Statement"][1]["Condition"]["StringEquals"]["bedrock:InferenceProfileArn"], profile);
-        let eu = permission_policy(&account(), &Region::parse("eu-west-1").unwrap(), &model(), &actions(), Availability::HighAvailability);
+        let eu = permission_policy(
+            &account(),
+            &Region::parse("eu-west-1").unwrap(),
+            &model(),
+            &actions(),
+            Availability::HighAvailability,
+        );
         assert!(resources(&eu)[0].contains("inference-profile/eu."));
     }
 

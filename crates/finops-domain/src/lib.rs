@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod error;
 pub mod request;
 pub mod role;
+pub mod tasks;
 pub mod vocabulary;
 
 pub use aggregate::Aggregate;
