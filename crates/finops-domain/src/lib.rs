@@ -12,8 +12,10 @@ pub mod aggregate;
 pub mod artefacts;
 pub mod catalog;
 pub mod error;
+pub mod org;
 pub mod request;
 pub mod role;
+pub mod spaces;
 pub mod tasks;
 pub mod vocabulary;
 

@@ -1,0 +1,311 @@
+//! The organisation (DOMAIN.md §1): portfolios hold products, products hold workloads;
+//! AWS accounts each have one or more budgets (cost centres) mapped to them, and a
+//! workload charges one budget. One aggregate for the whole organisation: it is small,
+//! changes rarely, and its invariants (unique names, parents exist) span all of it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::error::{DomainError, FieldViolation};
+use crate::vocabulary::AccountId;
+
+/// A portfolio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Portfolio {
+    /// Its name (unique).
+    pub name: String,
+    /// The Portfolio Owner.
+    pub owner: String,
+}
+
+/// A product in a portfolio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// The portfolio.
+    pub portfolio_id: Uuid,
+    /// Its name (unique within the portfolio).
+    pub name: String,
+    /// The Product Owner.
+    pub owner: String,
+}
+
+/// A budget (cost centre) mapped to an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// The account it is mapped to.
+    pub account: AccountId,
+    /// Its name.
+    pub name: String,
+    /// Whether it pays for AI (claimed workloads) or absorbs shared spend only.
+    pub cost_centre: String,
+}
+
+/// What may be asked of the organisation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrgCommand {
+    /// Add a portfolio.
+    AddPortfolio {
+        /// Its id.
+        portfolio_id: Uuid,
+        /// What it is.
+        portfolio: Portfolio,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Add a product to a portfolio.
+    AddProduct {
+        /// Its id.
+        product_id: Uuid,
+        /// What it is.
+        product: Product,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Register an AWS account.
+    RegisterAccount {
+        /// The account.
+        account: AccountId,
+        /// A readable name.
+        name: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Map a budget to a registered account.
+    MapBudget {
+        /// Its id.
+        budget_id: Uuid,
+        /// What it is.
+        budget: Budget,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// What the organisation records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "PascalCase")]
+pub enum OrgEvent {
+    /// A portfolio was added.
+    PortfolioAdded {
+        /// Its id.
+        portfolio_id: Uuid,
+        /// What it is.
+        portfolio: Portfolio,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A product was added.
+    ProductAdded {
+        /// Its id.
+        product_id: Uuid,
+        /// What it is.
+        product: Product,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An account was registered.
+    AccountRegistered {
+        /// The account.
+        account: AccountId,
+        /// Its name.
+        name: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A budget was mapped to an account.
+    BudgetMapped {
+        /// Its id.
+        budget_id: Uuid,
+        /// What it is.
+        budget: Budget,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// The organisation folded from its events.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Organisation {
+    /// Portfolios by id.
+    pub portfolios: BTreeMap<Uuid, Portfolio>,
+    /// Products by id.
+    pub products: BTreeMap<Uuid, Product>,
+    /// Accounts and their names.
+    pub accounts: BTreeMap<AccountId, String>,
+    /// Budgets by id.
+    pub budgets: BTreeMap<Uuid, Budget>,
+}
+
+impl Organisation {
+    /// The budgets mapped to `account`, in id order.
+    pub fn budgets_of(&self, account: &AccountId) -> Vec<(Uuid, &Budget)> {
+        self.budgets.iter().filter(|(_, b)| &b.account == account).map(|(id, b)| (*id, b)).collect()
+    }
+
+    /// The products a Product Owner owns.
+    pub fn products_owned_by<'a>(&'a self, owner: &'a str) -> impl Iterator<Item = (&'a Uuid, &'a Product)> {
+        self.products.iter().filter(move |(_, p)| p.owner == owner)
+    }
+}
+
+fn invalid(field: &str, description: String) -> DomainError {
+    DomainError::Invalid(vec![FieldViolation::new(field, description)])
+}
+
+fn required(field: &str, value: &str) -> Result<(), DomainError> {
+    if value.trim().is_empty() { Err(invalid(field, "is required".into())) } else { Ok(()) }
+}
+
+impl Aggregate for Organisation {
+    type Command = OrgCommand;
+    type Event = OrgEvent;
+    type Error = DomainError;
+
+    fn decide(&self, command: &OrgCommand) -> Result<Vec<OrgEvent>, DomainError> {
+        match command {
+            OrgCommand::AddPortfolio { portfolio_id, portfolio, at } => {
+                if self.portfolios.get(portfolio_id) == Some(portfolio) {
+                    return Ok(vec![]);
+                }
+                required("name", &portfolio.name)?;
+                required("owner", &portfolio.owner)?;
+                if self.portfolios.contains_key(portfolio_id)
+                    || self.portfolios.values().any(|p| p.name == portfolio.name)
+                {
+                    return Err(invalid("name", format!("a portfolio named `{}` already exists", portfolio.name)));
+                }
+                Ok(vec![OrgEvent::PortfolioAdded {
+                    portfolio_id: *portfolio_id,
+                    portfolio: portfolio.clone(),
+                    at: *at,
+                }])
+            }
+            OrgCommand::AddProduct { product_id, product, at } => {
+                if self.products.get(product_id) == Some(product) {
+                    return Ok(vec![]);
+                }
+                required("name", &product.name)?;
+                required("owner", &product.owner)?;
+                if !self.portfolios.contains_key(&product.portfolio_id) {
+                    return Err(invalid("portfolio_id", format!("no portfolio {}", product.portfolio_id)));
+                }
+                let clash =
+                    self.products.values().any(|p| p.portfolio_id == product.portfolio_id && p.name == product.name);
+                if self.products.contains_key(product_id) || clash {
+                    return Err(invalid(
+                        "name",
+                        format!("the portfolio already has a product named `{}`", product.name),
+                    ));
+                }
+                Ok(vec![OrgEvent::ProductAdded { product_id: *product_id, product: product.clone(), at: *at }])
+            }
+            OrgCommand::RegisterAccount { account, name, at } => {
+                if self.accounts.get(account) == Some(name) {
+                    return Ok(vec![]);
+                }
+                required("name", name)?;
+                if self.accounts.contains_key(account) {
+                    return Err(invalid("account", format!("account {account} is already registered")));
+                }
+                Ok(vec![OrgEvent::AccountRegistered { account: account.clone(), name: name.clone(), at: *at }])
+            }
+            OrgCommand::MapBudget { budget_id, budget, at } => {
+                if self.budgets.get(budget_id) == Some(budget) {
+                    return Ok(vec![]);
+                }
+                required("name", &budget.name)?;
+                if !self.accounts.contains_key(&budget.account) {
+                    return Err(invalid("account", format!("account {} is not registered", budget.account)));
+                }
+                if self.budgets.contains_key(budget_id) {
+                    return Err(invalid("budget_id", format!("budget {budget_id} already exists")));
+                }
+                Ok(vec![OrgEvent::BudgetMapped { budget_id: *budget_id, budget: budget.clone(), at: *at }])
+            }
+        }
+    }
+
+    fn evolve(mut self, event: &OrgEvent) -> Self {
+        match event {
+            OrgEvent::PortfolioAdded { portfolio_id, portfolio, .. } => {
+                self.portfolios.insert(*portfolio_id, portfolio.clone());
+            }
+            OrgEvent::ProductAdded { product_id, product, .. } => {
+                self.products.insert(*product_id, product.clone());
+            }
+            OrgEvent::AccountRegistered { account, name, .. } => {
+                self.accounts.insert(account.clone(), name.clone());
+            }
+            OrgEvent::BudgetMapped { budget_id, budget, .. } => {
+                self.budgets.insert(*budget_id, budget.clone());
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::spec::given;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").unwrap().with_timezone(&Utc)
+    }
+    const P: Uuid = Uuid::from_u128(10);
+
+    fn portfolio_added() -> OrgEvent {
+        OrgEvent::PortfolioAdded {
+            portfolio_id: P,
+            portfolio: Portfolio { name: "Claims".into(), owner: "pf-omar".into() },
+            at: now(),
+        }
+    }
+
+    #[test]
+    fn the_hierarchy_is_built_parents_first() {
+        let product = Product { portfolio_id: P, name: "Triage".into(), owner: "po-maria".into() };
+        let err = given::<Organisation>(&[])
+            .when(OrgCommand::AddProduct { product_id: Uuid::from_u128(11), product: product.clone(), at: now() })
+            .unwrap_err();
+        assert!(err.to_string().contains("portfolio_id: no portfolio"), "{err}");
+        let events = given::<Organisation>(&[portfolio_added()])
+            .when(OrgCommand::AddProduct { product_id: Uuid::from_u128(11), product, at: now() })
+            .unwrap();
+        let org = Organisation::fold([portfolio_added()].iter().chain(&events));
+        assert_eq!(org.products_owned_by("po-maria").count(), 1);
+    }
+
+    #[test]
+    fn budgets_map_to_registered_accounts() {
+        let account = AccountId::parse("123456789012").unwrap();
+        let budget = Budget { account: account.clone(), name: "Claims AI".into(), cost_centre: "CC-100".into() };
+        let err = given::<Organisation>(&[])
+            .when(OrgCommand::MapBudget { budget_id: Uuid::from_u128(1), budget: budget.clone(), at: now() })
+            .unwrap_err();
+        assert!(err.to_string().contains("is not registered"), "{err}");
+        let registered =
+            OrgEvent::AccountRegistered { account: account.clone(), name: "claims-prod".into(), at: now() };
+        let events = given::<Organisation>(std::slice::from_ref(&registered))
+            .when(OrgCommand::MapBudget { budget_id: Uuid::from_u128(1), budget, at: now() })
+            .unwrap();
+        let org = Organisation::fold([registered].iter().chain(&events));
+        assert_eq!(org.budgets_of(&account).len(), 1);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let err = given::<Organisation>(&[portfolio_added()])
+            .when(OrgCommand::AddPortfolio {
+                portfolio_id: Uuid::from_u128(99),
+                portfolio: Portfolio { name: "Claims".into(), owner: "x".into() },
+                at: now(),
+            })
+            .unwrap_err();
+        assert_eq!(err.to_string(), "invalid request: name: a portfolio named `Claims` already exists");
+    }
+}
