@@ -1,0 +1,203 @@
+//! # Command handling for the governance workflow
+//!
+//! The one path every command takes: read the aggregate's stream, fold it, decide, and
+//! append the new events with the version that was read as the expected version. A
+//! command that another writer overtook fails with [`GovernanceError::Conflict`] (gRPC
+//! `ABORTED`); nothing is retried behind the caller's back, because the decision was made
+//! on state the caller did not see.
+//!
+//! Idempotency: the events of a command get ids derived from the caller's `request_id`
+//! (UUID v5), so a retried command either decides nothing (the domain is idempotent) or
+//! re-appends the same ids, which the log recognises and writes nothing. Either way the
+//! caller gets the state after the first attempt.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use finops_domain::{Aggregate, DomainError};
+use finops_eventlog::{
+    EventLogError, EventMetadata, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StreamId, StreamRead,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceError {
+    /// The domain refused it.
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    /// Another command changed the aggregate between read and append.
+    #[error("{stream} changed while the command was decided (read at version {read}, now {actual}); reload and retry")]
+    Conflict {
+        /// The stream.
+        stream: String,
+        /// The version the decision was made on.
+        read: u64,
+        /// The version the stream is at.
+        actual: u64,
+    },
+    /// The aggregate does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// The log failed, or holds an event this build cannot read.
+    #[error(transparent)]
+    Log(#[from] EventLogError),
+    /// A stored event does not decode into the aggregate's events.
+    #[error("event {event_id} ({event_type}) in {stream} does not decode: {reason}")]
+    Undecodable {
+        /// The stream.
+        stream: String,
+        /// The event.
+        event_id: Uuid,
+        /// Its type.
+        event_type: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+}
+
+/// Who asks, in which role, why, and under which idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandContext {
+    /// The authenticated subject.
+    pub actor_id: String,
+    /// The role they act in.
+    pub actor_role: String,
+    /// The client's idempotency key (AIP-155 `request_id`); a fresh one if absent.
+    pub request_id: Uuid,
+    /// The rationale, when the command has one.
+    pub rationale: Option<String>,
+    /// Ties the events of one user action together.
+    pub correlation_id: Option<Uuid>,
+}
+
+/// An aggregate folded from its stream, with the version it was read at.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The stream's version (0: no events).
+    pub version: u64,
+}
+
+/// Reads, decides and appends for one aggregate type.
+pub struct CommandHandler<A> {
+    store: Arc<dyn EventStore>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A> Clone for CommandHandler<A> {
+    fn clone(&self) -> Self {
+        Self { store: self.store.clone(), _aggregate: PhantomData }
+    }
+}
+
+impl<A> CommandHandler<A>
+where
+    A: Aggregate<Error = DomainError>,
+    A::Event: Serialize + DeserializeOwned,
+{
+    /// A handler appending to `store`.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self { store, _aggregate: PhantomData }
+    }
+
+    /// Folds the aggregate from its whole stream.
+    pub async fn load(&self, stream: &StreamId) -> Result<Loaded<A>, GovernanceError> {
+        let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
+        let version = recorded.last().map_or(0, |e| e.stream_version);
+        let events = recorded.iter().map(|r| decode::<A::Event>(r)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Loaded { state: A::fold(&events), version })
+    }
+
+    /// Decides `command` on the current state and appends what it produces. Returns the
+    /// state after the command (unchanged when the command decided nothing).
+    pub async fn execute(
+        &self,
+        stream: &StreamId,
+        command: &A::Command,
+        context: &CommandContext,
+    ) -> Result<Loaded<A>, GovernanceError> {
+        let Loaded { state, version } = self.load(stream).await?;
+        let events = state.decide(command)?;
+        if events.is_empty() {
+            return Ok(Loaded { state, version });
+        }
+        let new_events =
+            events.iter().enumerate().map(|(i, event)| encode(stream, i, event, context)).collect::<Vec<_>>();
+        let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
+        match self.store.append(stream, expected, new_events).await {
+            Ok(outcome) if outcome.already_appended => {
+                // A retry of a command whose events are stored: answer with the state now.
+                self.load(stream).await
+            }
+            Ok(outcome) => {
+                tracing::info!(%stream, events = events.len(), version = outcome.next_expected_version, actor = %context.actor_id, "command decided");
+                Ok(Loaded { state: events.iter().fold(state, A::evolve), version: outcome.next_expected_version })
+            }
+            Err(EventLogError::WrongExpectedVersion { actual, .. }) => {
+                Err(GovernanceError::Conflict { stream: stream.to_string(), read: version, actual })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The event's id: derived from the request id and the event's place in the command's
+/// output, so a retry produces the same ids.
+fn event_id(context: &CommandContext, stream: &StreamId, index: usize) -> Uuid {
+    Uuid::new_v5(&context.request_id, format!("{stream}#{index}").as_bytes())
+}
+
+fn encode<E: Serialize>(stream: &StreamId, index: usize, event: &E, context: &CommandContext) -> NewEvent {
+    let payload = serde_json::to_value(event).expect("domain events serialise");
+    let event_type = payload.get("type").and_then(|t| t.as_str()).unwrap_or("Unknown").to_owned();
+    NewEvent::new(event_type, payload).with_id(event_id(context, stream, index)).with_metadata(EventMetadata {
+        actor_id: context.actor_id.clone(),
+        actor_role: context.actor_role.clone(),
+        rationale: context.rationale.clone(),
+        correlation_id: context.correlation_id,
+        causation_id: None,
+        idempotency_key: Some(context.request_id.to_string()),
+        ..EventMetadata::default()
+    })
+}
+
+/// Decodes a stored event into the aggregate's event type.
+pub fn decode<E: DeserializeOwned>(recorded: &RecordedEvent) -> Result<E, GovernanceError> {
+    serde_json::from_value(recorded.payload.clone()).map_err(|e| GovernanceError::Undecodable {
+        stream: recorded.stream_id.to_string(),
+        event_id: recorded.event_id,
+        event_type: recorded.event_type.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// Stream names, one place for all of them.
+pub mod streams {
+    use finops_eventlog::StreamId;
+    use uuid::Uuid;
+
+    /// `business-request-{id}`
+    pub fn business_request(id: Uuid) -> StreamId {
+        StreamId::new(format!("business-request-{id}")).expect("valid stream id")
+    }
+    /// `catalog-{platform}-{model}`
+    pub fn catalog_model(platform: finops_domain::vocabulary::Platform, model: &str) -> StreamId {
+        StreamId::new(format!("catalog-{}-{model}", platform.as_str())).expect("valid stream id")
+    }
+    /// `task-{id}`
+    pub fn task(id: Uuid) -> StreamId {
+        StreamId::new(format!("task-{id}")).expect("valid stream id")
+    }
+    /// `claim-{resource key}`
+    pub fn claim(key: &str) -> StreamId {
+        StreamId::new(format!("claim-{key}")).expect("valid stream id")
+    }
+    /// The organisation's single stream.
+    pub fn organisation() -> StreamId {
+        StreamId::new("organisation").expect("valid stream id")
+    }
+}

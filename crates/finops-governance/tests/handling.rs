@@ -1,0 +1,160 @@
+//! Command handling against real stores: decisions land in the log, retries write
+//! nothing, and of two concurrent approvals exactly one wins.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use finops_domain::request::{
+    Availability, BusinessRequest, CatalogStanding, RequestCommand, RequestDetails, RequestStatus, Review, UseCase,
+    WorkloadType,
+};
+use finops_domain::role::RoleSuffix;
+use finops_domain::vocabulary::{
+    AccountId, ApprovalScope, Cents, InvokeAction, ModelId, MonthlyAmount, Platform, Region,
+};
+use finops_eventlog::{EventStore, StreamRead, Upcasters};
+use finops_governance::{CommandContext, CommandHandler, GovernanceError, streams};
+use uuid::Uuid;
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+fn context(actor: &str, role: &str, request_id: Uuid) -> CommandContext {
+    CommandContext {
+        actor_id: actor.into(),
+        actor_role: role.into(),
+        request_id,
+        rationale: None,
+        correlation_id: None,
+    }
+}
+
+fn submit(request_id: Uuid) -> RequestCommand {
+    RequestCommand::Submit {
+        request_id,
+        product_id: Uuid::from_u128(5),
+        requested_by: "po-maria".into(),
+        details: RequestDetails {
+            workload_name: "Support Bot".into(),
+            use_case: UseCase::Operations {
+                workload_type: WorkloadType::CustomerSupport,
+                description: "Answers tickets".into(),
+                availability: Availability::Standard,
+                monthly_budget: MonthlyAmount::Dollars(Cents(100_000)),
+            },
+            priority: false,
+            start: None,
+            end: None,
+            monthly_growth_percent: None,
+            business_case: None,
+        },
+        at: now(),
+    }
+}
+
+fn approve(suffix: &str) -> RequestCommand {
+    let account = AccountId::parse("123456789012").unwrap();
+    let region = Region::parse("us-east-1").unwrap();
+    RequestCommand::Approve {
+        review: Review {
+            platform: Platform::AmazonBedrock,
+            model_id: ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").unwrap(),
+            account: account.clone(),
+            region: region.clone(),
+            actions: [InvokeAction::InvokeModel].into(),
+            role_suffix: RoleSuffix::parse(suffix).unwrap(),
+            workspace: None,
+            map_mpe_id: None,
+            confirmed_estimate: MonthlyAmount::Dollars(Cents(90_000)),
+        },
+        workload_id: Uuid::now_v7(),
+        catalog: CatalogStanding::Approved(ApprovalScope {
+            accounts: [account].into(),
+            regions: [region].into(),
+            actions: InvokeAction::ALL.into(),
+        }),
+        by: "fl-ana".into(),
+        rationale: "fits the pilot".into(),
+        at: now(),
+    }
+}
+
+async fn stores() -> Vec<Arc<dyn EventStore>> {
+    let mut stores = vec![finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), Upcasters::new()).await.unwrap()];
+    if let Some(url) = finops_e2e::fresh_postgres_url().await {
+        stores.push(finops_eventlog::open(&url, Upcasters::new()).await.unwrap());
+    }
+    stores
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_command_returns_the_first_result_and_writes_nothing() {
+    for store in stores().await {
+        let handler = CommandHandler::<BusinessRequest>::new(store.clone());
+        let id = Uuid::now_v7();
+        let stream = streams::business_request(id);
+        let key = Uuid::now_v7();
+        let first = handler.execute(&stream, &submit(id), &context("po-maria", "product_owner", key)).await.unwrap();
+        let again = handler.execute(&stream, &submit(id), &context("po-maria", "product_owner", key)).await.unwrap();
+        assert_eq!((first.version, again.version), (1, 1));
+        assert_eq!(again.state.status, RequestStatus::Submitted);
+        let stored = store.read_stream(&stream, StreamRead::all()).await.unwrap();
+        assert_eq!(stored.len(), 1, "{}: the retry wrote nothing", store.backend());
+        assert_eq!(stored[0].event_type, "BusinessRequestSubmitted");
+        assert_eq!(stored[0].metadata.idempotency_key.as_deref(), Some(key.to_string().as_str()));
+        assert_eq!(stored[0].metadata.actor_role, "product_owner");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_concurrent_approvals_exactly_one_wins() {
+    for store in stores().await {
+        let handler = CommandHandler::<BusinessRequest>::new(store.clone());
+        let id = Uuid::now_v7();
+        let stream = streams::business_request(id);
+        handler.execute(&stream, &submit(id), &context("po-maria", "product_owner", Uuid::now_v7())).await.unwrap();
+
+        // Two FinOps Leads approve at once, each on its own task.
+        let race = |suffix: &'static str, lead: &'static str| {
+            let handler = handler.clone();
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                handler.execute(&stream, &approve(suffix), &context(lead, "finops_lead", Uuid::now_v7())).await
+            })
+        };
+        let (a, b) = (race("aaaa", "fl-ana"), race("bbbb", "fl-bo"));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let outcomes = [a, b];
+        let wins = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(wins, 1, "{}: exactly one approval wins: {outcomes:?}", store.backend());
+        let loser = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+        assert!(
+            matches!(
+                loser,
+                GovernanceError::Conflict { .. }
+                    | GovernanceError::Refused(finops_domain::DomainError::IllegalTransition { .. })
+            ),
+            "the loser is told it lost: {loser}"
+        );
+        let stored = store.read_stream(&stream, StreamRead::all()).await.unwrap();
+        assert_eq!(stored.len(), 2, "one submission, one approval");
+        let loaded = handler.load(&stream).await.unwrap();
+        assert_eq!(loaded.state.status, RequestStatus::Approved);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_command_leaves_no_event() {
+    for store in stores().await {
+        let handler = CommandHandler::<BusinessRequest>::new(store.clone());
+        let id = Uuid::now_v7();
+        let stream = streams::business_request(id);
+        let err = handler
+            .execute(&stream, &approve("cccc"), &context("fl-ana", "finops_lead", Uuid::now_v7()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "cannot approve a business request that is not submitted");
+        assert!(store.read_stream(&stream, StreamRead::all()).await.unwrap().is_empty());
+    }
+}
