@@ -108,7 +108,7 @@ where
     pub async fn load(&self, stream: &StreamId) -> Result<Loaded<A>, GovernanceError> {
         let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
         let version = recorded.last().map_or(0, |e| e.stream_version);
-        let events = recorded.iter().map(|r| decode::<A::Event>(r)).collect::<Result<Vec<_>, _>>()?;
+        let events = recorded.iter().map(decode::<A::Event>).collect::<Result<Vec<_>, _>>()?;
         Ok(Loaded { state: A::fold(&events), version })
     }
 
