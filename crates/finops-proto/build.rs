@@ -9,7 +9,11 @@ fn main() -> std::io::Result<()> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let protos = ["../../proto/finops/v1/event_log.proto"];
+    let protos = [
+        "../../proto/finops/v1/event_log.proto",
+        "../../proto/finops/v1/business_requests.proto",
+        "../../proto/finops/v1/catalog.proto",
+    ];
     tonic_prost_build::configure().file_descriptor_set_path(out.join("finops_v1_descriptor.bin")).compile_with_config(
         config,
         &protos,

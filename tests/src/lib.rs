@@ -65,17 +65,32 @@ impl RunningServer {
             listen: Some("127.0.0.1:0".into()),
             store: Some(store_url.to_owned()),
             otlp_endpoint: None,
+            jwt_secret: None,
+            dev: Some(true),
+            identity_center_instance_arn: Some("arn:aws:sso:::instance/ssoins-7223e2e0test".into()),
         }
         .resolve()
         .expect("valid config");
         let store = finops_server::open_store(&config).await.expect("store opens");
         let listener = finops_server::bind(&config).await.expect("bind");
         let address = listener.local_addr().unwrap();
+        let store_for_server = store.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(finops_server::serve(listener, store.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let serve_config = config.clone();
+        let task = tokio::spawn(async move {
+            finops_server::serve(listener, store_for_server, &serve_config, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
         Self { address, store, stop: Some(stop), task: Some(task) }
+    }
+
+    /// A bearer token for `subject` in `role`, valid for this server (dev mode).
+    pub fn token(&self, subject: &str, role: finops_server::auth::Role) -> String {
+        finops_server::auth::Authenticator::hs256(finops_server::DEV_JWT_SECRET.as_bytes())
+            .expect("dev key")
+            .issue(subject, role, 3600)
     }
 
     /// The `http://` endpoint for a tonic client.
@@ -94,4 +109,11 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         let _ = self.stop.take().map(|s| s.send(()));
     }
+}
+
+/// `message` with `authorization: Bearer {token}` attached.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
+    request
 }

@@ -1,9 +1,10 @@
 //! End to end through real gRPC: a running server, a real store, tonic clients.
 
-use finops_e2e::{RunningServer, fresh_postgres_url, fresh_sqlite_url};
+use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
 use finops_eventlog::{ExpectedVersion, NewEvent, StreamId};
 use finops_proto::v1::event_log_service_client::EventLogServiceClient;
 use finops_proto::v1::{GetLogHeadRequest, VerifyLogRequest};
+use finops_server::auth::Role;
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -47,13 +48,28 @@ async fn exercise(server: RunningServer, backend: &str) {
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("not a list") };
     let mut names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
     names.sort();
-    for expected in ["finops.v1.EventLogService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"] {
+    for expected in [
+        "finops.v1.BusinessRequestService",
+        "finops.v1.CatalogService",
+        "finops.v1.EventLogService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
     }
 
-    // The log head follows appends; verification is intact.
+    // The log head follows appends; verification is intact. Only roles that answer for the
+    // log may read it; a call without a token is unauthenticated.
     let mut log = EventLogServiceClient::new(channel);
-    let empty = log.get_log_head(GetLogHeadRequest {}).await.unwrap().into_inner();
+    let auditor = server.token("aud-kim", Role::Auditor);
+    let anonymous = log.get_log_head(GetLogHeadRequest {}).await.unwrap_err();
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    let po = log
+        .get_log_head(authed(GetLogHeadRequest {}, &server.token("po-maria", Role::ProductOwner)))
+        .await
+        .unwrap_err();
+    assert_eq!(po.code(), tonic::Code::PermissionDenied);
+    let empty = log.get_log_head(authed(GetLogHeadRequest {}, &auditor)).await.unwrap().into_inner();
     assert_eq!((empty.position, empty.backend.as_str()), (0, backend));
     let stream = StreamId::new("business-request-1").unwrap();
     server
@@ -62,10 +78,13 @@ async fn exercise(server: RunningServer, backend: &str) {
         .await
         .unwrap();
     let sealed = server.store.seal_committed().await.unwrap();
-    let head = log.get_log_head(GetLogHeadRequest {}).await.unwrap().into_inner();
+    let head = log.get_log_head(authed(GetLogHeadRequest {}, &auditor)).await.unwrap().into_inner();
     assert_eq!((head.position, head.hash.clone()), (1, sealed.hash.to_hex()));
     let verified = log
-        .verify_log(VerifyLogRequest { expected_head_hash: head.hash.clone(), expected_head_position: 1 })
+        .verify_log(authed(
+            VerifyLogRequest { expected_head_hash: head.hash.clone(), expected_head_position: 1 },
+            &auditor,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -75,7 +94,7 @@ async fn exercise(server: RunningServer, backend: &str) {
     // A recorded head that the chain no longer holds is reported, not ignored.
     let forged = "0".repeat(64);
     let mismatch = log
-        .verify_log(VerifyLogRequest { expected_head_hash: forged, expected_head_position: 1 })
+        .verify_log(authed(VerifyLogRequest { expected_head_hash: forged, expected_head_position: 1 }, &auditor))
         .await
         .unwrap()
         .into_inner();
@@ -84,7 +103,7 @@ async fn exercise(server: RunningServer, backend: &str) {
 
     // Bad input is INVALID_ARGUMENT naming the field.
     let bad = log
-        .verify_log(VerifyLogRequest { expected_head_hash: "xyz".into(), expected_head_position: 1 })
+        .verify_log(authed(VerifyLogRequest { expected_head_hash: "xyz".into(), expected_head_position: 1 }, &auditor))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);

@@ -21,7 +21,46 @@ pub struct ServerConfig {
     pub store: String,
     /// Where to export spans over OTLP/gRPC, if anywhere.
     pub otlp_endpoint: Option<String>,
+    /// How bearer tokens are verified.
+    pub auth: AuthMode,
+    /// The IAM Identity Center instance ARN that Coding tasks' commands name.
+    pub identity_center_instance_arn: String,
 }
+
+/// How bearer tokens are verified.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AuthMode {
+    /// HS256 with this secret (at least 32 bytes).
+    Secret(String),
+    /// Development: the published [`DEV_JWT_SECRET`]; `finops dev-token` issues tokens.
+    /// Never for production: anyone can mint a token.
+    Dev,
+}
+
+impl std::fmt::Debug for AuthMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Secret(_) => "Secret(***)",
+            Self::Dev => "Dev",
+        })
+    }
+}
+
+impl AuthMode {
+    /// The secret tokens are checked against.
+    pub fn secret(&self) -> &[u8] {
+        match self {
+            Self::Secret(s) => s.as_bytes(),
+            Self::Dev => DEV_JWT_SECRET.as_bytes(),
+        }
+    }
+}
+
+/// The development signing key. Public on purpose: dev mode is for laptops and demos.
+pub const DEV_JWT_SECRET: &str = "finops-center-dev-mode-secret-not-for-production";
+
+/// Used in Coding tasks when no Identity Center instance is configured.
+pub const DEFAULT_IDENTITY_CENTER_INSTANCE: &str = "arn:aws:sso:::instance/ssoins-CONFIGURE-ME";
 
 /// One layer of configuration; unset fields fall through to the next layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -33,6 +72,12 @@ pub struct ConfigLayer {
     pub store: Option<String>,
     /// `otlp_endpoint = "http://collector:4317"`
     pub otlp_endpoint: Option<String>,
+    /// `jwt_secret = "…"` (32 bytes or more)
+    pub jwt_secret: Option<String>,
+    /// `dev = true`: development authentication (see [`AuthMode::Dev`]).
+    pub dev: Option<bool>,
+    /// `identity_center_instance_arn = "arn:aws:sso:::instance/ssoins-…"`
+    pub identity_center_instance_arn: Option<String>,
 }
 
 /// A configuration that cannot be used, named precisely.
@@ -81,6 +126,9 @@ impl ConfigLayer {
             listen: self.listen.or(lower.listen),
             store: self.store.or(lower.store),
             otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
+            jwt_secret: self.jwt_secret.or(lower.jwt_secret),
+            dev: self.dev.or(lower.dev),
+            identity_center_instance_arn: self.identity_center_instance_arn.or(lower.identity_center_instance_arn),
         }
     }
 
@@ -101,7 +149,28 @@ impl ConfigLayer {
             });
         }
         let otlp_endpoint = self.otlp_endpoint.filter(|e| !e.trim().is_empty());
-        Ok(ServerConfig { listen, store, otlp_endpoint })
+        let auth = match (self.jwt_secret.filter(|s| !s.is_empty()), self.dev.unwrap_or(false)) {
+            (Some(secret), _) if secret.len() < 32 => {
+                return Err(ConfigError::Value {
+                    field: "jwt_secret",
+                    value: "***".into(),
+                    reason: format!("is {} bytes; use at least 32", secret.len()),
+                });
+            }
+            (Some(secret), _) => AuthMode::Secret(secret),
+            (None, true) => AuthMode::Dev,
+            (None, false) => {
+                return Err(ConfigError::Value {
+                    field: "jwt_secret",
+                    value: String::new(),
+                    reason: "is not set: set FINOPS_JWT_SECRET (32+ bytes), or run with --dev for development tokens"
+                        .into(),
+                });
+            }
+        };
+        let identity_center_instance_arn =
+            self.identity_center_instance_arn.unwrap_or_else(|| DEFAULT_IDENTITY_CENTER_INSTANCE.to_owned());
+        Ok(ServerConfig { listen, store, otlp_endpoint, auth, identity_center_instance_arn })
     }
 }
 
@@ -113,21 +182,30 @@ mod tests {
     fn flags_beat_environment_beat_file_beat_defaults() {
         let flags = ConfigLayer { listen: Some("0.0.0.0:1".into()), ..Default::default() };
         let file: ConfigLayer = toml::from_str("listen = \"0.0.0.0:2\"\nstore = \"postgres://db/x\"").unwrap();
-        let config = flags.over(file).resolve().unwrap();
+        let config = flags.over(file).over(ConfigLayer { dev: Some(true), ..Default::default() }).resolve().unwrap();
         assert_eq!(config.listen.port(), 1);
         assert_eq!(config.store, "postgres://db/x");
         assert_eq!(config.otlp_endpoint, None);
-        let defaults = ConfigLayer::default().resolve().unwrap();
+        let defaults = ConfigLayer { dev: Some(true), ..Default::default() }.resolve().unwrap();
+        assert_eq!(defaults.auth, AuthMode::Dev);
         assert_eq!(defaults.store, DEFAULT_STORE);
         assert_eq!(defaults.listen.to_string(), DEFAULT_LISTEN);
     }
 
     #[test]
     fn bad_values_name_the_setting() {
-        let err = ConfigLayer { listen: Some("nowhere".into()), ..Default::default() }.resolve().unwrap_err();
+        let err = ConfigLayer { listen: Some("nowhere".into()), dev: Some(true), ..Default::default() }
+            .resolve()
+            .unwrap_err();
         assert!(err.to_string().starts_with("invalid `listen` = `nowhere`"), "{err}");
-        let err = ConfigLayer { store: Some("mysql://x".into()), ..Default::default() }.resolve().unwrap_err();
+        let err = ConfigLayer { store: Some("mysql://x".into()), dev: Some(true), ..Default::default() }
+            .resolve()
+            .unwrap_err();
         assert!(err.to_string().contains("`store`"), "{err}");
+        let err = ConfigLayer::default().resolve().unwrap_err();
+        assert!(err.to_string().contains("run with --dev"), "no silent insecure default: {err}");
+        let err = ConfigLayer { jwt_secret: Some("short".into()), ..Default::default() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("at least 32"), "{err}");
         let err = toml::from_str::<ConfigLayer>("lissten = \"x\"").unwrap_err();
         assert!(err.to_string().contains("lissten"), "{err}");
     }

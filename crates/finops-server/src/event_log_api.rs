@@ -2,40 +2,41 @@
 
 use std::sync::Arc;
 
-use finops_eventlog::{BreakKind, ChainHash, EventLogError, EventStore, Position, verify_chain};
+use finops_eventlog::{BreakKind, ChainHash, EventStore, Position, verify_chain};
 use finops_proto::v1::event_log_service_server::EventLogService;
 use finops_proto::v1::{ChainBreak, GetLogHeadRequest, LogHead, VerifyLogRequest, VerifyLogResponse};
 use tonic::{Request, Response, Status};
+
+use crate::auth::{Authenticator, Role};
 
 /// Serves head and verification from the configured store.
 #[derive(Clone)]
 pub struct EventLogApi {
     store: Arc<dyn EventStore>,
+    auth: Arc<Authenticator>,
 }
 
 impl EventLogApi {
     /// Serves `store`.
-    pub fn new(store: Arc<dyn EventStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>) -> Self {
+        Self { store, auth }
     }
-}
 
-/// Maps a log failure to the status a client can act on.
-pub(crate) fn status(e: EventLogError) -> Status {
-    match e {
-        EventLogError::InvalidInput { .. } => Status::invalid_argument(e.to_string()),
-        EventLogError::WrongExpectedVersion { .. } => Status::aborted(e.to_string()),
-        EventLogError::EventIdReused { .. } => Status::already_exists(e.to_string()),
-        EventLogError::Database(_) => Status::unavailable(e.to_string()),
-        _ => Status::internal(e.to_string()),
+    /// The log's integrity is for those who answer for it.
+    fn authorise<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        self.auth.principal(request)?.require(
+            &[Role::Auditor, Role::FinopsLead, Role::Operator, Role::Finance],
+            "read the event log's head or verify it",
+        )
     }
 }
 
 #[tonic::async_trait]
 impl EventLogService for EventLogApi {
     #[tracing::instrument(skip_all)]
-    async fn get_log_head(&self, _: Request<GetLogHeadRequest>) -> Result<Response<LogHead>, Status> {
-        let head = self.store.head().await.map_err(status)?;
+    async fn get_log_head(&self, request: Request<GetLogHeadRequest>) -> Result<Response<LogHead>, Status> {
+        self.authorise(&request)?;
+        let head = self.store.head().await.map_err(crate::status::from_log)?;
         Ok(Response::new(LogHead {
             position: head.position.0,
             hash: head.hash.to_hex(),
@@ -45,6 +46,7 @@ impl EventLogService for EventLogApi {
 
     #[tracing::instrument(skip_all)]
     async fn verify_log(&self, request: Request<VerifyLogRequest>) -> Result<Response<VerifyLogResponse>, Status> {
+        self.authorise(&request)?;
         let request = request.into_inner();
         let expected = if request.expected_head_hash.is_empty() {
             None
@@ -57,7 +59,7 @@ impl EventLogService for EventLogApi {
             })?;
             Some((Position(request.expected_head_position), hash))
         };
-        let report = verify_chain(self.store.as_ref(), expected).await.map_err(status)?;
+        let report = verify_chain(self.store.as_ref(), expected).await.map_err(crate::status::from_log)?;
         let first_break = report.first_break.as_ref().map(|b| ChainBreak {
             position: b.position.0,
             kind: match b.kind {

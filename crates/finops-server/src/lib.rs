@@ -7,18 +7,27 @@
 //! This crate maps between wire types (`finops-proto`) and the log/domain; it owns no
 //! storage of its own and never writes SQL.
 
+pub mod auth;
+mod business_request_api;
+mod catalog_api;
 mod config;
 mod event_log_api;
+mod status;
+mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use finops_eventlog::{EventStore, Upcasters};
+use finops_proto::v1::business_request_service_server::BusinessRequestServiceServer;
+use finops_proto::v1::catalog_service_server::CatalogServiceServer;
 use finops_proto::v1::event_log_service_server::EventLogServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use config::{ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, ServerConfig};
+pub use business_request_api::BusinessRequestApi;
+pub use catalog_api::CatalogApi;
+pub use config::{AuthMode, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, DEV_JWT_SECRET, ServerConfig};
 pub use event_log_api::EventLogApi;
 
 /// How long in-flight calls may take to finish once shutdown begins.
@@ -72,10 +81,21 @@ pub async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn EventStore>,
+    config: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let auth = Arc::new(auth::Authenticator::hs256(config.auth.secret()).map_err(|reason| {
+        ServerError::Config(ConfigError::Value { field: "jwt_secret", value: "***".into(), reason })
+    })?);
+    if config.auth == AuthMode::Dev {
+        tracing::warn!(
+            "DEV MODE: bearer tokens are signed with the published development key; never expose this server"
+        );
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<EventLogServiceServer<EventLogApi>>().await;
+    health.set_serving::<BusinessRequestServiceServer<BusinessRequestApi>>().await;
+    health.set_serving::<CatalogServiceServer<CatalogApi>>().await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -98,6 +118,8 @@ pub async fn serve(
             shutdown.await;
             tracing::info!("shutting down: refusing new calls, draining in-flight ones");
             health.set_not_serving::<EventLogServiceServer<EventLogApi>>().await;
+            health.set_not_serving::<BusinessRequestServiceServer<BusinessRequestApi>>().await;
+            health.set_not_serving::<CatalogServiceServer<CatalogApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -106,7 +128,13 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(EventLogServiceServer::new(EventLogApi::new(store)))
+        .add_service(EventLogServiceServer::new(EventLogApi::new(store.clone(), auth.clone())))
+        .add_service(BusinessRequestServiceServer::new(BusinessRequestApi::new(
+            store.clone(),
+            auth.clone(),
+            config.identity_center_instance_arn.clone(),
+        )))
+        .add_service(CatalogServiceServer::new(CatalogApi::new(store, auth)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
     let grace = async {
         if draining_rx.await.is_ok() {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use finops_server::ConfigLayer;
+use finops_server::auth::{Authenticator, Role};
 
 /// FinOps Center: every AI dollar gets a name.
 #[derive(Debug, Parser)]
@@ -18,6 +19,25 @@ struct Cli {
 enum Command {
     /// Run the gRPC service (health, reflection and the finops.v1 services).
     Serve(ServeArgs),
+    /// Print a bearer token for a user and role (signed with FINOPS_JWT_SECRET, or the
+    /// development key when none is set — for servers started with --dev).
+    DevToken(DevTokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DevTokenArgs {
+    /// The user id the token names (e.g. po-maria).
+    #[arg(long)]
+    subject: String,
+    /// product_owner, finops_lead, cloud_engineer, portfolio_owner, finance, auditor or operator.
+    #[arg(long)]
+    role: String,
+    /// Lifetime in hours.
+    #[arg(long, default_value_t = 8)]
+    hours: u64,
+    /// Signing secret (default: the development key).
+    #[arg(long, env = "FINOPS_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,8 +53,17 @@ struct ServeArgs {
     /// standard OTEL_EXPORTER_OTLP_ENDPOINT is honoured too).
     #[arg(long, env = "FINOPS_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
-    /// Optional TOML file with the same keys (listen, store, otlp_endpoint); flags and
-    /// environment variables win over it.
+    /// HS256 secret (32+ bytes) that verifies bearer tokens.
+    #[arg(long, env = "FINOPS_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Development mode: tokens signed with the published dev key (see `finops dev-token`).
+    #[arg(long, env = "FINOPS_DEV")]
+    dev: bool,
+    /// IAM Identity Center instance ARN used in Coding tasks' commands.
+    #[arg(long, env = "FINOPS_IDENTITY_CENTER_INSTANCE_ARN")]
+    identity_center_instance_arn: Option<String>,
+    /// Optional TOML file with the same keys (listen, store, otlp_endpoint, jwt_secret,
+    /// dev, identity_center_instance_arn); flags and environment variables win over it.
     #[arg(long, env = "FINOPS_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -45,6 +74,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::DevToken(args) => dev_token(args),
         }
     })
 }
@@ -54,14 +84,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => ConfigLayer::from_file(path)?,
         None => ConfigLayer::default(),
     };
-    let config = ConfigLayer { listen: args.listen, store: args.store, otlp_endpoint: args.otlp_endpoint }
-        .over(file)
-        .resolve()?;
+    let config = ConfigLayer {
+        listen: args.listen,
+        store: args.store,
+        otlp_endpoint: args.otlp_endpoint,
+        jwt_secret: args.jwt_secret,
+        dev: args.dev.then_some(true),
+        identity_center_instance_arn: args.identity_center_instance_arn,
+    }
+    .over(file)
+    .resolve()?;
     let _telemetry = finops_telemetry::init("finops", config.otlp_endpoint.as_deref())?;
     let store =
         finops_server::open_store(&config).await.with_context(|| format!("opening store {}", redact(&config.store)))?;
     let listener = finops_server::bind(&config).await?;
-    finops_server::serve(listener, store, finops_server::termination_signal()).await?;
+    finops_server::serve(listener, store, &config, finops_server::termination_signal()).await?;
+    Ok(())
+}
+
+fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
+    let role: Role = serde_json::from_value(serde_json::Value::String(args.role.clone())).map_err(|_| {
+        anyhow::anyhow!(
+            "unknown role `{}`: use product_owner, finops_lead, cloud_engineer, portfolio_owner, finance, auditor or operator",
+            args.role
+        )
+    })?;
+    let secret = args.jwt_secret.unwrap_or_else(|| finops_server::DEV_JWT_SECRET.to_owned());
+    let auth = Authenticator::hs256(secret.as_bytes()).map_err(anyhow::Error::msg)?;
+    println!("{}", auth.issue(&args.subject, role, args.hours * 3600));
     Ok(())
 }
 

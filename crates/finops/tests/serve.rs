@@ -18,10 +18,11 @@ async fn serve_runs_on_the_embedded_store_and_stops_on_sigterm() {
     let store = dir.join("nested").join("finops.db");
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_finops"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--store")
         .arg(format!("sqlite://{}", store.display()))
         .env("FINOPS_LOG", "info")
+        .env_remove("FINOPS_JWT_SECRET")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stderr(Stdio::piped())
         .spawn()
@@ -67,10 +68,40 @@ async fn serve_runs_on_the_embedded_store_and_stops_on_sigterm() {
 #[test]
 fn a_bad_store_url_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_finops"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--store", "mysql://db/x"])
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--store", "mysql://db/x"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid `store` = `mysql://db/x`"), "{err}");
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_way_to_verify_tokens() {
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("FINOPS_JWT_SECRET")
+        .env_remove("FINOPS_DEV")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("set FINOPS_JWT_SECRET") && err.contains("--dev"), "{err}");
+}
+
+#[test]
+fn dev_tokens_name_a_known_role() {
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["dev-token", "--subject", "po-maria", "--role", "product_owner"])
+        .env_remove("FINOPS_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().split('.').count(), 3, "a JWT");
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["dev-token", "--subject", "x", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role `admin`"));
 }

@@ -1,0 +1,280 @@
+//! `finops.v1.BusinessRequestService`: submission, review and the request lifecycle over
+//! gRPC. Authorisation is checked before any command is decided; an approval also creates
+//! the Cloud Engineer tasks (deterministic ids, so a retried approval completes a fan-out
+//! that was interrupted without duplicating anything).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use finops_domain::catalog::CatalogEntry;
+use finops_domain::request::{BusinessRequest, RequestCommand, RequestStatus, Review};
+use finops_domain::role::RoleSuffix;
+use finops_domain::tasks::{self, Task, TaskCommand, TaskContext};
+use finops_eventlog::EventStore;
+use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_proto::v1 as pb;
+use finops_proto::v1::business_request_service_server::BusinessRequestService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::auth::{Authenticator, Principal, Role};
+use crate::status::{from_governance, not_found};
+use crate::wire::{self, Fields};
+
+/// Serves Business Requests from the event log.
+#[derive(Clone)]
+pub struct BusinessRequestApi {
+    requests: CommandHandler<BusinessRequest>,
+    catalog: CommandHandler<CatalogEntry>,
+    tasks: CommandHandler<Task>,
+    auth: Arc<Authenticator>,
+    task_context: TaskContext,
+}
+
+impl BusinessRequestApi {
+    /// Serves `store`, authenticating with `auth`.
+    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>, identity_center_instance_arn: String) -> Self {
+        Self {
+            requests: CommandHandler::new(store.clone()),
+            catalog: CommandHandler::new(store.clone()),
+            tasks: CommandHandler::new(store),
+            auth,
+            task_context: TaskContext {
+                identity_center_instance_arn,
+                portfolio: String::new(),
+                product: String::new(),
+            },
+        }
+    }
+
+    fn context(principal: &Principal, request_id: Uuid, rationale: Option<String>) -> CommandContext {
+        CommandContext {
+            actor_id: principal.subject.clone(),
+            actor_role: principal.role.as_str().to_owned(),
+            request_id,
+            rationale,
+            correlation_id: Some(request_id),
+        }
+    }
+
+    /// Loads an existing request and checks the caller may see it.
+    async fn load_visible(&self, principal: &Principal, id: Uuid) -> Result<Loaded<BusinessRequest>, Status> {
+        let loaded = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?;
+        if loaded.state.status == RequestStatus::New {
+            return Err(not_found(format!("businessRequests/{id}")));
+        }
+        match principal.role {
+            role if role.sees_everything() => Ok(loaded),
+            Role::ProductOwner if loaded.state.requested_by == principal.subject => Ok(loaded),
+            Role::ProductOwner => Err(Status::permission_denied(format!(
+                "businessRequests/{id} belongs to another Product Owner; {} sees only their own",
+                principal.subject
+            ))),
+            other => Err(Status::permission_denied(format!(
+                "{} ({}) may not read business requests",
+                principal.subject,
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// Loads a request its owner is about to act on.
+    async fn load_owned(&self, principal: &Principal, id: Uuid) -> Result<Loaded<BusinessRequest>, Status> {
+        principal.require(&[Role::ProductOwner], "revise or withdraw business requests")?;
+        self.load_visible(principal, id).await
+    }
+
+    fn reply(id: Uuid, loaded: &Loaded<BusinessRequest>) -> Response<pb::BusinessRequest> {
+        Response::new(wire::business_request_to_wire(id, &loaded.state, loaded.version))
+    }
+
+    /// Creates every task the approval calls for (idempotent).
+    async fn fan_out_tasks(
+        &self,
+        state: &BusinessRequest,
+        rationale: &str,
+        context: &CommandContext,
+    ) -> Result<(), Status> {
+        for plan in tasks::plan_tasks(state, rationale, &self.task_context) {
+            let stream = streams::task(plan.task_id);
+            let command = TaskCommand::Create { plan, at: Utc::now() };
+            self.tasks.execute(&stream, &command, context).await.map_err(from_governance)?;
+        }
+        Ok(())
+    }
+}
+
+/// The role-name suffix for an approval: drawn from the request id, so a retried approval
+/// proposes the same name.
+fn role_suffix(request_id: Uuid) -> RoleSuffix {
+    let bytes = Uuid::new_v5(&request_id, b"role-suffix").into_bytes();
+    RoleSuffix::from_entropy(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+#[tonic::async_trait]
+impl BusinessRequestService for BusinessRequestApi {
+    #[tracing::instrument(skip_all)]
+    async fn submit_business_request(
+        &self,
+        request: Request<pb::SubmitBusinessRequestRequest>,
+    ) -> Result<Response<pb::BusinessRequest>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::ProductOwner], "submit business requests")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let product_id = wire::uuid(&mut fields, "product_id", &body.product_id);
+        let details = wire::details(&mut fields, body.details.as_ref());
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (Some(product_id), Some(details)) = (product_id, details) else { unreachable!("fields checked") };
+        let command = RequestCommand::Submit {
+            request_id,
+            product_id,
+            requested_by: principal.subject.clone(),
+            details,
+            at: Utc::now(),
+        };
+        let context = Self::context(&principal, request_id, None);
+        let loaded = self
+            .requests
+            .execute(&streams::business_request(request_id), &command, &context)
+            .await
+            .map_err(from_governance)?;
+        if loaded.state.requested_by != principal.subject {
+            // The request id names someone else's request: do not reveal it.
+            return Err(Status::already_exists(format!("request_id {request_id} is already used")));
+        }
+        Ok(Self::reply(request_id, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_business_request(
+        &self,
+        request: Request<pb::GetBusinessRequestRequest>,
+    ) -> Result<Response<pb::BusinessRequest>, Status> {
+        let principal = self.auth.principal(&request)?;
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &request.get_ref().name);
+        fields.finish()?;
+        let id = id.expect("checked");
+        let loaded = self.load_visible(&principal, id).await?;
+        Ok(Self::reply(id, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn approve_business_request(
+        &self,
+        request: Request<pb::ApproveBusinessRequestRequest>,
+    ) -> Result<Response<pb::BusinessRequest>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::FinopsLead], "approve business requests")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.name);
+        let input = wire::review(&mut fields, body.review.as_ref());
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (Some(id), Some(input)) = (id, input) else { unreachable!("fields checked") };
+
+        let catalog = self
+            .catalog
+            .load(&streams::catalog_model(input.platform, input.model_id.as_str()))
+            .await
+            .map_err(from_governance)?;
+        let review = Review {
+            platform: input.platform,
+            model_id: input.model_id,
+            account: input.account,
+            region: input.region,
+            actions: input.actions,
+            role_suffix: role_suffix(request_id),
+            workspace: input.workspace,
+            map_mpe_id: input.map_mpe_id,
+            confirmed_estimate: input.confirmed_estimate,
+        };
+        let stream = streams::business_request(id);
+        let existing = self.requests.load(&stream).await.map_err(from_governance)?;
+        if existing.state.status == RequestStatus::New {
+            return Err(not_found(format!("businessRequests/{id}")));
+        }
+        let command = RequestCommand::Approve {
+            review,
+            workload_id: Uuid::new_v5(&request_id, b"workload"),
+            catalog: catalog.state.standing(),
+            by: principal.subject.clone(),
+            rationale: body.rationale.clone(),
+            at: Utc::now(),
+        };
+        let context = Self::context(&principal, request_id, Some(body.rationale.clone()));
+        let loaded = self.requests.execute(&stream, &command, &context).await.map_err(from_governance)?;
+        self.fan_out_tasks(&loaded.state, &body.rationale, &context).await?;
+        Ok(Self::reply(id, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reject_business_request(
+        &self,
+        request: Request<pb::RejectBusinessRequestRequest>,
+    ) -> Result<Response<pb::BusinessRequest>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::FinopsLead], "reject business requests")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.name);
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let id = id.expect("checked");
+        self.load_visible(&principal, id).await?;
+        let command =
+            RequestCommand::Reject { by: principal.subject.clone(), rationale: body.rationale.clone(), at: Utc::now() };
+        let context = Self::context(&principal, request_id, Some(body.rationale));
+        let loaded =
+            self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
+        Ok(Self::reply(id, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn resubmit_business_request(
+        &self,
+        request: Request<pb::ResubmitBusinessRequestRequest>,
+    ) -> Result<Response<pb::BusinessRequest>, Status> {
+        let principal = self.auth.principal(&request)?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.name);
+        let details = wire::details(&mut fields, body.details.as_ref());
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        principal.require(&[Role::ProductOwner], "revise or withdraw business requests")?;
+        fields.finish()?;
+        let (Some(id), Some(details)) = (id, details) else { unreachable!("fields checked") };
+        self.load_owned(&principal, id).await?;
+        let command = RequestCommand::Resubmit { details, by: principal.subject.clone(), at: Utc::now() };
+        let context = Self::context(&principal, request_id, None);
+        let loaded =
+            self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
+        Ok(Self::reply(id, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn withdraw_business_request(
+        &self,
+        request: Request<pb::WithdrawBusinessRequestRequest>,
+    ) -> Result<Response<pb::BusinessRequest>, Status> {
+        let principal = self.auth.principal(&request)?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.name);
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        principal.require(&[Role::ProductOwner], "revise or withdraw business requests")?;
+        fields.finish()?;
+        let id = id.expect("checked");
+        self.load_owned(&principal, id).await?;
+        let reason = (!body.reason.trim().is_empty()).then(|| body.reason.clone());
+        let command =
+            RequestCommand::Withdraw { by: principal.subject.clone(), reason: reason.clone(), at: Utc::now() };
+        let context = Self::context(&principal, request_id, reason);
+        let loaded =
+            self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
+        Ok(Self::reply(id, &loaded))
+    }
+}

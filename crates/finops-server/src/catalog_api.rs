@@ -1,0 +1,166 @@
+//! `finops.v1.CatalogService`: the FinOps Lead runs the model catalog; everyone signed in
+//! may read it.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use finops_domain::catalog::{CatalogCommand, CatalogEntry, ModelStatus};
+use finops_domain::vocabulary::{ModelId, Platform};
+use finops_eventlog::EventStore;
+use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_proto::v1 as pb;
+use finops_proto::v1::catalog_service_server::CatalogService;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{Authenticator, Principal, Role};
+use crate::status::{from_governance, not_found};
+use crate::wire::{self, Fields};
+
+/// Serves the catalog from the event log.
+#[derive(Clone)]
+pub struct CatalogApi {
+    models: CommandHandler<CatalogEntry>,
+    auth: Arc<Authenticator>,
+}
+
+impl CatalogApi {
+    /// Serves `store`.
+    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>) -> Self {
+        Self { models: CommandHandler::new(store), auth }
+    }
+
+    fn reply(platform: Platform, model: &ModelId, loaded: &Loaded<CatalogEntry>) -> Response<pb::CatalogModel> {
+        Response::new(pb::CatalogModel {
+            name: format!("catalogModels/{}/{model}", platform.as_str()),
+            platform: wire::platform_to_wire(platform) as i32,
+            model_id: model.to_string(),
+            status: (match loaded.state.status {
+                ModelStatus::Unlisted => pb::ModelStatus::Unspecified,
+                ModelStatus::PendingReview => pb::ModelStatus::PendingReview,
+                ModelStatus::Approved => pb::ModelStatus::Approved,
+                ModelStatus::Revoked => pb::ModelStatus::Revoked,
+            }) as i32,
+            scope: Some(wire::scope_to_wire(&loaded.state.scope)),
+            version: loaded.version,
+        })
+    }
+
+    fn context(principal: &Principal, request_id: uuid::Uuid, rationale: &str) -> CommandContext {
+        CommandContext {
+            actor_id: principal.subject.clone(),
+            actor_role: principal.role.as_str().to_owned(),
+            request_id,
+            rationale: Some(rationale.to_owned()),
+            correlation_id: Some(request_id),
+        }
+    }
+}
+
+fn model_key(fields: &mut Fields, platform: i32, model_id: &str) -> Option<(Platform, ModelId)> {
+    let platform = wire::platform(fields, "platform", platform);
+    let model = fields.check("model_id", ModelId::parse(model_id));
+    Some((platform?, model?))
+}
+
+#[tonic::async_trait]
+impl CatalogService for CatalogApi {
+    #[tracing::instrument(skip_all)]
+    async fn approve_model(
+        &self,
+        request: Request<pb::ApproveModelRequest>,
+    ) -> Result<Response<pb::CatalogModel>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::FinopsLead], "approve catalog models")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let key = model_key(&mut fields, body.platform, &body.model_id);
+        let scope = wire::scope(&mut fields, "scope", body.scope.as_ref());
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (platform, model) = key.expect("checked");
+        let stream = streams::catalog_model(platform, model.as_str());
+        let context = Self::context(&principal, request_id, &body.rationale);
+        let list = CatalogCommand::ListForReview {
+            platform,
+            model_id: model.clone(),
+            by: principal.subject.clone(),
+            at: Utc::now(),
+        };
+        self.models.execute(&stream, &list, &context).await.map_err(from_governance)?;
+        let approve =
+            CatalogCommand::Approve { scope, by: principal.subject.clone(), rationale: body.rationale, at: Utc::now() };
+        // The approval's events get ids distinct from the listing's: a different request id.
+        let approve_context = CommandContext { request_id: uuid::Uuid::new_v5(&request_id, b"approve"), ..context };
+        let loaded = self.models.execute(&stream, &approve, &approve_context).await.map_err(from_governance)?;
+        Ok(Self::reply(platform, &model, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn add_model_scope(
+        &self,
+        request: Request<pb::AddModelScopeRequest>,
+    ) -> Result<Response<pb::CatalogModel>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::FinopsLead], "change catalog scopes")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let key = model_key(&mut fields, body.platform, &body.model_id);
+        let scope = wire::scope(&mut fields, "scope", body.scope.as_ref());
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (platform, model) = key.expect("checked");
+        let command = CatalogCommand::AddScope {
+            scope,
+            by: principal.subject.clone(),
+            rationale: body.rationale.clone(),
+            at: Utc::now(),
+        };
+        let context = Self::context(&principal, request_id, &body.rationale);
+        let loaded = self
+            .models
+            .execute(&streams::catalog_model(platform, model.as_str()), &command, &context)
+            .await
+            .map_err(from_governance)?;
+        Ok(Self::reply(platform, &model, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_model(
+        &self,
+        request: Request<pb::RevokeModelRequest>,
+    ) -> Result<Response<pb::CatalogModel>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::FinopsLead], "revoke catalog models")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let key = model_key(&mut fields, body.platform, &body.model_id);
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (platform, model) = key.expect("checked");
+        let command =
+            CatalogCommand::Revoke { by: principal.subject.clone(), rationale: body.rationale.clone(), at: Utc::now() };
+        let context = Self::context(&principal, request_id, &body.rationale);
+        let loaded = self
+            .models
+            .execute(&streams::catalog_model(platform, model.as_str()), &command, &context)
+            .await
+            .map_err(from_governance)?;
+        Ok(Self::reply(platform, &model, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_model(&self, request: Request<pb::GetModelRequest>) -> Result<Response<pb::CatalogModel>, Status> {
+        self.auth.principal(&request)?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let key = model_key(&mut fields, body.platform, &body.model_id);
+        fields.finish()?;
+        let (platform, model) = key.expect("checked");
+        let loaded =
+            self.models.load(&streams::catalog_model(platform, model.as_str())).await.map_err(from_governance)?;
+        if loaded.state.status == ModelStatus::Unlisted {
+            return Err(not_found(format!("catalogModels/{}/{model}", platform.as_str())));
+        }
+        Ok(Self::reply(platform, &model, &loaded))
+    }
+}

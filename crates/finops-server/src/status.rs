@@ -1,0 +1,61 @@
+//! One mapping from failures to gRPC statuses, with `google.rpc` details a client can act
+//! on: field violations for bad input, an UPPER_SNAKE reason for everything else.
+
+use finops_domain::DomainError;
+use finops_eventlog::EventLogError;
+use finops_governance::GovernanceError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The error domain named in `ErrorInfo`.
+const DOMAIN: &str = "finops.center";
+
+fn with_reason(code: Code, message: String, reason: &str) -> Status {
+    Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, DOMAIN, []))
+}
+
+/// `INVALID_ARGUMENT` listing every field at fault.
+pub fn invalid_argument(violations: Vec<finops_domain::FieldViolation>) -> Status {
+    let message = violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
+    let details = ErrorDetails::with_bad_request(
+        violations.into_iter().map(|v| FieldViolation::new(v.field, v.description)).collect::<Vec<_>>(),
+    );
+    Status::with_error_details(Code::InvalidArgument, format!("invalid request: {message}"), details)
+}
+
+/// `NOT_FOUND` for a resource name.
+pub fn not_found(what: String) -> Status {
+    with_reason(Code::NotFound, format!("{what} does not exist"), "NOT_FOUND")
+}
+
+/// Maps a log failure.
+pub fn from_log(e: EventLogError) -> Status {
+    match e {
+        EventLogError::InvalidInput { field, value, reason } => {
+            invalid_argument(vec![finops_domain::FieldViolation::new(field, format!("`{value}`: {reason}"))])
+        }
+        EventLogError::WrongExpectedVersion { .. } => {
+            with_reason(Code::Aborted, e.to_string(), "CONCURRENT_MODIFICATION")
+        }
+        EventLogError::EventIdReused { .. } => with_reason(Code::AlreadyExists, e.to_string(), "REQUEST_ID_REUSED"),
+        EventLogError::Database(_) => with_reason(Code::Unavailable, e.to_string(), "STORE_UNAVAILABLE"),
+        _ => with_reason(Code::Internal, e.to_string(), "INTERNAL"),
+    }
+}
+
+/// Maps a command failure.
+pub fn from_governance(e: GovernanceError) -> Status {
+    match e {
+        GovernanceError::Refused(DomainError::Invalid(violations)) => invalid_argument(violations),
+        GovernanceError::Refused(e @ DomainError::IllegalTransition { .. }) => {
+            with_reason(Code::FailedPrecondition, e.to_string(), "ILLEGAL_TRANSITION")
+        }
+        GovernanceError::Refused(DomainError::Precondition(message)) => {
+            with_reason(Code::FailedPrecondition, message, "PRECONDITION_FAILED")
+        }
+        e @ GovernanceError::Conflict { .. } => with_reason(Code::Aborted, e.to_string(), "CONCURRENT_MODIFICATION"),
+        GovernanceError::NotFound(what) => not_found(what),
+        GovernanceError::Log(e) => from_log(e),
+        e @ GovernanceError::Undecodable { .. } => with_reason(Code::Internal, e.to_string(), "UNDECODABLE_EVENT"),
+    }
+}

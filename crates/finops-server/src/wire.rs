@@ -1,0 +1,390 @@
+//! The hand-written mapping between finops.v1 wire types and domain types. Parsing
+//! collects every field violation before answering, so a client fixes its request in one
+//! round trip.
+
+use chrono::NaiveDate;
+use finops_domain::FieldViolation;
+use finops_domain::request::{
+    Availability, BusinessCase, BusinessRequest, RequestDetails, RequestStatus, UseCase, WorkloadType,
+};
+use finops_domain::vocabulary::{
+    AccountId, ApprovalScope, Cents, InvokeAction, ModelId, MonthlyAmount, Platform, Region, TokenBreakdown,
+};
+use finops_proto::v1 as pb;
+use uuid::Uuid;
+
+/// Violations gathered while parsing one request.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<FieldViolation>);
+
+impl Fields {
+    /// Records a violation.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// `Some(value)` if `result` is valid, else records its error under `field`.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|e| self.add(field, e)).ok()
+    }
+
+    /// `INVALID_ARGUMENT` if anything was recorded.
+    pub fn finish(self) -> Result<(), tonic::Status> {
+        if self.0.is_empty() { Ok(()) } else { Err(crate::status::invalid_argument(self.0)) }
+    }
+}
+
+/// A UUID field.
+pub fn uuid(fields: &mut Fields, field: &str, text: &str) -> Option<Uuid> {
+    fields.check(field, Uuid::parse_str(text.trim()).map_err(|_| format!("`{text}` is not a UUID")))
+}
+
+/// An optional idempotency key: a UUID, or a fresh one when empty.
+pub fn request_id(fields: &mut Fields, text: &str) -> Uuid {
+    if text.trim().is_empty() { Uuid::now_v7() } else { uuid(fields, "request_id", text).unwrap_or_else(Uuid::nil) }
+}
+
+/// `businessRequests/{uuid}`
+pub fn business_request_name(fields: &mut Fields, name: &str) -> Option<Uuid> {
+    match name.strip_prefix("businessRequests/") {
+        Some(id) => uuid(fields, "name", id),
+        None => {
+            fields.add("name", format!("`{name}` is not a business request name (businessRequests/{{uuid}})"));
+            None
+        }
+    }
+}
+
+fn date(fields: &mut Fields, field: &str, text: &str) -> Option<NaiveDate> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    fields.check(
+        field,
+        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD)")),
+    )
+}
+
+fn monthly(fields: &mut Fields, field: &str, amount: Option<&pb::MonthlyAmount>) -> Option<MonthlyAmount> {
+    match amount.and_then(|a| a.amount.as_ref()) {
+        Some(pb::monthly_amount::Amount::Cents(c)) => Some(MonthlyAmount::Dollars(Cents(*c))),
+        Some(pb::monthly_amount::Amount::Tokens(t)) => Some(MonthlyAmount::Tokens(TokenBreakdown {
+            input: t.input,
+            output: t.output,
+            cache_read: t.cache_read,
+            cache_write: t.cache_write,
+        })),
+        None => {
+            fields.add(field, "is required: give cents or tokens");
+            None
+        }
+    }
+}
+
+fn workload_type(fields: &mut Fields, value: i32) -> Option<WorkloadType> {
+    match pb::WorkloadType::try_from(value) {
+        Ok(pb::WorkloadType::CustomerSupport) => Some(WorkloadType::CustomerSupport),
+        Ok(pb::WorkloadType::DocumentProcessing) => Some(WorkloadType::DocumentProcessing),
+        Ok(pb::WorkloadType::Automation) => Some(WorkloadType::Automation),
+        Ok(pb::WorkloadType::InternalTool) => Some(WorkloadType::InternalTool),
+        Ok(pb::WorkloadType::Other) => Some(WorkloadType::Other),
+        _ => {
+            fields.add("details.operations.workload_type", "is required");
+            None
+        }
+    }
+}
+
+fn availability(fields: &mut Fields, value: i32) -> Option<Availability> {
+    match pb::Availability::try_from(value) {
+        Ok(pb::Availability::Standard) => Some(Availability::Standard),
+        Ok(pb::Availability::HighAvailability) => Some(Availability::HighAvailability),
+        _ => {
+            fields.add("details.operations.availability", "is required: STANDARD or HIGH_AVAILABILITY");
+            None
+        }
+    }
+}
+
+/// A platform enum value.
+pub fn platform(fields: &mut Fields, field: &str, value: i32) -> Option<Platform> {
+    match pb::Platform::try_from(value) {
+        Ok(pb::Platform::AmazonBedrock) => Some(Platform::AmazonBedrock),
+        Ok(pb::Platform::AwsMarketplace) => Some(Platform::AwsMarketplace),
+        Ok(pb::Platform::ClaudePlatform) => Some(Platform::ClaudePlatform),
+        _ => {
+            fields.add(field, "is required: AMAZON_BEDROCK, AWS_MARKETPLACE or CLAUDE_PLATFORM");
+            None
+        }
+    }
+}
+
+/// The wire value of a platform.
+pub fn platform_to_wire(p: Platform) -> pb::Platform {
+    match p {
+        Platform::AmazonBedrock => pb::Platform::AmazonBedrock,
+        Platform::AwsMarketplace => pb::Platform::AwsMarketplace,
+        Platform::ClaudePlatform => pb::Platform::ClaudePlatform,
+    }
+}
+
+fn action(value: i32) -> Option<InvokeAction> {
+    match pb::InvokeAction::try_from(value).ok()? {
+        pb::InvokeAction::InvokeModel => Some(InvokeAction::InvokeModel),
+        pb::InvokeAction::InvokeModelWithResponseStream => Some(InvokeAction::InvokeModelWithResponseStream),
+        pb::InvokeAction::Converse => Some(InvokeAction::Converse),
+        pb::InvokeAction::ConverseStream => Some(InvokeAction::ConverseStream),
+        pb::InvokeAction::CreateModelInvocationJob => Some(InvokeAction::CreateModelInvocationJob),
+        pb::InvokeAction::ApplyGuardrail => Some(InvokeAction::ApplyGuardrail),
+        pb::InvokeAction::Unspecified => None,
+    }
+}
+
+fn action_to_wire(a: InvokeAction) -> i32 {
+    (match a {
+        InvokeAction::InvokeModel => pb::InvokeAction::InvokeModel,
+        InvokeAction::InvokeModelWithResponseStream => pb::InvokeAction::InvokeModelWithResponseStream,
+        InvokeAction::Converse => pb::InvokeAction::Converse,
+        InvokeAction::ConverseStream => pb::InvokeAction::ConverseStream,
+        InvokeAction::CreateModelInvocationJob => pb::InvokeAction::CreateModelInvocationJob,
+        InvokeAction::ApplyGuardrail => pb::InvokeAction::ApplyGuardrail,
+    }) as i32
+}
+
+/// A set of actions; `default` when none is given.
+pub fn actions(
+    fields: &mut Fields,
+    field: &str,
+    values: &[i32],
+    default: &[InvokeAction],
+) -> std::collections::BTreeSet<InvokeAction> {
+    if values.is_empty() {
+        return default.iter().copied().collect();
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for (i, v) in values.iter().enumerate() {
+        match action(*v) {
+            Some(a) => {
+                out.insert(a);
+            }
+            None => fields.add(format!("{field}[{i}]"), format!("{v} is not an InvokeAction")),
+        }
+    }
+    out
+}
+
+/// A scope message.
+pub fn scope(fields: &mut Fields, field: &str, scope: Option<&pb::Scope>) -> ApprovalScope {
+    let Some(scope) = scope else {
+        fields.add(field, "is required");
+        return ApprovalScope::default();
+    };
+    let accounts = scope
+        .account_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| fields.check(&format!("{field}.account_ids[{i}]"), AccountId::parse(a)))
+        .collect();
+    let regions = scope
+        .regions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| fields.check(&format!("{field}.regions[{i}]"), Region::parse(r)))
+        .collect();
+    let actions = actions(fields, &format!("{field}.actions"), &scope.actions, &[]);
+    ApprovalScope { accounts, regions, actions }
+}
+
+/// The wire form of a scope.
+pub fn scope_to_wire(scope: &ApprovalScope) -> pb::Scope {
+    pb::Scope {
+        account_ids: scope.accounts.iter().map(|a| a.to_string()).collect(),
+        regions: scope.regions.iter().map(|r| r.to_string()).collect(),
+        actions: scope.actions.iter().map(|a| action_to_wire(*a)).collect(),
+    }
+}
+
+/// Request details from the wire.
+pub fn details(fields: &mut Fields, details: Option<&pb::RequestDetails>) -> Option<RequestDetails> {
+    let Some(d) = details else {
+        fields.add("details", "is required");
+        return None;
+    };
+    let use_case = match &d.use_case {
+        Some(pb::request_details::UseCase::Coding(c)) => Some(UseCase::Coding {
+            developers: c.developers,
+            active_percent: u8::try_from(c.active_percent).unwrap_or(u8::MAX),
+        }),
+        Some(pb::request_details::UseCase::Operations(o)) => {
+            let workload_type = workload_type(fields, o.workload_type);
+            let availability = availability(fields, o.availability);
+            let budget = monthly(fields, "details.operations.monthly_budget", o.monthly_budget.as_ref());
+            match (workload_type, availability, budget) {
+                (Some(workload_type), Some(availability), Some(monthly_budget)) => Some(UseCase::Operations {
+                    workload_type,
+                    description: o.description.clone(),
+                    availability,
+                    monthly_budget,
+                }),
+                _ => None,
+            }
+        }
+        None => {
+            fields.add("details.use_case", "is required: coding or operations");
+            None
+        }
+    };
+    let start = date(fields, "details.start_date", &d.start_date);
+    let end = date(fields, "details.end_date", &d.end_date);
+    let business_case = d.business_case.as_ref().map(|b| BusinessCase {
+        annual_cost_saving: b.annual_cost_saving_cents.map(Cents),
+        annual_revenue_driving: b.annual_revenue_driving_cents.map(Cents),
+    });
+    Some(RequestDetails {
+        workload_name: d.workload_name.clone(),
+        use_case: use_case?,
+        priority: d.priority,
+        start,
+        end,
+        monthly_growth_percent: d.monthly_growth_percent,
+        business_case,
+    })
+}
+
+fn monthly_to_wire(m: &MonthlyAmount) -> pb::MonthlyAmount {
+    pb::MonthlyAmount {
+        amount: Some(match m {
+            MonthlyAmount::Dollars(c) => pb::monthly_amount::Amount::Cents(c.0),
+            MonthlyAmount::Tokens(t) => pb::monthly_amount::Amount::Tokens(pb::TokenBreakdown {
+                input: t.input,
+                output: t.output,
+                cache_read: t.cache_read,
+                cache_write: t.cache_write,
+            }),
+        }),
+    }
+}
+
+fn details_to_wire(d: &RequestDetails) -> pb::RequestDetails {
+    pb::RequestDetails {
+        workload_name: d.workload_name.clone(),
+        use_case: Some(match &d.use_case {
+            UseCase::Coding { developers, active_percent } => pb::request_details::UseCase::Coding(pb::CodingUseCase {
+                developers: *developers,
+                active_percent: u32::from(*active_percent),
+            }),
+            UseCase::Operations { workload_type, description, availability, monthly_budget } => {
+                pb::request_details::UseCase::Operations(pb::OperationsUseCase {
+                    workload_type: (match workload_type {
+                        WorkloadType::CustomerSupport => pb::WorkloadType::CustomerSupport,
+                        WorkloadType::DocumentProcessing => pb::WorkloadType::DocumentProcessing,
+                        WorkloadType::Automation => pb::WorkloadType::Automation,
+                        WorkloadType::InternalTool => pb::WorkloadType::InternalTool,
+                        WorkloadType::Other => pb::WorkloadType::Other,
+                    }) as i32,
+                    description: description.clone(),
+                    availability: (match availability {
+                        Availability::Standard => pb::Availability::Standard,
+                        Availability::HighAvailability => pb::Availability::HighAvailability,
+                    }) as i32,
+                    monthly_budget: Some(monthly_to_wire(monthly_budget)),
+                })
+            }
+        }),
+        priority: d.priority,
+        start_date: d.start.map(|s| s.to_string()).unwrap_or_default(),
+        end_date: d.end.map(|s| s.to_string()).unwrap_or_default(),
+        monthly_growth_percent: d.monthly_growth_percent,
+        business_case: d.business_case.map(|b| pb::BusinessCase {
+            annual_cost_saving_cents: b.annual_cost_saving.map(|c| c.0),
+            annual_revenue_driving_cents: b.annual_revenue_driving.map(|c| c.0),
+        }),
+    }
+}
+
+/// The parts of a review the FinOps Lead supplies (the role suffix is drawn by the server).
+pub struct ReviewInput {
+    /// Platform.
+    pub platform: Platform,
+    /// Model.
+    pub model_id: ModelId,
+    /// Account.
+    pub account: AccountId,
+    /// Region.
+    pub region: Region,
+    /// Actions.
+    pub actions: std::collections::BTreeSet<InvokeAction>,
+    /// Workspace (Claude Platform).
+    pub workspace: Option<String>,
+    /// MAP MPE id.
+    pub map_mpe_id: Option<String>,
+    /// FA Confirmed Estimate.
+    pub confirmed_estimate: MonthlyAmount,
+}
+
+/// The default actions of an approval: invoke and converse, streaming or not.
+pub const DEFAULT_ACTIONS: [InvokeAction; 4] = [
+    InvokeAction::InvokeModel,
+    InvokeAction::InvokeModelWithResponseStream,
+    InvokeAction::Converse,
+    InvokeAction::ConverseStream,
+];
+
+/// A review from the wire.
+pub fn review(fields: &mut Fields, review: Option<&pb::Review>) -> Option<ReviewInput> {
+    let Some(r) = review else {
+        fields.add("review", "is required");
+        return None;
+    };
+    let platform = platform(fields, "review.platform", r.platform);
+    let model_id = fields.check("review.model_id", ModelId::parse(&r.model_id));
+    let account = fields.check("review.account_id", AccountId::parse(&r.account_id));
+    let region = fields.check("review.region", Region::parse(&r.region));
+    let actions = actions(fields, "review.actions", &r.actions, &DEFAULT_ACTIONS);
+    let confirmed_estimate = monthly(fields, "review.confirmed_estimate", r.confirmed_estimate.as_ref());
+    let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    Some(ReviewInput {
+        platform: platform?,
+        model_id: model_id?,
+        account: account?,
+        region: region?,
+        actions,
+        workspace: non_empty(&r.workspace),
+        map_mpe_id: non_empty(&r.map_mpe_id),
+        confirmed_estimate: confirmed_estimate?,
+    })
+}
+
+/// The wire form of a Business Request.
+pub fn business_request_to_wire(id: Uuid, state: &BusinessRequest, version: u64) -> pb::BusinessRequest {
+    pb::BusinessRequest {
+        name: format!("businessRequests/{id}"),
+        product_id: state.product_id.to_string(),
+        requested_by: state.requested_by.clone(),
+        status: (match state.status {
+            RequestStatus::New => pb::RequestStatus::Unspecified,
+            RequestStatus::Submitted => pb::RequestStatus::Submitted,
+            RequestStatus::Approved => pb::RequestStatus::Approved,
+            RequestStatus::Rejected => pb::RequestStatus::Rejected,
+            RequestStatus::Withdrawn => pb::RequestStatus::Withdrawn,
+        }) as i32,
+        revision: state.revision,
+        details: state.details.as_ref().map(details_to_wire),
+        approval: state.approval.as_ref().map(|a| pb::Approval {
+            review: Some(pb::Review {
+                platform: platform_to_wire(a.review.platform) as i32,
+                model_id: a.review.model_id.to_string(),
+                account_id: a.review.account.to_string(),
+                region: a.review.region.to_string(),
+                actions: a.review.actions.iter().map(|x| action_to_wire(*x)).collect(),
+                workspace: a.review.workspace.clone().unwrap_or_default(),
+                map_mpe_id: a.review.map_mpe_id.clone().unwrap_or_default(),
+                confirmed_estimate: Some(monthly_to_wire(&a.review.confirmed_estimate)),
+            }),
+            workload_id: a.workload_id.to_string(),
+            role_name: a.role_name.to_string(),
+        }),
+        last_rejection: state.last_rejection.clone().unwrap_or_default(),
+        version,
+    }
+}
