@@ -1,0 +1,422 @@
+//! The governed path over real gRPC, on PostgreSQL and on the embedded store: catalog,
+//! submission, review, rejection and resubmission, withdrawal; every validation answer;
+//! every role the table denies; idempotent retries; two concurrent approvals.
+
+use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
+use finops_proto::v1 as pb;
+use finops_proto::v1::business_request_service_client::BusinessRequestServiceClient;
+use finops_proto::v1::catalog_service_client::CatalogServiceClient;
+use finops_server::auth::Role;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+const ACCOUNT: &str = "123456789012";
+const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+struct Actors {
+    po: String,
+    other_po: String,
+    fl: String,
+    ce: String,
+    finance: String,
+}
+
+struct Harness {
+    server: RunningServer,
+    requests: BusinessRequestServiceClient<Channel>,
+    catalog: CatalogServiceClient<Channel>,
+    who: Actors,
+}
+
+async fn harness(url: &str) -> Harness {
+    let server = RunningServer::start(url).await;
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let who = Actors {
+        po: server.token("po-maria", Role::ProductOwner),
+        other_po: server.token("po-juan", Role::ProductOwner),
+        fl: server.token("fl-ana", Role::FinopsLead),
+        ce: server.token("ce-li", Role::CloudEngineer),
+        finance: server.token("fin-sam", Role::Finance),
+    };
+    Harness {
+        requests: BusinessRequestServiceClient::new(channel.clone()),
+        catalog: CatalogServiceClient::new(channel),
+        server,
+        who,
+    }
+}
+
+fn operations(description: &str) -> pb::RequestDetails {
+    pb::RequestDetails {
+        workload_name: "Customer Support Bot".into(),
+        use_case: Some(pb::request_details::UseCase::Operations(pb::OperationsUseCase {
+            workload_type: pb::WorkloadType::CustomerSupport as i32,
+            description: description.into(),
+            availability: pb::Availability::HighAvailability as i32,
+            monthly_budget: Some(pb::MonthlyAmount { amount: Some(pb::monthly_amount::Amount::Cents(250_000)) }),
+        })),
+        priority: true,
+        start_date: "2026-12-01".into(),
+        end_date: String::new(),
+        monthly_growth_percent: Some(5.0),
+        business_case: Some(pb::BusinessCase {
+            annual_cost_saving_cents: Some(12_000_000),
+            annual_revenue_driving_cents: None,
+        }),
+    }
+}
+
+fn coding() -> pb::RequestDetails {
+    pb::RequestDetails {
+        workload_name: "Payments team coding".into(),
+        use_case: Some(pb::request_details::UseCase::Coding(pb::CodingUseCase { developers: 40, active_percent: 25 })),
+        ..Default::default()
+    }
+}
+
+fn submit(details: pb::RequestDetails) -> pb::SubmitBusinessRequestRequest {
+    pb::SubmitBusinessRequestRequest {
+        product_id: "0192f0c4-1111-7000-8000-000000000001".into(),
+        details: Some(details),
+        request_id: Uuid::now_v7().to_string(),
+    }
+}
+
+fn review(mpe: &str) -> pb::Review {
+    pb::Review {
+        platform: pb::Platform::AmazonBedrock as i32,
+        model_id: MODEL.into(),
+        account_id: ACCOUNT.into(),
+        region: "us-east-1".into(),
+        actions: vec![],
+        workspace: String::new(),
+        map_mpe_id: mpe.into(),
+        confirmed_estimate: Some(pb::MonthlyAmount { amount: Some(pb::monthly_amount::Amount::Cents(310_000)) }),
+    }
+}
+
+fn approve(name: &str, request_id: Uuid) -> pb::ApproveBusinessRequestRequest {
+    pb::ApproveBusinessRequestRequest {
+        name: name.into(),
+        review: Some(review("MPE12345")),
+        rationale: "Fits the support pilot".into(),
+        request_id: request_id.to_string(),
+    }
+}
+
+async fn approve_model(h: &mut Harness) {
+    let model = h
+        .catalog
+        .approve_model(authed(
+            pb::ApproveModelRequest {
+                platform: pb::Platform::AmazonBedrock as i32,
+                model_id: MODEL.into(),
+                scope: Some(pb::Scope {
+                    account_ids: vec![ACCOUNT.into()],
+                    regions: vec!["us-east-1".into(), "us-west-2".into()],
+                    actions: vec![],
+                }),
+                rationale: "Vetted for customer data".into(),
+                request_id: String::new(),
+            },
+            &h.who.fl,
+        ))
+        .await
+        .unwrap_err();
+    // No actions named: refused with the field, then approved properly.
+    assert_eq!(model.code(), Code::InvalidArgument);
+    assert_eq!(model.get_details_bad_request().unwrap().field_violations[0].field, "scope.actions");
+    let model = h
+        .catalog
+        .approve_model(authed(
+            pb::ApproveModelRequest {
+                platform: pb::Platform::AmazonBedrock as i32,
+                model_id: MODEL.into(),
+                scope: Some(pb::Scope {
+                    account_ids: vec![ACCOUNT.into()],
+                    regions: vec!["us-east-1".into()],
+                    actions: (1..=6).collect(),
+                }),
+                rationale: "Vetted for customer data".into(),
+                request_id: String::new(),
+            },
+            &h.who.fl,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(model.status, pb::ModelStatus::Approved as i32);
+}
+
+async fn head(h: &Harness) -> u64 {
+    h.server.store.seal_committed().await.unwrap().position.0
+}
+
+async fn whole_path(url: String) {
+    let mut h = harness(&url).await;
+
+    // Before the model is in the catalog, approval is refused with a reason.
+    let submitted = h
+        .requests
+        .submit_business_request(authed(submit(operations("Answers tier-1 tickets")), &h.who.po))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(submitted.status, pb::RequestStatus::Submitted as i32);
+    assert_eq!(submitted.requested_by, "po-maria");
+    let refused = h
+        .requests
+        .approve_business_request(authed(approve(&submitted.name, Uuid::now_v7()), &h.who.fl))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("not approved in the catalog"), "{}", refused.message());
+
+    approve_model(&mut h).await;
+
+    // The FinOps Lead approves; the role name is generated and the tasks are created.
+    let key = Uuid::now_v7();
+    let approved = h
+        .requests
+        .approve_business_request(authed(approve(&submitted.name, key), &h.who.fl))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.status, pb::RequestStatus::Approved as i32);
+    let approval = approved.approval.clone().unwrap();
+    assert!(approval.role_name.starts_with("finops-customer-support-bot-"), "{}", approval.role_name);
+    assert_eq!(approval.role_name.len(), "finops-customer-support-bot-".len() + 4);
+    assert_eq!(approval.review.unwrap().actions.len(), 4, "default actions: invoke and converse, streaming or not");
+    let stats = h.server.store.stats().await.unwrap();
+    let count = |t: &str| stats.events_by_type.iter().find(|(n, _)| n == t).map_or(0, |(_, c)| *c);
+    assert_eq!(count("TaskCreated"), 2, "Bedrock Enable Access and the MAP task");
+
+    // A retry with the same request_id returns the first result and writes nothing.
+    let before = head(&h).await;
+    let retried = h
+        .requests
+        .approve_business_request(authed(approve(&submitted.name, key), &h.who.fl))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried, approved);
+    assert_eq!(head(&h).await, before, "the retry wrote nothing");
+
+    // Reading: the owner and Finance may; another PO and a Cloud Engineer may not.
+    let get = |name: &str| pb::GetBusinessRequestRequest { name: name.into() };
+    assert_eq!(
+        h.requests.get_business_request(authed(get(&submitted.name), &h.who.po)).await.unwrap().into_inner(),
+        approved
+    );
+    assert!(h.requests.get_business_request(authed(get(&submitted.name), &h.who.finance)).await.is_ok());
+    for (token, who) in [(&h.who.other_po, "another PO"), (&h.who.ce, "a Cloud Engineer")] {
+        let err = h.requests.get_business_request(authed(get(&submitted.name), token)).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{who}");
+    }
+    let missing = h
+        .requests
+        .get_business_request(authed(get(&format!("businessRequests/{}", Uuid::now_v7())), &h.who.fl))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    // Reject → revise → resubmit → approve, on a Coding request.
+    let coding = h.requests.submit_business_request(authed(submit(coding()), &h.who.po)).await.unwrap().into_inner();
+    let rejected = h
+        .requests
+        .reject_business_request(authed(
+            pb::RejectBusinessRequestRequest {
+                name: coding.name.clone(),
+                rationale: "Name the team".into(),
+                request_id: String::new(),
+            },
+            &h.who.fl,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (rejected.status, rejected.last_rejection.as_str()),
+        (pb::RequestStatus::Rejected as i32, "Name the team")
+    );
+    let mut revised = self::coding();
+    revised.workload_name = "Payments Platform Team".into();
+    let resubmitted = h
+        .requests
+        .resubmit_business_request(authed(
+            pb::ResubmitBusinessRequestRequest {
+                name: coding.name.clone(),
+                details: Some(revised),
+                request_id: String::new(),
+            },
+            &h.who.po,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((resubmitted.status, resubmitted.revision), (pb::RequestStatus::Submitted as i32, 2));
+    let mut coding_review = approve(&coding.name, Uuid::now_v7());
+    coding_review.review.as_mut().unwrap().map_mpe_id.clear();
+    let approved_coding =
+        h.requests.approve_business_request(authed(coding_review, &h.who.fl)).await.unwrap().into_inner();
+    assert!(approved_coding.approval.unwrap().role_name.starts_with("finops-payments-platform-team-"));
+
+    // Withdrawal by the owner; not by anyone else; not once approved.
+    let third = h
+        .requests
+        .submit_business_request(authed(submit(operations("Drafts replies")), &h.who.po))
+        .await
+        .unwrap()
+        .into_inner();
+    let withdraw = |name: &str| pb::WithdrawBusinessRequestRequest {
+        name: name.into(),
+        reason: "Not needed".into(),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        h.requests.withdraw_business_request(authed(withdraw(&third.name), &h.who.other_po)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let withdrawn =
+        h.requests.withdraw_business_request(authed(withdraw(&third.name), &h.who.po)).await.unwrap().into_inner();
+    assert_eq!(withdrawn.status, pb::RequestStatus::Withdrawn as i32);
+    let late = h.requests.withdraw_business_request(authed(withdraw(&submitted.name), &h.who.po)).await.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition);
+    assert_eq!(late.message(), "cannot withdraw a business request that is approved");
+
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_path_on_postgres() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    whole_path(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_path_on_the_embedded_store() {
+    whole_path(fresh_sqlite_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_validation_rule_answers_invalid_argument_with_the_fields() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let mut h = harness(&url).await;
+    let mut bad = operations(&"x".repeat(501));
+    bad.workload_name = String::new();
+    bad.start_date = "2026-13-01".into();
+    bad.monthly_growth_percent = Some(-1.0);
+    if let Some(pb::request_details::UseCase::Operations(o)) = bad.use_case.as_mut() {
+        o.monthly_budget = Some(pb::MonthlyAmount { amount: Some(pb::monthly_amount::Amount::Cents(0)) });
+    }
+    // Wire-level problems are reported first, all at once.
+    let err = h.requests.submit_business_request(authed(submit(bad.clone()), &h.who.po)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, vec!["details.start_date"]);
+    // Then the domain's rules, all at once.
+    bad.start_date = String::new();
+    let err = h.requests.submit_business_request(authed(submit(bad), &h.who.po)).await.unwrap_err();
+    let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(
+        fields,
+        vec!["workload_name", "operations.description", "operations.monthly_budget", "monthly_growth_percent"]
+    );
+    let mut coding = coding();
+    coding.use_case =
+        Some(pb::request_details::UseCase::Coding(pb::CodingUseCase { developers: 100_001, active_percent: 0 }));
+    let err = h.requests.submit_business_request(authed(submit(coding), &h.who.po)).await.unwrap_err();
+    let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, vec!["coding.developers", "coding.active_percent"]);
+    let err = h
+        .requests
+        .submit_business_request(authed(
+            pb::SubmitBusinessRequestRequest { product_id: "nope".into(), details: None, request_id: "x".into() },
+            &h.who.po,
+        ))
+        .await
+        .unwrap_err();
+    let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, vec!["product_id", "details", "request_id"]);
+    assert_eq!(head(&h).await, 0, "bad input stores nothing");
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_the_table_denies_is_denied_and_leaves_no_event() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let mut h = harness(&url).await;
+    let submitted = h.requests.submit_business_request(authed(submit(coding()), &h.who.po)).await.unwrap().into_inner();
+    let before = head(&h).await;
+    let roles =
+        [Role::FinopsLead, Role::CloudEngineer, Role::PortfolioOwner, Role::Finance, Role::Auditor, Role::Operator];
+    for role in roles {
+        let token = h.server.token("someone", role);
+        let err = h.requests.submit_business_request(authed(submit(coding()), &token)).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{role:?} may not submit");
+    }
+    for role in
+        [Role::ProductOwner, Role::CloudEngineer, Role::PortfolioOwner, Role::Finance, Role::Auditor, Role::Operator]
+    {
+        let token = h.server.token("someone", role);
+        let err = h
+            .requests
+            .approve_business_request(authed(approve(&submitted.name, Uuid::now_v7()), &token))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{role:?} may not approve");
+        let err = h
+            .catalog
+            .revoke_model(authed(
+                pb::RevokeModelRequest {
+                    platform: 1,
+                    model_id: MODEL.into(),
+                    rationale: "x".into(),
+                    request_id: String::new(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{role:?} may not run the catalog");
+    }
+    let anonymous = h
+        .requests
+        .get_business_request(tonic::Request::new(pb::GetBusinessRequestRequest { name: submitted.name.clone() }))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    assert_eq!(head(&h).await, before, "denied calls leave no event");
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_concurrent_approvals_exactly_one_wins() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let mut h = harness(&url).await;
+    approve_model(&mut h).await;
+    let submitted = h
+        .requests
+        .submit_business_request(authed(submit(operations("Answers tickets")), &h.who.po))
+        .await
+        .unwrap()
+        .into_inner();
+    let race = |token: String| {
+        let mut client = h.requests.clone();
+        let name = submitted.name.clone();
+        tokio::spawn(
+            async move { client.approve_business_request(authed(approve(&name, Uuid::now_v7()), &token)).await },
+        )
+    };
+    let (a, b) = (race(h.who.fl.clone()), race(h.server.token("fl-bo", Role::FinopsLead)));
+    let outcomes = [a.await.unwrap(), b.await.unwrap()];
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
+    let loser = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert!(matches!(loser.code(), Code::Aborted | Code::FailedPrecondition), "{loser:?}");
+    let stats = h.server.store.stats().await.unwrap();
+    let approvals = stats.events_by_type.iter().find(|(t, _)| t == "BusinessRequestApproved").map_or(0, |(_, n)| *n);
+    assert_eq!(approvals, 1);
+    h.server.shutdown().await.unwrap();
+}
