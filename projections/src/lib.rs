@@ -1,22 +1,41 @@
-//! Projectors fold the event log into read models (catalog, task queue, spend cards, gap
-//! lifecycle, maturity scores, chargeback). A projector never appends to the log: it reads
-//! the global order from a checkpoint and writes its read model and its checkpoint in one
-//! transaction, so a crash can neither lose nor repeat an event's effect.
+//! # Read models
 //!
-//! This crate holds the checkpoint contract the first projectors (arriving with the
-//! governance workflow) build on.
+//! Projectors fold the event log into read models that List and query RPCs answer from:
+//! the request queue, the catalog, the task queue and the claims. Each read model is a set
+//! of JSON documents keyed by an id; a projector says which documents an event touches and
+//! how each changes. The runner applies a batch of events and moves the projection's
+//! checkpoint **in the same transaction**, so a crash can neither lose nor repeat an
+//! event's effect.
+//!
+//! A projector never appends to the event log. Documents live in the same database as the
+//! log (PostgreSQL or the SQLite file), in two tables every backend shares.
+//!
+//! Rebuild (`finops-replay rebuild`) folds the whole log into a new *generation* of a
+//! projection while the current one keeps answering, then switches generations in one
+//! transaction. The same log always folds into the same documents; [`ReadModels::digest`]
+//! hashes a generation so a rebuild can be checked against the live one.
 
-use finops_eventlog::{Position, RecordedEvent};
+mod projectors;
+mod runner;
+mod store;
 
-/// A read model's fold over the log. `apply` must be deterministic: a rebuild from
-/// `Position::START` yields the same read model as the live projector did.
-pub trait Projector {
-    /// The read model's stable name, also the key of its checkpoint.
-    const NAME: &'static str;
+pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue};
+pub use runner::{ProjectionRunner, RebuildReport};
+pub use store::{Page, ReadModelError, ReadModels};
 
-    /// Folds one event. Events arrive exactly once each, in global order.
-    fn apply(&mut self, event: &RecordedEvent);
+use finops_eventlog::RecordedEvent;
+use serde_json::Value;
 
-    /// The last position folded (`Position::START` before the first).
-    fn checkpoint(&self) -> Position;
+/// A read model's fold over the log. Must be deterministic: the document after an event
+/// depends only on the document before it and the event.
+pub trait Projector: Send + Sync + 'static {
+    /// The read model's stable name (also its checkpoint's key).
+    fn name(&self) -> &'static str;
+
+    /// The documents `event` changes (empty for events this read model ignores).
+    fn keys(&self, event: &RecordedEvent) -> Vec<String>;
+
+    /// The document `key` after `event`, from the document before it (`None`: absent).
+    /// Returning `None` removes the document.
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value>;
 }

@@ -1,0 +1,256 @@
+//! The governance read models.
+
+use finops_domain::catalog::CatalogEvent;
+use finops_domain::request::{RequestEvent, UseCase};
+use finops_domain::spaces::ClaimEvent;
+use finops_domain::tasks::TaskEvent;
+use finops_eventlog::RecordedEvent;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::Projector;
+
+/// Every governance projector, in the order they are run.
+pub const ALL: [&str; 4] = [RequestQueue::NAME, CatalogView::NAME, TaskQueue::NAME, ClaimsView::NAME];
+
+fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E> {
+    if !event.stream_id.as_str().starts_with(prefix) {
+        return None;
+    }
+    match serde_json::from_value(event.payload.clone()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            // A type this build does not know: skip it rather than stop every read model.
+            tracing::warn!(event = %event.event_id, kind = %event.event_type, error = %e, "projector skipped an undecodable event");
+            None
+        }
+    }
+}
+
+fn key_of(event: &RecordedEvent, prefix: &str) -> Vec<String> {
+    event.stream_id.as_str().strip_prefix(prefix).map(|k| vec![k.to_owned()]).unwrap_or_default()
+}
+
+fn position(event: &RecordedEvent) -> u64 {
+    event.position.map_or(0, |p| p.0)
+}
+
+/// Business Requests by id: status, owner, details summary, approval.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestQueue;
+
+impl RequestQueue {
+    /// The projection's name.
+    pub const NAME: &'static str = "request_queue";
+    const PREFIX: &'static str = "business-request-";
+}
+
+impl Projector for RequestQueue {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn keys(&self, event: &RecordedEvent) -> Vec<String> {
+        key_of(event, Self::PREFIX)
+    }
+
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+        let Some(e) = decode::<RequestEvent>(event, Self::PREFIX) else { return current };
+        let mut doc = current.unwrap_or_else(|| json!({ "id": key, "name": format!("businessRequests/{key}") }));
+        doc["version"] = json!(event.stream_version);
+        doc["updated_at"] = json!(event.metadata.recorded_at);
+        doc["position"] = json!(position(event));
+        match e {
+            RequestEvent::BusinessRequestSubmitted { product_id, requested_by, details, at, .. } => {
+                doc["status"] = json!("submitted");
+                doc["product_id"] = json!(product_id);
+                doc["requested_by"] = json!(requested_by);
+                doc["submitted_at"] = json!(at);
+                doc["revision"] = json!(1);
+                set_details(&mut doc, &details);
+            }
+            RequestEvent::BusinessRequestResubmitted { details, revision, .. } => {
+                doc["status"] = json!("submitted");
+                doc["revision"] = json!(revision);
+                set_details(&mut doc, &details);
+            }
+            RequestEvent::BusinessRequestApproved { review, workload_id, role_name, by, at, .. } => {
+                doc["status"] = json!("approved");
+                doc["approved_by"] = json!(by);
+                doc["approved_at"] = json!(at);
+                doc["workload_id"] = json!(workload_id);
+                doc["role_name"] = json!(role_name);
+                doc["platform"] = json!(review.platform);
+                doc["model_id"] = json!(review.model_id);
+                doc["account"] = json!(review.account);
+                doc["region"] = json!(review.region);
+                doc["confirmed_estimate"] = json!(review.confirmed_estimate);
+            }
+            RequestEvent::BusinessRequestRejected { rationale, .. } => {
+                doc["status"] = json!("rejected");
+                doc["last_rejection"] = json!(rationale);
+            }
+            RequestEvent::BusinessRequestWithdrawn { .. } => doc["status"] = json!("withdrawn"),
+        }
+        Some(doc)
+    }
+}
+
+fn set_details(doc: &mut Value, details: &finops_domain::request::RequestDetails) {
+    doc["workload_name"] = json!(details.workload_name);
+    doc["priority"] = json!(details.priority);
+    doc["use_case"] = json!(match details.use_case {
+        UseCase::Coding { .. } => "coding",
+        UseCase::Operations { .. } => "operations",
+    });
+    doc["details"] = json!(details);
+}
+
+/// The model catalog by model.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CatalogView;
+
+impl CatalogView {
+    /// The projection's name.
+    pub const NAME: &'static str = "catalog";
+    const PREFIX: &'static str = "catalog-";
+}
+
+impl Projector for CatalogView {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn keys(&self, event: &RecordedEvent) -> Vec<String> {
+        key_of(event, Self::PREFIX)
+    }
+
+    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Value>) -> Option<Value> {
+        let Some(e) = decode::<CatalogEvent>(event, Self::PREFIX) else { return current };
+        let mut doc = current.unwrap_or_else(|| json!({ "scope": { "accounts": [], "regions": [], "actions": [] } }));
+        doc["version"] = json!(event.stream_version);
+        match e {
+            CatalogEvent::ModelListedForReview { platform, model_id, .. } => {
+                doc["platform"] = json!(platform);
+                doc["model_id"] = json!(model_id);
+                doc["status"] = json!("pending_review");
+            }
+            CatalogEvent::ModelApproved { scope, rationale, .. } => {
+                doc["status"] = json!("approved");
+                doc["scope"] = json!(scope);
+                doc["rationale"] = json!(rationale);
+            }
+            CatalogEvent::ModelScopeAdded { added, .. } => {
+                let mut scope: finops_domain::vocabulary::ApprovalScope =
+                    serde_json::from_value(doc["scope"].clone()).unwrap_or_default();
+                scope = scope.extended_by(&added);
+                doc["scope"] = json!(scope);
+            }
+            CatalogEvent::ModelRevoked { rationale, .. } => {
+                doc["status"] = json!("revoked");
+                doc["scope"] = json!({ "accounts": [], "regions": [], "actions": [] });
+                doc["rationale"] = json!(rationale);
+            }
+        }
+        Some(doc)
+    }
+}
+
+/// Cloud Engineer tasks by id, with their steps and progress.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TaskQueue;
+
+impl TaskQueue {
+    /// The projection's name.
+    pub const NAME: &'static str = "task_queue";
+    const PREFIX: &'static str = "task-";
+}
+
+impl Projector for TaskQueue {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn keys(&self, event: &RecordedEvent) -> Vec<String> {
+        key_of(event, Self::PREFIX)
+    }
+
+    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Value>) -> Option<Value> {
+        let Some(e) = decode::<TaskEvent>(event, Self::PREFIX) else { return current };
+        let mut doc = current.unwrap_or_else(|| json!({}));
+        doc["version"] = json!(event.stream_version);
+        match e {
+            TaskEvent::TaskCreated { plan, at } => {
+                doc["task_id"] = json!(plan.task_id);
+                doc["kind"] = json!(plan.kind);
+                doc["request_id"] = json!(plan.request_id);
+                doc["workload_id"] = json!(plan.workload_id);
+                doc["depends_on"] = json!(plan.depends_on);
+                doc["approval_rationale"] = json!(plan.approval_rationale);
+                doc["total_steps"] = json!(plan.steps.len());
+                doc["steps"] = json!(plan.steps);
+                doc["steps_done"] = json!(0);
+                doc["created_at"] = json!(at);
+                doc["status"] = json!("open");
+            }
+            TaskEvent::TaskStepCompleted { step, by, at, .. } => {
+                doc["steps_done"] = json!(step);
+                doc["status"] = json!("in_progress");
+                doc["last_step_by"] = json!(by);
+                doc["last_step_at"] = json!(at);
+            }
+            TaskEvent::TaskImplemented { by, at } => {
+                doc["steps_done"] = doc["total_steps"].clone();
+                doc["status"] = json!("implemented");
+                doc["implemented_by"] = json!(by);
+                doc["implemented_at"] = json!(at);
+            }
+        }
+        Some(doc)
+    }
+}
+
+/// Claims by resource, with every claim period.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClaimsView;
+
+impl ClaimsView {
+    /// The projection's name.
+    pub const NAME: &'static str = "claims";
+    const PREFIX: &'static str = "claim-";
+}
+
+impl Projector for ClaimsView {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn keys(&self, event: &RecordedEvent) -> Vec<String> {
+        key_of(event, Self::PREFIX)
+    }
+
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+        let Some(e) = decode::<ClaimEvent>(event, Self::PREFIX) else { return current };
+        let mut doc = current.unwrap_or_else(|| json!({ "key": key, "periods": [] }));
+        doc["version"] = json!(event.stream_version);
+        match e {
+            ClaimEvent::ResourceClaimed { resource, workload_id, effective_from, by, .. } => {
+                doc["resource"] = json!(resource);
+                doc["workload_id"] = json!(workload_id);
+                doc["claimed_by"] = json!(by);
+                doc["status"] = json!("claimed");
+                if let Some(periods) = doc["periods"].as_array_mut() {
+                    periods.push(json!({ "workload_id": workload_id, "from": effective_from, "until": null }));
+                }
+            }
+            ClaimEvent::ResourceReleased { effective_until, .. } => {
+                doc["status"] = json!("released");
+                doc["workload_id"] = Value::Null;
+                if let Some(last) = doc["periods"].as_array_mut().and_then(|p| p.last_mut()) {
+                    last["until"] = json!(effective_until);
+                }
+            }
+        }
+        Some(doc)
+    }
+}

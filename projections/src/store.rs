@@ -1,0 +1,196 @@
+//! Where read models live: two tables in the log's own database, written through sqlx's
+//! `Any` driver so that one code path serves PostgreSQL and SQLite.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+/// A read-model failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadModelError {
+    /// The database failed.
+    #[error("read-model database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The log could not be read.
+    #[error(transparent)]
+    Log(#[from] finops_eventlog::EventLogError),
+    /// A stored document is not JSON.
+    #[error("document {projection}/{key} is not JSON: {reason}")]
+    Corrupt {
+        /// The projection.
+        projection: String,
+        /// The key.
+        key: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A page token this server did not issue.
+    #[error("page_token `{0}` is not one this server issued")]
+    BadPageToken(String),
+}
+
+const SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS read_model_projections (
+        name TEXT NOT NULL PRIMARY KEY,
+        active_generation BIGINT NOT NULL,
+        building_generation BIGINT,
+        checkpoint BIGINT NOT NULL,
+        building_checkpoint BIGINT
+    )",
+    "CREATE TABLE IF NOT EXISTS read_model_documents (
+        projection TEXT NOT NULL,
+        generation BIGINT NOT NULL,
+        doc_key TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (projection, generation, doc_key)
+    )",
+];
+
+/// One page of documents, in key order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The documents.
+    pub documents: Vec<Value>,
+    /// Pass back as `page_token` for the next page; empty on the last page.
+    pub next_page_token: String,
+}
+
+/// The read-model tables.
+#[derive(Debug, Clone)]
+pub struct ReadModels {
+    pool: AnyPool,
+}
+
+impl ReadModels {
+    /// Connects to the database the store URL names and creates the tables if needed.
+    pub async fn open(url: &str) -> Result<Self, ReadModelError> {
+        sqlx::any::install_default_drivers();
+        let url = url.strip_prefix("sqlite://").map_or_else(|| url.to_owned(), |path| format!("sqlite://{path}"));
+        let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The active generation of `projection` (registering it at generation 1 if new) and
+    /// its checkpoint.
+    pub(crate) async fn register(&self, projection: &str) -> Result<(i64, i64), ReadModelError> {
+        sqlx::query(
+            "INSERT INTO read_model_projections (name, active_generation, checkpoint) VALUES ($1, 1, 0) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(projection)
+        .execute(&self.pool)
+        .await?;
+        let row: (i64, i64) =
+            sqlx::query_as("SELECT active_generation, checkpoint FROM read_model_projections WHERE name = $1")
+                .bind(projection)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row)
+    }
+
+    /// The position the active generation has folded through.
+    pub async fn checkpoint(&self, projection: &str) -> Result<u64, ReadModelError> {
+        Ok(self.register(projection).await?.1 as u64)
+    }
+
+    async fn active_generation(&self, projection: &str) -> Result<i64, ReadModelError> {
+        Ok(self.register(projection).await?.0)
+    }
+
+    /// One document of the active generation.
+    pub async fn get(&self, projection: &str, key: &str) -> Result<Option<Value>, ReadModelError> {
+        let generation = self.active_generation(projection).await?;
+        let doc: Option<String> = sqlx::query_scalar(
+            "SELECT doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND doc_key = $3",
+        )
+        .bind(projection)
+        .bind(generation)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        doc.map(|d| parse(projection, key, &d)).transpose()
+    }
+
+    /// A page of the active generation, in key order, keeping the documents `keep` accepts.
+    /// The page token is the last key returned (hex), so pages stay stable under inserts.
+    pub async fn list(
+        &self,
+        projection: &str,
+        page_size: usize,
+        page_token: &str,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<Page, ReadModelError> {
+        let generation = self.active_generation(projection).await?;
+        let mut after = if page_token.is_empty() {
+            String::new()
+        } else {
+            let bytes = hex::decode(page_token).map_err(|_| ReadModelError::BadPageToken(page_token.to_owned()))?;
+            String::from_utf8(bytes).map_err(|_| ReadModelError::BadPageToken(page_token.to_owned()))?
+        };
+        let page_size = page_size.clamp(1, 1_000);
+        let mut documents = Vec::new();
+        // Filtering happens after reading, so read in chunks until the page is full.
+        loop {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT doc_key, doc FROM read_model_documents \
+                 WHERE projection = $1 AND generation = $2 AND doc_key > $3 ORDER BY doc_key LIMIT 500",
+            )
+            .bind(projection)
+            .bind(generation)
+            .bind(&after)
+            .fetch_all(&self.pool)
+            .await?;
+            let exhausted = rows.len() < 500;
+            for (key, doc) in rows {
+                after = key.clone();
+                let doc = parse(projection, &key, &doc)?;
+                if keep(&doc) {
+                    documents.push(doc);
+                    if documents.len() == page_size {
+                        return Ok(Page { documents, next_page_token: hex::encode(after.as_bytes()) });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(Page { documents, next_page_token: String::new() });
+            }
+        }
+    }
+
+    /// SHA-256 over every document of the active generation, in key order: equal digests
+    /// mean equal read models.
+    pub async fn digest(&self, projection: &str) -> Result<String, ReadModelError> {
+        let generation = self.active_generation(projection).await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2 ORDER BY doc_key",
+        )
+        .bind(projection)
+        .bind(generation)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut h = Sha256::new();
+        for (key, doc) in rows {
+            h.update((key.len() as u64).to_be_bytes());
+            h.update(key.as_bytes());
+            h.update((doc.len() as u64).to_be_bytes());
+            h.update(doc.as_bytes());
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+}
+
+pub(crate) fn parse(projection: &str, key: &str, doc: &str) -> Result<Value, ReadModelError> {
+    serde_json::from_str(doc).map_err(|e| ReadModelError::Corrupt {
+        projection: projection.to_owned(),
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
