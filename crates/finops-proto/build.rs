@@ -13,6 +13,8 @@ fn main() -> std::io::Result<()> {
         "../../proto/finops/v1/event_log.proto",
         "../../proto/finops/v1/business_requests.proto",
         "../../proto/finops/v1/catalog.proto",
+        "../../proto/finops/v1/tasks.proto",
+        "../../proto/finops/v1/spaces.proto",
     ];
     tonic_prost_build::configure().file_descriptor_set_path(out.join("finops_v1_descriptor.bin")).compile_with_config(
         config,

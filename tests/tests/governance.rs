@@ -6,6 +6,8 @@ use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
 use finops_proto::v1 as pb;
 use finops_proto::v1::business_request_service_client::BusinessRequestServiceClient;
 use finops_proto::v1::catalog_service_client::CatalogServiceClient;
+use finops_proto::v1::spaces_service_client::SpacesServiceClient;
+use finops_proto::v1::task_service_client::TaskServiceClient;
 use finops_server::auth::Role;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -27,6 +29,8 @@ struct Harness {
     server: RunningServer,
     requests: BusinessRequestServiceClient<Channel>,
     catalog: CatalogServiceClient<Channel>,
+    tasks: TaskServiceClient<Channel>,
+    spaces: SpacesServiceClient<Channel>,
     who: Actors,
 }
 
@@ -42,7 +46,9 @@ async fn harness(url: &str) -> Harness {
     };
     Harness {
         requests: BusinessRequestServiceClient::new(channel.clone()),
-        catalog: CatalogServiceClient::new(channel),
+        catalog: CatalogServiceClient::new(channel.clone()),
+        tasks: TaskServiceClient::new(channel.clone()),
+        spaces: SpacesServiceClient::new(channel),
         server,
         who,
     }
@@ -418,5 +424,278 @@ async fn of_two_concurrent_approvals_exactly_one_wins() {
     let stats = h.server.store.stats().await.unwrap();
     let approvals = stats.events_by_type.iter().find(|(t, _)| t == "BusinessRequestApproved").map_or(0, |(_, n)| *n);
     assert_eq!(approvals, 1);
+    h.server.shutdown().await.unwrap();
+}
+
+/// Lists tasks until `ready` holds: the queue is a read model that follows the log.
+async fn tasks_when(h: &mut Harness, token: &str, ready: impl Fn(&[pb::Task]) -> bool) -> Vec<pb::Task> {
+    for _ in 0..600 {
+        let page = h
+            .tasks
+            .list_tasks(authed(
+                pb::ListTasksRequest { page_size: 100, page_token: String::new(), status: String::new() },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if ready(&page.tasks) {
+            return page.tasks;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the task queue never showed the expected tasks");
+}
+
+async fn from_submission_to_claimed_role(url: String) {
+    let mut h = harness(&url).await;
+    approve_model(&mut h).await;
+    let submitted = h
+        .requests
+        .submit_business_request(authed(submit(operations("Answers tier-1 tickets")), &h.who.po))
+        .await
+        .unwrap()
+        .into_inner();
+    let approved = h
+        .requests
+        .approve_business_request(authed(approve(&submitted.name, Uuid::now_v7()), &h.who.fl))
+        .await
+        .unwrap()
+        .into_inner();
+    let approval = approved.approval.unwrap();
+
+    // The Cloud Engineer finds the two tasks in the queue: Enable Access and MAP.
+    let ce = h.who.ce.clone();
+    let tasks = tasks_when(&mut h, &ce, |t| t.len() == 2).await;
+    let enable = tasks.iter().find(|t| t.kind == "bedrock_enable_access").unwrap().clone();
+    let map = tasks.iter().find(|t| t.kind == "map_tag").unwrap();
+    assert_eq!(enable.business_request, submitted.name);
+    assert_eq!(enable.steps.len(), 4);
+    assert!(
+        enable.steps[1].commands[0].contains(&format!("--role-name {}", approval.role_name)),
+        "{:?}",
+        enable.steps[1]
+    );
+    assert!(enable.steps[2].commands[0].starts_with("aws iam put-role-policy"));
+    assert!(map.steps[0].commands[0].contains("value=migMPE12345"));
+    assert!(!enable.overdue);
+
+    // The role cannot be claimed before it exists.
+    let claim = pb::ClaimResourceRequest {
+        business_request: submitted.name.clone(),
+        resource: Some(pb::claim_resource_request::Resource::Role(pb::IamRoleRef {
+            account_id: ACCOUNT.into(),
+            role_name_or_arn: approval.role_name.clone(),
+        })),
+        effective_from: "2026-11-01".into(),
+        request_id: String::new(),
+    };
+    let early = h.spaces.claim_resource(authed(claim.clone(), &h.who.po)).await.unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(early.message().contains("must be marked implemented first"), "{}", early.message());
+
+    // Steps in order; the PO may not work the queue.
+    let step = |n: u32| pb::CompleteTaskStepRequest {
+        name: enable.name.clone(),
+        step: n,
+        note: format!("done {n}"),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        h.tasks.complete_task_step(authed(step(1), &h.who.po)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let skipped = h.tasks.complete_task_step(authed(step(2), &h.who.ce)).await.unwrap_err();
+    assert_eq!(
+        (skipped.code(), skipped.message()),
+        (Code::FailedPrecondition, "step 2 cannot be completed before step 1")
+    );
+    for n in 1..=3 {
+        let task = h.tasks.complete_task_step(authed(step(n), &h.who.ce)).await.unwrap().into_inner();
+        assert_eq!(task.steps_done, n);
+    }
+    let done = h
+        .tasks
+        .mark_task_implemented(authed(
+            pb::MarkTaskImplementedRequest { name: enable.name.clone(), request_id: String::new() },
+            &h.who.ce,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((done.status.as_str(), done.steps_done), ("implemented", 4));
+
+    // Now the owner claims the role; nobody else can.
+    assert_eq!(
+        h.spaces.claim_resource(authed(claim.clone(), &h.who.other_po)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let claimed = h.spaces.claim_resource(authed(claim, &h.who.po)).await.unwrap().into_inner();
+    assert_eq!(claimed.name, format!("claims/role:{ACCOUNT}:{}", approval.role_name));
+    assert_eq!((claimed.status.as_str(), claimed.workload_id.as_str()), ("claimed", approval.workload_id.as_str()));
+    assert_eq!(claimed.periods[0].from, "2026-11-01");
+
+    // The queue and the claims read models catch up; a PO sees only their own.
+    let mut listed = Vec::new();
+    for _ in 0..600 {
+        listed = h
+            .spaces
+            .list_claims(authed(pb::ListClaimsRequest { page_size: 10, page_token: String::new() }, &h.who.po))
+            .await
+            .unwrap()
+            .into_inner()
+            .claims;
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed.len(), 1);
+    let others = h
+        .spaces
+        .list_claims(authed(pb::ListClaimsRequest { page_size: 10, page_token: String::new() }, &h.who.other_po))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(others.claims.is_empty());
+    let queue = h
+        .requests
+        .list_business_requests(authed(
+            pb::ListBusinessRequestsRequest { page_size: 10, page_token: String::new(), status: 0 },
+            &h.who.other_po,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(queue.business_requests.is_empty(), "another PO sees none of Maria's requests");
+    let bad_token = h
+        .requests
+        .list_business_requests(authed(
+            pb::ListBusinessRequestsRequest { page_size: 10, page_token: "%%".into(), status: 0 },
+            &h.who.fl,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_token.code(), Code::InvalidArgument);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_submission_to_a_claimed_role_on_postgres() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    from_submission_to_claimed_role(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_platform_gets_a_chain_that_runs_in_order() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let mut h = harness(&url).await;
+    h.catalog
+        .approve_model(authed(
+            pb::ApproveModelRequest {
+                platform: pb::Platform::ClaudePlatform as i32,
+                model_id: "claude-sonnet-4-5".into(),
+                scope: Some(pb::Scope {
+                    account_ids: vec![ACCOUNT.into()],
+                    regions: vec!["us-east-1".into()],
+                    actions: vec![1, 3],
+                }),
+                rationale: "Claude Platform pilot".into(),
+                request_id: String::new(),
+            },
+            &h.who.fl,
+        ))
+        .await
+        .unwrap();
+    let submitted = h
+        .requests
+        .submit_business_request(authed(submit(operations("Drafts contracts")), &h.who.po))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut review = review("");
+    review.platform = pb::Platform::ClaudePlatform as i32;
+    review.model_id = "claude-sonnet-4-5".into();
+    review.actions = vec![1, 3];
+    let no_workspace = h
+        .requests
+        .approve_business_request(authed(
+            pb::ApproveBusinessRequestRequest {
+                name: submitted.name.clone(),
+                review: Some(review.clone()),
+                rationale: "ok".into(),
+                request_id: String::new(),
+            },
+            &h.who.fl,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(no_workspace.get_details_bad_request().unwrap().field_violations[0].field, "review.workspace");
+    review.workspace = "contracts-team".into();
+    h.requests
+        .approve_business_request(authed(
+            pb::ApproveBusinessRequestRequest {
+                name: submitted.name.clone(),
+                review: Some(review),
+                rationale: "ok".into(),
+                request_id: String::new(),
+            },
+            &h.who.fl,
+        ))
+        .await
+        .unwrap();
+    let ce = h.who.ce.clone();
+    let tasks = tasks_when(&mut h, &ce, |t| t.len() == 3).await;
+    let first = tasks.iter().find(|t| t.kind == "claude_workspace").unwrap();
+    let second = tasks.iter().find(|t| t.kind == "claude_allocation_tags").unwrap();
+    assert_eq!(second.depends_on, first.name);
+    let blocked = h
+        .tasks
+        .complete_task_step(authed(
+            pb::CompleteTaskStepRequest {
+                name: second.name.clone(),
+                step: 1,
+                note: String::new(),
+                request_id: String::new(),
+            },
+            &h.who.ce,
+        ))
+        .await
+        .unwrap_err();
+    assert!(blocked.message().contains("depends on is not implemented"), "{}", blocked.message());
+    h.tasks
+        .complete_task_step(authed(
+            pb::CompleteTaskStepRequest {
+                name: first.name.clone(),
+                step: 1,
+                note: String::new(),
+                request_id: String::new(),
+            },
+            &h.who.ce,
+        ))
+        .await
+        .unwrap();
+    h.tasks
+        .mark_task_implemented(authed(
+            pb::MarkTaskImplementedRequest { name: first.name.clone(), request_id: String::new() },
+            &h.who.ce,
+        ))
+        .await
+        .unwrap();
+    let unblocked = h
+        .tasks
+        .complete_task_step(authed(
+            pb::CompleteTaskStepRequest {
+                name: second.name.clone(),
+                step: 1,
+                note: String::new(),
+                request_id: String::new(),
+            },
+            &h.who.ce,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unblocked.steps_done, 1);
     h.server.shutdown().await.unwrap();
 }

@@ -12,6 +12,7 @@ use finops_domain::role::RoleSuffix;
 use finops_domain::tasks::{self, Task, TaskCommand, TaskContext};
 use finops_eventlog::EventStore;
 use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_projections::{ReadModels, RequestQueue};
 use finops_proto::v1 as pb;
 use finops_proto::v1::business_request_service_server::BusinessRequestService;
 use tonic::{Request, Response, Status};
@@ -29,11 +30,17 @@ pub struct BusinessRequestApi {
     tasks: CommandHandler<Task>,
     auth: Arc<Authenticator>,
     task_context: TaskContext,
+    read_models: ReadModels,
 }
 
 impl BusinessRequestApi {
     /// Serves `store`, authenticating with `auth`.
-    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>, identity_center_instance_arn: String) -> Self {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: ReadModels,
+        auth: Arc<Authenticator>,
+        identity_center_instance_arn: String,
+    ) -> Self {
         Self {
             requests: CommandHandler::new(store.clone()),
             catalog: CommandHandler::new(store.clone()),
@@ -44,6 +51,7 @@ impl BusinessRequestApi {
                 portfolio: String::new(),
                 product: String::new(),
             },
+            read_models,
         }
     }
 
@@ -276,5 +284,52 @@ impl BusinessRequestService for BusinessRequestApi {
         let loaded =
             self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
         Ok(Self::reply(id, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_business_requests(
+        &self,
+        request: Request<pb::ListBusinessRequestsRequest>,
+    ) -> Result<Response<pb::ListBusinessRequestsResponse>, Status> {
+        let principal = self.auth.principal(&request)?;
+        if !(principal.role.sees_everything() || principal.role == Role::ProductOwner) {
+            principal.require(
+                &[Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor],
+                "list business requests",
+            )?;
+        }
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let page_size = wire::page_size(&mut fields, body.page_size);
+        let status = pb::RequestStatus::try_from(body.status).unwrap_or(pb::RequestStatus::Unspecified);
+        fields.finish()?;
+        let own_only = principal.role == Role::ProductOwner;
+        let subject = principal.subject.clone();
+        let keep = move |doc: &serde_json::Value| {
+            (!own_only || doc["requested_by"] == subject.as_str())
+                && (status == pb::RequestStatus::Unspecified
+                    || wire::request_status(&wire::text(doc, "status")) == status as i32)
+        };
+        let page =
+            wire::page_result(self.read_models.list(RequestQueue::NAME, page_size, &body.page_token, keep).await)?;
+        let business_requests = page
+            .documents
+            .iter()
+            .map(|d| pb::BusinessRequestSummary {
+                name: wire::text(d, "name"),
+                status: wire::request_status(&wire::text(d, "status")),
+                requested_by: wire::text(d, "requested_by"),
+                product_id: wire::text(d, "product_id"),
+                workload_name: wire::text(d, "workload_name"),
+                use_case: wire::text(d, "use_case"),
+                priority: d["priority"].as_bool().unwrap_or(false),
+                revision: d["revision"].as_u64().unwrap_or(0) as u32,
+                workload_id: wire::text(d, "workload_id"),
+                role_name: wire::text(d, "role_name"),
+                submitted_at: wire::text(d, "submitted_at"),
+                version: d["version"].as_u64().unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(pb::ListBusinessRequestsResponse { business_requests, next_page_token: page.next_page_token }))
     }
 }

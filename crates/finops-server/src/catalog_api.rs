@@ -8,6 +8,7 @@ use finops_domain::catalog::{CatalogCommand, CatalogEntry, ModelStatus};
 use finops_domain::vocabulary::{ModelId, Platform};
 use finops_eventlog::EventStore;
 use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_projections::{CatalogView, ReadModels};
 use finops_proto::v1 as pb;
 use finops_proto::v1::catalog_service_server::CatalogService;
 use tonic::{Request, Response, Status};
@@ -21,12 +22,13 @@ use crate::wire::{self, Fields};
 pub struct CatalogApi {
     models: CommandHandler<CatalogEntry>,
     auth: Arc<Authenticator>,
+    read_models: ReadModels,
 }
 
 impl CatalogApi {
     /// Serves `store`.
-    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>) -> Self {
-        Self { models: CommandHandler::new(store), auth }
+    pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
+        Self { models: CommandHandler::new(store), auth, read_models }
     }
 
     fn reply(platform: Platform, model: &ModelId, loaded: &Loaded<CatalogEntry>) -> Response<pb::CatalogModel> {
@@ -162,5 +164,43 @@ impl CatalogService for CatalogApi {
             return Err(not_found(format!("catalogModels/{}/{model}", platform.as_str())));
         }
         Ok(Self::reply(platform, &model, &loaded))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        self.auth.principal(&request)?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let page_size = wire::page_size(&mut fields, body.page_size);
+        fields.finish()?;
+        let page =
+            wire::page_result(self.read_models.list(CatalogView::NAME, page_size, &body.page_token, |_| true).await)?;
+        let models = page
+            .documents
+            .iter()
+            .filter_map(|d| {
+                let platform: Platform = serde_json::from_value(d["platform"].clone()).ok()?;
+                let model = ModelId::parse(&wire::text(d, "model_id")).ok()?;
+                let scope: finops_domain::vocabulary::ApprovalScope =
+                    serde_json::from_value(d["scope"].clone()).unwrap_or_default();
+                Some(pb::CatalogModel {
+                    name: format!("catalogModels/{}/{model}", platform.as_str()),
+                    platform: wire::platform_to_wire(platform) as i32,
+                    model_id: model.to_string(),
+                    status: (match wire::text(d, "status").as_str() {
+                        "pending_review" => pb::ModelStatus::PendingReview,
+                        "approved" => pb::ModelStatus::Approved,
+                        "revoked" => pb::ModelStatus::Revoked,
+                        _ => pb::ModelStatus::Unspecified,
+                    }) as i32,
+                    scope: Some(wire::scope_to_wire(&scope)),
+                    version: d["version"].as_u64().unwrap_or(0),
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::ListModelsResponse { models, next_page_token: page.next_page_token }))
     }
 }

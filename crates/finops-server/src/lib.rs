@@ -12,7 +12,9 @@ mod business_request_api;
 mod catalog_api;
 mod config;
 mod event_log_api;
+mod spaces_api;
 mod status;
+mod task_api;
 mod wire;
 
 use std::future::Future;
@@ -22,6 +24,8 @@ use finops_eventlog::{EventStore, Upcasters};
 use finops_proto::v1::business_request_service_server::BusinessRequestServiceServer;
 use finops_proto::v1::catalog_service_server::CatalogServiceServer;
 use finops_proto::v1::event_log_service_server::EventLogServiceServer;
+use finops_proto::v1::spaces_service_server::SpacesServiceServer;
+use finops_proto::v1::task_service_server::TaskServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -29,6 +33,8 @@ pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
 pub use config::{AuthMode, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, DEV_JWT_SECRET, ServerConfig};
 pub use event_log_api::EventLogApi;
+pub use spaces_api::SpacesApi;
+pub use task_api::TaskApi;
 
 /// How long in-flight calls may take to finish once shutdown begins.
 pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -50,6 +56,9 @@ pub enum ServerError {
         /// The OS error.
         reason: String,
     },
+    /// The read-model tables could not be opened.
+    #[error("cannot open the read models: {0}")]
+    ReadModels(String),
     /// Reflection could not be built from the descriptor sets.
     #[error("cannot build server reflection: {0}")]
     Reflection(String),
@@ -96,6 +105,21 @@ pub async fn serve(
     health.set_serving::<EventLogServiceServer<EventLogApi>>().await;
     health.set_serving::<BusinessRequestServiceServer<BusinessRequestApi>>().await;
     health.set_serving::<CatalogServiceServer<CatalogApi>>().await;
+    health.set_serving::<TaskServiceServer<TaskApi>>().await;
+    health.set_serving::<SpacesServiceServer<SpacesApi>>().await;
+
+    // Read models follow the log in the background, in the same database.
+    let read_models = finops_projections::ReadModels::open(&config.store)
+        .await
+        .map_err(|e| ServerError::ReadModels(e.to_string()))?;
+    let projectors: Vec<Arc<dyn finops_projections::Projector>> = vec![
+        Arc::new(finops_projections::RequestQueue),
+        Arc::new(finops_projections::CatalogView),
+        Arc::new(finops_projections::TaskQueue),
+        Arc::new(finops_projections::ClaimsView),
+    ];
+    let projection_task = finops_projections::ProjectionRunner::new(store.clone(), read_models.clone(), projectors)
+        .spawn(std::time::Duration::from_millis(500));
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -120,6 +144,8 @@ pub async fn serve(
             health.set_not_serving::<EventLogServiceServer<EventLogApi>>().await;
             health.set_not_serving::<BusinessRequestServiceServer<BusinessRequestApi>>().await;
             health.set_not_serving::<CatalogServiceServer<CatalogApi>>().await;
+            health.set_not_serving::<TaskServiceServer<TaskApi>>().await;
+            health.set_not_serving::<SpacesServiceServer<SpacesApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -131,10 +157,13 @@ pub async fn serve(
         .add_service(EventLogServiceServer::new(EventLogApi::new(store.clone(), auth.clone())))
         .add_service(BusinessRequestServiceServer::new(BusinessRequestApi::new(
             store.clone(),
+            read_models.clone(),
             auth.clone(),
             config.identity_center_instance_arn.clone(),
         )))
-        .add_service(CatalogServiceServer::new(CatalogApi::new(store, auth)))
+        .add_service(CatalogServiceServer::new(CatalogApi::new(store.clone(), read_models.clone(), auth.clone())))
+        .add_service(TaskServiceServer::new(TaskApi::new(store.clone(), read_models.clone(), auth.clone())))
+        .add_service(SpacesServiceServer::new(SpacesApi::new(store, read_models, auth)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
     let grace = async {
         if draining_rx.await.is_ok() {
@@ -147,6 +176,7 @@ pub async fn serve(
         served = server => served?,
         _ = grace => tracing::warn!(grace = ?DRAIN_GRACE, "connections still open after the drain grace; closing them"),
     }
+    projection_task.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -388,3 +388,50 @@ pub fn business_request_to_wire(id: Uuid, state: &BusinessRequest, version: u64)
         version,
     }
 }
+
+/// A List call's page size: 1–1000, default 50.
+pub fn page_size(fields: &mut Fields, value: i32) -> usize {
+    match value {
+        0 => 50,
+        1..=1000 => value as usize,
+        _ => {
+            fields.add("page_size", format!("{value} is outside 1–1000"));
+            50
+        }
+    }
+}
+
+/// A page from a read model, mapping a bad token to `INVALID_ARGUMENT`.
+pub fn page_result(
+    result: Result<finops_projections::Page, finops_projections::ReadModelError>,
+) -> Result<finops_projections::Page, tonic::Status> {
+    result.map_err(|e| match e {
+        finops_projections::ReadModelError::BadPageToken(token) => {
+            crate::status::invalid_argument(vec![FieldViolation::new(
+                "page_token",
+                format!("`{token}` is not a token this server issued"),
+            )])
+        }
+        other => tonic::Status::unavailable(other.to_string()),
+    })
+}
+
+/// A string field of a read-model document.
+pub fn text(doc: &serde_json::Value, field: &str) -> String {
+    match &doc[field] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A status enum from its snake_case name.
+pub fn request_status(name: &str) -> i32 {
+    (match name {
+        "submitted" => pb::RequestStatus::Submitted,
+        "approved" => pb::RequestStatus::Approved,
+        "rejected" => pb::RequestStatus::Rejected,
+        "withdrawn" => pb::RequestStatus::Withdrawn,
+        _ => pb::RequestStatus::Unspecified,
+    }) as i32
+}

@@ -1,0 +1,279 @@
+//! `finops.v1.SpacesService`: Product Owners claim resources for their approved workloads.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate, Utc};
+use finops_domain::request::{BusinessRequest, RequestStatus};
+use finops_domain::spaces::{ClaimCommand, ClaimableResource, ClaimedResource};
+use finops_domain::tasks::{Task, TaskKind};
+use finops_eventlog::EventStore;
+use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_projections::{ClaimsView, ReadModels, RequestQueue};
+use finops_proto::v1 as pb;
+use finops_proto::v1::spaces_service_server::SpacesService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::auth::{Authenticator, Principal, Role};
+use crate::status::{from_governance, not_found};
+use crate::wire::{self, Fields};
+
+/// Serves Spaces.
+#[derive(Clone)]
+pub struct SpacesApi {
+    claims: CommandHandler<ClaimableResource>,
+    requests: CommandHandler<BusinessRequest>,
+    tasks: CommandHandler<Task>,
+    auth: Arc<Authenticator>,
+    read_models: ReadModels,
+}
+
+impl SpacesApi {
+    /// Serves `store`.
+    pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
+        Self {
+            claims: CommandHandler::new(store.clone()),
+            requests: CommandHandler::new(store.clone()),
+            tasks: CommandHandler::new(store),
+            auth,
+            read_models,
+        }
+    }
+
+    fn context(principal: &Principal, request_id: Uuid, rationale: Option<String>) -> CommandContext {
+        CommandContext {
+            actor_id: principal.subject.clone(),
+            actor_role: principal.role.as_str().to_owned(),
+            request_id,
+            rationale,
+            correlation_id: Some(request_id),
+        }
+    }
+
+    /// The caller's approved request, read from the log.
+    async fn owned_approved(&self, principal: &Principal, id: Uuid) -> Result<BusinessRequest, Status> {
+        let loaded = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?;
+        let state = loaded.state;
+        if state.status == RequestStatus::New {
+            return Err(not_found(format!("businessRequests/{id}")));
+        }
+        if state.requested_by != principal.subject {
+            return Err(Status::permission_denied(format!(
+                "businessRequests/{id} belongs to another Product Owner; claim for your own workloads"
+            )));
+        }
+        if state.status != RequestStatus::Approved {
+            return Err(Status::failed_precondition(format!(
+                "businessRequests/{id} is not approved: only an approved workload can claim"
+            )));
+        }
+        Ok(state)
+    }
+}
+
+fn to_wire(key: &str, loaded: &Loaded<ClaimableResource>) -> pb::Claim {
+    let current = loaded.state.current();
+    pb::Claim {
+        name: format!("claims/{key}"),
+        status: if current.is_some() { "claimed" } else { "released" }.to_owned(),
+        workload_id: current.map(|p| p.workload_id.to_string()).unwrap_or_default(),
+        periods: loaded
+            .state
+            .periods
+            .iter()
+            .map(|p| pb::ClaimPeriod {
+                workload_id: p.workload_id.to_string(),
+                from: p.from.to_string(),
+                until: p.until.map(|u| u.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        version: loaded.version,
+    }
+}
+
+fn parse_date(fields: &mut Fields, field: &str, text: &str) -> Option<NaiveDate> {
+    fields.check(
+        field,
+        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD)")),
+    )
+}
+
+#[tonic::async_trait]
+impl SpacesService for SpacesApi {
+    #[tracing::instrument(skip_all)]
+    async fn claim_resource(&self, request: Request<pb::ClaimResourceRequest>) -> Result<Response<pb::Claim>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::ProductOwner], "claim resources")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.business_request);
+        let resource = match &body.resource {
+            Some(pb::claim_resource_request::Resource::Role(r)) => {
+                fields.check("role", ClaimedResource::role(&r.account_id, &r.role_name_or_arn))
+            }
+            Some(pb::claim_resource_request::Resource::GuardrailArn(arn)) => {
+                fields.check("guardrail_arn", ClaimedResource::guardrail(arn))
+            }
+            Some(pb::claim_resource_request::Resource::Workspace(name)) if !name.trim().is_empty() => {
+                Some(ClaimedResource::Workspace { name: name.trim().to_owned() })
+            }
+            _ => {
+                fields.add("resource", "is required: a role, a guardrail ARN or a workspace");
+                None
+            }
+        };
+        let effective_from = if body.effective_from.trim().is_empty() {
+            let today = Utc::now().date_naive();
+            NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
+        } else {
+            parse_date(&mut fields, "effective_from", &body.effective_from)
+        };
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (Some(id), Some(resource), Some(effective_from)) = (id, resource, effective_from) else {
+            unreachable!("fields checked")
+        };
+        let request = self.owned_approved(&principal, id).await?;
+        let approval = request.approval.as_ref().expect("approved requests carry their approval");
+        // The generated role exists only once the Cloud Engineer has implemented it.
+        if let ClaimedResource::IamRole { role_name, .. } = &resource
+            && role_name == approval.role_name.as_str()
+        {
+            let task_id = Uuid::new_v5(&approval.workload_id, b"bedrock_enable_access");
+            let task = self.tasks.load(&streams::task(task_id)).await.map_err(from_governance)?;
+            if task.state.plan.as_ref().is_some_and(|p| p.kind == TaskKind::BedrockEnableAccess)
+                && task.state.implemented_at.is_none()
+            {
+                return Err(Status::failed_precondition(format!(
+                    "role {role_name} is not implemented yet: tasks/{task_id} must be marked implemented first"
+                )));
+            }
+        }
+        let key = resource.key();
+        let command = ClaimCommand::Claim {
+            resource,
+            workload_id: approval.workload_id,
+            effective_from,
+            by: principal.subject.clone(),
+            at: Utc::now(),
+        };
+        let loaded = self
+            .claims
+            .execute(&streams::claim(&key), &command, &Self::context(&principal, request_id, None))
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(to_wire(&key, &loaded)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn release_resource(
+        &self,
+        request: Request<pb::ReleaseResourceRequest>,
+    ) -> Result<Response<pb::Claim>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::ProductOwner, Role::FinopsLead], "release claims")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let key = match body.name.strip_prefix("claims/") {
+            Some(k) if !k.is_empty() => Some(k.to_owned()),
+            _ => {
+                fields.add("name", format!("`{}` is not a claim name (claims/{{resource key}})", body.name));
+                None
+            }
+        };
+        let until = parse_date(&mut fields, "effective_until", &body.effective_until);
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (Some(key), Some(until)) = (key, until) else { unreachable!("fields checked") };
+        let stream = streams::claim(&key);
+        let current = self.claims.load(&stream).await.map_err(from_governance)?;
+        let Some(holder) = current.state.current().map(|p| p.workload_id) else {
+            return Err(match current.state.resource {
+                None => not_found(format!("claims/{key}")),
+                Some(_) => Status::failed_precondition(format!("claims/{key} is not claimed")),
+            });
+        };
+        if principal.role == Role::ProductOwner {
+            let owns = self.read_models.list(RequestQueue::NAME, 1, "", |d| {
+                d["workload_id"] == holder.to_string().as_str() && d["requested_by"] == principal.subject.as_str()
+            });
+            if wire::page_result(owns.await)?.documents.is_empty() {
+                return Err(Status::permission_denied(format!("claims/{key} is held by a workload that is not yours")));
+            }
+        }
+        let command = ClaimCommand::Release {
+            effective_until: until,
+            by: principal.subject.clone(),
+            rationale: body.rationale.clone(),
+            at: Utc::now(),
+        };
+        let loaded = self
+            .claims
+            .execute(&stream, &command, &Self::context(&principal, request_id, Some(body.rationale)))
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(to_wire(&key, &loaded)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_claims(
+        &self,
+        request: Request<pb::ListClaimsRequest>,
+    ) -> Result<Response<pb::ListClaimsResponse>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor], "list claims")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let page_size = wire::page_size(&mut fields, body.page_size);
+        fields.finish()?;
+        // A Product Owner sees the claims of their own workloads.
+        let own_workloads: Option<Vec<String>> = if principal.role == Role::ProductOwner {
+            let mut workloads = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = wire::page_result(
+                    self.read_models
+                        .list(RequestQueue::NAME, 1000, &token, |d| d["requested_by"] == principal.subject.as_str())
+                        .await,
+                )?;
+                workloads.extend(page.documents.iter().map(|d| wire::text(d, "workload_id")).filter(|w| !w.is_empty()));
+                if page.next_page_token.is_empty() {
+                    break Some(workloads);
+                }
+                token = page.next_page_token;
+            }
+        } else {
+            None
+        };
+        let keep = move |doc: &serde_json::Value| match &own_workloads {
+            None => true,
+            Some(mine) => doc["periods"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| mine.iter().any(|w| p["workload_id"] == w.as_str()))),
+        };
+        let page = wire::page_result(self.read_models.list(ClaimsView::NAME, page_size, &body.page_token, keep).await)?;
+        let claims = page
+            .documents
+            .iter()
+            .map(|d| pb::Claim {
+                name: format!("claims/{}", wire::text(d, "key")),
+                status: wire::text(d, "status"),
+                workload_id: wire::text(d, "workload_id"),
+                periods: d["periods"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| pb::ClaimPeriod {
+                                workload_id: wire::text(p, "workload_id"),
+                                from: wire::text(p, "from"),
+                                until: wire::text(p, "until"),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                version: d["version"].as_u64().unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(pb::ListClaimsResponse { claims, next_page_token: page.next_page_token }))
+    }
+}

@@ -1,0 +1,229 @@
+//! `finops.v1.TaskService`: the Cloud Engineer task queue.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use finops_domain::tasks::{DEFAULT_SLA_BUSINESS_DAYS, Task, TaskCommand};
+use finops_eventlog::EventStore;
+use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_projections::{ReadModels, TaskQueue};
+use finops_proto::v1 as pb;
+use finops_proto::v1::task_service_server::TaskService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::auth::{Authenticator, Principal, Role};
+use crate::status::{from_governance, not_found};
+use crate::wire::{self, Fields};
+
+/// Who may read the queue, and who may work it.
+const READERS: [Role; 3] = [Role::CloudEngineer, Role::FinopsLead, Role::Auditor];
+const WORKERS: [Role; 1] = [Role::CloudEngineer];
+
+/// Serves the task queue.
+#[derive(Clone)]
+pub struct TaskApi {
+    tasks: CommandHandler<Task>,
+    auth: Arc<Authenticator>,
+    read_models: ReadModels,
+}
+
+impl TaskApi {
+    /// Serves `store`.
+    pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
+        Self { tasks: CommandHandler::new(store), auth, read_models }
+    }
+
+    fn name(fields: &mut Fields, name: &str) -> Option<Uuid> {
+        match name.strip_prefix("tasks/") {
+            Some(id) => wire::uuid(fields, "name", id),
+            None => {
+                fields.add("name", format!("`{name}` is not a task name (tasks/{{uuid}})"));
+                None
+            }
+        }
+    }
+
+    async fn load(&self, id: Uuid) -> Result<Loaded<Task>, Status> {
+        let loaded = self.tasks.load(&streams::task(id)).await.map_err(from_governance)?;
+        if loaded.state.plan.is_none() {
+            return Err(not_found(format!("tasks/{id}")));
+        }
+        Ok(loaded)
+    }
+
+    fn context(principal: &Principal, request_id: Uuid) -> CommandContext {
+        CommandContext {
+            actor_id: principal.subject.clone(),
+            actor_role: principal.role.as_str().to_owned(),
+            request_id,
+            rationale: None,
+            correlation_id: Some(request_id),
+        }
+    }
+}
+
+fn to_wire(loaded: &Loaded<Task>) -> pb::Task {
+    let task = &loaded.state;
+    let plan = task.plan.as_ref().expect("loaded tasks have a plan");
+    pb::Task {
+        name: format!("tasks/{}", plan.task_id),
+        kind: serde_json::to_value(plan.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        business_request: format!("businessRequests/{}", plan.request_id),
+        workload_id: plan.workload_id.to_string(),
+        depends_on: plan.depends_on.map(|d| format!("tasks/{d}")).unwrap_or_default(),
+        approval_rationale: plan.approval_rationale.clone(),
+        steps: plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| pb::TaskStep {
+                title: s.title.clone(),
+                instructions: s.instructions.clone(),
+                commands: s.commands.iter().map(|c| c.render()).collect(),
+                done: i < task.steps_done,
+            })
+            .collect(),
+        steps_done: task.steps_done as u32,
+        status: match (task.implemented_at, task.steps_done) {
+            (Some(_), _) => "implemented",
+            (None, 0) => "open",
+            _ => "in_progress",
+        }
+        .to_owned(),
+        overdue: task.is_overdue(Utc::now(), DEFAULT_SLA_BUSINESS_DAYS),
+        created_at: task.created_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        implemented_at: task.implemented_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        version: loaded.version,
+    }
+}
+
+/// The wire form of a task-queue document (the same fields as [`to_wire`]).
+fn doc_to_wire(doc: &serde_json::Value) -> pb::Task {
+    let steps_done = doc["steps_done"].as_u64().unwrap_or(0) as usize;
+    let created = wire::text(doc, "created_at");
+    let implemented = wire::text(doc, "implemented_at");
+    let overdue = implemented.is_empty()
+        && chrono::DateTime::parse_from_rfc3339(&created).is_ok_and(|c| {
+            Utc::now() > finops_domain::tasks::add_business_days(c.with_timezone(&Utc), DEFAULT_SLA_BUSINESS_DAYS)
+        });
+    let steps: Vec<finops_domain::tasks::TaskStep> = serde_json::from_value(doc["steps"].clone()).unwrap_or_default();
+    pb::Task {
+        name: format!("tasks/{}", wire::text(doc, "task_id")),
+        kind: wire::text(doc, "kind"),
+        business_request: format!("businessRequests/{}", wire::text(doc, "request_id")),
+        workload_id: wire::text(doc, "workload_id"),
+        depends_on: doc["depends_on"].as_str().map(|d| format!("tasks/{d}")).unwrap_or_default(),
+        approval_rationale: wire::text(doc, "approval_rationale"),
+        steps: steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| pb::TaskStep {
+                title: s.title.clone(),
+                instructions: s.instructions.clone(),
+                commands: s.commands.iter().map(|c| c.render()).collect(),
+                done: i < steps_done,
+            })
+            .collect(),
+        steps_done: steps_done as u32,
+        status: wire::text(doc, "status"),
+        overdue,
+        created_at: created,
+        implemented_at: implemented,
+        version: doc["version"].as_u64().unwrap_or(0),
+    }
+}
+
+#[tonic::async_trait]
+impl TaskService for TaskApi {
+    #[tracing::instrument(skip_all)]
+    async fn list_tasks(
+        &self,
+        request: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        self.auth.principal(&request)?.require(&READERS, "read the task queue")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let page_size = wire::page_size(&mut fields, body.page_size);
+        let status = body.status.trim().to_owned();
+        if !["", "open", "in_progress", "implemented", "overdue"].contains(&status.as_str()) {
+            fields.add("status", format!("`{status}` is not open, in_progress, implemented or overdue"));
+        }
+        fields.finish()?;
+        let keep = move |doc: &serde_json::Value| match status.as_str() {
+            "" => true,
+            "overdue" => doc_to_wire(doc).overdue,
+            s => doc["status"] == s,
+        };
+        let page = wire::page_result(self.read_models.list(TaskQueue::NAME, page_size, &body.page_token, keep).await)?;
+        Ok(Response::new(pb::ListTasksResponse {
+            tasks: page.documents.iter().map(doc_to_wire).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::Task>, Status> {
+        self.auth.principal(&request)?.require(&READERS, "read the task queue")?;
+        let mut fields = Fields::default();
+        let id = Self::name(&mut fields, &request.get_ref().name);
+        fields.finish()?;
+        Ok(Response::new(to_wire(&self.load(id.expect("checked")).await?)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn complete_task_step(
+        &self,
+        request: Request<pb::CompleteTaskStepRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&WORKERS, "complete task steps")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = Self::name(&mut fields, &body.name);
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let id = id.expect("checked");
+        let loaded = self.load(id).await?;
+        let dependency_implemented = match loaded.state.plan.as_ref().and_then(|p| p.depends_on) {
+            Some(dependency) => self.load(dependency).await?.state.implemented_at.is_some(),
+            None => true,
+        };
+        let command = TaskCommand::CompleteStep {
+            step: body.step as usize,
+            by: principal.subject.clone(),
+            note: (!body.note.trim().is_empty()).then(|| body.note.clone()),
+            dependency_implemented,
+            at: Utc::now(),
+        };
+        let loaded = self
+            .tasks
+            .execute(&streams::task(id), &command, &Self::context(&principal, request_id))
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(to_wire(&loaded)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn mark_task_implemented(
+        &self,
+        request: Request<pb::MarkTaskImplementedRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&WORKERS, "mark tasks implemented")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = Self::name(&mut fields, &body.name);
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let id = id.expect("checked");
+        self.load(id).await?;
+        let command = TaskCommand::MarkImplemented { by: principal.subject.clone(), at: Utc::now() };
+        let loaded = self
+            .tasks
+            .execute(&streams::task(id), &command, &Self::context(&principal, request_id))
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(to_wire(&loaded)))
+    }
+}
