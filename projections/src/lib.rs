@@ -23,8 +23,15 @@ pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue};
 pub use runner::{ProjectionRunner, RebuildReport};
 pub use store::{Page, ReadModelError, ReadModels};
 
+use std::sync::Arc;
+
 use finops_eventlog::RecordedEvent;
 use serde_json::Value;
+
+/// Every governance projector, in [`ALL`]'s order.
+pub fn governance_projectors() -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(RequestQueue), Arc::new(CatalogView), Arc::new(TaskQueue), Arc::new(ClaimsView)]
+}
 
 /// A read model's fold over the log. Must be deterministic: the document after an event
 /// depends only on the document before it and the event.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use finops_eventlog::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId, Upcasters};
-use finops_projections::{CatalogView, ClaimsView, ProjectionRunner, Projector, ReadModels, RequestQueue, TaskQueue};
+use finops_projections::{ProjectionRunner, ReadModels, RequestQueue};
 use serde_json::json;
 
 fn submitted(id: &str, owner: &str, name: &str) -> NewEvent {
@@ -37,14 +37,10 @@ fn rejected() -> NewEvent {
     )
 }
 
-fn projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(RequestQueue), Arc::new(CatalogView), Arc::new(TaskQueue), Arc::new(ClaimsView)]
-}
-
 async fn check(url: &str) {
     let store: Arc<dyn EventStore> = finops_eventlog::open(url, Upcasters::new()).await.unwrap();
     let models = ReadModels::open(url).await.unwrap();
-    let runner = ProjectionRunner::new(store.clone(), models.clone(), projectors());
+    let runner = ProjectionRunner::new(store.clone(), models.clone(), finops_projections::governance_projectors());
 
     let ids: Vec<String> = (1..=5).map(|i| format!("0192f0c4-0000-7000-8000-00000000000{i}")).collect();
     for (i, id) in ids.iter().enumerate() {

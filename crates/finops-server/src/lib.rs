@@ -112,12 +112,7 @@ pub async fn serve(
     let read_models = finops_projections::ReadModels::open(&config.store)
         .await
         .map_err(|e| ServerError::ReadModels(e.to_string()))?;
-    let projectors: Vec<Arc<dyn finops_projections::Projector>> = vec![
-        Arc::new(finops_projections::RequestQueue),
-        Arc::new(finops_projections::CatalogView),
-        Arc::new(finops_projections::TaskQueue),
-        Arc::new(finops_projections::ClaimsView),
-    ];
+    let projectors = finops_projections::governance_projectors();
     let projection_task = finops_projections::ProjectionRunner::new(store.clone(), read_models.clone(), projectors)
         .spawn(std::time::Duration::from_millis(500));
 
