@@ -106,10 +106,14 @@ where
 
     /// Folds the aggregate from its whole stream.
     pub async fn load(&self, stream: &StreamId) -> Result<Loaded<A>, GovernanceError> {
+        Ok(self.load_recorded(stream).await?.0)
+    }
+
+    async fn load_recorded(&self, stream: &StreamId) -> Result<(Loaded<A>, Vec<RecordedEvent>), GovernanceError> {
         let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
         let version = recorded.last().map_or(0, |e| e.stream_version);
         let events = recorded.iter().map(decode::<A::Event>).collect::<Result<Vec<_>, _>>()?;
-        Ok(Loaded { state: A::fold(&events), version })
+        Ok((Loaded { state: A::fold(&events), version }, recorded))
     }
 
     /// Decides `command` on the current state and appends what it produces. Returns the
@@ -120,7 +124,13 @@ where
         command: &A::Command,
         context: &CommandContext,
     ) -> Result<Loaded<A>, GovernanceError> {
-        let Loaded { state, version } = self.load(stream).await?;
+        let (Loaded { state, version }, recorded) = self.load_recorded(stream).await?;
+        // A retry of a command that already took effect answers with the state now, even
+        // if the aggregate has moved on since (when deciding again could be refused).
+        let first_id = event_id(context, stream, 0);
+        if recorded.iter().any(|r| r.event_id == first_id) {
+            return Ok(Loaded { state, version });
+        }
         let events = state.decide(command)?;
         if events.is_empty() {
             return Ok(Loaded { state, version });

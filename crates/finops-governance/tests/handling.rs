@@ -158,3 +158,19 @@ async fn a_refused_command_leaves_no_event() {
         assert!(store.read_stream(&stream, StreamRead::all()).await.unwrap().is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_retry_after_the_request_moved_on_is_still_answered_not_refused() {
+    for store in stores().await {
+        let handler = CommandHandler::<BusinessRequest>::new(store.clone());
+        let id = Uuid::now_v7();
+        let stream = streams::business_request(id);
+        let key = Uuid::now_v7();
+        handler.execute(&stream, &submit(id), &context("po-maria", "product_owner", key)).await.unwrap();
+        handler.execute(&stream, &approve("dddd"), &context("fl-ana", "finops_lead", Uuid::now_v7())).await.unwrap();
+        // The PO's client retries its submission after the approval happened.
+        let late = handler.execute(&stream, &submit(id), &context("po-maria", "product_owner", key)).await.unwrap();
+        assert_eq!(late.state.status, RequestStatus::Approved);
+        assert_eq!(late.version, 2);
+    }
+}

@@ -11,6 +11,7 @@ pub mod auth;
 mod business_request_api;
 mod catalog_api;
 mod config;
+pub mod demo;
 mod event_log_api;
 mod spaces_api;
 mod status;

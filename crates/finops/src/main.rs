@@ -59,6 +59,9 @@ struct ServeArgs {
     /// Development mode: tokens signed with the published dev key (see `finops dev-token`).
     #[arg(long, env = "FINOPS_DEV")]
     dev: bool,
+    /// Seed the demo organisation (idempotent) before serving.
+    #[arg(long, env = "FINOPS_DEMO")]
+    demo: bool,
     /// IAM Identity Center instance ARN used in Coding tasks' commands.
     #[arg(long, env = "FINOPS_IDENTITY_CENTER_INSTANCE_ARN")]
     identity_center_instance_arn: Option<String>,
@@ -97,6 +100,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _telemetry = finops_telemetry::init("finops", config.otlp_endpoint.as_deref())?;
     let store =
         finops_server::open_store(&config).await.with_context(|| format!("opening store {}", redact(&config.store)))?;
+    if args.demo {
+        let summary = finops_server::demo::seed(store.clone(), &config.identity_center_instance_arn).await?;
+        tracing::info!(requests = summary.requests, tasks = summary.tasks, "demo organisation seeded");
+    }
     let listener = finops_server::bind(&config).await?;
     finops_server::serve(listener, store, &config, finops_server::termination_signal()).await?;
     Ok(())

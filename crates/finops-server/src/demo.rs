@@ -1,0 +1,488 @@
+//! `finops serve --demo`: a realistic organisation seeded through the same command path
+//! the gRPC services use — portfolios, products, accounts and budgets; approved, pending
+//! and revoked models; requests in every state; tasks in progress, implemented and
+//! overdue; a claimed role. Ids derive from names, so seeding twice changes nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use finops_domain::catalog::{CatalogCommand, CatalogEntry};
+use finops_domain::org::{Budget, OrgCommand, Organisation, Portfolio, Product};
+use finops_domain::request::{
+    Availability, BusinessCase, BusinessRequest, RequestCommand, RequestDetails, Review, UseCase, WorkloadType,
+};
+use finops_domain::role::RoleSuffix;
+use finops_domain::spaces::{ClaimCommand, ClaimableResource, ClaimedResource};
+use finops_domain::tasks::{self, Task, TaskCommand, TaskContext};
+use finops_domain::vocabulary::{
+    AccountId, ApprovalScope, Cents, InvokeAction, ModelId, MonthlyAmount, Platform, Region,
+};
+use finops_eventlog::EventStore;
+use finops_governance::{CommandContext, CommandHandler, GovernanceError, streams};
+use uuid::Uuid;
+
+/// The namespace demo ids are derived in.
+const DEMO: Uuid = Uuid::from_u128(0x0f1e_d3c0_0000_7000_8000_0000_0000_d3a0);
+
+fn id(name: &str) -> Uuid {
+    Uuid::new_v5(&DEMO, name.as_bytes())
+}
+
+fn ctx(actor: &str, role: &str, key: &str, rationale: Option<&str>) -> CommandContext {
+    CommandContext {
+        actor_id: actor.into(),
+        actor_role: role.into(),
+        request_id: id(key),
+        rationale: rationale.map(str::to_owned),
+        correlation_id: Some(id(key)),
+    }
+}
+
+fn account(a: &str) -> AccountId {
+    AccountId::parse(a).expect("demo account")
+}
+
+fn region(r: &str) -> Region {
+    Region::parse(r).expect("demo region")
+}
+
+fn model(m: &str) -> ModelId {
+    ModelId::parse(m).expect("demo model")
+}
+
+/// What the demo seeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSummary {
+    /// Business Requests in the demo.
+    pub requests: usize,
+    /// Tasks generated.
+    pub tasks: usize,
+}
+
+/// Seeds the demo organisation into `store` (idempotent).
+pub async fn seed(
+    store: Arc<dyn EventStore>,
+    identity_center_instance_arn: &str,
+) -> Result<DemoSummary, GovernanceError> {
+    let org = CommandHandler::<Organisation>::new(store.clone());
+    let catalog = CommandHandler::<CatalogEntry>::new(store.clone());
+    let requests = CommandHandler::<BusinessRequest>::new(store.clone());
+    let task_handler = CommandHandler::<Task>::new(store.clone());
+    let claims = CommandHandler::<ClaimableResource>::new(store.clone());
+    // A fixed clock two weeks back keeps the story (and the overdue task) reproducible.
+    let t0: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-02T09:00:00Z").expect("fixed").with_timezone(&Utc);
+    let fl = |key: &str, why: &str| ctx("fl-ana", "finops_lead", key, Some(why));
+
+    // Organisation.
+    let o = streams::organisation();
+    for (p, owner) in [("Customer Experience", "pf-omar"), ("Finance Operations", "pf-lena")] {
+        let c = OrgCommand::AddPortfolio {
+            portfolio_id: id(p),
+            portfolio: Portfolio { name: p.into(), owner: owner.into() },
+            at: t0,
+        };
+        org.execute(&o, &c, &fl(&format!("org-{p}"), "demo organisation")).await?;
+    }
+    let products = [
+        ("Customer Experience", "Support Assistant", "po-maria"),
+        ("Customer Experience", "Claims Triage", "po-juan"),
+        ("Finance Operations", "Invoice Reader", "po-maria"),
+        ("Finance Operations", "Engineering Productivity", "po-juan"),
+    ];
+    for (portfolio, name, owner) in products {
+        let c = OrgCommand::AddProduct {
+            product_id: id(name),
+            product: Product { portfolio_id: id(portfolio), name: name.into(), owner: owner.into() },
+            at: t0,
+        };
+        org.execute(&o, &c, &fl(&format!("org-{name}"), "demo organisation")).await?;
+    }
+    for (acct, name, budgets) in [
+        ("111122223333", "cx-prod", vec![("CX AI", "CC-410"), ("CX Platform", "CC-411")]),
+        ("444455556666", "finops-prod", vec![("Finance AI", "CC-520")]),
+        ("777788889999", "shared-sandbox", vec![("Sandbox", "CC-900"), ("Engineering", "CC-901"), ("Data", "CC-902")]),
+    ] {
+        let c = OrgCommand::RegisterAccount { account: account(acct), name: name.into(), at: t0 };
+        org.execute(&o, &c, &fl(&format!("acct-{acct}"), "demo organisation")).await?;
+        for (budget, cc) in budgets {
+            let c = OrgCommand::MapBudget {
+                budget_id: id(budget),
+                budget: Budget { account: account(acct), name: budget.into(), cost_centre: cc.into() },
+                at: t0,
+            };
+            org.execute(&o, &c, &fl(&format!("budget-{budget}"), "demo organisation")).await?;
+        }
+    }
+
+    // Catalog: approved, pending and revoked models.
+    let all_accounts = ["111122223333", "444455556666", "777788889999"];
+    let approved_models = [
+        (Platform::AmazonBedrock, "anthropic.claude-3-haiku-20240307-v1:0", vec!["us-east-1", "us-west-2"]),
+        (
+            Platform::AmazonBedrock,
+            "anthropic.claude-sonnet-4-20250514-v1:0",
+            vec!["us-east-1", "us-west-2", "eu-west-1"],
+        ),
+        (Platform::AmazonBedrock, "amazon.nova-pro-v1:0", vec!["us-east-1"]),
+        (Platform::AwsMarketplace, "meta.llama3-1-70b-instruct-v1:0", vec!["us-west-2"]),
+        (Platform::ClaudePlatform, "claude-sonnet-4-5", vec!["us-east-1"]),
+    ];
+    for (platform, m, regions) in &approved_models {
+        let s = streams::catalog_model(*platform, m);
+        let list =
+            CatalogCommand::ListForReview { platform: *platform, model_id: model(m), by: "fl-ana".into(), at: t0 };
+        catalog.execute(&s, &list, &fl(&format!("list-{m}"), "demo catalog")).await?;
+        let scope = ApprovalScope {
+            accounts: all_accounts.iter().map(|a| account(a)).collect(),
+            regions: regions.iter().map(|r| region(r)).collect(),
+            actions: InvokeAction::ALL.into(),
+        };
+        let approve = CatalogCommand::Approve {
+            scope,
+            by: "fl-ana".into(),
+            rationale: "Vetted by security and legal".into(),
+            at: t0,
+        };
+        catalog.execute(&s, &approve, &fl(&format!("approve-{m}"), "Vetted by security and legal")).await?;
+    }
+    for (m, revoke) in
+        [("anthropic.claude-opus-4-20250514-v1:0", false), ("anthropic.claude-3-5-sonnet-20240620-v1:0", true)]
+    {
+        let s = streams::catalog_model(Platform::AmazonBedrock, m);
+        let list = CatalogCommand::ListForReview {
+            platform: Platform::AmazonBedrock,
+            model_id: model(m),
+            by: "fl-ana".into(),
+            at: t0,
+        };
+        catalog.execute(&s, &list, &fl(&format!("list-{m}"), "demo catalog")).await?;
+        if revoke {
+            let scope = ApprovalScope {
+                accounts: [account("777788889999")].into(),
+                regions: [region("us-east-1")].into(),
+                actions: [InvokeAction::InvokeModel].into(),
+            };
+            let approve = CatalogCommand::Approve { scope, by: "fl-ana".into(), rationale: "Pilot".into(), at: t0 };
+            catalog.execute(&s, &approve, &fl(&format!("approve-{m}"), "Pilot")).await?;
+            let c = CatalogCommand::Revoke {
+                by: "fl-ana".into(),
+                rationale: "Superseded by Claude Sonnet 4".into(),
+                at: t0 + Duration::days(1),
+            };
+            catalog.execute(&s, &c, &fl(&format!("revoke-{m}"), "Superseded by Claude Sonnet 4")).await?;
+        }
+    }
+
+    // Requests in every state.
+    let ops = |name: &str, desc: &str, kind: WorkloadType, availability: Availability, dollars: u64| RequestDetails {
+        workload_name: name.into(),
+        use_case: UseCase::Operations {
+            workload_type: kind,
+            description: desc.into(),
+            availability,
+            monthly_budget: MonthlyAmount::Dollars(Cents(dollars * 100)),
+        },
+        priority: false,
+        start: None,
+        end: None,
+        monthly_growth_percent: Some(5.0),
+        business_case: Some(BusinessCase {
+            annual_cost_saving: Some(Cents(dollars * 100 * 30)),
+            annual_revenue_driving: None,
+        }),
+    };
+    struct Story {
+        key: &'static str,
+        product: &'static str,
+        owner: &'static str,
+        details: RequestDetails,
+        outcome: Outcome,
+    }
+    enum Outcome {
+        Submitted,
+        Approved(Platform, &'static str, &'static str, &'static str, Option<&'static str>, Option<&'static str>),
+        Rejected,
+        Withdrawn,
+        Resubmitted,
+    }
+    let stories = [
+        Story {
+            key: "support-bot",
+            product: "Support Assistant",
+            owner: "po-maria",
+            details: ops(
+                "Support Bot",
+                "Answers tier-1 support tickets from the help centre.",
+                WorkloadType::CustomerSupport,
+                Availability::HighAvailability,
+                4_200,
+            ),
+            outcome: Outcome::Approved(
+                Platform::AmazonBedrock,
+                "anthropic.claude-sonnet-4-20250514-v1:0",
+                "111122223333",
+                "us-east-1",
+                None,
+                Some("MPE41230"),
+            ),
+        },
+        Story {
+            key: "claims-triage",
+            product: "Claims Triage",
+            owner: "po-juan",
+            details: ops(
+                "Claims Triage",
+                "Sorts incoming claims by urgency and line of business.",
+                WorkloadType::DocumentProcessing,
+                Availability::Standard,
+                1_800,
+            ),
+            outcome: Outcome::Approved(
+                Platform::AmazonBedrock,
+                "anthropic.claude-3-haiku-20240307-v1:0",
+                "111122223333",
+                "us-west-2",
+                None,
+                None,
+            ),
+        },
+        Story {
+            key: "contract-drafts",
+            product: "Invoice Reader",
+            owner: "po-maria",
+            details: ops(
+                "Contract Drafts",
+                "Drafts supplier contract summaries.",
+                WorkloadType::InternalTool,
+                Availability::Standard,
+                900,
+            ),
+            outcome: Outcome::Approved(
+                Platform::ClaudePlatform,
+                "claude-sonnet-4-5",
+                "444455556666",
+                "us-east-1",
+                Some("finance-contracts"),
+                None,
+            ),
+        },
+        Story {
+            key: "eng-coding",
+            product: "Engineering Productivity",
+            owner: "po-juan",
+            details: RequestDetails {
+                workload_name: "Platform Engineering coding".into(),
+                use_case: UseCase::Coding { developers: 60, active_percent: 30 },
+                priority: true,
+                start: None,
+                end: None,
+                monthly_growth_percent: None,
+                business_case: Some(BusinessCase {
+                    annual_cost_saving: Some(Cents(48_000_000)),
+                    annual_revenue_driving: None,
+                }),
+            },
+            outcome: Outcome::Approved(
+                Platform::AmazonBedrock,
+                "anthropic.claude-sonnet-4-20250514-v1:0",
+                "777788889999",
+                "us-east-1",
+                None,
+                None,
+            ),
+        },
+        Story {
+            key: "invoice-reader",
+            product: "Invoice Reader",
+            owner: "po-maria",
+            details: ops(
+                "Invoice Reader",
+                "Extracts line items from supplier invoices.",
+                WorkloadType::DocumentProcessing,
+                Availability::Standard,
+                1_200,
+            ),
+            outcome: Outcome::Submitted,
+        },
+        Story {
+            key: "ticket-summaries",
+            product: "Support Assistant",
+            owner: "po-maria",
+            details: ops(
+                "Ticket Summaries",
+                "Summarises long ticket threads for agents.",
+                WorkloadType::CustomerSupport,
+                Availability::Standard,
+                600,
+            ),
+            outcome: Outcome::Rejected,
+        },
+        Story {
+            key: "fraud-notes",
+            product: "Claims Triage",
+            owner: "po-juan",
+            details: ops(
+                "Fraud Notes",
+                "Writes first-pass fraud review notes.",
+                WorkloadType::Automation,
+                Availability::Standard,
+                700,
+            ),
+            outcome: Outcome::Withdrawn,
+        },
+        Story {
+            key: "faq-generator",
+            product: "Support Assistant",
+            owner: "po-maria",
+            details: ops(
+                "FAQ Generator",
+                "Proposes FAQ entries from resolved tickets.",
+                WorkloadType::Other,
+                Availability::Standard,
+                300,
+            ),
+            outcome: Outcome::Resubmitted,
+        },
+    ];
+    let mut task_count = 0;
+    for (day, story) in stories.iter().enumerate() {
+        let at = t0 + Duration::days(1 + day as i64 / 2);
+        let rid = id(story.key);
+        let stream = streams::business_request(rid);
+        let po = ctx(story.owner, "product_owner", &format!("submit-{}", story.key), None);
+        let submit = RequestCommand::Submit {
+            request_id: rid,
+            product_id: id(story.product),
+            requested_by: story.owner.into(),
+            details: story.details.clone(),
+            at,
+        };
+        requests.execute(&stream, &submit, &po).await?;
+        match &story.outcome {
+            Outcome::Submitted => {}
+            Outcome::Approved(platform, m, acct, r, workspace, mpe) => {
+                let standing = catalog.load(&streams::catalog_model(*platform, m)).await?.state.standing();
+                let review = Review {
+                    platform: *platform,
+                    model_id: model(m),
+                    account: account(acct),
+                    region: region(r),
+                    actions: [InvokeAction::InvokeModel, InvokeAction::Converse, InvokeAction::ConverseStream].into(),
+                    role_suffix: RoleSuffix::from_entropy(u32::from_be_bytes(
+                        rid.as_bytes()[..4].try_into().expect("4 bytes"),
+                    )),
+                    workspace: workspace.map(str::to_owned),
+                    map_mpe_id: mpe.map(str::to_owned),
+                    confirmed_estimate: MonthlyAmount::Dollars(Cents(310_000)),
+                };
+                let rationale = "Business case accepted; estimate confirmed from the price table";
+                let approve = RequestCommand::Approve {
+                    review,
+                    workload_id: id(&format!("workload-{}", story.key)),
+                    catalog: standing,
+                    by: "fl-ana".into(),
+                    rationale: rationale.into(),
+                    at: at + Duration::hours(3),
+                };
+                let c = fl(&format!("approve-{}", story.key), rationale);
+                let approved = requests.execute(&stream, &approve, &c).await?.state;
+                let context = TaskContext {
+                    identity_center_instance_arn: identity_center_instance_arn.to_owned(),
+                    portfolio: "Finance Operations".into(),
+                    product: story.product.into(),
+                };
+                for plan in tasks::plan_tasks(&approved, rationale, &context) {
+                    task_count += 1;
+                    let ts = streams::task(plan.task_id);
+                    let steps = plan.steps.len();
+                    let kind = plan.kind;
+                    let create = TaskCommand::Create { plan, at: at + Duration::hours(3) };
+                    task_handler.execute(&ts, &create, &c).await?;
+                    let ce =
+                        |n: usize| ctx("ce-li", "cloud_engineer", &format!("step-{}-{kind:?}-{n}", story.key), None);
+                    // Support Bot's role is implemented and claimed; Claims Triage is half
+                    // done; the rest wait (and, created two weeks ago, are overdue).
+                    let done = match story.key {
+                        "support-bot" if kind == tasks::TaskKind::BedrockEnableAccess => steps,
+                        "claims-triage" => 2,
+                        _ => 0,
+                    };
+                    for n in 1..=done.min(steps - 1) {
+                        let c = TaskCommand::CompleteStep {
+                            step: n,
+                            by: "ce-li".into(),
+                            note: None,
+                            dependency_implemented: true,
+                            at: at + Duration::days(1),
+                        };
+                        task_handler.execute(&ts, &c, &ce(n)).await?;
+                    }
+                    if done == steps {
+                        let c = TaskCommand::MarkImplemented { by: "ce-li".into(), at: at + Duration::days(1) };
+                        task_handler.execute(&ts, &c, &ce(steps)).await?;
+                    }
+                }
+                if story.key == "support-bot" {
+                    let role = approved.approval.as_ref().expect("approved").role_name.clone();
+                    let resource = ClaimedResource::IamRole { account: account(acct), role_name: role.to_string() };
+                    let claim = ClaimCommand::Claim {
+                        resource: resource.clone(),
+                        workload_id: id(&format!("workload-{}", story.key)),
+                        effective_from: at.date_naive(),
+                        by: story.owner.into(),
+                        at: at + Duration::days(2),
+                    };
+                    claims
+                        .execute(
+                            &streams::claim(&resource.key()),
+                            &claim,
+                            &ctx(story.owner, "product_owner", "claim-support-bot", None),
+                        )
+                        .await?;
+                }
+            }
+            Outcome::Rejected | Outcome::Resubmitted | Outcome::Withdrawn => {
+                let reason = "Please state expected ticket volume and a token estimate";
+                if !matches!(story.outcome, Outcome::Withdrawn) {
+                    let reject = RequestCommand::Reject {
+                        by: "fl-ana".into(),
+                        rationale: reason.into(),
+                        at: at + Duration::hours(5),
+                    };
+                    requests.execute(&stream, &reject, &fl(&format!("reject-{}", story.key), reason)).await?;
+                }
+                if matches!(story.outcome, Outcome::Resubmitted) {
+                    let mut revised = story.details.clone();
+                    revised.monthly_growth_percent = Some(2.0);
+                    let c = RequestCommand::Resubmit {
+                        details: revised,
+                        by: story.owner.into(),
+                        at: at + Duration::days(1),
+                    };
+                    requests
+                        .execute(
+                            &stream,
+                            &c,
+                            &ctx(story.owner, "product_owner", &format!("resubmit-{}", story.key), None),
+                        )
+                        .await?;
+                }
+                if matches!(story.outcome, Outcome::Withdrawn) {
+                    let c = RequestCommand::Withdraw {
+                        by: story.owner.into(),
+                        reason: Some("Merged into Claims Triage".into()),
+                        at: at + Duration::days(1),
+                    };
+                    requests
+                        .execute(
+                            &stream,
+                            &c,
+                            &ctx(story.owner, "product_owner", &format!("withdraw-{}", story.key), None),
+                        )
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(DemoSummary { requests: stories.len(), tasks: task_count })
+}
