@@ -13,6 +13,7 @@ pub mod artefacts;
 pub mod catalog;
 pub mod error;
 pub mod org;
+pub mod pricing;
 pub mod request;
 pub mod role;
 pub mod spaces;
