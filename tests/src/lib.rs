@@ -68,6 +68,8 @@ impl RunningServer {
             jwt_secret: None,
             dev: Some(true),
             identity_center_instance_arn: Some("arn:aws:sso:::instance/ssoins-7223e2e0test".into()),
+            ha_premium_percent: None,
+            price_offer_files: None,
         }
         .resolve()
         .expect("valid config");

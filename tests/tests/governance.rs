@@ -699,3 +699,61 @@ async fn claude_platform_gets_a_chain_that_runs_in_order() {
     assert_eq!(unblocked.steps_done, 1);
     h.server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimates_state_their_figures_and_assumptions() {
+    let mut h = harness(&fresh_sqlite_url()).await;
+    let estimate = |name: &str, model: &str, region: &str| pb::EstimateBusinessRequestRequest {
+        name: name.into(),
+        model_id: model.into(),
+        region: region.into(),
+    };
+    let coding = h.requests.submit_business_request(authed(submit(coding()), &h.who.po)).await.unwrap().into_inner();
+    let e = h
+        .requests
+        .estimate_business_request(authed(estimate(&coding.name, "", ""), &h.who.fl))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(e.monthly_cents, 87_696, "40 developers × 25 % on the default profile");
+    assert_eq!(e.monthly_ccu, 87_696);
+    assert_eq!(e.price_snapshot, "2026-11-22");
+    assert!(e.assumptions.iter().any(|a| a.contains("1680.00 active hours")), "{:?}", e.assumptions);
+
+    let mut tokens = operations("Classifies documents");
+    if let Some(pb::request_details::UseCase::Operations(o)) = tokens.use_case.as_mut() {
+        o.monthly_budget = Some(pb::MonthlyAmount {
+            amount: Some(pb::monthly_amount::Amount::Tokens(pb::TokenBreakdown {
+                input: 10_000_000,
+                output: 2_000_000,
+                cache_read: 0,
+                cache_write: 0,
+            })),
+        });
+    }
+    let ops = h.requests.submit_business_request(authed(submit(tokens), &h.who.po)).await.unwrap().into_inner();
+    let missing =
+        h.requests.estimate_business_request(authed(estimate(&ops.name, "", ""), &h.who.fl)).await.unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+    let e = h
+        .requests
+        .estimate_business_request(authed(estimate(&ops.name, MODEL, "us-east-1"), &h.who.po))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(e.monthly_cents, 550, "$5.00 of Haiku tokens plus the 10 % High Availability premium");
+    let unknown = h
+        .requests
+        .estimate_business_request(authed(estimate(&ops.name, MODEL, "eu-west-3"), &h.who.fl))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::FailedPrecondition);
+    assert!(unknown.message().contains("load a Price List offer file"), "{}", unknown.message());
+    let denied = h
+        .requests
+        .estimate_business_request(authed(estimate(&ops.name, MODEL, "us-east-1"), &h.who.other_po))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    h.server.shutdown().await.unwrap();
+}

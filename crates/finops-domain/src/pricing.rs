@@ -59,6 +59,9 @@ pub enum PricingError {
         /// The snapshot's date.
         snapshot: String,
     },
+    /// A token amount needs a model and region to be priced.
+    #[error("a token budget is priced on a model and region; name both")]
+    NeedsModel,
     /// The offer or snapshot file does not have the documented shape.
     #[error("price file is malformed at {at}: {reason}")]
     Malformed {
@@ -405,8 +408,7 @@ pub fn estimate_coding(
 /// stated; tokens are priced on the model and region, plus the HA premium.
 pub fn estimate_operations(
     amount: &crate::vocabulary::MonthlyAmount,
-    model: &ModelId,
-    region: &Region,
+    priced_on: Option<(&ModelId, &Region)>,
     availability: Availability,
     ha_premium_percent: u64,
     table: &PriceTable,
@@ -418,6 +420,7 @@ pub fn estimate_operations(
             assumptions: vec![format!("the stated monthly budget of {c}, taken as given (no premium added)")],
         }),
         crate::vocabulary::MonthlyAmount::Tokens(tokens) => {
+            let (model, region) = priced_on.ok_or(PricingError::NeedsModel)?;
             let mut assumptions = vec![format!("priced on {model} in {region}")];
             let micro = price_tokens(table, model, region, tokens, &mut assumptions)?;
             let monthly = finish(micro, availability, ha_premium_percent, &mut assumptions);
@@ -476,25 +479,21 @@ mod tests {
             cache_read: 0,
             cache_write: 0,
         });
-        let standard = estimate_operations(&tokens, &haiku(), &east(), Availability::Standard, 10, &t).unwrap();
+        let standard = estimate_operations(&tokens, Some((&haiku(), &east())), Availability::Standard, 10, &t).unwrap();
         assert_eq!(standard.monthly, Cents(500), "10 M × $0.25 + 2 M × $1.25 = $5.00");
-        let ha = estimate_operations(&tokens, &haiku(), &east(), Availability::HighAvailability, 10, &t).unwrap();
+        let ha =
+            estimate_operations(&tokens, Some((&haiku(), &east())), Availability::HighAvailability, 10, &t).unwrap();
         assert_eq!(ha.monthly, Cents(550));
         assert!(ha.assumptions.iter().any(|a| a.contains("10 % for the cross-region")));
-        let dollars = estimate_operations(
-            &MonthlyAmount::Dollars(Cents(250_000)),
-            &haiku(),
-            &east(),
-            Availability::HighAvailability,
-            10,
-            &t,
-        )
-        .unwrap();
+        let dollars =
+            estimate_operations(&MonthlyAmount::Dollars(Cents(250_000)), None, Availability::HighAvailability, 10, &t)
+                .unwrap();
         assert_eq!(dollars.monthly, Cents(250_000));
         assert_eq!(ccu_for(Cents(250_000), &t), 250_000, "$2 500 is 250 000 CCU");
+        assert_eq!(estimate_operations(&tokens, None, Availability::Standard, 10, &t), Err(PricingError::NeedsModel));
         let cache = MonthlyAmount::Tokens(TokenBreakdown { input: 0, output: 0, cache_read: 5, cache_write: 0 });
         assert!(
-            estimate_operations(&cache, &haiku(), &east(), Availability::Standard, 10, &t).is_err(),
+            estimate_operations(&cache, Some((&haiku(), &east())), Availability::Standard, 10, &t).is_err(),
             "Haiku 3 has no cache price: say so"
         );
     }

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use finops_domain::catalog::CatalogEntry;
+use finops_domain::pricing::{self, PriceTable, UsageProfile};
+use finops_domain::request::UseCase;
 use finops_domain::request::{BusinessRequest, RequestCommand, RequestStatus, Review};
 use finops_domain::role::RoleSuffix;
 use finops_domain::tasks::{self, Task, TaskCommand, TaskContext};
+use finops_domain::vocabulary::{ModelId, Region};
 use finops_eventlog::EventStore;
 use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
 use finops_projections::{ReadModels, RequestQueue};
@@ -31,6 +34,8 @@ pub struct BusinessRequestApi {
     auth: Arc<Authenticator>,
     task_context: TaskContext,
     read_models: ReadModels,
+    prices: Arc<PriceTable>,
+    ha_premium_percent: u64,
 }
 
 impl BusinessRequestApi {
@@ -40,6 +45,8 @@ impl BusinessRequestApi {
         read_models: ReadModels,
         auth: Arc<Authenticator>,
         identity_center_instance_arn: String,
+        prices: Arc<PriceTable>,
+        ha_premium_percent: u64,
     ) -> Self {
         Self {
             requests: CommandHandler::new(store.clone()),
@@ -52,6 +59,8 @@ impl BusinessRequestApi {
                 product: String::new(),
             },
             read_models,
+            prices,
+            ha_premium_percent,
         }
     }
 
@@ -331,5 +340,68 @@ impl BusinessRequestService for BusinessRequestApi {
             })
             .collect();
         Ok(Response::new(pb::ListBusinessRequestsResponse { business_requests, next_page_token: page.next_page_token }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn estimate_business_request(
+        &self,
+        request: Request<pb::EstimateBusinessRequestRequest>,
+    ) -> Result<Response<pb::CostEstimate>, Status> {
+        let principal = self.auth.principal(&request)?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.name);
+        let model = (!body.model_id.trim().is_empty())
+            .then(|| fields.check("model_id", ModelId::parse(body.model_id.trim())))
+            .flatten();
+        let region = (!body.region.trim().is_empty())
+            .then(|| fields.check("region", Region::parse(body.region.trim())))
+            .flatten();
+        fields.finish()?;
+        let loaded = self.load_visible(&principal, id.expect("checked")).await?;
+        let details = loaded.state.details.as_ref().expect("submitted requests have details");
+        let priced = match &details.use_case {
+            UseCase::Coding { developers, active_percent } => {
+                let mut profile = UsageProfile::default();
+                if let Some(m) = model {
+                    profile.reference_model = m;
+                }
+                if let Some(r) = region {
+                    profile.reference_region = r;
+                }
+                pricing::estimate_coding(*developers, *active_percent, &profile, &self.prices)
+            }
+            UseCase::Operations { monthly_budget, availability, .. } => {
+                let priced_on = model.as_ref().zip(region.as_ref());
+                pricing::estimate_operations(
+                    monthly_budget,
+                    priced_on,
+                    *availability,
+                    self.ha_premium_percent,
+                    &self.prices,
+                )
+            }
+        };
+        let estimate = priced.map_err(|e| match e {
+            pricing::PricingError::NeedsModel => {
+                crate::status::invalid_argument(vec![finops_domain::FieldViolation::new(
+                    "model_id",
+                    "a token budget is priced on a model and region: give model_id and region",
+                )])
+            }
+            other => Status::failed_precondition(other.to_string()),
+        })?;
+        Ok(Response::new(pb::CostEstimate {
+            monthly_cents: estimate.monthly.0,
+            tokens: estimate.tokens.map(|t| pb::TokenBreakdown {
+                input: t.input,
+                output: t.output,
+                cache_read: t.cache_read,
+                cache_write: t.cache_write,
+            }),
+            assumptions: estimate.assumptions,
+            price_snapshot: self.prices.snapshot_date.clone(),
+            monthly_ccu: pricing::ccu_for(estimate.monthly, &self.prices),
+        }))
     }
 }

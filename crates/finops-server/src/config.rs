@@ -25,6 +25,10 @@ pub struct ServerConfig {
     pub auth: AuthMode,
     /// The IAM Identity Center instance ARN that Coding tasks' commands name.
     pub identity_center_instance_arn: String,
+    /// The High Availability price premium, percent.
+    pub ha_premium_percent: u64,
+    /// AWS Price List offer files applied over the shipped price snapshot.
+    pub price_offer_files: Vec<std::path::PathBuf>,
 }
 
 /// How bearer tokens are verified.
@@ -78,6 +82,10 @@ pub struct ConfigLayer {
     pub dev: Option<bool>,
     /// `identity_center_instance_arn = "arn:aws:sso:::instance/ssoins-…"`
     pub identity_center_instance_arn: Option<String>,
+    /// `ha_premium_percent = 10`
+    pub ha_premium_percent: Option<u64>,
+    /// `price_offer_files = ["AmazonBedrock-us-east-1.json"]`
+    pub price_offer_files: Option<Vec<std::path::PathBuf>>,
 }
 
 /// A configuration that cannot be used, named precisely.
@@ -129,6 +137,8 @@ impl ConfigLayer {
             jwt_secret: self.jwt_secret.or(lower.jwt_secret),
             dev: self.dev.or(lower.dev),
             identity_center_instance_arn: self.identity_center_instance_arn.or(lower.identity_center_instance_arn),
+            ha_premium_percent: self.ha_premium_percent.or(lower.ha_premium_percent),
+            price_offer_files: self.price_offer_files.or(lower.price_offer_files),
         }
     }
 
@@ -170,7 +180,23 @@ impl ConfigLayer {
         };
         let identity_center_instance_arn =
             self.identity_center_instance_arn.unwrap_or_else(|| DEFAULT_IDENTITY_CENTER_INSTANCE.to_owned());
-        Ok(ServerConfig { listen, store, otlp_endpoint, auth, identity_center_instance_arn })
+        let ha_premium_percent = self.ha_premium_percent.unwrap_or(finops_domain::pricing::DEFAULT_HA_PREMIUM_PERCENT);
+        if ha_premium_percent > 100 {
+            return Err(ConfigError::Value {
+                field: "ha_premium_percent",
+                value: ha_premium_percent.to_string(),
+                reason: "must be 0–100".into(),
+            });
+        }
+        Ok(ServerConfig {
+            listen,
+            store,
+            otlp_endpoint,
+            auth,
+            identity_center_instance_arn,
+            ha_premium_percent,
+            price_offer_files: self.price_offer_files.unwrap_or_default(),
+        })
     }
 }
 

@@ -57,6 +57,14 @@ pub enum ServerError {
         /// The OS error.
         reason: String,
     },
+    /// A price offer file could not be used.
+    #[error("cannot load price offer file {path}: {reason}")]
+    Prices {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The read-model tables could not be opened.
     #[error("cannot open the read models: {0}")]
     ReadModels(String),
@@ -109,6 +117,7 @@ pub async fn serve(
     health.set_serving::<TaskServiceServer<TaskApi>>().await;
     health.set_serving::<SpacesServiceServer<SpacesApi>>().await;
 
+    let prices = Arc::new(price_table(config)?);
     // Read models follow the log in the background, in the same database.
     let read_models = finops_projections::ReadModels::open(&config.store)
         .await
@@ -158,6 +167,8 @@ pub async fn serve(
             read_models.clone(),
             auth.clone(),
             config.identity_center_instance_arn.clone(),
+            prices,
+            config.ha_premium_percent,
         )))
         .add_service(CatalogServiceServer::new(CatalogApi::new(store.clone(), read_models.clone(), auth.clone())))
         .add_service(TaskServiceServer::new(TaskApi::new(store.clone(), read_models.clone(), auth.clone())))
@@ -177,6 +188,19 @@ pub async fn serve(
     projection_task.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The shipped price snapshot with every configured offer file applied over it.
+pub fn price_table(config: &ServerConfig) -> Result<finops_domain::pricing::PriceTable, ServerError> {
+    let mut table = finops_domain::pricing::PriceTable::shipped();
+    for path in &config.price_offer_files {
+        let fail = |reason: String| ServerError::Prices { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let prices = finops_domain::pricing::read_offer_file(&text).map_err(|e| fail(e.to_string()))?;
+        let applied = table.apply_offer(&prices);
+        tracing::info!(path = %path.display(), prices = prices.len(), applied, "price offer file applied");
+    }
+    Ok(table)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

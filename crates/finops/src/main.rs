@@ -59,6 +59,13 @@ struct ServeArgs {
     /// Development mode: tokens signed with the published dev key (see `finops dev-token`).
     #[arg(long, env = "FINOPS_DEV")]
     dev: bool,
+    /// High Availability price premium, percent [default: 10].
+    #[arg(long, env = "FINOPS_HA_PREMIUM_PERCENT")]
+    ha_premium_percent: Option<u64>,
+    /// An AWS Price List offer file (JSON) applied over the shipped price snapshot;
+    /// repeat for several.
+    #[arg(long)]
+    price_offer_file: Vec<PathBuf>,
     /// Seed the demo organisation (idempotent) before serving.
     #[arg(long, env = "FINOPS_DEMO")]
     demo: bool,
@@ -94,6 +101,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         jwt_secret: args.jwt_secret,
         dev: args.dev.then_some(true),
         identity_center_instance_arn: args.identity_center_instance_arn,
+        ha_premium_percent: args.ha_premium_percent,
+        price_offer_files: (!args.price_offer_file.is_empty()).then_some(args.price_offer_file),
     }
     .over(file)
     .resolve()?;
