@@ -15,6 +15,12 @@ call() { # call TOKEN METHOD JSON
 }
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
 
+echo "0. The FinOps Lead sets up the organisation: a portfolio and Maria's product"
+call "$FL" OrganisationService/AddPortfolio '{"portfolio_id": "0192f0c4-2222-7000-8000-000000000001",
+  "name": "Customer Experience", "owner": "pf-omar"}' >/dev/null
+call "$FL" OrganisationService/AddProduct '{"product_id": "0192f0c4-1111-7000-8000-000000000001",
+  "portfolio_id": "0192f0c4-2222-7000-8000-000000000001", "name": "Support Assistant", "owner": "po-maria"}' >/dev/null
+
 echo "1. The FinOps Lead approves a model in the catalog"
 call "$FL" CatalogService/ApproveModel '{
   "platform": "PLATFORM_AMAZON_BEDROCK", "model_id": "anthropic.claude-3-haiku-20240307-v1:0",

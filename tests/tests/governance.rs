@@ -6,6 +6,7 @@ use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
 use finops_proto::v1 as pb;
 use finops_proto::v1::business_request_service_client::BusinessRequestServiceClient;
 use finops_proto::v1::catalog_service_client::CatalogServiceClient;
+use finops_proto::v1::organisation_service_client::OrganisationServiceClient;
 use finops_proto::v1::spaces_service_client::SpacesServiceClient;
 use finops_proto::v1::task_service_client::TaskServiceClient;
 use finops_server::auth::Role;
@@ -16,6 +17,8 @@ use uuid::Uuid;
 
 const ACCOUNT: &str = "123456789012";
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+const PRODUCT: &str = "0192f0c4-1111-7000-8000-000000000001";
+const JUANS_PRODUCT: &str = "0192f0c4-1111-7000-8000-000000000002";
 
 struct Actors {
     po: String,
@@ -44,6 +47,36 @@ async fn harness(url: &str) -> Harness {
         ce: server.token("ce-li", Role::CloudEngineer),
         finance: server.token("fin-sam", Role::Finance),
     };
+    // The organisation: Maria owns the product every request is for; Juan owns another.
+    let mut org = OrganisationServiceClient::new(channel.clone());
+    let portfolio = "0192f0c4-2222-7000-8000-000000000001";
+    org.add_portfolio(authed(
+        pb::AddPortfolioRequest {
+            portfolio_id: portfolio.into(),
+            name: "Customer Experience".into(),
+            owner: "pf-omar".into(),
+            request_id: String::new(),
+        },
+        &who.fl,
+    ))
+    .await
+    .unwrap();
+    for (product, name, owner) in
+        [(PRODUCT, "Support Assistant", "po-maria"), (JUANS_PRODUCT, "Claims Triage", "po-juan")]
+    {
+        org.add_product(authed(
+            pb::AddProductRequest {
+                product_id: product.into(),
+                portfolio_id: portfolio.into(),
+                name: name.into(),
+                owner: owner.into(),
+                request_id: String::new(),
+            },
+            &who.fl,
+        ))
+        .await
+        .unwrap();
+    }
     Harness {
         requests: BusinessRequestServiceClient::new(channel.clone()),
         catalog: CatalogServiceClient::new(channel.clone()),
@@ -84,7 +117,7 @@ fn coding() -> pb::RequestDetails {
 
 fn submit(details: pb::RequestDetails) -> pb::SubmitBusinessRequestRequest {
     pb::SubmitBusinessRequestRequest {
-        product_id: "0192f0c4-1111-7000-8000-000000000001".into(),
+        product_id: PRODUCT.into(),
         details: Some(details),
         request_id: Uuid::now_v7().to_string(),
     }
@@ -310,6 +343,7 @@ async fn the_whole_path_on_the_embedded_store() {
 async fn every_validation_rule_answers_invalid_argument_with_the_fields() {
     let Some(url) = fresh_postgres_url().await else { return };
     let mut h = harness(&url).await;
+    let organisation_head = head(&h).await;
     let mut bad = operations(&"x".repeat(501));
     bad.workload_name = String::new();
     bad.start_date = "2026-13-01".into();
@@ -346,7 +380,18 @@ async fn every_validation_rule_answers_invalid_argument_with_the_fields() {
         .unwrap_err();
     let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
     assert_eq!(fields, vec!["product_id", "details", "request_id"]);
-    assert_eq!(head(&h).await, 0, "bad input stores nothing");
+    // A product that does not exist, or that someone else owns.
+    let mut unknown = submit(self::coding());
+    unknown.product_id = Uuid::now_v7().to_string();
+    let err = h.requests.submit_business_request(authed(unknown, &h.who.po)).await.unwrap_err();
+    assert_eq!(err.get_details_bad_request().unwrap().field_violations[0].field, "product_id");
+    let mut juans = submit(self::coding());
+    juans.product_id = JUANS_PRODUCT.into();
+    assert_eq!(
+        h.requests.submit_business_request(authed(juans, &h.who.po)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(head(&h).await, organisation_head, "bad input stores nothing");
     h.server.shutdown().await.unwrap();
 }
 

@@ -29,6 +29,7 @@ use crate::wire::{self, Fields};
 #[derive(Clone)]
 pub struct BusinessRequestApi {
     requests: CommandHandler<BusinessRequest>,
+    org: CommandHandler<finops_domain::org::Organisation>,
     catalog: CommandHandler<CatalogEntry>,
     tasks: CommandHandler<Task>,
     auth: Arc<Authenticator>,
@@ -50,6 +51,7 @@ impl BusinessRequestApi {
     ) -> Self {
         Self {
             requests: CommandHandler::new(store.clone()),
+            org: CommandHandler::new(store.clone()),
             catalog: CommandHandler::new(store.clone()),
             tasks: CommandHandler::new(store),
             auth,
@@ -144,6 +146,23 @@ impl BusinessRequestService for BusinessRequestApi {
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (Some(product_id), Some(details)) = (product_id, details) else { unreachable!("fields checked") };
+        // A Product Owner asks for AI for a product they own.
+        let org = self.org.load(&streams::organisation()).await.map_err(from_governance)?.state;
+        match org.products.get(&product_id) {
+            None => {
+                return Err(crate::status::invalid_argument(vec![finops_domain::FieldViolation::new(
+                    "product_id",
+                    format!("no product {product_id} in the organisation; the FinOps Lead adds products"),
+                )]));
+            }
+            Some(product) if product.owner != principal.subject => {
+                return Err(Status::permission_denied(format!(
+                    "product {product_id} ({}) is owned by another Product Owner",
+                    product.name
+                )));
+            }
+            Some(_) => {}
+        }
         let command = RequestCommand::Submit {
             request_id,
             product_id,

@@ -13,6 +13,7 @@ mod catalog_api;
 mod config;
 pub mod demo;
 mod event_log_api;
+mod organisation_api;
 mod spaces_api;
 mod status;
 mod task_api;
@@ -25,6 +26,7 @@ use finops_eventlog::{EventStore, Upcasters};
 use finops_proto::v1::business_request_service_server::BusinessRequestServiceServer;
 use finops_proto::v1::catalog_service_server::CatalogServiceServer;
 use finops_proto::v1::event_log_service_server::EventLogServiceServer;
+use finops_proto::v1::organisation_service_server::OrganisationServiceServer;
 use finops_proto::v1::spaces_service_server::SpacesServiceServer;
 use finops_proto::v1::task_service_server::TaskServiceServer;
 use tokio::net::TcpListener;
@@ -34,6 +36,7 @@ pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
 pub use config::{AuthMode, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, DEV_JWT_SECRET, ServerConfig};
 pub use event_log_api::EventLogApi;
+pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
 pub use task_api::TaskApi;
 
@@ -116,6 +119,7 @@ pub async fn serve(
     health.set_serving::<CatalogServiceServer<CatalogApi>>().await;
     health.set_serving::<TaskServiceServer<TaskApi>>().await;
     health.set_serving::<SpacesServiceServer<SpacesApi>>().await;
+    health.set_serving::<OrganisationServiceServer<OrganisationApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     // Read models follow the log in the background, in the same database.
@@ -153,6 +157,7 @@ pub async fn serve(
             health.set_not_serving::<CatalogServiceServer<CatalogApi>>().await;
             health.set_not_serving::<TaskServiceServer<TaskApi>>().await;
             health.set_not_serving::<SpacesServiceServer<SpacesApi>>().await;
+            health.set_not_serving::<OrganisationServiceServer<OrganisationApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -172,6 +177,7 @@ pub async fn serve(
         )))
         .add_service(CatalogServiceServer::new(CatalogApi::new(store.clone(), read_models.clone(), auth.clone())))
         .add_service(TaskServiceServer::new(TaskApi::new(store.clone(), read_models.clone(), auth.clone())))
+        .add_service(OrganisationServiceServer::new(OrganisationApi::new(store.clone(), auth.clone())))
         .add_service(SpacesServiceServer::new(SpacesApi::new(store, read_models, auth)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
     let grace = async {
