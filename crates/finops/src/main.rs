@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+mod cli;
+
 use finops_server::ConfigLayer;
 use finops_server::auth::{Authenticator, Role};
 
@@ -13,12 +15,24 @@ use finops_server::auth::{Authenticator, Role};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    connection: cli::Connection,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gRPC service (health, reflection and the finops.v1 services).
     Serve(ServeArgs),
+    /// Business Requests: list, show, submit, estimate, approve, reject.
+    #[command(subcommand)]
+    Requests(cli::RequestsCommand),
+    /// The Cloud Engineer task queue: list, show, complete, implemented.
+    #[command(subcommand)]
+    Tasks(cli::TasksCommand),
+    /// Claim a role for an approved workload (Product Owner).
+    Claim(cli::ClaimArgs),
+    /// Show the organisation's products, accounts and budgets.
+    Org,
     /// Print a bearer token for a user and role (signed with FINOPS_JWT_SECRET, or the
     /// development key when none is set — for servers started with --dev).
     DevToken(DevTokenArgs),
@@ -85,6 +99,10 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::DevToken(args) => dev_token(args),
+            Command::Requests(c) => cli::requests(&cli.connection, c).await,
+            Command::Tasks(c) => cli::tasks(&cli.connection, c).await,
+            Command::Claim(a) => cli::claim(&cli.connection, a).await,
+            Command::Org => cli::org(&cli.connection).await,
         }
     })
 }

@@ -1,0 +1,180 @@
+//! The `finops` CLI for people, against a real `finops serve --dev --demo`: from a
+//! submission to a claimed role, tables and JSON.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("finops-cli-{}-{port}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["serve", "--dev", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--store")
+        .arg(format!("sqlite://{}", dir.join("finops.db").display()))
+        .env_remove("FINOPS_JWT_SECRET")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let ready = BufReader::new(stderr).lines().map_while(Result::ok).any(|l| l.contains("serving gRPC"));
+    assert!(ready, "the server started");
+    Server { child, url: format!("http://127.0.0.1:{port}") }
+}
+
+fn token(subject: &str, role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["dev-token", "--subject", subject, "--role", role])
+        .env_remove("FINOPS_JWT_SECRET")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs the CLI; returns (success, stdout, stderr).
+fn finops(server: &Server, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["--server", &server.url, "--token", token])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(server: &Server, token: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = finops(server, token, &all);
+    assert!(ok, "finops {args:?} failed: {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn a_newcomer_takes_a_request_from_submission_to_a_claimed_role() {
+    let server = start();
+    let (po, fl, ce) =
+        (token("po-maria", "product_owner"), token("fl-ana", "finops_lead"), token("ce-li", "cloud_engineer"));
+
+    let org = json(&server, &po, &["org"]);
+    let product = org["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["owner"] == "po-maria")
+        .map(|p| p["product_id"].as_str().unwrap().to_owned())
+        .unwrap();
+
+    // Bad input names the field and stores nothing.
+    let (ok, _, err) = finops(
+        &server,
+        &po,
+        &[
+            "requests",
+            "submit",
+            "--product",
+            &product,
+            "--workload-name",
+            "Docs",
+            "--developers",
+            "0",
+            "--active-percent",
+            "120",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("coding.developers") && err.contains("coding.active_percent"), "{err}");
+
+    let submitted = json(
+        &server,
+        &po,
+        &[
+            "requests",
+            "submit",
+            "--product",
+            &product,
+            "--workload-name",
+            "Docs Helper",
+            "--description",
+            "Drafts help-centre articles",
+            "--budget-dollars",
+            "1500",
+        ],
+    );
+    let name = submitted["name"].as_str().unwrap().to_owned();
+    assert_eq!(submitted["status"], "submitted");
+
+    let estimate = json(&server, &fl, &["requests", "estimate", &name]);
+    assert_eq!(estimate["monthly_dollars"], "1500.00");
+
+    let approved = json(
+        &server,
+        &fl,
+        &[
+            "requests",
+            "approve",
+            &name,
+            "--model",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "--account",
+            "111122223333",
+            "--region",
+            "us-east-1",
+            "--estimate-dollars",
+            "1400",
+            "--rationale",
+            "Useful and cheap",
+        ],
+    );
+    let role = approved["role_name"].as_str().unwrap().to_owned();
+    assert!(role.starts_with("finops-docs-helper-"), "{role}");
+
+    // The Cloud Engineer finds the task (the queue follows the log within moments).
+    let mut task = None;
+    for _ in 0..200 {
+        let open = json(&server, &ce, &["tasks", "list", "--status", "open"]);
+        task = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["business_request"] == name.as_str())
+            .map(|t| t["name"].as_str().unwrap().to_owned());
+        if task.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let task = task.expect("the task appears in the queue");
+    let (ok, table, _) = finops(&server, &ce, &["tasks", "show", &task]);
+    assert!(ok && table.contains("$ aws iam create-role") && table.contains(&role), "{table}");
+    for step in ["1", "2", "3"] {
+        json(&server, &ce, &["tasks", "complete", &task, "--step", step]);
+    }
+    assert_eq!(json(&server, &ce, &["tasks", "implemented", &task])["status"], "implemented");
+
+    let claim = json(&server, &po, &["claim", "--request", &name, "--account", "111122223333", "--role", &role]);
+    assert_eq!(claim["status"], "claimed");
+
+    let (ok, table, _) = finops(&server, &po, &["requests", "list", "--status", "approved"]);
+    assert!(
+        ok && table.starts_with("NAME") && table.contains("Support Bot"),
+        "the demo's approved request is listed:\n{table}"
+    );
+    assert!(!table.contains("Claims Triage"), "Juan's request is not Maria's:\n{table}");
+}
