@@ -59,6 +59,17 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The context of a command this principal issues.
+    pub fn context(&self, request_id: uuid::Uuid, rationale: Option<String>) -> finops_governance::CommandContext {
+        finops_governance::CommandContext {
+            actor_id: self.subject.clone(),
+            actor_role: self.role.as_str().to_owned(),
+            request_id,
+            rationale,
+            correlation_id: Some(request_id),
+        }
+    }
+
     /// Refuses unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role], action: &str) -> Result<(), Status> {
         if roles.contains(&self.role) {

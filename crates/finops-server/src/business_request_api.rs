@@ -66,16 +66,6 @@ impl BusinessRequestApi {
         }
     }
 
-    fn context(principal: &Principal, request_id: Uuid, rationale: Option<String>) -> CommandContext {
-        CommandContext {
-            actor_id: principal.subject.clone(),
-            actor_role: principal.role.as_str().to_owned(),
-            request_id,
-            rationale,
-            correlation_id: Some(request_id),
-        }
-    }
-
     /// Loads an existing request and checks the caller may see it.
     async fn load_visible(&self, principal: &Principal, id: Uuid) -> Result<Loaded<BusinessRequest>, Status> {
         let loaded = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?;
@@ -170,7 +160,7 @@ impl BusinessRequestService for BusinessRequestApi {
             details,
             at: Utc::now(),
         };
-        let context = Self::context(&principal, request_id, None);
+        let context = principal.context(request_id, None);
         let loaded = self
             .requests
             .execute(&streams::business_request(request_id), &command, &context)
@@ -241,7 +231,7 @@ impl BusinessRequestService for BusinessRequestApi {
             rationale: body.rationale.clone(),
             at: Utc::now(),
         };
-        let context = Self::context(&principal, request_id, Some(body.rationale.clone()));
+        let context = principal.context(request_id, Some(body.rationale.clone()));
         let loaded = self.requests.execute(&stream, &command, &context).await.map_err(from_governance)?;
         self.fan_out_tasks(&loaded.state, &body.rationale, &context).await?;
         Ok(Self::reply(id, &loaded))
@@ -263,7 +253,7 @@ impl BusinessRequestService for BusinessRequestApi {
         self.load_visible(&principal, id).await?;
         let command =
             RequestCommand::Reject { by: principal.subject.clone(), rationale: body.rationale.clone(), at: Utc::now() };
-        let context = Self::context(&principal, request_id, Some(body.rationale));
+        let context = principal.context(request_id, Some(body.rationale));
         let loaded =
             self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
         Ok(Self::reply(id, &loaded))
@@ -285,7 +275,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let (Some(id), Some(details)) = (id, details) else { unreachable!("fields checked") };
         self.load_owned(&principal, id).await?;
         let command = RequestCommand::Resubmit { details, by: principal.subject.clone(), at: Utc::now() };
-        let context = Self::context(&principal, request_id, None);
+        let context = principal.context(request_id, None);
         let loaded =
             self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
         Ok(Self::reply(id, &loaded))
@@ -308,7 +298,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let reason = (!body.reason.trim().is_empty()).then(|| body.reason.clone());
         let command =
             RequestCommand::Withdraw { by: principal.subject.clone(), reason: reason.clone(), at: Utc::now() };
-        let context = Self::context(&principal, request_id, reason);
+        let context = principal.context(request_id, reason);
         let loaded =
             self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
         Ok(Self::reply(id, &loaded))

@@ -13,7 +13,7 @@ use finops_proto::v1 as pb;
 use finops_proto::v1::catalog_service_server::CatalogService;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{Authenticator, Principal, Role};
+use crate::auth::{Authenticator, Role};
 use crate::status::{from_governance, not_found};
 use crate::wire::{self, Fields};
 
@@ -46,16 +46,6 @@ impl CatalogApi {
             version: loaded.version,
         })
     }
-
-    fn context(principal: &Principal, request_id: uuid::Uuid, rationale: &str) -> CommandContext {
-        CommandContext {
-            actor_id: principal.subject.clone(),
-            actor_role: principal.role.as_str().to_owned(),
-            request_id,
-            rationale: Some(rationale.to_owned()),
-            correlation_id: Some(request_id),
-        }
-    }
 }
 
 fn model_key(fields: &mut Fields, platform: i32, model_id: &str) -> Option<(Platform, ModelId)> {
@@ -81,7 +71,7 @@ impl CatalogService for CatalogApi {
         fields.finish()?;
         let (platform, model) = key.expect("checked");
         let stream = streams::catalog_model(platform, model.as_str());
-        let context = Self::context(&principal, request_id, &body.rationale);
+        let context = principal.context(request_id, Some(body.rationale.clone()));
         let list = CatalogCommand::ListForReview {
             platform,
             model_id: model.clone(),
@@ -117,7 +107,7 @@ impl CatalogService for CatalogApi {
             rationale: body.rationale.clone(),
             at: Utc::now(),
         };
-        let context = Self::context(&principal, request_id, &body.rationale);
+        let context = principal.context(request_id, Some(body.rationale.clone()));
         let loaded = self
             .models
             .execute(&streams::catalog_model(platform, model.as_str()), &command, &context)
@@ -141,7 +131,7 @@ impl CatalogService for CatalogApi {
         let (platform, model) = key.expect("checked");
         let command =
             CatalogCommand::Revoke { by: principal.subject.clone(), rationale: body.rationale.clone(), at: Utc::now() };
-        let context = Self::context(&principal, request_id, &body.rationale);
+        let context = principal.context(request_id, Some(body.rationale.clone()));
         let loaded = self
             .models
             .execute(&streams::catalog_model(platform, model.as_str()), &command, &context)

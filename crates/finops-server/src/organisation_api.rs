@@ -6,7 +6,7 @@ use chrono::Utc;
 use finops_domain::org::{Budget, OrgCommand, Organisation, Portfolio, Product};
 use finops_domain::vocabulary::AccountId;
 use finops_eventlog::EventStore;
-use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_governance::{CommandHandler, Loaded, streams};
 use finops_proto::v1 as pb;
 use finops_proto::v1::organisation_service_server::OrganisationService;
 use tonic::{Request, Response, Status};
@@ -77,13 +77,7 @@ impl OrganisationApi {
         request_id: Uuid,
         command: OrgCommand,
     ) -> Result<Response<pb::Organisation>, Status> {
-        let context = CommandContext {
-            actor_id: principal.subject.clone(),
-            actor_role: principal.role.as_str().to_owned(),
-            request_id,
-            rationale: None,
-            correlation_id: Some(request_id),
-        };
+        let context = principal.context(request_id, None);
         let loaded = self.org.execute(&streams::organisation(), &command, &context).await.map_err(from_governance)?;
         Ok(Response::new(to_wire(&loaded)))
     }

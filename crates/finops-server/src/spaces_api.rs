@@ -7,7 +7,7 @@ use finops_domain::request::{BusinessRequest, RequestStatus};
 use finops_domain::spaces::{ClaimCommand, ClaimableResource, ClaimedResource};
 use finops_domain::tasks::{Task, TaskKind};
 use finops_eventlog::EventStore;
-use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_governance::{CommandHandler, Loaded, streams};
 use finops_projections::{ClaimsView, ReadModels, RequestQueue};
 use finops_proto::v1 as pb;
 use finops_proto::v1::spaces_service_server::SpacesService;
@@ -37,16 +37,6 @@ impl SpacesApi {
             tasks: CommandHandler::new(store),
             auth,
             read_models,
-        }
-    }
-
-    fn context(principal: &Principal, request_id: Uuid, rationale: Option<String>) -> CommandContext {
-        CommandContext {
-            actor_id: principal.subject.clone(),
-            actor_role: principal.role.as_str().to_owned(),
-            request_id,
-            rationale,
-            correlation_id: Some(request_id),
         }
     }
 
@@ -159,7 +149,7 @@ impl SpacesService for SpacesApi {
         };
         let loaded = self
             .claims
-            .execute(&streams::claim(&key), &command, &Self::context(&principal, request_id, None))
+            .execute(&streams::claim(&key), &command, &principal.context(request_id, None))
             .await
             .map_err(from_governance)?;
         Ok(Response::new(to_wire(&key, &loaded)))
@@ -209,7 +199,7 @@ impl SpacesService for SpacesApi {
         };
         let loaded = self
             .claims
-            .execute(&stream, &command, &Self::context(&principal, request_id, Some(body.rationale)))
+            .execute(&stream, &command, &principal.context(request_id, Some(body.rationale)))
             .await
             .map_err(from_governance)?;
         Ok(Response::new(to_wire(&key, &loaded)))

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use chrono::Utc;
 use finops_domain::tasks::{DEFAULT_SLA_BUSINESS_DAYS, Task, TaskCommand};
 use finops_eventlog::EventStore;
-use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_governance::{CommandHandler, Loaded, streams};
 use finops_projections::{ReadModels, TaskQueue};
 use finops_proto::v1 as pb;
 use finops_proto::v1::task_service_server::TaskService;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::auth::{Authenticator, Principal, Role};
+use crate::auth::{Authenticator, Role};
 use crate::status::{from_governance, not_found};
 use crate::wire::{self, Fields};
 
@@ -50,16 +50,6 @@ impl TaskApi {
             return Err(not_found(format!("tasks/{id}")));
         }
         Ok(loaded)
-    }
-
-    fn context(principal: &Principal, request_id: Uuid) -> CommandContext {
-        CommandContext {
-            actor_id: principal.subject.clone(),
-            actor_role: principal.role.as_str().to_owned(),
-            request_id,
-            rationale: None,
-            correlation_id: Some(request_id),
-        }
     }
 }
 
@@ -198,7 +188,7 @@ impl TaskService for TaskApi {
         };
         let loaded = self
             .tasks
-            .execute(&streams::task(id), &command, &Self::context(&principal, request_id))
+            .execute(&streams::task(id), &command, &principal.context(request_id, None))
             .await
             .map_err(from_governance)?;
         Ok(Response::new(to_wire(&loaded)))
@@ -221,7 +211,7 @@ impl TaskService for TaskApi {
         let command = TaskCommand::MarkImplemented { by: principal.subject.clone(), at: Utc::now() };
         let loaded = self
             .tasks
-            .execute(&streams::task(id), &command, &Self::context(&principal, request_id))
+            .execute(&streams::task(id), &command, &principal.context(request_id, None))
             .await
             .map_err(from_governance)?;
         Ok(Response::new(to_wire(&loaded)))
