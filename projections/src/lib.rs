@@ -1,7 +1,7 @@
 //! # Read models
 //!
 //! Projectors fold the event log into read models that List and query RPCs answer from:
-//! the request queue, the catalog, the task queue and the claims. Each read model is a set
+//! the request queue, the catalog, the task queue, the claims and the workloads. Each read model is a set
 //! of JSON documents keyed by an id; a projector says which documents an event touches and
 //! how each changes. The runner applies a batch of events and moves the projection's
 //! checkpoint **in the same transaction**, so a crash can neither lose nor repeat an
@@ -19,7 +19,7 @@ mod projectors;
 mod runner;
 mod store;
 
-pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue};
+pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
 pub use runner::{ProjectionRunner, RebuildReport};
 pub use store::{Page, ReadModelError, ReadModels};
 
@@ -30,7 +30,13 @@ use serde_json::Value;
 
 /// Every governance projector, in [`ALL`]'s order.
 pub fn governance_projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(RequestQueue), Arc::new(CatalogView), Arc::new(TaskQueue), Arc::new(ClaimsView)]
+    vec![
+        Arc::new(RequestQueue),
+        Arc::new(CatalogView),
+        Arc::new(TaskQueue),
+        Arc::new(ClaimsView),
+        Arc::new(WorkloadsView),
+    ]
 }
 
 /// A read model's fold over the log. Must be deterministic: the document after an event

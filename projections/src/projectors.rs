@@ -4,6 +4,7 @@ use finops_domain::catalog::CatalogEvent;
 use finops_domain::request::{RequestEvent, UseCase};
 use finops_domain::spaces::ClaimEvent;
 use finops_domain::tasks::TaskEvent;
+use finops_domain::workload::WorkloadEvent;
 use finops_eventlog::RecordedEvent;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 use crate::Projector;
 
 /// Every governance projector, in the order they are run.
-pub const ALL: [&str; 4] = [RequestQueue::NAME, CatalogView::NAME, TaskQueue::NAME, ClaimsView::NAME];
+pub const ALL: [&str; 5] =
+    [RequestQueue::NAME, CatalogView::NAME, TaskQueue::NAME, ClaimsView::NAME, WorkloadsView::NAME];
 
 fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E> {
     if !event.stream_id.as_str().starts_with(prefix) {
@@ -250,6 +252,63 @@ impl Projector for ClaimsView {
                     last["until"] = json!(effective_until);
                 }
             }
+        }
+        Some(doc)
+    }
+}
+
+/// Workloads by id: what approval fixed, and the estimate and business case stated since.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkloadsView;
+
+impl WorkloadsView {
+    /// The projection's name.
+    pub const NAME: &'static str = "workloads";
+    const PREFIX: &'static str = "workload-";
+}
+
+impl Projector for WorkloadsView {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn keys(&self, event: &RecordedEvent) -> Vec<String> {
+        if event.event_type == "BusinessRequestApproved" {
+            return event.payload["workload_id"].as_str().map(|w| vec![w.to_owned()]).unwrap_or_default();
+        }
+        key_of(event, Self::PREFIX)
+    }
+
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+        let mut doc = current.unwrap_or_else(|| json!({ "workload_id": key }));
+        if let Some(RequestEvent::BusinessRequestApproved {
+            review,
+            role_name,
+            workload_name,
+            owner,
+            product_id,
+            at,
+            ..
+        }) = decode::<RequestEvent>(event, RequestQueue::PREFIX)
+        {
+            let request = event.stream_id.as_str().strip_prefix(RequestQueue::PREFIX).unwrap_or_default();
+            doc["business_request"] = json!(format!("businessRequests/{request}"));
+            doc["name"] = json!(workload_name);
+            doc["owner"] = json!(owner);
+            doc["product_id"] = json!(product_id);
+            doc["role_name"] = json!(role_name);
+            doc["platform"] = json!(review.platform);
+            doc["model_id"] = json!(review.model_id);
+            doc["account"] = json!(review.account);
+            doc["region"] = json!(review.region);
+            doc["confirmed_estimate"] = json!(review.confirmed_estimate);
+            doc["approved_at"] = json!(at);
+            return Some(doc);
+        }
+        match decode::<WorkloadEvent>(event, Self::PREFIX) {
+            Some(WorkloadEvent::WorkloadEstimateSet { estimate, .. }) => doc["estimate"] = json!(estimate),
+            Some(WorkloadEvent::BusinessCaseDeclared { case, .. }) => doc["business_case"] = json!(case),
+            None => {}
         }
         Some(doc)
     }

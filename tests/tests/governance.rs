@@ -580,6 +580,71 @@ async fn from_submission_to_claimed_role(url: String) {
     assert_eq!((claimed.status.as_str(), claimed.workload_id.as_str()), ("claimed", approval.workload_id.as_str()));
     assert_eq!(claimed.periods[0].from, "2026-11-01");
 
+    // The owner states the workload's estimate and business case in Spaces.
+    let estimate = |cents: u64| pb::SetWorkloadEstimateRequest {
+        business_request: submitted.name.clone(),
+        estimate: Some(pb::WorkloadEstimate {
+            monthly: Some(pb::MonthlyAmount { amount: Some(pb::monthly_amount::Amount::Cents(cents)) }),
+            start_date: "2026-12-01".into(),
+            end_date: String::new(),
+            monthly_growth_percent: Some(4.0),
+        }),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        h.spaces.set_workload_estimate(authed(estimate(300_000), &h.who.other_po)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let zero = h.spaces.set_workload_estimate(authed(estimate(0), &h.who.po)).await.unwrap_err();
+    assert_eq!(zero.get_details_bad_request().unwrap().field_violations[0].field, "estimate.monthly");
+    let workload = h.spaces.set_workload_estimate(authed(estimate(300_000), &h.who.po)).await.unwrap().into_inner();
+    assert_eq!(workload.workload_id, approval.workload_id);
+    let workload = h
+        .spaces
+        .declare_business_case(authed(
+            pb::DeclareBusinessCaseRequest {
+                business_request: submitted.name.clone(),
+                business_case: Some(pb::BusinessCase {
+                    annual_cost_saving_cents: Some(15_000_000),
+                    annual_revenue_driving_cents: None,
+                }),
+                request_id: String::new(),
+            },
+            &h.who.po,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(workload.business_case.unwrap().annual_cost_saving_cents, Some(15_000_000));
+    assert_eq!(workload.estimate.unwrap().start_date, "2026-12-01");
+    let mut listed_workloads = Vec::new();
+    for _ in 0..600 {
+        listed_workloads = h
+            .spaces
+            .list_workloads(authed(pb::ListWorkloadsRequest { page_size: 10, page_token: String::new() }, &h.who.po))
+            .await
+            .unwrap()
+            .into_inner()
+            .workloads;
+        if listed_workloads.first().is_some_and(|w| w.business_case.is_some()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed_workloads.len(), 1);
+    assert_eq!(
+        (listed_workloads[0].name.as_str(), listed_workloads[0].role_name.as_str()),
+        ("Customer Support Bot", approval.role_name.as_str())
+    );
+    assert!(listed_workloads[0].estimate.is_some());
+    let none = h
+        .spaces
+        .list_workloads(authed(pb::ListWorkloadsRequest { page_size: 10, page_token: String::new() }, &h.who.other_po))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.workloads.is_empty());
+
     // The queue and the claims read models catch up; a PO sees only their own.
     let mut listed = Vec::new();
     for _ in 0..600 {

@@ -19,6 +19,7 @@ pub mod role;
 pub mod spaces;
 pub mod tasks;
 pub mod vocabulary;
+pub mod workload;
 
 pub use aggregate::Aggregate;
 pub use error::{DomainError, FieldViolation};

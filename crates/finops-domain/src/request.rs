@@ -278,6 +278,9 @@ pub enum RequestCommand {
 }
 
 /// What a Business Request records.
+// Events are built, serialised and folded one at a time; boxing the large variant would
+// buy nothing and cost every match a dereference.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "PascalCase")]
 pub enum RequestEvent {
@@ -300,6 +303,12 @@ pub enum RequestEvent {
         review: Review,
         /// The workload created.
         workload_id: Uuid,
+        /// The workload's name (the request's latest revision).
+        workload_name: String,
+        /// The Product Owner who owns the workload.
+        owner: String,
+        /// The product it belongs to.
+        product_id: Uuid,
         /// The generated dedicated role.
         role_name: RoleName,
         /// The workload's approval scope.
@@ -475,6 +484,9 @@ impl Aggregate for BusinessRequest {
                         role_name: RoleName::generate(name, &review.role_suffix),
                         review: review.clone(),
                         workload_id: *workload_id,
+                        workload_name: name.clone(),
+                        owner: self.requested_by.clone(),
+                        product_id: self.product_id,
                         scope,
                         by: by.clone(),
                         rationale: rationale.clone(),
@@ -793,6 +805,9 @@ mod tests {
         let approved = RequestEvent::BusinessRequestApproved {
             review: review(),
             workload_id: WORKLOAD,
+            workload_name: "x".into(),
+            owner: "po-maria".into(),
+            product_id: PRODUCT,
             role_name: RoleName::generate("x", &review().role_suffix),
             scope: catalog_scope(),
             by: "fl-ana".into(),

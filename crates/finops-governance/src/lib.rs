@@ -206,6 +206,10 @@ pub mod streams {
     pub fn claim(key: &str) -> StreamId {
         StreamId::new(format!("claim-{key}")).expect("valid stream id")
     }
+    /// `workload-{id}`: the workload's estimate and business case.
+    pub fn workload(id: Uuid) -> StreamId {
+        StreamId::new(format!("workload-{id}")).expect("valid stream id")
+    }
     /// The organisation's single stream.
     pub fn organisation() -> StreamId {
         StreamId::new("organisation").expect("valid stream id")

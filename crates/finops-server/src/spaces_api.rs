@@ -6,9 +6,10 @@ use chrono::{Datelike, NaiveDate, Utc};
 use finops_domain::request::{BusinessRequest, RequestStatus};
 use finops_domain::spaces::{ClaimCommand, ClaimableResource, ClaimedResource};
 use finops_domain::tasks::{Task, TaskKind};
+use finops_domain::workload::{WorkloadCommand, WorkloadEstimate, WorkloadPlan};
 use finops_eventlog::EventStore;
 use finops_governance::{CommandHandler, Loaded, streams};
-use finops_projections::{ClaimsView, ReadModels, RequestQueue};
+use finops_projections::{ClaimsView, ReadModels, RequestQueue, WorkloadsView};
 use finops_proto::v1 as pb;
 use finops_proto::v1::spaces_service_server::SpacesService;
 use tonic::{Request, Response, Status};
@@ -22,6 +23,7 @@ use crate::wire::{self, Fields};
 #[derive(Clone)]
 pub struct SpacesApi {
     claims: CommandHandler<ClaimableResource>,
+    plans: CommandHandler<WorkloadPlan>,
     requests: CommandHandler<BusinessRequest>,
     tasks: CommandHandler<Task>,
     auth: Arc<Authenticator>,
@@ -33,6 +35,7 @@ impl SpacesApi {
     pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
         Self {
             claims: CommandHandler::new(store.clone()),
+            plans: CommandHandler::new(store.clone()),
             requests: CommandHandler::new(store.clone()),
             tasks: CommandHandler::new(store),
             auth,
@@ -58,6 +61,32 @@ impl SpacesApi {
             )));
         }
         Ok(state)
+    }
+}
+
+fn workload_to_wire(request_id: Uuid, request: &BusinessRequest, plan: &Loaded<WorkloadPlan>) -> pb::Workload {
+    let approval = request.approval.as_ref().expect("approved");
+    pb::Workload {
+        workload_id: approval.workload_id.to_string(),
+        business_request: format!("businessRequests/{request_id}"),
+        name: request.details.as_ref().map(|d| d.workload_name.clone()).unwrap_or_default(),
+        owner: request.requested_by.clone(),
+        role_name: approval.role_name.to_string(),
+        estimate: plan.state.estimate.as_ref().map(estimate_to_wire),
+        business_case: plan.state.business_case.map(|b| pb::BusinessCase {
+            annual_cost_saving_cents: b.annual_cost_saving.map(|c| c.0),
+            annual_revenue_driving_cents: b.annual_revenue_driving.map(|c| c.0),
+        }),
+        version: plan.version,
+    }
+}
+
+fn estimate_to_wire(e: &WorkloadEstimate) -> pb::WorkloadEstimate {
+    pb::WorkloadEstimate {
+        monthly: Some(wire::monthly_to_wire(&e.monthly)),
+        start_date: e.start.map(|d| d.to_string()).unwrap_or_default(),
+        end_date: e.end.map(|d| d.to_string()).unwrap_or_default(),
+        monthly_growth_percent: e.monthly_growth_percent,
     }
 }
 
@@ -265,5 +294,121 @@ impl SpacesService for SpacesApi {
             })
             .collect();
         Ok(Response::new(pb::ListClaimsResponse { claims, next_page_token: page.next_page_token }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_workload_estimate(
+        &self,
+        request: Request<pb::SetWorkloadEstimateRequest>,
+    ) -> Result<Response<pb::Workload>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::ProductOwner], "state workload estimates")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.business_request);
+        let estimate = match &body.estimate {
+            None => {
+                fields.add("estimate", "is required");
+                None
+            }
+            Some(e) => {
+                let monthly = wire::monthly(&mut fields, "estimate.monthly", e.monthly.as_ref());
+                let start = wire::date(&mut fields, "estimate.start_date", &e.start_date);
+                let end = wire::date(&mut fields, "estimate.end_date", &e.end_date);
+                monthly.map(|monthly| WorkloadEstimate {
+                    monthly,
+                    start,
+                    end,
+                    monthly_growth_percent: e.monthly_growth_percent,
+                })
+            }
+        };
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (Some(id), Some(estimate)) = (id, estimate) else { unreachable!("fields checked") };
+        let request = self.owned_approved(&principal, id).await?;
+        let workload = request.approval.as_ref().expect("approved").workload_id;
+        let command = WorkloadCommand::SetEstimate { estimate, by: principal.subject.clone(), at: Utc::now() };
+        let plan = self
+            .plans
+            .execute(&streams::workload(workload), &command, &principal.context(request_id, None))
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(workload_to_wire(id, &request, &plan)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn declare_business_case(
+        &self,
+        request: Request<pb::DeclareBusinessCaseRequest>,
+    ) -> Result<Response<pb::Workload>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::ProductOwner], "declare business cases")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.business_request);
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        if body.business_case.is_none() {
+            fields.add("business_case", "is required");
+        }
+        fields.finish()?;
+        let id = id.expect("checked");
+        let case = body.business_case.expect("checked");
+        let case = finops_domain::request::BusinessCase {
+            annual_cost_saving: case.annual_cost_saving_cents.map(finops_domain::vocabulary::Cents),
+            annual_revenue_driving: case.annual_revenue_driving_cents.map(finops_domain::vocabulary::Cents),
+        };
+        let request = self.owned_approved(&principal, id).await?;
+        let workload = request.approval.as_ref().expect("approved").workload_id;
+        let command = WorkloadCommand::DeclareBusinessCase { case, by: principal.subject.clone(), at: Utc::now() };
+        let plan = self
+            .plans
+            .execute(&streams::workload(workload), &command, &principal.context(request_id, None))
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(workload_to_wire(id, &request, &plan)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_workloads(
+        &self,
+        request: Request<pb::ListWorkloadsRequest>,
+    ) -> Result<Response<pb::ListWorkloadsResponse>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor], "list workloads")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let page_size = wire::page_size(&mut fields, body.page_size);
+        fields.finish()?;
+        let own_only = principal.role == Role::ProductOwner;
+        let subject = principal.subject.clone();
+        let keep = move |d: &serde_json::Value| !own_only || d["owner"] == subject.as_str();
+        let page =
+            wire::page_result(self.read_models.list(WorkloadsView::NAME, page_size, &body.page_token, keep).await)?;
+        let workloads = page
+            .documents
+            .iter()
+            .map(|d| pb::Workload {
+                workload_id: wire::text(d, "workload_id"),
+                business_request: wire::text(d, "business_request"),
+                name: wire::text(d, "name"),
+                owner: wire::text(d, "owner"),
+                role_name: wire::text(d, "role_name"),
+                estimate: serde_json::from_value::<WorkloadEstimate>(d["estimate"].clone())
+                    .ok()
+                    .as_ref()
+                    .map(estimate_to_wire),
+                business_case: serde_json::from_value::<finops_domain::request::BusinessCase>(
+                    d["business_case"].clone(),
+                )
+                .ok()
+                .map(|b| pb::BusinessCase {
+                    annual_cost_saving_cents: b.annual_cost_saving.map(|c| c.0),
+                    annual_revenue_driving_cents: b.annual_revenue_driving.map(|c| c.0),
+                }),
+                version: 0,
+            })
+            .collect();
+        Ok(Response::new(pb::ListWorkloadsResponse { workloads, next_page_token: page.next_page_token }))
     }
 }

@@ -55,7 +55,8 @@ pub fn business_request_name(fields: &mut Fields, name: &str) -> Option<Uuid> {
     }
 }
 
-fn date(fields: &mut Fields, field: &str, text: &str) -> Option<NaiveDate> {
+/// An optional date field (empty: none).
+pub fn date(fields: &mut Fields, field: &str, text: &str) -> Option<NaiveDate> {
     if text.trim().is_empty() {
         return None;
     }
@@ -65,7 +66,8 @@ fn date(fields: &mut Fields, field: &str, text: &str) -> Option<NaiveDate> {
     )
 }
 
-fn monthly(fields: &mut Fields, field: &str, amount: Option<&pb::MonthlyAmount>) -> Option<MonthlyAmount> {
+/// A required monthly amount.
+pub fn monthly(fields: &mut Fields, field: &str, amount: Option<&pb::MonthlyAmount>) -> Option<MonthlyAmount> {
     match amount.and_then(|a| a.amount.as_ref()) {
         Some(pb::monthly_amount::Amount::Cents(c)) => Some(MonthlyAmount::Dollars(Cents(*c))),
         Some(pb::monthly_amount::Amount::Tokens(t)) => Some(MonthlyAmount::Tokens(TokenBreakdown {
@@ -251,7 +253,8 @@ pub fn details(fields: &mut Fields, details: Option<&pb::RequestDetails>) -> Opt
     })
 }
 
-fn monthly_to_wire(m: &MonthlyAmount) -> pb::MonthlyAmount {
+/// The wire form of a monthly amount.
+pub fn monthly_to_wire(m: &MonthlyAmount) -> pb::MonthlyAmount {
     pb::MonthlyAmount {
         amount: Some(match m {
             MonthlyAmount::Dollars(c) => pb::monthly_amount::Amount::Cents(c.0),
