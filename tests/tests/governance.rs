@@ -433,6 +433,17 @@ async fn every_role_the_table_denies_is_denied_and_leaves_no_event() {
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{role:?} may not run the catalog");
     }
+    // The Portfolio Owner sees the portfolio's requests; another Portfolio Owner does not.
+    let get = || pb::GetBusinessRequestRequest { name: submitted.name.clone() };
+    assert!(
+        h.requests.get_business_request(authed(get(), &h.server.token("pf-omar", Role::PortfolioOwner))).await.is_ok()
+    );
+    let stranger = h
+        .requests
+        .get_business_request(authed(get(), &h.server.token("pf-lena", Role::PortfolioOwner)))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::PermissionDenied);
     let anonymous = h
         .requests
         .get_business_request(tonic::Request::new(pb::GetBusinessRequestRequest { name: submitted.name.clone() }))

@@ -75,6 +75,9 @@ impl BusinessRequestApi {
         match principal.role {
             role if role.sees_everything() => Ok(loaded),
             Role::ProductOwner if loaded.state.requested_by == principal.subject => Ok(loaded),
+            Role::PortfolioOwner if self.portfolio_products(principal).await?.contains(&loaded.state.product_id) => {
+                Ok(loaded)
+            }
             Role::ProductOwner => Err(Status::permission_denied(format!(
                 "businessRequests/{id} belongs to another Product Owner; {} sees only their own",
                 principal.subject
@@ -85,6 +88,17 @@ impl BusinessRequestApi {
                 other.as_str()
             ))),
         }
+    }
+
+    /// The products in the portfolios `principal` owns.
+    async fn portfolio_products(&self, principal: &Principal) -> Result<std::collections::BTreeSet<Uuid>, Status> {
+        let org = self.org.load(&streams::organisation()).await.map_err(from_governance)?.state;
+        Ok(org
+            .products
+            .iter()
+            .filter(|(_, p)| org.portfolios.get(&p.portfolio_id).is_some_and(|pf| pf.owner == principal.subject))
+            .map(|(id, _)| *id)
+            .collect())
     }
 
     /// Loads a request its owner is about to act on.
@@ -310,12 +324,17 @@ impl BusinessRequestService for BusinessRequestApi {
         request: Request<pb::ListBusinessRequestsRequest>,
     ) -> Result<Response<pb::ListBusinessRequestsResponse>, Status> {
         let principal = self.auth.principal(&request)?;
-        if !(principal.role.sees_everything() || principal.role == Role::ProductOwner) {
-            principal.require(
-                &[Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor],
-                "list business requests",
-            )?;
-        }
+        principal.require(
+            &[Role::ProductOwner, Role::PortfolioOwner, Role::FinopsLead, Role::Finance, Role::Auditor],
+            "list business requests",
+        )?;
+        // A Portfolio Owner sees the requests of their portfolio's products.
+        let portfolio: Option<Vec<String>> = match principal.role {
+            Role::PortfolioOwner => {
+                Some(self.portfolio_products(&principal).await?.iter().map(Uuid::to_string).collect())
+            }
+            _ => None,
+        };
         let body = request.into_inner();
         let mut fields = Fields::default();
         let page_size = wire::page_size(&mut fields, body.page_size);
@@ -325,6 +344,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let subject = principal.subject.clone();
         let keep = move |doc: &serde_json::Value| {
             (!own_only || doc["requested_by"] == subject.as_str())
+                && portfolio.as_ref().is_none_or(|products| products.iter().any(|p| doc["product_id"] == p.as_str()))
                 && (status == pb::RequestStatus::Unspecified
                     || wire::request_status(&wire::text(doc, "status")) == status as i32)
         };
