@@ -70,6 +70,8 @@ impl RunningServer {
             identity_center_instance_arn: Some("arn:aws:sso:::instance/ssoins-7223e2e0test".into()),
             ha_premium_percent: None,
             price_offer_files: None,
+            task_sla_business_days: None,
+            coding_profile: None,
         }
         .resolve()
         .expect("valid config");

@@ -279,7 +279,7 @@ fn usage_kind(usage_type: &str) -> Option<(&str, TokenKind)> {
 }
 
 /// How developers use a coding assistant, per hour of active use.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageProfile {
     /// Tokens per active hour by type.
     pub tokens_per_active_hour: TokenBreakdown,

@@ -37,6 +37,7 @@ pub struct BusinessRequestApi {
     read_models: ReadModels,
     prices: Arc<PriceTable>,
     ha_premium_percent: u64,
+    coding_profile: UsageProfile,
 }
 
 impl BusinessRequestApi {
@@ -48,6 +49,7 @@ impl BusinessRequestApi {
         identity_center_instance_arn: String,
         prices: Arc<PriceTable>,
         ha_premium_percent: u64,
+        coding_profile: UsageProfile,
     ) -> Self {
         Self {
             requests: CommandHandler::new(store.clone()),
@@ -63,6 +65,7 @@ impl BusinessRequestApi {
             read_models,
             prices,
             ha_premium_percent,
+            coding_profile,
         }
     }
 
@@ -391,7 +394,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let details = loaded.state.details.as_ref().expect("submitted requests have details");
         let priced = match &details.use_case {
             UseCase::Coding { developers, active_percent } => {
-                let mut profile = UsageProfile::default();
+                let mut profile = self.coding_profile.clone();
                 if let Some(m) = model {
                     profile.reference_model = m;
                 }

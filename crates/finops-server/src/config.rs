@@ -29,6 +29,69 @@ pub struct ServerConfig {
     pub ha_premium_percent: u64,
     /// AWS Price List offer files applied over the shipped price snapshot.
     pub price_offer_files: Vec<std::path::PathBuf>,
+    /// Business days after which an unimplemented task is overdue.
+    pub task_sla_business_days: u32,
+    /// How Coding requests are estimated.
+    pub coding_profile: finops_domain::pricing::UsageProfile,
+}
+
+/// The `[coding_profile]` table: any key left out keeps the documented default
+/// (see `finops_domain::pricing::UsageProfile`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodingProfileLayer {
+    /// Input tokens per active hour.
+    pub input_tokens_per_hour: Option<u64>,
+    /// Output tokens per active hour.
+    pub output_tokens_per_hour: Option<u64>,
+    /// Cache-read tokens per active hour.
+    pub cache_read_tokens_per_hour: Option<u64>,
+    /// Cache-write tokens per active hour.
+    pub cache_write_tokens_per_hour: Option<u64>,
+    /// Working hours per day.
+    pub hours_per_day: Option<u64>,
+    /// Working days per month.
+    pub days_per_month: Option<u64>,
+    /// The model Coding is priced on.
+    pub reference_model: Option<String>,
+    /// The region it is priced in.
+    pub reference_region: Option<String>,
+}
+
+impl CodingProfileLayer {
+    fn resolve(self) -> Result<finops_domain::pricing::UsageProfile, ConfigError> {
+        use finops_domain::vocabulary::{ModelId, Region};
+        let mut p = finops_domain::pricing::UsageProfile::default();
+        let t = &mut p.tokens_per_active_hour;
+        t.input = self.input_tokens_per_hour.unwrap_or(t.input);
+        t.output = self.output_tokens_per_hour.unwrap_or(t.output);
+        t.cache_read = self.cache_read_tokens_per_hour.unwrap_or(t.cache_read);
+        t.cache_write = self.cache_write_tokens_per_hour.unwrap_or(t.cache_write);
+        p.hours_per_day = self.hours_per_day.unwrap_or(p.hours_per_day);
+        p.days_per_month = self.days_per_month.unwrap_or(p.days_per_month);
+        if !(1..=24).contains(&p.hours_per_day) || !(1..=31).contains(&p.days_per_month) {
+            return Err(ConfigError::Value {
+                field: "coding_profile",
+                value: format!("{} h/day, {} days/month", p.hours_per_day, p.days_per_month),
+                reason: "hours_per_day must be 1–24 and days_per_month 1–31".into(),
+            });
+        }
+        if let Some(m) = self.reference_model {
+            p.reference_model = ModelId::parse(&m).map_err(|reason| ConfigError::Value {
+                field: "coding_profile.reference_model",
+                value: m,
+                reason,
+            })?;
+        }
+        if let Some(r) = self.reference_region {
+            p.reference_region = Region::parse(&r).map_err(|reason| ConfigError::Value {
+                field: "coding_profile.reference_region",
+                value: r,
+                reason,
+            })?;
+        }
+        Ok(p)
+    }
 }
 
 /// How bearer tokens are verified.
@@ -86,6 +149,10 @@ pub struct ConfigLayer {
     pub ha_premium_percent: Option<u64>,
     /// `price_offer_files = ["AmazonBedrock-us-east-1.json"]`
     pub price_offer_files: Option<Vec<std::path::PathBuf>>,
+    /// `task_sla_business_days = 2`
+    pub task_sla_business_days: Option<u32>,
+    /// `[coding_profile]` (TOML only)
+    pub coding_profile: Option<CodingProfileLayer>,
 }
 
 /// A configuration that cannot be used, named precisely.
@@ -139,6 +206,8 @@ impl ConfigLayer {
             identity_center_instance_arn: self.identity_center_instance_arn.or(lower.identity_center_instance_arn),
             ha_premium_percent: self.ha_premium_percent.or(lower.ha_premium_percent),
             price_offer_files: self.price_offer_files.or(lower.price_offer_files),
+            task_sla_business_days: self.task_sla_business_days.or(lower.task_sla_business_days),
+            coding_profile: self.coding_profile.or(lower.coding_profile),
         }
     }
 
@@ -196,6 +265,10 @@ impl ConfigLayer {
             identity_center_instance_arn,
             ha_premium_percent,
             price_offer_files: self.price_offer_files.unwrap_or_default(),
+            task_sla_business_days: self
+                .task_sla_business_days
+                .unwrap_or(finops_domain::tasks::DEFAULT_SLA_BUSINESS_DAYS),
+            coding_profile: self.coding_profile.unwrap_or_default().resolve()?,
         })
     }
 }
@@ -216,6 +289,21 @@ mod tests {
         assert_eq!(defaults.auth, AuthMode::Dev);
         assert_eq!(defaults.store, DEFAULT_STORE);
         assert_eq!(defaults.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn the_coding_profile_and_sla_come_from_the_file() {
+        let file: ConfigLayer = toml::from_str(
+            "dev = true\ntask_sla_business_days = 5\n[coding_profile]\nhours_per_day = 6\nreference_model = \"amazon.nova-pro-v1:0\"",
+        )
+        .unwrap();
+        let config = file.resolve().unwrap();
+        assert_eq!(config.task_sla_business_days, 5);
+        assert_eq!(config.coding_profile.hours_per_day, 6);
+        assert_eq!(config.coding_profile.days_per_month, 21, "unset keys keep the default");
+        assert_eq!(config.coding_profile.reference_model.as_str(), "amazon.nova-pro-v1:0");
+        let bad: ConfigLayer = toml::from_str("dev = true\n[coding_profile]\nreference_region = \"moon-1\"").unwrap();
+        assert!(bad.resolve().unwrap_err().to_string().contains("coding_profile.reference_region"));
     }
 
     #[test]

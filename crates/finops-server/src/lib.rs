@@ -34,7 +34,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
-pub use config::{AuthMode, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, DEV_JWT_SECRET, ServerConfig};
+pub use config::{
+    AuthMode, CodingProfileLayer, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, DEV_JWT_SECRET, ServerConfig,
+};
 pub use event_log_api::EventLogApi;
 pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
@@ -174,9 +176,15 @@ pub async fn serve(
             config.identity_center_instance_arn.clone(),
             prices,
             config.ha_premium_percent,
+            config.coding_profile.clone(),
         )))
         .add_service(CatalogServiceServer::new(CatalogApi::new(store.clone(), read_models.clone(), auth.clone())))
-        .add_service(TaskServiceServer::new(TaskApi::new(store.clone(), read_models.clone(), auth.clone())))
+        .add_service(TaskServiceServer::new(TaskApi::new(
+            store.clone(),
+            read_models.clone(),
+            auth.clone(),
+            config.task_sla_business_days,
+        )))
         .add_service(OrganisationServiceServer::new(OrganisationApi::new(store.clone(), auth.clone())))
         .add_service(SpacesServiceServer::new(SpacesApi::new(store, read_models, auth)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);

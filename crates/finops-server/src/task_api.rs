@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use finops_domain::tasks::{DEFAULT_SLA_BUSINESS_DAYS, Task, TaskCommand};
+use finops_domain::tasks::{Task, TaskCommand};
 use finops_eventlog::EventStore;
 use finops_governance::{CommandHandler, Loaded, streams};
 use finops_projections::{ReadModels, TaskQueue};
@@ -26,12 +26,18 @@ pub struct TaskApi {
     tasks: CommandHandler<Task>,
     auth: Arc<Authenticator>,
     read_models: ReadModels,
+    sla_business_days: u32,
 }
 
 impl TaskApi {
     /// Serves `store`.
-    pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
-        Self { tasks: CommandHandler::new(store), auth, read_models }
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: ReadModels,
+        auth: Arc<Authenticator>,
+        sla_business_days: u32,
+    ) -> Self {
+        Self { tasks: CommandHandler::new(store), auth, read_models, sla_business_days }
     }
 
     fn name(fields: &mut Fields, name: &str) -> Option<Uuid> {
@@ -53,7 +59,7 @@ impl TaskApi {
     }
 }
 
-fn to_wire(loaded: &Loaded<Task>) -> pb::Task {
+fn to_wire(loaded: &Loaded<Task>, sla_business_days: u32) -> pb::Task {
     let task = &loaded.state;
     let plan = task.plan.as_ref().expect("loaded tasks have a plan");
     pb::Task {
@@ -81,7 +87,7 @@ fn to_wire(loaded: &Loaded<Task>) -> pb::Task {
             _ => "in_progress",
         }
         .to_owned(),
-        overdue: task.is_overdue(Utc::now(), DEFAULT_SLA_BUSINESS_DAYS),
+        overdue: task.is_overdue(Utc::now(), sla_business_days),
         created_at: task.created_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
         implemented_at: task.implemented_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
         version: loaded.version,
@@ -89,13 +95,13 @@ fn to_wire(loaded: &Loaded<Task>) -> pb::Task {
 }
 
 /// The wire form of a task-queue document (the same fields as [`to_wire`]).
-fn doc_to_wire(doc: &serde_json::Value) -> pb::Task {
+fn doc_to_wire(doc: &serde_json::Value, sla_business_days: u32) -> pb::Task {
     let steps_done = doc["steps_done"].as_u64().unwrap_or(0) as usize;
     let created = wire::text(doc, "created_at");
     let implemented = wire::text(doc, "implemented_at");
     let overdue = implemented.is_empty()
         && chrono::DateTime::parse_from_rfc3339(&created).is_ok_and(|c| {
-            Utc::now() > finops_domain::tasks::add_business_days(c.with_timezone(&Utc), DEFAULT_SLA_BUSINESS_DAYS)
+            Utc::now() > finops_domain::tasks::add_business_days(c.with_timezone(&Utc), sla_business_days)
         });
     let steps: Vec<finops_domain::tasks::TaskStep> = serde_json::from_value(doc["steps"].clone()).unwrap_or_default();
     pb::Task {
@@ -140,14 +146,15 @@ impl TaskService for TaskApi {
             fields.add("status", format!("`{status}` is not open, in_progress, implemented or overdue"));
         }
         fields.finish()?;
+        let sla = self.sla_business_days;
         let keep = move |doc: &serde_json::Value| match status.as_str() {
             "" => true,
-            "overdue" => doc_to_wire(doc).overdue,
+            "overdue" => doc_to_wire(doc, sla).overdue,
             s => doc["status"] == s,
         };
         let page = wire::page_result(self.read_models.list(TaskQueue::NAME, page_size, &body.page_token, keep).await)?;
         Ok(Response::new(pb::ListTasksResponse {
-            tasks: page.documents.iter().map(doc_to_wire).collect(),
+            tasks: page.documents.iter().map(|d| doc_to_wire(d, sla)).collect(),
             next_page_token: page.next_page_token,
         }))
     }
@@ -158,7 +165,7 @@ impl TaskService for TaskApi {
         let mut fields = Fields::default();
         let id = Self::name(&mut fields, &request.get_ref().name);
         fields.finish()?;
-        Ok(Response::new(to_wire(&self.load(id.expect("checked")).await?)))
+        Ok(Response::new(to_wire(&self.load(id.expect("checked")).await?, self.sla_business_days)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -191,7 +198,7 @@ impl TaskService for TaskApi {
             .execute(&streams::task(id), &command, &principal.context(request_id, None))
             .await
             .map_err(from_governance)?;
-        Ok(Response::new(to_wire(&loaded)))
+        Ok(Response::new(to_wire(&loaded, self.sla_business_days)))
     }
 
     #[tracing::instrument(skip_all)]
@@ -214,6 +221,6 @@ impl TaskService for TaskApi {
             .execute(&streams::task(id), &command, &principal.context(request_id, None))
             .await
             .map_err(from_governance)?;
-        Ok(Response::new(to_wire(&loaded)))
+        Ok(Response::new(to_wire(&loaded, self.sla_business_days)))
     }
 }

@@ -80,6 +80,9 @@ struct ServeArgs {
     /// repeat for several.
     #[arg(long)]
     price_offer_file: Vec<PathBuf>,
+    /// Business days after which an unimplemented task is overdue [default: 2].
+    #[arg(long, env = "FINOPS_TASK_SLA_BUSINESS_DAYS")]
+    task_sla_business_days: Option<u32>,
     /// Seed the demo organisation (idempotent) before serving.
     #[arg(long, env = "FINOPS_DEMO")]
     demo: bool,
@@ -121,6 +124,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         identity_center_instance_arn: args.identity_center_instance_arn,
         ha_premium_percent: args.ha_premium_percent,
         price_offer_files: (!args.price_offer_file.is_empty()).then_some(args.price_offer_file),
+        task_sla_business_days: args.task_sla_business_days,
+        coding_profile: None,
     }
     .over(file)
     .resolve()?;
