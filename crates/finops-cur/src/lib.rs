@@ -22,4 +22,5 @@
 pub mod csv_lines;
 pub mod principal;
 pub mod resource;
+pub mod synthetic;
 pub mod usage_type;

@@ -33,9 +33,34 @@ enum Command {
     Claim(cli::ClaimArgs),
     /// Show the organisation's products, accounts and budgets.
     Org,
+    /// CUR 2.0 tools.
+    #[command(subcommand)]
+    Cur(CurCommand),
     /// Print a bearer token for a user and role (signed with FINOPS_JWT_SECRET, or the
     /// development key when none is set — for servers started with --dev).
     DevToken(DevTokenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CurCommand {
+    /// Write a realistic synthetic CUR 2.0 month (CSV; gzip when OUT ends in .gz).
+    Generate {
+        /// Billing period, YYYY-MM.
+        #[arg(long)]
+        period: String,
+        /// Data rows.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Generator seed (same seed, same file).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// 0 for the first delivery; 1, 2… for restatements.
+        #[arg(long, default_value_t = 0)]
+        restatement: u32,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +131,9 @@ fn main() -> anyhow::Result<()> {
             Command::Tasks(c) => cli::tasks(&cli.connection, c).await,
             Command::Claim(a) => cli::claim(&cli.connection, a).await,
             Command::Org => cli::org(&cli.connection).await,
+            Command::Cur(CurCommand::Generate { period, rows, seed, restatement, out }) => {
+                generate(&period, rows, seed, restatement, &out)
+            }
         }
     })
 }
@@ -138,6 +166,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let listener = finops_server::bind(&config).await?;
     finops_server::serve(listener, store, &config, finops_server::termination_signal()).await?;
+    Ok(())
+}
+
+fn generate(period: &str, rows: u64, seed: u64, restatement: u32, out: &std::path::Path) -> anyhow::Result<()> {
+    let valid = period.len() == 7
+        && period.as_bytes()[4] == b'-'
+        && period[..4].bytes().all(|b| b.is_ascii_digit())
+        && matches!(period[5..].parse::<u8>(), Ok(1..=12));
+    anyhow::ensure!(valid, "--period `{period}` is not YYYY-MM");
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let spec = finops_cur::synthetic::MonthSpec { period: period.to_owned(), rows, seed, restatement };
+    let started = std::time::Instant::now();
+    let mut writer = std::io::BufWriter::new(file);
+    if out.extension().is_some_and(|e| e == "gz") {
+        let mut gz = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+        finops_cur::synthetic::write_month(&spec, &mut gz)?;
+        gz.finish()?;
+    } else {
+        finops_cur::synthetic::write_month(&spec, &mut writer)?;
+        std::io::Write::flush(&mut writer)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {rows} rows to {} in {seconds:.1} s ({:.0} rows/s)",
+        out.display(),
+        rows as f64 / seconds.max(1e-9)
+    );
     Ok(())
 }
 

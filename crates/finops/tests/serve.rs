@@ -105,3 +105,27 @@ fn dev_tokens_name_a_known_role() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role `admin`"));
 }
+
+#[test]
+fn cur_generate_writes_a_month_that_reads_back() {
+    let dir = std::env::temp_dir().join(format!("finops-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("month.csv.gz");
+    let status = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["cur", "generate", "--period", "2026-11", "--rows", "5000", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let file = std::fs::File::open(&out).unwrap();
+    let lines = finops_cur::csv_lines::CurCsv::open("month.csv.gz", file).unwrap().count();
+    assert_eq!(lines, 5000);
+    let bad = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["cur", "generate", "--period", "2026-13", "--out"])
+        .arg(dir.join("x.csv"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--period `2026-13` is not YYYY-MM"));
+    let _ = std::fs::remove_dir_all(dir);
+}

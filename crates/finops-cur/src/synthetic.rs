@@ -1,0 +1,314 @@
+//! Realistic synthetic CUR 2.0 months for tests and benchmarks (no real Bedrock CUR file
+//! is public). Deterministic: the same seed and settings give the same bytes. Streaming:
+//! rows are written as they are drawn, so ten million rows need no more memory than ten.
+//!
+//! What a month contains, in proportions chosen to exercise every attribution outcome:
+//! dedicated workload roles (`finops-…`), broad Identity Center sessions
+//! (`AWSReservedSSO_AdministratorAccess_…`), Coding users on a permission set, an LLM
+//! gateway with per-user sessions, IAM users and Bedrock API keys, one account whose AI
+//! lines carry no caller identity; first-party and AWS-billed Claude usage types,
+//! Marketplace `MP:` rows (in millions of tokens), cross-region and batch tiers,
+//! guardrail lines, Claude Platform CCU lines with a workspace tag, and non-AI lines.
+//! A restatement (`restatement > 0`) redraws a share of the costs, as AWS does.
+
+use std::io::{self, Write};
+
+/// The columns written, CUR 2.0 names.
+pub const HEADER: &str = "identity_line_item_id,bill_billing_entity,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_operation,line_item_resource_id,line_item_usage_amount,line_item_unblended_cost,pricing_unit,product_product_name,product_region_code,resource_tags,line_item_iam_principal";
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthSpec {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Data rows.
+    pub rows: u64,
+    /// Seed of the deterministic generator.
+    pub seed: u64,
+    /// 0 for the first delivery; 1, 2… for AWS restatements of the same month.
+    pub restatement: u32,
+}
+
+/// SplitMix64: tiny, fast, deterministic; quality is ample for test data.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const ACCOUNTS: [&str; 4] = ["111122223333", "444455556666", "777788889999", "012345678901"];
+/// The last account's export lacks caller identity on its AI lines.
+const NO_IDENTITY_ACCOUNT: &str = "012345678901";
+const REGIONS: [(&str, &str); 3] = [("USE1", "us-east-1"), ("USW2", "us-west-2"), ("EUC1", "eu-central-1")];
+/// (usage-type model, product code, model id, USD per 1K input tokens, output multiplier)
+const FIRST_PARTY: [(&str, &str, &str, f64, f64); 5] = [
+    ("Claude3Haiku", "AmazonBedrock", "anthropic.claude-3-haiku-20240307-v1:0", 0.00025, 5.0),
+    ("Claude4Sonnet", "AmazonBedrockService", "anthropic.claude-sonnet-4-20250514-v1:0", 0.003, 5.0),
+    ("Claude4.6Sonnet", "AmazonBedrockService", "anthropic.claude-sonnet-4-6-v1:0", 0.0033, 5.0),
+    ("NovaPro", "AmazonBedrock", "amazon.nova-pro-v1:0", 0.0008, 4.0),
+    ("Llama3-1-70B", "AmazonBedrock", "meta.llama3-1-70b-instruct-v1:0", 0.00072, 1.0),
+];
+const DIRECTIONS: [(&str, f64); 4] = [
+    ("input-tokens", 1.0),
+    ("output-tokens", 0.0),
+    ("cache-read-input-token-count", 0.1),
+    ("cache-write-input-token-count", 1.25),
+];
+
+fn principal(d: &mut Draw, account: &str) -> String {
+    if account == NO_IDENTITY_ACCOUNT {
+        return String::new();
+    }
+    let user = d.below(40);
+    match d.below(100) {
+        0..=44 => {
+            let role = d.pick(&[
+                "finops-support-bot-x7k2",
+                "finops-claims-triage-q9z1",
+                "finops-invoice-reader-m3p8",
+                "finops-ai-batch-summaries",
+            ]);
+            format!("arn:aws:sts::{account}:assumed-role/{role}/{}", d.pick(&["lambda-1", "ecs-task-7", "i-0abc"]))
+        }
+        45..=59 => format!(
+            "arn:aws:sts::{account}:assumed-role/AWSReservedSSO_AdministratorAccess_5f1e2d3c4b5a6978/admin{user}@acme.example"
+        ),
+        60..=74 => format!(
+            "arn:aws:sts::{account}:assumed-role/AWSReservedSSO_finops-platform-coding_0a1b2c3d4e5f6a7b/dev{user}@acme.example"
+        ),
+        75..=84 => format!("arn:aws:sts::{account}:assumed-role/llm-gateway/gw-user-{user}"),
+        85..=92 => format!("arn:aws:sts::{account}:assumed-role/data-science-shared/notebook-{user}"),
+        93..=96 => format!("arn:aws:iam::{account}:user/BedrockAPIKey-{user:04x}"),
+        _ => format!("arn:aws:iam::{account}:user/alice{user}"),
+    }
+}
+
+/// Writes a month of CUR 2.0 CSV to `out`; returns rows written.
+pub fn write_month(spec: &MonthSpec, out: &mut impl Write) -> io::Result<u64> {
+    writeln!(out, "{HEADER}")?;
+    let mut d = Draw(spec.seed);
+    let period_start = format!("{}-01T00:00:00Z", spec.period);
+    for n in 0..spec.rows {
+        let account = *d.pick(&ACCOUNTS);
+        let (region_code, region) = *d.pick(&REGIONS);
+        let day = 1 + d.below(28);
+        let hour = d.below(24);
+        let start = format!("{}-{day:02}T{hour:02}:00:00Z", spec.period);
+        let kind = d.below(100);
+        // (entity, product code, usage type, operation, resource, amount, cost, unit, product name, tags, principal)
+        let row = match kind {
+            0..=64 => {
+                let (model, code, model_id, input_price, out_mult) = *d.pick(&FIRST_PARTY);
+                let (direction, mult) = *d.pick(&DIRECTIONS);
+                let mult = if direction == "output-tokens" { out_mult } else { mult };
+                let tier = match d.below(10) {
+                    0 => "-cross-region-global",
+                    1 => "-batch",
+                    _ => "",
+                };
+                let thousands = 1.0 + d.below(50_000) as f64 / 10.0;
+                let resource = if tier == "-cross-region-global" {
+                    format!("arn:aws:bedrock:{region}:{account}:inference-profile/global.{model_id}")
+                } else {
+                    format!("arn:aws:bedrock:{region}::foundation-model/{model_id}")
+                };
+                let cost = thousands * input_price * mult * if tier == "-batch" { 0.5 } else { 1.0 };
+                let op = *d.pick(&["InvokeModelInference", "InvokeModelStreamingInference"]);
+                (
+                    "AWS",
+                    code.to_owned(),
+                    format!("{region_code}-{model}-{direction}{tier}"),
+                    op,
+                    resource,
+                    thousands,
+                    cost,
+                    "1K tokens",
+                    "Amazon Bedrock".to_owned(),
+                    String::new(),
+                    principal(&mut d, account),
+                )
+            }
+            65..=74 => {
+                let (direction, price) =
+                    *d.pick(&[("InputTokenCount", 3.0), ("OutputTokenCount", 15.0), ("CacheReadInputTokenCount", 0.3)]);
+                let global = if d.below(3) == 0 { "_Global" } else { "" };
+                let millions = (1 + d.below(2_000)) as f64 / 1000.0;
+                let resource =
+                    format!("arn:aws:bedrock:{region}::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0");
+                (
+                    "AWS Marketplace",
+                    "4a524th30q694o538qndh9ucht".to_owned(),
+                    format!("{region_code}-MP:{region_code}_{direction}{global}-Units"),
+                    "Usage",
+                    resource,
+                    millions,
+                    millions * price,
+                    "Units",
+                    "Claude 3.5 Sonnet (Amazon Bedrock Edition)".to_owned(),
+                    String::new(),
+                    principal(&mut d, account),
+                )
+            }
+            75..=79 => {
+                let units = (1 + d.below(10_000)) as f64;
+                let resource = format!(
+                    "arn:aws:bedrock:{region}:{account}:guardrail/{}",
+                    d.pick(&["gr0support01", "gr0claims002", "gr0orphan003"])
+                );
+                (
+                    "AWS",
+                    "AmazonBedrock".to_owned(),
+                    format!("{region_code}-Guardrail-ContentPolicyUnitsConsumed"),
+                    "ApplyGuardrail",
+                    resource,
+                    units,
+                    units * 0.00015,
+                    "Units",
+                    "Amazon Bedrock".to_owned(),
+                    String::new(),
+                    String::new(),
+                )
+            }
+            80..=84 => {
+                let ccu = (100 + d.below(100_000)) as f64;
+                let workspace = *d.pick(&["finance-contracts", "support-pilot", "unassigned-sandbox"]);
+                (
+                    "AWS Marketplace",
+                    "cp7claudeplatformccu00000x".to_owned(),
+                    format!("{region_code}-MP:{region_code}_CCU-Units"),
+                    "Usage",
+                    String::new(),
+                    ccu,
+                    ccu * 0.01,
+                    "CCU",
+                    "Claude Platform on AWS".to_owned(),
+                    format!("{{\"user_workspace\":\"{workspace}\"}}"),
+                    String::new(),
+                )
+            }
+            _ => {
+                let (code, usage, price) = *d.pick(&[
+                    ("AmazonEC2", "BoxUsage:m5.large", 0.096),
+                    ("AmazonS3", "TimedStorage-ByteHrs", 0.000_000_03),
+                    ("AWSLambda", "Lambda-GB-Second", 0.000_016_7),
+                ]);
+                let amount = (1 + d.below(10_000)) as f64;
+                (
+                    "AWS",
+                    code.to_owned(),
+                    format!("{region_code}-{usage}"),
+                    "RunInstances",
+                    String::new(),
+                    amount,
+                    amount * price,
+                    "Hrs",
+                    code.to_owned(),
+                    String::new(),
+                    String::new(),
+                )
+            }
+        };
+        let (entity, code, usage_type, op, resource, amount, mut cost, unit, product, tags, principal) = row;
+        // A restatement redraws one cost in eight, deterministically per restatement.
+        if spec.restatement > 0 && (n.wrapping_mul(2_654_435_761) ^ u64::from(spec.restatement)) % 8 == 0 {
+            cost *= 1.0 + f64::from(spec.restatement) * 0.03;
+        }
+        writeln!(
+            out,
+            "{id},{entity},{period_start},{account},Usage,{start},{code},{usage_type},{op},{resource},{amount},{cost:.10},{unit},\"{product}\",{region},\"{tags}\",{principal}",
+            id = format_args!("{:016x}", spec.seed ^ n.wrapping_mul(0x9E37_79B9)),
+            tags = tags.replace('"', "\"\""),
+        )?;
+    }
+    Ok(spec.rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv_lines::{CallerIdentity, CurCsv};
+    use crate::principal::Principal;
+    use crate::usage_type::{UsageKind, UsageType};
+
+    fn month(rows: u64, restatement: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_month(&MonthSpec { period: "2026-11".into(), rows, seed: 42, restatement }, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_generated_month_reads_back_and_covers_every_case() {
+        let bytes = month(20_000, 0);
+        let csv = CurCsv::new("synthetic.csv", bytes.as_slice()).unwrap();
+        assert_eq!(csv.caller_identity(), CallerIdentity::Present);
+        let lines: Vec<_> = csv.collect::<Result<_, _>>().unwrap();
+        assert_eq!(lines.len(), 20_000);
+        let mut seen = std::collections::BTreeSet::new();
+        for line in &lines {
+            let principal = Principal::parse(line.iam_principal.as_deref().unwrap_or("")).unwrap();
+            let usage = UsageType::parse(&line.usage_type).unwrap();
+            let label = match (&principal, &usage.kind, usage.marketplace) {
+                (_, UsageKind::Guardrail { .. }, _) => "guardrail",
+                (_, _, true) if line.product_name.contains("Claude Platform") => "claude-platform",
+                (_, UsageKind::Tokens { .. }, true) => "marketplace",
+                (None, UsageKind::Tokens { .. }, _) => "no-identity",
+                (Some(Principal::IdentityCenter { permission_set, .. }), _, _) if permission_set.contains("Admin") => {
+                    "broad-sso"
+                }
+                (Some(Principal::IdentityCenter { .. }), _, _) => "coding-sso",
+                (Some(Principal::AssumedRole { role, .. }), _, _) if role.starts_with("finops-") => "dedicated",
+                (Some(Principal::AssumedRole { role, .. }), _, _) if role == "llm-gateway" => "gateway",
+                (Some(Principal::IamUser { .. }), _, _)
+                    if principal.as_ref().is_some_and(Principal::is_bedrock_api_key) =>
+                {
+                    "api-key"
+                }
+                (Some(_), _, _) => "other-principal",
+                (None, _, _) => "non-ai",
+            };
+            seen.insert(label);
+        }
+        for expected in [
+            "guardrail",
+            "claude-platform",
+            "marketplace",
+            "no-identity",
+            "broad-sso",
+            "coding-sso",
+            "dedicated",
+            "gateway",
+            "api-key",
+            "other-principal",
+            "non-ai",
+        ] {
+            assert!(seen.contains(expected), "{expected} missing from {seen:?}");
+        }
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_restatements_differ_only_in_cost() {
+        assert_eq!(month(2_000, 0), month(2_000, 0));
+        let first: Vec<_> = CurCsv::new("a", month(2_000, 0).as_slice()).unwrap().collect::<Result<_, _>>().unwrap();
+        let restated: Vec<_> = CurCsv::new("b", month(2_000, 1).as_slice()).unwrap().collect::<Result<_, _>>().unwrap();
+        let changed = first.iter().zip(&restated).filter(|(a, b)| a.unblended_cost != b.unblended_cost).count();
+        assert!(changed > 0 && changed < 2_000 / 4, "{changed} of 2000 costs restated");
+        assert!(
+            first
+                .iter()
+                .zip(&restated)
+                .all(|(a, b)| a.usage_type == b.usage_type && a.iam_principal == b.iam_principal)
+        );
+    }
+}
