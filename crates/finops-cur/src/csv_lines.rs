@@ -123,11 +123,28 @@ pub fn normalise_column(name: &str) -> String {
     out
 }
 
+/// Where each field sits in a record, resolved once from the header.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    account: usize,
+    line_item_type: usize,
+    start: usize,
+    product_code: usize,
+    usage_type: usize,
+    amount: usize,
+    cost: usize,
+    operation: Option<usize>,
+    resource_id: Option<usize>,
+    billing_entity: Option<usize>,
+    product_name: Option<usize>,
+    principal: Option<usize>,
+}
+
 /// A CUR CSV being read.
 pub struct CurCsv<R: Read> {
     file: String,
     reader: csv::Reader<R>,
-    columns: BTreeMap<String, usize>,
+    layout: Layout,
     row: u64,
     record: csv::StringRecord,
 }
@@ -151,73 +168,78 @@ impl<R: Read> CurCsv<R> {
             .clone();
         let columns: BTreeMap<String, usize> =
             headers.iter().enumerate().map(|(i, h)| (normalise_column(h), i)).collect();
-        for (column, legacy) in REQUIRED {
-            if !columns.contains_key(column) {
-                return Err(CurCsvError::MissingColumn { file: file.to_owned(), column, legacy });
-            }
-        }
-        Ok(Self { file: file.to_owned(), reader, columns, row: 0, record: csv::StringRecord::new() })
+        let required = |i: usize| -> Result<usize, CurCsvError> {
+            let (column, legacy) = REQUIRED[i];
+            columns.get(column).copied().ok_or(CurCsvError::MissingColumn { file: file.to_owned(), column, legacy })
+        };
+        let layout = Layout {
+            account: required(0)?,
+            line_item_type: required(1)?,
+            start: required(2)?,
+            product_code: required(3)?,
+            usage_type: required(4)?,
+            amount: required(5)?,
+            cost: required(6)?,
+            operation: columns.get("line_item_operation").copied(),
+            resource_id: columns.get("line_item_resource_id").copied(),
+            billing_entity: columns.get("bill_billing_entity").copied(),
+            product_name: columns.get("product_product_name").or_else(|| columns.get("product_name")).copied(),
+            principal: columns.get("line_item_iam_principal").copied(),
+        };
+        Ok(Self { file: file.to_owned(), reader, layout, row: 0, record: csv::StringRecord::new() })
     }
 
     /// Whether this export carries `line_item_iam_principal`.
     pub fn caller_identity(&self) -> CallerIdentity {
-        if self.columns.contains_key("line_item_iam_principal") {
-            CallerIdentity::Present
-        } else {
-            CallerIdentity::Absent
-        }
+        if self.layout.principal.is_some() { CallerIdentity::Present } else { CallerIdentity::Absent }
     }
 
-    fn text(&self, column: &str) -> &str {
-        self.columns.get(column).and_then(|i| self.record.get(*i)).unwrap_or("")
+    fn at(&self, index: usize) -> &str {
+        self.record.get(index).unwrap_or("")
     }
 
-    fn bad(&self, column: &'static str, reason: &'static str) -> CurCsvError {
+    fn optional(&self, index: Option<usize>) -> &str {
+        index.map_or("", |i| self.at(i))
+    }
+
+    fn bad(&self, index: usize, column: &'static str, reason: &'static str) -> CurCsvError {
         CurCsvError::BadValue {
             file: self.file.clone(),
             row: self.row,
             column,
-            value: self.text(column).to_owned(),
+            value: self.at(index).to_owned(),
             reason,
         }
     }
 
-    fn number(&self, column: &'static str) -> Result<f64, CurCsvError> {
-        let text = self.text(column).trim();
-        match text.parse::<f64>() {
+    fn number(&self, index: usize, column: &'static str) -> Result<f64, CurCsvError> {
+        match self.at(index).trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
-            _ => Err(self.bad(column, "is not a number")),
+            _ => Err(self.bad(index, column, "is not a number")),
         }
     }
 
     fn parse_line(&self) -> Result<CurLine, CurCsvError> {
-        let account = self.text("line_item_usage_account_id").trim();
+        let l = self.layout;
+        let account = self.at(l.account).trim();
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(self.bad("line_item_usage_account_id", "is not a 12-digit account id"));
+            return Err(self.bad(l.account, "line_item_usage_account_id", "is not a 12-digit account id"));
         }
-        let start = self.text("line_item_usage_start_date").trim();
-        let usage_start =
-            parse_timestamp(start).ok_or_else(|| self.bad("line_item_usage_start_date", "is not a timestamp"))?;
-        let product_name = match self.text("product_product_name") {
-            "" => self.text("product_name"),
-            name => name,
-        };
+        let usage_start = parse_timestamp(self.at(l.start).trim())
+            .ok_or_else(|| self.bad(l.start, "line_item_usage_start_date", "is not a timestamp"))?;
         Ok(CurLine {
             usage_account_id: account.to_owned(),
-            line_item_type: self.text("line_item_line_item_type").to_owned(),
+            line_item_type: self.at(l.line_item_type).to_owned(),
             usage_start,
-            product_code: self.text("line_item_product_code").to_owned(),
-            usage_type: self.text("line_item_usage_type").to_owned(),
-            operation: self.text("line_item_operation").to_owned(),
-            resource_id: self.text("line_item_resource_id").to_owned(),
-            usage_amount: self.number("line_item_usage_amount")?,
-            unblended_cost: self.number("line_item_unblended_cost")?,
-            billing_entity: self.text("bill_billing_entity").to_owned(),
-            product_name: product_name.to_owned(),
-            iam_principal: self
-                .columns
-                .get("line_item_iam_principal")
-                .map(|_| self.text("line_item_iam_principal").to_owned()),
+            product_code: self.at(l.product_code).to_owned(),
+            usage_type: self.at(l.usage_type).to_owned(),
+            operation: self.optional(l.operation).to_owned(),
+            resource_id: self.optional(l.resource_id).to_owned(),
+            usage_amount: self.number(l.amount, "line_item_usage_amount")?,
+            unblended_cost: self.number(l.cost, "line_item_unblended_cost")?,
+            billing_entity: self.optional(l.billing_entity).to_owned(),
+            product_name: self.optional(l.product_name).to_owned(),
+            iam_principal: l.principal.map(|i| self.at(i).to_owned()),
         })
     }
 }
