@@ -43,6 +43,24 @@ impl SpacesApi {
         }
     }
 
+    /// Decides a command on the plan of the caller's approved workload.
+    async fn plan_workload(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        request_id: Uuid,
+        command: WorkloadCommand,
+    ) -> Result<Response<pb::Workload>, Status> {
+        let request = self.owned_approved(principal, id).await?;
+        let workload = request.approval.as_ref().expect("approved").workload_id;
+        let plan = self
+            .plans
+            .execute(&streams::workload(workload), &command, &principal.context(request_id, None))
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(workload_to_wire(id, &request, &plan)))
+    }
+
     /// The caller's approved request, read from the log.
     async fn owned_approved(&self, principal: &Principal, id: Uuid) -> Result<BusinessRequest, Status> {
         let loaded = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?;
@@ -73,10 +91,7 @@ fn workload_to_wire(request_id: Uuid, request: &BusinessRequest, plan: &Loaded<W
         owner: request.requested_by.clone(),
         role_name: approval.role_name.to_string(),
         estimate: plan.state.estimate.as_ref().map(estimate_to_wire),
-        business_case: plan.state.business_case.map(|b| pb::BusinessCase {
-            annual_cost_saving_cents: b.annual_cost_saving.map(|c| c.0),
-            annual_revenue_driving_cents: b.annual_revenue_driving.map(|c| c.0),
-        }),
+        business_case: plan.state.business_case.as_ref().map(wire::business_case_to_wire),
         version: plan.version,
     }
 }
@@ -326,15 +341,8 @@ impl SpacesService for SpacesApi {
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (Some(id), Some(estimate)) = (id, estimate) else { unreachable!("fields checked") };
-        let request = self.owned_approved(&principal, id).await?;
-        let workload = request.approval.as_ref().expect("approved").workload_id;
         let command = WorkloadCommand::SetEstimate { estimate, by: principal.subject.clone(), at: Utc::now() };
-        let plan = self
-            .plans
-            .execute(&streams::workload(workload), &command, &principal.context(request_id, None))
-            .await
-            .map_err(from_governance)?;
-        Ok(Response::new(workload_to_wire(id, &request, &plan)))
+        self.plan_workload(&principal, id, request_id, command).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -353,20 +361,9 @@ impl SpacesService for SpacesApi {
         }
         fields.finish()?;
         let id = id.expect("checked");
-        let case = body.business_case.expect("checked");
-        let case = finops_domain::request::BusinessCase {
-            annual_cost_saving: case.annual_cost_saving_cents.map(finops_domain::vocabulary::Cents),
-            annual_revenue_driving: case.annual_revenue_driving_cents.map(finops_domain::vocabulary::Cents),
-        };
-        let request = self.owned_approved(&principal, id).await?;
-        let workload = request.approval.as_ref().expect("approved").workload_id;
+        let case = wire::business_case(body.business_case.as_ref().expect("checked"));
         let command = WorkloadCommand::DeclareBusinessCase { case, by: principal.subject.clone(), at: Utc::now() };
-        let plan = self
-            .plans
-            .execute(&streams::workload(workload), &command, &principal.context(request_id, None))
-            .await
-            .map_err(from_governance)?;
-        Ok(Response::new(workload_to_wire(id, &request, &plan)))
+        self.plan_workload(&principal, id, request_id, command).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -402,10 +399,8 @@ impl SpacesService for SpacesApi {
                     d["business_case"].clone(),
                 )
                 .ok()
-                .map(|b| pb::BusinessCase {
-                    annual_cost_saving_cents: b.annual_cost_saving.map(|c| c.0),
-                    annual_revenue_driving_cents: b.annual_revenue_driving.map(|c| c.0),
-                }),
+                .as_ref()
+                .map(wire::business_case_to_wire),
                 version: 0,
             })
             .collect();

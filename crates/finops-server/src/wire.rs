@@ -238,10 +238,7 @@ pub fn details(fields: &mut Fields, details: Option<&pb::RequestDetails>) -> Opt
     };
     let start = date(fields, "details.start_date", &d.start_date);
     let end = date(fields, "details.end_date", &d.end_date);
-    let business_case = d.business_case.as_ref().map(|b| BusinessCase {
-        annual_cost_saving: b.annual_cost_saving_cents.map(Cents),
-        annual_revenue_driving: b.annual_revenue_driving_cents.map(Cents),
-    });
+    let business_case = d.business_case.as_ref().map(business_case);
     Some(RequestDetails {
         workload_name: d.workload_name.clone(),
         use_case: use_case?,
@@ -298,10 +295,23 @@ fn details_to_wire(d: &RequestDetails) -> pb::RequestDetails {
         start_date: d.start.map(|s| s.to_string()).unwrap_or_default(),
         end_date: d.end.map(|s| s.to_string()).unwrap_or_default(),
         monthly_growth_percent: d.monthly_growth_percent,
-        business_case: d.business_case.map(|b| pb::BusinessCase {
-            annual_cost_saving_cents: b.annual_cost_saving.map(|c| c.0),
-            annual_revenue_driving_cents: b.annual_revenue_driving.map(|c| c.0),
-        }),
+        business_case: d.business_case.as_ref().map(business_case_to_wire),
+    }
+}
+
+/// A business case from the wire.
+pub fn business_case(b: &pb::BusinessCase) -> BusinessCase {
+    BusinessCase {
+        annual_cost_saving: b.annual_cost_saving_cents.map(Cents),
+        annual_revenue_driving: b.annual_revenue_driving_cents.map(Cents),
+    }
+}
+
+/// The wire form of a business case.
+pub fn business_case_to_wire(b: &BusinessCase) -> pb::BusinessCase {
+    pb::BusinessCase {
+        annual_cost_saving_cents: b.annual_cost_saving.map(|c| c.0),
+        annual_revenue_driving_cents: b.annual_revenue_driving.map(|c| c.0),
     }
 }
 
