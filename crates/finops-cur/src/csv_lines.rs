@@ -221,14 +221,12 @@ impl<R: Read> CurCsv<R> {
 
     fn parse_line(&self) -> Result<CurLine, CurCsvError> {
         let l = self.layout;
-        let account = self.at(l.account).trim();
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(self.bad(l.account, "line_item_usage_account_id", "is not a 12-digit account id"));
-        }
+        let account = account_id(self.at(l.account))
+            .ok_or_else(|| self.bad(l.account, "line_item_usage_account_id", "is not a 12-digit account id"))?;
         let usage_start = parse_timestamp(self.at(l.start).trim())
             .ok_or_else(|| self.bad(l.start, "line_item_usage_start_date", "is not a timestamp"))?;
         Ok(CurLine {
-            usage_account_id: account.to_owned(),
+            usage_account_id: account,
             line_item_type: self.at(l.line_item_type).to_owned(),
             usage_start,
             product_code: self.at(l.product_code).to_owned(),
@@ -261,8 +259,15 @@ impl<R: Read> Iterator for CurCsv<R> {
     }
 }
 
+/// An AWS account id: 12 digits. Shorter all-digit ids are left-padded with zeros, because
+/// spreadsheets and anonymisers strip leading zeros from what should stay text.
+pub fn account_id(text: &str) -> Option<String> {
+    let t = text.trim();
+    (!t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit())).then(|| format!("{t:0>12}"))
+}
+
 /// `2026-04-01T00:00:00Z`, `2026-04-01T00:00:00.000Z` or `2026-04-01 00:00:00`.
-fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
@@ -301,12 +306,12 @@ mod tests {
     #[test]
     fn bad_values_name_file_row_column_and_value() {
         let text = format!(
-            "{HEADER}\nAWS,123456789012,Usage,2026-11-03T10:00:00Z,AmazonBedrock,X,,,1,2,,\nAWS,12345,Usage,2026-11-03T10:00:00Z,AmazonBedrock,X,,,1,2,,\n"
+            "{HEADER}\nAWS,123456789012,Usage,2026-11-03T10:00:00Z,AmazonBedrock,X,,,1,2,,\nAWS,12345-6,Usage,2026-11-03T10:00:00Z,AmazonBedrock,X,,,1,2,,\n"
         );
         let err = read(&text).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "t.csv: row 2, column `line_item_usage_account_id`: `12345` is not a 12-digit account id"
+            "t.csv: row 2, column `line_item_usage_account_id`: `12345-6` is not a 12-digit account id"
         );
         let text = format!("{HEADER}\nAWS,123456789012,Usage,yesterday,AmazonBedrock,X,,,1,2,,\n");
         assert!(
@@ -349,6 +354,15 @@ mod tests {
         assert_eq!(lines.len(), 1_281);
         assert_eq!(lines.iter().filter(|l| l.line_item_type == "Tax").count(), 12);
         assert!(lines.iter().all(|l| l.iam_principal.is_none()));
+    }
+
+    #[test]
+    fn account_ids_keep_their_leading_zeros() {
+        assert_eq!(account_id("12345678901").as_deref(), Some("012345678901"));
+        assert_eq!(account_id("123456789012").as_deref(), Some("123456789012"));
+        assert_eq!(account_id("1234567890123"), None);
+        assert_eq!(account_id("12a"), None);
+        assert_eq!(account_id(""), None);
     }
 
     #[test]

@@ -15,11 +15,15 @@
 //! - [`csv_lines`]: CUR CSV (plain or gzip, CUR 2.0 or legacy headers) read line by line
 //!   with the schema checked and every bad value named by file, row, column and value.
 //!
+//! - [`focus_lines`]: FOCUS 1.x CSV mapped onto the same lines (no caller identity; other
+//!   providers' rows skipped and counted).
+//!
 //! Every parser is total: any input yields a value or a precise error, never a panic
 //! (property-tested). This crate does no I/O and knows nothing of DataFusion; the query
 //! layer calls it.
 
 pub mod csv_lines;
+pub mod focus_lines;
 pub mod principal;
 pub mod resource;
 pub mod synthetic;
