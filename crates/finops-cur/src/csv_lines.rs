@@ -149,11 +149,15 @@ pub struct CurCsv<R: Read> {
     record: csv::StringRecord,
 }
 
+/// The gzip decoder CUR deliveries need (multi-member, as AWS writes them).
+pub fn gzip<R: Read>(input: R) -> impl Read {
+    flate2::read::MultiGzDecoder::new(input)
+}
+
 impl CurCsv<Box<dyn Read>> {
     /// Opens `bytes` (gzip when `file` ends in `.gz`).
     pub fn open(file: &str, bytes: impl Read + 'static) -> Result<Self, CurCsvError> {
-        let input: Box<dyn Read> =
-            if file.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(bytes)) } else { Box::new(bytes) };
+        let input: Box<dyn Read> = if file.ends_with(".gz") { Box::new(gzip(bytes)) } else { Box::new(bytes) };
         Self::new(file, input)
     }
 }

@@ -11,6 +11,7 @@
 pub mod aggregate;
 pub mod artefacts;
 pub mod catalog;
+pub mod cur_batches;
 pub mod error;
 pub mod org;
 pub mod pricing;

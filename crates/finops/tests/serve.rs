@@ -120,6 +120,28 @@ fn cur_generate_writes_a_month_that_reads_back() {
     let file = std::fs::File::open(&out).unwrap();
     let lines = finops_cur::csv_lines::CurCsv::open("month.csv.gz", file).unwrap().count();
     assert_eq!(lines, 5000);
+
+    // …and ingests: stored, recorded, and unchanged the second time.
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_finops"))
+            .args(["cur", "ingest"])
+            .arg(&out)
+            .args(["--store", &format!("sqlite://{}", dir.join("log.db").display())])
+            .arg("--objects")
+            .arg(dir.join("objects"))
+            .args(args)
+            .env_remove("FINOPS_STORE")
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(text.contains("period 2026-11  5000 rows") && text.contains("first batch of the period"), "{text}");
+    let again = String::from_utf8_lossy(&run(&[]).stdout).into_owned();
+    assert!(again.contains("unchanged"), "{again}");
+    let bad = run(&["--format", "xml"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--format `xml`: use cur or focus"));
     let bad = Command::new(env!("CARGO_BIN_EXE_finops"))
         .args(["cur", "generate", "--period", "2026-13", "--out"])
         .arg(dir.join("x.csv"))

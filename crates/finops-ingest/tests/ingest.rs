@@ -1,0 +1,128 @@
+//! Ingestion against real stores: a generated month is validated, stored by content and
+//! recorded; the same bytes again change nothing; a restatement supersedes; bad input
+//! stores nothing.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use finops_cur::synthetic::{MonthSpec, write_month};
+use finops_eventlog::{EventStore, StreamRead, Upcasters};
+use finops_governance::CommandContext;
+use finops_ingest::{Format, IngestError, Ingestor, period_stream};
+use object_store::ObjectStoreExt;
+use object_store::local::LocalFileSystem;
+
+fn context() -> CommandContext {
+    CommandContext {
+        actor_id: "op-kai".into(),
+        actor_role: "operator".into(),
+        request_id: uuid::Uuid::now_v7(),
+        rationale: None,
+        correlation_id: None,
+    }
+}
+
+fn month_file(dir: &std::path::Path, name: &str, restatement: u32) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    write_month(&MonthSpec { period: "2026-11".into(), rows: 3_000, seed: 9, restatement }, &mut gz).unwrap();
+    gz.finish().unwrap().flush().unwrap();
+    path
+}
+
+async fn check(store: Arc<dyn EventStore>) {
+    let dir = std::env::temp_dir().join(format!("finops-ingest-{}", uuid::Uuid::now_v7()));
+    let objects_dir = dir.join("objects");
+    std::fs::create_dir_all(&objects_dir).unwrap();
+    let objects = Arc::new(LocalFileSystem::new_with_prefix(&objects_dir).unwrap());
+    let ingestor = Ingestor::new(store.clone(), objects.clone());
+
+    let first = ingestor.ingest_file(&month_file(&dir, "m.csv.gz", 0), Format::Cur, &context()).await.unwrap();
+    assert_eq!((first.batch.period.as_str(), first.batch.rows), ("2026-11", 3_000));
+    assert!(first.batch.caller_identity);
+    assert_eq!(first.superseded, None);
+    let location = object_store::path::Path::from(first.batch.location.clone());
+    let stored = objects.head(&location).await.unwrap();
+    assert_eq!(stored.size, first.batch.bytes, "the object holds the delivered bytes");
+    assert!(first.batch.location.ends_with(&format!("{}.csv.gz", first.batch.hash)), "content-addressed");
+
+    let again = ingestor.ingest_file(&month_file(&dir, "copy.csv.gz", 0), Format::Cur, &context()).await.unwrap();
+    assert!(again.already_current, "the same bytes change nothing");
+    let restated = ingestor.ingest_file(&month_file(&dir, "r1.csv.gz", 1), Format::Cur, &context()).await.unwrap();
+    assert_eq!(restated.superseded.as_deref(), Some(first.batch.hash.as_str()));
+    let events = store.read_stream(&period_stream("2026-11"), StreamRead::all()).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(), vec!["CurBatchIngested"; 2]);
+
+    // A bad row: the error names the place, and nothing new is stored.
+    let bad = dir.join("bad.csv");
+    let mut text = Vec::new();
+    write_month(&MonthSpec { period: "2026-10".into(), rows: 50, seed: 3, restatement: 0 }, &mut text).unwrap();
+    let mut text = String::from_utf8(text).unwrap();
+    let row_30 = text.lines().nth(30).unwrap().to_owned();
+    // Replace the usage start date (the sixth field) with an impossible one.
+    let mut fields: Vec<&str> = row_30.splitn(7, ',').collect();
+    fields[5] = "2026-13-45T00:00:00Z";
+    let broken = fields.join(",");
+    text = text.replace(&row_30, &broken);
+    std::fs::write(&bad, text).unwrap();
+    let err = ingestor.ingest_file(&bad, Format::Cur, &context()).await.unwrap_err();
+    assert!(matches!(err, IngestError::Invalid(_)), "{err}");
+    assert!(
+        err.to_string().contains(
+            "bad.csv: row 30, column `line_item_usage_start_date`: `2026-13-45T00:00:00Z` is not a timestamp"
+        ),
+        "{err}"
+    );
+    assert!(
+        store.read_stream(&period_stream("2026-10"), StreamRead::all()).await.unwrap().is_empty(),
+        "nothing recorded"
+    );
+    assert!(!objects_dir.join("cur/2026-10").exists(), "nothing stored");
+
+    // Two periods in one delivery are refused.
+    let mixed = dir.join("mixed.csv");
+    let mut a = Vec::new();
+    write_month(&MonthSpec { period: "2026-09".into(), rows: 5, seed: 1, restatement: 0 }, &mut a).unwrap();
+    let mut b = Vec::new();
+    write_month(&MonthSpec { period: "2026-08".into(), rows: 5, seed: 1, restatement: 0 }, &mut b).unwrap();
+    let b = String::from_utf8(b).unwrap();
+    a.extend_from_slice(b.split_once('\n').unwrap().1.as_bytes());
+    std::fs::write(&mixed, a).unwrap();
+    let err = ingestor.ingest_file(&mixed, Format::Cur, &context()).await.unwrap_err();
+    assert!(err.to_string().contains("row 6 is in billing period 2026-08"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_on_postgres() {
+    let Some(url) = finops_e2e::fresh_postgres_url().await else { return };
+    check(finops_eventlog::open(&url, Upcasters::new()).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_on_sqlite() {
+    check(finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), Upcasters::new()).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_focus_sample_ingests() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/real-data/focus-1.0_sample_1000rows_FinOps-FOCUS-Sample-Data.csv"
+    );
+    if !std::path::Path::new(path).exists() {
+        eprintln!("SKIPPED: {path} not present");
+        return;
+    }
+    let store = finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), Upcasters::new()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("finops-focus-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ingestor = Ingestor::new(store, Arc::new(LocalFileSystem::new_with_prefix(&dir).unwrap()));
+    let report = ingestor.ingest_file(std::path::Path::new(path), Format::Focus, &context()).await.unwrap();
+    assert_eq!(
+        (report.batch.period.as_str(), report.batch.rows, report.batch.caller_identity),
+        ("2024-09", 942, false)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
