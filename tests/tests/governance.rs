@@ -591,6 +591,54 @@ async fn from_submission_to_claimed_role(url: String) {
     assert_eq!((claimed.status.as_str(), claimed.workload_id.as_str()), ("claimed", approval.workload_id.as_str()));
     assert_eq!(claimed.periods[0].from, "2026-11-01");
 
+    // A guardrail and a workspace are claimed at once; a release needs a reason and frees
+    // the resource while keeping the period.
+    let claim_other = |resource: pb::claim_resource_request::Resource| pb::ClaimResourceRequest {
+        business_request: submitted.name.clone(),
+        resource: Some(resource),
+        effective_from: "2026-11-01".into(),
+        request_id: String::new(),
+    };
+    let guardrail = h
+        .spaces
+        .claim_resource(authed(
+            claim_other(pb::claim_resource_request::Resource::GuardrailArn(format!(
+                "arn:aws:bedrock:us-east-1:{ACCOUNT}:guardrail/gr0support01"
+            ))),
+            &h.who.po,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(guardrail.status, "claimed");
+    let workspace = h
+        .spaces
+        .claim_resource(authed(
+            claim_other(pb::claim_resource_request::Resource::Workspace("support-pilot".into())),
+            &h.who.po,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(workspace.name, "claims/workspace:support-pilot");
+    let release = |rationale: &str| pb::ReleaseResourceRequest {
+        name: guardrail.name.clone(),
+        effective_until: "2026-11-20".into(),
+        rationale: rationale.into(),
+        request_id: String::new(),
+    };
+    let no_reason = h.spaces.release_resource(authed(release(""), &h.who.po)).await.unwrap_err();
+    assert_eq!(no_reason.get_details_bad_request().unwrap().field_violations[0].field, "rationale");
+    assert_eq!(
+        h.spaces.release_resource(authed(release("moved"), &h.who.ce)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let released =
+        h.spaces.release_resource(authed(release("Guardrail replaced"), &h.who.po)).await.unwrap().into_inner();
+    assert_eq!((released.status.as_str(), released.periods[0].until.as_str()), ("released", "2026-11-20"));
+    let twice = h.spaces.release_resource(authed(release("again"), &h.who.po)).await.unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+
     // The owner states the workload's estimate and business case in Spaces.
     let estimate = |cents: u64| pb::SetWorkloadEstimateRequest {
         business_request: submitted.name.clone(),
@@ -666,12 +714,12 @@ async fn from_submission_to_claimed_role(url: String) {
             .unwrap()
             .into_inner()
             .claims;
-        if !listed.is_empty() {
+        if listed.len() == 3 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(listed.len(), 1);
+    assert_eq!(listed.len(), 3, "the role, the guardrail and the workspace");
     let others = h
         .spaces
         .list_claims(authed(pb::ListClaimsRequest { page_size: 10, page_token: String::new() }, &h.who.other_po))

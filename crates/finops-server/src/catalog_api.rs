@@ -31,6 +31,19 @@ impl CatalogApi {
         Self { models: CommandHandler::new(store), auth, read_models }
     }
 
+    /// Decides `command` on the model's entry and answers with the entry after it.
+    async fn decide(
+        &self,
+        platform: Platform,
+        model: &ModelId,
+        command: &CatalogCommand,
+        context: &CommandContext,
+    ) -> Result<Response<pb::CatalogModel>, Status> {
+        let stream = streams::catalog_model(platform, model.as_str());
+        let loaded = self.models.execute(&stream, command, context).await.map_err(from_governance)?;
+        Ok(Self::reply(platform, model, &loaded))
+    }
+
     fn reply(platform: Platform, model: &ModelId, loaded: &Loaded<CatalogEntry>) -> Response<pb::CatalogModel> {
         Response::new(pb::CatalogModel {
             name: format!("catalogModels/{}/{model}", platform.as_str()),
@@ -83,8 +96,7 @@ impl CatalogService for CatalogApi {
             CatalogCommand::Approve { scope, by: principal.subject.clone(), rationale: body.rationale, at: Utc::now() };
         // The approval's events get ids distinct from the listing's: a different request id.
         let approve_context = CommandContext { request_id: uuid::Uuid::new_v5(&request_id, b"approve"), ..context };
-        let loaded = self.models.execute(&stream, &approve, &approve_context).await.map_err(from_governance)?;
-        Ok(Self::reply(platform, &model, &loaded))
+        self.decide(platform, &model, &approve, &approve_context).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -108,12 +120,7 @@ impl CatalogService for CatalogApi {
             at: Utc::now(),
         };
         let context = principal.context(request_id, Some(body.rationale.clone()));
-        let loaded = self
-            .models
-            .execute(&streams::catalog_model(platform, model.as_str()), &command, &context)
-            .await
-            .map_err(from_governance)?;
-        Ok(Self::reply(platform, &model, &loaded))
+        self.decide(platform, &model, &command, &context).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -132,12 +139,7 @@ impl CatalogService for CatalogApi {
         let command =
             CatalogCommand::Revoke { by: principal.subject.clone(), rationale: body.rationale.clone(), at: Utc::now() };
         let context = principal.context(request_id, Some(body.rationale.clone()));
-        let loaded = self
-            .models
-            .execute(&streams::catalog_model(platform, model.as_str()), &command, &context)
-            .await
-            .map_err(from_governance)?;
-        Ok(Self::reply(platform, &model, &loaded))
+        self.decide(platform, &model, &command, &context).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -50,6 +50,17 @@ impl TaskApi {
         }
     }
 
+    /// Decides `command` on the task and answers with the task after it.
+    async fn decide(
+        &self,
+        id: Uuid,
+        command: &TaskCommand,
+        context: &finops_governance::CommandContext,
+    ) -> Result<Response<pb::Task>, Status> {
+        let loaded = self.tasks.execute(&streams::task(id), command, context).await.map_err(from_governance)?;
+        Ok(Response::new(to_wire(&loaded, self.sla_business_days)))
+    }
+
     async fn load(&self, id: Uuid) -> Result<Loaded<Task>, Status> {
         let loaded = self.tasks.load(&streams::task(id)).await.map_err(from_governance)?;
         if loaded.state.plan.is_none() {
@@ -193,12 +204,7 @@ impl TaskService for TaskApi {
             dependency_implemented,
             at: Utc::now(),
         };
-        let loaded = self
-            .tasks
-            .execute(&streams::task(id), &command, &principal.context(request_id, None))
-            .await
-            .map_err(from_governance)?;
-        Ok(Response::new(to_wire(&loaded, self.sla_business_days)))
+        self.decide(id, &command, &principal.context(request_id, None)).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -216,11 +222,6 @@ impl TaskService for TaskApi {
         let id = id.expect("checked");
         self.load(id).await?;
         let command = TaskCommand::MarkImplemented { by: principal.subject.clone(), at: Utc::now() };
-        let loaded = self
-            .tasks
-            .execute(&streams::task(id), &command, &principal.context(request_id, None))
-            .await
-            .map_err(from_governance)?;
-        Ok(Response::new(to_wire(&loaded, self.sla_business_days)))
+        self.decide(id, &command, &principal.context(request_id, None)).await
     }
 }
