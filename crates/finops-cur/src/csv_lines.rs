@@ -39,6 +39,8 @@ pub struct CurLine {
     pub product_name: String,
     /// `line_item_iam_principal`: `None` when the export has no such column.
     pub iam_principal: Option<String>,
+    /// `resource_tags` as delivered (a JSON object in CSV exports; empty when absent).
+    pub resource_tags: String,
 }
 
 /// Whether the export carries caller identity.
@@ -138,6 +140,7 @@ struct Layout {
     billing_entity: Option<usize>,
     product_name: Option<usize>,
     principal: Option<usize>,
+    resource_tags: Option<usize>,
 }
 
 /// A CUR CSV being read.
@@ -189,6 +192,7 @@ impl<R: Read> CurCsv<R> {
             billing_entity: columns.get("bill_billing_entity").copied(),
             product_name: columns.get("product_product_name").or_else(|| columns.get("product_name")).copied(),
             principal: columns.get("line_item_iam_principal").copied(),
+            resource_tags: columns.get("resource_tags").copied(),
         };
         Ok(Self { file: file.to_owned(), reader, layout, row: 0, record: csv::StringRecord::new() })
     }
@@ -242,6 +246,7 @@ impl<R: Read> CurCsv<R> {
             billing_entity: self.optional(l.billing_entity).to_owned(),
             product_name: self.optional(l.product_name).to_owned(),
             iam_principal: l.principal.map(|i| self.at(i).to_owned()),
+            resource_tags: self.optional(l.resource_tags).to_owned(),
         })
     }
 }

@@ -94,6 +94,7 @@ impl<R: Read> FocusCsv<R> {
             billing_entity: self.text("InvoiceIssuerName").to_owned(),
             product_name: self.text("ServiceName").to_owned(),
             iam_principal: None,
+            resource_tags: self.text("Tags").to_owned(),
         })
     }
 }

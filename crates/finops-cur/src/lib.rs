@@ -12,6 +12,9 @@
 //! - [`resource`]: `line_item_resource_id` — foundation models, system and application
 //!   inference profiles, guardrails.
 //!
+//! - [`ai_facts`]: what a line says about AI spend (platform, region, model, token type,
+//!   tokens, guardrail or workspace anchor, caller), read once at ingest.
+//!
 //! - [`csv_lines`]: CUR CSV (plain or gzip, CUR 2.0 or legacy headers) read line by line
 //!   with the schema checked and every bad value named by file, row, column and value.
 //!
@@ -22,6 +25,7 @@
 //! (property-tested). This crate does no I/O and knows nothing of DataFusion; the query
 //! layer calls it.
 
+pub mod ai_facts;
 pub mod csv_lines;
 pub mod focus_lines;
 pub mod principal;

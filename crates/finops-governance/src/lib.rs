@@ -185,33 +185,54 @@ pub fn decode<E: DeserializeOwned>(recorded: &RecordedEvent) -> Result<E, Govern
     })
 }
 
+pub mod state;
+
 /// Stream names, one place for all of them.
 pub mod streams {
     use finops_eventlog::StreamId;
     use uuid::Uuid;
 
+    /// Prefix of Business Request streams.
+    pub const BUSINESS_REQUEST: &str = "business-request-";
+    /// Prefix of claimable-resource streams.
+    pub const CLAIM: &str = "claim-";
+    /// Prefix of workload-plan streams.
+    pub const WORKLOAD: &str = "workload-";
+    /// Prefix of CUR billing-period streams.
+    pub const CUR_PERIOD: &str = "cur-period-";
+    /// The organisation's stream.
+    pub const ORGANISATION: &str = "organisation";
+
+    fn named(name: String) -> StreamId {
+        StreamId::new(name).expect("valid stream id")
+    }
+
     /// `business-request-{id}`
     pub fn business_request(id: Uuid) -> StreamId {
-        StreamId::new(format!("business-request-{id}")).expect("valid stream id")
+        named(format!("{BUSINESS_REQUEST}{id}"))
     }
     /// `catalog-{platform}-{model}`
     pub fn catalog_model(platform: finops_domain::vocabulary::Platform, model: &str) -> StreamId {
-        StreamId::new(format!("catalog-{}-{model}", platform.as_str())).expect("valid stream id")
+        named(format!("catalog-{}-{model}", platform.as_str()))
     }
     /// `task-{id}`
     pub fn task(id: Uuid) -> StreamId {
-        StreamId::new(format!("task-{id}")).expect("valid stream id")
+        named(format!("task-{id}"))
     }
     /// `claim-{resource key}`
     pub fn claim(key: &str) -> StreamId {
-        StreamId::new(format!("claim-{key}")).expect("valid stream id")
+        named(format!("{CLAIM}{key}"))
     }
     /// `workload-{id}`: the workload's estimate and business case.
     pub fn workload(id: Uuid) -> StreamId {
-        StreamId::new(format!("workload-{id}")).expect("valid stream id")
+        named(format!("{WORKLOAD}{id}"))
+    }
+    /// `cur-period-{YYYY-MM}`: the period's CUR batches.
+    pub fn cur_period(period: &str) -> StreamId {
+        named(format!("{CUR_PERIOD}{period}"))
     }
     /// The organisation's single stream.
     pub fn organisation() -> StreamId {
-        StreamId::new("organisation").expect("valid stream id")
+        named(ORGANISATION.to_owned())
     }
 }

@@ -112,7 +112,7 @@ impl<R: Read> Read for Hashing<R> {
 
 /// The stream of a billing period.
 pub fn period_stream(period: &str) -> StreamId {
-    StreamId::new(format!("cur-period-{period}")).expect("valid stream id")
+    finops_governance::streams::cur_period(period)
 }
 
 fn period_of(line: &CurLine) -> String {

@@ -1,0 +1,247 @@
+//! The governance state as Arrow tables the classification joins with: approved workloads
+//! (with product, portfolio and budget names), their approval scopes, every claim period,
+//! the generated dedicated roles, and the configured role patterns.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::error::Result;
+use datafusion::prelude::SessionContext;
+use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan, GovernanceState};
+use finops_domain::org::Organisation;
+use finops_domain::spaces::ClaimedResource;
+
+/// What attribution needs of the governance state.
+#[derive(Debug, Clone, Default)]
+pub struct GovernanceView {
+    /// Portfolios, products, accounts, budgets.
+    pub organisation: Organisation,
+    /// Approved workloads.
+    pub workloads: Vec<ApprovedWorkload>,
+    /// Every claim period.
+    pub claims: Vec<ClaimSpan>,
+}
+
+impl From<&GovernanceState> for GovernanceView {
+    fn from(state: &GovernanceState) -> Self {
+        Self { organisation: state.organisation.clone(), workloads: state.workloads(), claims: state.claim_spans() }
+    }
+}
+
+/// Which roles are broad and which are dedicated (DOMAIN.md §6 rules 3 and 5). Patterns
+/// are globs over the role name: `*` any run of characters, `?` one character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePatterns {
+    /// Broad shared roles: their spend is "Unattributed Spend" whoever claims them.
+    pub broad: Vec<String>,
+    /// Dedicated roles besides the generated ones: unclaimed, their spend is "Unclaimed
+    /// AI Allocation".
+    pub dedicated: Vec<String>,
+}
+
+impl Default for RolePatterns {
+    fn default() -> Self {
+        Self {
+            broad: ["*AdministratorAccess*", "*PowerUserAccess*", "AWSReservedSSO_*Admin*"].map(String::from).to_vec(),
+            dedicated: vec!["finops-ai-*".to_owned()],
+        }
+    }
+}
+
+/// A glob as a SQL `LIKE` pattern with `\` as the escape character.
+pub fn like_pattern(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len() + 4);
+    for c in glob.chars() {
+        match c {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Who is asking, and so which workloads they may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    /// Finance, the FinOps Lead, auditors: everything, gaps included.
+    Everything,
+    /// A Product Owner: only spend charged to workloads they own.
+    OwnWorkloads(String),
+}
+
+fn days(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - 719_163
+}
+
+fn text(values: Vec<String>) -> ArrayRef {
+    Arc::new(StringArray::from(values))
+}
+
+fn register(ctx: &SessionContext, name: &str, columns: Vec<(&str, DataType, bool, ArrayRef)>) -> Result<()> {
+    let schema = Arc::new(Schema::new(
+        columns.iter().map(|(n, t, nullable, _)| Field::new(*n, t.clone(), *nullable)).collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|c| c.3).collect())?;
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    Ok(())
+}
+
+/// Registers the governance tables of `view` in `ctx`.
+pub fn register_governance(
+    ctx: &SessionContext,
+    view: &GovernanceView,
+    patterns: &RolePatterns,
+    visibility: &Visibility,
+) -> Result<()> {
+    let org = &view.organisation;
+    let all = &view.workloads;
+    let workloads: Vec<_> = all
+        .iter()
+        .filter(|w| match visibility {
+            Visibility::Everything => true,
+            Visibility::OwnWorkloads(owner) => &w.owner == owner,
+        })
+        .collect();
+    let id = |u: uuid::Uuid| u.to_string();
+    let budget = |w: &&ApprovedWorkload| w.budget_id.and_then(|b| org.budgets.get(&b));
+    register(
+        ctx,
+        "workloads",
+        vec![
+            ("workload_id", DataType::Utf8, false, text(workloads.iter().map(|w| id(w.workload_id)).collect())),
+            ("workload", DataType::Utf8, false, text(workloads.iter().map(|w| w.name.clone()).collect())),
+            ("owner", DataType::Utf8, false, text(workloads.iter().map(|w| w.owner.clone()).collect())),
+            ("product_id", DataType::Utf8, false, text(workloads.iter().map(|w| id(w.product_id)).collect())),
+            (
+                "product",
+                DataType::Utf8,
+                false,
+                text(
+                    workloads
+                        .iter()
+                        .map(|w| org.products.get(&w.product_id).map(|p| p.name.clone()).unwrap_or_default())
+                        .collect(),
+                ),
+            ),
+            (
+                "portfolio",
+                DataType::Utf8,
+                false,
+                text(
+                    workloads
+                        .iter()
+                        .map(|w| org.portfolios.get(&w.portfolio_id).map(|p| p.name.clone()).unwrap_or_default())
+                        .collect(),
+                ),
+            ),
+            (
+                "budget_id",
+                DataType::Utf8,
+                true,
+                Arc::new(StringArray::from(workloads.iter().map(|w| w.budget_id.map(id)).collect::<Vec<_>>())),
+            ),
+            (
+                "budget",
+                DataType::Utf8,
+                false,
+                text(workloads.iter().map(|w| budget(w).map(|b| b.name.clone()).unwrap_or_default()).collect()),
+            ),
+            ("model_id", DataType::Utf8, false, text(workloads.iter().map(|w| w.model_id.clone()).collect())),
+            (
+                "business_case",
+                DataType::Boolean,
+                false,
+                Arc::new(BooleanArray::from(workloads.iter().map(|w| w.business_case).collect::<Vec<_>>())),
+            ),
+        ],
+    )?;
+    let pairs = |f: &dyn Fn(&ApprovedWorkload) -> Vec<String>| {
+        let rows: Vec<(String, String)> =
+            all.iter().flat_map(|w| f(w).into_iter().map(|v| (id(w.workload_id), v))).collect();
+        let (ids, values): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+        (text(ids), text(values))
+    };
+    let (ids, accounts) = pairs(&|w| w.scope.accounts.iter().map(|a| a.as_str().to_owned()).collect());
+    register(
+        ctx,
+        "scope_accounts",
+        vec![("workload_id", DataType::Utf8, false, ids), ("account", DataType::Utf8, false, accounts)],
+    )?;
+    let (ids, regions) = pairs(&|w| w.scope.regions.iter().map(|r| r.as_str().to_owned()).collect());
+    register(
+        ctx,
+        "scope_regions",
+        vec![("workload_id", DataType::Utf8, false, ids), ("region", DataType::Utf8, false, regions)],
+    )?;
+    // Every claim counts, whoever asks: a claim by someone else's workload still decides
+    // that the spend is not this Product Owner's (the query then hides it).
+    let spans = &view.claims;
+    let (kinds, accounts, names): (Vec<_>, Vec<_>, Vec<_>) = spans
+        .iter()
+        .map(|s| match &s.resource {
+            ClaimedResource::IamRole { account, role_name } => ("role", account.as_str().to_owned(), role_name.clone()),
+            ClaimedResource::Guardrail { arn } => ("guardrail", String::new(), arn.clone()),
+            ClaimedResource::Workspace { name } => ("workspace", String::new(), name.clone()),
+        })
+        .fold((vec![], vec![], vec![]), |(mut k, mut a, mut n), (kind, account, name)| {
+            k.push(kind.to_owned());
+            a.push(account);
+            n.push(name);
+            (k, a, n)
+        });
+    register(
+        ctx,
+        "claims",
+        vec![
+            ("kind", DataType::Utf8, false, text(kinds)),
+            ("account", DataType::Utf8, false, text(accounts)),
+            ("name", DataType::Utf8, false, text(names)),
+            ("workload_id", DataType::Utf8, false, text(spans.iter().map(|s| id(s.workload_id)).collect())),
+            (
+                "from_day",
+                DataType::Date32,
+                false,
+                Arc::new(Date32Array::from(spans.iter().map(|s| days(s.from)).collect::<Vec<_>>())),
+            ),
+            (
+                "until_day",
+                DataType::Date32,
+                true,
+                Arc::new(Date32Array::from(spans.iter().map(|s| s.until.map(days)).collect::<Vec<_>>())),
+            ),
+        ],
+    )?;
+    register(
+        ctx,
+        "generated_roles",
+        vec![("role_name", DataType::Utf8, false, text(all.iter().map(|w| w.role_name.clone()).collect()))],
+    )?;
+    for (name, globs) in [("broad_patterns", &patterns.broad), ("dedicated_patterns", &patterns.dedicated)] {
+        register(
+            ctx,
+            name,
+            vec![("pattern", DataType::Utf8, false, text(globs.iter().map(|g| like_pattern(g)).collect()))],
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_become_escaped_like_patterns() {
+        assert_eq!(like_pattern("AWSReservedSSO_*Admin*"), "AWSReservedSSO\\_%Admin%");
+        assert_eq!(like_pattern("finops-ai-?x"), "finops-ai-_x");
+        assert_eq!(like_pattern("100%\\"), "100\\%\\\\");
+    }
+}

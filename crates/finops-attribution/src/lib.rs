@@ -1,0 +1,353 @@
+//! # Attribution over CUR
+//!
+//! Who spent this AI dollar? (DOMAIN.md §6.) A question names a billing period and the
+//! governance state to judge it by; the answer comes from one DataFusion plan over Arrow:
+//!
+//! 1. `lines` — the period's current batch in its columnar form ([`lines`]), read from
+//!    object storage;
+//! 2. the governance tables ([`governance`]) — workloads, approval scopes, claim periods,
+//!    generated roles, role patterns;
+//! 3. `classified` — `sql/classify.sql`: every AI line summed per outcome-deciding group
+//!    and given its workload and its gap.
+//!
+//! Point in time is the caller's choice of inputs: the governance state folded from the log
+//! up to an instant, and the batch that was current then. Dollars are exact decimals, so the
+//! same inputs give the same answer to the cent.
+
+pub mod chargeback;
+pub mod governance;
+pub mod lines;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use finops_domain::cur_batches::CurBatch;
+use finops_domain::governance_state::GovernanceState;
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+use serde::{Deserialize, Serialize};
+
+pub use governance::{GovernanceView, RolePatterns, Visibility};
+
+/// The classification, as reviewed SQL.
+pub const CLASSIFY_SQL: &str = include_str!("../sql/classify.sql");
+
+/// The URL the object store is registered under.
+const OBJECTS_URL: &str = "finops://objects/";
+
+/// Why a question could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum AttributionError {
+    /// The period has no batch (or none yet at the instant asked about).
+    #[error("no CUR batch for {period} {when}; ingest one with `finops cur ingest`")]
+    NotIngested {
+        /// The period.
+        period: String,
+        /// "as of …" or "yet".
+        when: String,
+    },
+    /// A bad question.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The query engine failed.
+    #[error("query: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+}
+
+/// Where a batch's columnar lines live: beside its delivered bytes.
+pub fn lines_location(period: &str, hash: &str) -> ObjectPath {
+    ObjectPath::from(format!("cur/{period}/{hash}.lines.parquet"))
+}
+
+/// What attribution can group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// The workload charged (empty when none).
+    Workload,
+    /// The workload's product.
+    Product,
+    /// The product's portfolio.
+    Portfolio,
+    /// The budget the workload charges.
+    Budget,
+    /// The usage account.
+    Account,
+    /// The model.
+    Model,
+    /// input, output, cache_read, cache_write (empty for non-token lines).
+    TokenType,
+    /// The region.
+    Region,
+    /// The usage day.
+    Day,
+    /// The allocation gap kind (empty when attributed and in scope).
+    Gap,
+    /// bedrock, marketplace, claude_platform.
+    Platform,
+    /// The calling role or user.
+    Principal,
+}
+
+impl Dimension {
+    /// Every dimension.
+    pub const ALL: [Dimension; 12] = [
+        Self::Workload,
+        Self::Product,
+        Self::Portfolio,
+        Self::Budget,
+        Self::Account,
+        Self::Model,
+        Self::TokenType,
+        Self::Region,
+        Self::Day,
+        Self::Gap,
+        Self::Platform,
+        Self::Principal,
+    ];
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Workload => "workload",
+            Self::Product => "product",
+            Self::Portfolio => "portfolio",
+            Self::Budget => "budget",
+            Self::Account => "account",
+            Self::Model => "model",
+            Self::TokenType => "token_type",
+            Self::Region => "region",
+            Self::Day => "day",
+            Self::Gap => "gap",
+            Self::Platform => "platform",
+            Self::Principal => "principal",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Workload => "COALESCE(w.workload, '')",
+            Self::Product => "COALESCE(w.product, '')",
+            Self::Portfolio => "COALESCE(w.portfolio, '')",
+            Self::Budget => "COALESCE(w.budget, '')",
+            Self::Account => "c.account",
+            Self::Model => "c.model",
+            Self::TokenType => "c.token_type",
+            Self::Region => "c.region",
+            Self::Day => "CAST(c.day AS VARCHAR)",
+            Self::Gap => "COALESCE(c.gap, '')",
+            Self::Platform => "c.platform",
+            Self::Principal => "c.principal_name",
+        }
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Dimension {
+    type Err = AttributionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().replace('-', "_");
+        Self::ALL.into_iter().find(|d| d.as_str() == s).ok_or_else(|| AttributionError::Invalid {
+            field: "group_by",
+            reason: format!("`{s}` is not a dimension; one of: {}", Self::ALL.map(Dimension::as_str).join(", ")),
+        })
+    }
+}
+
+/// One row of an attribution answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributionRow {
+    /// The group's value per requested dimension, in the order asked.
+    pub keys: Vec<String>,
+    /// Dollars, in cents (rounded half away from zero from CUR's ten decimals).
+    pub cost_cents: i64,
+    /// Tokens.
+    pub tokens: f64,
+    /// CUR lines.
+    pub lines: u64,
+}
+
+/// An attribution answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// The period.
+    pub period: String,
+    /// The batch the answer read.
+    pub batch_hash: String,
+    /// The dimensions, in order.
+    pub group_by: Vec<Dimension>,
+    /// Rows, ordered by their keys.
+    pub rows: Vec<AttributionRow>,
+}
+
+/// A decimal's raw value at `scale` as cents, rounded half away from zero.
+pub fn cents(raw: i128, scale: i8) -> i64 {
+    let shift = i32::from(scale) - 2;
+    if shift <= 0 {
+        return (raw * 10i128.pow(shift.unsigned_abs())) as i64;
+    }
+    let div = 10i128.pow(shift as u32);
+    let (q, r) = (raw / div, raw % div);
+    let rounded = if r.abs() * 2 >= div { q + raw.signum() } else { q };
+    rounded as i64
+}
+
+/// Cents of a decimal column at `row` (0 when NULL).
+pub(crate) fn cents_at(column: &dyn Array, row: usize) -> i64 {
+    match column.data_type() {
+        DataType::Decimal128(_, scale) if column.is_valid(row) => {
+            cents(column.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>().value(row), *scale)
+        }
+        _ => 0,
+    }
+}
+
+/// The query engine: an object store holding the batches, and the role patterns.
+#[derive(Clone)]
+pub struct AttributionEngine {
+    objects: Arc<dyn ObjectStore>,
+    patterns: RolePatterns,
+}
+
+/// A question being answered: the period's lines and the governance tables, registered in
+/// one DataFusion session.
+pub struct Question {
+    ctx: SessionContext,
+    view: GovernanceView,
+    period: String,
+    batch: CurBatch,
+    visibility: Visibility,
+}
+
+impl AttributionEngine {
+    /// An engine reading batches from `objects`.
+    pub fn new(objects: Arc<dyn ObjectStore>, patterns: RolePatterns) -> Self {
+        Self { objects, patterns }
+    }
+
+    /// Prepares the question "`batch`'s period, judged by `view`" for `visibility`. `batch`
+    /// is the period's batch current at the instant asked about ([`Self::batch_at`]).
+    pub async fn question(
+        &self,
+        view: GovernanceView,
+        batch: &CurBatch,
+        visibility: Visibility,
+    ) -> Result<Question, AttributionError> {
+        let config = SessionConfig::new().with_information_schema(false);
+        let ctx = SessionContext::new_with_config(config);
+        let url = ObjectStoreUrl::parse(OBJECTS_URL)?;
+        ctx.register_object_store(url.as_ref(), self.objects.clone());
+        let location = format!("{OBJECTS_URL}{}", lines_location(&batch.period, &batch.hash));
+        let lines = ctx.read_parquet(location, ParquetReadOptions::default().schema(&lines::schema())).await?;
+        ctx.register_table("lines", lines.into_view())?;
+        governance::register_governance(&ctx, &view, &self.patterns, &visibility)?;
+        let classified = ctx.sql(CLASSIFY_SQL).await?;
+        ctx.register_table("classified", classified.into_view())?;
+        Ok(Question { ctx, view, period: batch.period.clone(), batch: batch.clone(), visibility })
+    }
+
+    /// The batch of `period` current at `as_of` (now when `None`) in `state`.
+    pub fn batch_at<'a>(
+        state: &'a GovernanceState,
+        period: &str,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<&'a CurBatch, AttributionError> {
+        let not_ingested = || AttributionError::NotIngested {
+            period: period.to_owned(),
+            when: as_of.map_or_else(|| "yet".to_owned(), |t| format!("as of {}", t.to_rfc3339())),
+        };
+        let p = state.cur_periods.get(period).ok_or_else(not_ingested)?;
+        match as_of {
+            Some(t) => p.current_at(t),
+            None => p.batches.last().map(|(b, _)| b),
+        }
+        .ok_or_else(not_ingested)
+    }
+}
+
+impl Question {
+    /// The period asked about.
+    pub fn period(&self) -> &str {
+        &self.period
+    }
+
+    /// The batch read.
+    pub fn batch(&self) -> &CurBatch {
+        &self.batch
+    }
+
+    /// Runs SQL over `lines`, `classified` and the governance tables (for tests and
+    /// exports).
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, AttributionError> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
+    fn restriction(&self) -> &'static str {
+        match self.visibility {
+            Visibility::Everything => "",
+            // A Product Owner sees spend charged to their workloads and nothing else.
+            Visibility::OwnWorkloads(_) => "WHERE w.workload_id IS NOT NULL",
+        }
+    }
+
+    /// AI spend of the period grouped by `group_by` (no dimension: one total row).
+    pub async fn attribute(&self, group_by: &[Dimension]) -> Result<Attribution, AttributionError> {
+        let keys: Vec<String> = group_by.iter().map(|d| format!("{} AS {}", d.sql(), d.as_str())).collect();
+        let select = keys.iter().map(|k| format!("{k}, ")).collect::<String>();
+        let grouping = if group_by.is_empty() {
+            String::new()
+        } else {
+            let positions = (1..=group_by.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+            format!("GROUP BY {positions} ORDER BY {positions}")
+        };
+        let sql = format!(
+            "SELECT {select}SUM(c.cost) AS cost, SUM(c.tokens) AS tokens, CAST(SUM(c.lines) AS BIGINT) AS lines \
+             FROM classified c LEFT JOIN workloads w ON w.workload_id = c.workload_id {} {grouping}",
+            self.restriction()
+        );
+        let batches = self.sql(&sql).await?;
+        let n = group_by.len();
+        let mut rows = Vec::new();
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                let lines = batch.column(n + 2);
+                if lines.is_null(row) {
+                    continue; // the total of nothing
+                }
+                let keys = (0..n)
+                    .map(|i| array_value_to_string(batch.column(i), row))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(datafusion::error::DataFusionError::from)?;
+                rows.push(AttributionRow {
+                    keys,
+                    cost_cents: cents_at(batch.column(n).as_ref(), row),
+                    tokens: batch.column(n + 1).as_primitive::<Float64Type>().value(row),
+                    lines: lines.as_primitive::<Int64Type>().value(row) as u64,
+                });
+            }
+        }
+        Ok(Attribution {
+            period: self.period.clone(),
+            batch_hash: self.batch.hash.clone(),
+            group_by: group_by.to_vec(),
+            rows,
+        })
+    }
+}

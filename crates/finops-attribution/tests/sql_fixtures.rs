@@ -1,0 +1,250 @@
+//! Billing SQL tested sqllogictest-style: each `tests/sql/*.test` file is a CUR fixture, a
+//! governance state and questions with their expected answers, all reviewable as text
+//! (the format is described at the top of `classify.test`). Set `FINOPS_BLESS=1` to print
+//! the actual answers in place of a failure, to review and paste.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::util::display::array_value_to_string;
+use finops_attribution::{AttributionEngine, Dimension, GovernanceView, RolePatterns, Visibility, lines_location};
+use finops_cur::csv_lines::CurCsv;
+use finops_domain::cur_batches::CurBatch;
+use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan};
+use finops_domain::org::{Budget, Portfolio, Product};
+use finops_domain::spaces::ClaimedResource;
+use finops_domain::vocabulary::{AccountId, ApprovalScope, Region};
+use object_store::memory::InMemory;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use uuid::Uuid;
+
+fn id(name: &str) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
+}
+
+fn dollars(cents: i64) -> String {
+    format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100)
+}
+
+/// `key=value` arguments after the positional ones.
+fn args(words: &[String]) -> (Vec<&str>, BTreeMap<&str, &str>) {
+    let mut positional = vec![];
+    let mut named = BTreeMap::new();
+    for w in words {
+        match w.split_once('=') {
+            Some((k, v)) if !k.contains(':') => {
+                named.insert(k, v);
+            }
+            _ => positional.push(w.as_str()),
+        }
+    }
+    (positional, named)
+}
+
+fn day(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+/// Applies one governance directive.
+fn govern(view: &mut GovernanceView, line: &str) {
+    let words = shell_words::split(line).unwrap();
+    let (pos, named) = args(&words[1..]);
+    let org = &mut view.organisation;
+    match words[0].as_str() {
+        "portfolio" => {
+            org.portfolios.insert(id(pos[0]), Portfolio { name: pos[0].into(), owner: named["owner"].into() });
+        }
+        "product" => {
+            let product =
+                Product { portfolio_id: id(named["portfolio"]), name: pos[0].into(), owner: named["owner"].into() };
+            org.products.insert(id(pos[0]), product);
+        }
+        "account" => {
+            org.accounts.insert(AccountId::parse(pos[0]).unwrap(), pos[1].into());
+        }
+        "budget" => {
+            let budget = Budget {
+                account: AccountId::parse(named["account"]).unwrap(),
+                name: pos[0].into(),
+                cost_centre: named["cost_centre"].into(),
+            };
+            org.budgets.insert(id(pos[0]), budget);
+        }
+        "workload" => {
+            let account = AccountId::parse(named["account"]).unwrap();
+            let mut budgets = org.budgets_of(&account);
+            budgets.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+            let product_id = id(named["product"]);
+            view.workloads.push(ApprovedWorkload {
+                workload_id: id(pos[0]),
+                name: pos[0].into(),
+                owner: named["owner"].into(),
+                product_id,
+                portfolio_id: org.products[&product_id].portfolio_id,
+                budget_id: budgets.first().map(|b| b.0),
+                model_id: named["model"].into(),
+                scope: ApprovalScope {
+                    accounts: [account].into(),
+                    regions: named["regions"].split(',').map(|r| Region::parse(r).unwrap()).collect(),
+                    actions: Default::default(),
+                },
+                role_name: named["role"].into(),
+                business_case: named.get("business_case").is_none_or(|v| *v == "yes"),
+                estimate: true,
+            });
+        }
+        "claim" => {
+            let resource = match pos[0] {
+                "role" => ClaimedResource::role(pos[1], pos[2]).unwrap(),
+                "guardrail" => ClaimedResource::guardrail(pos[1]).unwrap(),
+                "workspace" => ClaimedResource::Workspace { name: pos[1].into() },
+                other => panic!("unknown claim kind {other}"),
+            };
+            view.claims.push(ClaimSpan {
+                resource,
+                workload_id: id(named["workload"]),
+                from: day(named["from"]),
+                until: named.get("until").map(|d| day(d)),
+            });
+        }
+        other => panic!("unknown directive `{other}`"),
+    }
+}
+
+/// A fixture file, parsed into its parts.
+struct Fixture {
+    csv: String,
+    view: GovernanceView,
+    /// (what to run, the expected text)
+    checks: Vec<(String, String)>,
+}
+
+fn parse(text: &str) -> Fixture {
+    let mut fixture = Fixture { csv: String::new(), view: GovernanceView::default(), checks: vec![] };
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let block = |lines: &mut std::iter::Peekable<std::str::Lines>, until: &dyn Fn(&str) -> bool| {
+            let mut out = vec![];
+            while let Some(l) = lines.next_if(|l| !until(l)) {
+                out.push(l);
+            }
+            out.join("\n")
+        };
+        if trimmed == "lines" {
+            fixture.csv = block(&mut lines, &|l| l.trim().is_empty()) + "\n";
+        } else if trimmed == "query" || trimmed.starts_with("attribute") || trimmed == "chargeback" {
+            let mut what = trimmed.to_owned();
+            if trimmed == "query" {
+                what = format!("query {}", block(&mut lines, &|l| l.trim() == "----"));
+            }
+            assert_eq!(lines.next().map(str::trim), Some("----"), "`{trimmed}` needs `----` and its answer");
+            let expected = block(&mut lines, &|l| l.trim().is_empty());
+            fixture.checks.push((what, expected));
+        } else {
+            govern(&mut fixture.view, trimmed);
+        }
+    }
+    fixture
+}
+
+async fn run(name: &str, text: &str) -> Vec<String> {
+    let fixture = parse(text);
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut writer = finops_attribution::lines::LinesWriter::new(Vec::new()).unwrap();
+    for line in CurCsv::new(name, fixture.csv.as_bytes()).unwrap() {
+        writer.push(&line.unwrap()).unwrap();
+    }
+    let rows = writer.rows();
+    let bytes = writer.finish().unwrap();
+    let batch = CurBatch {
+        period: "2026-11".into(),
+        source: name.into(),
+        hash: "fixture".into(),
+        location: String::new(),
+        format: "cur".into(),
+        rows,
+        bytes: fixture.csv.len() as u64,
+        caller_identity: true,
+    };
+    objects.put(&lines_location("2026-11", "fixture"), PutPayload::from(bytes)).await.unwrap();
+    let engine = AttributionEngine::new(objects, RolePatterns::default());
+    let question = engine.question(fixture.view.clone(), &batch, Visibility::Everything).await.unwrap();
+    let mut failures = vec![];
+    for (what, expected) in &fixture.checks {
+        let actual: Vec<String> = if let Some(sql) = what.strip_prefix("query ") {
+            let batches = question.sql(sql).await.unwrap_or_else(|e| panic!("{name}: {sql}\n{e}"));
+            batches
+                .iter()
+                .flat_map(|b| {
+                    (0..b.num_rows()).map(move |r| {
+                        (0..b.num_columns())
+                            .map(|c| array_value_to_string(b.column(c), r).unwrap())
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    })
+                })
+                .collect()
+        } else if let Some(dims) = what.strip_prefix("attribute") {
+            let dims: Vec<Dimension> = dims.split_whitespace().map(|d| d.parse().unwrap()).collect();
+            let answer = question.attribute(&dims).await.unwrap();
+            answer
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut cells = r.keys.clone();
+                    cells.extend([dollars(r.cost_cents), format!("{}", r.tokens), r.lines.to_string()]);
+                    cells.join(" | ")
+                })
+                .collect()
+        } else {
+            let statement = question.chargeback().await.unwrap();
+            let mut out: Vec<String> = statement
+                .charges
+                .iter()
+                .map(|c| {
+                    [
+                        c.account.clone(),
+                        c.budget.clone(),
+                        c.cost_centre.clone(),
+                        if c.ai_budget { "ai" } else { "non-ai" }.to_owned(),
+                        dollars(c.claimed_cents),
+                        dollars(c.shared_cents),
+                        dollars(c.total_cents()),
+                    ]
+                    .join(" | ")
+                })
+                .collect();
+            out.push(format!(
+                "total | {} | absorbed by non-AI budgets | {}",
+                dollars(statement.total_cents),
+                dollars(statement.absorbed_by_non_ai_cents)
+            ));
+            out
+        };
+        let actual = actual.iter().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n");
+        let expected = expected.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
+        if actual != expected {
+            failures.push(format!("{name}: {what}\n--- expected\n{expected}\n--- actual\n{actual}\n"));
+        }
+    }
+    failures
+}
+
+#[tokio::test]
+async fn billing_sql_answers_what_the_fixtures_expect() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut failures = vec![];
+    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "test")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        failures.extend(run(&file.file_name().unwrap().to_string_lossy(), &text).await);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,320 @@
+//! What a CUR line says about AI spend, read once at ingest so that the query layer works on
+//! plain columns: is it an AI line and on which platform, which region, model and token
+//! type, how many tokens, which guardrail or workspace anchors it, and who called.
+//!
+//! Recognition follows AWS's own dashboards (DOMAIN.md §6): Bedrock product codes billed by
+//! AWS; AWS Marketplace lines whose product name contains "Bedrock" (third-party models,
+//! opaque product code); Claude Platform CCU lines (workspace in `resource_tags`).
+//!
+//! Reading is lenient on purpose: CUR is AWS's data, and one odd principal or a usage type
+//! AWS introduced last week must not reject a month. What cannot be read stays empty and
+//! the line still carries its dollars (classified by what is known).
+
+use serde::{Deserialize, Serialize};
+
+use crate::csv_lines::CurLine;
+use crate::principal::Principal;
+use crate::resource::BedrockResource;
+use crate::usage_type::{TokenDirection, UsageKind, UsageType};
+
+/// First-party Bedrock product codes (billing entity AWS).
+pub const BEDROCK_PRODUCT_CODES: [&str; 4] =
+    ["AmazonBedrock", "AmazonBedrockService", "AmazonBedrockFoundationModels", "AmazonBedrockAgentCore"];
+
+/// Where an AI dollar was spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AiPlatform {
+    /// Amazon Bedrock, billed by AWS.
+    Bedrock,
+    /// Third-party models via AWS Marketplace.
+    Marketplace,
+    /// Claude Platform on AWS (CCU).
+    ClaudePlatform,
+}
+
+impl AiPlatform {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bedrock => "bedrock",
+            Self::Marketplace => "marketplace",
+            Self::ClaudePlatform => "claude_platform",
+        }
+    }
+}
+
+/// How the caller is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// No principal on the line.
+    None,
+    /// An IAM user.
+    IamUser,
+    /// A Bedrock API key (an IAM user `BedrockAPIKey-…`).
+    ApiKey,
+    /// An STS assumed-role session.
+    AssumedRole,
+    /// An IAM Identity Center session.
+    IdentityCenter,
+    /// Present but not a principal ARN this reader knows.
+    Unrecognised,
+}
+
+impl PrincipalKind {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::IamUser => "iam_user",
+            Self::ApiKey => "api_key",
+            Self::AssumedRole => "assumed_role",
+            Self::IdentityCenter => "identity_center",
+            Self::Unrecognised => "unrecognised",
+        }
+    }
+}
+
+/// The AI facts of one line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AiFacts {
+    /// `None` for non-AI lines.
+    pub platform: Option<AiPlatform>,
+    /// AWS region (`us-east-1`), empty when unknown.
+    pub region: String,
+    /// Model id from the resource (`anthropic.claude-3-haiku-20240307-v1:0`, inference
+    /// profile prefix removed), else the usage type's model (`Claude3Haiku`), else empty.
+    pub model: String,
+    /// `input`, `output`, `cache_read`, `cache_write`, or empty.
+    pub token_type: &'static str,
+    /// Tokens (usage amount × the usage type's unit), 0 for non-token lines.
+    pub tokens: f64,
+    /// A guardrail line.
+    pub guardrail: bool,
+    /// The guardrail or Claude Platform workspace that anchors the line, empty otherwise:
+    /// the guardrail ARN, or the workspace name.
+    pub anchor: String,
+    /// How the caller is named.
+    pub principal_kind: PrincipalKind,
+    /// The caller's account (from the ARN), empty without a principal.
+    pub principal_account: String,
+    /// The role (assumed role, or `AWSReservedSSO_{set}_{hex}`) or user name.
+    pub principal_name: String,
+}
+
+fn is_ai(line: &CurLine) -> Option<AiPlatform> {
+    let name = line.product_name.as_str();
+    if name.contains("Claude Platform") || line.usage_type.contains("_CCU") {
+        return Some(AiPlatform::ClaudePlatform);
+    }
+    if line.billing_entity == "AWS Marketplace" {
+        return name.contains("Bedrock").then_some(AiPlatform::Marketplace);
+    }
+    BEDROCK_PRODUCT_CODES.contains(&line.product_code.as_str()).then_some(AiPlatform::Bedrock)
+}
+
+/// The workspace a Claude Platform line is tagged with (`user_workspace`, or `workspace`).
+pub fn workspace_tag(tags: &str) -> Option<String> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(tags).ok()?;
+    ["user_workspace", "workspace"].iter().find_map(|k| map.get(*k)?.as_str().map(str::to_owned))
+}
+
+impl AiFacts {
+    /// Reads the AI facts of `line`.
+    pub fn of(line: &CurLine) -> AiFacts {
+        let platform = is_ai(line);
+        let principal = Principal::parse(line.iam_principal.as_deref().unwrap_or(""));
+        let (principal_kind, principal_account, principal_name) = match &principal {
+            Ok(None) => (PrincipalKind::None, String::new(), String::new()),
+            Err(_) => (PrincipalKind::Unrecognised, String::new(), line.iam_principal.clone().unwrap_or_default()),
+            Ok(Some(p)) => {
+                let kind = match p {
+                    Principal::IamUser { .. } if p.is_bedrock_api_key() => PrincipalKind::ApiKey,
+                    Principal::IamUser { .. } => PrincipalKind::IamUser,
+                    Principal::AssumedRole { .. } => PrincipalKind::AssumedRole,
+                    Principal::IdentityCenter { .. } => PrincipalKind::IdentityCenter,
+                };
+                let name = match p {
+                    Principal::IamUser { name, .. } => name.clone(),
+                    _ => p.role_name().unwrap_or_default(),
+                };
+                (kind, p.account().to_owned(), name)
+            }
+        };
+        let mut facts = AiFacts {
+            platform,
+            region: String::new(),
+            model: String::new(),
+            token_type: "",
+            tokens: 0.0,
+            guardrail: false,
+            anchor: String::new(),
+            principal_kind,
+            principal_account,
+            principal_name,
+        };
+        if platform.is_none() {
+            return facts;
+        }
+        let resource = BedrockResource::parse(&line.resource_id);
+        if let Ok(usage) = UsageType::parse(&line.usage_type) {
+            facts.region = usage.region.unwrap_or_default().to_owned();
+            match &usage.kind {
+                UsageKind::Tokens { model, direction } => {
+                    facts.token_type = match direction {
+                        TokenDirection::Input => "input",
+                        TokenDirection::Output => "output",
+                        TokenDirection::CacheRead => "cache_read",
+                        TokenDirection::CacheWrite | TokenDirection::CacheWrite1h => "cache_write",
+                    };
+                    facts.tokens = line.usage_amount * usage.tokens_per_unit() as f64;
+                    facts.model = model.clone().unwrap_or_default();
+                }
+                UsageKind::Guardrail { .. } => facts.guardrail = true,
+                UsageKind::Other { .. } => {}
+            }
+        }
+        if line.operation == "ApplyGuardrail" || line.usage_type.contains("Guardrail") {
+            facts.guardrail = true;
+        }
+        match &resource {
+            Some(BedrockResource::Guardrail { region, .. }) => {
+                facts.guardrail = true;
+                if facts.region.is_empty() {
+                    facts.region.clone_from(region);
+                }
+            }
+            Some(r) => {
+                if let Some(model) = r.model() {
+                    facts.model = model.to_owned();
+                }
+            }
+            None => {}
+        }
+        if facts.guardrail {
+            facts.anchor = line.resource_id.trim().to_owned();
+            facts.token_type = "";
+            facts.tokens = 0.0;
+        } else if platform == Some(AiPlatform::ClaudePlatform) {
+            facts.anchor = workspace_tag(&line.resource_tags).unwrap_or_default();
+        }
+        facts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    fn line(entity: &str, code: &str, usage: &str, resource: &str, principal: Option<&str>) -> CurLine {
+        CurLine {
+            usage_account_id: "111122223333".into(),
+            line_item_type: "Usage".into(),
+            usage_start: Utc.with_ymd_and_hms(2026, 11, 3, 10, 0, 0).unwrap(),
+            product_code: code.into(),
+            usage_type: usage.into(),
+            operation: String::new(),
+            resource_id: resource.into(),
+            usage_amount: 2.0,
+            unblended_cost: 1.0,
+            billing_entity: entity.into(),
+            product_name: if entity == "AWS Marketplace" {
+                "Claude (Amazon Bedrock Edition)".into()
+            } else {
+                String::new()
+            },
+            iam_principal: principal.map(str::to_owned),
+            resource_tags: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_first_party_line_names_model_region_tokens_and_caller() {
+        let f = AiFacts::of(&line(
+            "AWS",
+            "AmazonBedrock",
+            "USE1-Claude3Haiku-cache-read-input-token-count",
+            "arn:aws:bedrock:us-east-1:111122223333:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0",
+            Some("arn:aws:sts::111122223333:assumed-role/finops-support-bot-x7k2/lambda"),
+        ));
+        assert_eq!(f.platform, Some(AiPlatform::Bedrock));
+        assert_eq!((f.region.as_str(), f.model.as_str()), ("us-east-1", "anthropic.claude-3-haiku-20240307-v1:0"));
+        assert_eq!((f.token_type, f.tokens), ("cache_read", 2_000.0));
+        assert_eq!(f.principal_kind, PrincipalKind::AssumedRole);
+        assert_eq!(
+            (f.principal_account.as_str(), f.principal_name.as_str()),
+            ("111122223333", "finops-support-bot-x7k2")
+        );
+    }
+
+    #[test]
+    fn marketplace_counts_millions_and_guardrails_anchor_on_their_arn() {
+        let mp = AiFacts::of(&line(
+            "AWS Marketplace",
+            "4a524th30q694o538qndh9ucht",
+            "USW2-MP:USW2_InputTokenCount-Units",
+            "",
+            None,
+        ));
+        assert_eq!(mp.platform, Some(AiPlatform::Marketplace));
+        assert_eq!((mp.token_type, mp.tokens, mp.region.as_str()), ("input", 2_000_000.0, "us-west-2"));
+        assert_eq!(mp.principal_kind, PrincipalKind::None);
+        let arn = "arn:aws:bedrock:us-east-1:111122223333:guardrail/gr01";
+        let g = AiFacts::of(&line("AWS", "AmazonBedrock", "USE1-Guardrail-ContentPolicyUnitsConsumed", arn, Some("")));
+        assert!(g.guardrail);
+        assert_eq!((g.anchor.as_str(), g.tokens), (arn, 0.0));
+        let ec2 = AiFacts::of(&line("AWS", "AmazonEC2", "BoxUsage:m5.large", "", None));
+        assert_eq!(ec2.platform, None);
+        let other_mp = AiFacts {
+            ..AiFacts::of(&CurLine {
+                product_name: "Some SaaS".into(),
+                ..line("AWS Marketplace", "x", "MP:x", "", None)
+            })
+        };
+        assert_eq!(other_mp.platform, None);
+    }
+
+    #[test]
+    fn claude_platform_lines_anchor_on_their_workspace_tag() {
+        let mut l = line("AWS Marketplace", "cp7", "USE1-MP:USE1_CCU-Units", "", None);
+        l.product_name = "Claude Platform on AWS".into();
+        l.resource_tags = r#"{"user_workspace":"support-pilot","user_team":"cx"}"#.into();
+        let f = AiFacts::of(&l);
+        assert_eq!(f.platform, Some(AiPlatform::ClaudePlatform));
+        assert_eq!(f.anchor, "support-pilot");
+        assert_eq!(workspace_tag("not json"), None);
+    }
+
+    #[test]
+    fn identity_center_sessions_are_named_by_their_reserved_role() {
+        let f = AiFacts::of(&line(
+            "AWS",
+            "AmazonBedrockService",
+            "USE1-Claude4Sonnet-output-tokens",
+            "",
+            Some(
+                "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_AdministratorAccess_5f1e2d3c4b5a6978/ana@acme.example",
+            ),
+        ));
+        assert_eq!(f.principal_kind, PrincipalKind::IdentityCenter);
+        assert_eq!(f.principal_name, "AWSReservedSSO_AdministratorAccess_5f1e2d3c4b5a6978");
+        assert_eq!((f.model.as_str(), f.token_type), ("Claude4Sonnet", "output"));
+    }
+
+    proptest! {
+        // Any text in any field: facts come back, never a panic; non-AI lines carry no AI facts.
+        #[test]
+        fn reading_facts_is_total(code in ".{0,24}", usage in ".{0,48}", resource in ".{0,80}", principal in ".{0,80}", tags in ".{0,40}") {
+            let mut l = line("AWS", &code, &usage, &resource, Some(&principal));
+            l.resource_tags = tags;
+            let f = AiFacts::of(&l);
+            if f.platform.is_none() {
+                prop_assert!(f.model.is_empty() && f.tokens == 0.0 && !f.guardrail);
+            }
+            prop_assert!(f.tokens >= 0.0 || l.usage_amount < 0.0);
+        }
+    }
+}

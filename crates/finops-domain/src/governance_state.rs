@@ -1,0 +1,157 @@
+//! The governance state attribution reads (DOMAIN.md §6 "Point in time"): the organisation,
+//! every Business Request (approvals fix a workload's scope and dedicated role), every
+//! claimable resource's claim history, workload plans and CUR periods — folded from the
+//! log up to an instant. Folding is the caller's loop; this type only knows how each
+//! aggregate grows, so the same state comes out of the same events, always.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::cur_batches::{CurPeriod, CurPeriodEvent};
+use crate::org::{OrgEvent, Organisation};
+use crate::request::{BusinessRequest, RequestEvent, RequestStatus};
+use crate::spaces::{ClaimEvent, ClaimableResource, ClaimedResource};
+use crate::vocabulary::{AccountId, ApprovalScope};
+use crate::workload::{WorkloadEvent, WorkloadPlan};
+
+/// The governance state at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct GovernanceState {
+    /// The organisation.
+    pub organisation: Organisation,
+    /// Business Requests by request id.
+    pub requests: BTreeMap<Uuid, BusinessRequest>,
+    /// Claim histories by resource key.
+    pub claims: BTreeMap<String, ClaimableResource>,
+    /// Workload plans by workload id.
+    pub plans: BTreeMap<Uuid, WorkloadPlan>,
+    /// CUR periods by `YYYY-MM`.
+    pub cur_periods: BTreeMap<String, CurPeriod>,
+}
+
+/// An approved workload, as attribution sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovedWorkload {
+    /// Its id.
+    pub workload_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The Product Owner.
+    pub owner: String,
+    /// Its product.
+    pub product_id: Uuid,
+    /// The product's portfolio (nil when the product is unknown).
+    pub portfolio_id: Uuid,
+    /// The budget it charges: the first budget (by name) mapped to its account; `None`
+    /// when the account has no budget yet.
+    pub budget_id: Option<Uuid>,
+    /// The approved model.
+    pub model_id: String,
+    /// The approval scope.
+    pub scope: ApprovalScope,
+    /// The generated dedicated role.
+    pub role_name: String,
+    /// A business case was declared (on the request or later in Spaces).
+    pub business_case: bool,
+    /// An estimate exists (the FA Confirmed Estimate always does once approved).
+    pub estimate: bool,
+}
+
+/// One claim period of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimSpan {
+    /// What was claimed.
+    pub resource: ClaimedResource,
+    /// By which workload.
+    pub workload_id: Uuid,
+    /// From (inclusive).
+    pub from: NaiveDate,
+    /// Until (inclusive), open while claimed.
+    pub until: Option<NaiveDate>,
+}
+
+impl GovernanceState {
+    /// Applies an organisation event.
+    pub fn apply_org(&mut self, event: &OrgEvent) {
+        self.organisation = std::mem::take(&mut self.organisation).evolve(event);
+    }
+
+    /// Applies a Business Request event.
+    pub fn apply_request(&mut self, request_id: Uuid, event: &RequestEvent) {
+        let r = self.requests.remove(&request_id).unwrap_or_default().evolve(event);
+        self.requests.insert(request_id, r);
+    }
+
+    /// Applies a claim event of the resource keyed `key`.
+    pub fn apply_claim(&mut self, key: &str, event: &ClaimEvent) {
+        let c = self.claims.remove(key).unwrap_or_default().evolve(event);
+        self.claims.insert(key.to_owned(), c);
+    }
+
+    /// Applies a workload-plan event.
+    pub fn apply_plan(&mut self, workload_id: Uuid, event: &WorkloadEvent) {
+        let p = self.plans.remove(&workload_id).unwrap_or_default().evolve(event);
+        self.plans.insert(workload_id, p);
+    }
+
+    /// Applies a CUR period event.
+    pub fn apply_cur_period(&mut self, period: &str, event: &CurPeriodEvent) {
+        let p = self.cur_periods.remove(period).unwrap_or_default().evolve(event);
+        self.cur_periods.insert(period.to_owned(), p);
+    }
+
+    /// The budget a workload in `account` charges: the first mapped to it, by name.
+    pub fn budget_for(&self, account: &AccountId) -> Option<Uuid> {
+        let mut budgets = self.organisation.budgets_of(account);
+        budgets.sort_by(|a, b| a.1.name.cmp(&b.1.name).then(a.0.cmp(&b.0)));
+        budgets.first().map(|(id, _)| *id)
+    }
+
+    /// Every approved workload, in workload-id order.
+    pub fn workloads(&self) -> Vec<ApprovedWorkload> {
+        let mut out: Vec<ApprovedWorkload> = self
+            .requests
+            .values()
+            .filter(|r| r.status == RequestStatus::Approved)
+            .filter_map(|r| {
+                let approval = r.approval.as_ref()?;
+                let plan = self.plans.get(&approval.workload_id);
+                let declared_on_request = r.details.as_ref().and_then(|d| d.business_case.as_ref()).is_some();
+                Some(ApprovedWorkload {
+                    workload_id: approval.workload_id,
+                    name: r.details.as_ref().map(|d| d.workload_name.clone()).unwrap_or_default(),
+                    owner: r.requested_by.clone(),
+                    product_id: r.product_id,
+                    portfolio_id: self.organisation.products.get(&r.product_id).map_or(Uuid::nil(), |p| p.portfolio_id),
+                    budget_id: self.budget_for(&approval.review.account),
+                    model_id: approval.review.model_id.as_str().to_owned(),
+                    scope: approval.scope.clone(),
+                    role_name: approval.role_name.as_str().to_owned(),
+                    business_case: declared_on_request || plan.is_some_and(|p| p.business_case.is_some()),
+                    estimate: true,
+                })
+            })
+            .collect();
+        out.sort_by_key(|w| w.workload_id);
+        out
+    }
+
+    /// Every claim period of every resource, in resource-key order.
+    pub fn claim_spans(&self) -> Vec<ClaimSpan> {
+        self.claims
+            .values()
+            .filter_map(|c| c.resource.as_ref().map(|r| (r, &c.periods)))
+            .flat_map(|(resource, periods)| {
+                periods.iter().map(|p| ClaimSpan {
+                    resource: resource.clone(),
+                    workload_id: p.workload_id,
+                    from: p.from,
+                    until: p.until,
+                })
+            })
+            .collect()
+    }
+}

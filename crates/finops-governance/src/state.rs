@@ -1,0 +1,63 @@
+//! The governance state as the log stood at an instant: every event recorded at or before
+//! it, folded in log order. This is what point-in-time attribution reads (DOMAIN.md §6):
+//! asked twice about the same instant, it folds the same events and answers the same.
+
+use chrono::{DateTime, Utc};
+use finops_domain::governance_state::GovernanceState;
+use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
+use uuid::Uuid;
+
+use crate::streams::{BUSINESS_REQUEST, CLAIM, CUR_PERIOD, ORGANISATION, WORKLOAD};
+use crate::{GovernanceError, decode};
+
+const PAGE: usize = 2_000;
+
+/// Folds the governance state from `store`, counting events recorded at or before `as_of`
+/// (all of them when `None`). Events committed but not yet in the global order are sealed
+/// first, so "now" includes every command that has returned.
+pub async fn state_as_of(
+    store: &dyn EventStore,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<GovernanceState, GovernanceError> {
+    store.seal_committed().await?;
+    let mut state = GovernanceState::default();
+    let mut after = Position::START;
+    loop {
+        let page = store.read_all(AllRead::forwards_after(after, PAGE)).await?;
+        let Some(last) = page.last().and_then(|e| e.position) else { break };
+        for event in &page {
+            if as_of.is_none_or(|t| event.metadata.recorded_at <= t) {
+                apply(&mut state, event)?;
+            }
+        }
+        after = last;
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    Ok(state)
+}
+
+fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), GovernanceError> {
+    let stream = event.stream_id.to_string();
+    let id = |rest: &str| {
+        Uuid::parse_str(rest).map_err(|e| GovernanceError::Undecodable {
+            stream: stream.clone(),
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            reason: format!("stream name does not end in a UUID: {e}"),
+        })
+    };
+    if stream == ORGANISATION {
+        state.apply_org(&decode(event)?);
+    } else if let Some(rest) = stream.strip_prefix(BUSINESS_REQUEST) {
+        state.apply_request(id(rest)?, &decode(event)?);
+    } else if let Some(key) = stream.strip_prefix(CLAIM) {
+        state.apply_claim(key, &decode(event)?);
+    } else if let Some(rest) = stream.strip_prefix(WORKLOAD) {
+        state.apply_plan(id(rest)?, &decode(event)?);
+    } else if let Some(period) = stream.strip_prefix(CUR_PERIOD) {
+        state.apply_cur_period(period, &decode(event)?);
+    }
+    Ok(())
+}
