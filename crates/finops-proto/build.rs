@@ -16,6 +16,7 @@ fn main() -> std::io::Result<()> {
         "../../proto/finops/v1/tasks.proto",
         "../../proto/finops/v1/spaces.proto",
         "../../proto/finops/v1/organisation.proto",
+        "../../proto/finops/v1/attribution.proto",
     ];
     tonic_prost_build::configure().file_descriptor_set_path(out.join("finops_v1_descriptor.bin")).compile_with_config(
         config,

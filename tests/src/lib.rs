@@ -54,6 +54,8 @@ pub struct RunningServer {
     pub address: SocketAddr,
     /// The store it serves.
     pub store: Arc<dyn EventStore>,
+    /// The folder holding its CUR batches (a fresh temporary one).
+    pub objects: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), finops_server::ServerError>>>,
 }
@@ -61,6 +63,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts the server on `store_url`.
     pub async fn start(store_url: &str) -> Self {
+        let objects = std::env::temp_dir().join("finops-e2e").join(format!("objects-{}", uuid::Uuid::now_v7()));
         let config = finops_server::ConfigLayer {
             listen: Some("127.0.0.1:0".into()),
             store: Some(store_url.to_owned()),
@@ -72,6 +75,9 @@ impl RunningServer {
             price_offer_files: None,
             task_sla_business_days: None,
             coding_profile: None,
+            objects: Some(objects.display().to_string()),
+            broad_role_patterns: None,
+            dedicated_role_patterns: None,
         }
         .resolve()
         .expect("valid config");
@@ -87,7 +93,7 @@ impl RunningServer {
             })
             .await
         });
-        Self { address, store, stop: Some(stop), task: Some(task) }
+        Self { address, store, objects, stop: Some(stop), task: Some(task) }
     }
 
     /// A bearer token for `subject` in `role`, valid for this server (dev mode).

@@ -15,6 +15,7 @@
 //! same inputs give the same answer to the cent.
 
 pub mod chargeback;
+pub mod export;
 pub mod governance;
 pub mod lines;
 

@@ -6,8 +6,10 @@
 //!    the ingest with its file, row, column and value, and nothing is stored. All rows must
 //!    belong to one billing period.
 //! 2. **Store** the bytes in object storage at `cur/{period}/{sha256}.{ext}`, streamed in
-//!    parts (memory stays bounded whatever the file's size). The name is the content, so a
-//!    repeated delivery writes the same object.
+//!    parts (memory stays bounded whatever the file's size), and beside them the batch's
+//!    columnar lines (`{sha256}.lines.parquet`, written during the validating pass to a
+//!    temporary file) that every attribution query scans. The name is the content, so a
+//!    repeated delivery writes the same objects.
 //! 3. **Record** `CurBatchIngested` in the period's stream; a new batch supersedes the
 //!    period's current one (AWS restates CUR), nothing is deleted.
 //!
@@ -15,11 +17,13 @@
 //! and the retry records it.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{Datelike, Utc};
+use finops_attribution::lines::LinesWriter;
+use finops_attribution::lines_location;
 use finops_cur::csv_lines::{CallerIdentity, CurCsv, CurCsvError, CurLine};
 use finops_cur::focus_lines::FocusCsv;
 use finops_domain::cur_batches::{CurBatch, CurPeriod, CurPeriodCommand};
@@ -63,6 +67,9 @@ pub enum IngestError {
     /// Object storage failed.
     #[error("object storage: {0}")]
     Objects(#[from] object_store::Error),
+    /// The columnar lines could not be written.
+    #[error(transparent)]
+    Lines(#[from] finops_attribution::lines::LinesWriteError),
     /// The log refused or failed.
     #[error(transparent)]
     Log(#[from] GovernanceError),
@@ -139,33 +146,24 @@ impl Ingestor {
         let file = File::open(path).map_err(io)?;
         let mut hashing = Hashing { inner: BufReader::new(file), hasher: Sha256::new(), bytes: 0 };
         let gz = name.ends_with(".gz");
+        let scratch = Scratch::new()?;
+        let mut lines = LinesWriter::new(BufWriter::new(File::create(&scratch.0).map_err(io)?))?;
         let (rows, period, caller_identity) = {
             let input: Box<dyn Read + '_> =
                 if gz { Box::new(finops_cur::csv_lines::gzip(&mut hashing)) } else { Box::new(&mut hashing) };
-            validate(&name, input, format)?
+            validate(&name, input, format, &mut lines)?
         };
+        lines.finish()?.flush().map_err(io)?;
         // Drain anything the CSV reader did not consume (e.g. a gzip trailer) into the hash.
         std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io)?;
         let hash = hex::encode(hashing.hasher.finalize());
         let bytes = hashing.bytes;
 
-        // 2. Store, streamed in parts.
+        // 2. Store, streamed in parts: the delivery, then its columnar lines.
         let ext = if gz { "csv.gz" } else { "csv" };
         let location = ObjectPath::from(format!("cur/{period}/{hash}.{ext}"));
-        if self.objects.head(&location).await.is_err() {
-            let upload = self.objects.put_multipart(&location).await?;
-            let mut writer = WriteMultipart::new(upload);
-            let mut file = File::open(path).map_err(io)?;
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = file.read(&mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                writer.write(&buf[..n]);
-            }
-            writer.finish().await?;
-        }
+        self.upload(path, &location).await?;
+        self.upload(&scratch.0, &lines_location(&period, &hash)).await?;
 
         // 3. Record.
         let batch = CurBatch {
@@ -193,8 +191,52 @@ impl Ingestor {
     }
 }
 
-/// Reads every row; returns (rows, period, caller identity) or the first problem.
-fn validate(file: &str, input: impl Read, format: Format) -> Result<(u64, String, CallerIdentity), IngestError> {
+impl Ingestor {
+    /// Copies a local file to `location` unless it is there already (names are content).
+    async fn upload(&self, path: &Path, location: &ObjectPath) -> Result<(), IngestError> {
+        if self.objects.head(location).await.is_ok() {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| IngestError::Io { file: path.display().to_string(), reason: e.to_string() };
+        let upload = self.objects.put_multipart(location).await?;
+        let mut writer = WriteMultipart::new(upload);
+        let mut file = File::open(path).map_err(io)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await?;
+        Ok(())
+    }
+}
+
+/// A temporary file, removed when dropped (an ingest that fails leaves nothing behind).
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self, IngestError> {
+        let path = std::env::temp_dir().join(format!("finops-ingest-{}.parquet", uuid::Uuid::now_v7()));
+        Ok(Self(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Reads every row into `lines`; returns (rows, period, caller identity) or the first problem.
+fn validate(
+    file: &str,
+    input: impl Read,
+    format: Format,
+    lines_out: &mut LinesWriter<impl Write + Send>,
+) -> Result<(u64, String, CallerIdentity), IngestError> {
     let (lines, identity): (Box<dyn Iterator<Item = Result<CurLine, CurCsvError>> + '_>, CallerIdentity) = match format
     {
         Format::Cur => {
@@ -208,6 +250,7 @@ fn validate(file: &str, input: impl Read, format: Format) -> Result<(u64, String
     let mut period: Option<String> = None;
     for line in lines {
         let line = line?;
+        lines_out.push(&line)?;
         rows += 1;
         let this = period_of(&line);
         match &period {

@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// The embedded store used unless told otherwise: one SQLite file, no server needed.
 pub const DEFAULT_STORE: &str = "sqlite://finops-data/finops.db";
+/// Where CUR batches are kept unless told otherwise: a local folder.
+pub const DEFAULT_OBJECTS: &str = "finops-data/objects";
 
 /// The resolved configuration of a running server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,10 @@ pub struct ServerConfig {
     pub task_sla_business_days: u32,
     /// How Coding requests are estimated.
     pub coding_profile: finops_domain::pricing::UsageProfile,
+    /// Where CUR batches are kept: a local folder, `file:///…` or `s3://bucket/prefix`.
+    pub objects: String,
+    /// Broad and dedicated role patterns for attribution.
+    pub role_patterns: finops_attribution::RolePatterns,
 }
 
 /// The `[coding_profile]` table: any key left out keeps the documented default
@@ -153,6 +159,12 @@ pub struct ConfigLayer {
     pub task_sla_business_days: Option<u32>,
     /// `[coding_profile]` (TOML only)
     pub coding_profile: Option<CodingProfileLayer>,
+    /// `objects = "s3://bucket/finops"` (or a local folder)
+    pub objects: Option<String>,
+    /// `broad_role_patterns = ["*AdministratorAccess*"]` (globs over role names)
+    pub broad_role_patterns: Option<Vec<String>>,
+    /// `dedicated_role_patterns = ["finops-ai-*"]`
+    pub dedicated_role_patterns: Option<Vec<String>>,
 }
 
 /// A configuration that cannot be used, named precisely.
@@ -208,6 +220,9 @@ impl ConfigLayer {
             price_offer_files: self.price_offer_files.or(lower.price_offer_files),
             task_sla_business_days: self.task_sla_business_days.or(lower.task_sla_business_days),
             coding_profile: self.coding_profile.or(lower.coding_profile),
+            objects: self.objects.or(lower.objects),
+            broad_role_patterns: self.broad_role_patterns.or(lower.broad_role_patterns),
+            dedicated_role_patterns: self.dedicated_role_patterns.or(lower.dedicated_role_patterns),
         }
     }
 
@@ -269,6 +284,14 @@ impl ConfigLayer {
                 .task_sla_business_days
                 .unwrap_or(finops_domain::tasks::DEFAULT_SLA_BUSINESS_DAYS),
             coding_profile: self.coding_profile.unwrap_or_default().resolve()?,
+            objects: self.objects.filter(|o| !o.trim().is_empty()).unwrap_or_else(|| DEFAULT_OBJECTS.to_owned()),
+            role_patterns: {
+                let defaults = finops_attribution::RolePatterns::default();
+                finops_attribution::RolePatterns {
+                    broad: self.broad_role_patterns.unwrap_or(defaults.broad),
+                    dedicated: self.dedicated_role_patterns.unwrap_or(defaults.dedicated),
+                }
+            },
         })
     }
 }

@@ -7,12 +7,14 @@
 //! This crate maps between wire types (`finops-proto`) and the log/domain; it owns no
 //! storage of its own and never writes SQL.
 
+mod attribution_api;
 pub mod auth;
 mod business_request_api;
 mod catalog_api;
 mod config;
 pub mod demo;
 mod event_log_api;
+pub mod objects;
 mod organisation_api;
 mod spaces_api;
 mod status;
@@ -23,6 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use finops_eventlog::{EventStore, Upcasters};
+use finops_proto::v1::attribution_service_server::AttributionServiceServer;
 use finops_proto::v1::business_request_service_server::BusinessRequestServiceServer;
 use finops_proto::v1::catalog_service_server::CatalogServiceServer;
 use finops_proto::v1::event_log_service_server::EventLogServiceServer;
@@ -32,10 +35,12 @@ use finops_proto::v1::task_service_server::TaskServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use attribution_api::AttributionApi;
 pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
 pub use config::{
-    AuthMode, CodingProfileLayer, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_STORE, DEV_JWT_SECRET, ServerConfig,
+    AuthMode, CodingProfileLayer, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_OBJECTS, DEFAULT_STORE,
+    DEV_JWT_SECRET, ServerConfig,
 };
 pub use event_log_api::EventLogApi;
 pub use organisation_api::OrganisationApi;
@@ -122,8 +127,10 @@ pub async fn serve(
     health.set_serving::<TaskServiceServer<TaskApi>>().await;
     health.set_serving::<SpacesServiceServer<SpacesApi>>().await;
     health.set_serving::<OrganisationServiceServer<OrganisationApi>>().await;
+    health.set_serving::<AttributionServiceServer<AttributionApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
+    let objects = objects::open(&config.objects)?;
     // Read models follow the log in the background, in the same database.
     let read_models = finops_projections::ReadModels::open(&config.store)
         .await
@@ -160,6 +167,7 @@ pub async fn serve(
             health.set_not_serving::<TaskServiceServer<TaskApi>>().await;
             health.set_not_serving::<SpacesServiceServer<SpacesApi>>().await;
             health.set_not_serving::<OrganisationServiceServer<OrganisationApi>>().await;
+            health.set_not_serving::<AttributionServiceServer<AttributionApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -186,6 +194,12 @@ pub async fn serve(
             config.task_sla_business_days,
         )))
         .add_service(OrganisationServiceServer::new(OrganisationApi::new(store.clone(), auth.clone())))
+        .add_service(AttributionServiceServer::new(AttributionApi::new(
+            store.clone(),
+            objects,
+            config.role_patterns.clone(),
+            auth.clone(),
+        )))
         .add_service(SpacesServiceServer::new(SpacesApi::new(store, read_models, auth)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
     let grace = async {

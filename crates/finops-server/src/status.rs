@@ -59,3 +59,13 @@ pub fn from_governance(e: GovernanceError) -> Status {
         e @ GovernanceError::Undecodable { .. } => with_reason(Code::Internal, e.to_string(), "UNDECODABLE_EVENT"),
     }
 }
+
+/// Maps an attribution failure.
+pub fn from_attribution(e: finops_attribution::AttributionError) -> Status {
+    use finops_attribution::AttributionError as A;
+    match e {
+        A::Invalid { field, reason } => invalid_argument(vec![finops_domain::FieldViolation::new(field, reason)]),
+        e @ A::NotIngested { .. } => with_reason(Code::FailedPrecondition, e.to_string(), "CUR_NOT_INGESTED"),
+        e @ A::Query(_) => with_reason(Code::Internal, e.to_string(), "QUERY_FAILED"),
+    }
+}

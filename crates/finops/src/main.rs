@@ -33,6 +33,12 @@ enum Command {
     Claim(cli::ClaimArgs),
     /// Show the organisation's products, accounts and budgets.
     Org,
+    /// Who spent a period's AI dollars: grouped by workload, gap, model… (now or --as-of).
+    Attribution(cli::AttributionArgs),
+    /// The noisy-neighbour chargeback statement per budget (now or --as-of).
+    Chargeback(cli::ChargebackArgs),
+    /// Export a period's classified spend as CSV, Parquet or FOCUS.
+    Export(cli::ExportArgs),
     /// CUR 2.0 tools.
     #[command(subcommand)]
     Cur(CurCommand),
@@ -55,9 +61,9 @@ enum CurCommand {
         /// The event store.
         #[arg(long, env = "FINOPS_STORE", default_value = finops_server::DEFAULT_STORE)]
         store: String,
-        /// The directory batches are stored in (local object store).
-        #[arg(long, env = "FINOPS_OBJECTS", default_value = "finops-data/objects")]
-        objects: PathBuf,
+        /// Where batches are stored: a local folder, file:///path or s3://bucket/prefix.
+        #[arg(long, env = "FINOPS_OBJECTS", default_value = finops_server::DEFAULT_OBJECTS)]
+        objects: String,
         /// Who ingests (recorded on each batch).
         #[arg(long, default_value = "operator")]
         actor: String,
@@ -127,6 +133,10 @@ struct ServeArgs {
     /// Business days after which an unimplemented task is overdue [default: 2].
     #[arg(long, env = "FINOPS_TASK_SLA_BUSINESS_DAYS")]
     task_sla_business_days: Option<u32>,
+    /// Where CUR batches are kept: a local folder (default finops-data/objects),
+    /// file:///path or s3://bucket/prefix (standard AWS environment configuration).
+    #[arg(long, env = "FINOPS_OBJECTS")]
+    objects: Option<String>,
     /// Seed the demo organisation (idempotent) before serving.
     #[arg(long, env = "FINOPS_DEMO")]
     demo: bool,
@@ -150,6 +160,9 @@ fn main() -> anyhow::Result<()> {
             Command::Tasks(c) => cli::tasks(&cli.connection, c).await,
             Command::Claim(a) => cli::claim(&cli.connection, a).await,
             Command::Org => cli::org(&cli.connection).await,
+            Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
+            Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
+            Command::Export(a) => cli::export(&cli.connection, a).await,
             Command::Cur(CurCommand::Generate { period, rows, seed, restatement, out }) => {
                 generate(&period, rows, seed, restatement, &out)
             }
@@ -176,6 +189,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         price_offer_files: (!args.price_offer_file.is_empty()).then_some(args.price_offer_file),
         task_sla_business_days: args.task_sla_business_days,
         coding_profile: None,
+        objects: args.objects,
+        broad_role_patterns: None,
+        dedicated_role_patterns: None,
     }
     .over(file)
     .resolve()?;
@@ -218,13 +234,7 @@ fn generate(period: &str, rows: u64, seed: u64, restatement: u32, out: &std::pat
     Ok(())
 }
 
-async fn ingest(
-    files: &[PathBuf],
-    format: &str,
-    store: &str,
-    objects: &std::path::Path,
-    actor: &str,
-) -> anyhow::Result<()> {
+async fn ingest(files: &[PathBuf], format: &str, store: &str, objects: &str, actor: &str) -> anyhow::Result<()> {
     let format = match format {
         "cur" => finops_ingest::Format::Cur,
         "focus" => finops_ingest::Format::Focus,
@@ -234,8 +244,7 @@ async fn ingest(
         &ConfigLayer { store: Some(store.to_owned()), dev: Some(true), ..Default::default() }.resolve()?,
     )
     .await?;
-    std::fs::create_dir_all(objects).with_context(|| format!("creating {}", objects.display()))?;
-    let objects = std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(objects)?);
+    let objects = finops_server::objects::open(objects)?;
     let ingestor = finops_ingest::Ingestor::new(store, objects);
     for file in files {
         let context = finops_governance::CommandContext {

@@ -1,0 +1,184 @@
+//! `finops.v1.AttributionService`: attribution, chargeback and exports of a billing period,
+//! now or as of a past instant (DOMAIN.md §6).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use finops_attribution::export::ExportFormat;
+use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Question, RolePatterns, Visibility};
+use finops_eventlog::EventStore;
+use finops_governance::state::state_as_of;
+use finops_proto::v1 as pb;
+use finops_proto::v1::attribution_service_server::AttributionService;
+use object_store::ObjectStore;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{Authenticator, Principal, Role};
+use crate::status::{from_attribution, from_governance};
+use crate::wire::Fields;
+
+/// Serves attribution.
+#[derive(Clone)]
+pub struct AttributionApi {
+    store: Arc<dyn EventStore>,
+    engine: AttributionEngine,
+    auth: Arc<Authenticator>,
+}
+
+/// A `YYYY-MM` billing period.
+fn period(fields: &mut Fields, text: &str) -> String {
+    let t = text.trim();
+    let ok = t.len() == 7
+        && t.as_bytes()[4] == b'-'
+        && t[..4].bytes().all(|b| b.is_ascii_digit())
+        && matches!(t[5..].parse::<u8>(), Ok(1..=12));
+    if !ok {
+        fields.add("period", format!("`{t}` is not a billing period YYYY-MM"));
+    }
+    t.to_owned()
+}
+
+/// An optional RFC 3339 instant.
+fn as_of(fields: &mut Fields, text: &str) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    fields.check(
+        "as_of",
+        DateTime::parse_from_rfc3339(t)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|e| format!("`{t}` is not an RFC 3339 instant ({e})")),
+    )
+}
+
+fn visibility(principal: &Principal) -> Result<Visibility, Status> {
+    if principal.role.sees_everything() {
+        return Ok(Visibility::Everything);
+    }
+    principal.require(&[Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor], "read attribution")?;
+    Ok(Visibility::OwnWorkloads(principal.subject.clone()))
+}
+
+impl AttributionApi {
+    /// Serves `store`'s governance state over the batches in `objects`.
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        objects: Arc<dyn ObjectStore>,
+        patterns: RolePatterns,
+        auth: Arc<Authenticator>,
+    ) -> Self {
+        Self { store, engine: AttributionEngine::new(objects, patterns), auth }
+    }
+
+    /// Authorises, parses period and as_of, and prepares the question.
+    async fn question<T>(
+        &self,
+        request: &Request<T>,
+        period_text: &str,
+        as_of_text: &str,
+    ) -> Result<(Question, DateTime<Utc>), Status> {
+        let principal = self.auth.principal(request)?;
+        let visibility = visibility(&principal)?;
+        let mut fields = Fields::default();
+        let period = period(&mut fields, period_text);
+        let as_of = as_of(&mut fields, as_of_text);
+        fields.finish()?;
+        // "Now" is pinned to one instant so the state and the batch agree.
+        let instant = as_of.unwrap_or_else(Utc::now);
+        let state = state_as_of(self.store.as_ref(), Some(instant)).await.map_err(from_governance)?;
+        let batch = AttributionEngine::batch_at(&state, &period, Some(instant)).map_err(from_attribution)?;
+        let question =
+            self.engine.question(GovernanceView::from(&state), batch, visibility).await.map_err(from_attribution)?;
+        Ok((question, instant))
+    }
+}
+
+#[tonic::async_trait]
+impl AttributionService for AttributionApi {
+    async fn attribute(
+        &self,
+        request: Request<pb::AttributeRequest>,
+    ) -> Result<Response<pb::AttributeResponse>, Status> {
+        let mut fields = Fields::default();
+        let group_by: Vec<Dimension> = request
+            .get_ref()
+            .group_by
+            .iter()
+            .filter_map(|d| fields.check("group_by", d.parse::<Dimension>().map_err(|e| e.to_string())))
+            .collect();
+        fields.finish()?;
+        let b = request.get_ref();
+        let (question, instant) = self.question(&request, &b.period, &b.as_of).await?;
+        let answer = question.attribute(&group_by).await.map_err(from_attribution)?;
+        Ok(Response::new(pb::AttributeResponse {
+            total_cents: answer.rows.iter().map(|r| r.cost_cents).sum(),
+            period: answer.period,
+            batch_hash: answer.batch_hash,
+            group_by: group_by.iter().map(|d| d.as_str().to_owned()).collect(),
+            rows: answer
+                .rows
+                .into_iter()
+                .map(|r| pb::AttributionRow {
+                    keys: r.keys,
+                    cost_cents: r.cost_cents,
+                    tokens: r.tokens,
+                    lines: r.lines,
+                })
+                .collect(),
+            as_of: instant.to_rfc3339(),
+        }))
+    }
+
+    async fn chargeback(
+        &self,
+        request: Request<pb::ChargebackRequest>,
+    ) -> Result<Response<pb::ChargebackResponse>, Status> {
+        let b = request.get_ref();
+        let (question, instant) = self.question(&request, &b.period, &b.as_of).await?;
+        let s = question.chargeback().await.map_err(from_attribution)?;
+        Ok(Response::new(pb::ChargebackResponse {
+            period: s.period,
+            batch_hash: s.batch_hash,
+            charges: s
+                .charges
+                .iter()
+                .map(|c| pb::BudgetCharge {
+                    budget_id: if c.budget_id.is_nil() { String::new() } else { c.budget_id.to_string() },
+                    budget: c.budget.clone(),
+                    cost_centre: c.cost_centre.clone(),
+                    account_id: c.account.clone(),
+                    ai_budget: c.ai_budget,
+                    claimed_cents: c.claimed_cents,
+                    shared_cents: c.shared_cents,
+                    total_cents: c.total_cents(),
+                })
+                .collect(),
+            total_cents: s.total_cents,
+            absorbed_by_non_ai_cents: s.absorbed_by_non_ai_cents,
+            as_of: instant.to_rfc3339(),
+        }))
+    }
+
+    async fn export(&self, request: Request<pb::ExportRequest>) -> Result<Response<pb::ExportResponse>, Status> {
+        let b = request.get_ref();
+        let format = match pb::ExportFormat::try_from(b.format) {
+            Ok(pb::ExportFormat::Csv) => ExportFormat::Csv,
+            Ok(pb::ExportFormat::Parquet) => ExportFormat::Parquet,
+            Ok(pb::ExportFormat::Focus) => ExportFormat::Focus,
+            _ => {
+                let mut fields = Fields::default();
+                fields.add("format", "is required: EXPORT_FORMAT_CSV, EXPORT_FORMAT_PARQUET or EXPORT_FORMAT_FOCUS");
+                fields.finish()?;
+                unreachable!("finish fails with a violation")
+            }
+        };
+        let (question, _) = self.question(&request, &b.period, &b.as_of).await?;
+        let (content, rows) = question.export(format).await.map_err(from_attribution)?;
+        Ok(Response::new(pb::ExportResponse {
+            file_name: format!("attribution-{}.{}", question.period(), format.extension()),
+            content,
+            rows,
+        }))
+    }
+}
