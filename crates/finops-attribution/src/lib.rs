@@ -18,6 +18,7 @@ pub mod chargeback;
 pub mod export;
 pub mod governance;
 pub mod lines;
+pub mod parquet_csv;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,6 +1,8 @@
 //! # CUR ingestion
 //!
-//! A delivery (CUR 2.0 or FOCUS CSV, plain or gzip) becomes a batch in three steps:
+//! A delivery — one billing period of CUR 2.0 or FOCUS, as CSV, gzip CSV or Parquet, in one
+//! file or in the parts of an export's `BILLING_PERIOD=YYYY-MM/` partition — becomes a
+//! batch in three steps:
 //!
 //! 1. **Validate** every row, streaming, while hashing the bytes: the first bad value stops
 //!    the ingest with its file, row, column and value, and nothing is stored. All rows must
@@ -15,15 +17,25 @@
 //!
 //! If the process dies between 2 and 3, an unreferenced object is left behind: harmless,
 //! and the retry records it.
+//!
+//! [`discover`] turns a file, a folder or an export prefix into deliveries (honouring the
+//! export's manifest); [`fetch`] copies an `s3://` prefix to a local folder first.
+
+pub mod discover;
+pub mod objects;
+
+pub use discover::{Delivery, discover, fetch};
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Datelike, Utc};
 use finops_attribution::lines::LinesWriter;
 use finops_attribution::lines_location;
+use finops_attribution::parquet_csv::parquet_as_csv;
 use finops_cur::csv_lines::{CallerIdentity, CurCsv, CurCsvError, CurLine};
 use finops_cur::focus_lines::FocusCsv;
 use finops_domain::cur_batches::{CurBatch, CurPeriod, CurPeriodCommand};
@@ -64,9 +76,25 @@ pub enum IngestError {
     /// The file has no data rows.
     #[error("{0} has no data rows")]
     Empty(String),
+    /// An export's manifest and its data files disagree, or a path is unusable.
+    #[error("{path}: {reason}")]
+    Delivery {
+        /// The manifest, folder or URL.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Object storage failed.
     #[error("object storage: {0}")]
     Objects(#[from] object_store::Error),
+    /// A Parquet file could not be read.
+    #[error("{file}: not readable Parquet: {reason}")]
+    Parquet {
+        /// The file.
+        file: String,
+        /// The reader's complaint.
+        reason: String,
+    },
     /// The columnar lines could not be written.
     #[error(transparent)]
     Lines(#[from] finops_attribution::lines::LinesWriteError),
@@ -75,12 +103,13 @@ pub enum IngestError {
     Log(#[from] GovernanceError),
 }
 
-/// Which format a delivery is in.
+/// Which vocabulary a delivery's rows use (the container — CSV, gzip CSV, Parquet — comes
+/// from each file's name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// CUR 2.0 (or legacy CUR) CSV.
+    /// CUR 2.0 (or legacy CUR).
     Cur,
-    /// FOCUS 1.x CSV.
+    /// FOCUS 1.x.
     Focus,
 }
 
@@ -95,6 +124,19 @@ pub struct IngestReport {
     pub already_current: bool,
 }
 
+/// How far an ingest has come (reported every few ten thousand rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The file being read.
+    pub file: String,
+    /// Rows validated so far, all parts.
+    pub rows: u64,
+    /// Bytes read so far, all parts.
+    pub bytes: u64,
+    /// Bytes of the whole delivery.
+    pub total_bytes: u64,
+}
+
 /// Validates, stores and records CUR deliveries.
 pub struct Ingestor {
     periods: CommandHandler<CurPeriod>,
@@ -102,17 +144,17 @@ pub struct Ingestor {
 }
 
 /// Reads through to `inner` while hashing and counting every byte.
-struct Hashing<R> {
+struct Hashing<'a, R> {
     inner: R,
-    hasher: Sha256,
-    bytes: u64,
+    hasher: &'a mut Sha256,
+    bytes: &'a AtomicU64,
 }
 
-impl<R: Read> Read for Hashing<R> {
+impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -124,6 +166,28 @@ pub fn period_stream(period: &str) -> StreamId {
 
 fn period_of(line: &CurLine) -> String {
     format!("{:04}-{:02}", line.usage_start.year(), line.usage_start.month())
+}
+
+/// What one part of a delivery held.
+struct PartSummary {
+    rows: u64,
+    period: String,
+    caller_identity: CallerIdentity,
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn container(path: &Path) -> &'static str {
+    let name = file_name(path);
+    if name.ends_with(".parquet") {
+        "parquet"
+    } else if name.ends_with(".gz") {
+        "csv.gz"
+    } else {
+        "csv"
+    }
 }
 
 impl Ingestor {
@@ -139,38 +203,116 @@ impl Ingestor {
         format: Format,
         context: &CommandContext,
     ) -> Result<IngestReport, IngestError> {
-        let name = path.display().to_string();
-        let io = |e: std::io::Error| IngestError::Io { file: name.clone(), reason: e.to_string() };
+        self.ingest(&Delivery::file(path), format, context, &mut |_| {}).await
+    }
 
-        // 1. Validate, hash and find the period in one streaming pass.
-        let file = File::open(path).map_err(io)?;
-        let mut hashing = Hashing { inner: BufReader::new(file), hasher: Sha256::new(), bytes: 0 };
-        let gz = name.ends_with(".gz");
-        let scratch = Scratch::new()?;
-        let mut lines = LinesWriter::new(BufWriter::new(File::create(&scratch.0).map_err(io)?))?;
-        let (rows, period, caller_identity) = {
-            let input: Box<dyn Read + '_> =
-                if gz { Box::new(finops_cur::csv_lines::gzip(&mut hashing)) } else { Box::new(&mut hashing) };
-            validate(&name, input, format, &mut lines)?
+    /// Ingests a delivery: every part validated (nothing is stored unless all are good and
+    /// all fall in one billing period), then stored and recorded as one batch.
+    pub async fn ingest(
+        &self,
+        delivery: &Delivery,
+        format: Format,
+        context: &CommandContext,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<IngestReport, IngestError> {
+        let io = |file: &Path| {
+            let file = file.display().to_string();
+            move |e: std::io::Error| IngestError::Io { file: file.clone(), reason: e.to_string() }
         };
-        lines.finish()?.flush().map_err(io)?;
-        // Drain anything the CSV reader did not consume (e.g. a gzip trailer) into the hash.
-        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io)?;
-        let hash = hex::encode(hashing.hasher.finalize());
-        let bytes = hashing.bytes;
+        if delivery.files.is_empty() {
+            return Err(IngestError::Delivery { path: delivery.source.clone(), reason: "holds no data files".into() });
+        }
+        let total_bytes =
+            delivery.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
+
+        // 1. Validate and hash every part in one streaming pass each, writing the lines.
+        let scratch = Scratch::new();
+        let scratch_file = File::create(&scratch.0).map_err(io(&scratch.0))?;
+        let mut lines = LinesWriter::new(BufWriter::new(scratch_file))?;
+        let mut hasher = Sha256::new();
+        let bytes = AtomicU64::new(0);
+        let mut rows = 0u64;
+        let mut first: Option<(String, String)> = None; // (period, file)
+        let mut caller_identity = CallerIdentity::Present;
+        for path in &delivery.files {
+            let name = path.display().to_string();
+            let mut hashing = Hashing {
+                inner: BufReader::new(File::open(path).map_err(io(path))?),
+                hasher: &mut hasher,
+                bytes: &bytes,
+            };
+            let mut report = |part_rows: u64| {
+                progress(&Progress {
+                    file: name.clone(),
+                    rows: rows + part_rows,
+                    bytes: bytes.load(Ordering::Relaxed),
+                    total_bytes,
+                });
+            };
+            let part = match container(path) {
+                "parquet" => {
+                    // Parquet needs to seek: hash the bytes, then read the file again.
+                    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io(path))?;
+                    let file = File::open(path).map_err(io(path))?;
+                    let csv = parquet_as_csv(file)
+                        .map_err(|e| IngestError::Parquet { file: name.clone(), reason: e.to_string() })?;
+                    validate(&name, csv, format, &mut lines, &mut report)?
+                }
+                "csv.gz" => {
+                    let part =
+                        validate(&name, finops_cur::csv_lines::gzip(&mut hashing), format, &mut lines, &mut report)?;
+                    // Drain anything the reader did not consume (a gzip trailer) into the hash.
+                    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io(path))?;
+                    part
+                }
+                _ => {
+                    let part = validate(&name, &mut hashing, format, &mut lines, &mut report)?;
+                    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io(path))?;
+                    part
+                }
+            };
+            match &first {
+                None => first = Some((part.period.clone(), name.clone())),
+                Some((period, _)) if *period != part.period => {
+                    return Err(IngestError::MixedPeriods {
+                        file: name,
+                        row: 1,
+                        period: period.clone(),
+                        found: part.period,
+                    });
+                }
+                Some(_) => {}
+            }
+            if part.caller_identity == CallerIdentity::Absent {
+                caller_identity = CallerIdentity::Absent;
+            }
+            rows += part.rows;
+            progress(&Progress { file: name, rows, bytes: bytes.load(Ordering::Relaxed), total_bytes });
+        }
+        lines.finish()?.flush().map_err(io(&scratch.0))?;
+        let period = first.map(|(p, _)| p).expect("at least one part");
+        let hash = hex::encode(hasher.finalize());
+        let bytes = bytes.load(Ordering::Relaxed);
 
         // 2. Store, streamed in parts: the delivery, then its columnar lines.
-        let ext = if gz { "csv.gz" } else { "csv" };
-        let location = ObjectPath::from(format!("cur/{period}/{hash}.{ext}"));
-        self.upload(path, &location).await?;
+        let location = if let [only] = delivery.files.as_slice() {
+            let location = ObjectPath::from(format!("cur/{period}/{hash}.{}", container(only)));
+            self.upload(only, &location).await?;
+            location.to_string()
+        } else {
+            for part in &delivery.files {
+                self.upload(part, &ObjectPath::from(format!("cur/{period}/{hash}/{}", file_name(part)))).await?;
+            }
+            format!("cur/{period}/{hash}/")
+        };
         self.upload(&scratch.0, &lines_location(&period, &hash)).await?;
 
         // 3. Record.
         let batch = CurBatch {
             period: period.clone(),
-            source: name.clone(),
+            source: delivery.source.clone(),
             hash: hash.clone(),
-            location: location.to_string(),
+            location,
             format: match format {
                 Format::Cur => "cur",
                 Format::Focus => "focus",
@@ -189,9 +331,7 @@ impl Ingestor {
         tracing::info!(%period, %hash, rows, bytes, already_current, "CUR batch ingested");
         Ok(IngestReport { batch, superseded: if already_current { None } else { previous }, already_current })
     }
-}
 
-impl Ingestor {
     /// Copies a local file to `location` unless it is there already (names are content).
     async fn upload(&self, path: &Path, location: &ObjectPath) -> Result<(), IngestError> {
         if self.objects.head(location).await.is_ok() {
@@ -218,9 +358,8 @@ impl Ingestor {
 struct Scratch(std::path::PathBuf);
 
 impl Scratch {
-    fn new() -> Result<Self, IngestError> {
-        let path = std::env::temp_dir().join(format!("finops-ingest-{}.parquet", uuid::Uuid::now_v7()));
-        Ok(Self(path))
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("finops-ingest-{}.parquet", uuid::Uuid::now_v7())))
     }
 }
 
@@ -230,28 +369,35 @@ impl Drop for Scratch {
     }
 }
 
-/// Reads every row into `lines`; returns (rows, period, caller identity) or the first problem.
+/// Rows between progress reports.
+const PROGRESS_EVERY: u64 = 64 * 1024;
+
+/// Reads every row of one part into `lines_out`, or stops at the first problem.
 fn validate(
     file: &str,
     input: impl Read,
     format: Format,
     lines_out: &mut LinesWriter<impl Write + Send>,
-) -> Result<(u64, String, CallerIdentity), IngestError> {
-    let (lines, identity): (Box<dyn Iterator<Item = Result<CurLine, CurCsvError>> + '_>, CallerIdentity) = match format
-    {
-        Format::Cur => {
-            let csv = CurCsv::new(file, input)?;
-            let identity = csv.caller_identity();
-            (Box::new(csv), identity)
-        }
-        Format::Focus => (Box::new(FocusCsv::new(file, input)?), CallerIdentity::Absent),
-    };
+    progress: &mut dyn FnMut(u64),
+) -> Result<PartSummary, IngestError> {
+    let (lines, caller_identity): (Box<dyn Iterator<Item = Result<CurLine, CurCsvError>> + '_>, CallerIdentity) =
+        match format {
+            Format::Cur => {
+                let csv = CurCsv::new(file, input)?;
+                let identity = csv.caller_identity();
+                (Box::new(csv), identity)
+            }
+            Format::Focus => (Box::new(FocusCsv::new(file, input)?), CallerIdentity::Absent),
+        };
     let mut rows = 0u64;
     let mut period: Option<String> = None;
     for line in lines {
         let line = line?;
         lines_out.push(&line)?;
         rows += 1;
+        if rows % PROGRESS_EVERY == 0 {
+            progress(rows);
+        }
         let this = period_of(&line);
         match &period {
             None => period = Some(this),
@@ -267,5 +413,5 @@ fn validate(
         }
     }
     let period = period.ok_or_else(|| IngestError::Empty(file.to_owned()))?;
-    Ok((rows, period, identity))
+    Ok(PartSummary { rows, period, caller_identity })
 }

@@ -14,7 +14,6 @@ mod catalog_api;
 mod config;
 pub mod demo;
 mod event_log_api;
-pub mod objects;
 mod organisation_api;
 mod spaces_api;
 mod status;
@@ -130,7 +129,9 @@ pub async fn serve(
     health.set_serving::<AttributionServiceServer<AttributionApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
-    let objects = objects::open(&config.objects)?;
+    let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
+        ServerError::Config(ConfigError::Value { field: "objects", value: e.spec.clone(), reason: e.reason })
+    })?;
     // Read models follow the log in the background, in the same database.
     let read_models = finops_projections::ReadModels::open(&config.store)
         .await

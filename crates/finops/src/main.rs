@@ -52,9 +52,10 @@ enum CurCommand {
     /// Validate CUR deliveries, store them content-addressed and record each batch (an
     /// operator's command; it works on the store directly).
     Ingest {
-        /// CSV files (gzip when the name ends in .gz).
+        /// Files (.csv, .csv.gz, .parquet), folders or export prefixes (one delivery per
+        /// BILLING_PERIOD=YYYY-MM partition, as its manifest lists), or s3://bucket/prefix.
         #[arg(required = true)]
-        files: Vec<PathBuf>,
+        files: Vec<String>,
         /// The input format: cur (CUR 2.0 or legacy CUR) or focus (FOCUS 1.x).
         #[arg(long, default_value = "cur")]
         format: String,
@@ -234,7 +235,7 @@ fn generate(period: &str, rows: u64, seed: u64, restatement: u32, out: &std::pat
     Ok(())
 }
 
-async fn ingest(files: &[PathBuf], format: &str, store: &str, objects: &str, actor: &str) -> anyhow::Result<()> {
+async fn ingest(sources: &[String], format: &str, store: &str, objects: &str, actor: &str) -> anyhow::Result<()> {
     let format = match format {
         "cur" => finops_ingest::Format::Cur,
         "focus" => finops_ingest::Format::Focus,
@@ -244,9 +245,23 @@ async fn ingest(files: &[PathBuf], format: &str, store: &str, objects: &str, act
         &ConfigLayer { store: Some(store.to_owned()), dev: Some(true), ..Default::default() }.resolve()?,
     )
     .await?;
-    let objects = finops_server::objects::open(objects)?;
+    let objects = finops_ingest::objects::open(objects)?;
     let ingestor = finops_ingest::Ingestor::new(store, objects);
-    for file in files {
+    let mut deliveries = vec![];
+    let mut fetched = vec![];
+    for source in sources {
+        let path = if source.starts_with("s3://") {
+            let dir = std::env::temp_dir().join(format!("finops-fetch-{}", uuid::Uuid::now_v7()));
+            eprintln!("fetching {source} …");
+            fetched.push(finops_ingest::fetch(source, &dir).await?);
+            dir
+        } else {
+            PathBuf::from(source)
+        };
+        deliveries.extend(finops_ingest::discover(&path)?);
+    }
+    let progress_bar = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    for delivery in &deliveries {
         let context = finops_governance::CommandContext {
             actor_id: actor.to_owned(),
             actor_role: "operator".into(),
@@ -255,7 +270,16 @@ async fn ingest(files: &[PathBuf], format: &str, store: &str, objects: &str, act
             correlation_id: None,
         };
         let started = std::time::Instant::now();
-        let report = ingestor.ingest_file(file, format, &context).await?;
+        let mut show = |p: &finops_ingest::Progress| {
+            if progress_bar {
+                eprint!("\r{}", progress_line(p, started.elapsed().as_secs_f64()));
+            }
+        };
+        let report = ingestor.ingest(delivery, format, &context, &mut show).await;
+        if progress_bar {
+            eprintln!();
+        }
+        let report = report?;
         let seconds = started.elapsed().as_secs_f64().max(1e-9);
         let b = &report.batch;
         let outcome = match (&report.superseded, report.already_current) {
@@ -264,9 +288,10 @@ async fn ingest(files: &[PathBuf], format: &str, store: &str, objects: &str, act
             (None, false) => "first batch of the period".to_owned(),
         };
         println!(
-            "{}  period {}  {} rows  {:.1} MB  {:.0} rows/s  caller identity {}  sha256 {}  {outcome}",
-            file.display(),
+            "{}  period {}  {} file(s)  {} rows  {:.1} MB  {:.0} rows/s  caller identity {}  sha256 {}  {outcome}",
+            delivery.source,
             b.period,
+            delivery.files.len(),
             b.rows,
             b.bytes as f64 / 1e6,
             b.rows as f64 / seconds,
@@ -274,7 +299,27 @@ async fn ingest(files: &[PathBuf], format: &str, store: &str, objects: &str, act
             &b.hash[..16],
         );
     }
+    for dir in fetched {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(())
+}
+
+/// `[#########-----------]  45%  1234567 rows  300.1/700.0 MB  850123 rows/s  file`
+fn progress_line(p: &finops_ingest::Progress, seconds: f64) -> String {
+    let fraction = if p.total_bytes == 0 { 0.0 } else { (p.bytes as f64 / p.total_bytes as f64).min(1.0) };
+    let filled = (fraction * 20.0).round() as usize;
+    format!(
+        "[{}{}] {:>3.0}%  {} rows  {:.1}/{:.1} MB  {:.0} rows/s  {}",
+        "#".repeat(filled),
+        "-".repeat(20 - filled),
+        fraction * 100.0,
+        p.rows,
+        p.bytes as f64 / 1e6,
+        p.total_bytes as f64 / 1e6,
+        p.rows as f64 / seconds.max(1e-9),
+        p.file
+    )
 }
 
 fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
@@ -313,5 +358,26 @@ mod tests {
         assert_eq!(redact("postgres://app:s3cret@db:5432/finops"), "postgres://app:***@db:5432/finops");
         assert_eq!(redact("postgres://app@db/finops"), "postgres://app@db/finops");
         assert_eq!(redact("sqlite://finops-data/finops.db"), "sqlite://finops-data/finops.db");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_bar_shows_share_rows_bytes_and_rate() {
+        let p = finops_ingest::Progress {
+            file: "m.csv.gz".into(),
+            rows: 500_000,
+            bytes: 45_000_000,
+            total_bytes: 100_000_000,
+        };
+        assert_eq!(
+            progress_line(&p, 2.0),
+            "[#########-----------]  45%  500000 rows  45.0/100.0 MB  250000 rows/s  m.csv.gz"
+        );
+        let done = finops_ingest::Progress { bytes: 100_000_000, ..p };
+        assert!(progress_line(&done, 1.0).starts_with("[####################] 100%"));
     }
 }

@@ -10,11 +10,19 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 
-use crate::config::ConfigError;
+/// An object store that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid `objects` = `{spec}`: {reason}")]
+pub struct ObjectStoreSpecError {
+    /// The spec as given.
+    pub spec: String,
+    /// What is wrong.
+    pub reason: String,
+}
 
 /// Opens the object store named by `spec`.
-pub fn open(spec: &str) -> Result<Arc<dyn ObjectStore>, ConfigError> {
-    let bad = |reason: String| ConfigError::Value { field: "objects", value: spec.to_owned(), reason };
+pub fn open(spec: &str) -> Result<Arc<dyn ObjectStore>, ObjectStoreSpecError> {
+    let bad = |reason: String| ObjectStoreSpecError { spec: spec.to_owned(), reason };
     if let Some(rest) = spec.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {

@@ -1,0 +1,252 @@
+//! Ingest and attribution of a synthetic CUR month, against DuckDB on the same Parquet in
+//! the same run.
+//!
+//! `cargo bench -p finops-ingest --bench attribution` (rows: `FINOPS_BENCH_ROWS`, default
+//! 1 000 000). Steps:
+//!
+//! 1. generate a month of CUR 2.0 CSV (`finops_cur::synthetic`);
+//! 2. ingest it through the real `Ingestor` (validate, hash, columnar lines, local object
+//!    store, `CurBatchIngested` in a SQLite log) — rows/s and the process's peak resident
+//!    memory (VmHWM) right after, which is the ingest's peak since nothing ran before;
+//! 3. attribution by workload and gap (the classification SQL over the batch's Parquet),
+//!    best of 3, in DataFusion and in DuckDB (`python3 -m pip install duckdb`) over the same
+//!    Parquet files and the same SQL; the totals must agree to the cent; prints the ratio.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use finops_attribution::{AttributionEngine, CLASSIFY_SQL, Dimension, GovernanceView, RolePatterns, Visibility};
+use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan};
+use finops_domain::org::{Budget, Portfolio, Product};
+use finops_domain::spaces::ClaimedResource;
+use finops_domain::vocabulary::{AccountId, ApprovalScope, Region};
+use finops_governance::CommandContext;
+use finops_ingest::{Format, Ingestor};
+use uuid::Uuid;
+
+fn id(name: &str) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
+}
+
+/// Peak resident memory of this process so far, MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The governance the synthetic month is judged by: three claimed workloads (one claimed
+/// mid-month), a claimed guardrail and workspace, budgets on every account.
+fn governance() -> GovernanceView {
+    let mut view = GovernanceView::default();
+    let org = &mut view.organisation;
+    org.portfolios.insert(id("cx"), Portfolio { name: "Customer Experience".into(), owner: "pf-omar".into() });
+    let accounts = ["111122223333", "444455556666", "777788889999", "012345678901"];
+    for (i, a) in accounts.iter().enumerate() {
+        let account = AccountId::parse(a).unwrap();
+        org.accounts.insert(account.clone(), format!("account-{i}"));
+        for b in ["AI", "Platform"] {
+            let name = format!("{b} {i}");
+            org.budgets.insert(id(&name), Budget { account: account.clone(), name, cost_centre: format!("CC-{i}") });
+        }
+    }
+    let workloads = [
+        ("Support Bot", "finops-support-bot-x7k2", "111122223333", "anthropic.claude-sonnet-4-20250514-v1:0", 1),
+        ("Claims Triage", "finops-claims-triage-q9z1", "444455556666", "anthropic.claude-3-haiku-20240307-v1:0", 15),
+        ("Invoice Reader", "finops-invoice-reader-m3p8", "777788889999", "amazon.nova-pro-v1:0", 1),
+    ];
+    for (name, role, account, model, from_day) in workloads {
+        org.products.insert(id(name), Product { portfolio_id: id("cx"), name: name.into(), owner: "po-maria".into() });
+        let account = AccountId::parse(account).unwrap();
+        view.workloads.push(ApprovedWorkload {
+            workload_id: id(name),
+            name: name.into(),
+            owner: "po-maria".into(),
+            product_id: id(name),
+            portfolio_id: id("cx"),
+            budget_id: Some(id(&format!("AI {}", accounts.iter().position(|a| *a == account.as_str()).unwrap()))),
+            model_id: model.into(),
+            scope: ApprovalScope {
+                accounts: [account.clone()].into(),
+                regions: ["us-east-1", "us-west-2"].iter().map(|r| Region::parse(r).unwrap()).collect(),
+                actions: Default::default(),
+            },
+            role_name: role.into(),
+            business_case: true,
+            estimate: true,
+        });
+        view.claims.push(ClaimSpan {
+            resource: ClaimedResource::IamRole { account, role_name: role.into() },
+            workload_id: id(name),
+            from: NaiveDate::from_ymd_opt(2026, 11, from_day).unwrap(),
+            until: None,
+        });
+    }
+    view.claims.push(ClaimSpan {
+        resource: ClaimedResource::Guardrail {
+            arn: "arn:aws:bedrock:us-east-1:111122223333:guardrail/gr0support01".into(),
+        },
+        workload_id: id("Support Bot"),
+        from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        until: None,
+    });
+    view.claims.push(ClaimSpan {
+        resource: ClaimedResource::Workspace { name: "support-pilot".into() },
+        workload_id: id("Support Bot"),
+        from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        until: None,
+    });
+    view
+}
+
+const ATTRIBUTE_SQL: &str = "SELECT COALESCE(w.workload, '') AS workload, COALESCE(c.gap, '') AS gap, \
+    SUM(c.cost) AS cost, SUM(c.tokens) AS tokens, CAST(SUM(c.lines) AS BIGINT) AS lines \
+    FROM classified c LEFT JOIN workloads w ON w.workload_id = c.workload_id GROUP BY 1, 2 ORDER BY 1, 2";
+
+const DUCKDB_SCRIPT: &str = r#"
+import duckdb, json, sys, time
+folder, lines, classify, query = sys.argv[1], sys.argv[2], open(sys.argv[3]).read(), sys.argv[4]
+con = duckdb.connect()
+con.execute("SET threads TO %d" % int(sys.argv[5]))
+for t in ["workloads", "scope_accounts", "scope_regions", "claims", "generated_roles", "broad_patterns", "dedicated_patterns"]:
+    con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{folder}/{t}.parquet')")
+con.execute(f"CREATE VIEW lines AS SELECT * FROM read_parquet('{lines}')")
+con.execute("CREATE VIEW classified AS " + classify)
+best, rows = None, None
+for _ in range(3):
+    t = time.perf_counter()
+    rows = con.execute(query).fetchall()
+    s = time.perf_counter() - t
+    best = s if best is None else min(best, s)
+total = sum(r[2] for r in rows)
+print(json.dumps({"seconds": best, "groups": len(rows), "total_cents": int((total * 100).quantize(1, rounding="ROUND_HALF_UP")), "version": duckdb.__version__}))
+"#;
+
+async fn write_governance_parquet(question: &finops_attribution::Question, folder: &Path) {
+    for table in [
+        "workloads",
+        "scope_accounts",
+        "scope_regions",
+        "claims",
+        "generated_roles",
+        "broad_patterns",
+        "dedicated_patterns",
+    ] {
+        let batches = question.sql(&format!("SELECT * FROM {table}")).await.unwrap();
+        let schema = batches[0].schema();
+        let file = std::fs::File::create(folder.join(format!("{table}.parquet"))).unwrap();
+        let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        for b in &batches {
+            writer.write(b).unwrap();
+        }
+        writer.close().unwrap();
+    }
+}
+
+fn main() {
+    let rows: u64 = std::env::var("FINOPS_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir: PathBuf = std::env::temp_dir().join(format!("finops-bench-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("objects")).unwrap();
+    let csv = dir.join("2026-11.csv");
+
+    // 1. Generate.
+    let started = Instant::now();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows, seed: 7, restatement: 0 };
+    finops_cur::synthetic::write_month(&spec, &mut out).unwrap();
+    drop(out);
+    let bytes = std::fs::metadata(&csv).unwrap().len();
+    println!("generated {rows} rows ({:.0} MB) in {:.1} s", bytes as f64 / 1e6, started.elapsed().as_secs_f64());
+
+    runtime.block_on(async {
+        // 2. Ingest through the real path.
+        let store = finops_eventlog::open(
+            &format!("sqlite://{}", dir.join("log.db").display()),
+            finops_eventlog::Upcasters::default(),
+        )
+        .await
+        .unwrap();
+        let objects: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.join("objects")).unwrap());
+        let ingestor = Ingestor::new(store, objects.clone());
+        let context = CommandContext {
+            actor_id: "bench".into(),
+            actor_role: "operator".into(),
+            request_id: Uuid::now_v7(),
+            rationale: None,
+            correlation_id: None,
+        };
+        let started = Instant::now();
+        let report = ingestor.ingest_file(&csv, Format::Cur, &context).await.unwrap();
+        let ingest_s = started.elapsed().as_secs_f64();
+        let peak = peak_rss_mib();
+        println!(
+            "ingest: {rows} rows in {ingest_s:.2} s = {:.0} rows/s, {:.0} MB/s; peak RSS {peak:.0} MiB",
+            rows as f64 / ingest_s,
+            bytes as f64 / 1e6 / ingest_s
+        );
+
+        // 3. Attribution, DataFusion.
+        let engine = AttributionEngine::new(objects, RolePatterns::default());
+        let view = governance();
+        let mut best = f64::MAX;
+        let mut answer = None;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let question = engine.question(view.clone(), &report.batch, Visibility::Everything).await.unwrap();
+            let a = question.attribute(&[Dimension::Workload, Dimension::Gap]).await.unwrap();
+            best = best.min(started.elapsed().as_secs_f64());
+            answer = Some(a);
+        }
+        let answer = answer.unwrap();
+        let df_total: i64 = answer.rows.iter().map(|r| r.cost_cents).sum();
+        println!(
+            "attribution (DataFusion {}): {} groups, total ${:.2}, best of 3 {best:.3} s = {:.1} M rows/s classified",
+            datafusion::DATAFUSION_VERSION,
+            answer.rows.len(),
+            df_total as f64 / 100.0,
+            rows as f64 / best / 1e6
+        );
+
+        // 3'. The same SQL over the same Parquet in DuckDB.
+        let question = engine.question(view, &report.batch, Visibility::Everything).await.unwrap();
+        write_governance_parquet(&question, &dir).await;
+        let lines =
+            dir.join("objects").join(finops_attribution::lines_location("2026-11", &report.batch.hash).as_ref());
+        let classify = dir.join("classify.sql");
+        std::fs::write(&classify, CLASSIFY_SQL).unwrap();
+        let duck = std::process::Command::new("python3")
+            .args(["-c", DUCKDB_SCRIPT])
+            .arg(&dir)
+            .arg(&lines)
+            .arg(&classify)
+            .arg(ATTRIBUTE_SQL)
+            .arg(threads.to_string())
+            .output();
+        match duck {
+            Ok(out) if out.status.success() => {
+                let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let duck_s = result["seconds"].as_f64().unwrap();
+                let duck_total = result["total_cents"].as_i64().unwrap();
+                println!(
+                    "attribution (DuckDB {}): {} groups, total ${:.2}, best of 3 {duck_s:.3} s",
+                    result["version"].as_str().unwrap_or("?"),
+                    result["groups"],
+                    duck_total as f64 / 100.0
+                );
+                assert_eq!(duck_total, df_total, "DuckDB and DataFusion disagree on the total");
+                println!("ratio DataFusion / DuckDB = {:.2} (target ≤ 1.0)", best / duck_s);
+            }
+            Ok(out) => println!("DuckDB baseline failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => println!("DuckDB baseline not run (python3: {e})"),
+        }
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

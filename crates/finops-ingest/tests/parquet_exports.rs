@@ -1,0 +1,156 @@
+//! CUR 2.0 as AWS delivers it to S3: Parquet parts under `BILLING_PERIOD=YYYY-MM/` with a
+//! manifest. The parts of a period become one batch whose lines match the CSV delivery of
+//! the same month; a bad typed value names its file, row and column; nothing is stored then.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, MapBuilder, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use finops_cur::csv_lines::{CurCsv, CurLine};
+use finops_cur::synthetic::{MonthSpec, write_month};
+use finops_eventlog::Upcasters;
+use finops_governance::CommandContext;
+use finops_ingest::{Format, IngestError, Ingestor, Progress, discover};
+use object_store::local::LocalFileSystem;
+
+fn context() -> CommandContext {
+    CommandContext {
+        actor_id: "op-kai".into(),
+        actor_role: "operator".into(),
+        request_id: uuid::Uuid::now_v7(),
+        rationale: None,
+        correlation_id: None,
+    }
+}
+
+/// Lines as a CUR 2.0 Parquet part: Glue types (timestamps, doubles, `resource_tags` as
+/// `map<string,string>`). `amount` overrides the usage amount column's type when given.
+fn write_part(path: &std::path::Path, lines: &[CurLine], amount_as_text: bool) {
+    let text = |f: &dyn Fn(&CurLine) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(lines.iter().map(f).collect::<Vec<_>>()))
+    };
+    let mut tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for line in lines {
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&line.resource_tags).unwrap_or_default();
+        for (k, v) in map {
+            tags.keys().append_value(k);
+            tags.values().append_value(v.as_str().unwrap_or_default());
+        }
+        tags.append(true).unwrap();
+    }
+    let tags = tags.finish();
+    let amount: ArrayRef = if amount_as_text {
+        let mut values: Vec<String> = lines.iter().map(|l| l.usage_amount.to_string()).collect();
+        values[2] = "lots".into();
+        Arc::new(StringArray::from(values))
+    } else {
+        Arc::new(Float64Array::from(lines.iter().map(|l| l.usage_amount).collect::<Vec<_>>()))
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("bill_billing_entity", text(&|l| l.billing_entity.clone())),
+        ("line_item_usage_account_id", text(&|l| l.usage_account_id.clone())),
+        ("line_item_line_item_type", text(&|l| l.line_item_type.clone())),
+        (
+            "line_item_usage_start_date",
+            Arc::new(TimestampMicrosecondArray::from(
+                lines.iter().map(|l| l.usage_start.timestamp_micros()).collect::<Vec<_>>(),
+            )),
+        ),
+        ("line_item_product_code", text(&|l| l.product_code.clone())),
+        ("line_item_usage_type", text(&|l| l.usage_type.clone())),
+        ("line_item_operation", text(&|l| l.operation.clone())),
+        ("line_item_resource_id", text(&|l| l.resource_id.clone())),
+        ("line_item_usage_amount", amount),
+        (
+            "line_item_unblended_cost",
+            Arc::new(Float64Array::from(lines.iter().map(|l| l.unblended_cost).collect::<Vec<_>>())),
+        ),
+        ("product_product_name", text(&|l| l.product_name.clone())),
+        ("resource_tags", Arc::new(tags)),
+        ("line_item_iam_principal", text(&|l| l.iam_principal.clone().unwrap_or_default())),
+    ];
+    let schema = Arc::new(Schema::new(
+        columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect::<Vec<_>>(),
+    ));
+    assert!(matches!(schema.field(11).data_type(), DataType::Map(..)));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|c| c.1).collect()).unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_prefix_of_parquet_parts_ingests_as_one_batch() {
+    let root = std::env::temp_dir().join(format!("finops-export-{}", uuid::Uuid::now_v7()));
+    let mut csv = Vec::new();
+    write_month(&MonthSpec { period: "2026-11".into(), rows: 2_000, seed: 5, restatement: 0 }, &mut csv).unwrap();
+    let lines: Vec<CurLine> = CurCsv::new("m.csv", csv.as_slice()).unwrap().collect::<Result<_, _>>().unwrap();
+    let data = root.join("export/cur2/data/BILLING_PERIOD=2026-11");
+    std::fs::create_dir_all(&data).unwrap();
+    write_part(&data.join("cur2-00001.snappy.parquet"), &lines[..1_200], false);
+    write_part(&data.join("cur2-00002.snappy.parquet"), &lines[1_200..], false);
+    let metadata = root.join("export/cur2/metadata/BILLING_PERIOD=2026-11");
+    std::fs::create_dir_all(&metadata).unwrap();
+    std::fs::write(
+        metadata.join("cur2-Manifest.json"),
+        r#"{"billingPeriod":{"start":"2026-11-01"},"dataFiles":["s3://b/export/cur2/data/BILLING_PERIOD=2026-11/cur2-00001.snappy.parquet","s3://b/export/cur2/data/BILLING_PERIOD=2026-11/cur2-00002.snappy.parquet"]}"#,
+    )
+    .unwrap();
+
+    let store = finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), Upcasters::new()).await.unwrap();
+    let objects_dir = root.join("objects");
+    std::fs::create_dir_all(&objects_dir).unwrap();
+    let ingestor = Ingestor::new(store, Arc::new(LocalFileSystem::new_with_prefix(&objects_dir).unwrap()));
+    let deliveries = discover(&root.join("export")).unwrap();
+    assert_eq!(deliveries.len(), 1);
+    let mut seen: Vec<Progress> = vec![];
+    let report = ingestor.ingest(&deliveries[0], Format::Cur, &context(), &mut |p| seen.push(p.clone())).await.unwrap();
+    assert_eq!((report.batch.period.as_str(), report.batch.rows), ("2026-11", 2_000));
+    assert!(report.batch.caller_identity);
+    assert!(report.batch.location.ends_with(&format!("{}/", report.batch.hash)), "{}", report.batch.location);
+    let last = seen.last().unwrap();
+    assert_eq!((last.rows, last.bytes), (2_000, last.total_bytes), "progress ends at the whole delivery");
+    assert!(objects_dir.join(format!("cur/2026-11/{}/cur2-00002.snappy.parquet", report.batch.hash)).exists());
+
+    // The same month as CSV gives the same columnar lines (tags, timestamps, amounts).
+    let csv_path = root.join("m.csv");
+    std::fs::write(&csv_path, &csv).unwrap();
+    let from_csv = ingestor.ingest_file(&csv_path, Format::Cur, &context()).await.unwrap();
+    let read = |hash: &str| {
+        let path = objects_dir.join(finops_attribution::lines_location("2026-11", hash).as_ref());
+        let file = std::fs::File::open(path).unwrap();
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    };
+    let (a, b) = (read(&report.batch.hash), read(&from_csv.batch.hash));
+    let concat =
+        |batches: &[RecordBatch]| datafusion::arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap();
+    assert_eq!(concat(&a), concat(&b), "Parquet and CSV deliveries read alike");
+
+    // A bad typed value names file, row and column; nothing is stored for it.
+    let bad_dir = root.join("bad/BILLING_PERIOD=2026-10");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    let mut october = lines[..10].to_vec();
+    for l in &mut october {
+        l.usage_start = l.usage_start - chrono::Duration::days(31);
+    }
+    write_part(&bad_dir.join("part-1.parquet"), &october, true);
+    let bad = discover(&root.join("bad")).unwrap();
+    let err = ingestor.ingest(&bad[0], Format::Cur, &context(), &mut |_| {}).await.unwrap_err();
+    assert!(matches!(err, IngestError::Invalid(_)), "{err}");
+    assert!(
+        err.to_string().contains("part-1.parquet: row 3, column `line_item_usage_amount`: `lots` is not a number"),
+        "{err}"
+    );
+    assert!(!objects_dir.join("cur/2026-10").exists());
+    std::fs::remove_dir_all(root).unwrap();
+}
