@@ -3,9 +3,10 @@
 //! evenly across every budget mapped to that account — so budgets that never asked for AI
 //! (non-AI budgets) absorb a share, and the statement says how much.
 //!
-//! The sums come from the `classified` view; the split is done here in whole cents, the
-//! remainder going one cent at a time to the first budgets in name order, so the parts add
-//! up exactly to the whole and the same question splits the same way every time.
+//! The sums come from the `classified` view; the split is done here on the exact amounts
+//! (the remainder going one unit at a time to the first budgets in name order), and only
+//! then rounded to cents so that the lines add up exactly to the total rounded once
+//! ([`crate::allocate_cents`]). The same question splits the same way every time.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use finops_domain::vocabulary::AccountId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AttributionError, Question, Visibility, cents_at};
+use crate::{AttributionError, Question, Visibility, allocate_cents, raw_at};
 
 /// One budget's line of the statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,15 +58,15 @@ pub struct ChargebackStatement {
     pub absorbed_by_non_ai_cents: i64,
 }
 
-/// Splits `cents` into `parts` whole-cent shares differing by at most one cent, larger
-/// shares first.
-pub fn split_evenly(cents: i64, parts: usize) -> Vec<i64> {
+/// Splits `amount` into `parts` whole shares differing by at most one unit, larger shares
+/// first (exact amounts are split before any rounding to cents).
+pub fn split_evenly(amount: i128, parts: usize) -> Vec<i128> {
     if parts == 0 {
         return vec![];
     }
-    let n = parts as i64;
-    let (base, rest) = (cents.div_euclid(n), cents.rem_euclid(n));
-    (0..n).map(|i| base + i64::from(i < rest)).collect()
+    let n = parts as i128;
+    let (base, rest) = (amount.div_euclid(n), amount.rem_euclid(n));
+    (0..n).map(|i| base + i128::from(i < rest)).collect()
 }
 
 impl Question {
@@ -79,7 +80,8 @@ impl Question {
                  JOIN workloads w ON w.workload_id = c.workload_id GROUP BY 1, 2",
             )
             .await?;
-        let mut charges: BTreeMap<(String, String, Uuid), BudgetCharge> = BTreeMap::new();
+        // (charge, exact claimed, exact shared)
+        let mut charges: BTreeMap<(String, String, Uuid), (BudgetCharge, i128, i128)> = BTreeMap::new();
         let ai_budgets: std::collections::BTreeSet<Uuid> =
             self.view.workloads.iter().filter_map(|w| w.budget_id).collect();
         let entry = |budget_id: Option<Uuid>, line_account: &str| {
@@ -100,17 +102,17 @@ impl Question {
             };
             (account, name, id, charge)
         };
-        let mut add = |key: (String, String, Uuid, BudgetCharge), claimed: i64, shared: i64| {
+        let mut add = |key: (String, String, Uuid, BudgetCharge), claimed: i128, shared: i128| {
             let (account, name, id, charge) = key;
-            let c = charges.entry((account, name, id)).or_insert(charge);
-            c.claimed_cents += claimed;
-            c.shared_cents += shared;
+            let c = charges.entry((account, name, id)).or_insert((charge, 0, 0));
+            c.1 += claimed;
+            c.2 += shared;
         };
         for batch in &claimed {
             let (budgets, accounts) = (batch.column(0).as_string::<i32>(), batch.column(1).as_string::<i32>());
             for row in 0..batch.num_rows() {
                 let budget_id = Uuid::parse_str(budgets.value(row)).ok();
-                add(entry(budget_id, accounts.value(row)), cents_at(batch.column(2).as_ref(), row), 0);
+                add(entry(budget_id, accounts.value(row)), raw_at(batch.column(2).as_ref(), row), 0);
             }
         }
         if self.visibility == Visibility::Everything {
@@ -121,21 +123,31 @@ impl Question {
                 let accounts = batch.column(0).as_string::<i32>();
                 for row in 0..batch.num_rows() {
                     let account = accounts.value(row);
-                    let cents = cents_at(batch.column(1).as_ref(), row);
+                    let amount = raw_at(batch.column(1).as_ref(), row);
                     let mut budgets = AccountId::parse(account).map(|a| org.budgets_of(&a)).unwrap_or_default();
                     budgets.sort_by(|a, b| a.1.name.cmp(&b.1.name).then(a.0.cmp(&b.0)));
                     if budgets.is_empty() {
-                        add(entry(None, account), 0, cents);
+                        add(entry(None, account), 0, amount);
                         continue;
                     }
-                    for ((id, _), share) in budgets.iter().zip(split_evenly(cents, budgets.len())) {
+                    for ((id, _), share) in budgets.iter().zip(split_evenly(amount, budgets.len())) {
                         add(entry(Some(*id), account), 0, share);
                     }
                 }
             }
         }
-        let charges: Vec<BudgetCharge> = charges.into_values().collect();
-        let total_cents = charges.iter().map(BudgetCharge::total_cents).sum();
+        // Lines add up to the total rounded once.
+        let parts: Vec<i128> = charges.values().flat_map(|(_, claimed, shared)| [*claimed, *shared]).collect();
+        let (cents, total_cents) = allocate_cents(&parts);
+        let charges: Vec<BudgetCharge> = charges
+            .into_values()
+            .zip(cents.chunks(2))
+            .map(|((mut charge, _, _), c)| {
+                charge.claimed_cents = c[0];
+                charge.shared_cents = c[1];
+                charge
+            })
+            .collect();
         let absorbed_by_non_ai_cents =
             charges.iter().filter(|c| !c.ai_budget && !c.budget_id.is_nil()).map(|c| c.shared_cents).sum();
         Ok(ChargebackStatement {
@@ -157,16 +169,29 @@ mod tests {
     fn a_split_hands_out_the_remainder_one_cent_at_a_time() {
         assert_eq!(split_evenly(100, 3), vec![34, 33, 33]);
         assert_eq!(split_evenly(-100, 3), vec![-33, -33, -34]);
+        let (cents, total) = crate::allocate_cents(&split_evenly(19_500_000_000, 2));
+        assert_eq!((cents, total), (vec![98, 97], 195));
         assert!(split_evenly(5, 0).is_empty());
     }
 
     proptest! {
         #[test]
-        fn a_split_adds_up_and_is_even(cents in -10_000_000i64..10_000_000, parts in 1usize..50) {
+        fn a_split_adds_up_and_is_even(cents in -10_000_000i128..10_000_000, parts in 1usize..50) {
             let shares = split_evenly(cents, parts);
-            prop_assert_eq!(shares.iter().sum::<i64>(), cents);
+            prop_assert_eq!(shares.iter().sum::<i128>(), cents);
             let (lo, hi) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
             prop_assert!(hi - lo <= 1);
+        }
+
+        #[test]
+        fn allocated_cents_add_up_to_the_total_rounded_once(parts in proptest::collection::vec(-10_000_000_000_000i128..10_000_000_000_000, 0..40)) {
+            let (cents, total) = crate::allocate_cents(&parts);
+            prop_assert_eq!(cents.iter().sum::<i64>(), total);
+            prop_assert_eq!(total, crate::cents(parts.iter().sum(), crate::lines::MONEY_SCALE));
+            for (c, p) in cents.iter().zip(&parts) {
+                let exact = *p as f64 / 1e8;
+                prop_assert!((*c as f64 - exact).abs() < 1.0 + 1e-9, "{} vs {}", c, exact);
+            }
         }
     }
 }

@@ -178,7 +178,7 @@ impl FromStr for Dimension {
 pub struct AttributionRow {
     /// The group's value per requested dimension, in the order asked.
     pub keys: Vec<String>,
-    /// Dollars, in cents (rounded half away from zero from CUR's ten decimals).
+    /// Dollars, in cents (see [`allocate_cents`]: rows add up to the total).
     pub cost_cents: i64,
     /// Tokens.
     pub tokens: f64,
@@ -195,8 +195,10 @@ pub struct Attribution {
     pub batch_hash: String,
     /// The dimensions, in order.
     pub group_by: Vec<Dimension>,
-    /// Rows, ordered by their keys.
+    /// Rows, ordered by their keys; their cents add up to `total_cents`.
     pub rows: Vec<AttributionRow>,
+    /// All AI spend answered, rounded once.
+    pub total_cents: i64,
 }
 
 /// A decimal's raw value at `scale` as cents, rounded half away from zero.
@@ -211,14 +213,39 @@ pub fn cents(raw: i128, scale: i8) -> i64 {
     rounded as i64
 }
 
-/// Cents of a decimal column at `row` (0 when NULL).
-pub(crate) fn cents_at(column: &dyn Array, row: usize) -> i64 {
+/// A decimal column's value at `row` in units of [`lines::MONEY_SCALE`] (0 when NULL).
+pub(crate) fn raw_at(column: &dyn Array, row: usize) -> i128 {
     match column.data_type() {
         DataType::Decimal128(_, scale) if column.is_valid(row) => {
-            cents(column.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>().value(row), *scale)
+            let raw = column.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>().value(row);
+            let shift = i32::from(lines::MONEY_SCALE) - i32::from(*scale);
+            if shift >= 0 { raw * 10i128.pow(shift as u32) } else { raw / 10i128.pow(shift.unsigned_abs()) }
         }
         _ => 0,
     }
+}
+
+/// Whole cents for exact amounts (in units of [`lines::MONEY_SCALE`]) that add up to the
+/// total rounded once: each part is floored, and the cents the total still needs go to
+/// the parts with the largest remainders (ties to the earlier part). Returns the parts'
+/// cents and the total's.
+pub fn allocate_cents(parts: &[i128]) -> (Vec<i64>, i64) {
+    let unit = 10i128.pow(u32::try_from(lines::MONEY_SCALE - 2).expect("scale ≥ 2"));
+    let total = cents(parts.iter().sum(), lines::MONEY_SCALE);
+    let mut out: Vec<i64> = parts.iter().map(|p| p.div_euclid(unit) as i64).collect();
+    let mut short = total - out.iter().sum::<i64>();
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(parts[i].rem_euclid(unit)), i));
+    for i in order {
+        if short <= 0 {
+            break;
+        }
+        if parts[i].rem_euclid(unit) > 0 {
+            out[i] += 1;
+            short -= 1;
+        }
+    }
+    (out, total)
 }
 
 /// The query engine: an object store holding the batches, and the role patterns.
@@ -327,6 +354,7 @@ impl Question {
         let batches = self.sql(&sql).await?;
         let n = group_by.len();
         let mut rows = Vec::new();
+        let mut raws = Vec::new();
         for batch in &batches {
             for row in 0..batch.num_rows() {
                 let lines = batch.column(n + 2);
@@ -339,13 +367,20 @@ impl Question {
                     .map_err(datafusion::error::DataFusionError::from)?;
                 rows.push(AttributionRow {
                     keys,
-                    cost_cents: cents_at(batch.column(n).as_ref(), row),
+                    cost_cents: 0,
                     tokens: batch.column(n + 1).as_primitive::<Float64Type>().value(row),
                     lines: lines.as_primitive::<Int64Type>().value(row) as u64,
                 });
+                raws.push(raw_at(batch.column(n).as_ref(), row));
             }
         }
+        // Rows add up to the total, to the cent.
+        let (cents, total_cents) = allocate_cents(&raws);
+        for (row, c) in rows.iter_mut().zip(cents) {
+            row.cost_cents = c;
+        }
         Ok(Attribution {
+            total_cents,
             period: self.period.clone(),
             batch_hash: self.batch.hash.clone(),
             group_by: group_by.to_vec(),

@@ -3,7 +3,8 @@
 //! rows are written as they are drawn, so ten million rows need no more memory than ten.
 //!
 //! What a month contains, in proportions chosen to exercise every attribution outcome:
-//! dedicated workload roles (`finops-…`), broad Identity Center sessions
+//! dedicated workload roles (`finops-…`, named as the demo organisation's approvals name
+//! them, so `finops serve --demo` attributes a generated month), broad Identity Center sessions
 //! (`AWSReservedSSO_AdministratorAccess_…`), Coding users on a permission set, an LLM
 //! gateway with per-user sessions, IAM users and Bedrock API keys, one account whose AI
 //! lines carry no caller identity; first-party and AWS-billed Claude usage types,
@@ -75,9 +76,9 @@ fn principal(d: &mut Draw, account: &str) -> String {
     match d.below(100) {
         0..=44 => {
             let role = d.pick(&[
-                "finops-support-bot-x7k2",
-                "finops-claims-triage-q9z1",
-                "finops-invoice-reader-m3p8",
+                "finops-support-bot-88aa",
+                "finops-claims-triage-u88g",
+                "finops-contract-drafts-ev2e",
                 "finops-ai-batch-summaries",
             ]);
             format!("arn:aws:sts::{account}:assumed-role/{role}/{}", d.pick(&["lambda-1", "ecs-task-7", "i-0abc"]))

@@ -56,9 +56,9 @@ fn governance() -> GovernanceView {
         }
     }
     let workloads = [
-        ("Support Bot", "finops-support-bot-x7k2", "111122223333", "anthropic.claude-sonnet-4-20250514-v1:0", 1),
-        ("Claims Triage", "finops-claims-triage-q9z1", "444455556666", "anthropic.claude-3-haiku-20240307-v1:0", 15),
-        ("Invoice Reader", "finops-invoice-reader-m3p8", "777788889999", "amazon.nova-pro-v1:0", 1),
+        ("Support Bot", "finops-support-bot-88aa", "111122223333", "anthropic.claude-sonnet-4-20250514-v1:0", 1),
+        ("Claims Triage", "finops-claims-triage-u88g", "444455556666", "anthropic.claude-3-haiku-20240307-v1:0", 15),
+        ("Contract Drafts", "finops-contract-drafts-ev2e", "777788889999", "amazon.nova-pro-v1:0", 1),
     ];
     for (name, role, account, model, from_day) in workloads {
         org.products.insert(id(name), Product { portfolio_id: id("cx"), name: name.into(), owner: "po-maria".into() });

@@ -395,7 +395,7 @@ fn validate(
         let line = line?;
         lines_out.push(&line)?;
         rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(PROGRESS_EVERY) {
             progress(rows);
         }
         let this = period_of(&line);

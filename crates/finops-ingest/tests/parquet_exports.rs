@@ -141,7 +141,7 @@ async fn an_export_prefix_of_parquet_parts_ingests_as_one_batch() {
     std::fs::create_dir_all(&bad_dir).unwrap();
     let mut october = lines[..10].to_vec();
     for l in &mut october {
-        l.usage_start = l.usage_start - chrono::Duration::days(31);
+        l.usage_start -= chrono::Duration::days(31);
     }
     write_part(&bad_dir.join("part-1.parquet"), &october, true);
     let bad = discover(&root.join("bad")).unwrap();

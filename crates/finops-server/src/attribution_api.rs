@@ -112,7 +112,7 @@ impl AttributionService for AttributionApi {
         let (question, instant) = self.question(&request, &b.period, &b.as_of).await?;
         let answer = question.attribute(&group_by).await.map_err(from_attribution)?;
         Ok(Response::new(pb::AttributeResponse {
-            total_cents: answer.rows.iter().map(|r| r.cost_cents).sum(),
+            total_cents: answer.total_cents,
             period: answer.period,
             batch_hash: answer.batch_hash,
             group_by: group_by.iter().map(|d| d.as_str().to_owned()).collect(),

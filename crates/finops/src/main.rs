@@ -359,11 +359,6 @@ mod tests {
         assert_eq!(redact("postgres://app@db/finops"), "postgres://app@db/finops");
         assert_eq!(redact("sqlite://finops-data/finops.db"), "sqlite://finops-data/finops.db");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn the_progress_bar_shows_share_rows_bytes_and_rate() {
