@@ -4,10 +4,10 @@
 -- (see governance.rs): workloads, scope_accounts, scope_regions, claims, generated_roles,
 -- broad_patterns, dedicated_patterns.
 --
--- Lines are first summed per (account, day, platform, region, model, token type, anchor,
--- caller): every line of such a group has the same outcome, so the joins below run over
--- groups, not over lines. Output: one row per group with its workload (NULL when nobody
--- is charged) and its gap (NULL when attributed and in scope).
+-- One row per AI line with its workload (NULL when nobody is charged) and its gap (NULL
+-- when attributed and in scope). Every table joined is small (claims, roles, scopes), so
+-- each join is a hash probe per line; summing lines first was measured slower, because
+-- grouping on eleven text columns costs more than the probes it saves (BENCHMARKS.md).
 WITH ai AS (
     SELECT
         usage_account_id AS account,
@@ -21,13 +21,11 @@ WITH ai AS (
         principal_kind,
         principal_account,
         principal_name,
-        SUM(cost) AS cost,
-        SUM(tokens) AS tokens,
-        COUNT(*) AS lines
+        cost,
+        tokens,
+        1 AS lines
     FROM lines
     WHERE platform IS NOT NULL
-    GROUP BY usage_account_id, usage_date, platform, region, model, token_type, anchor, guardrail,
-             principal_kind, principal_account, principal_name
 ),
 names AS (
     SELECT DISTINCT principal_name FROM ai WHERE principal_kind IN ('assumed_role', 'identity_center')

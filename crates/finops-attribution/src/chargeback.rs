@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use finops_domain::vocabulary::AccountId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -69,6 +71,11 @@ pub fn split_evenly(amount: i128, parts: usize) -> Vec<i128> {
     (0..n).map(|i| base + i128::from(i < rest)).collect()
 }
 
+/// Any text column (Utf8, LargeUtf8, Utf8View) as Utf8.
+fn text_column(column: &ArrayRef) -> Result<ArrayRef, AttributionError> {
+    Ok(cast(column, &DataType::Utf8).map_err(datafusion::error::DataFusionError::from)?)
+}
+
 impl Question {
     /// The chargeback statement. A Product Owner's holds only their workloads' claimed spend.
     pub async fn chargeback(&self) -> Result<ChargebackStatement, AttributionError> {
@@ -109,7 +116,8 @@ impl Question {
             c.2 += shared;
         };
         for batch in &claimed {
-            let (budgets, accounts) = (batch.column(0).as_string::<i32>(), batch.column(1).as_string::<i32>());
+            let (budgets, accounts) = (text_column(batch.column(0))?, text_column(batch.column(1))?);
+            let (budgets, accounts) = (budgets.as_string::<i32>(), accounts.as_string::<i32>());
             for row in 0..batch.num_rows() {
                 let budget_id = Uuid::parse_str(budgets.value(row)).ok();
                 add(entry(budget_id, accounts.value(row)), raw_at(batch.column(2).as_ref(), row), 0);
@@ -120,7 +128,8 @@ impl Question {
                 .sql("SELECT account, SUM(cost) FROM classified WHERE workload_id IS NULL GROUP BY account ORDER BY account")
                 .await?;
             for batch in &unowned {
-                let accounts = batch.column(0).as_string::<i32>();
+                let accounts = text_column(batch.column(0))?;
+                let accounts = accounts.as_string::<i32>();
                 for row in 0..batch.num_rows() {
                     let account = accounts.value(row);
                     let amount = raw_at(batch.column(1).as_ref(), row);

@@ -32,34 +32,38 @@ impl ExportFormat {
     }
 }
 
-/// Detail rows: every classified group with its workload's names.
+/// Detail rows: classified spend summed per account × day × model × token type × caller ×
+/// anchor, with its workload's names.
 const DETAIL_SQL: &str = "SELECT c.account, CAST(c.day AS VARCHAR) AS day, c.platform, c.region, c.model, c.token_type, \
     c.principal_kind, c.principal_account, c.principal_name, c.anchor, \
     COALESCE(w.workload, '') AS workload, COALESCE(c.workload_id, '') AS workload_id, COALESCE(w.product, '') AS product, \
     COALESCE(w.portfolio, '') AS portfolio, COALESCE(w.budget, '') AS budget, COALESCE(c.gap, '') AS gap, \
-    c.cost, c.tokens, c.lines \
+    SUM(c.cost) AS cost, SUM(c.tokens) AS tokens, CAST(SUM(c.lines) AS BIGINT) AS lines \
     FROM classified c LEFT JOIN workloads w ON w.workload_id = c.workload_id";
 
-/// The FOCUS 1.x projection. `AllocatedMethodId` says how the row was charged: `iam_principal`
-/// (a claimed role), `claimed_resource` (a claimed guardrail or workspace), or `unallocated`.
+/// Its grouping (every column but the sums).
+const DETAIL_GROUPING: &str = " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16";
+
+/// The FOCUS 1.x projection of the detail. `AllocatedMethodId` says how the row was
+/// charged: `iam_principal` (a claimed role), `claimed_resource` (a claimed guardrail or
+/// workspace), or `unallocated`.
 const FOCUS_SQL: &str = "SELECT \
-    c.cost AS \"BilledCost\", c.cost AS \"EffectiveCost\", 'USD' AS \"BillingCurrency\", \
-    CAST(c.day AS VARCHAR) || 'T00:00:00Z' AS \"ChargePeriodStart\", \
-    CAST(c.day + INTERVAL '1' DAY AS VARCHAR) || 'T00:00:00Z' AS \"ChargePeriodEnd\", \
+    d.cost AS \"BilledCost\", d.cost AS \"EffectiveCost\", 'USD' AS \"BillingCurrency\", \
+    d.day || 'T00:00:00Z' AS \"ChargePeriodStart\", \
+    CAST(CAST(d.day AS DATE) + INTERVAL '1' DAY AS VARCHAR) || 'T00:00:00Z' AS \"ChargePeriodEnd\", \
     'Usage' AS \"ChargeCategory\", 'AWS' AS \"ProviderName\", \
-    CASE c.platform WHEN 'bedrock' THEN 'Amazon Web Services, Inc.' ELSE 'AWS Marketplace' END AS \"InvoiceIssuerName\", \
-    CASE c.platform WHEN 'bedrock' THEN 'Amazon Bedrock' WHEN 'marketplace' THEN 'Amazon Bedrock (AWS Marketplace)' \
+    CASE d.platform WHEN 'bedrock' THEN 'Amazon Web Services, Inc.' ELSE 'AWS Marketplace' END AS \"InvoiceIssuerName\", \
+    CASE d.platform WHEN 'bedrock' THEN 'Amazon Bedrock' WHEN 'marketplace' THEN 'Amazon Bedrock (AWS Marketplace)' \
         ELSE 'Claude Platform on AWS' END AS \"ServiceName\", \
     'AI and Machine Learning' AS \"ServiceCategory\", \
-    c.account AS \"SubAccountId\", c.region AS \"RegionId\", \
-    c.tokens AS \"ConsumedQuantity\", CASE WHEN c.token_type <> '' THEN 'Tokens' ELSE 'Units' END AS \"ConsumedUnit\", \
-    c.model AS \"x_Model\", c.token_type AS \"x_TokenType\", \
-    CASE WHEN c.workload_id IS NULL THEN 'unallocated' WHEN c.anchor <> '' THEN 'claimed_resource' \
+    d.account AS \"SubAccountId\", d.region AS \"RegionId\", \
+    d.tokens AS \"ConsumedQuantity\", CASE WHEN d.token_type <> '' THEN 'Tokens' ELSE 'Units' END AS \"ConsumedUnit\", \
+    d.model AS \"x_Model\", d.token_type AS \"x_TokenType\", \
+    CASE WHEN d.workload_id = '' THEN 'unallocated' WHEN d.anchor <> '' THEN 'claimed_resource' \
         ELSE 'iam_principal' END AS \"AllocatedMethodId\", \
-    COALESCE(c.workload_id, '') AS \"AllocatedResourceId\", \
-    COALESCE(w.workload, '') AS \"x_Workload\", COALESCE(w.product, '') AS \"x_Product\", \
-    COALESCE(w.budget, '') AS \"x_Budget\", c.principal_name AS \"x_Principal\", COALESCE(c.gap, '') AS \"x_GapKind\" \
-    FROM classified c LEFT JOIN workloads w ON w.workload_id = c.workload_id";
+    d.workload_id AS \"AllocatedResourceId\", d.workload AS \"x_Workload\", d.product AS \"x_Product\", \
+    d.budget AS \"x_Budget\", d.principal_name AS \"x_Principal\", d.gap AS \"x_GapKind\" \
+    FROM detail d";
 
 fn csv(batches: &[RecordBatch]) -> Result<Vec<u8>, AttributionError> {
     let mut out = Vec::new();
@@ -79,10 +83,12 @@ impl Question {
             crate::Visibility::Everything => "",
             crate::Visibility::OwnWorkloads(_) => " WHERE w.workload_id IS NOT NULL",
         };
-        let order = " ORDER BY 1, 2, 3, 4, 5, 6, 9, 10";
+        let detail = format!("{DETAIL_SQL}{restriction}{DETAIL_GROUPING}");
         let sql = match format {
-            ExportFormat::Csv | ExportFormat::Parquet => format!("{DETAIL_SQL}{restriction}{order}"),
-            ExportFormat::Focus => format!("{FOCUS_SQL}{restriction} ORDER BY 11, 4, 9, 15, 16, 21"),
+            ExportFormat::Csv | ExportFormat::Parquet => format!("{detail} ORDER BY {}", &DETAIL_GROUPING[10..]),
+            ExportFormat::Focus => {
+                format!("WITH detail AS ({detail}) {FOCUS_SQL} ORDER BY 11, 4, 9, 12, 15, 16, 17, 21, 22, 23")
+            }
         };
         let frame = self.ctx.sql(&sql).await?;
         let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());

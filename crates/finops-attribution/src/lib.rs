@@ -284,7 +284,7 @@ impl AttributionEngine {
         let url = ObjectStoreUrl::parse(OBJECTS_URL)?;
         ctx.register_object_store(url.as_ref(), self.objects.clone());
         let location = format!("{OBJECTS_URL}{}", lines_location(&batch.period, &batch.hash));
-        let lines = ctx.read_parquet(location, ParquetReadOptions::default().schema(&lines::schema())).await?;
+        let lines = ctx.read_parquet(location, ParquetReadOptions::default()).await?;
         ctx.register_table("lines", lines.into_view())?;
         governance::register_governance(&ctx, &view, &self.patterns, &visibility)?;
         let classified = ctx.sql(CLASSIFY_SQL).await?;
