@@ -1,8 +1,11 @@
 -- Classify every AI cost line (DOMAIN.md §6), as a view named `classified`.
 --
 -- Inputs: `lines` (the period's current batch, see lines.rs), and the governance tables
--- (see governance.rs): workloads, scope_accounts, scope_regions, claims, generated_roles,
--- broad_patterns, dedicated_patterns.
+-- (see governance.rs): workloads, scope_accounts, scope_regions, claims. The two role
+-- predicates are filled in from the configured patterns and the generated role names
+-- (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, evaluated per line on the
+-- role name (a LIKE per pattern, a hash lookup for generated names), which was measured
+-- faster than joining the lines with derived role lists.
 --
 -- One row per AI line with its workload (NULL when nobody is charged) and its gap (NULL
 -- when attributed and in scope). Every table joined is small (claims, roles, scopes), so
@@ -21,31 +24,18 @@ WITH ai AS (
         principal_kind,
         principal_account,
         principal_name,
+        principal_kind IN ('assumed_role', 'identity_center') AND ({is_broad}) AS is_broad,
+        principal_kind IN ('assumed_role', 'identity_center') AND ({is_dedicated}) AS is_dedicated,
         cost,
         tokens,
         1 AS lines
     FROM lines
     WHERE platform IS NOT NULL
 ),
-names AS (
-    SELECT DISTINCT principal_name FROM ai WHERE principal_kind IN ('assumed_role', 'identity_center')
-),
-broad AS (
-    SELECT DISTINCT n.principal_name
-    FROM names n JOIN broad_patterns p ON n.principal_name LIKE p.pattern ESCAPE '\'
-),
-dedicated AS (
-    SELECT DISTINCT n.principal_name
-    FROM names n JOIN dedicated_patterns p ON n.principal_name LIKE p.pattern ESCAPE '\'
-    UNION
-    SELECT role_name AS principal_name FROM generated_roles
-),
-held AS (
+claimed AS (
     SELECT
         ai.*,
-        CASE WHEN ai.anchor_kind <> '' THEN anchor_claim.workload_id ELSE role_claim.workload_id END AS holder,
-        broad.principal_name IS NOT NULL AS is_broad,
-        dedicated.principal_name IS NOT NULL AS is_dedicated
+        CASE WHEN ai.anchor_kind <> '' THEN anchor_claim.workload_id ELSE role_claim.workload_id END AS holder
     FROM ai
     LEFT JOIN claims role_claim
         ON role_claim.kind = 'role'
@@ -58,8 +48,6 @@ held AS (
         AND anchor_claim.name = ai.anchor
         AND ai.day >= anchor_claim.from_day
         AND (anchor_claim.until_day IS NULL OR ai.day <= anchor_claim.until_day)
-    LEFT JOIN broad ON broad.principal_name = ai.principal_name
-    LEFT JOIN dedicated ON dedicated.principal_name = ai.principal_name
 )
 SELECT
     held.account,
@@ -97,7 +85,7 @@ SELECT
         WHEN held.is_dedicated THEN 'unclaimed_ai_allocation'
         ELSE 'not_business_approved'
     END AS gap
-FROM held
+FROM claimed held
 LEFT JOIN workloads w ON w.workload_id = held.holder
 LEFT JOIN scope_accounts sa ON sa.workload_id = held.holder AND sa.account = held.account
 LEFT JOIN scope_regions sr ON sr.workload_id = held.holder AND sr.region = held.region

@@ -6,7 +6,7 @@
 //! 1. `lines` — the period's current batch in its columnar form ([`lines`]), read from
 //!    object storage;
 //! 2. the governance tables ([`governance`]) — workloads, approval scopes, claim periods,
-//!    generated roles, role patterns;
+//!    generated roles and role patterns (as predicates);
 //! 3. `classified` — `sql/classify.sql`: every AI line summed per outcome-deciding group
 //!    and given its workload and its gap.
 //!
@@ -35,9 +35,10 @@ use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use serde::{Deserialize, Serialize};
 
-pub use governance::{GovernanceView, RolePatterns, Visibility};
+pub use governance::{GovernanceView, RolePatterns, Visibility, classify_sql};
 
-/// The classification, as reviewed SQL.
+/// The classification, as reviewed SQL (its role predicates are filled in by
+/// [`governance::classify_sql`]).
 pub const CLASSIFY_SQL: &str = include_str!("../sql/classify.sql");
 
 /// The URL the object store is registered under.
@@ -287,7 +288,7 @@ impl AttributionEngine {
         let lines = ctx.read_parquet(location, ParquetReadOptions::default()).await?;
         ctx.register_table("lines", lines.into_view())?;
         governance::register_governance(&ctx, &view, &self.patterns, &visibility)?;
-        let classified = ctx.sql(CLASSIFY_SQL).await?;
+        let classified = ctx.sql(&governance::classify_sql(&view, &self.patterns)).await?;
         ctx.register_table("classified", classified.into_view())?;
         Ok(Question { ctx, view, period: batch.period.clone(), batch: batch.clone(), visibility })
     }

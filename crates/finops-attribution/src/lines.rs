@@ -28,6 +28,9 @@ pub const MONEY_PRECISION: u8 = 20;
 pub const MONEY_SCALE: i8 = 10;
 /// Rows per record batch written.
 const BATCH_ROWS: usize = 64 * 1024;
+/// Rows per Parquet row group: the unit a query scans in parallel, so a month splits
+/// across every core (one row group per month was measured 2× slower on two cores).
+const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// The schema of a batch's lines.
 pub fn schema() -> SchemaRef {
@@ -185,7 +188,7 @@ impl<W: Write + Send> LinesWriter<W> {
     pub fn new(out: W) -> Result<Self, LinesWriteError> {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .set_max_row_group_row_count(Some(1 << 20))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
         Ok(Self { columns: Columns::new(), writer: ArrowWriter::try_new(out, schema(), Some(properties))?, rows: 0 })
     }

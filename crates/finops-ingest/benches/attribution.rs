@@ -10,14 +10,15 @@
 //!    memory (VmHWM) right after, which is the ingest's peak since nothing ran before;
 //! 3. attribution by workload and gap (the classification SQL over the batch's Parquet),
 //!    best of 3, in DataFusion and in DuckDB (`python3 -m pip install duckdb`) over the same
-//!    Parquet files and the same SQL; the totals must agree to the cent; prints the ratio.
+//!    Parquet files and the same SQL (the rendered classification); the totals must agree
+//!    to the cent; prints the ratio.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use finops_attribution::{AttributionEngine, CLASSIFY_SQL, Dimension, GovernanceView, RolePatterns, Visibility};
+use finops_attribution::{AttributionEngine, Dimension, GovernanceView, RolePatterns, Visibility, classify_sql};
 use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan};
 use finops_domain::org::{Budget, Portfolio, Product};
 use finops_domain::spaces::ClaimedResource;
@@ -113,7 +114,7 @@ import duckdb, json, sys, time
 folder, lines, classify, query = sys.argv[1], sys.argv[2], open(sys.argv[3]).read(), sys.argv[4]
 con = duckdb.connect()
 con.execute("SET threads TO %d" % int(sys.argv[5]))
-for t in ["workloads", "scope_accounts", "scope_regions", "claims", "generated_roles", "broad_patterns", "dedicated_patterns"]:
+for t in ["workloads", "scope_accounts", "scope_regions", "claims"]:
     con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{folder}/{t}.parquet')")
 con.execute(f"CREATE VIEW lines AS SELECT * FROM read_parquet('{lines}')")
 con.execute("CREATE VIEW classified AS " + classify)
@@ -221,7 +222,7 @@ fn main() {
         let lines =
             dir.join("objects").join(finops_attribution::lines_location("2026-11", &report.batch.hash).as_ref());
         let classify = dir.join("classify.sql");
-        std::fs::write(&classify, CLASSIFY_SQL).unwrap();
+        std::fs::write(&classify, classify_sql(&governance(), &RolePatterns::default())).unwrap();
         let duck = std::process::Command::new("python3")
             .args(["-c", DUCKDB_SCRIPT])
             .arg(&dir)
