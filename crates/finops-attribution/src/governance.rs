@@ -123,12 +123,7 @@ fn register(ctx: &SessionContext, name: &str, columns: Vec<(&str, DataType, bool
 }
 
 /// Registers the governance tables of `view` in `ctx`.
-pub fn register_governance(
-    ctx: &SessionContext,
-    view: &GovernanceView,
-    patterns: &RolePatterns,
-    visibility: &Visibility,
-) -> Result<()> {
+pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibility: &Visibility) -> Result<()> {
     let org = &view.organisation;
     let all = &view.workloads;
     let workloads: Vec<_> = all

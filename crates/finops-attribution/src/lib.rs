@@ -287,7 +287,7 @@ impl AttributionEngine {
         let location = format!("{OBJECTS_URL}{}", lines_location(&batch.period, &batch.hash));
         let lines = ctx.read_parquet(location, ParquetReadOptions::default()).await?;
         ctx.register_table("lines", lines.into_view())?;
-        governance::register_governance(&ctx, &view, &self.patterns, &visibility)?;
+        governance::register_governance(&ctx, &view, &visibility)?;
         let classified = ctx.sql(&governance::classify_sql(&view, &self.patterns)).await?;
         ctx.register_table("classified", classified.into_view())?;
         Ok(Question { ctx, view, period: batch.period.clone(), batch: batch.clone(), visibility })
