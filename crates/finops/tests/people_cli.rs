@@ -25,6 +25,8 @@ fn start() -> Server {
         .args(["serve", "--dev", "--demo", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--store")
         .arg(format!("sqlite://{}", dir.join("finops.db").display()))
+        .arg("--objects")
+        .arg(dir.join("objects"))
         .env_remove("FINOPS_JWT_SECRET")
         .stderr(Stdio::piped())
         .spawn()

@@ -21,6 +21,8 @@ async fn serve_runs_on_the_embedded_store_and_stops_on_sigterm() {
         .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--store")
         .arg(format!("sqlite://{}", store.display()))
+        .arg("--objects")
+        .arg(dir.join("objects"))
         .env("FINOPS_LOG", "info")
         .env_remove("FINOPS_JWT_SECRET")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
