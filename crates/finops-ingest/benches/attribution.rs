@@ -129,15 +129,7 @@ print(json.dumps({"seconds": best, "groups": len(rows), "total_cents": int((tota
 "#;
 
 async fn write_governance_parquet(question: &finops_attribution::Question, folder: &Path) {
-    for table in [
-        "workloads",
-        "scope_accounts",
-        "scope_regions",
-        "claims",
-        "generated_roles",
-        "broad_patterns",
-        "dedicated_patterns",
-    ] {
+    for table in ["workloads", "scope_accounts", "scope_regions", "claims"] {
         let batches = question.sql(&format!("SELECT * FROM {table}")).await.unwrap();
         let schema = batches[0].schema();
         let file = std::fs::File::create(folder.join(format!("{table}.parquet"))).unwrap();
