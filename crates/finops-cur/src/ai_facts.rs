@@ -111,13 +111,18 @@ fn is_ai(line: &CurLine) -> Option<AiPlatform> {
     if line.billing_entity == "AWS Marketplace" {
         return name.contains("Bedrock").then_some(AiPlatform::Marketplace);
     }
-    BEDROCK_PRODUCT_CODES.contains(&line.product_code.as_str()).then_some(AiPlatform::Bedrock)
+    // FOCUS names the service (`ServiceName` "Amazon Bedrock") where CUR has a code.
+    let bedrock = BEDROCK_PRODUCT_CODES.contains(&line.product_code.as_str())
+        || line.product_code == "Amazon Bedrock"
+        || name == "Amazon Bedrock";
+    bedrock.then_some(AiPlatform::Bedrock)
 }
 
-/// The workspace a Claude Platform line is tagged with (`user_workspace`, or `workspace`).
+/// The workspace a Claude Platform line is tagged with: CUR 2.0 `user_workspace`, FOCUS
+/// `user:workspace`, or plain `workspace`.
 pub fn workspace_tag(tags: &str) -> Option<String> {
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(tags).ok()?;
-    ["user_workspace", "workspace"].iter().find_map(|k| map.get(*k)?.as_str().map(str::to_owned))
+    ["user_workspace", "user:workspace", "workspace"].iter().find_map(|k| map.get(*k)?.as_str().map(str::to_owned))
 }
 
 impl AiFacts {
@@ -266,6 +271,9 @@ mod tests {
         let g = AiFacts::of(&line("AWS", "AmazonBedrock", "USE1-Guardrail-ContentPolicyUnitsConsumed", arn, Some("")));
         assert!(g.guardrail);
         assert_eq!((g.anchor.as_str(), g.tokens), (arn, 0.0));
+        // FOCUS: the service by name, the meter as the usage type.
+        let focus = AiFacts::of(&line("AWS", "Amazon Bedrock", "USE1-NovaPro-input-tokens", "", None));
+        assert_eq!((focus.platform, focus.token_type, focus.tokens), (Some(AiPlatform::Bedrock), "input", 2_000.0));
         let ec2 = AiFacts::of(&line("AWS", "AmazonEC2", "BoxUsage:m5.large", "", None));
         assert_eq!(ec2.platform, None);
         let other_mp = AiFacts {
@@ -286,6 +294,7 @@ mod tests {
         assert_eq!(f.platform, Some(AiPlatform::ClaudePlatform));
         assert_eq!(f.anchor, "support-pilot");
         assert_eq!(workspace_tag("not json"), None);
+        assert_eq!(workspace_tag(r#"{"user:workspace":"finance-contracts"}"#).as_deref(), Some("finance-contracts"));
     }
 
     #[test]

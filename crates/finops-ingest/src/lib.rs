@@ -348,6 +348,9 @@ impl Ingestor {
                 break;
             }
             writer.write(&buf[..n]);
+            // Parts upload in the background; without this wait they pile up in memory
+            // (measured: 1.7 GiB resident for a 3.3 GB delivery).
+            writer.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await?;
         }
         writer.finish().await?;
         Ok(())
@@ -368,6 +371,9 @@ impl Drop for Scratch {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Multipart parts uploading at once (each up to 5 MB): bounds memory while storing.
+const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
 
 /// Rows between progress reports.
 const PROGRESS_EVERY: u64 = 64 * 1024;
