@@ -30,6 +30,14 @@ pub struct CurBatch {
     pub caller_identity: bool,
 }
 
+/// True for a billing period written `YYYY-MM` (month 01–12).
+pub fn is_billing_period(text: &str) -> bool {
+    text.len() == 7
+        && text.as_bytes()[4] == b'-'
+        && text[..4].bytes().all(|b| b.is_ascii_digit())
+        && matches!(text[5..].parse::<u8>(), Ok(1..=12))
+}
+
 /// What may be asked of a period.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CurPeriodCommand {
@@ -78,11 +86,7 @@ impl Aggregate for CurPeriod {
 
     fn decide(&self, command: &CurPeriodCommand) -> Result<Vec<CurPeriodEvent>, DomainError> {
         let CurPeriodCommand::RecordBatch { batch, at } = command;
-        let valid_period = batch.period.len() == 7
-            && batch.period.as_bytes()[4] == b'-'
-            && batch.period[..4].bytes().all(|b| b.is_ascii_digit())
-            && matches!(batch.period[5..].parse::<u8>(), Ok(1..=12));
-        if !valid_period {
+        if !is_billing_period(&batch.period) {
             return Err(DomainError::Invalid(vec![FieldViolation::new(
                 "period",
                 format!("`{}` is not YYYY-MM", batch.period),

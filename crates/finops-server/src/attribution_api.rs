@@ -28,11 +28,7 @@ pub struct AttributionApi {
 /// A `YYYY-MM` billing period.
 fn period(fields: &mut Fields, text: &str) -> String {
     let t = text.trim();
-    let ok = t.len() == 7
-        && t.as_bytes()[4] == b'-'
-        && t[..4].bytes().all(|b| b.is_ascii_digit())
-        && matches!(t[5..].parse::<u8>(), Ok(1..=12));
-    if !ok {
+    if !finops_domain::cur_batches::is_billing_period(t) {
         fields.add("period", format!("`{t}` is not a billing period YYYY-MM"));
     }
     t.to_owned()

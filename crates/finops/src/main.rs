@@ -230,11 +230,7 @@ async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, obje
 }
 
 fn generate(period: &str, rows: u64, seed: u64, restatement: u32, out: &std::path::Path) -> anyhow::Result<()> {
-    let valid = period.len() == 7
-        && period.as_bytes()[4] == b'-'
-        && period[..4].bytes().all(|b| b.is_ascii_digit())
-        && matches!(period[5..].parse::<u8>(), Ok(1..=12));
-    anyhow::ensure!(valid, "--period `{period}` is not YYYY-MM");
+    anyhow::ensure!(finops_domain::cur_batches::is_billing_period(period), "--period `{period}` is not YYYY-MM");
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let spec = finops_cur::synthetic::MonthSpec { period: period.to_owned(), rows, seed, restatement };
     let started = std::time::Instant::now();
