@@ -91,7 +91,7 @@ fn a_generated_month_is_attributed_charged_back_and_answerable_as_of_before_its_
     };
 
     let first = month("0", "2026-11.csv.gz");
-    assert!(first.contains("first batch of the period"), "{first}");
+    assert!(first.contains("supersedes"), "the demo's own November is superseded: {first}");
     std::thread::sleep(std::time::Duration::from_millis(20));
     let before = chrono::Utc::now().to_rfc3339();
     let answer = ask(&["attribution", "--period", "2026-11", "--group-by", "workload,gap"]);
