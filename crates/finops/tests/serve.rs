@@ -139,7 +139,10 @@ fn cur_generate_writes_a_month_that_reads_back() {
     let first = run(&[]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let text = String::from_utf8_lossy(&first.stdout);
-    assert!(text.contains("period 2026-11  1 file(s)  5000 rows") && text.contains("first batch of the period"), "{text}");
+    assert!(
+        text.contains("period 2026-11  1 file(s)  5000 rows") && text.contains("first batch of the period"),
+        "{text}"
+    );
     let again = String::from_utf8_lossy(&run(&[]).stdout).into_owned();
     assert!(again.contains("unchanged"), "{again}");
     let bad = run(&["--format", "xml"]);
