@@ -133,8 +133,7 @@ impl Question {
                 for row in 0..batch.num_rows() {
                     let account = accounts.value(row);
                     let amount = raw_at(batch.column(1).as_ref(), row);
-                    let mut budgets = AccountId::parse(account).map(|a| org.budgets_of(&a)).unwrap_or_default();
-                    budgets.sort_by(|a, b| a.1.name.cmp(&b.1.name).then(a.0.cmp(&b.0)));
+                    let budgets = AccountId::parse(account).map(|a| org.budgets_of(&a)).unwrap_or_default();
                     if budgets.is_empty() {
                         add(entry(None, account), 0, amount);
                         continue;

@@ -79,11 +79,7 @@ fn csv(batches: &[RecordBatch]) -> Result<Vec<u8>, AttributionError> {
 impl Question {
     /// The question's classified spend as a file; returns (bytes, rows).
     pub async fn export(&self, format: ExportFormat) -> Result<(Vec<u8>, u64), AttributionError> {
-        let restriction = match self.visibility {
-            crate::Visibility::Everything => "",
-            crate::Visibility::OwnWorkloads(_) => " WHERE w.workload_id IS NOT NULL",
-        };
-        let detail = format!("{DETAIL_SQL}{restriction}{DETAIL_GROUPING}");
+        let detail = format!("{DETAIL_SQL} {}{DETAIL_GROUPING}", self.restriction());
         let sql = match format {
             ExportFormat::Csv | ExportFormat::Parquet => format!("{detail} ORDER BY {}", &DETAIL_GROUPING[10..]),
             ExportFormat::Focus => {

@@ -329,7 +329,9 @@ impl Question {
         Ok(self.ctx.sql(sql).await?.collect().await?)
     }
 
-    fn restriction(&self) -> &'static str {
+    /// The `WHERE` clause that keeps what the asker may see (over `classified c` joined
+    /// with `workloads w`).
+    pub(crate) fn restriction(&self) -> &'static str {
         match self.visibility {
             Visibility::Everything => "",
             // A Product Owner sees spend charged to their workloads and nothing else.

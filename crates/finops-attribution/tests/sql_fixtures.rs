@@ -73,8 +73,7 @@ fn govern(view: &mut GovernanceView, line: &str) {
         }
         "workload" => {
             let account = AccountId::parse(named["account"]).unwrap();
-            let mut budgets = org.budgets_of(&account);
-            budgets.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+            let budget_id = org.budgets_of(&account).first().map(|b| b.0);
             let product_id = id(named["product"]);
             view.workloads.push(ApprovedWorkload {
                 workload_id: id(pos[0]),
@@ -82,7 +81,7 @@ fn govern(view: &mut GovernanceView, line: &str) {
                 owner: named["owner"].into(),
                 product_id,
                 portfolio_id: org.products[&product_id].portfolio_id,
-                budget_id: budgets.first().map(|b| b.0),
+                budget_id,
                 model_id: named["model"].into(),
                 scope: ApprovalScope {
                     accounts: [account].into(),

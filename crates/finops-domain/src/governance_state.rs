@@ -105,9 +105,7 @@ impl GovernanceState {
 
     /// The budget a workload in `account` charges: the first mapped to it, by name.
     pub fn budget_for(&self, account: &AccountId) -> Option<Uuid> {
-        let mut budgets = self.organisation.budgets_of(account);
-        budgets.sort_by(|a, b| a.1.name.cmp(&b.1.name).then(a.0.cmp(&b.0)));
-        budgets.first().map(|(id, _)| *id)
+        self.organisation.budgets_of(account).first().map(|(id, _)| *id)
     }
 
     /// Every approved workload, in workload-id order.

@@ -141,9 +141,13 @@ pub struct Organisation {
 }
 
 impl Organisation {
-    /// The budgets mapped to `account`, in id order.
+    /// The budgets mapped to `account`, in name order (then id): the order chargeback
+    /// splits in and the first of which a workload in the account charges.
     pub fn budgets_of(&self, account: &AccountId) -> Vec<(Uuid, &Budget)> {
-        self.budgets.iter().filter(|(_, b)| &b.account == account).map(|(id, b)| (*id, b)).collect()
+        let mut budgets: Vec<_> =
+            self.budgets.iter().filter(|(_, b)| &b.account == account).map(|(id, b)| (*id, b)).collect();
+        budgets.sort_by(|a, b| a.1.name.cmp(&b.1.name).then(a.0.cmp(&b.0)));
+        budgets
     }
 
     /// The products a Product Owner owns.

@@ -67,18 +67,22 @@ impl AttributionApi {
         Self { store, engine: AttributionEngine::new(objects, patterns), auth }
     }
 
-    /// Authorises, parses period and as_of, and prepares the question.
+    /// Authenticates and authorises, checks period and as_of (with whatever `extra` checks
+    /// the RPC's own fields, so that every bad field is named at once), and prepares the
+    /// question.
     async fn question<T>(
         &self,
         request: &Request<T>,
         period_text: &str,
         as_of_text: &str,
+        extra: impl FnOnce(&mut Fields),
     ) -> Result<(Question, DateTime<Utc>), Status> {
         let principal = self.auth.principal(request)?;
         let visibility = visibility(&principal)?;
         let mut fields = Fields::default();
         let period = period(&mut fields, period_text);
         let as_of = as_of(&mut fields, as_of_text);
+        extra(&mut fields);
         fields.finish()?;
         // "Now" is pinned to one instant so the state and the batch agree.
         let instant = as_of.unwrap_or_else(Utc::now);
@@ -96,16 +100,17 @@ impl AttributionService for AttributionApi {
         &self,
         request: Request<pb::AttributeRequest>,
     ) -> Result<Response<pb::AttributeResponse>, Status> {
-        let mut fields = Fields::default();
-        let group_by: Vec<Dimension> = request
-            .get_ref()
-            .group_by
-            .iter()
-            .filter_map(|d| fields.check("group_by", d.parse::<Dimension>().map_err(|e| e.to_string())))
-            .collect();
-        fields.finish()?;
         let b = request.get_ref();
-        let (question, instant) = self.question(&request, &b.period, &b.as_of).await?;
+        let mut group_by: Vec<Dimension> = vec![];
+        let (question, instant) = self
+            .question(&request, &b.period, &b.as_of, |fields| {
+                group_by = b
+                    .group_by
+                    .iter()
+                    .filter_map(|d| fields.check("group_by", d.parse::<Dimension>().map_err(|e| e.to_string())))
+                    .collect();
+            })
+            .await?;
         let answer = question.attribute(&group_by).await.map_err(from_attribution)?;
         Ok(Response::new(pb::AttributeResponse {
             total_cents: answer.total_cents,
@@ -131,7 +136,7 @@ impl AttributionService for AttributionApi {
         request: Request<pb::ChargebackRequest>,
     ) -> Result<Response<pb::ChargebackResponse>, Status> {
         let b = request.get_ref();
-        let (question, instant) = self.question(&request, &b.period, &b.as_of).await?;
+        let (question, instant) = self.question(&request, &b.period, &b.as_of, |_| {}).await?;
         let s = question.chargeback().await.map_err(from_attribution)?;
         Ok(Response::new(pb::ChargebackResponse {
             period: s.period,
@@ -159,17 +164,20 @@ impl AttributionService for AttributionApi {
     async fn export(&self, request: Request<pb::ExportRequest>) -> Result<Response<pb::ExportResponse>, Status> {
         let b = request.get_ref();
         let format = match pb::ExportFormat::try_from(b.format) {
-            Ok(pb::ExportFormat::Csv) => ExportFormat::Csv,
-            Ok(pb::ExportFormat::Parquet) => ExportFormat::Parquet,
-            Ok(pb::ExportFormat::Focus) => ExportFormat::Focus,
-            _ => {
-                let mut fields = Fields::default();
-                fields.add("format", "is required: EXPORT_FORMAT_CSV, EXPORT_FORMAT_PARQUET or EXPORT_FORMAT_FOCUS");
-                fields.finish()?;
-                unreachable!("finish fails with a violation")
-            }
+            Ok(pb::ExportFormat::Csv) => Some(ExportFormat::Csv),
+            Ok(pb::ExportFormat::Parquet) => Some(ExportFormat::Parquet),
+            Ok(pb::ExportFormat::Focus) => Some(ExportFormat::Focus),
+            _ => None,
         };
-        let (question, _) = self.question(&request, &b.period, &b.as_of).await?;
+        let (question, _) = self
+            .question(&request, &b.period, &b.as_of, |fields| {
+                if format.is_none() {
+                    fields
+                        .add("format", "is required: EXPORT_FORMAT_CSV, EXPORT_FORMAT_PARQUET or EXPORT_FORMAT_FOCUS");
+                }
+            })
+            .await?;
+        let format = format.expect("checked with the other fields");
         let (content, rows) = question.export(format).await.map_err(from_attribution)?;
         Ok(Response::new(pb::ExportResponse {
             file_name: format!("attribution-{}.{}", question.period(), format.extension()),
