@@ -158,6 +158,12 @@ async fn a_past_instant_gives_the_past_answer(url: &str) {
     assert_eq!(rows(&juan), owned(&[("Claims Triage", "", 340)]));
     let maria = client.attribute(ask(None, &server.token("po-maria", Role::ProductOwner))).await.unwrap().into_inner();
     assert!(maria.rows.is_empty(), "{:?}", maria.rows);
+    // A Portfolio Owner sees the workloads of their portfolio (Claims Triage is Customer
+    // Experience's, pf-omar's), and nothing of another's.
+    let omar = client.attribute(ask(None, &server.token("pf-omar", Role::PortfolioOwner))).await.unwrap().into_inner();
+    assert_eq!(rows(&omar), owned(&[("Claims Triage", "", 340)]));
+    let lena = client.attribute(ask(None, &server.token("pf-lena", Role::PortfolioOwner))).await.unwrap().into_inner();
+    assert!(lena.rows.is_empty(), "{:?}", lena.rows);
     let ce = client.attribute(ask(None, &server.token("ce-li", Role::CloudEngineer))).await.unwrap_err();
     assert_eq!(ce.code(), Code::PermissionDenied);
 

@@ -1,36 +1,42 @@
 -- Classify every AI cost line (DOMAIN.md §6), as a view named `classified`.
 --
--- Inputs: `lines` (the period's current batch, see lines.rs), and the governance tables
--- (see governance.rs): workloads, scope_accounts, scope_regions, claims. The two role
--- predicates are filled in from the configured patterns and the generated role names
--- (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, evaluated per line on the
--- role name (a LIKE per pattern, a hash lookup for generated names), which was measured
--- faster than joining the lines with derived role lists.
+-- Inputs: `lines` and `facets` (the period's current batch, see lines.rs), and the
+-- governance tables (see governance.rs): workloads, scope_accounts, scope_regions, claims.
+-- The two role predicates are filled in from the configured patterns and the generated
+-- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
+-- pattern and an IN list for generated names.
 --
--- One row per AI line with its workload (NULL when nobody is charged) and its gap (NULL
--- when attributed and in scope). Every table joined is small (claims, roles, scopes), so
--- each join is a hash probe per line; summing lines first was measured slower, because
--- grouping on eleven text columns costs more than the probes it saves (BENCHMARKS.md).
-WITH ai AS (
-    SELECT
-        usage_account_id AS account,
-        usage_date AS day,
-        platform,
-        region,
-        model,
-        token_type,
-        anchor,
-        CASE WHEN guardrail THEN 'guardrail' WHEN platform = 'claude_platform' THEN 'workspace' ELSE '' END AS anchor_kind,
-        principal_kind,
-        principal_account,
-        principal_name,
-        principal_kind IN ('assumed_role', 'identity_center') AND ({is_broad}) AS is_broad,
-        principal_kind IN ('assumed_role', 'identity_center') AND ({is_dedicated}) AS is_dedicated,
-        cost,
-        tokens,
-        1 AS lines
+-- A facet is everything that decides a line's outcome (account, day, anchor, caller, region,
+-- model) plus what attribution groups by, so every line of a facet has the same outcome: the
+-- lines are summed per facet number (one integer per line, the only per-line work), and the
+-- few thousand facets are classified. One row per facet with spend, with its workload (NULL
+-- when nobody is charged) and its gap (NULL when attributed and in scope).
+WITH spend AS (
+    SELECT facet, SUM(cost) AS cost, SUM(tokens) AS tokens, COUNT(*) AS lines
     FROM lines
-    WHERE platform IS NOT NULL
+    WHERE facet > 0
+    GROUP BY facet
+),
+ai AS (
+    SELECT
+        f.account,
+        f.day,
+        f.platform,
+        f.region,
+        f.model,
+        f.token_type,
+        f.anchor,
+        CASE WHEN f.guardrail THEN 'guardrail' WHEN f.platform = 'claude_platform' THEN 'workspace' ELSE '' END AS anchor_kind,
+        f.principal_kind,
+        f.principal_account,
+        f.principal_name,
+        f.principal_kind IN ('assumed_role', 'identity_center') AND ({is_broad}) AS is_broad,
+        f.principal_kind IN ('assumed_role', 'identity_center') AND ({is_dedicated}) AS is_dedicated,
+        spend.cost,
+        spend.tokens,
+        spend.lines
+    FROM spend
+    JOIN facets f ON f.facet = spend.facet
 ),
 claimed AS (
     SELECT
@@ -39,6 +45,8 @@ claimed AS (
     FROM ai
     LEFT JOIN claims role_claim
         ON role_claim.kind = 'role'
+        -- A user (IAM, federated, root) named like a claimed role is not that role.
+        AND ai.principal_kind IN ('assumed_role', 'identity_center')
         AND role_claim.account = ai.principal_account
         AND role_claim.name = ai.principal_name
         AND ai.day >= role_claim.from_day

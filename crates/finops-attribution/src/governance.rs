@@ -103,6 +103,8 @@ pub enum Visibility {
     Everything,
     /// A Product Owner: only spend charged to workloads they own.
     OwnWorkloads(String),
+    /// A Portfolio Owner: only spend charged to workloads of portfolios they own.
+    OwnPortfolios(String),
 }
 
 fn days(date: NaiveDate) -> i32 {
@@ -131,6 +133,7 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
         .filter(|w| match visibility {
             Visibility::Everything => true,
             Visibility::OwnWorkloads(owner) => &w.owner == owner,
+            Visibility::OwnPortfolios(owner) => org.portfolios.get(&w.portfolio_id).is_some_and(|p| &p.owner == owner),
         })
         .collect();
     let id = |u: uuid::Uuid| u.to_string();
@@ -183,6 +186,12 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
                 DataType::Boolean,
                 false,
                 Arc::new(BooleanArray::from(workloads.iter().map(|w| w.business_case).collect::<Vec<_>>())),
+            ),
+            (
+                "estimate",
+                DataType::Boolean,
+                false,
+                Arc::new(BooleanArray::from(workloads.iter().map(|w| w.estimate).collect::<Vec<_>>())),
             ),
         ],
     )?;

@@ -3,12 +3,12 @@
 //! Who spent this AI dollar? (DOMAIN.md §6.) A question names a billing period and the
 //! governance state to judge it by; the answer comes from one DataFusion plan over Arrow:
 //!
-//! 1. `lines` — the period's current batch in its columnar form ([`lines`]), read from
-//!    object storage;
+//! 1. `lines` and `facets` — the period's current batch in its columnar form ([`lines`]),
+//!    read from object storage;
 //! 2. the governance tables ([`governance`]) — workloads, approval scopes, claim periods,
 //!    generated roles and role patterns (as predicates);
-//! 3. `classified` — `sql/classify.sql`: every AI line summed per outcome-deciding group
-//!    and given its workload and its gap.
+//! 3. `classified` — `sql/classify.sql`: the AI lines summed per facet, each facet given its
+//!    workload and its gap.
 //!
 //! Point in time is the caller's choice of inputs: the governance state folded from the log
 //! up to an instant, and the batch that was current then. Dollars are exact decimals, so the
@@ -27,12 +27,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::datasource::MemTable;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use finops_domain::cur_batches::CurBatch;
 use finops_domain::governance_state::GovernanceState;
-use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 pub use governance::{GovernanceView, RolePatterns, Visibility, classify_sql};
@@ -55,6 +56,17 @@ pub enum AttributionError {
         /// "as of …" or "yet".
         when: String,
     },
+    /// The batch's columnar form was written by an earlier layout (before facets).
+    #[error(
+        "the CUR batch {hash} of {period} is stored in an earlier columnar layout; ingest the same delivery \
+         again (`finops cur ingest`) to rewrite it"
+    )]
+    Outdated {
+        /// The period.
+        period: String,
+        /// The batch.
+        hash: String,
+    },
     /// A bad question.
     #[error("{field}: {reason}")]
     Invalid {
@@ -68,9 +80,18 @@ pub enum AttributionError {
     Query(#[from] datafusion::error::DataFusionError),
 }
 
+/// The columnar layout's version, part of the object names: a batch stored by an earlier
+/// layout is rewritten by ingesting its delivery again, never read wrongly.
+const COLUMNAR_LAYOUT: u32 = 2;
+
 /// Where a batch's columnar lines live: beside its delivered bytes.
 pub fn lines_location(period: &str, hash: &str) -> ObjectPath {
-    ObjectPath::from(format!("cur/{period}/{hash}.lines.parquet"))
+    ObjectPath::from(format!("cur/{period}/{hash}.lines-{COLUMNAR_LAYOUT}.parquet"))
+}
+
+/// Where a batch's facets live (see [`lines`]).
+pub fn facets_location(period: &str, hash: &str) -> ObjectPath {
+    ObjectPath::from(format!("cur/{period}/{hash}.facets-{COLUMNAR_LAYOUT}.parquet"))
 }
 
 /// What attribution can group by.
@@ -187,6 +208,22 @@ pub struct AttributionRow {
     pub lines: u64,
 }
 
+/// An **Unbacked AI Workload** (DOMAIN.md §6, the per-workload gap): claimed during the
+/// period, with spend or an estimate, and no declared business case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbackedWorkload {
+    /// The workload.
+    pub workload_id: String,
+    /// Its name.
+    pub workload: String,
+    /// Its Product Owner (who is asked for the business case).
+    pub owner: String,
+    /// The period's spend charged to it, in cents.
+    pub spend_cents: i64,
+    /// It has an estimate.
+    pub estimate: bool,
+}
+
 /// An attribution answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attribution {
@@ -200,6 +237,8 @@ pub struct Attribution {
     pub rows: Vec<AttributionRow>,
     /// All AI spend answered, rounded once.
     pub total_cents: i64,
+    /// Workloads charged without a business case, by name.
+    pub unbacked: Vec<UnbackedWorkload>,
 }
 
 /// A decimal's raw value at `scale` as cents, rounded half away from zero.
@@ -284,12 +323,21 @@ impl AttributionEngine {
         let ctx = SessionContext::new_with_config(config);
         let url = ObjectStoreUrl::parse(OBJECTS_URL)?;
         ctx.register_object_store(url.as_ref(), self.objects.clone());
-        let location = format!("{OBJECTS_URL}{}", lines_location(&batch.period, &batch.hash));
-        let lines = ctx.read_parquet(location, ParquetReadOptions::default()).await?;
-        ctx.register_table("lines", lines.into_view())?;
+        let facets = facets_location(&batch.period, &batch.hash);
+        if let Err(object_store::Error::NotFound { .. }) = self.objects.head(&facets).await {
+            return Err(AttributionError::Outdated { period: batch.period.clone(), hash: batch.hash.clone() });
+        }
+        for (table, location) in [("lines", lines_location(&batch.period, &batch.hash)), ("facets", facets)] {
+            let data = ctx.read_parquet(format!("{OBJECTS_URL}{location}"), ParquetReadOptions::default()).await?;
+            ctx.register_table(table, data.into_view())?;
+        }
         governance::register_governance(&ctx, &view, &visibility)?;
+        // Classified once per question: the one pass over the lines; attribution, the
+        // chargeback statement, unbacked workloads and exports then read the small result.
         let classified = ctx.sql(&governance::classify_sql(&view, &self.patterns)).await?;
-        ctx.register_table("classified", classified.into_view())?;
+        let schema = Arc::new(classified.schema().as_arrow().clone());
+        let rows = classified.collect().await?;
+        ctx.register_table("classified", Arc::new(MemTable::try_new(schema, vec![rows])?))?;
         Ok(Question { ctx, view, period: batch.period.clone(), batch: batch.clone(), visibility })
     }
 
@@ -334,8 +382,8 @@ impl Question {
     pub(crate) fn restriction(&self) -> &'static str {
         match self.visibility {
             Visibility::Everything => "",
-            // A Product Owner sees spend charged to their workloads and nothing else.
-            Visibility::OwnWorkloads(_) => "WHERE w.workload_id IS NOT NULL",
+            // An owner sees spend charged to the workloads they may see and nothing else.
+            Visibility::OwnWorkloads(_) | Visibility::OwnPortfolios(_) => "WHERE w.workload_id IS NOT NULL",
         }
     }
 
@@ -388,6 +436,37 @@ impl Question {
             batch_hash: self.batch.hash.clone(),
             group_by: group_by.to_vec(),
             rows,
+            unbacked: self.unbacked().await?,
         })
+    }
+
+    /// The period's Unbacked AI Workloads the asker may see: a claim in force on some day
+    /// of the period, spend or an estimate, no declared business case.
+    pub async fn unbacked(&self) -> Result<Vec<UnbackedWorkload>, AttributionError> {
+        let start = chrono::NaiveDate::parse_from_str(&format!("{}-01", self.period), "%Y-%m-%d").map_err(|e| {
+            AttributionError::Invalid { field: "period", reason: format!("`{}` is not YYYY-MM: {e}", self.period) }
+        })?;
+        let end = start.checked_add_months(chrono::Months::new(1)).and_then(|d| d.pred_opt()).unwrap_or(start);
+        let sql = format!(
+            "SELECT w.workload_id, w.workload, w.owner, w.estimate, SUM(c.cost) AS spend \
+             FROM workloads w LEFT JOIN classified c ON c.workload_id = w.workload_id \
+             WHERE NOT w.business_case AND w.workload_id IN (SELECT workload_id FROM claims \
+               WHERE from_day <= DATE '{end}' AND (until_day IS NULL OR until_day >= DATE '{start}')) \
+             GROUP BY 1, 2, 3, 4 HAVING w.estimate OR COUNT(c.workload_id) > 0 ORDER BY 2, 1"
+        );
+        let mut out = Vec::new();
+        for batch in self.sql(&sql).await? {
+            for row in 0..batch.num_rows() {
+                let text = |i: usize| batch.column(i).as_string::<i32>().value(row).to_owned();
+                out.push(UnbackedWorkload {
+                    workload_id: text(0),
+                    workload: text(1),
+                    owner: text(2),
+                    estimate: batch.column(3).as_boolean().value(row),
+                    spend_cents: cents(raw_at(batch.column(4).as_ref(), row), lines::MONEY_SCALE),
+                });
+            }
+        }
+        Ok(out)
     }
 }

@@ -2,16 +2,26 @@
 //! the AI facts read once at ingest ([`finops_cur::ai_facts`]). Written as Parquet beside
 //! the delivered bytes, it is what every query scans, whatever the delivery's format.
 //!
+//! Beside the lines, a small **facets** table: a facet is one distinct combination of what
+//! decides an AI line's outcome and every attribute attribution groups by — account, day,
+//! platform, region, model, token type, guardrail or workspace anchor, caller. Each AI line
+//! carries its facet's number (`facet`, 0 for non-AI lines), so a query sums the lines per
+//! integer and classifies a few thousand facets instead of reading eleven text columns of
+//! every line (measured: BENCHMARKS.md). A month holds as many facets as distinct callers ×
+//! models × token types × days, which is what bounds the writer's memory besides a batch.
+//!
 //! Dollars are `Decimal128(20, 10)` (CUR's ten decimal places): sums are exact and do not
 //! depend on the order a parallel plan adds them in, so the same question gives the same
 //! answer to the cent.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::{Arc, LazyLock};
 
 use chrono::Datelike;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, StringBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -56,6 +66,29 @@ pub fn schema() -> SchemaRef {
             text("principal_kind"),
             text("principal_account"),
             text("principal_name"),
+            Field::new("facet", DataType::Int32, false),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// The schema of a batch's facets (see the module's documentation).
+pub fn facets_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        Arc::new(Schema::new(vec![
+            Field::new("facet", DataType::Int32, false),
+            text("account"),
+            Field::new("day", DataType::Date32, false),
+            text("platform"),
+            text("region"),
+            text("model"),
+            text("token_type"),
+            Field::new("guardrail", DataType::Boolean, false),
+            text("anchor"),
+            text("principal_kind"),
+            text("principal_account"),
+            text("principal_name"),
         ]))
     });
     SCHEMA.clone()
@@ -87,6 +120,7 @@ struct Columns {
     principal_kind: StringBuilder,
     principal_account: StringBuilder,
     principal_name: StringBuilder,
+    facet: Int32Builder,
     rows: usize,
 }
 
@@ -112,15 +146,18 @@ impl Columns {
             principal_kind: StringBuilder::new(),
             principal_account: StringBuilder::new(),
             principal_name: StringBuilder::new(),
+            facet: Int32Builder::new(),
             rows: 0,
         }
     }
 
-    fn push(&mut self, line: &CurLine) {
+    fn push(&mut self, line: &CurLine, facets: &mut Facets) {
         let facts = AiFacts::of(line);
-        self.account.append_value(&line.usage_account_id);
         // Days since 1970-01-01: chrono counts from 0001-01-01 (day 1).
-        self.date.append_value(line.usage_start.date_naive().num_days_from_ce() - 719_163);
+        let day = line.usage_start.date_naive().num_days_from_ce() - 719_163;
+        self.facet.append_value(facets.number(line, day, &facts));
+        self.account.append_value(&line.usage_account_id);
+        self.date.append_value(day);
         self.start.append_value(line.usage_start.timestamp_micros());
         self.line_item_type.append_value(&line.line_item_type);
         self.product_code.append_value(&line.product_code);
@@ -164,9 +201,108 @@ impl Columns {
             Arc::new(self.principal_kind.finish()),
             Arc::new(self.principal_account.finish()),
             Arc::new(self.principal_name.finish()),
+            Arc::new(self.facet.finish()),
         ];
         self.rows = 0;
         RecordBatch::try_new(schema(), columns).expect("columns match the schema")
+    }
+}
+
+/// The facets met so far, numbered from 1 in order of first appearance.
+struct Facets {
+    numbers: HashMap<String, i32>,
+    /// The key of the line being numbered (reused: a lookup allocates nothing).
+    key: String,
+    facet: Int32Builder,
+    account: StringBuilder,
+    day: Date32Builder,
+    platform: StringBuilder,
+    region: StringBuilder,
+    model: StringBuilder,
+    token_type: StringBuilder,
+    guardrail: BooleanBuilder,
+    anchor: StringBuilder,
+    principal_kind: StringBuilder,
+    principal_account: StringBuilder,
+    principal_name: StringBuilder,
+}
+
+impl Facets {
+    fn new() -> Self {
+        Self {
+            numbers: HashMap::new(),
+            key: String::new(),
+            facet: Int32Builder::new(),
+            account: StringBuilder::new(),
+            day: Date32Builder::new(),
+            platform: StringBuilder::new(),
+            region: StringBuilder::new(),
+            model: StringBuilder::new(),
+            token_type: StringBuilder::new(),
+            guardrail: BooleanBuilder::new(),
+            anchor: StringBuilder::new(),
+            principal_kind: StringBuilder::new(),
+            principal_account: StringBuilder::new(),
+            principal_name: StringBuilder::new(),
+        }
+    }
+
+    /// The facet number of an AI line (a new one the first time its facet is met); 0 for
+    /// a line that is not AI spend.
+    fn number(&mut self, line: &CurLine, day: i32, facts: &AiFacts) -> i32 {
+        let Some(platform) = facts.platform else { return 0 };
+        self.key.clear();
+        // The unit separator cannot occur in CUR's identifiers, so keys cannot collide.
+        let _ = write!(
+            self.key,
+            "{}\u{1f}{day}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            line.usage_account_id,
+            platform.as_str(),
+            facts.region,
+            facts.model,
+            facts.token_type,
+            facts.guardrail,
+            facts.anchor,
+            facts.principal_kind.as_str(),
+            facts.principal_account,
+            facts.principal_name,
+        );
+        if let Some(n) = self.numbers.get(self.key.as_str()) {
+            return *n;
+        }
+        let n = i32::try_from(self.numbers.len() + 1).expect("fewer than 2^31 facets in a month");
+        self.numbers.insert(self.key.clone(), n);
+        self.facet.append_value(n);
+        self.account.append_value(&line.usage_account_id);
+        self.day.append_value(day);
+        self.platform.append_value(platform.as_str());
+        self.region.append_value(&facts.region);
+        self.model.append_value(&facts.model);
+        self.token_type.append_value(facts.token_type);
+        self.guardrail.append_value(facts.guardrail);
+        self.anchor.append_value(&facts.anchor);
+        self.principal_kind.append_value(facts.principal_kind.as_str());
+        self.principal_account.append_value(&facts.principal_account);
+        self.principal_name.append_value(&facts.principal_name);
+        n
+    }
+
+    fn finish(&mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.facet.finish()),
+            Arc::new(self.account.finish()),
+            Arc::new(self.day.finish()),
+            Arc::new(self.platform.finish()),
+            Arc::new(self.region.finish()),
+            Arc::new(self.model.finish()),
+            Arc::new(self.token_type.finish()),
+            Arc::new(self.guardrail.finish()),
+            Arc::new(self.anchor.finish()),
+            Arc::new(self.principal_kind.finish()),
+            Arc::new(self.principal_account.finish()),
+            Arc::new(self.principal_name.finish()),
+        ];
+        RecordBatch::try_new(facets_schema(), columns).expect("columns match the schema")
     }
 }
 
@@ -175,27 +311,38 @@ impl Columns {
 #[error("writing Parquet lines: {0}")]
 pub struct LinesWriteError(#[from] datafusion::parquet::errors::ParquetError);
 
-/// Streams lines into Parquet, a record batch at a time (memory bounded by the batch size
-/// and the writer's row group).
+/// Streams lines into Parquet, a record batch at a time (memory bounded by the batch size,
+/// the writer's row group and the facets), and the facets into a second Parquet file.
 pub struct LinesWriter<W: Write + Send> {
     columns: Columns,
+    facets: Facets,
     writer: ArrowWriter<W>,
+    facets_out: W,
     rows: u64,
 }
 
+fn writer_properties() -> Result<WriterProperties, LinesWriteError> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build())
+}
+
 impl<W: Write + Send> LinesWriter<W> {
-    /// A writer into `out`.
-    pub fn new(out: W) -> Result<Self, LinesWriteError> {
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
-        Ok(Self { columns: Columns::new(), writer: ArrowWriter::try_new(out, schema(), Some(properties))?, rows: 0 })
+    /// A writer of lines into `lines` and of their facets into `facets`.
+    pub fn new(lines: W, facets: W) -> Result<Self, LinesWriteError> {
+        Ok(Self {
+            columns: Columns::new(),
+            facets: Facets::new(),
+            writer: ArrowWriter::try_new(lines, schema(), Some(writer_properties()?))?,
+            facets_out: facets,
+            rows: 0,
+        })
     }
 
     /// Adds a line.
     pub fn push(&mut self, line: &CurLine) -> Result<(), LinesWriteError> {
-        self.columns.push(line);
+        self.columns.push(line, &mut self.facets);
         self.rows += 1;
         if self.columns.rows >= BATCH_ROWS {
             self.writer.write(&self.columns.finish())?;
@@ -208,20 +355,66 @@ impl<W: Write + Send> LinesWriter<W> {
         self.rows
     }
 
-    /// Flushes and closes the file; returns the output.
-    pub fn finish(mut self) -> Result<W, LinesWriteError> {
+    /// Flushes and closes both files; returns the outputs (lines, facets).
+    pub fn finish(mut self) -> Result<(W, W), LinesWriteError> {
         if self.columns.rows > 0 {
             self.writer.write(&self.columns.finish())?;
         }
-        Ok(self.writer.into_inner()?)
+        let lines = self.writer.into_inner()?;
+        let mut facets = ArrowWriter::try_new(self.facets_out, facets_schema(), Some(writer_properties()?))?;
+        facets.write(&self.facets.finish())?;
+        Ok((lines, facets.into_inner()?))
     }
 }
 
-/// Lines as one record batch (tests and small fixtures).
-pub fn record_batch<'a>(lines: impl IntoIterator<Item = &'a CurLine>) -> RecordBatch {
-    let mut columns = Columns::new();
-    for line in lines {
-        columns.push(line);
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{AsArray, Int32Array};
+    use datafusion::arrow::datatypes::Int32Type;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use finops_cur::csv_lines::CurCsv;
+
+    use super::*;
+
+    const HEADER: &str = "bill_billing_entity,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_operation,line_item_resource_id,line_item_usage_amount,line_item_unblended_cost,product_product_name,resource_tags,line_item_iam_principal";
+
+    fn read(bytes: Vec<u8>) -> RecordBatch {
+        let path = std::env::temp_dir().join(format!("finops-lines-test-{}.parquet", uuid::Uuid::now_v7()));
+        std::fs::write(&path, bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
+        datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
     }
-    columns.finish()
+
+    #[test]
+    fn lines_of_one_facet_share_its_number_and_non_ai_lines_have_none() {
+        let haiku = "AmazonBedrock,USE1-Claude3Haiku-input-tokens,InvokeModelInference,arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0,1000,0.25,Amazon Bedrock,";
+        let caller = "arn:aws:sts::111122223333:assumed-role/app/s";
+        let csv = [
+            HEADER.to_owned(),
+            // Same facet: another hour and another session of the same role.
+            format!("AWS,111122223333,Usage,2026-11-03T10:00:00Z,{haiku},{caller}-1"),
+            format!("AWS,111122223333,Usage,2026-11-03T17:00:00Z,{haiku},{caller}-2"),
+            // Another day, then another caller: new facets.
+            format!("AWS,111122223333,Usage,2026-11-04T10:00:00Z,{haiku},{caller}-1"),
+            format!("AWS,111122223333,Usage,2026-11-03T10:00:00Z,{haiku},arn:aws:iam::111122223333:user/bob"),
+            "AWS,111122223333,Usage,2026-11-03T10:00:00Z,AmazonEC2,USE1-BoxUsage:m5.large,RunInstances,,1,0.10,Amazon Elastic Compute Cloud,,".to_owned(),
+        ]
+        .join("\n");
+        let mut writer = LinesWriter::new(Vec::new(), Vec::new()).unwrap();
+        for line in CurCsv::new("t.csv", csv.as_bytes()).unwrap() {
+            writer.push(&line.unwrap()).unwrap();
+        }
+        let (lines, facets) = writer.finish().unwrap();
+        let (lines, facets) = (read(lines), read(facets));
+        let numbers = lines.column_by_name("facet").unwrap().as_primitive::<Int32Type>();
+        assert_eq!(numbers, &Int32Array::from(vec![1, 1, 2, 3, 0]));
+        assert_eq!(facets.num_rows(), 3);
+        let names = facets.column_by_name("principal_name").unwrap().as_string::<i32>();
+        assert_eq!((names.value(0), names.value(2)), ("app", "bob"));
+        let kinds = facets.column_by_name("principal_kind").unwrap().as_string::<i32>();
+        assert_eq!(kinds.value(2), "iam_user");
+    }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::util::display::array_value_to_string;
-use finops_attribution::{AttributionEngine, Dimension, GovernanceView, RolePatterns, Visibility, lines_location};
+use finops_attribution::{
+    AttributionEngine, Dimension, GovernanceView, RolePatterns, Visibility, facets_location, lines_location,
+};
 use finops_cur::csv_lines::CurCsv;
 use finops_domain::cur_batches::CurBatch;
 use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan};
@@ -90,7 +92,7 @@ fn govern(view: &mut GovernanceView, line: &str) {
                 },
                 role_name: named["role"].into(),
                 business_case: named.get("business_case").is_none_or(|v| *v == "yes"),
-                estimate: true,
+                estimate: named.get("estimate").is_none_or(|v| *v == "yes"),
             });
         }
         "claim" => {
@@ -136,7 +138,11 @@ fn parse(text: &str) -> Fixture {
         };
         if trimmed == "lines" {
             fixture.csv = block(&mut lines, &|l| l.trim().is_empty()) + "\n";
-        } else if trimmed == "query" || trimmed.starts_with("attribute") || trimmed == "chargeback" {
+        } else if trimmed == "query"
+            || trimmed.starts_with("attribute")
+            || trimmed == "chargeback"
+            || trimmed == "unbacked"
+        {
             let mut what = trimmed.to_owned();
             if trimmed == "query" {
                 what = format!("query {}", block(&mut lines, &|l| l.trim() == "----"));
@@ -154,12 +160,12 @@ fn parse(text: &str) -> Fixture {
 async fn run(name: &str, text: &str) -> Vec<String> {
     let fixture = parse(text);
     let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let mut writer = finops_attribution::lines::LinesWriter::new(Vec::new()).unwrap();
+    let mut writer = finops_attribution::lines::LinesWriter::new(Vec::new(), Vec::new()).unwrap();
     for line in CurCsv::new(name, fixture.csv.as_bytes()).unwrap() {
         writer.push(&line.unwrap()).unwrap();
     }
     let rows = writer.rows();
-    let bytes = writer.finish().unwrap();
+    let (lines, facets) = writer.finish().unwrap();
     let batch = CurBatch {
         period: "2026-11".into(),
         source: name.into(),
@@ -170,7 +176,8 @@ async fn run(name: &str, text: &str) -> Vec<String> {
         bytes: fixture.csv.len() as u64,
         caller_identity: true,
     };
-    objects.put(&lines_location("2026-11", "fixture"), PutPayload::from(bytes)).await.unwrap();
+    objects.put(&lines_location("2026-11", "fixture"), PutPayload::from(lines)).await.unwrap();
+    objects.put(&facets_location("2026-11", "fixture"), PutPayload::from(facets)).await.unwrap();
     let engine = AttributionEngine::new(objects, RolePatterns::default());
     let question = engine.question(fixture.view.clone(), &batch, Visibility::Everything).await.unwrap();
     let mut failures = vec![];
@@ -198,6 +205,15 @@ async fn run(name: &str, text: &str) -> Vec<String> {
                     let mut cells = r.keys.clone();
                     cells.extend([dollars(r.cost_cents), format!("{}", r.tokens), r.lines.to_string()]);
                     cells.join(" | ")
+                })
+                .collect()
+        } else if what == "unbacked" {
+            let unbacked = question.unbacked().await.unwrap();
+            unbacked
+                .iter()
+                .map(|u| {
+                    let estimate = if u.estimate { "estimate" } else { "no estimate" };
+                    format!("{} | {} | {} | {estimate}", u.workload, u.owner, dollars(u.spend_cents))
                 })
                 .collect()
         } else {

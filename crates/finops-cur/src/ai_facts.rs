@@ -58,6 +58,10 @@ pub enum PrincipalKind {
     AssumedRole,
     /// An IAM Identity Center session.
     IdentityCenter,
+    /// A user federated by `GetFederationToken`.
+    FederatedUser,
+    /// The account's root user.
+    Root,
     /// Present but not a principal ARN this reader knows.
     Unrecognised,
 }
@@ -71,6 +75,8 @@ impl PrincipalKind {
             Self::ApiKey => "api_key",
             Self::AssumedRole => "assumed_role",
             Self::IdentityCenter => "identity_center",
+            Self::FederatedUser => "federated_user",
+            Self::Root => "root",
             Self::Unrecognised => "unrecognised",
         }
     }
@@ -139,9 +145,12 @@ impl AiFacts {
                     Principal::IamUser { .. } => PrincipalKind::IamUser,
                     Principal::AssumedRole { .. } => PrincipalKind::AssumedRole,
                     Principal::IdentityCenter { .. } => PrincipalKind::IdentityCenter,
+                    Principal::FederatedUser { .. } => PrincipalKind::FederatedUser,
+                    Principal::Root { .. } => PrincipalKind::Root,
                 };
                 let name = match p {
-                    Principal::IamUser { name, .. } => name.clone(),
+                    Principal::IamUser { name, .. } | Principal::FederatedUser { name, .. } => name.clone(),
+                    Principal::Root { .. } => "root".to_owned(),
                     _ => p.role_name().unwrap_or_default(),
                 };
                 (kind, p.account().to_owned(), name)

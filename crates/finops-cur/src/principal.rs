@@ -24,6 +24,19 @@ pub enum Principal {
         /// The session name.
         session: String,
     },
+    /// `arn:aws:sts::{account}:federated-user/{name}`: a user federated by
+    /// `GetFederationToken` (a broker or an old SSO set-up), no role behind it.
+    FederatedUser {
+        /// The account.
+        account: String,
+        /// The name the broker gave.
+        name: String,
+    },
+    /// `arn:aws:iam::{account}:root`: the account's root user.
+    Root {
+        /// The account.
+        account: String,
+    },
     /// An IAM Identity Center session:
     /// `arn:aws:sts::{account}:assumed-role/AWSReservedSSO_{permission_set}_{hex}/{user}`.
     IdentityCenter {
@@ -72,16 +85,26 @@ impl Principal {
         }
         let account = (*account).to_owned();
         match *service {
+            "iam" if *resource == "root" => Ok(Some(Principal::Root { account })),
             "iam" => {
-                let path = resource.strip_prefix("user/").ok_or_else(|| err("an IAM principal in CUR is a user"))?;
+                let path = resource
+                    .strip_prefix("user/")
+                    .ok_or_else(|| err("an IAM principal in CUR is a user or the root user"))?;
                 let name =
                     path.rsplit('/').next().filter(|n| !n.is_empty()).ok_or_else(|| err("the user name is empty"))?;
                 Ok(Some(Principal::IamUser { account, name: name.to_owned() }))
             }
+            "sts" if resource.starts_with("federated-user/") => {
+                let name = &resource["federated-user/".len()..];
+                if name.is_empty() || name.contains('/') {
+                    return Err(err("a federated user ARN names one user"));
+                }
+                Ok(Some(Principal::FederatedUser { account, name: name.to_owned() }))
+            }
             "sts" => {
                 let rest = resource
                     .strip_prefix("assumed-role/")
-                    .ok_or_else(|| err("an STS principal is an assumed-role session"))?;
+                    .ok_or_else(|| err("an STS principal is an assumed-role session or a federated user"))?;
                 let (role, session) =
                     rest.split_once('/').ok_or_else(|| err("an assumed-role ARN names a role and a session"))?;
                 if role.is_empty() || session.is_empty() {
@@ -110,6 +133,8 @@ impl Principal {
         match self {
             Self::IamUser { account, .. }
             | Self::AssumedRole { account, .. }
+            | Self::FederatedUser { account, .. }
+            | Self::Root { account }
             | Self::IdentityCenter { account, .. } => account,
         }
     }
@@ -118,7 +143,7 @@ impl Principal {
     /// are about.
     pub fn role_name(&self) -> Option<String> {
         match self {
-            Self::IamUser { .. } => None,
+            Self::IamUser { .. } | Self::FederatedUser { .. } | Self::Root { .. } => None,
             Self::AssumedRole { role, .. } => Some(role.clone()),
             Self::IdentityCenter { permission_set, hash, .. } => {
                 Some(format!("AWSReservedSSO_{permission_set}_{hash}"))
@@ -166,6 +191,11 @@ mod tests {
         let agent =
             Principal::parse("arn:aws:sts::123456789012:assumed-role/agent-role/BedrockAgentCore-0b425b4e").unwrap();
         assert!(matches!(agent, Some(Principal::AssumedRole { .. })));
+        let federated = Principal::parse("arn:aws:sts::123456789012:federated-user/bob@acme.org").unwrap().unwrap();
+        assert_eq!(federated, Principal::FederatedUser { account: "123456789012".into(), name: "bob@acme.org".into() });
+        assert_eq!(federated.role_name(), None, "no role behind a federated user: nothing a role claim can match");
+        let root = Principal::parse("arn:aws:iam::123456789012:root").unwrap().unwrap();
+        assert_eq!(root, Principal::Root { account: "123456789012".into() });
         assert_eq!(Principal::parse("").unwrap(), None, "non-Bedrock rows have no principal");
         assert_eq!(Principal::parse("  ").unwrap(), None);
     }
@@ -174,7 +204,10 @@ mod tests {
     fn malformed_values_say_what_is_wrong() {
         for (bad, reason) in [
             ("arn:aws:iam::12345:user/x", "the account is not 12 digits"),
-            ("arn:aws:iam::123456789012:role/x", "an IAM principal in CUR is a user"),
+            ("arn:aws:iam::123456789012:role/x", "an IAM principal in CUR is a user or the root user"),
+            ("arn:aws:sts::123456789012:federated-user/", "a federated user ARN names one user"),
+            ("arn:aws:sts::123456789012:federated-user/a/b", "a federated user ARN names one user"),
+            ("arn:aws:sts::123456789012:role/x", "an STS principal is an assumed-role session or a federated user"),
             ("arn:aws:sts::123456789012:assumed-role/only-role", "an assumed-role ARN names a role and a session"),
             ("arn:aws:s3:::bucket", "the account is not 12 digits"),
             ("not an arn", "expected arn:partition:service::account:resource"),
@@ -201,6 +234,13 @@ mod tests {
             let arn = format!("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_{set}_{hash}/{user}");
             let is_sso = matches!(Principal::parse(&arn).unwrap(), Some(Principal::IdentityCenter { .. }));
             prop_assert!(is_sso);
+        }
+
+        #[test]
+        fn federated_users_round_trip(account in "[0-9]{12}", name in "[A-Za-z0-9+=,.@_-]{2,32}") {
+            let arn = format!("arn:aws:sts::{account}:federated-user/{name}");
+            let parsed = Principal::parse(&arn).unwrap().unwrap();
+            prop_assert_eq!(parsed, Principal::FederatedUser { account, name });
         }
 
         #[test]

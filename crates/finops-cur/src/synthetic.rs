@@ -6,7 +6,7 @@
 //! dedicated workload roles (`finops-…`, named as the demo organisation's approvals name
 //! them, so `finops serve --demo` attributes a generated month), broad Identity Center sessions
 //! (`AWSReservedSSO_AdministratorAccess_…`), Coding users on a permission set, an LLM
-//! gateway with per-user sessions, IAM users and Bedrock API keys, one account whose AI
+//! gateway with per-user sessions, IAM users, federated users and Bedrock API keys, one account whose AI
 //! lines carry no caller identity; first-party and AWS-billed Claude usage types,
 //! Marketplace `MP:` rows (in millions of tokens), cross-region and batch tiers,
 //! guardrail lines, Claude Platform CCU lines with a workspace tag, and non-AI lines.
@@ -92,6 +92,7 @@ fn principal(d: &mut Draw, account: &str) -> String {
         75..=84 => format!("arn:aws:sts::{account}:assumed-role/llm-gateway/gw-user-{user}"),
         85..=92 => format!("arn:aws:sts::{account}:assumed-role/data-science-shared/notebook-{user}"),
         93..=96 => format!("arn:aws:iam::{account}:user/BedrockAPIKey-{user:04x}"),
+        97 => format!("arn:aws:sts::{account}:federated-user/broker-user{user}"),
         _ => format!("arn:aws:iam::{account}:user/alice{user}"),
     }
 }
@@ -276,6 +277,7 @@ mod tests {
                 {
                     "api-key"
                 }
+                (Some(Principal::FederatedUser { .. }), _, _) => "federated",
                 (Some(_), _, _) => "other-principal",
                 (None, _, _) => "non-ai",
             };
@@ -291,6 +293,7 @@ mod tests {
             "dedicated",
             "gateway",
             "api-key",
+            "federated",
             "other-principal",
             "non-ai",
         ] {

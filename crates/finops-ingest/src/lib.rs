@@ -9,9 +9,10 @@
 //!    belong to one billing period.
 //! 2. **Store** the bytes in object storage at `cur/{period}/{sha256}.{ext}`, streamed in
 //!    parts (memory stays bounded whatever the file's size), and beside them the batch's
-//!    columnar lines (`{sha256}.lines.parquet`, written during the validating pass to a
-//!    temporary file) that every attribution query scans. The name is the content, so a
-//!    repeated delivery writes the same objects.
+//!    columnar lines and facets (`{sha256}.lines-2.parquet`, `{sha256}.facets-2.parquet`,
+//!    written during the validating pass to temporary files) that every attribution query
+//!    scans. The name is the content, so a repeated delivery writes the same objects (and
+//!    writes those missing, such as a columnar form of an earlier layout).
 //! 3. **Record** `CurBatchIngested` in the period's stream; a new batch supersedes the
 //!    period's current one (AWS restates CUR), nothing is deleted.
 //!
@@ -34,8 +35,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Datelike, Utc};
 use finops_attribution::lines::LinesWriter;
-use finops_attribution::lines_location;
 use finops_attribution::parquet_csv::parquet_as_csv;
+use finops_attribution::{facets_location, lines_location};
 use finops_cur::csv_lines::{CallerIdentity, CurCsv, CurCsvError, CurLine};
 use finops_cur::focus_lines::FocusCsv;
 use finops_domain::cur_batches::{CurBatch, CurPeriod, CurPeriodCommand};
@@ -226,9 +227,9 @@ impl Ingestor {
             delivery.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
 
         // 1. Validate and hash every part in one streaming pass each, writing the lines.
-        let scratch = Scratch::new();
-        let scratch_file = File::create(&scratch.0).map_err(io(&scratch.0))?;
-        let mut lines = LinesWriter::new(BufWriter::new(scratch_file))?;
+        let (scratch, scratch_facets) = (Scratch::new("lines"), Scratch::new("facets"));
+        let create = |s: &Scratch| File::create(&s.0).map(BufWriter::new).map_err(io(&s.0));
+        let mut lines = LinesWriter::new(create(&scratch)?, create(&scratch_facets)?)?;
         let mut hasher = Sha256::new();
         let bytes = AtomicU64::new(0);
         let mut rows = 0u64;
@@ -289,7 +290,9 @@ impl Ingestor {
             rows += part.rows;
             progress(&Progress { file: name, rows, bytes: bytes.load(Ordering::Relaxed), total_bytes });
         }
-        lines.finish()?.flush().map_err(io(&scratch.0))?;
+        let (mut lines_out, mut facets_out) = lines.finish()?;
+        lines_out.flush().map_err(io(&scratch.0))?;
+        facets_out.flush().map_err(io(&scratch_facets.0))?;
         let period = first.map(|(p, _)| p).expect("at least one part");
         let hash = hex::encode(hasher.finalize());
         let bytes = bytes.load(Ordering::Relaxed);
@@ -306,6 +309,7 @@ impl Ingestor {
             format!("cur/{period}/{hash}/")
         };
         self.upload(&scratch.0, &lines_location(&period, &hash)).await?;
+        self.upload(&scratch_facets.0, &facets_location(&period, &hash)).await?;
 
         // 3. Record.
         let batch = CurBatch {
@@ -361,8 +365,8 @@ impl Ingestor {
 struct Scratch(std::path::PathBuf);
 
 impl Scratch {
-    fn new() -> Self {
-        Self(std::env::temp_dir().join(format!("finops-ingest-{}.parquet", uuid::Uuid::now_v7())))
+    fn new(what: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("finops-ingest-{}.{what}.parquet", uuid::Uuid::now_v7())))
     }
 }
 

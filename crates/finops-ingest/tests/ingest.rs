@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
+
 use finops_cur::synthetic::{MonthSpec, write_month};
 use finops_eventlog::{EventStore, StreamRead, Upcasters};
 use finops_governance::CommandContext;
@@ -124,5 +126,50 @@ async fn the_real_focus_sample_ingests() {
         (report.batch.period.as_str(), report.batch.rows, report.batch.caller_identity),
         ("2024-09", 942, false)
     );
+
+    // The same sample as FOCUS Parquet, typed as a FOCUS export types it (timestamps,
+    // doubles, real NULLs), reads into the same columnar lines.
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_csv("focus", path, datafusion::prelude::CsvReadOptions::new()).await.unwrap();
+    let fields: Vec<String> =
+        ctx.table("focus").await.unwrap().schema().fields().iter().map(|f| f.name().clone()).collect();
+    let typed = |name: &str| -> String {
+        let column = format!("NULLIF(CAST(\"{name}\" AS VARCHAR), 'NULL')");
+        match name {
+            "BilledCost" | "EffectiveCost" | "ListCost" | "ContractedCost" | "ConsumedQuantity" | "PricingQuantity" => {
+                format!("CAST({column} AS DOUBLE) AS \"{name}\"")
+            }
+            n if n.ends_with("PeriodStart") || n.ends_with("PeriodEnd") => {
+                format!("CAST({column} AS TIMESTAMP) AS \"{name}\"")
+            }
+            _ => format!("{column} AS \"{name}\""),
+        }
+    };
+    let select = format!("SELECT {} FROM focus", fields.iter().map(|f| typed(f)).collect::<Vec<_>>().join(", "));
+    let parquet = dir.join("focus-sample.parquet");
+    let batches = ctx.sql(&select).await.unwrap().collect().await.unwrap();
+    let schema = batches[0].schema();
+    assert!(matches!(schema.field_with_name("ChargePeriodStart").unwrap().data_type(), DataType::Timestamp(..)));
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&parquet).unwrap(), schema, None)
+            .unwrap();
+    for b in &batches {
+        writer.write(b).unwrap();
+    }
+    writer.close().unwrap();
+    let from_parquet = ingestor.ingest_file(&parquet, Format::Focus, &context()).await.unwrap();
+    assert_eq!((from_parquet.batch.rows, from_parquet.batch.format.as_str()), (942, "focus"));
+    assert_ne!(from_parquet.batch.hash, report.batch.hash, "a different delivery, a different batch");
+    let lines = |hash: &str| {
+        let file = std::fs::File::open(dir.join(finops_attribution::lines_location("2024-09", hash).as_ref())).unwrap();
+        let batches = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    };
+    assert_eq!(lines(&from_parquet.batch.hash), lines(&report.batch.hash), "FOCUS Parquet and CSV read alike");
     let _ = std::fs::remove_dir_all(dir);
 }

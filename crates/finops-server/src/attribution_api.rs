@@ -52,8 +52,14 @@ fn visibility(principal: &Principal) -> Result<Visibility, Status> {
     if principal.role.sees_everything() {
         return Ok(Visibility::Everything);
     }
-    principal.require(&[Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor], "read attribution")?;
-    Ok(Visibility::OwnWorkloads(principal.subject.clone()))
+    principal.require(
+        &[Role::ProductOwner, Role::PortfolioOwner, Role::FinopsLead, Role::Finance, Role::Auditor],
+        "read attribution",
+    )?;
+    Ok(match principal.role {
+        Role::PortfolioOwner => Visibility::OwnPortfolios(principal.subject.clone()),
+        _ => Visibility::OwnWorkloads(principal.subject.clone()),
+    })
 }
 
 impl AttributionApi {
@@ -128,6 +134,17 @@ impl AttributionService for AttributionApi {
                 })
                 .collect(),
             as_of: instant.to_rfc3339(),
+            unbacked_workloads: answer
+                .unbacked
+                .into_iter()
+                .map(|u| pb::UnbackedWorkload {
+                    workload_id: u.workload_id,
+                    workload: u.workload,
+                    owner: u.owner,
+                    spend_cents: u.spend_cents,
+                    estimate: u.estimate,
+                })
+                .collect(),
         }))
     }
 

@@ -66,6 +66,7 @@ pub fn from_attribution(e: finops_attribution::AttributionError) -> Status {
     match e {
         A::Invalid { field, reason } => invalid_argument(vec![finops_domain::FieldViolation::new(field, reason)]),
         e @ A::NotIngested { .. } => with_reason(Code::FailedPrecondition, e.to_string(), "CUR_NOT_INGESTED"),
+        e @ A::Outdated { .. } => with_reason(Code::FailedPrecondition, e.to_string(), "CUR_LAYOUT_OUTDATED"),
         e @ A::Query(_) => with_reason(Code::Internal, e.to_string(), "QUERY_FAILED"),
     }
 }

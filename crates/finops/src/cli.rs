@@ -627,6 +627,10 @@ pub async fn attribution(conn: &Connection, args: AttributionArgs) -> anyhow::Re
         "period": a.period, "as_of": a.as_of, "batch_hash": a.batch_hash, "group_by": a.group_by,
         "total_cents": a.total_cents,
         "rows": a.rows.iter().map(|r| json!({"keys": r.keys, "cost_cents": r.cost_cents, "tokens": r.tokens, "lines": r.lines})).collect::<Vec<_>>(),
+        "unbacked_workloads": a.unbacked_workloads.iter().map(|u| json!({
+            "workload_id": u.workload_id, "workload": u.workload, "owner": u.owner,
+            "spend_cents": u.spend_cents, "estimate": u.estimate,
+        })).collect::<Vec<_>>(),
     });
     conn.print(value, |_| {
         println!("{} as of {} (CUR batch {})", a.period, a.as_of, &a.batch_hash[..12.min(a.batch_hash.len())]);
@@ -644,6 +648,15 @@ pub async fn attribution(conn: &Connection, args: AttributionArgs) -> anyhow::Re
             .collect();
         print_rows(&headers.iter().map(String::as_str).collect::<Vec<_>>(), rows);
         println!("TOTAL {}", dollars(a.total_cents));
+        for u in &a.unbacked_workloads {
+            println!(
+                "Unbacked AI Workload: {} (owner {}, {} this period{}) has no business case",
+                u.workload,
+                u.owner,
+                dollars(u.spend_cents),
+                if u.estimate { ", estimated" } else { "" }
+            );
+        }
     });
     Ok(())
 }
