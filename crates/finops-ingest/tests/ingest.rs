@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-
+use finops_attribution::{AttributionEngine, AttributionError, GovernanceView, RolePatterns, Visibility};
 use finops_cur::synthetic::{MonthSpec, write_month};
 use finops_eventlog::{EventStore, StreamRead, Upcasters};
 use finops_governance::CommandContext;
@@ -51,6 +51,20 @@ async fn check(store: Arc<dyn EventStore>) {
 
     let again = ingestor.ingest_file(&month_file(&dir, "copy.csv.gz", 0), Format::Cur, &context()).await.unwrap();
     assert!(again.already_current, "the same bytes change nothing");
+
+    // A batch whose columnar form is of an earlier layout (here: its facets are gone) is
+    // refused by name, never read wrongly; ingesting its delivery again writes it.
+    let facets = finops_attribution::facets_location("2026-11", &first.batch.hash);
+    objects.delete(&facets).await.unwrap();
+    let engine = AttributionEngine::new(objects.clone(), RolePatterns::default());
+    let ask = || engine.question(GovernanceView::default(), &first.batch, Visibility::Everything);
+    let outdated = ask().await.err().expect("no facets, no answer");
+    assert!(matches!(outdated, AttributionError::Outdated { .. }), "{outdated}");
+    assert!(outdated.to_string().contains("ingest the same delivery again"), "{outdated}");
+    let rewritten = ingestor.ingest_file(&month_file(&dir, "m.csv.gz", 0), Format::Cur, &context()).await.unwrap();
+    assert!(rewritten.already_current, "nothing new is recorded");
+    let answer = ask().await.unwrap().attribute(&[]).await.unwrap();
+    assert!(answer.rows.iter().map(|r| r.lines).sum::<u64>() > 0, "the batch answers again");
     let restated = ingestor.ingest_file(&month_file(&dir, "r1.csv.gz", 1), Format::Cur, &context()).await.unwrap();
     assert_eq!(restated.superseded.as_deref(), Some(first.batch.hash.as_str()));
     let events = store.read_stream(&period_stream("2026-11"), StreamRead::all()).await.unwrap();
