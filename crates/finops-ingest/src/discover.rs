@@ -141,8 +141,12 @@ pub async fn fetch(url: &str, into: &Path) -> Result<PathBuf, IngestError> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
         }
-        let bytes = store.get(&meta.location).await?.bytes().await?;
-        std::fs::write(&target, &bytes).map_err(|e| bad(e.to_string()))?;
+        // Streamed chunk by chunk: a delivery part can be gigabytes.
+        let mut file = std::fs::File::create(&target).map_err(|e| bad(e.to_string()))?;
+        let mut chunks = store.get(&meta.location).await?.into_stream();
+        while let Some(chunk) = chunks.try_next().await? {
+            std::io::Write::write_all(&mut file, &chunk).map_err(|e| bad(e.to_string()))?;
+        }
     }
     Ok(into.to_owned())
 }
