@@ -4,96 +4,114 @@
 -- governance tables (see governance.rs): workloads, scope_accounts, scope_regions, claims.
 -- The two role predicates are filled in from the configured patterns and the generated
 -- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
--- pattern and an IN list for generated names.
+-- pattern and an IN list for generated names; {year} and {month} are the period's.
 --
--- A facet is everything that decides a line's outcome (account, day, anchor, caller, region,
--- model) plus what attribution groups by, so every line of a facet has the same outcome: the
--- lines are summed per facet number (one integer per line, the only per-line work), and the
--- few thousand facets are classified. One row per facet with spend, with its workload (NULL
--- when nobody is charged) and its gap (NULL when attributed and in scope).
-WITH spend AS (
-    SELECT facet, SUM(cost) AS cost, SUM(tokens) AS tokens, COUNT(*) AS lines
+-- A facet is everything that decides a line's outcome except its day (account, anchor,
+-- caller, region, model) plus what attribution groups by, so the lines of one facet and
+-- day share one outcome. The only per-line work is summing by one integer (facet and day);
+-- the text work (role patterns, claims, approval scopes, the gap's name) is done once per
+-- facet or per facet and claim, and the day only picks which claim held the facet then.
+-- One row per facet and day with spend, with its workload (NULL when nobody is charged)
+-- and its gap (NULL when attributed and in scope).
+WITH sums AS (
+    SELECT facet_day, SUM(cost) AS cost, SUM(tokens) AS tokens, COUNT(*) AS lines
     FROM lines
-    WHERE facet > 0
-    GROUP BY facet
+    GROUP BY facet_day
 ),
-ai AS (
+-- facet_day = facet × 32 + day of month − 1 (lines.rs); non-AI lines (facet 0) fall out at
+-- the join with `kinds`.
+spend AS (
     SELECT
-        f.account,
-        f.day,
-        f.platform,
-        f.region,
-        f.model,
-        f.token_type,
-        f.anchor,
-        CASE WHEN f.guardrail THEN 'guardrail' WHEN f.platform = 'claude_platform' THEN 'workspace' ELSE '' END AS anchor_kind,
-        f.principal_kind,
-        f.principal_account,
-        f.principal_name,
-        f.principal_kind IN ('assumed_role', 'identity_center') AND ({is_broad}) AS is_broad,
-        f.principal_kind IN ('assumed_role', 'identity_center') AND ({is_dedicated}) AS is_dedicated,
-        spend.cost,
-        spend.tokens,
-        spend.lines
+        CAST(floor(facet_day / 32) AS INT) AS facet,
+        make_date({year}, {month}, CAST(facet_day % 32 + 1 AS INT)) AS day,
+        cost,
+        tokens,
+        lines
+    FROM sums
+),
+roles AS (
+    SELECT
+        facets.*,
+        CASE WHEN guardrail THEN 'guardrail' WHEN platform = 'claude_platform' THEN 'workspace' ELSE '' END AS anchor_kind,
+        principal_kind IN ('assumed_role', 'identity_center') AS is_role,
+        principal_kind IN ('assumed_role', 'identity_center') AND ({is_broad}) AS is_broad,
+        principal_kind IN ('assumed_role', 'identity_center') AND ({is_dedicated}) AS is_dedicated
+    FROM facets
+),
+-- Per facet, its gap on a day no claim holds it (rules 1, 2, 3, 5, 6 and the workspace).
+kinds AS (
+    SELECT
+        roles.*,
+        CASE
+            WHEN anchor_kind = 'guardrail' THEN 'unallocated_guardrail'
+            WHEN anchor_kind = 'workspace' THEN 'unclaimed_ai_allocation'
+            WHEN principal_kind = 'none' THEN 'attribution_not_enabled'
+            WHEN is_broad THEN 'unattributed_spend'
+            WHEN is_dedicated THEN 'unclaimed_ai_allocation'
+            ELSE 'not_business_approved'
+        END AS unheld_gap
+    FROM roles
+),
+-- The claims that may hold a facet: its guardrail's or workspace's, else its role's (a user
+-- named like a claimed role is not that role), each with its span.
+candidates AS (
+    SELECT k.facet, c.workload_id, c.from_day, c.until_day
+    FROM kinds k
+    JOIN claims c ON c.kind = k.anchor_kind AND c.name = k.anchor
+    WHERE k.anchor_kind <> ''
+    UNION ALL
+    SELECT k.facet, c.workload_id, c.from_day, c.until_day
+    FROM kinds k
+    JOIN claims c ON c.kind = 'role' AND c.account = k.principal_account AND c.name = k.principal_name
+    WHERE k.anchor_kind = '' AND k.is_role
+),
+-- Per facet and claim, what holding means: a broad role stays Unattributed Spend and
+-- charges nobody (rule 3 before rule 4); otherwise the claimant is charged, and Out of
+-- Approved Scope when account, region or model lies outside its approval.
+holdings AS (
+    SELECT
+        cand.facet,
+        cand.from_day,
+        cand.until_day,
+        CASE WHEN k.is_broad AND k.anchor_kind = '' THEN NULL ELSE cand.workload_id END AS charged,
+        CASE
+            WHEN k.anchor_kind <> '' THEN NULL
+            WHEN k.is_broad THEN 'unattributed_spend'
+            WHEN sa.workload_id IS NULL
+                OR (k.region <> '' AND sr.workload_id IS NULL)
+                OR (k.model LIKE '%.%' AND k.model <> COALESCE(w.model_id, ''))
+            THEN 'out_of_approved_scope'
+        END AS held_gap
+    FROM candidates cand
+    JOIN kinds k ON k.facet = cand.facet
+    LEFT JOIN workloads w ON w.workload_id = cand.workload_id
+    LEFT JOIN scope_accounts sa ON sa.workload_id = cand.workload_id AND sa.account = k.account
+    LEFT JOIN scope_regions sr ON sr.workload_id = cand.workload_id AND sr.region = k.region
+),
+-- The claim in force on the day, if any.
+held AS (
+    SELECT spend.*, h.facet IS NOT NULL AS is_held, h.charged, h.held_gap
     FROM spend
-    JOIN facets f ON f.facet = spend.facet
-),
-claimed AS (
-    SELECT
-        ai.*,
-        CASE WHEN ai.anchor_kind <> '' THEN anchor_claim.workload_id ELSE role_claim.workload_id END AS holder
-    FROM ai
-    LEFT JOIN claims role_claim
-        ON role_claim.kind = 'role'
-        -- A user (IAM, federated, root) named like a claimed role is not that role.
-        AND ai.principal_kind IN ('assumed_role', 'identity_center')
-        AND role_claim.account = ai.principal_account
-        AND role_claim.name = ai.principal_name
-        AND ai.day >= role_claim.from_day
-        AND (role_claim.until_day IS NULL OR ai.day <= role_claim.until_day)
-    LEFT JOIN claims anchor_claim
-        ON anchor_claim.kind = ai.anchor_kind
-        AND anchor_claim.name = ai.anchor
-        AND ai.day >= anchor_claim.from_day
-        AND (anchor_claim.until_day IS NULL OR ai.day <= anchor_claim.until_day)
+    LEFT JOIN holdings h
+        ON h.facet = spend.facet
+        AND spend.day >= h.from_day
+        AND (h.until_day IS NULL OR spend.day <= h.until_day)
 )
 SELECT
-    held.account,
+    k.account,
     held.day,
-    held.platform,
-    held.region,
-    held.model,
-    held.token_type,
-    held.anchor,
-    held.principal_kind,
-    held.principal_account,
-    held.principal_name,
+    k.platform,
+    k.region,
+    k.model,
+    k.token_type,
+    k.anchor,
+    k.principal_kind,
+    k.principal_account,
+    k.principal_name,
     held.cost,
     held.tokens,
     held.lines,
-    CASE
-        WHEN held.anchor_kind <> '' THEN held.holder
-        WHEN held.principal_kind = 'none' OR held.is_broad THEN NULL
-        ELSE held.holder
-    END AS workload_id,
-    CASE
-        WHEN held.anchor_kind = 'guardrail' THEN
-            CASE WHEN held.holder IS NULL THEN 'unallocated_guardrail' END
-        WHEN held.anchor_kind = 'workspace' THEN
-            CASE WHEN held.holder IS NULL THEN 'unclaimed_ai_allocation' END
-        WHEN held.principal_kind = 'none' THEN 'attribution_not_enabled'
-        WHEN held.is_broad THEN 'unattributed_spend'
-        WHEN held.holder IS NOT NULL THEN
-            CASE
-                WHEN sa.workload_id IS NULL
-                    OR (held.region <> '' AND sr.workload_id IS NULL)
-                    OR (held.model LIKE '%.%' AND held.model <> w.model_id)
-                THEN 'out_of_approved_scope'
-            END
-        WHEN held.is_dedicated THEN 'unclaimed_ai_allocation'
-        ELSE 'not_business_approved'
-    END AS gap
-FROM claimed held
-LEFT JOIN workloads w ON w.workload_id = held.holder
-LEFT JOIN scope_accounts sa ON sa.workload_id = held.holder AND sa.account = held.account
-LEFT JOIN scope_regions sr ON sr.workload_id = held.holder AND sr.region = held.region
+    held.charged AS workload_id,
+    CASE WHEN held.is_held THEN held.held_gap ELSE k.unheld_gap END AS gap
+FROM held
+JOIN kinds k ON k.facet = held.facet

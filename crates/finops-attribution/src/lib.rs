@@ -82,7 +82,7 @@ pub enum AttributionError {
 
 /// The columnar layout's version, part of the object names: a batch stored by an earlier
 /// layout is rewritten by ingesting its delivery again, never read wrongly.
-const COLUMNAR_LAYOUT: u32 = 2;
+const COLUMNAR_LAYOUT: u32 = 3;
 
 /// Where a batch's columnar lines live: beside its delivered bytes.
 pub fn lines_location(period: &str, hash: &str) -> ObjectPath {
@@ -334,7 +334,7 @@ impl AttributionEngine {
         governance::register_governance(&ctx, &view, &visibility)?;
         // Classified once per question: the one pass over the lines; attribution, the
         // chargeback statement, unbacked workloads and exports then read the small result.
-        let classified = ctx.sql(&governance::classify_sql(&view, &self.patterns)).await?;
+        let classified = ctx.sql(&governance::classify_sql(&view, &self.patterns, &batch.period)).await?;
         let schema = Arc::new(classified.schema().as_arrow().clone());
         let rows = classified.collect().await?;
         ctx.register_table("classified", Arc::new(MemTable::try_new(schema, vec![rows])?))?;

@@ -3,12 +3,14 @@
 //! the delivered bytes, it is what every query scans, whatever the delivery's format.
 //!
 //! Beside the lines, a small **facets** table: a facet is one distinct combination of what
-//! decides an AI line's outcome and every attribute attribution groups by — account, day,
-//! platform, region, model, token type, guardrail or workspace anchor, caller. Each AI line
-//! carries its facet's number (`facet`, 0 for non-AI lines), so a query sums the lines per
-//! integer and classifies a few thousand facets instead of reading eleven text columns of
-//! every line (measured: BENCHMARKS.md). A month holds as many facets as distinct callers ×
-//! models × token types × days, which is what bounds the writer's memory besides a batch.
+//! decides an AI line's outcome (the day aside) and every other attribute attribution groups
+//! by — account, platform, region, model, token type, guardrail or workspace anchor, caller.
+//! Each AI line carries its facet's number and its day of the month in one integer
+//! (`facet_day` = facet × 32 + day − 1; facet 0 for non-AI lines), so a query sums the
+//! lines per integer and classifies a few thousand facets instead of reading eleven text
+//! columns of every line (measured: BENCHMARKS.md). A month holds as
+//! many facets as distinct callers × models × token types × regions, which is what bounds
+//! the writer's memory besides a batch.
 //!
 //! Dollars are `Decimal128(20, 10)` (CUR's ten decimal places): sums are exact and do not
 //! depend on the order a parallel plan adds them in, so the same question gives the same
@@ -27,7 +29,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use finops_cur::ai_facts::AiFacts;
 use finops_cur::csv_lines::CurLine;
@@ -66,11 +68,14 @@ pub fn schema() -> SchemaRef {
             text("principal_kind"),
             text("principal_account"),
             text("principal_name"),
-            Field::new("facet", DataType::Int32, false),
+            Field::new("facet_day", DataType::Int32, false),
         ]))
     });
     SCHEMA.clone()
 }
+
+/// Days a facet number is multiplied by in `facet_day` (a month has at most 31).
+pub const FACET_DAYS: i32 = 32;
 
 /// The schema of a batch's facets (see the module's documentation).
 pub fn facets_schema() -> SchemaRef {
@@ -79,7 +84,6 @@ pub fn facets_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("facet", DataType::Int32, false),
             text("account"),
-            Field::new("day", DataType::Date32, false),
             text("platform"),
             text("region"),
             text("model"),
@@ -120,7 +124,7 @@ struct Columns {
     principal_kind: StringBuilder,
     principal_account: StringBuilder,
     principal_name: StringBuilder,
-    facet: Int32Builder,
+    facet_day: Int32Builder,
     rows: usize,
 }
 
@@ -146,7 +150,7 @@ impl Columns {
             principal_kind: StringBuilder::new(),
             principal_account: StringBuilder::new(),
             principal_name: StringBuilder::new(),
-            facet: Int32Builder::new(),
+            facet_day: Int32Builder::new(),
             rows: 0,
         }
     }
@@ -155,7 +159,11 @@ impl Columns {
         let facts = AiFacts::of(line);
         // Days since 1970-01-01: chrono counts from 0001-01-01 (day 1).
         let day = line.usage_start.date_naive().num_days_from_ce() - 719_163;
-        self.facet.append_value(facets.number(line, day, &facts));
+        // One integer per line for the one per-line grouping: the facet and the day of the
+        // month (every line of a batch lies in its billing period). Measured a third faster
+        // to group by than the two columns.
+        let facet = facets.number(line, &facts);
+        self.facet_day.append_value(facet * FACET_DAYS + line.usage_start.day0() as i32);
         self.account.append_value(&line.usage_account_id);
         self.date.append_value(day);
         self.start.append_value(line.usage_start.timestamp_micros());
@@ -201,7 +209,7 @@ impl Columns {
             Arc::new(self.principal_kind.finish()),
             Arc::new(self.principal_account.finish()),
             Arc::new(self.principal_name.finish()),
-            Arc::new(self.facet.finish()),
+            Arc::new(self.facet_day.finish()),
         ];
         self.rows = 0;
         RecordBatch::try_new(schema(), columns).expect("columns match the schema")
@@ -215,7 +223,6 @@ struct Facets {
     key: String,
     facet: Int32Builder,
     account: StringBuilder,
-    day: Date32Builder,
     platform: StringBuilder,
     region: StringBuilder,
     model: StringBuilder,
@@ -234,7 +241,6 @@ impl Facets {
             key: String::new(),
             facet: Int32Builder::new(),
             account: StringBuilder::new(),
-            day: Date32Builder::new(),
             platform: StringBuilder::new(),
             region: StringBuilder::new(),
             model: StringBuilder::new(),
@@ -249,13 +255,13 @@ impl Facets {
 
     /// The facet number of an AI line (a new one the first time its facet is met); 0 for
     /// a line that is not AI spend.
-    fn number(&mut self, line: &CurLine, day: i32, facts: &AiFacts) -> i32 {
+    fn number(&mut self, line: &CurLine, facts: &AiFacts) -> i32 {
         let Some(platform) = facts.platform else { return 0 };
         self.key.clear();
         // The unit separator cannot occur in CUR's identifiers, so keys cannot collide.
         let _ = write!(
             self.key,
-            "{}\u{1f}{day}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
             line.usage_account_id,
             platform.as_str(),
             facts.region,
@@ -274,7 +280,6 @@ impl Facets {
         self.numbers.insert(self.key.clone(), n);
         self.facet.append_value(n);
         self.account.append_value(&line.usage_account_id);
-        self.day.append_value(day);
         self.platform.append_value(platform.as_str());
         self.region.append_value(&facts.region);
         self.model.append_value(&facts.model);
@@ -291,7 +296,6 @@ impl Facets {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.facet.finish()),
             Arc::new(self.account.finish()),
-            Arc::new(self.day.finish()),
             Arc::new(self.platform.finish()),
             Arc::new(self.region.finish()),
             Arc::new(self.model.finish()),
@@ -321,11 +325,13 @@ pub struct LinesWriter<W: Write + Send> {
     rows: u64,
 }
 
-fn writer_properties() -> Result<WriterProperties, LinesWriteError> {
-    Ok(WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        // LZ4: decoding is the scan's cost; measured 20 % faster to query than zstd level 1
+        // for 20 % more bytes.
+        .set_compression(Compression::LZ4_RAW)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build())
+        .build()
 }
 
 impl<W: Write + Send> LinesWriter<W> {
@@ -334,7 +340,7 @@ impl<W: Write + Send> LinesWriter<W> {
         Ok(Self {
             columns: Columns::new(),
             facets: Facets::new(),
-            writer: ArrowWriter::try_new(lines, schema(), Some(writer_properties()?))?,
+            writer: ArrowWriter::try_new(lines, schema(), Some(writer_properties()))?,
             facets_out: facets,
             rows: 0,
         })
@@ -361,7 +367,7 @@ impl<W: Write + Send> LinesWriter<W> {
             self.writer.write(&self.columns.finish())?;
         }
         let lines = self.writer.into_inner()?;
-        let mut facets = ArrowWriter::try_new(self.facets_out, facets_schema(), Some(writer_properties()?))?;
+        let mut facets = ArrowWriter::try_new(self.facets_out, facets_schema(), Some(writer_properties()))?;
         facets.write(&self.facets.finish())?;
         Ok((lines, facets.into_inner()?))
     }
@@ -397,7 +403,7 @@ mod tests {
             // Same facet: another hour and another session of the same role.
             format!("AWS,111122223333,Usage,2026-11-03T10:00:00Z,{haiku},{caller}-1"),
             format!("AWS,111122223333,Usage,2026-11-03T17:00:00Z,{haiku},{caller}-2"),
-            // Another day, then another caller: new facets.
+            // Another day: the same facet (the day is the line's own); another caller: a new one.
             format!("AWS,111122223333,Usage,2026-11-04T10:00:00Z,{haiku},{caller}-1"),
             format!("AWS,111122223333,Usage,2026-11-03T10:00:00Z,{haiku},arn:aws:iam::111122223333:user/bob"),
             "AWS,111122223333,Usage,2026-11-03T10:00:00Z,AmazonEC2,USE1-BoxUsage:m5.large,RunInstances,,1,0.10,Amazon Elastic Compute Cloud,,".to_owned(),
@@ -409,12 +415,13 @@ mod tests {
         }
         let (lines, facets) = writer.finish().unwrap();
         let (lines, facets) = (read(lines), read(facets));
-        let numbers = lines.column_by_name("facet").unwrap().as_primitive::<Int32Type>();
-        assert_eq!(numbers, &Int32Array::from(vec![1, 1, 2, 3, 0]));
-        assert_eq!(facets.num_rows(), 3);
+        let numbers = lines.column_by_name("facet_day").unwrap().as_primitive::<Int32Type>();
+        // Facet × 32 + day of month − 1: the 3rd, the 3rd, the 4th; bob on the 3rd; EC2.
+        assert_eq!(numbers, &Int32Array::from(vec![32 + 2, 32 + 2, 32 + 3, 64 + 2, 2]));
+        assert_eq!(facets.num_rows(), 2);
         let names = facets.column_by_name("principal_name").unwrap().as_string::<i32>();
-        assert_eq!((names.value(0), names.value(2)), ("app", "bob"));
+        assert_eq!((names.value(0), names.value(1)), ("app", "bob"));
         let kinds = facets.column_by_name("principal_kind").unwrap().as_string::<i32>();
-        assert_eq!(kinds.value(2), "iam_user");
+        assert_eq!(kinds.value(1), "iam_user");
     }
 }

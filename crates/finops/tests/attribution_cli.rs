@@ -2,19 +2,11 @@
 //! chargeback statement, ingest AWS's restatement, and ask again as of the earlier instant
 //! — getting the earlier answer.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
 
 fn finops(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_finops")).args(args).env_remove("FINOPS_JWT_SECRET").output().unwrap();
@@ -33,32 +25,12 @@ fn json(args: &[&str]) -> Value {
 
 #[test]
 fn a_generated_month_is_attributed_charged_back_and_answerable_as_of_before_its_restatement() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("finops-attr-cli-{}-{port}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("finops-attr-cli-{}-{}", std::process::id(), uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let store = format!("sqlite://{}", dir.join("finops.db").display());
     let objects = dir.join("objects").display().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_finops"))
-        .args([
-            "serve",
-            "--dev",
-            "--demo",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            &store,
-            "--objects",
-            &objects,
-        ])
-        .env_remove("FINOPS_JWT_SECRET")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let ready = BufReader::new(stderr).lines().map_while(Result::ok).any(|l| l.contains("serving gRPC"));
-    let _server = Server(child);
-    assert!(ready, "the server started");
-    let url = format!("http://127.0.0.1:{port}");
+    let server = common::serve(&["--demo", "--store", &store, "--objects", &objects], &[]);
+    let url = server.url.clone();
     let (_, token, _) = finops(&["dev-token", "--subject", "fin-eva", "--role", "finance"]);
     let token = token.trim().to_owned();
     let ask = |extra: &[&str]| {

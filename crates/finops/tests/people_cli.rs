@@ -1,40 +1,17 @@
 //! The `finops` CLI for people, against a real `finops serve --dev --demo`: from a
 //! submission to a claimed role, tables and JSON.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-struct Server {
-    child: Child,
-    url: String,
-}
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("finops-cli-{}-{port}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_finops"))
-        .args(["serve", "--dev", "--demo", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--store")
-        .arg(format!("sqlite://{}", dir.join("finops.db").display()))
-        .arg("--objects")
-        .arg(dir.join("objects"))
-        .env_remove("FINOPS_JWT_SECRET")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let ready = BufReader::new(stderr).lines().map_while(Result::ok).any(|l| l.contains("serving gRPC"));
-    assert!(ready, "the server started");
-    Server { child, url: format!("http://127.0.0.1:{port}") }
+fn start() -> common::Server {
+    let dir = std::env::temp_dir().join(format!("finops-cli-{}-{}", std::process::id(), uuid::Uuid::now_v7()));
+    let store = format!("sqlite://{}", dir.join("finops.db").display());
+    let objects = dir.join("objects").display().to_string();
+    common::serve(&["--demo", "--store", &store, "--objects", &objects], &[])
 }
 
 fn token(subject: &str, role: &str) -> String {
@@ -47,7 +24,7 @@ fn token(subject: &str, role: &str) -> String {
 }
 
 /// Runs the CLI; returns (success, stdout, stderr).
-fn finops(server: &Server, token: &str, args: &[&str]) -> (bool, String, String) {
+fn finops(server: &common::Server, token: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_finops"))
         .args(["--server", &server.url, "--token", token])
         .args(args)
@@ -60,7 +37,7 @@ fn finops(server: &Server, token: &str, args: &[&str]) -> (bool, String, String)
     )
 }
 
-fn json(server: &Server, token: &str, args: &[&str]) -> Value {
+fn json(server: &common::Server, token: &str, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     let (ok, out, err) = finops(server, token, &all);

@@ -6,17 +6,21 @@
 //! The server's address comes from `FINOPS_TEST_S3_ENDPOINT` (`.ci/run` starts one); without
 //! it the test is skipped, except in CI (`CI=true`), where it fails.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Server(Child);
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The standard AWS environment, pointing at the test server.
+fn aws_env(endpoint: &str) -> [(&'static str, &str); 5] {
+    [
+        ("AWS_ENDPOINT", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "finops-test"),
+        ("AWS_SECRET_ACCESS_KEY", "finops-test"),
+    ]
 }
 
 /// One unsigned HTTP/1.1 request (the test server accepts them); returns status and body.
@@ -39,14 +43,7 @@ fn http(endpoint: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) 
 /// The CLI with the standard AWS environment pointing at the test server.
 fn finops(endpoint: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_finops"));
-    command
-        .args(args)
-        .env_remove("FINOPS_JWT_SECRET")
-        .env("AWS_ENDPOINT", endpoint)
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "finops-test")
-        .env("AWS_SECRET_ACCESS_KEY", "finops-test");
+    command.args(args).env_remove("FINOPS_JWT_SECRET").envs(aws_env(endpoint));
     command
 }
 
@@ -98,24 +95,13 @@ fn an_export_prefix_on_s3_is_ingested_into_a_bucket_and_answered_from_it() {
     let keys: Vec<&str> = listing.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).collect();
     assert_eq!(keys.len(), 3, "delivery, lines and facets: {keys:?}");
     assert!(keys.iter().any(|k| k.ends_with(".csv.gz")), "{keys:?}");
-    assert!(keys.iter().any(|k| k.ends_with(".lines-2.parquet")), "{keys:?}");
-    assert!(keys.iter().any(|k| k.ends_with(".facets-2.parquet")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(".lines-3.parquet")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(".facets-3.parquet")), "{keys:?}");
 
     // The server answers from the bucket (DataFusion reads the Parquet over S3).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = finops(
-        &endpoint,
-        &["serve", "--dev", "--listen", &format!("127.0.0.1:{port}"), "--store", &store, "--objects", &objects],
-    )
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let ready = BufReader::new(stderr).lines().map_while(Result::ok).any(|l| l.contains("serving gRPC"));
-    let _server = Server(child);
-    assert!(ready, "the server started");
+    let server = common::serve(&["--store", &store, "--objects", &objects], &aws_env(&endpoint));
     let token = run(finops(&endpoint, &["dev-token", "--subject", "fin-eva", "--role", "finance"]));
-    let url = format!("http://127.0.0.1:{port}");
+    let url = server.url.clone();
     let answer = run(finops(
         &endpoint,
         &[
