@@ -237,8 +237,6 @@ pub struct Attribution {
     pub rows: Vec<AttributionRow>,
     /// All AI spend answered, rounded once.
     pub total_cents: i64,
-    /// Workloads charged without a business case, by name.
-    pub unbacked: Vec<UnbackedWorkload>,
 }
 
 /// A decimal's raw value at `scale` as cents, rounded half away from zero.
@@ -436,7 +434,6 @@ impl Question {
             batch_hash: self.batch.hash.clone(),
             group_by: group_by.to_vec(),
             rows,
-            unbacked: self.unbacked().await?,
         })
     }
 

@@ -118,6 +118,7 @@ impl AttributionService for AttributionApi {
             })
             .await?;
         let answer = question.attribute(&group_by).await.map_err(from_attribution)?;
+        let unbacked = question.unbacked().await.map_err(from_attribution)?;
         Ok(Response::new(pb::AttributeResponse {
             total_cents: answer.total_cents,
             period: answer.period,
@@ -134,8 +135,7 @@ impl AttributionService for AttributionApi {
                 })
                 .collect(),
             as_of: instant.to_rfc3339(),
-            unbacked_workloads: answer
-                .unbacked
+            unbacked_workloads: unbacked
                 .into_iter()
                 .map(|u| pb::UnbackedWorkload {
                     workload_id: u.workload_id,
