@@ -14,7 +14,7 @@
 -- One row per facet and day with spend, with its workload (NULL when nobody is charged)
 -- and its gap (NULL when attributed and in scope).
 WITH sums AS (
-    SELECT facet_day, SUM(cost) AS cost, SUM(tokens) AS tokens, COUNT(*) AS lines
+    SELECT facet_day, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
     FROM lines
     GROUP BY facet_day
 ),
@@ -24,7 +24,8 @@ spend AS (
     SELECT
         CAST(floor(facet_day / 32) AS INT) AS facet,
         make_date({year}, {month}, CAST(facet_day % 32 + 1 AS INT)) AS day,
-        cost,
+        -- Exact: the fraction is in units of 10^-10 dollars (lines.rs).
+        CAST(dollars AS DECIMAL(38, 10)) + CAST(fraction AS DECIMAL(38, 0)) * CAST(0.0000000001 AS DECIMAL(11, 10)) AS cost,
         tokens,
         lines
     FROM sums

@@ -82,7 +82,7 @@ pub enum AttributionError {
 
 /// The columnar layout's version, part of the object names: a batch stored by an earlier
 /// layout is rewritten by ingesting its delivery again, never read wrongly.
-const COLUMNAR_LAYOUT: u32 = 3;
+const COLUMNAR_LAYOUT: u32 = 4;
 
 /// Where a batch's columnar lines live: beside its delivered bytes.
 pub fn lines_location(period: &str, hash: &str) -> ObjectPath {
