@@ -41,6 +41,17 @@ pub async fn fresh_postgres_url() -> Option<String> {
     Some(format!("{url}{separator}options[search_path]={schema}"))
 }
 
+/// An operator's command context (ingest, rebuilds) with a fresh request id.
+pub fn operator_context(actor_id: &str) -> finops_governance::CommandContext {
+    finops_governance::CommandContext {
+        actor_id: actor_id.into(),
+        actor_role: "operator".into(),
+        request_id: uuid::Uuid::now_v7(),
+        rationale: None,
+        correlation_id: None,
+    }
+}
+
 /// A fresh SQLite store path under the system temp directory.
 pub fn fresh_sqlite_url() -> String {
     let dir = std::env::temp_dir().join("finops-e2e");

@@ -4,7 +4,8 @@
 -- governance tables (see governance.rs): workloads, scope_accounts, scope_regions, claims.
 -- The two role predicates are filled in from the configured patterns and the generated
 -- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
--- pattern and an IN list for generated names; {year} and {month} are the period's.
+-- pattern and an IN list for generated names; {year} and {month} are the period's, and
+-- {facet_days} is lines.rs's FACET_DAYS.
 --
 -- A facet is everything that decides a line's outcome except its day (account, anchor,
 -- caller, region, model) plus what attribution groups by, so the lines of one facet and
@@ -18,12 +19,12 @@ WITH sums AS (
     FROM lines
     GROUP BY facet_day
 ),
--- facet_day = facet × 32 + day of month − 1 (lines.rs); non-AI lines (facet 0) fall out at
--- the join with `kinds`.
+-- facet_day = facet × {facet_days} + day of month − 1 (lines.rs); non-AI lines (facet 0)
+-- fall out at the join with `kinds`.
 spend AS (
     SELECT
-        CAST(floor(facet_day / 32) AS INT) AS facet,
-        make_date({year}, {month}, CAST(facet_day % 32 + 1 AS INT)) AS day,
+        CAST(floor(facet_day / {facet_days}) AS INT) AS facet,
+        make_date({year}, {month}, CAST(facet_day % {facet_days} + 1 AS INT)) AS day,
         -- Exact: the fraction is in units of 10^-10 dollars (lines.rs).
         CAST(dollars AS DECIMAL(38, 10)) + CAST(fraction AS DECIMAL(38, 0)) * CAST(0.0000000001 AS DECIMAL(11, 10)) AS cost,
         tokens,

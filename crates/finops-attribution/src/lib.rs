@@ -30,7 +30,7 @@ use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::datasource::MemTable;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use finops_domain::cur_batches::CurBatch;
+use finops_domain::cur_batches::{CurBatch, billing_period_start};
 use finops_domain::governance_state::GovernanceState;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -299,6 +299,7 @@ pub struct Question {
     ctx: SessionContext,
     view: GovernanceView,
     period: String,
+    period_start: chrono::NaiveDate,
     batch: CurBatch,
     visibility: Visibility,
 }
@@ -321,22 +322,36 @@ impl AttributionEngine {
         let ctx = SessionContext::new_with_config(config);
         let url = ObjectStoreUrl::parse(OBJECTS_URL)?;
         ctx.register_object_store(url.as_ref(), self.objects.clone());
+        let period_start = billing_period_start(&batch.period).ok_or_else(|| AttributionError::Invalid {
+            field: "period",
+            reason: format!("`{}` is not a billing period YYYY-MM", batch.period),
+        })?;
         let facets = facets_location(&batch.period, &batch.hash);
-        if let Err(object_store::Error::NotFound { .. }) = self.objects.head(&facets).await {
-            return Err(AttributionError::Outdated { period: batch.period.clone(), hash: batch.hash.clone() });
-        }
-        for (table, location) in [("lines", lines_location(&batch.period, &batch.hash)), ("facets", facets)] {
-            let data = ctx.read_parquet(format!("{OBJECTS_URL}{location}"), ParquetReadOptions::default()).await?;
+        for (table, location) in [("lines", lines_location(&batch.period, &batch.hash)), ("facets", facets.clone())] {
+            let data = match ctx.read_parquet(format!("{OBJECTS_URL}{location}"), ParquetReadOptions::default()).await {
+                Ok(data) => data,
+                // Only a failed read pays for asking why: a batch of an earlier layout has
+                // no facets under this layout's name.
+                Err(e) => {
+                    if let Err(object_store::Error::NotFound { .. }) = self.objects.head(&facets).await {
+                        return Err(AttributionError::Outdated {
+                            period: batch.period.clone(),
+                            hash: batch.hash.clone(),
+                        });
+                    }
+                    return Err(e.into());
+                }
+            };
             ctx.register_table(table, data.into_view())?;
         }
         governance::register_governance(&ctx, &view, &visibility)?;
         // Classified once per question: the one pass over the lines; attribution, the
         // chargeback statement, unbacked workloads and exports then read the small result.
-        let classified = ctx.sql(&governance::classify_sql(&view, &self.patterns, &batch.period)).await?;
+        let classified = ctx.sql(&governance::classify_sql(&view, &self.patterns, period_start)).await?;
         let schema = Arc::new(classified.schema().as_arrow().clone());
         let rows = classified.collect().await?;
         ctx.register_table("classified", Arc::new(MemTable::try_new(schema, vec![rows])?))?;
-        Ok(Question { ctx, view, period: batch.period.clone(), batch: batch.clone(), visibility })
+        Ok(Question { ctx, view, period: batch.period.clone(), period_start, batch: batch.clone(), visibility })
     }
 
     /// The batch of `period` current at `as_of` (now when `None`) in `state`.
@@ -440,9 +455,7 @@ impl Question {
     /// The period's Unbacked AI Workloads the asker may see: a claim in force on some day
     /// of the period, spend or an estimate, no declared business case.
     pub async fn unbacked(&self) -> Result<Vec<UnbackedWorkload>, AttributionError> {
-        let start = chrono::NaiveDate::parse_from_str(&format!("{}-01", self.period), "%Y-%m-%d").map_err(|e| {
-            AttributionError::Invalid { field: "period", reason: format!("`{}` is not YYYY-MM: {e}", self.period) }
-        })?;
+        let start = self.period_start;
         let end = start.checked_add_months(chrono::Months::new(1)).and_then(|d| d.pred_opt()).unwrap_or(start);
         let sql = format!(
             "SELECT w.workload_id, w.workload, w.owner, w.estimate, SUM(c.cost) AS spend \

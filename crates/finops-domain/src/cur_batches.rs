@@ -32,10 +32,16 @@ pub struct CurBatch {
 
 /// True for a billing period written `YYYY-MM` (month 01–12).
 pub fn is_billing_period(text: &str) -> bool {
-    text.len() == 7
-        && text.as_bytes()[4] == b'-'
-        && text[..4].bytes().all(|b| b.is_ascii_digit())
-        && matches!(text[5..].parse::<u8>(), Ok(1..=12))
+    billing_period_start(text).is_some()
+}
+
+/// The first day of a billing period written `YYYY-MM` (month 01–12); `None` otherwise.
+pub fn billing_period_start(text: &str) -> Option<chrono::NaiveDate> {
+    let well_formed = text.len() == 7 && text.as_bytes()[4] == b'-' && text[..4].bytes().all(|b| b.is_ascii_digit());
+    if !well_formed {
+        return None;
+    }
+    chrono::NaiveDate::from_ymd_opt(text[..4].parse().ok()?, text[5..].parse().ok()?, 1)
 }
 
 /// What may be asked of a period.
@@ -114,6 +120,15 @@ impl Aggregate for CurPeriod {
 mod tests {
     use super::*;
     use crate::aggregate::spec::given;
+
+    #[test]
+    fn a_billing_period_is_a_month_and_starts_on_its_first_day() {
+        assert_eq!(billing_period_start("2026-11"), chrono::NaiveDate::from_ymd_opt(2026, 11, 1));
+        for bad in ["2026-13", "2026-00", "2026-1", "26-11", "2026/11", "2026-11-01", "abcd-11", ""] {
+            assert_eq!(billing_period_start(bad), None, "{bad}");
+            assert!(!is_billing_period(bad), "{bad}");
+        }
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

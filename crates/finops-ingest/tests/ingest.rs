@@ -15,13 +15,7 @@ use object_store::ObjectStoreExt;
 use object_store::local::LocalFileSystem;
 
 fn context() -> CommandContext {
-    CommandContext {
-        actor_id: "op-kai".into(),
-        actor_role: "operator".into(),
-        request_id: uuid::Uuid::now_v7(),
-        rationale: None,
-        correlation_id: None,
-    }
+    finops_e2e::operator_context("op-kai")
 }
 
 fn month_file(dir: &std::path::Path, name: &str, restatement: u32) -> std::path::PathBuf {

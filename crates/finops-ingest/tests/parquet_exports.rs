@@ -18,13 +18,7 @@ use finops_ingest::{Format, IngestError, Ingestor, Progress, discover};
 use object_store::local::LocalFileSystem;
 
 fn context() -> CommandContext {
-    CommandContext {
-        actor_id: "op-kai".into(),
-        actor_role: "operator".into(),
-        request_id: uuid::Uuid::now_v7(),
-        rationale: None,
-        correlation_id: None,
-    }
+    finops_e2e::operator_context("op-kai")
 }
 
 /// Lines as a CUR 2.0 Parquet part: Glue types (timestamps, doubles, `resource_tags` as
