@@ -14,13 +14,16 @@
 -- facet or per facet and claim, and the day only picks which claim held the facet then.
 -- One row per facet and day with spend, with its workload (NULL when nobody is charged)
 -- and its gap (NULL when attributed and in scope).
+--
+-- facet_day = facet × {facet_days} + day of month − 1 (lines.rs). Non-AI lines (facet 0)
+-- are skipped: the lines are written with them first and the AI lines clustered by facet
+-- (lines.rs), so the filter drops their row groups by statistics without reading them.
 WITH sums AS (
     SELECT facet_day, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
     FROM lines
+    WHERE facet_day >= {facet_days}
     GROUP BY facet_day
 ),
--- facet_day = facet × {facet_days} + day of month − 1 (lines.rs); non-AI lines (facet 0)
--- fall out at the join with `kinds`.
 spend AS (
     SELECT
         CAST(floor(facet_day / {facet_days}) AS INT) AS facet,
