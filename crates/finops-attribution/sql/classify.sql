@@ -26,6 +26,7 @@ WITH sums AS (
 ),
 spend AS (
     SELECT
+        -- floor: DuckDB (the benchmark's baseline) divides integers as floats.
         CAST(floor(facet_day / {facet_days}) AS INT) AS facet,
         make_date({year}, {month}, CAST(facet_day % {facet_days} + 1 AS INT)) AS day,
         -- Exact: the fraction is in units of 10^-10 dollars (lines.rs).

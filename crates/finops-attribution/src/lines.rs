@@ -365,9 +365,8 @@ fn cluster(facet: i32) -> usize {
 
 /// Lines waiting for their cluster's turn: an Arrow IPC file of record batches, each
 /// remembered under its cluster, read back cluster by cluster when the writer finishes.
-/// Removed when dropped, so a failed ingest leaves nothing behind.
 struct Spill {
-    path: std::path::PathBuf,
+    file: Scratch,
     writer: Option<FileWriter<std::io::BufWriter<std::fs::File>>>,
     /// Per cluster, the indices of its batches in the file, in the order written.
     batches: Vec<Vec<usize>>,
@@ -376,20 +375,20 @@ struct Spill {
 
 impl Spill {
     fn new() -> Result<Self, LinesWriteError> {
-        let path = std::env::temp_dir().join(format!("finops-lines-{}.spill.arrow", uuid::Uuid::now_v7()));
-        let fail = |e: &dyn std::fmt::Display| spill_error(&path, e);
-        let file = std::fs::File::create(&path).map_err(|e| fail(&e))?;
+        let scratch = Scratch::new("lines.spill.arrow");
+        let fail = |e: &dyn std::fmt::Display| spill_error(&scratch.0, e);
+        let file = std::fs::File::create(&scratch.0).map_err(|e| fail(&e))?;
         // LZ4: the spill holds every line once more; compressed it stays a fraction of the
         // delivery's size on disk.
         let options =
             IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME)).map_err(|e| fail(&e))?;
         let writer = FileWriter::try_new_with_options(std::io::BufWriter::new(file), &schema(), options)
             .map_err(|e| fail(&e))?;
-        Ok(Self { writer: Some(writer), batches: vec![Vec::new(); cluster(CLUSTERS) + 1], written: 0, path })
+        Ok(Self { writer: Some(writer), batches: vec![Vec::new(); cluster(CLUSTERS) + 1], written: 0, file: scratch })
     }
 
     fn fail(&self, e: &dyn std::fmt::Display) -> LinesWriteError {
-        spill_error(&self.path, e)
+        spill_error(&self.file.0, e)
     }
 
     fn write(&mut self, cluster: usize, batch: &RecordBatch) -> Result<(), LinesWriteError> {
@@ -408,7 +407,7 @@ impl Spill {
         if let Some(mut writer) = self.writer.take() {
             writer.finish().map_err(|e| self.fail(&e))?;
         }
-        let file = std::fs::File::open(&self.path).map_err(|e| self.fail(&e))?;
+        let file = std::fs::File::open(&self.file.0).map_err(|e| self.fail(&e))?;
         let mut reader = FileReader::try_new(std::io::BufReader::new(file), None).map_err(|e| self.fail(&e))?;
         for index in self.batches.iter().flatten() {
             reader.set_index(*index).map_err(|e| self.fail(&e))?;
@@ -426,9 +425,20 @@ fn spill_error(path: &std::path::Path, e: &dyn std::fmt::Display) -> LinesWriteE
     LinesWriteError::Spill { path: path.display().to_string(), reason: e.to_string() }
 }
 
-impl Drop for Spill {
+/// A temporary file, removed when dropped: whatever fails midway (a bad row, a full disk)
+/// leaves nothing behind.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    /// A new file name in the system's temporary folder, ending in `.{suffix}`.
+    pub fn new(suffix: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("finops-{}.{suffix}", uuid::Uuid::now_v7())))
+    }
+}
+
+impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -523,10 +533,9 @@ mod tests {
     const HEADER: &str = "bill_billing_entity,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_operation,line_item_resource_id,line_item_usage_amount,line_item_unblended_cost,product_product_name,resource_tags,line_item_iam_principal";
 
     fn read(bytes: Vec<u8>) -> RecordBatch {
-        let path = std::env::temp_dir().join(format!("finops-lines-test-{}.parquet", uuid::Uuid::now_v7()));
-        std::fs::write(&path, bytes).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let scratch = Scratch::new("test.parquet");
+        std::fs::write(&scratch.0, bytes).unwrap();
+        let file = std::fs::File::open(&scratch.0).unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
         let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
         datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()

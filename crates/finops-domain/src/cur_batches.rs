@@ -37,7 +37,9 @@ pub fn is_billing_period(text: &str) -> bool {
 
 /// The first day of a billing period written `YYYY-MM` (month 01–12); `None` otherwise.
 pub fn billing_period_start(text: &str) -> Option<chrono::NaiveDate> {
-    let well_formed = text.len() == 7 && text.as_bytes()[4] == b'-' && text[..4].bytes().all(|b| b.is_ascii_digit());
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    // Digits only: `parse` would also take a sign ("2026-+1").
+    let well_formed = text.len() == 7 && text.as_bytes()[4] == b'-' && digits(&text[..4]) && digits(&text[5..]);
     if !well_formed {
         return None;
     }
@@ -124,7 +126,9 @@ mod tests {
     #[test]
     fn a_billing_period_is_a_month_and_starts_on_its_first_day() {
         assert_eq!(billing_period_start("2026-11"), chrono::NaiveDate::from_ymd_opt(2026, 11, 1));
-        for bad in ["2026-13", "2026-00", "2026-1", "26-11", "2026/11", "2026-11-01", "abcd-11", ""] {
+        for bad in
+            ["2026-13", "2026-00", "2026-1", "26-11", "2026/11", "2026-11-01", "abcd-11", "2026-+1", "+026-11", ""]
+        {
             assert_eq!(billing_period_start(bad), None, "{bad}");
             assert!(!is_billing_period(bad), "{bad}");
         }

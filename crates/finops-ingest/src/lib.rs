@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Datelike, Utc};
-use finops_attribution::lines::LinesWriter;
+use finops_attribution::lines::{LinesWriter, Scratch};
 use finops_attribution::parquet_csv::parquet_as_csv;
 use finops_attribution::{facets_location, lines_location};
 use finops_cur::csv_lines::{CallerIdentity, CurCsv, CurCsvError, CurLine};
@@ -227,7 +227,7 @@ impl Ingestor {
             delivery.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
 
         // 1. Validate and hash every part in one streaming pass each, writing the lines.
-        let (scratch, scratch_facets) = (Scratch::new("lines"), Scratch::new("facets"));
+        let (scratch, scratch_facets) = (Scratch::new("lines.parquet"), Scratch::new("facets.parquet"));
         let create = |s: &Scratch| File::create(&s.0).map(BufWriter::new).map_err(io(&s.0));
         let mut lines = LinesWriter::new(create(&scratch)?, create(&scratch_facets)?)?;
         let mut hasher = Sha256::new();
@@ -358,21 +358,6 @@ impl Ingestor {
         }
         writer.finish().await?;
         Ok(())
-    }
-}
-
-/// A temporary file, removed when dropped (an ingest that fails leaves nothing behind).
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Self {
-        Self(std::env::temp_dir().join(format!("finops-ingest-{}.{what}.parquet", uuid::Uuid::now_v7())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
