@@ -150,7 +150,22 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+/// A reader that stops early (`finops attribution | head`) closes our stdout. Rust ignores
+/// SIGPIPE, so `println!` would panic; end instead as a Unix filter ends on SIGPIPE: quietly,
+/// with status 128 + 13.
+fn end_quietly_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map_or("", String::as_str);
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> anyhow::Result<()> {
+    end_quietly_when_stdout_closes();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -23,6 +23,22 @@ fn token(subject: &str, role: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+#[test]
+fn a_reader_that_stops_early_ends_the_cli_quietly() {
+    // `finops … | head`: the reader is gone before the CLI prints.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["dev-token", "--subject", "fl-ana", "--role", "finops_lead"])
+        .env_remove("FINOPS_JWT_SECRET")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "as a Unix filter ended by SIGPIPE; stderr: {stderr}");
+}
+
 /// Runs the CLI; returns (success, stdout, stderr).
 fn finops(server: &common::Server, token: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_finops"))
