@@ -1,26 +1,35 @@
 //! Applies the log to projectors: live (following the head) and as a rebuild into a new
 //! generation that replaces the active one when caught up.
+//!
+//! Both fold in memory and write once per batch. Live: a batch's touched documents are
+//! read in one query, every event of the batch is applied to them, and the changed ones
+//! are written back with one multi-row upsert, in the transaction that moves the
+//! checkpoint. Rebuild: one pass over the log feeds every projector being rebuilt (the
+//! next page is read while this one is folded), the documents are folded in memory, and
+//! each new generation is written in multi-row inserts before the swap. A round trip per
+//! document per event (what this replaced) held a 198 k-event rebuild to ~2 000 events/s.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
-use sqlx::Any;
-use sqlx::Transaction;
+use serde_json::Value;
+use sqlx::{Any, Transaction};
 
 use crate::Projector;
 use crate::store::{ReadModelError, ReadModels, parse};
 
+/// Events per live batch.
 const PAGE: usize = 500;
-
-/// Which checkpoint a batch moves.
-#[derive(Clone, Copy)]
-enum Target {
-    /// The active generation, guarded by its number and the checkpoint read.
-    Live { generation: i64, from: i64 },
-    /// A generation being rebuilt.
-    Rebuild { generation: i64, from: i64 },
-}
+/// Events per page of a rebuild's read.
+const REBUILD_PAGE: usize = 5_000;
+/// Rows per multi-row statement: 4 parameters a row stays far below SQLite's 32 766
+/// and PostgreSQL's 65 535 bound parameters.
+const ROWS_PER_STATEMENT: usize = 1_000;
+/// Keys per `IN (…)` lookup.
+const KEYS_PER_LOOKUP: usize = 1_000;
 
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +50,20 @@ pub struct ProjectionRunner {
     store: Arc<dyn EventStore>,
     models: ReadModels,
     projectors: Vec<Arc<dyn Projector>>,
+    failed_rounds: Arc<AtomicU64>,
 }
 
 impl ProjectionRunner {
     /// A runner for `projectors`, writing to `models`.
     pub fn new(store: Arc<dyn EventStore>, models: ReadModels, projectors: Vec<Arc<dyn Projector>>) -> Self {
-        Self { store, models, projectors }
+        Self { store, models, projectors, failed_rounds: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// How many live rounds failed (and were retried) since this runner was made: a
+    /// healthy runner stays at 0, so operators and tests can tell a quiet log from one
+    /// that keeps retrying.
+    pub fn failed_rounds(&self) -> u64 {
+        self.failed_rounds.load(Ordering::Relaxed)
     }
 
     /// Folds everything sealed so far into every projection; returns the lowest checkpoint.
@@ -66,17 +83,18 @@ impl ProjectionRunner {
                 return Ok(from as u64);
             }
             // Another runner (or a rebuild's swap) may have moved first; then re-read.
-            self.apply(projector, &events, Target::Live { generation, from }).await?;
+            self.apply(projector, &events, generation, from).await?;
         }
     }
 
-    /// Follows the head until the returned handle is aborted. Failures are logged and
-    /// retried: a read model lags rather than stops.
+    /// Follows the head until the returned handle is aborted. Failures are logged, counted
+    /// ([`ProjectionRunner::failed_rounds`]) and retried: a read model lags rather than stops.
     pub fn spawn(self, poll: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut signal = self.store.head_signal();
             loop {
                 if let Err(e) = self.catch_up().await {
+                    self.failed_rounds.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "projection round failed; retrying");
                 }
                 tokio::select! {
@@ -89,112 +107,118 @@ impl ProjectionRunner {
 
     /// Folds the whole log into a new generation of `name`, then makes it the active one.
     pub async fn rebuild(&self, name: &str) -> Result<RebuildReport, ReadModelError> {
-        let projector = self
-            .projectors
-            .iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| ReadModelError::BadPageToken(format!("no projection named `{name}`")))?
-            .clone();
-        let (active, _) = self.models.register(projector.name()).await?;
-        let digest_before = self.models.digest(projector.name()).await?;
-        let generation = active + 1;
-        let pool = self.models.pool();
-        sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation >= $2")
-            .bind(projector.name())
-            .bind(generation)
-            .execute(pool)
-            .await?;
-        sqlx::query(
-            "UPDATE read_model_projections SET building_generation = $2, building_checkpoint = 0 WHERE name = $1",
-        )
-        .bind(projector.name())
-        .bind(generation)
-        .execute(pool)
-        .await?;
-        let mut from = 0i64;
-        let mut events_folded = 0u64;
-        loop {
-            let events = self.store.read_all(AllRead::forwards_after(Position(from as u64), PAGE)).await?;
-            if events.is_empty() {
-                break;
-            }
-            events_folded += events.len() as u64;
-            from = self.apply(projector.as_ref(), &events, Target::Rebuild { generation, from }).await?;
-        }
-        // Swap: the new generation becomes active at its checkpoint; the live runner's
-        // next batch sees the new generation and continues from there.
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "UPDATE read_model_projections SET active_generation = $2, checkpoint = building_checkpoint, \
-             building_generation = NULL, building_checkpoint = NULL WHERE name = $1",
-        )
-        .bind(projector.name())
-        .bind(generation)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation < $2")
-            .bind(projector.name())
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        // Fold whatever arrived during the rebuild, then report.
-        self.catch_up_one(projector.as_ref()).await?;
-        let digest_after = self.models.digest(projector.name()).await?;
-        tracing::info!(projection = projector.name(), events = events_folded, "rebuilt");
-        Ok(RebuildReport { projection: projector.name(), events: events_folded, digest_before, digest_after })
+        Ok(self.rebuild_all(&[name]).await?.remove(0))
     }
 
-    /// Applies a batch and moves the target checkpoint in one transaction. Returns the new
-    /// checkpoint (or the old one, unchanged, when another writer moved first).
+    /// Folds the whole log, in one pass, into a new generation of each projection named,
+    /// then makes each the active one; queries keep answering from the current
+    /// generations until the swap. Reports in the order asked.
+    pub async fn rebuild_all(&self, names: &[&str]) -> Result<Vec<RebuildReport>, ReadModelError> {
+        let mut building = Vec::new();
+        for name in names {
+            let projector = self
+                .projectors
+                .iter()
+                .find(|p| p.name() == *name)
+                .ok_or_else(|| ReadModelError::UnknownProjection((*name).to_owned()))?
+                .clone();
+            let (active, _) = self.models.register(projector.name()).await?;
+            let digest_before = self.models.digest(projector.name()).await?;
+            let generation = active + 1;
+            self.models.start_generation(projector.name(), generation).await?;
+            building.push((projector, generation, digest_before, BTreeMap::<String, Value>::new()));
+        }
+
+        // Read the next page while this one is folded.
+        let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>, ReadModelError>>(2);
+        let store = self.store.clone();
+        let reader = tokio::spawn(async move {
+            let mut after = Position::START;
+            loop {
+                let page = store.read_all(AllRead::forwards_after(after, REBUILD_PAGE)).await;
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = pages_tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                let Some(last) = page.last().and_then(|e| e.position) else { return };
+                after = last;
+                let full = page.len() == REBUILD_PAGE;
+                if pages_tx.send(Ok(page)).await.is_err() || !full {
+                    return;
+                }
+            }
+        });
+        let mut events_folded = 0u64;
+        let mut through = 0i64;
+        while let Some(page) = pages.recv().await {
+            let page = page?;
+            events_folded += page.len() as u64;
+            through = page.last().and_then(|e| e.position).map_or(through, |p| p.0 as i64);
+            // Folding is CPU work: off the async threads, one projector per task.
+            let mut folds = Vec::new();
+            let page = Arc::new(page);
+            for (projector, _, _, docs) in building.iter_mut() {
+                let (projector, page, mut docs) = (projector.clone(), page.clone(), std::mem::take(docs));
+                folds.push(tokio::task::spawn_blocking(move || {
+                    for event in page.iter() {
+                        fold(projector.as_ref(), event, &mut docs);
+                    }
+                    docs
+                }));
+            }
+            for ((_, _, _, docs), fold) in building.iter_mut().zip(folds) {
+                *docs = fold.await.expect("a fold never panics");
+            }
+        }
+        reader.await.expect("the reader never panics");
+
+        let mut reports = Vec::new();
+        for (projector, generation, digest_before, docs) in building {
+            self.models.write_generation(projector.name(), generation, &docs, through).await?;
+            self.models.swap_in(projector.name(), generation).await?;
+            // Fold whatever arrived during the rebuild, then report.
+            self.catch_up_one(projector.as_ref()).await?;
+            let digest_after = self.models.digest(projector.name()).await?;
+            tracing::info!(projection = projector.name(), events = events_folded, documents = docs.len(), "rebuilt");
+            reports.push(RebuildReport {
+                projection: projector.name(),
+                events: events_folded,
+                digest_before,
+                digest_after,
+            });
+        }
+        Ok(reports)
+    }
+
+    /// Applies a batch to the active generation and moves its checkpoint in one
+    /// transaction, guarded by the generation and the checkpoint read. Returns the new
+    /// checkpoint (or the old one, unchanged, when another writer or a swap moved first).
     async fn apply(
         &self,
         projector: &dyn Projector,
         events: &[RecordedEvent],
-        target: Target,
+        generation: i64,
+        from: i64,
     ) -> Result<i64, ReadModelError> {
-        let (generation, from) = match target {
-            Target::Live { generation, from } | Target::Rebuild { generation, from } => (generation, from),
-        };
         let last = events.last().and_then(|e| e.position).map_or(from, |p| p.0 as i64);
-        let mut tx = self.models.pool().begin().await?;
+        let touched: BTreeSet<String> = events.iter().flat_map(|e| projector.keys(e)).collect();
+        let mut tx = self.models.begin_write().await?;
+        let before = load_many(&mut tx, projector.name(), generation, &touched).await?;
+        let mut docs = before.clone();
         for event in events {
-            for key in projector.keys(event) {
-                let current = load(&mut tx, projector.name(), generation, &key).await?;
-                match projector.apply(event, &key, current) {
-                    Some(doc) => {
-                        sqlx::query(
-                            "INSERT INTO read_model_documents (projection, generation, doc_key, doc) VALUES ($1, $2, $3, $4) \
-                             ON CONFLICT (projection, generation, doc_key) DO UPDATE SET doc = excluded.doc",
-                        )
-                        .bind(projector.name())
-                        .bind(generation)
-                        .bind(&key)
-                        .bind(doc.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    None => {
-                        sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2 AND doc_key = $3")
-                            .bind(projector.name())
-                            .bind(generation)
-                            .bind(&key)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-            }
+            fold(projector, event, &mut docs);
         }
-        let moved = match target {
-            Target::Live { .. } => sqlx::query(
-                "UPDATE read_model_projections SET checkpoint = $2 \
-                 WHERE name = $1 AND checkpoint = $3 AND active_generation = $4",
-            ),
-            Target::Rebuild { .. } => sqlx::query(
-                "UPDATE read_model_projections SET building_checkpoint = $2 \
-                 WHERE name = $1 AND building_checkpoint = $3 AND building_generation = $4",
-            ),
-        }
+        let changed = docs.iter().filter(|(k, v)| before.get(*k) != Some(*v));
+        upsert_many(&mut tx, projector.name(), generation, changed).await?;
+        let removed: Vec<&String> = before.keys().filter(|k| !docs.contains_key(*k)).collect();
+        delete_many(&mut tx, projector.name(), generation, &removed).await?;
+        let moved = sqlx::query(
+            "UPDATE read_model_projections SET checkpoint = $2 \
+             WHERE name = $1 AND checkpoint = $3 AND active_generation = $4",
+        )
         .bind(projector.name())
         .bind(last)
         .bind(from)
@@ -212,19 +236,164 @@ impl ProjectionRunner {
     }
 }
 
-async fn load(
-    tx: &mut Transaction<'_, Any>,
+/// Applies `event` to the documents it touches, in memory.
+fn fold(projector: &dyn Projector, event: &RecordedEvent, docs: &mut BTreeMap<String, Value>) {
+    for key in projector.keys(event) {
+        let current = docs.remove(&key);
+        if let Some(doc) = projector.apply(event, &key, current) {
+            docs.insert(key, doc);
+        }
+    }
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+async fn load_many(
+    tx: &mut Transaction<'static, Any>,
     projection: &str,
     generation: i64,
-    key: &str,
-) -> Result<Option<serde_json::Value>, ReadModelError> {
-    let doc: Option<String> = sqlx::query_scalar(
-        "SELECT doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND doc_key = $3",
-    )
-    .bind(projection)
-    .bind(generation)
-    .bind(key)
-    .fetch_optional(&mut **tx)
-    .await?;
-    doc.map(|d| parse(projection, key, &d)).transpose()
+    keys: &BTreeSet<String>,
+) -> Result<BTreeMap<String, Value>, ReadModelError> {
+    let mut docs = BTreeMap::new();
+    let keys: Vec<&String> = keys.iter().collect();
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let sql = format!(
+            "SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND doc_key IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut query =
+            sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(projection).bind(generation);
+        for key in chunk {
+            query = query.bind(key.as_str());
+        }
+        for (key, doc) in query.fetch_all(&mut **tx).await? {
+            let value = parse(projection, &key, &doc)?;
+            docs.insert(key, value);
+        }
+    }
+    Ok(docs)
+}
+
+/// Writes documents with multi-row statements (`upsert`: replacing those that exist).
+async fn write_rows<'a>(
+    tx: &mut Transaction<'static, Any>,
+    projection: &str,
+    generation: i64,
+    docs: impl Iterator<Item = (&'a String, &'a Value)>,
+    upsert: bool,
+) -> Result<(), ReadModelError> {
+    let rows: Vec<(&String, String)> = docs.map(|(k, v)| (k, v.to_string())).collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values =
+            (0..chunk.len()).map(|i| format!("({})", placeholders(4 * i + 1, 4))).collect::<Vec<_>>().join(", ");
+        let conflict =
+            if upsert { " ON CONFLICT (projection, generation, doc_key) DO UPDATE SET doc = excluded.doc" } else { "" };
+        let sql = format!(
+            "INSERT INTO read_model_documents (projection, generation, doc_key, doc) VALUES {values}{conflict}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (key, doc) in chunk {
+            query = query.bind(projection).bind(generation).bind(key.as_str()).bind(doc.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn upsert_many<'a>(
+    tx: &mut Transaction<'static, Any>,
+    projection: &str,
+    generation: i64,
+    docs: impl Iterator<Item = (&'a String, &'a Value)>,
+) -> Result<(), ReadModelError> {
+    write_rows(tx, projection, generation, docs, true).await
+}
+
+async fn delete_many(
+    tx: &mut Transaction<'static, Any>,
+    projection: &str,
+    generation: i64,
+    keys: &[&String],
+) -> Result<(), ReadModelError> {
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let sql = format!(
+            "DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2 AND doc_key IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(projection).bind(generation);
+        for key in chunk {
+            query = query.bind(key.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+impl ReadModels {
+    /// Starts a generation of `projection` for a rebuild (clearing any half-built one a
+    /// killed rebuild left behind); the active generation is untouched.
+    async fn start_generation(&self, projection: &str, generation: i64) -> Result<(), ReadModelError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation >= $2")
+            .bind(projection)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE read_model_projections SET building_generation = $2, building_checkpoint = 0 WHERE name = $1",
+        )
+        .bind(projection)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes a rebuilt generation's documents and its checkpoint, in one transaction.
+    async fn write_generation(
+        &self,
+        projection: &str,
+        generation: i64,
+        docs: &BTreeMap<String, Value>,
+        through: i64,
+    ) -> Result<(), ReadModelError> {
+        let mut tx = self.begin_write().await?;
+        write_rows(&mut tx, projection, generation, docs.iter(), false).await?;
+        sqlx::query(
+            "UPDATE read_model_projections SET building_checkpoint = $2 WHERE name = $1 AND building_generation = $3",
+        )
+        .bind(projection)
+        .bind(through)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes a rebuilt generation the active one at its checkpoint and drops the old one,
+    /// in one transaction: readers see the old generation or the new, never half of one.
+    /// The live runner's next batch sees the new generation and continues from there.
+    async fn swap_in(&self, projection: &str, generation: i64) -> Result<(), ReadModelError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE read_model_projections SET active_generation = $2, checkpoint = building_checkpoint, \
+             building_generation = NULL, building_checkpoint = NULL WHERE name = $1",
+        )
+        .bind(projection)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation < $2")
+            .bind(projection)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -25,6 +25,9 @@ pub enum ReadModelError {
         /// The parser's complaint.
         reason: String,
     },
+    /// No projection of that name.
+    #[error("no read model named `{0}`")]
+    UnknownProjection(String),
     /// A page token this server did not issue.
     #[error("page_token `{0}` is not one this server issued")]
     BadPageToken(String),
@@ -47,6 +50,9 @@ const SCHEMA: [&str; 2] = [
     )",
 ];
 
+/// The most rows one read of a List fetches.
+const MAX_CHUNK: usize = 2_000;
+
 /// One page of documents, in key order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
@@ -60,34 +66,58 @@ pub struct Page {
 #[derive(Debug, Clone)]
 pub struct ReadModels {
     pool: AnyPool,
+    /// SQLite takes one writer at a time: see [`ReadModels::begin_write`].
+    sqlite: bool,
 }
 
 impl ReadModels {
     /// Connects to the database the store URL names and creates the tables if needed.
     pub async fn open(url: &str) -> Result<Self, ReadModelError> {
         sqlx::any::install_default_drivers();
-        let url = url.strip_prefix("sqlite://").map_or_else(|| url.to_owned(), |path| format!("sqlite://{path}"));
+        let sqlite = url.starts_with("sqlite:") || url.ends_with(".db") || url.ends_with(".sqlite");
+        let url = match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Some(path) => format!("sqlite://{path}"),
+            None if sqlite => format!("sqlite://{url}"),
+            None => url.to_owned(),
+        };
         let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
+        let models = Self { pool, sqlite };
         for statement in SCHEMA {
-            sqlx::query(statement).execute(&pool).await?;
+            let mut tx = models.begin_write().await?;
+            sqlx::query(statement).execute(&mut *tx).await?;
+            tx.commit().await?;
         }
-        Ok(Self { pool })
+        Ok(models)
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A write transaction. On SQLite it takes the write lock at `BEGIN` (`IMMEDIATE`),
+    /// waiting its turn behind the event store's writer: a deferred transaction that
+    /// reads first and then writes cannot wait — SQLite answers "database is locked" at
+    /// once when a write landed since its read began — and the round had to be retried.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, ReadModelError> {
+        Ok(if self.sqlite { self.pool.begin_with("BEGIN IMMEDIATE").await? } else { self.pool.begin().await? })
     }
 
     /// The active generation of `projection` (registering it at generation 1 if new) and
     /// its checkpoint.
     pub(crate) async fn register(&self, projection: &str) -> Result<(i64, i64), ReadModelError> {
+        let known: Option<(i64, i64)> =
+            sqlx::query_as("SELECT active_generation, checkpoint FROM read_model_projections WHERE name = $1")
+                .bind(projection)
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(row) = known {
+            return Ok(row);
+        }
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO read_model_projections (name, active_generation, checkpoint) VALUES ($1, 1, 0) \
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(projection)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let row: (i64, i64) =
             sqlx::query_as("SELECT active_generation, checkpoint FROM read_model_projections WHERE name = $1")
                 .bind(projection)
@@ -107,12 +137,11 @@ impl ReadModels {
 
     /// One document of the active generation.
     pub async fn get(&self, projection: &str, key: &str) -> Result<Option<Value>, ReadModelError> {
-        let generation = self.active_generation(projection).await?;
         let doc: Option<String> = sqlx::query_scalar(
-            "SELECT doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND doc_key = $3",
+            "SELECT doc FROM read_model_documents WHERE projection = $1 AND doc_key = $2 \
+             AND generation = (SELECT active_generation FROM read_model_projections WHERE name = $1)",
         )
         .bind(projection)
-        .bind(generation)
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
@@ -128,7 +157,6 @@ impl ReadModels {
         page_token: &str,
         keep: impl Fn(&Value) -> bool,
     ) -> Result<Page, ReadModelError> {
-        let generation = self.active_generation(projection).await?;
         let mut after = if page_token.is_empty() {
             String::new()
         } else {
@@ -137,24 +165,38 @@ impl ReadModels {
         };
         let page_size = page_size.clamp(1, 1_000);
         let mut documents = Vec::new();
-        // Filtering happens after reading, so read in chunks until the page is full.
+        // Filtering happens after reading, so read in chunks until the page is full. The
+        // first chunk is the page plus one (enough when nothing is filtered out, and the
+        // one extra row says whether another page follows); each further chunk doubles,
+        // so a selective filter costs a few round trips, not one per page.
+        let mut chunk = page_size + 1;
         loop {
+            // One round trip: the active generation is read in the same statement, so a
+            // rebuild's swap is seen whole (before or after, never half).
             let rows: Vec<(String, String)> = sqlx::query_as(
                 "SELECT doc_key, doc FROM read_model_documents \
-                 WHERE projection = $1 AND generation = $2 AND doc_key > $3 ORDER BY doc_key LIMIT 500",
+                 WHERE projection = $1 AND doc_key > $2 \
+                 AND generation = (SELECT active_generation FROM read_model_projections WHERE name = $1) \
+                 ORDER BY doc_key LIMIT $3",
             )
             .bind(projection)
-            .bind(generation)
             .bind(&after)
+            .bind(chunk as i64)
             .fetch_all(&self.pool)
             .await?;
-            let exhausted = rows.len() < 500;
-            for (key, doc) in rows {
-                after = key.clone();
+            let exhausted = rows.len() < chunk;
+            chunk = (chunk * 2).min(MAX_CHUNK);
+            let read = rows.len();
+            for (i, (key, doc)) in rows.into_iter().enumerate() {
+                if documents.len() == page_size {
+                    // A row beyond a full page: there is a next page.
+                    return Ok(Page { documents, next_page_token: hex::encode(after.as_bytes()) });
+                }
                 let doc = parse(projection, &key, &doc)?;
+                after = key;
                 if keep(&doc) {
                     documents.push(doc);
-                    if documents.len() == page_size {
+                    if documents.len() == page_size && i + 1 == read && !exhausted {
                         return Ok(Page { documents, next_page_token: hex::encode(after.as_bytes()) });
                     }
                 }

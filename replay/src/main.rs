@@ -5,11 +5,11 @@
 //!   it exits non-zero when the chain is broken or the head differs from a recorded one.
 //! - `stats` prints streams, events by type, unsealed events and the head.
 //!
-//! It opens the store read-mostly: it never appends. (Opening a PostgreSQL store starts
-//! its sealer, which only places already-committed events in the global order.)
 //! - `rebuild` folds the log into fresh read models and swaps them in.
 //!
-//! Point-in-time replay arrives with the attribution work.
+//! It opens the log read-only: it never creates, migrates, seals or appends, and a store
+//! that holds no log (a mistyped path, an empty database) is refused with exit code 2.
+//! Only `rebuild` writes, and only the read-model tables.
 
 use std::process::ExitCode;
 
@@ -75,8 +75,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { expect_head: Some(text) } => Some(parse_head(text)?),
         _ => None,
     };
-    let store =
-        finops_eventlog::open(&cli.store, Upcasters::new()).await.with_context(|| format!("opening {}", cli.store))?;
+    let store = finops_eventlog::open_read_only(&cli.store, Upcasters::new())
+        .await
+        .with_context(|| format!("opening {} (read-only)", redact(&cli.store)))?;
     match cli.command {
         Command::Verify { .. } => {
             let report = finops_eventlog::verify_chain(store.as_ref(), expect_head).await?;
@@ -113,11 +114,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => finops_projections::ALL.to_vec(),
             };
             let runner = finops_projections::ProjectionRunner::new(store.clone(), models, all);
-            let mut rows = Vec::new();
-            for name in names {
-                let report = runner.rebuild(name).await?;
-                rows.push(report);
-            }
+            let started = std::time::Instant::now();
+            let rows = runner.rebuild_all(&names).await?;
+            let seconds = started.elapsed().as_secs_f64();
             if cli.json {
                 let reports: Vec<_> = rows
                     .iter()
@@ -138,6 +137,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let result = if r.digest_before == r.digest_after { "identical" } else { "changed" };
                     println!("{:<16} {:>8}  {:<10} {}", r.projection, r.events, result, r.digest_after);
                 }
+                let events = rows.first().map_or(0, |r| r.events);
+                eprintln!(
+                    "rebuilt {} read model(s) from {events} events in {seconds:.2} s ({:.0} events/s)",
+                    rows.len(),
+                    events as f64 / seconds.max(1e-9)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -174,6 +179,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Hides a password in a store URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}://{user}:***{}", &url[..scheme], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
     }
 }
 

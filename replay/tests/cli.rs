@@ -130,3 +130,72 @@ async fn rebuild_builds_fresh_read_models_that_match_the_live_ones() {
     assert_eq!(code, 2);
     assert!(out.contains("unknown read model `nope`"), "{out}");
 }
+
+/// Regression (issue 10.14): `verify` on a mistyped path created a store and reported
+/// "chain intact: 0 events", exit 0.
+#[test]
+fn a_path_without_a_log_is_refused_and_nothing_is_created() {
+    let dir = std::env::temp_dir().join(format!("finops-replay-{}", uuid_like()));
+    let missing = dir.join("typo.db");
+    for command in ["verify", "stats", "rebuild"] {
+        let (code, out) = replay(&format!("sqlite://{}", missing.display()), &[command]);
+        assert_eq!(code, 2, "{command}: {out}");
+        assert!(out.contains("no event log in"), "{command}: {out}");
+        assert!(!missing.exists(), "{command} created {}", missing.display());
+        assert!(!dir.exists(), "{command} created the folder");
+    }
+    // A SQLite file that is not a log (an empty database) is refused too, and left as it was.
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let (code, out) = replay(&format!("sqlite://{}", empty.display()), &["verify"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no `events` and `ledger` tables"), "{out}");
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "the file was not migrated");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    )
+}
+
+/// Regression (issue 10.14): on PostgreSQL the auditor's tool migrated an empty schema and
+/// ran a sealer. Read-only now: an empty schema is refused and left empty; a store opened
+/// read-only refuses appends, never seals, and its connections cannot write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_the_auditor_s_tool_writes_nothing() {
+    let Some(url) = finops_e2e::fresh_postgres_url().await else { return };
+    let (code, out) = replay(&url, &["verify"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no event log in PostgreSQL schema"), "{out}");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(tables, 0, "nothing was created in the empty schema");
+
+    seed(&url, 3).await;
+    let reader = finops_eventlog::PgEventStore::connect_read_only(&url, Upcasters::new()).await.unwrap();
+    let stream = StreamId::new("odd").unwrap();
+    let refused = finops_eventlog::EventStore::append(
+        &reader,
+        &stream,
+        ExpectedVersion::Any,
+        vec![NewEvent::new("Submitted", json!({}))],
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(refused, finops_eventlog::EventLogError::ReadOnly(_)), "{refused}");
+    assert_eq!(reader.seal_available().await.unwrap(), 0, "a read-only store never seals");
+    let write = sqlx::query("CREATE TABLE sneaky (x int)").execute(reader.pool()).await.unwrap_err();
+    assert!(write.to_string().contains("read-only"), "{write}");
+    let (code, out) = replay(&url, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("chain intact: 3 events verified"), "{out}");
+}

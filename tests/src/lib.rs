@@ -112,6 +112,7 @@ impl RunningServer {
         finops_server::auth::Authenticator::hs256(finops_server::DEV_JWT_SECRET.as_bytes())
             .expect("dev key")
             .issue(subject, role, 3600)
+            .expect("a subject the server accepts")
     }
 
     /// The `http://` endpoint for a tonic client.

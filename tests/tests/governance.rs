@@ -351,25 +351,27 @@ async fn every_validation_rule_answers_invalid_argument_with_the_fields() {
     if let Some(pb::request_details::UseCase::Operations(o)) = bad.use_case.as_mut() {
         o.monthly_budget = Some(pb::MonthlyAmount { amount: Some(pb::monthly_amount::Amount::Cents(0)) });
     }
-    // Wire-level problems are reported first, all at once.
+    // Regression (issue 10.10): wire-level problems used to be reported first and the
+    // domain's rules only on the next attempt. Every fault is named in one answer.
     let err = h.requests.submit_business_request(authed(submit(bad.clone()), &h.who.po)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
-    assert_eq!(fields, vec!["details.start_date"]);
-    // Then the domain's rules, all at once.
-    bad.start_date = String::new();
-    let err = h.requests.submit_business_request(authed(submit(bad), &h.who.po)).await.unwrap_err();
-    let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
     assert_eq!(
         fields,
-        vec!["workload_name", "operations.description", "operations.monthly_budget", "monthly_growth_percent"]
+        vec![
+            "details.start_date",
+            "details.workload_name",
+            "details.operations.description",
+            "details.operations.monthly_budget",
+            "details.monthly_growth_percent"
+        ]
     );
     let mut coding = coding();
     coding.use_case =
         Some(pb::request_details::UseCase::Coding(pb::CodingUseCase { developers: 100_001, active_percent: 0 }));
     let err = h.requests.submit_business_request(authed(submit(coding), &h.who.po)).await.unwrap_err();
     let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
-    assert_eq!(fields, vec!["coding.developers", "coding.active_percent"]);
+    assert_eq!(fields, vec!["details.coding.developers", "details.coding.active_percent"]);
     let err = h
         .requests
         .submit_business_request(authed(
@@ -391,6 +393,55 @@ async fn every_validation_rule_answers_invalid_argument_with_the_fields() {
         h.requests.submit_business_request(authed(juans, &h.who.po)).await.unwrap_err().code(),
         Code::PermissionDenied
     );
+    // An approval with six faults names all six (it named three).
+    let mut review = review("MPE-12");
+    review.model_id = "model with spaces".into();
+    review.account_id = "1234".into();
+    review.workspace = "ws".into();
+    review.confirmed_estimate = Some(pb::MonthlyAmount { amount: Some(pb::monthly_amount::Amount::Cents(0)) });
+    let err = h
+        .requests
+        .approve_business_request(authed(
+            pb::ApproveBusinessRequestRequest {
+                name: format!("businessRequests/{}", Uuid::now_v7()),
+                review: Some(review),
+                rationale: " ".into(),
+                request_id: String::new(),
+            },
+            &h.who.fl,
+        ))
+        .await
+        .unwrap_err();
+    let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "review.model_id",
+            "review.account_id",
+            "review.workspace",
+            "review.map_mpe_id",
+            "review.confirmed_estimate",
+            "rationale"
+        ]
+    );
+    // The organisation names every fault too.
+    let err = OrganisationServiceClient::new(
+        tonic::transport::Endpoint::from_shared(h.server.endpoint()).unwrap().connect().await.unwrap(),
+    )
+    .add_product(authed(
+        pb::AddProductRequest {
+            product_id: String::new(),
+            portfolio_id: "not-a-uuid".into(),
+            name: String::new(),
+            owner: " ".into(),
+            request_id: String::new(),
+        },
+        &h.who.fl,
+    ))
+    .await
+    .unwrap_err();
+    let fields: Vec<_> = err.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, vec!["portfolio_id", "name", "owner"]);
     assert_eq!(head(&h).await, organisation_head, "bad input stores nothing");
     h.server.shutdown().await.unwrap();
 }

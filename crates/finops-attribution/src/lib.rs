@@ -19,6 +19,7 @@ pub mod export;
 pub mod governance;
 pub mod lines;
 pub mod parquet_csv;
+pub mod scratch;
 
 use std::fmt;
 use std::str::FromStr;

@@ -22,6 +22,7 @@
 //! `Decimal128(38, 10)`: sums are exact and do not depend on the order a parallel plan adds
 //! them in, so the same question gives the same answer to the cent.
 
+use crate::scratch::Scratch;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -423,23 +424,6 @@ impl Spill {
 
 fn spill_error(path: &std::path::Path, e: &dyn std::fmt::Display) -> LinesWriteError {
     LinesWriteError::Spill { path: path.display().to_string(), reason: e.to_string() }
-}
-
-/// A temporary file, removed when dropped: whatever fails midway (a bad row, a full disk)
-/// leaves nothing behind.
-pub struct Scratch(pub std::path::PathBuf);
-
-impl Scratch {
-    /// A new file name in the system's temporary folder, ending in `.{suffix}`.
-    pub fn new(suffix: &str) -> Self {
-        Self(std::env::temp_dir().join(format!("finops-{}.{suffix}", uuid::Uuid::now_v7())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Streams lines into Parquet, clustered by facet (see `CLUSTERS`), and the facets into a

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregate;
-use crate::error::{DomainError, Violations};
+use crate::error::{DomainError, FieldViolation, Violations};
 use crate::request::CatalogStanding;
 use crate::vocabulary::{ApprovalScope, ModelId, Platform};
 
@@ -156,21 +156,22 @@ impl CatalogEntry {
     }
 }
 
+/// The rules of a scope an approval names, for an API to report beside its parse errors.
+pub fn scope_violations(scope: &ApprovalScope) -> Vec<FieldViolation> {
+    let mut v = Violations::default();
+    check_scope(&mut v, scope);
+    v.into_vec()
+}
+
 fn check_scope(v: &mut Violations, scope: &ApprovalScope) {
     if scope.accounts.is_empty() {
-        v.add("scope.accounts", "name at least one account");
+        v.add("scope.account_ids", "name at least one account");
     }
     if scope.regions.is_empty() {
         v.add("scope.regions", "name at least one region");
     }
     if scope.actions.is_empty() {
         v.add("scope.actions", "name at least one action");
-    }
-}
-
-fn check_rationale(v: &mut Violations, rationale: &str) {
-    if rationale.trim().is_empty() {
-        v.add("rationale", "is required: every decision says why");
     }
 }
 
@@ -195,7 +196,7 @@ impl Aggregate for CatalogEntry {
             },
             CatalogCommand::Approve { scope, by, rationale, at } => {
                 let mut v = Violations::default();
-                check_rationale(&mut v, rationale);
+                v.require_rationale(rationale);
                 check_scope(&mut v, scope);
                 v.into_result()?;
                 match self.status {
@@ -211,7 +212,7 @@ impl Aggregate for CatalogEntry {
             }
             CatalogCommand::AddScope { scope, by, rationale, at } => {
                 let mut v = Violations::default();
-                check_rationale(&mut v, rationale);
+                v.require_rationale(rationale);
                 v.into_result()?;
                 if self.status != ModelStatus::Approved {
                     return Err(illegal("add scope to"));
@@ -228,7 +229,7 @@ impl Aggregate for CatalogEntry {
             }
             CatalogCommand::Revoke { by, rationale, at } => {
                 let mut v = Violations::default();
-                check_rationale(&mut v, rationale);
+                v.require_rationale(rationale);
                 v.into_result()?;
                 match self.status {
                     ModelStatus::Approved | ModelStatus::PendingReview => {
@@ -341,7 +342,7 @@ mod tests {
             .unwrap_err();
         let DomainError::Invalid(v) = err else { panic!() };
         let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(fields, vec!["rationale", "scope.accounts", "scope.regions", "scope.actions"]);
+        assert_eq!(fields, vec!["rationale", "scope.account_ids", "scope.regions", "scope.actions"]);
 
         let err = given::<CatalogEntry>(&[listed()])
             .when(CatalogCommand::AddScope {

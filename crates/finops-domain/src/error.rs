@@ -41,6 +41,17 @@ pub enum DomainError {
     Precondition(String),
 }
 
+/// Longest rationale a decision may carry.
+pub const MAX_RATIONALE_CHARS: usize = 2_000;
+
+/// The rationale every decision carries (DOMAIN.md §1: who, when and *why*), as a list of
+/// violations (empty when it is fine), so an API can report it beside its parse errors.
+pub fn rationale_violations(rationale: &str) -> Vec<FieldViolation> {
+    let mut v = Violations::default();
+    v.require_rationale(rationale);
+    v.into_vec()
+}
+
 /// Collects violations so a command reports all of them at once, not the first only.
 #[derive(Debug, Default)]
 pub(crate) struct Violations(Vec<FieldViolation>);
@@ -59,6 +70,19 @@ impl Violations {
                 None
             }
         }
+    }
+
+    /// The rationale rule: required, and not a novel.
+    pub(crate) fn require_rationale(&mut self, rationale: &str) {
+        if rationale.trim().is_empty() {
+            self.add("rationale", "is required: every decision says why");
+        } else if rationale.chars().count() > MAX_RATIONALE_CHARS {
+            self.add("rationale", format!("is longer than {MAX_RATIONALE_CHARS} characters"));
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<FieldViolation> {
+        self.0
     }
 
     pub(crate) fn into_result(self) -> Result<(), DomainError> {

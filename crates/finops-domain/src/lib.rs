@@ -24,4 +24,4 @@ pub mod vocabulary;
 pub mod workload;
 
 pub use aggregate::Aggregate;
-pub use error::{DomainError, FieldViolation};
+pub use error::{DomainError, FieldViolation, MAX_RATIONALE_CHARS, rationale_violations};

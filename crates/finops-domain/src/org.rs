@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
-use crate::error::{DomainError, FieldViolation};
+use crate::error::{DomainError, Violations};
 use crate::vocabulary::AccountId;
 
 /// A portfolio.
@@ -156,12 +156,26 @@ impl Organisation {
     }
 }
 
-fn invalid(field: &str, description: String) -> DomainError {
-    DomainError::Invalid(vec![FieldViolation::new(field, description)])
+fn required(v: &mut Violations, field: &str, value: &str) {
+    if value.trim().is_empty() {
+        v.add(field, "is required");
+    }
 }
 
-fn required(field: &str, value: &str) -> Result<(), DomainError> {
-    if value.trim().is_empty() { Err(invalid(field, "is required".into())) } else { Ok(()) }
+/// What a portfolio and a product share: a name and an owner (no state needed), for an
+/// API to report beside its parse errors.
+pub fn named_and_owned_violations(name: &str, owner: &str) -> Vec<crate::FieldViolation> {
+    let mut v = Violations::default();
+    required(&mut v, "name", name);
+    required(&mut v, "owner", owner);
+    v.into_vec()
+}
+
+/// The rule every named thing of the organisation shares: a name (no state needed).
+pub fn name_violations(name: &str) -> Vec<crate::FieldViolation> {
+    let mut v = Violations::default();
+    required(&mut v, "name", name);
+    v.into_vec()
 }
 
 impl Aggregate for Organisation {
@@ -170,18 +184,22 @@ impl Aggregate for Organisation {
     type Error = DomainError;
 
     fn decide(&self, command: &OrgCommand) -> Result<Vec<OrgEvent>, DomainError> {
+        // Every rule is checked and every violation reported at once.
+        let mut v = Violations::default();
         match command {
             OrgCommand::AddPortfolio { portfolio_id, portfolio, at } => {
                 if self.portfolios.get(portfolio_id) == Some(portfolio) {
                     return Ok(vec![]);
                 }
-                required("name", &portfolio.name)?;
-                required("owner", &portfolio.owner)?;
-                if self.portfolios.contains_key(portfolio_id)
-                    || self.portfolios.values().any(|p| p.name == portfolio.name)
-                {
-                    return Err(invalid("name", format!("a portfolio named `{}` already exists", portfolio.name)));
+                required(&mut v, "name", &portfolio.name);
+                required(&mut v, "owner", &portfolio.owner);
+                if self.portfolios.contains_key(portfolio_id) {
+                    v.add("portfolio_id", format!("portfolio {portfolio_id} already exists"));
                 }
+                if self.portfolios.values().any(|p| p.name == portfolio.name) {
+                    v.add("name", format!("a portfolio named `{}` already exists", portfolio.name));
+                }
+                v.into_result()?;
                 Ok(vec![OrgEvent::PortfolioAdded {
                     portfolio_id: *portfolio_id,
                     portfolio: portfolio.clone(),
@@ -192,42 +210,43 @@ impl Aggregate for Organisation {
                 if self.products.get(product_id) == Some(product) {
                     return Ok(vec![]);
                 }
-                required("name", &product.name)?;
-                required("owner", &product.owner)?;
+                required(&mut v, "name", &product.name);
+                required(&mut v, "owner", &product.owner);
                 if !self.portfolios.contains_key(&product.portfolio_id) {
-                    return Err(invalid("portfolio_id", format!("no portfolio {}", product.portfolio_id)));
+                    v.add("portfolio_id", format!("no portfolio {}", product.portfolio_id));
                 }
-                let clash =
-                    self.products.values().any(|p| p.portfolio_id == product.portfolio_id && p.name == product.name);
-                if self.products.contains_key(product_id) || clash {
-                    return Err(invalid(
-                        "name",
-                        format!("the portfolio already has a product named `{}`", product.name),
-                    ));
+                if self.products.contains_key(product_id) {
+                    v.add("product_id", format!("product {product_id} already exists"));
                 }
+                if self.products.values().any(|p| p.portfolio_id == product.portfolio_id && p.name == product.name) {
+                    v.add("name", format!("the portfolio already has a product named `{}`", product.name));
+                }
+                v.into_result()?;
                 Ok(vec![OrgEvent::ProductAdded { product_id: *product_id, product: product.clone(), at: *at }])
             }
             OrgCommand::RegisterAccount { account, name, at } => {
                 if self.accounts.get(account) == Some(name) {
                     return Ok(vec![]);
                 }
-                required("name", name)?;
+                required(&mut v, "name", name);
                 if self.accounts.contains_key(account) {
-                    return Err(invalid("account", format!("account {account} is already registered")));
+                    v.add("account_id", format!("account {account} is already registered"));
                 }
+                v.into_result()?;
                 Ok(vec![OrgEvent::AccountRegistered { account: account.clone(), name: name.clone(), at: *at }])
             }
             OrgCommand::MapBudget { budget_id, budget, at } => {
                 if self.budgets.get(budget_id) == Some(budget) {
                     return Ok(vec![]);
                 }
-                required("name", &budget.name)?;
+                required(&mut v, "name", &budget.name);
                 if !self.accounts.contains_key(&budget.account) {
-                    return Err(invalid("account", format!("account {} is not registered", budget.account)));
+                    v.add("account_id", format!("account {} is not registered", budget.account));
                 }
                 if self.budgets.contains_key(budget_id) {
-                    return Err(invalid("budget_id", format!("budget {budget_id} already exists")));
+                    v.add("budget_id", format!("budget {budget_id} already exists"));
                 }
+                v.into_result()?;
                 Ok(vec![OrgEvent::BudgetMapped { budget_id: *budget_id, budget: budget.clone(), at: *at }])
             }
         }
@@ -299,6 +318,20 @@ mod tests {
             .unwrap();
         let org = Organisation::fold([registered].iter().chain(&events));
         assert_eq!(org.budgets_of(&account).len(), 1);
+    }
+
+    /// Regression (issue 10.10): the first fault only was named.
+    #[test]
+    fn every_fault_is_named_at_once() {
+        let err = given::<Organisation>(&[])
+            .when(OrgCommand::AddProduct {
+                product_id: Uuid::from_u128(11),
+                product: Product { portfolio_id: P, name: " ".into(), owner: "".into() },
+                at: now(),
+            })
+            .unwrap_err();
+        let DomainError::Invalid(v) = err else { panic!("{err}") };
+        assert_eq!(v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), vec!["name", "owner", "portfolio_id"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
-use crate::error::{DomainError, Violations};
+use crate::error::{DomainError, FieldViolation, Violations};
 use crate::role::{RoleName, RoleSuffix};
 use crate::vocabulary::{AccountId, ApprovalScope, Cents, InvokeAction, ModelId, MonthlyAmount, Platform, Region};
 
@@ -21,8 +21,6 @@ use crate::vocabulary::{AccountId, ApprovalScope, Cents, InvokeAction, ModelId, 
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 /// Longest workload name.
 pub const MAX_WORKLOAD_NAME_CHARS: usize = 120;
-/// Longest rationale.
-pub const MAX_RATIONALE_CHARS: usize = 2_000;
 
 /// What kind of operational workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -385,36 +383,71 @@ pub struct Approval {
     pub scope: ApprovalScope,
 }
 
-fn require_rationale(v: &mut Violations, rationale: &str) {
-    if rationale.trim().is_empty() {
-        v.add("rationale", "is required: every decision says why");
-    } else if rationale.chars().count() > MAX_RATIONALE_CHARS {
-        v.add("rationale", format!("is longer than {MAX_RATIONALE_CHARS} characters"));
-    }
+/// What of a review could be read: each part `None` when the caller's value was unusable
+/// (the API has already said why). The review's own rules are checked on what is there,
+/// so one answer names every fault.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewParts<'a> {
+    /// The platform.
+    pub platform: Option<Platform>,
+    /// The workspace, when one was given.
+    pub workspace: Option<&'a str>,
+    /// The MAP MPE id, when one was given.
+    pub map_mpe_id: Option<&'a str>,
+    /// The actions.
+    pub actions: Option<&'a BTreeSet<InvokeAction>>,
+    /// The FA Confirmed Estimate.
+    pub confirmed_estimate: Option<&'a MonthlyAmount>,
 }
 
-impl Review {
-    /// The review's own rules, independent of the request's state.
-    fn validate(&self, v: &mut Violations) {
-        match (self.platform, &self.workspace) {
-            (Platform::ClaudePlatform, None) => v.add("review.workspace", "is required for Claude Platform"),
-            (Platform::ClaudePlatform, Some(w)) if !valid_workspace(w) => {
+impl ReviewParts<'_> {
+    /// Every rule of a review that needs no state, checked on the parts present.
+    pub fn violations(&self) -> Vec<FieldViolation> {
+        let mut v = Violations::default();
+        self.check(&mut v);
+        v.into_vec()
+    }
+
+    fn check(&self, v: &mut Violations) {
+        match (self.platform, self.workspace) {
+            (Some(Platform::ClaudePlatform), None) => v.add("review.workspace", "is required for Claude Platform"),
+            (Some(Platform::ClaudePlatform), Some(w)) if !valid_workspace(w) => {
                 v.add("review.workspace", format!("`{w}` must be 1–64 characters of letters, digits, spaces, - and _"))
             }
-            (Platform::AmazonBedrock | Platform::AwsMarketplace, Some(_)) => {
+            (Some(Platform::AmazonBedrock | Platform::AwsMarketplace), Some(_)) => {
                 v.add("review.workspace", "only Claude Platform has workspaces")
             }
             _ => {}
         }
-        if let Some(id) = &self.map_mpe_id
+        if let Some(id) = self.map_mpe_id
             && (id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()))
         {
             v.add("review.map_mpe_id", format!("`{id}` must be 1–32 letters and digits"));
         }
-        if self.actions.is_empty() {
+        if self.actions.is_some_and(BTreeSet::is_empty) {
             v.add("review.actions", "at least one action must be allowed");
         }
-        v.check("review.confirmed_estimate", self.confirmed_estimate.validate());
+        if let Some(estimate) = self.confirmed_estimate {
+            v.check("review.confirmed_estimate", estimate.validate());
+        }
+    }
+}
+
+impl Review {
+    /// The review's parts, for [`ReviewParts::violations`].
+    pub fn parts(&self) -> ReviewParts<'_> {
+        ReviewParts {
+            platform: Some(self.platform),
+            workspace: self.workspace.as_deref(),
+            map_mpe_id: self.map_mpe_id.as_deref(),
+            actions: Some(&self.actions),
+            confirmed_estimate: Some(&self.confirmed_estimate),
+        }
+    }
+
+    /// The review's own rules, independent of the request's state.
+    fn validate(&self, v: &mut Violations) {
+        self.parts().check(v);
     }
 }
 
@@ -455,7 +488,7 @@ impl Aggregate for BusinessRequest {
             RequestCommand::Approve { review, workload_id, catalog, by, rationale, at } => match self.status {
                 RequestStatus::Submitted => {
                     let mut v = Violations::default();
-                    require_rationale(&mut v, rationale);
+                    v.require_rationale(rationale);
                     review.validate(&mut v);
                     v.into_result()?;
                     let scope = ApprovalScope {
@@ -503,7 +536,7 @@ impl Aggregate for BusinessRequest {
             RequestCommand::Reject { by, rationale, at } => match self.status {
                 RequestStatus::Submitted => {
                     let mut v = Violations::default();
-                    require_rationale(&mut v, rationale);
+                    v.require_rationale(rationale);
                     v.into_result()?;
                     Ok(vec![RequestEvent::BusinessRequestRejected {
                         by: by.clone(),

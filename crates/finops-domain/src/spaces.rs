@@ -222,10 +222,7 @@ impl Aggregate for ClaimableResource {
                         })
                     };
                 };
-                let mut violations = Vec::new();
-                if rationale.trim().is_empty() {
-                    violations.push(FieldViolation::new("rationale", "is required: every release says why"));
-                }
+                let mut violations = crate::error::rationale_violations(rationale);
                 if *effective_until < current.from {
                     violations.push(FieldViolation::new(
                         "effective_until",

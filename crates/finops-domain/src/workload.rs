@@ -24,6 +24,25 @@ pub struct WorkloadEstimate {
     pub monthly_growth_percent: Option<f64>,
 }
 
+impl WorkloadEstimate {
+    /// Every rule of an estimate, all violations at once.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        let mut v = Violations::default();
+        v.check("estimate.monthly", self.monthly.validate());
+        if let (Some(s), Some(e)) = (self.start, self.end)
+            && e < s
+        {
+            v.add("estimate.end_date", format!("{e} is before start {s}"));
+        }
+        if let Some(g) = self.monthly_growth_percent
+            && (!g.is_finite() || !(0.0..=1000.0).contains(&g))
+        {
+            v.add("estimate.monthly_growth_percent", format!("must be 0–1000, got {g}"));
+        }
+        v.into_result()
+    }
+}
+
 /// What may be asked of a workload's plan.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkloadCommand {
@@ -91,19 +110,7 @@ impl Aggregate for WorkloadPlan {
                 if self.estimate.as_ref() == Some(estimate) {
                     return Ok(vec![]);
                 }
-                let mut v = Violations::default();
-                v.check("estimate.monthly", estimate.monthly.validate());
-                if let (Some(s), Some(e)) = (estimate.start, estimate.end)
-                    && e < s
-                {
-                    v.add("estimate.end", format!("{e} is before start {s}"));
-                }
-                if let Some(g) = estimate.monthly_growth_percent
-                    && (!g.is_finite() || !(0.0..=1000.0).contains(&g))
-                {
-                    v.add("estimate.monthly_growth_percent", format!("must be 0–1000, got {g}"));
-                }
-                v.into_result()?;
+                estimate.validate()?;
                 Ok(vec![WorkloadEvent::WorkloadEstimateSet { estimate: estimate.clone(), by: by.clone(), at: *at }])
             }
             WorkloadCommand::DeclareBusinessCase { case, by, at } => {
@@ -158,7 +165,10 @@ mod tests {
             .when(WorkloadCommand::SetEstimate { estimate: bad, by: "po".into(), at: now() })
             .unwrap_err();
         let DomainError::Invalid(v) = err else { panic!() };
-        assert_eq!(v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), vec!["estimate.monthly", "estimate.end"]);
+        assert_eq!(
+            v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(),
+            vec!["estimate.monthly", "estimate.end_date"]
+        );
     }
 
     #[test]

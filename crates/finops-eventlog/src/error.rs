@@ -62,6 +62,18 @@ pub enum EventLogError {
         /// Why the upcaster refused.
         reason: String,
     },
+    /// No event log where one was expected: an auditor's read-only open found no store
+    /// (a mistyped path, an empty database) and created nothing.
+    #[error("no event log in {location}: {reason}")]
+    NoLog {
+        /// The store, as named (passwords redacted by the caller).
+        location: String,
+        /// What was missing.
+        reason: String,
+    },
+    /// A write was attempted on a store opened read-only.
+    #[error("this event store was opened read-only; nothing can be {0}")]
+    ReadOnly(&'static str),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -96,6 +96,8 @@ const INSERT_LEDGER: &str = "INSERT INTO ledger (position, event_row, hash) \
 /// The append-only log on PostgreSQL.
 pub struct PgEventStore {
     pool: PgPool,
+    /// Opened by an auditor's tool: no sealer, no appends, read-only transactions.
+    read_only: bool,
     upcasters: Upcasters,
     head: watch::Sender<u64>,
     wake_sealer: Arc<Notify>,
@@ -141,7 +143,38 @@ impl PgEventStore {
         let listen_task = tokio::spawn(forward_notifications(listener, head.clone()));
         let seal_task = tokio::spawn(run_sealer(pool.clone(), channel.clone(), head.clone(), wake_sealer.clone()));
 
-        Ok(Self { pool, upcasters, head, wake_sealer, channel, tasks: vec![listen_task, seal_task] })
+        Ok(Self { pool, read_only: false, upcasters, head, wake_sealer, channel, tasks: vec![listen_task, seal_task] })
+    }
+
+    /// Connects to an existing log for reading only: no migration, no sealer, every
+    /// transaction `READ ONLY` (the server refuses any write), and [`EventLogError::NoLog`]
+    /// when the schema holds no log.
+    pub async fn connect_read_only(url: &str, upcasters: Upcasters) -> Result<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        let options = options.options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await?;
+        let has_log: bool =
+            sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL AND to_regclass('ledger') IS NOT NULL")
+                .fetch_one(&pool)
+                .await?;
+        if !has_log {
+            let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await?;
+            return Err(EventLogError::NoLog {
+                location: format!("PostgreSQL schema `{schema}`"),
+                reason: "it has no `events` and `ledger` tables".into(),
+            });
+        }
+        let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await?;
+        let (head, _) = watch::channel(sealed_head(&pool).await?.position.0);
+        Ok(Self {
+            pool,
+            read_only: true,
+            upcasters,
+            head,
+            wake_sealer: Arc::new(Notify::new()),
+            channel: channel_name(&schema).into(),
+            tasks: vec![],
+        })
     }
 
     /// The connection pool (for benchmarks and operator tooling).
@@ -152,6 +185,9 @@ impl PgEventStore {
     /// Seals, in one pass, every committed event that can be placed in the global order
     /// now (those older than every transaction still in flight); returns how many.
     pub async fn seal_available(&self) -> Result<usize> {
+        if self.read_only {
+            return Ok(0);
+        }
         let mut total = 0;
         loop {
             let n = seal_batch(&self.pool, SEALER_LOCK, &self.channel, &self.head).await?;
@@ -348,6 +384,9 @@ impl EventStore for PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome> {
+        if self.read_only {
+            return Err(EventLogError::ReadOnly("appended"));
+        }
         store::check_batch(stream, &events)?;
         let batch = EncodedBatch::new(&events)?;
         let mut conn = self.pool.acquire().await?;
@@ -411,6 +450,10 @@ impl EventStore for PgEventStore {
     }
 
     async fn seal_committed(&self) -> Result<LogHead> {
+        if self.read_only {
+            // An auditor reads the order as it stands; sealing is a writer's job.
+            return self.head().await;
+        }
         // Everything visible now must be sealed before returning. Any transaction still in
         // flight anywhere in the cluster holds the horizon back, so wait for it to end.
         let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(&self.pool).await?;

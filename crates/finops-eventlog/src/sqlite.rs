@@ -36,6 +36,8 @@ const FIND_ID: &str = "SELECT event_id, stream_id, stream_version FROM events WH
 pub struct SqliteEventStore {
     /// One connection: appends are serialised here rather than by SQLITE_BUSY retries.
     writer: SqlitePool,
+    /// Opened by an auditor's tool: no migration, no appends.
+    read_only: bool,
     readers: SqlitePool,
     upcasters: Upcasters,
     head: watch::Sender<u64>,
@@ -85,7 +87,38 @@ impl SqliteEventStore {
         let start: Option<(i64, Vec<u8>)> = sqlx::query_as(sql::HEAD).fetch_optional(&readers).await?;
         let (head, _) = watch::channel(store::head_from(start).position.0);
         let poll_task = tokio::spawn(watch_file_head(readers.clone(), head.clone()));
-        Ok(Self { writer, readers, upcasters, head, poll_task })
+        Ok(Self { writer, read_only: false, readers, upcasters, head, poll_task })
+    }
+
+    /// Opens an existing log file for reading only: a missing file, or one without the
+    /// log's tables, is [`EventLogError::NoLog`] and nothing is created or migrated.
+    pub async fn open_read_only(path: &str, upcasters: Upcasters) -> Result<Self> {
+        if !std::path::Path::new(path).is_file() {
+            return Err(EventLogError::NoLog {
+                location: format!("`{path}`"),
+                reason: "no such file (nothing was created)".into(),
+            });
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'ledger')",
+        )
+        .fetch_one(&readers)
+        .await?;
+        if tables != 2 {
+            return Err(EventLogError::NoLog {
+                location: format!("`{path}`"),
+                reason: "the file has no `events` and `ledger` tables".into(),
+            });
+        }
+        let start: Option<(i64, Vec<u8>)> = sqlx::query_as(sql::HEAD).fetch_optional(&readers).await?;
+        let (head, _) = watch::channel(store::head_from(start).position.0);
+        let poll_task = tokio::spawn(watch_file_head(readers.clone(), head.clone()));
+        Ok(Self { writer: readers.clone(), read_only: true, readers, upcasters, head, poll_task })
     }
 }
 
@@ -111,6 +144,9 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome> {
+        if self.read_only {
+            return Err(EventLogError::ReadOnly("appended"));
+        }
         store::check_batch(stream, &events)?;
         let now = Utc::now();
         let encoded = events.iter().map(|e| store::encode(e, now)).collect::<Result<Vec<_>>>()?;

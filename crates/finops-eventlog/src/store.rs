@@ -74,6 +74,23 @@ pub async fn open(url: &str, upcasters: Upcasters) -> Result<Arc<dyn EventStore>
     }
 }
 
+/// Opens an existing log for reading only — the auditor's and operator's tools. Nothing is
+/// created, migrated, sealed or written: a path that holds no file, or a database without
+/// the log's tables, is [`EventLogError::NoLog`]; on PostgreSQL every transaction is read
+/// only and no sealer runs (unsealed events stay outside the verified order, as `stats`
+/// shows).
+pub async fn open_read_only(url: &str, upcasters: Upcasters) -> Result<Arc<dyn EventStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgEventStore::connect_read_only(url, upcasters).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Ok(Arc::new(SqliteEventStore::open_read_only(path, upcasters).await?))
+    } else if url.ends_with(".db") || url.ends_with(".sqlite") {
+        Ok(Arc::new(SqliteEventStore::open_read_only(url, upcasters).await?))
+    } else {
+        Err(EventLogError::UnsupportedStore(url.to_owned()))
+    }
+}
+
 /// A live feed of the global order from a checkpoint: first everything already sealed
 /// after it, then each new event as it is sealed. Every event arrives exactly once, in
 /// position order. Dropping the stream stops the feed.

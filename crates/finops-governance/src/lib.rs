@@ -124,6 +124,19 @@ where
         command: &A::Command,
         context: &CommandContext,
     ) -> Result<Loaded<A>, GovernanceError> {
+        self.execute_all(stream, std::slice::from_ref(command), context).await
+    }
+
+    /// Decides `commands` one after the other, each on the state the previous ones left,
+    /// and appends everything they produce in one append: all of them take effect, or —
+    /// when any is refused — none does and nothing is written. (A listing followed by an
+    /// approval that is then refused must not leave the listing behind.)
+    pub async fn execute_all(
+        &self,
+        stream: &StreamId,
+        commands: &[A::Command],
+        context: &CommandContext,
+    ) -> Result<Loaded<A>, GovernanceError> {
         let (Loaded { state, version }, recorded) = self.load_recorded(stream).await?;
         // A retry of a command that already took effect answers with the state now, even
         // if the aggregate has moved on since (when deciding again could be refused).
@@ -131,7 +144,13 @@ where
         if recorded.iter().any(|r| r.event_id == first_id) {
             return Ok(Loaded { state, version });
         }
-        let events = state.decide(command)?;
+        let mut events = Vec::new();
+        let mut decided_on = state.clone();
+        for command in commands {
+            let produced = decided_on.decide(command)?;
+            decided_on = produced.iter().fold(decided_on, A::evolve);
+            events.extend(produced);
+        }
         if events.is_empty() {
             return Ok(Loaded { state, version });
         }

@@ -34,8 +34,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Datelike, Utc};
-use finops_attribution::lines::{LinesWriter, Scratch};
+use finops_attribution::lines::LinesWriter;
 use finops_attribution::parquet_csv::parquet_as_csv;
+/// Scratch files and folders that a killed process leaves for the next one to sweep.
+pub use finops_attribution::scratch;
+use finops_attribution::scratch::Scratch;
 use finops_attribution::{facets_location, lines_location};
 use finops_cur::csv_lines::{CallerIdentity, CurCsv, CurCsvError, CurLine};
 use finops_cur::focus_lines::FocusCsv;

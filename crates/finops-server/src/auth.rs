@@ -128,16 +128,18 @@ impl Authenticator {
         Ok(Self { decoding: DecodingKey::from_secret(secret), encoding: EncodingKey::from_secret(secret), validation })
     }
 
-    /// Issues a token (dev mode and tests): `subject` in `role` for `ttl_seconds`.
-    pub fn issue(&self, subject: &str, role: Role, ttl_seconds: u64) -> String {
+    /// Issues a token (dev mode and tests): `subject` in `role` for `ttl_seconds`. A
+    /// subject no server would accept (see [`check_subject`]) is refused here too.
+    pub fn issue(&self, subject: &str, role: Role, ttl_seconds: u64) -> Result<String, String> {
+        check_subject(subject)?;
         let claims = Claims {
             sub: subject.to_owned(),
             role,
             exp: jsonwebtoken::get_current_timestamp() + ttl_seconds,
             iss: ISSUER.to_owned(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing cannot fail")
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail"))
     }
 
     /// The principal a request's bearer token names, or `UNAUTHENTICATED`.
@@ -153,7 +155,29 @@ impl Authenticator {
             .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer <token>`"))?;
         let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &self.validation)
             .map_err(|e| Status::unauthenticated(format!("the bearer token was refused: {e}")))?;
+        check_subject(&data.claims.sub)
+            .map_err(|reason| Status::unauthenticated(format!("the bearer token was refused: {reason}")))?;
         Ok(Principal { subject: data.claims.sub, role: data.claims.role })
+    }
+}
+
+/// Longest subject a token may name.
+pub const MAX_SUBJECT_LEN: usize = 256;
+
+/// A subject names a person: every decision records it as *who*, so an empty, blank or
+/// padded one (or one with control characters, which would forge lines in a printed trail)
+/// would leave a decision nobody made.
+pub fn check_subject(subject: &str) -> Result<(), String> {
+    if subject.trim().is_empty() {
+        Err("its subject (`sub`) is empty; every decision must name who made it".to_owned())
+    } else if subject.trim() != subject {
+        Err(format!("its subject `{subject}` has leading or trailing white space"))
+    } else if subject.chars().any(char::is_control) {
+        Err("its subject contains control characters".to_owned())
+    } else if subject.len() > MAX_SUBJECT_LEN {
+        Err(format!("its subject is {} bytes long; at most {MAX_SUBJECT_LEN}", subject.len()))
+    } else {
+        Ok(())
     }
 }
 
@@ -174,7 +198,7 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_name_the_principal() {
         let a = auth();
-        let p = a.principal(&request_with(&a.issue("po-maria", Role::ProductOwner, 60))).unwrap();
+        let p = a.principal(&request_with(&a.issue("po-maria", Role::ProductOwner, 60).unwrap())).unwrap();
         assert_eq!(p, Principal { subject: "po-maria".into(), role: Role::ProductOwner });
     }
 
@@ -182,9 +206,11 @@ mod tests {
     fn missing_forged_and_expired_tokens_are_unauthenticated() {
         let a = auth();
         let other = Authenticator::hs256(b"another-secret-another-secret-xx").unwrap();
-        for request in
-            [Request::new(()), request_with("not-a-jwt"), request_with(&other.issue("mallory", Role::FinopsLead, 60))]
-        {
+        for request in [
+            Request::new(()),
+            request_with("not-a-jwt"),
+            request_with(&other.issue("mallory", Role::FinopsLead, 60).unwrap()),
+        ] {
             let err = a.principal(&request).unwrap_err();
             assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
         }
@@ -197,6 +223,31 @@ mod tests {
         .unwrap();
         assert!(a.principal(&request_with(&token)).unwrap_err().message().contains("refused"));
         assert!(Authenticator::hs256(b"short").is_err());
+    }
+
+    /// Regression (issue 10.9): a validly signed token with an empty or blank subject was
+    /// accepted and its decisions recorded `actor_id: ""`.
+    #[test]
+    fn a_token_naming_nobody_is_unauthenticated_and_never_issued() {
+        let a = auth();
+        for subject in ["", "   ", " po-maria", "po\nmaria"] {
+            let forged = Claims {
+                sub: subject.into(),
+                role: Role::FinopsLead,
+                exp: jsonwebtoken::get_current_timestamp() + 60,
+                iss: ISSUER.into(),
+            };
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &forged,
+                &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+            )
+            .unwrap();
+            let err = a.principal(&request_with(&token)).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{subject:?}: {err:?}");
+            assert!(err.message().contains("subject"), "{}", err.message());
+            assert!(a.issue(subject, Role::FinopsLead, 60).is_err(), "{subject:?} must not be minted");
+        }
     }
 
     #[test]

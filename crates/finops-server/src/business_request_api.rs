@@ -215,6 +215,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.name);
         let input = wire::review(&mut fields, body.review.as_ref());
+        fields.domain("", finops_domain::rationale_violations(&body.rationale));
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (Some(id), Some(input)) = (id, input) else { unreachable!("fields checked") };
@@ -264,6 +265,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let body = request.into_inner();
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.name);
+        fields.domain("", finops_domain::rationale_violations(&body.rationale));
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let id = id.expect("checked");

@@ -80,10 +80,13 @@ impl CatalogService for CatalogApi {
         let mut fields = Fields::default();
         let key = model_key(&mut fields, body.platform, &body.model_id);
         let scope = wire::scope(&mut fields, "scope", body.scope.as_ref());
+        if body.scope.is_some() {
+            fields.domain("", finops_domain::catalog::scope_violations(&scope));
+        }
+        fields.domain("", finops_domain::rationale_violations(&body.rationale));
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (platform, model) = key.expect("checked");
-        let stream = streams::catalog_model(platform, model.as_str());
         let context = principal.context(request_id, Some(body.rationale.clone()));
         let list = CatalogCommand::ListForReview {
             platform,
@@ -91,12 +94,12 @@ impl CatalogService for CatalogApi {
             by: principal.subject.clone(),
             at: Utc::now(),
         };
-        self.models.execute(&stream, &list, &context).await.map_err(from_governance)?;
         let approve =
             CatalogCommand::Approve { scope, by: principal.subject.clone(), rationale: body.rationale, at: Utc::now() };
-        // The approval's events get ids distinct from the listing's: a different request id.
-        let approve_context = CommandContext { request_id: uuid::Uuid::new_v5(&request_id, b"approve"), ..context };
-        self.decide(platform, &model, &approve, &approve_context).await
+        // Listing and approving are decided together: a refused approval lists nothing.
+        let stream = streams::catalog_model(platform, model.as_str());
+        let loaded = self.models.execute_all(&stream, &[list, approve], &context).await.map_err(from_governance)?;
+        Ok(Self::reply(platform, &model, &loaded))
     }
 
     #[tracing::instrument(skip_all)]
@@ -110,6 +113,7 @@ impl CatalogService for CatalogApi {
         let mut fields = Fields::default();
         let key = model_key(&mut fields, body.platform, &body.model_id);
         let scope = wire::scope(&mut fields, "scope", body.scope.as_ref());
+        fields.domain("", finops_domain::rationale_violations(&body.rationale));
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (platform, model) = key.expect("checked");
@@ -133,6 +137,7 @@ impl CatalogService for CatalogApi {
         let body = request.into_inner();
         let mut fields = Fields::default();
         let key = model_key(&mut fields, body.platform, &body.model_id);
+        fields.domain("", finops_domain::rationale_violations(&body.rationale));
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (platform, model) = key.expect("checked");

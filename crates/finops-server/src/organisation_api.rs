@@ -109,12 +109,10 @@ impl OrganisationService for OrganisationApi {
         let mut fields = Fields::default();
         let request_id = wire::request_id(&mut fields, &b.request_id);
         let portfolio_id = id_or_derived(&mut fields, "portfolio_id", &b.portfolio_id, request_id);
+        let portfolio = Portfolio { name: b.name, owner: b.owner };
+        fields.domain("", finops_domain::org::named_and_owned_violations(&portfolio.name, &portfolio.owner));
         fields.finish()?;
-        let command = OrgCommand::AddPortfolio {
-            portfolio_id,
-            portfolio: Portfolio { name: b.name, owner: b.owner },
-            at: Utc::now(),
-        };
+        let command = OrgCommand::AddPortfolio { portfolio_id, portfolio, at: Utc::now() };
         self.run(&principal, request_id, command).await
     }
 
@@ -125,8 +123,9 @@ impl OrganisationService for OrganisationApi {
         let request_id = wire::request_id(&mut fields, &b.request_id);
         let product_id = id_or_derived(&mut fields, "product_id", &b.product_id, request_id);
         let portfolio_id = wire::uuid(&mut fields, "portfolio_id", &b.portfolio_id);
+        let product = Product { portfolio_id: portfolio_id.unwrap_or_default(), name: b.name, owner: b.owner };
+        fields.domain("", finops_domain::org::named_and_owned_violations(&product.name, &product.owner));
         fields.finish()?;
-        let product = Product { portfolio_id: portfolio_id.expect("checked"), name: b.name, owner: b.owner };
         self.run(&principal, request_id, OrgCommand::AddProduct { product_id, product, at: Utc::now() }).await
     }
 
@@ -139,6 +138,7 @@ impl OrganisationService for OrganisationApi {
         let mut fields = Fields::default();
         let request_id = wire::request_id(&mut fields, &b.request_id);
         let account = fields.check("account_id", AccountId::parse(&b.account_id));
+        fields.domain("", finops_domain::org::name_violations(&b.name));
         fields.finish()?;
         let command = OrgCommand::RegisterAccount { account: account.expect("checked"), name: b.name, at: Utc::now() };
         self.run(&principal, request_id, command).await
@@ -151,6 +151,7 @@ impl OrganisationService for OrganisationApi {
         let request_id = wire::request_id(&mut fields, &b.request_id);
         let budget_id = id_or_derived(&mut fields, "budget_id", &b.budget_id, request_id);
         let account = fields.check("account_id", AccountId::parse(&b.account_id));
+        fields.domain("", finops_domain::org::name_violations(&b.name));
         fields.finish()?;
         let budget = Budget { account: account.expect("checked"), name: b.name, cost_centre: b.cost_centre };
         self.run(&principal, request_id, OrgCommand::MapBudget { budget_id, budget, at: Utc::now() }).await

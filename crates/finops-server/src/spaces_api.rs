@@ -216,6 +216,7 @@ impl SpacesService for SpacesApi {
             }
         };
         let until = parse_date(&mut fields, "effective_until", &body.effective_until);
+        fields.domain("", finops_domain::rationale_violations(&body.rationale));
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (Some(key), Some(until)) = (key, until) else { unreachable!("fields checked") };
@@ -330,12 +331,18 @@ impl SpacesService for SpacesApi {
                 let monthly = wire::monthly(&mut fields, "estimate.monthly", e.monthly.as_ref());
                 let start = wire::date(&mut fields, "estimate.start_date", &e.start_date);
                 let end = wire::date(&mut fields, "estimate.end_date", &e.end_date);
-                monthly.map(|monthly| WorkloadEstimate {
-                    monthly,
+                // A placeholder for an unreadable amount lets the other rules be checked;
+                // `fields` already refuses the request then.
+                let estimate = WorkloadEstimate {
+                    monthly: monthly.unwrap_or(finops_domain::vocabulary::MonthlyAmount::Dollars(
+                        finops_domain::vocabulary::Cents(1),
+                    )),
                     start,
                     end,
                     monthly_growth_percent: e.monthly_growth_percent,
-                })
+                };
+                fields.domain_result("", estimate.validate());
+                Some(estimate)
             }
         };
         let request_id = wire::request_id(&mut fields, &body.request_id);

@@ -28,6 +28,28 @@ impl Fields {
         result.map_err(|e| self.add(field, e)).ok()
     }
 
+    /// Adds the domain's violations, their paths under `prefix` (`details` turns
+    /// `workload_name` into `details.workload_name`), except for fields already named: the
+    /// stateless rules are checked beside the parse, so one answer names every fault.
+    pub fn domain(&mut self, prefix: &str, violations: Vec<FieldViolation>) {
+        for v in violations {
+            let field = if prefix.is_empty() { v.field } else { format!("{prefix}.{}", v.field) };
+            if !self.0.iter().any(|known| known.field == field) {
+                self.0.push(FieldViolation::new(field, v.description));
+            }
+        }
+    }
+
+    /// [`Fields::domain`] for a validation result.
+    pub fn domain_result(&mut self, prefix: &str, result: Result<(), finops_domain::DomainError>) {
+        match result {
+            Ok(()) => {}
+            Err(finops_domain::DomainError::Invalid(violations)) => self.domain(prefix, violations),
+            // Validation only ever reports fields; anything else is decided later.
+            Err(_) => {}
+        }
+    }
+
     /// `INVALID_ARGUMENT` if anything was recorded.
     pub fn finish(self) -> Result<(), tonic::Status> {
         if self.0.is_empty() { Ok(()) } else { Err(crate::status::invalid_argument(self.0)) }
@@ -206,48 +228,46 @@ pub fn scope_to_wire(scope: &ApprovalScope) -> pb::Scope {
     }
 }
 
-/// Request details from the wire.
+/// Request details from the wire; `None` only when the message is absent. A part that
+/// cannot be read is reported in `fields` and stands in as a valid placeholder, so the
+/// domain's rules can still be checked on the rest ([`Fields::domain`]); since `fields` then
+/// holds a violation, such details never reach a decision.
 pub fn details(fields: &mut Fields, details: Option<&pb::RequestDetails>) -> Option<RequestDetails> {
     let Some(d) = details else {
         fields.add("details", "is required");
         return None;
     };
     let use_case = match &d.use_case {
-        Some(pb::request_details::UseCase::Coding(c)) => Some(UseCase::Coding {
+        Some(pb::request_details::UseCase::Coding(c)) => UseCase::Coding {
             developers: c.developers,
             active_percent: u8::try_from(c.active_percent).unwrap_or(u8::MAX),
-        }),
-        Some(pb::request_details::UseCase::Operations(o)) => {
-            let workload_type = workload_type(fields, o.workload_type);
-            let availability = availability(fields, o.availability);
-            let budget = monthly(fields, "details.operations.monthly_budget", o.monthly_budget.as_ref());
-            match (workload_type, availability, budget) {
-                (Some(workload_type), Some(availability), Some(monthly_budget)) => Some(UseCase::Operations {
-                    workload_type,
-                    description: o.description.clone(),
-                    availability,
-                    monthly_budget,
-                }),
-                _ => None,
-            }
-        }
+        },
+        Some(pb::request_details::UseCase::Operations(o)) => UseCase::Operations {
+            workload_type: workload_type(fields, o.workload_type).unwrap_or(WorkloadType::Other),
+            description: o.description.clone(),
+            availability: availability(fields, o.availability).unwrap_or(Availability::Standard),
+            monthly_budget: monthly(fields, "details.operations.monthly_budget", o.monthly_budget.as_ref())
+                .unwrap_or(MonthlyAmount::Dollars(Cents(1))),
+        },
         None => {
             fields.add("details.use_case", "is required: coding or operations");
-            None
+            UseCase::Coding { developers: 1, active_percent: 1 }
         }
     };
     let start = date(fields, "details.start_date", &d.start_date);
     let end = date(fields, "details.end_date", &d.end_date);
     let business_case = d.business_case.as_ref().map(business_case);
-    Some(RequestDetails {
+    let details = RequestDetails {
         workload_name: d.workload_name.clone(),
-        use_case: use_case?,
+        use_case,
         priority: d.priority,
         start,
         end,
         monthly_growth_percent: d.monthly_growth_percent,
         business_case,
-    })
+    };
+    fields.domain_result("details", details.validate());
+    Some(details)
 }
 
 /// The wire form of a monthly amount.
@@ -343,7 +363,8 @@ pub const DEFAULT_ACTIONS: [InvokeAction; 4] = [
     InvokeAction::ConverseStream,
 ];
 
-/// A review from the wire.
+/// A review from the wire, with the review's own rules (DOMAIN.md §2 step 3) checked on
+/// every part that could be read: `None` when anything is wrong, every fault in `fields`.
 pub fn review(fields: &mut Fields, review: Option<&pb::Review>) -> Option<ReviewInput> {
     let Some(r) = review else {
         fields.add("review", "is required");
@@ -356,14 +377,23 @@ pub fn review(fields: &mut Fields, review: Option<&pb::Review>) -> Option<Review
     let actions = actions(fields, "review.actions", &r.actions, &DEFAULT_ACTIONS);
     let confirmed_estimate = monthly(fields, "review.confirmed_estimate", r.confirmed_estimate.as_ref());
     let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    let (workspace, map_mpe_id) = (non_empty(&r.workspace), non_empty(&r.map_mpe_id));
+    let parts = finops_domain::request::ReviewParts {
+        platform,
+        workspace: workspace.as_deref(),
+        map_mpe_id: map_mpe_id.as_deref(),
+        actions: Some(&actions),
+        confirmed_estimate: confirmed_estimate.as_ref(),
+    };
+    fields.domain("", parts.violations());
     Some(ReviewInput {
         platform: platform?,
         model_id: model_id?,
         account: account?,
         region: region?,
         actions,
-        workspace: non_empty(&r.workspace),
-        map_mpe_id: non_empty(&r.map_mpe_id),
+        workspace,
+        map_mpe_id,
         confirmed_estimate: confirmed_estimate?,
     })
 }

@@ -227,7 +227,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// The demo's CUR: a generated November 2026 (20 000 rows; the same bytes every time, so
 /// seeding again records nothing), so attribution and chargeback answer out of the box.
 async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, objects: &str) -> anyhow::Result<()> {
-    let path = std::env::temp_dir().join(format!("finops-demo-{}.csv", uuid::Uuid::now_v7()));
+    let scratch = finops_ingest::scratch::Scratch::new("demo.csv");
+    let path = scratch.0.clone();
     generate("2026-11", 20_000, 1, 0, &path)?;
     let ingestor = finops_ingest::Ingestor::new(store, finops_ingest::objects::open(objects)?);
     let context = finops_governance::CommandContext {
@@ -238,7 +239,7 @@ async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, obje
         correlation_id: None,
     };
     let report = ingestor.ingest_file(&path, finops_ingest::Format::Cur, &context).await;
-    let _ = std::fs::remove_file(&path);
+    drop(scratch);
     let report = report?;
     tracing::info!(period = %report.batch.period, rows = report.batch.rows, "demo CUR month ingested");
     Ok(())
@@ -283,10 +284,13 @@ async fn ingest(sources: &[String], format: &str, store: &str, objects: &str, ac
     let mut fetched = vec![];
     for source in sources {
         let path = if source.starts_with("s3://") {
-            let dir = std::env::temp_dir().join(format!("finops-fetch-{}", uuid::Uuid::now_v7()));
+            // In scratch: a killed ingest's download is swept by the next one.
+            let dir = finops_ingest::scratch::Scratch::new("fetch");
             eprintln!("fetching {source} …");
-            fetched.push(finops_ingest::fetch(source, &dir).await?);
-            dir
+            finops_ingest::fetch(source, &dir.0).await?;
+            let path = dir.0.clone();
+            fetched.push(dir);
+            path
         } else {
             PathBuf::from(source)
         };
@@ -331,9 +335,7 @@ async fn ingest(sources: &[String], format: &str, store: &str, objects: &str, ac
             &b.hash[..16],
         );
     }
-    for dir in fetched {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    drop(fetched);
     Ok(())
 }
 
@@ -363,7 +365,10 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
     })?;
     let secret = args.jwt_secret.unwrap_or_else(|| finops_server::DEV_JWT_SECRET.to_owned());
     let auth = Authenticator::hs256(secret.as_bytes()).map_err(anyhow::Error::msg)?;
-    println!("{}", auth.issue(&args.subject, role, args.hours * 3600));
+    let token = auth
+        .issue(&args.subject, role, args.hours * 3600)
+        .map_err(|reason| anyhow::anyhow!("cannot mint a token for --subject {:?}: {reason}", args.subject))?;
+    println!("{token}");
     Ok(())
 }
 

@@ -39,6 +39,21 @@ fn a_reader_that_stops_early_ends_the_cli_quietly() {
     assert_eq!(out.status.code(), Some(141), "as a Unix filter ended by SIGPIPE; stderr: {stderr}");
 }
 
+/// Regression (issue 10.9): `dev-token` minted tokens naming nobody.
+#[test]
+fn dev_token_refuses_a_blank_subject() {
+    for subject in ["", "  "] {
+        let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+            .args(["dev-token", "--subject", subject, "--role", "finops_lead"])
+            .env_remove("FINOPS_JWT_SECRET")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{subject:?} minted a token");
+        assert!(out.stdout.is_empty(), "no token printed");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("subject"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 /// Runs the CLI; returns (success, stdout, stderr).
 fn finops(server: &common::Server, token: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_finops"))
