@@ -45,6 +45,12 @@ pub trait Projector: Send + Sync + 'static {
     /// The read model's stable name (also its checkpoint's key).
     fn name(&self) -> &'static str;
 
+    /// The version of this fold. Raise it whenever the documents it writes change shape
+    /// or meaning: a read model built by another version is rebuilt on start.
+    fn version(&self) -> u32 {
+        1
+    }
+
     /// The documents `event` changes (empty for events this read model ignores).
     fn keys(&self, event: &RecordedEvent) -> Vec<String>;
 

@@ -52,6 +52,11 @@ impl Projector for RequestQueue {
         Self::NAME
     }
 
+    // 2: money under honest names (`cents`, `annual_cost_saving_cents`; issue 10.11).
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn keys(&self, event: &RecordedEvent) -> Vec<String> {
         key_of(event, Self::PREFIX)
     }
@@ -270,6 +275,11 @@ impl WorkloadsView {
 impl Projector for WorkloadsView {
     fn name(&self) -> &'static str {
         Self::NAME
+    }
+
+    // 2: money under honest names (`cents`, `annual_cost_saving_cents`; issue 10.11).
+    fn version(&self) -> u32 {
+        2
     }
 
     fn keys(&self, event: &RecordedEvent) -> Vec<String> {

@@ -51,12 +51,19 @@ pub struct ProjectionRunner {
     models: ReadModels,
     projectors: Vec<Arc<dyn Projector>>,
     failed_rounds: Arc<AtomicU64>,
+    versions_checked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ProjectionRunner {
     /// A runner for `projectors`, writing to `models`.
     pub fn new(store: Arc<dyn EventStore>, models: ReadModels, projectors: Vec<Arc<dyn Projector>>) -> Self {
-        Self { store, models, projectors, failed_rounds: Arc::new(AtomicU64::new(0)) }
+        Self {
+            store,
+            models,
+            projectors,
+            failed_rounds: Arc::new(AtomicU64::new(0)),
+            versions_checked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
     }
 
     /// How many live rounds failed (and were retried) since this runner was made: a
@@ -67,7 +74,22 @@ impl ProjectionRunner {
     }
 
     /// Folds everything sealed so far into every projection; returns the lowest checkpoint.
+    /// The first time, a read model built by another version of its projector (its
+    /// documents have another shape) is rebuilt first, while the old one keeps answering.
     pub async fn catch_up(&self) -> Result<u64, ReadModelError> {
+        if !self.versions_checked.load(Ordering::Acquire) {
+            let mut stale = Vec::new();
+            for projector in &self.projectors {
+                if self.models.needs_rebuild_for(projector.name(), projector.version()).await? {
+                    stale.push(projector.name());
+                }
+            }
+            if !stale.is_empty() {
+                tracing::info!(read_models = ?stale, "read models built by an earlier projector version; rebuilding");
+                self.rebuild_all(&stale).await?;
+            }
+            self.versions_checked.store(true, Ordering::Release);
+        }
         let mut lowest = u64::MAX;
         for projector in &self.projectors {
             lowest = lowest.min(self.catch_up_one(projector.as_ref()).await?);
@@ -178,7 +200,7 @@ impl ProjectionRunner {
         let mut reports = Vec::new();
         for (projector, generation, digest_before, docs) in building {
             self.models.write_generation(projector.name(), generation, &docs, through).await?;
-            self.models.swap_in(projector.name(), generation).await?;
+            self.models.swap_in(projector.name(), generation, projector.version()).await?;
             // Fold whatever arrived during the rebuild, then report.
             self.catch_up_one(projector.as_ref()).await?;
             let digest_after = self.models.digest(projector.name()).await?;
@@ -378,14 +400,15 @@ impl ReadModels {
     /// Makes a rebuilt generation the active one at its checkpoint and drops the old one,
     /// in one transaction: readers see the old generation or the new, never half of one.
     /// The live runner's next batch sees the new generation and continues from there.
-    async fn swap_in(&self, projection: &str, generation: i64) -> Result<(), ReadModelError> {
+    async fn swap_in(&self, projection: &str, generation: i64, version: u32) -> Result<(), ReadModelError> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE read_model_projections SET active_generation = $2, checkpoint = building_checkpoint, \
-             building_generation = NULL, building_checkpoint = NULL WHERE name = $1",
+             building_generation = NULL, building_checkpoint = NULL, projector_version = $3 WHERE name = $1",
         )
         .bind(projection)
         .bind(generation)
+        .bind(i64::from(version))
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND generation < $2")

@@ -87,7 +87,47 @@ impl ReadModels {
             sqlx::query(statement).execute(&mut *tx).await?;
             tx.commit().await?;
         }
+        // Added after the first release: which version of its projector built a read model.
+        if sqlx::query("SELECT projector_version FROM read_model_projections LIMIT 1")
+            .execute(&models.pool)
+            .await
+            .is_err()
+        {
+            let mut tx = models.begin_write().await?;
+            sqlx::query("ALTER TABLE read_model_projections ADD COLUMN projector_version BIGINT NOT NULL DEFAULT 1")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
         Ok(models)
+    }
+
+    /// Records that `projection` is built by version `version` of its projector, and says
+    /// whether what is stored was built by another version (and so must be rebuilt). A
+    /// read model with nothing folded yet simply takes the version.
+    pub(crate) async fn needs_rebuild_for(&self, projection: &str, version: u32) -> Result<bool, ReadModelError> {
+        let known: Option<(i64, i64)> =
+            sqlx::query_as("SELECT checkpoint, projector_version FROM read_model_projections WHERE name = $1")
+                .bind(projection)
+                .fetch_optional(&self.pool)
+                .await?;
+        match known {
+            Some((_, stored)) if stored == i64::from(version) => Ok(false),
+            Some((checkpoint, _)) if checkpoint > 0 => Ok(true),
+            _ => {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO read_model_projections (name, active_generation, checkpoint, projector_version) \
+                     VALUES ($1, 1, 0, $2) ON CONFLICT (name) DO UPDATE SET projector_version = excluded.projector_version",
+                )
+                .bind(projection)
+                .bind(i64::from(version))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(false)
+            }
+        }
     }
 
     /// A write transaction. On SQLite it takes the write lock at `BEGIN` (`IMMEDIATE`),

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use finops_eventlog::{ChainHash, Position, Upcasters};
+use finops_eventlog::{ChainHash, Position};
 
 /// Verify and inspect the FinOps Center event log.
 #[derive(Debug, Parser)]
@@ -75,7 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { expect_head: Some(text) } => Some(parse_head(text)?),
         _ => None,
     };
-    let store = finops_eventlog::open_read_only(&cli.store, Upcasters::new())
+    let store = finops_eventlog::open_read_only(&cli.store, finops_governance::upcasters())
         .await
         .with_context(|| format!("opening {} (read-only)", redact(&cli.store)))?;
     match cli.command {

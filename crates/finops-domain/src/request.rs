@@ -75,9 +75,11 @@ pub enum UseCase {
 /// A declared business case: annual figures the workload is expected to bring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct BusinessCase {
-    /// Annual cost saving.
+    /// Annual cost saving (stored as `annual_cost_saving_cents`).
+    #[serde(rename = "annual_cost_saving_cents")]
     pub annual_cost_saving: Option<Cents>,
-    /// Annual revenue driven.
+    /// Annual revenue driven (stored as `annual_revenue_driving_cents`).
+    #[serde(rename = "annual_revenue_driving_cents")]
     pub annual_revenue_driving: Option<Cents>,
 }
 

@@ -236,7 +236,9 @@ impl TokenBreakdown {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MonthlyAmount {
-    /// Dollars per month.
+    /// Dollars per month, in cents: stored as `{"cents": n}` (schema.rs: version 1
+    /// stored it as `{"dollars": n}`, which read as 100 × the amount).
+    #[serde(rename = "cents")]
     Dollars(Cents),
     /// Tokens per month.
     Tokens(TokenBreakdown),

@@ -183,15 +183,19 @@ fn event_id(context: &CommandContext, stream: &StreamId, index: usize) -> Uuid {
 fn encode<E: Serialize>(stream: &StreamId, index: usize, event: &E, context: &CommandContext) -> NewEvent {
     let payload = serde_json::to_value(event).expect("domain events serialise");
     let event_type = payload.get("type").and_then(|t| t.as_str()).unwrap_or("Unknown").to_owned();
-    NewEvent::new(event_type, payload).with_id(event_id(context, stream, index)).with_metadata(EventMetadata {
-        actor_id: context.actor_id.clone(),
-        actor_role: context.actor_role.clone(),
-        rationale: context.rationale.clone(),
-        correlation_id: context.correlation_id,
-        causation_id: None,
-        idempotency_key: Some(context.request_id.to_string()),
-        ..EventMetadata::default()
-    })
+    let version = finops_domain::schema::version_of(&event_type);
+    NewEvent::new(event_type, payload)
+        .with_schema_version(version)
+        .with_id(event_id(context, stream, index))
+        .with_metadata(EventMetadata {
+            actor_id: context.actor_id.clone(),
+            actor_role: context.actor_role.clone(),
+            rationale: context.rationale.clone(),
+            correlation_id: context.correlation_id,
+            causation_id: None,
+            idempotency_key: Some(context.request_id.to_string()),
+            ..EventMetadata::default()
+        })
 }
 
 /// Decodes a stored event into the aggregate's event type.
@@ -205,6 +209,14 @@ pub fn decode<E: DeserializeOwned>(recorded: &RecordedEvent) -> Result<E, Govern
 }
 
 pub mod state;
+
+/// The log's upcasters for every domain event ([`finops_domain::schema`]): a store
+/// opened with them reads every stored version in the current shape.
+pub fn upcasters() -> finops_eventlog::Upcasters {
+    finops_domain::schema::UPCASTS
+        .iter()
+        .fold(finops_eventlog::Upcasters::new(), |up, (event_type, from, step)| up.register(*event_type, *from, *step))
+}
 
 /// Stream names, one place for all of them.
 pub mod streams {

@@ -174,3 +174,62 @@ async fn a_late_retry_after_the_request_moved_on_is_still_answered_not_refused()
         assert_eq!(late.version, 2);
     }
 }
+
+/// Regression (issue 10.11): money was stored as `{"dollars": 250000}` for $2,500. A log
+/// written by that version is read through the upcasters as the same money under honest
+/// names; new decisions are stored at schema version 2; the old events stay as they were
+/// written (the chain still verifies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_written_with_money_named_dollars_reads_as_cents_and_is_never_rewritten() {
+    let mut urls = vec![finops_e2e::fresh_sqlite_url()];
+    urls.extend(finops_e2e::fresh_postgres_url().await);
+    for url in urls {
+        let store = finops_eventlog::open(&url, finops_governance::upcasters()).await.unwrap();
+        let id = Uuid::now_v7();
+        let stream = streams::business_request(id);
+        // Exactly what the earlier build wrote (schema version 1).
+        let v1 = serde_json::json!({
+            "type": "BusinessRequestSubmitted",
+            "request_id": id,
+            "product_id": Uuid::from_u128(5),
+            "requested_by": "po-maria",
+            "details": {
+                "workload_name": "Support Bot",
+                "use_case": {"operations": {"workload_type": "customer_support", "description": "Answers tickets",
+                    "availability": "standard", "monthly_budget": {"dollars": 250000}}},
+                "priority": false, "start": null, "end": null, "monthly_growth_percent": null,
+                "business_case": {"annual_cost_saving": 12000000, "annual_revenue_driving": null}
+            },
+            "at": "2026-11-20T10:00:00Z"
+        });
+        store
+            .append(
+                &stream,
+                finops_eventlog::ExpectedVersion::NoStream,
+                vec![finops_eventlog::NewEvent::new("BusinessRequestSubmitted", v1)],
+            )
+            .await
+            .unwrap();
+        let handler = CommandHandler::<BusinessRequest>::new(store.clone());
+        let loaded = handler.load(&stream).await.unwrap();
+        let details = loaded.state.details.as_ref().unwrap();
+        let UseCase::Operations { monthly_budget, .. } = &details.use_case else { panic!() };
+        assert_eq!(*monthly_budget, MonthlyAmount::Dollars(Cents(250_000)), "$2,500.00, not $250,000");
+        assert_eq!(details.business_case.unwrap().annual_cost_saving, Some(Cents(12_000_000)));
+
+        handler.execute(&stream, &approve("eeee"), &context("fl-ana", "finops_lead", Uuid::now_v7())).await.unwrap();
+        let stored = store.read_stream(&stream, StreamRead::all()).await.unwrap();
+        assert_eq!(
+            (stored[0].stored_schema_version, stored[0].schema_version),
+            (1, 2),
+            "{}: the old event is stored at 1 and read at 2",
+            store.backend()
+        );
+        assert_eq!(stored[0].payload["details"]["use_case"]["operations"]["monthly_budget"]["cents"], 250_000);
+        assert_eq!(stored[1].stored_schema_version, 2, "new decisions are written at version 2");
+        assert_eq!(stored[1].payload["review"]["confirmed_estimate"], serde_json::json!({"cents": 90_000}));
+        store.seal_committed().await.unwrap();
+        let report = finops_eventlog::verify_chain(store.as_ref(), None).await.unwrap();
+        assert!(report.first_break.is_none(), "nothing was rewritten: {:?}", report.first_break);
+    }
+}

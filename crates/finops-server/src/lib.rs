@@ -89,10 +89,9 @@ pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn EventStore>, Se
     Ok(finops_eventlog::open(&config.store, upcasters()).await?)
 }
 
-/// Every upcaster the domain registers. None yet: the first events arrive with the
-/// governance workflow.
+/// Every upcaster the domain registers (`finops_domain::schema`).
 pub fn upcasters() -> Upcasters {
-    Upcasters::new()
+    finops_governance::upcasters()
 }
 
 /// Binds the configured address.
