@@ -257,6 +257,30 @@ impl Projector for ClaimsView {
                     last["until"] = json!(effective_until);
                 }
             }
+            ClaimEvent::ResourceReserved { resource, workload_id, .. } => {
+                doc["resource"] = json!(resource);
+                doc["reserved_for"] = json!(workload_id);
+                if doc.get("status").is_none() {
+                    doc["status"] = json!("reserved");
+                }
+            }
+            ClaimEvent::ResourceReassigned { resource, to_workload, effective_from, by, .. } => {
+                doc["resource"] = json!(resource);
+                if let Some(last) = doc["periods"].as_array_mut().and_then(|p| p.last_mut())
+                    && last["until"].is_null()
+                {
+                    last["until"] = json!(effective_from.pred_opt());
+                }
+                if let Some(periods) = doc["periods"].as_array_mut() {
+                    periods.push(json!({ "workload_id": to_workload, "from": effective_from, "until": null }));
+                }
+                if !doc["reserved_for"].is_null() {
+                    doc["reserved_for"] = json!(to_workload);
+                }
+                doc["workload_id"] = json!(to_workload);
+                doc["claimed_by"] = json!(by);
+                doc["status"] = json!("claimed");
+            }
         }
         Some(doc)
     }

@@ -33,13 +33,17 @@ pub enum ReadModelError {
     BadPageToken(String),
 }
 
-const SCHEMA: [&str; 2] = [
+const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS read_model_projections (
         name TEXT NOT NULL PRIMARY KEY,
         active_generation BIGINT NOT NULL,
         building_generation BIGINT,
         checkpoint BIGINT NOT NULL,
         building_checkpoint BIGINT
+    )",
+    "CREATE TABLE IF NOT EXISTS process_checkpoints (
+        name TEXT NOT NULL PRIMARY KEY,
+        checkpoint BIGINT NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS read_model_documents (
         projection TEXT NOT NULL,
@@ -164,6 +168,35 @@ impl ReadModels {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(row)
+    }
+
+    /// The position a process that follows the log (finops-processes) has handled
+    /// everything through; 0 before its first round.
+    pub async fn process_checkpoint(&self, process: &str) -> Result<u64, ReadModelError> {
+        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT checkpoint FROM process_checkpoints WHERE name = $1")
+            .bind(process)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(checkpoint.unwrap_or(0) as u64)
+    }
+
+    /// Moves a process's checkpoint from `from` to `to`; `false` (nothing moved) when
+    /// another instance of the process moved it first.
+    pub async fn advance_process(&self, process: &str, from: u64, to: u64) -> Result<bool, ReadModelError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO process_checkpoints (name, checkpoint) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
+            .bind(process)
+            .execute(&mut *tx)
+            .await?;
+        let moved = sqlx::query("UPDATE process_checkpoints SET checkpoint = $2 WHERE name = $1 AND checkpoint = $3")
+            .bind(process)
+            .bind(to as i64)
+            .bind(from as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(moved == 1)
     }
 
     /// The position the active generation has folded through.

@@ -49,6 +49,7 @@ pub fn operator_context(actor_id: &str) -> finops_governance::CommandContext {
         request_id: uuid::Uuid::now_v7(),
         rationale: None,
         correlation_id: None,
+        causation_id: None,
     }
 }
 

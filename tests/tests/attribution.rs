@@ -42,6 +42,7 @@ fn operator(key: &str) -> CommandContext {
         request_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()),
         rationale: None,
         correlation_id: None,
+        causation_id: None,
     }
 }
 

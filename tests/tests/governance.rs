@@ -228,9 +228,20 @@ async fn whole_path(url: String) {
     assert!(approval.role_name.starts_with("finops-customer-support-bot-"), "{}", approval.role_name);
     assert_eq!(approval.role_name.len(), "finops-customer-support-bot-".len() + 4);
     assert_eq!(approval.review.unwrap().actions.len(), 4, "default actions: invoke and converse, streaming or not");
-    let stats = h.server.store.stats().await.unwrap();
+    // The approval's fan-out (a process following the log) creates the tasks and
+    // reserves the generated role for the workload.
+    let mut stats = h.server.store.stats().await.unwrap();
+    for _ in 0..400 {
+        let reserved = stats.events_by_type.iter().any(|(n, _)| n == "ResourceReserved");
+        if reserved {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        stats = h.server.store.stats().await.unwrap();
+    }
     let count = |t: &str| stats.events_by_type.iter().find(|(n, _)| n == t).map_or(0, |(_, c)| *c);
     assert_eq!(count("TaskCreated"), 2, "Bedrock Enable Access and the MAP task");
+    assert_eq!(count("ResourceReserved"), 1, "the generated role, reserved for the workload");
 
     // A retry with the same request_id returns the first result and writes nothing.
     let before = head(&h).await;
@@ -976,4 +987,182 @@ async fn estimates_state_their_figures_and_assumptions() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     h.server.shutdown().await.unwrap();
+}
+
+/// Waits until the log holds `n` events of `event_type` (a process writes them).
+async fn events_of(server: &RunningServer, event_type: &str, n: u64) -> u64 {
+    let mut found = 0;
+    for _ in 0..400 {
+        let stats = server.store.stats().await.unwrap();
+        found = stats.events_by_type.iter().find(|(t, _)| t == event_type).map_or(0, |(_, c)| *c);
+        if found >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    found
+}
+
+/// Regression (issue 10.6): a Product Owner claimed the role generated for another
+/// Product Owner's workload, which moved that workload's spend to theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_generated_for_another_workload_is_refused_and_only_the_finops_lead_reassigns_it() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let mut h = harness(&url).await;
+    approve_model(&mut h).await;
+    let mut approved = Vec::new();
+    for (token, product) in [(h.who.po.clone(), PRODUCT), (h.who.other_po.clone(), JUANS_PRODUCT)] {
+        let mut request = submit(operations("Answers tickets"));
+        request.product_id = product.into();
+        let submitted = h.requests.submit_business_request(authed(request, &token)).await.unwrap().into_inner();
+        let done = h
+            .requests
+            .approve_business_request(authed(approve(&submitted.name, Uuid::now_v7()), &h.who.fl))
+            .await
+            .unwrap()
+            .into_inner();
+        approved.push(done);
+    }
+    assert_eq!(events_of(&h.server, "ResourceReserved", 2).await, 2, "each generated role is reserved");
+    let (marias, juans) = (&approved[0], &approved[1]);
+    let marias_role = marias.approval.as_ref().unwrap().role_name.clone();
+    let marias_workload = marias.approval.as_ref().unwrap().workload_id.clone();
+    let juans_workload = juans.approval.as_ref().unwrap().workload_id.clone();
+    let role = || Some(pb::IamRoleRef { account_id: ACCOUNT.into(), role_name_or_arn: marias_role.clone() });
+    let before = head(&h).await;
+    let stolen = h
+        .spaces
+        .claim_resource(authed(
+            pb::ClaimResourceRequest {
+                business_request: juans.name.clone(),
+                resource: role().map(pb::claim_resource_request::Resource::Role),
+                effective_from: "2026-11-01".into(),
+                request_id: String::new(),
+            },
+            &h.who.other_po,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stolen.code(), Code::FailedPrecondition);
+    assert!(stolen.message().contains(&marias_workload), "the holder is named: {}", stolen.message());
+    assert_eq!(head(&h).await, before, "the refused claim left no event");
+
+    // Only the FinOps Lead reassigns, and only with a reason.
+    let reassign = |rationale: &str| pb::ReassignResourceRequest {
+        business_request: juans.name.clone(),
+        resource: role().map(pb::reassign_resource_request::Resource::Role),
+        effective_from: "2026-11-10".into(),
+        rationale: rationale.into(),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        h.spaces.reassign_resource(authed(reassign("team moved"), &h.who.po)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let no_reason = h.spaces.reassign_resource(authed(reassign(" "), &h.who.fl)).await.unwrap_err();
+    assert_eq!(no_reason.get_details_bad_request().unwrap().field_violations[0].field, "rationale");
+    let moved =
+        h.spaces.reassign_resource(authed(reassign("Team moved to claims"), &h.who.fl)).await.unwrap().into_inner();
+    assert_eq!((moved.status.as_str(), moved.workload_id.as_str()), ("claimed", juans_workload.as_str()));
+    assert_eq!(moved.reserved_for, juans_workload);
+    assert_eq!(moved.periods[0].from, "2026-11-10");
+    h.server.shutdown().await.unwrap();
+}
+
+/// Regression (issue 10.7): an approval whose task fan-out was lost in a crash stayed
+/// approved with no tasks forever. The approval is recorded as the API records it and the
+/// service dies before anything else; the next service finds it and creates the tasks and
+/// the reservation, once, each caused by the approval.
+async fn a_lost_fan_out_completes_when_the_service_starts(url: String) {
+    let mut h = harness(&url).await;
+    approve_model(&mut h).await;
+    let submitted = h
+        .requests
+        .submit_business_request(authed(submit(operations("Answers tickets")), &h.who.po))
+        .await
+        .unwrap()
+        .into_inner();
+    h.server.shutdown().await.unwrap();
+
+    // The approval, stored exactly as the API stores it — and then nothing: the crash.
+    let store = finops_eventlog::open(&url, finops_governance::upcasters()).await.unwrap();
+    let id = Uuid::parse_str(submitted.name.trim_start_matches("businessRequests/")).unwrap();
+    let catalog = finops_governance::CommandHandler::<finops_domain::catalog::CatalogEntry>::new(store.clone())
+        .load(&finops_governance::streams::catalog_model(finops_domain::vocabulary::Platform::AmazonBedrock, MODEL))
+        .await
+        .unwrap();
+    let request_id = Uuid::now_v7();
+    let approve = finops_domain::request::RequestCommand::Approve {
+        review: finops_domain::request::Review {
+            platform: finops_domain::vocabulary::Platform::AmazonBedrock,
+            model_id: finops_domain::vocabulary::ModelId::parse(MODEL).unwrap(),
+            account: finops_domain::vocabulary::AccountId::parse(ACCOUNT).unwrap(),
+            region: finops_domain::vocabulary::Region::parse("us-east-1").unwrap(),
+            actions: [finops_domain::vocabulary::InvokeAction::InvokeModel].into(),
+            role_suffix: finops_domain::role::RoleSuffix::parse("k1l1").unwrap(),
+            workspace: None,
+            map_mpe_id: None,
+            confirmed_estimate: finops_domain::vocabulary::MonthlyAmount::Dollars(finops_domain::vocabulary::Cents(
+                9_000,
+            )),
+        },
+        workload_id: Uuid::new_v5(&request_id, b"workload"),
+        catalog: catalog.state.standing(),
+        by: "fl-ana".into(),
+        rationale: "Fits the pilot".into(),
+        at: chrono::Utc::now(),
+    };
+    let context = finops_governance::CommandContext {
+        actor_id: "fl-ana".into(),
+        actor_role: "finops_lead".into(),
+        request_id,
+        rationale: Some("Fits the pilot".into()),
+        correlation_id: Some(request_id),
+        causation_id: None,
+    };
+    let stream = finops_governance::streams::business_request(id);
+    let approved = finops_governance::CommandHandler::<finops_domain::request::BusinessRequest>::new(store.clone())
+        .execute(&stream, &approve, &context)
+        .await
+        .unwrap();
+    assert_eq!(approved.state.status, finops_domain::request::RequestStatus::Approved);
+    let stats = store.stats().await.unwrap();
+    assert!(stats.events_by_type.iter().all(|(t, _)| t != "TaskCreated"), "no task yet: the crash");
+    drop(store);
+
+    // The next service reacts to the approval it never saw.
+    let server = RunningServer::start(&url).await;
+    assert_eq!(events_of(&server, "ResourceReserved", 1).await, 1);
+    let stats = server.store.stats().await.unwrap();
+    let count = |t: &str| stats.events_by_type.iter().find(|(n, _)| n == t).map_or(0, |(_, c)| *c);
+    assert_eq!(count("TaskCreated"), 1, "Bedrock Enable Access, once");
+    let approval_event = server
+        .store
+        .read_stream(&stream, finops_eventlog::StreamRead::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == "BusinessRequestApproved")
+        .unwrap();
+    let task_id = Uuid::new_v5(&Uuid::new_v5(&request_id, b"workload"), b"bedrock_enable_access");
+    let task_events = server
+        .store
+        .read_stream(&finops_governance::streams::task(task_id), finops_eventlog::StreamRead::all())
+        .await
+        .unwrap();
+    assert_eq!(task_events.len(), 1);
+    assert_eq!(task_events[0].metadata.causation_id, Some(approval_event.event_id), "caused by the approval");
+    assert_eq!(task_events[0].metadata.actor_id, "fl-ana", "on behalf of the approver");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_fan_out_completes_when_the_service_starts_on_postgres() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    a_lost_fan_out_completes_when_the_service_starts(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_fan_out_completes_when_the_service_starts_on_the_embedded_store() {
+    a_lost_fan_out_completes_when_the_service_starts(fresh_sqlite_url()).await;
 }

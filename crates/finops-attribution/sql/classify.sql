@@ -4,7 +4,7 @@
 -- governance tables (see governance.rs): workloads, scope_accounts, scope_regions, claims.
 -- The two role predicates are filled in from the configured patterns and the generated
 -- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
--- pattern and an IN list for generated names; {year} and {month} are the period's, and
+-- pattern and an IN list for generated names (and their permission sets); {year} and {month} are the period's, and
 -- {facet_days} is lines.rs's FACET_DAYS.
 --
 -- A facet is everything that decides a line's outcome except its day (account, anchor,
@@ -35,14 +35,28 @@ spend AS (
         lines
     FROM sums
 ),
-roles AS (
+-- The key a role claim holds a facet by: an assumed role by its name; an IAM Identity
+-- Center session (`AWSReservedSSO_{set}_{hex}/{user}`) by its permission set, so that a
+-- claim of a generated name (or of the set) holds every session of that set.
+keyed AS (
     SELECT
         facets.*,
+        CASE WHEN principal_kind = 'identity_center' THEN 'sso' ELSE 'role' END AS claim_kind,
+        CASE
+            WHEN principal_kind = 'identity_center'
+            THEN regexp_replace(principal_name, '^AWSReservedSSO_(.+)_[^_]+$', '\1')
+            ELSE principal_name
+        END AS claim_key
+    FROM facets
+),
+roles AS (
+    SELECT
+        keyed.*,
         CASE WHEN guardrail THEN 'guardrail' WHEN platform = 'claude_platform' THEN 'workspace' ELSE '' END AS anchor_kind,
         principal_kind IN ('assumed_role', 'identity_center') AS is_role,
         principal_kind IN ('assumed_role', 'identity_center') AND ({is_broad}) AS is_broad,
         principal_kind IN ('assumed_role', 'identity_center') AND ({is_dedicated}) AS is_dedicated
-    FROM facets
+    FROM keyed
 ),
 -- Per facet, its gap on a day no claim holds it (rules 1, 2, 3, 5, 6 and the workspace).
 kinds AS (
@@ -68,7 +82,7 @@ candidates AS (
     UNION ALL
     SELECT k.facet, c.workload_id, c.from_day, c.until_day
     FROM kinds k
-    JOIN claims c ON c.kind = 'role' AND c.account = k.principal_account AND c.name = k.principal_name
+    JOIN claims c ON c.kind = k.claim_kind AND c.account = k.principal_account AND c.name = k.claim_key
     WHERE k.anchor_kind = '' AND k.is_role
 ),
 -- Per facet and claim, what holding means: a broad role stays Unattributed Spend and

@@ -12,6 +12,7 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan, GovernanceState};
 use finops_domain::org::Organisation;
+use finops_domain::role::{permission_set_for, permission_set_of_reserved_role};
 use finops_domain::spaces::ClaimedResource;
 
 /// What attribution needs of the governance state.
@@ -91,6 +92,14 @@ pub fn classify_sql(view: &GovernanceView, patterns: &RolePatterns, period_start
         dedicated.push(format!(
             "principal_name IN ({})",
             generated.iter().map(|r| literal(r)).collect::<Vec<_>>().join(", ")
+        ));
+        // A generated Coding workload's developers arrive as sessions of its permission set.
+        let mut sets: Vec<String> = generated.iter().map(|r| permission_set_for(r)).collect();
+        sets.sort_unstable();
+        sets.dedup();
+        dedicated.push(format!(
+            "(claim_kind = 'sso' AND claim_key IN ({}))",
+            sets.iter().map(|r| literal(r)).collect::<Vec<_>>().join(", ")
         ));
     }
     let or = |terms: Vec<String>| if terms.is_empty() { "FALSE".to_owned() } else { terms.join(" OR ") };
@@ -220,21 +229,34 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
         vec![("workload_id", DataType::Utf8, false, ids), ("region", DataType::Utf8, false, regions)],
     )?;
     // Every claim counts, whoever asks: a claim by someone else's workload still decides
-    // that the spend is not this Product Owner's (the query then hides it).
-    let spans = &view.claims;
-    let (kinds, accounts, names): (Vec<_>, Vec<_>, Vec<_>) = spans
+    // that the spend is not this Product Owner's (the query then hides it). A role claim
+    // holds assumed-role sessions by the role's name (`role`) and Identity Center sessions
+    // by the permission set (`sso`): the generated role's set, the set of a claimed
+    // `AWSReservedSSO_{set}_{hex}` role, or the claimed name itself.
+    let generated: std::collections::BTreeSet<&str> = all.iter().map(|w| w.role_name.as_str()).collect();
+    let rows: Vec<(&str, String, String, &ClaimSpan)> = view
+        .claims
         .iter()
-        .map(|s| match &s.resource {
-            ClaimedResource::IamRole { account, role_name } => ("role", account.as_str().to_owned(), role_name.clone()),
-            ClaimedResource::Guardrail { arn } => ("guardrail", String::new(), arn.clone()),
-            ClaimedResource::Workspace { name } => ("workspace", String::new(), name.clone()),
+        .flat_map(|s| match &s.resource {
+            ClaimedResource::IamRole { account, role_name } => {
+                let set = if generated.contains(role_name.as_str()) {
+                    permission_set_for(role_name)
+                } else {
+                    permission_set_of_reserved_role(role_name).unwrap_or(role_name).to_owned()
+                };
+                vec![
+                    ("role", account.as_str().to_owned(), role_name.clone(), s),
+                    ("sso", account.as_str().to_owned(), set, s),
+                ]
+            }
+            ClaimedResource::Guardrail { arn } => vec![("guardrail", String::new(), arn.clone(), s)],
+            ClaimedResource::Workspace { name } => vec![("workspace", String::new(), name.clone(), s)],
         })
-        .fold((vec![], vec![], vec![]), |(mut k, mut a, mut n), (kind, account, name)| {
-            k.push(kind.to_owned());
-            a.push(account);
-            n.push(name);
-            (k, a, n)
-        });
+        .collect();
+    let spans: Vec<&ClaimSpan> = rows.iter().map(|r| r.3).collect();
+    let kinds: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
+    let accounts: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+    let names: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
     register(
         ctx,
         "claims",

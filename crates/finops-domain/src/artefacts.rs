@@ -156,12 +156,13 @@ pub fn create_map_inference_profile(role: &RoleName, region: &Region, model: &Mo
         .arg("--region", region.as_str())
 }
 
-/// IAM Identity Center's limit on a permission set name.
-pub const PERMISSION_SET_NAME_LIMIT: usize = 32;
-
-/// Coding path: the permission set named like the role (within Identity Center's limit).
+/// Coding path: the permission set named like the role, within Identity Center's limit.
+/// A long name loses letters from its slug, never its 4-character suffix: the suffix is
+/// what keeps two workloads with long, similar names apart (`finops-customer-support-
+/// assistant-x7k2` and `…-assistant-q9z1` must not share a permission set). CUR then
+/// shows the developers as `AWSReservedSSO_{this name}_{hex}/{user}`.
 pub fn permission_set_name(role: &RoleName) -> String {
-    role.as_str().chars().take(PERMISSION_SET_NAME_LIMIT).collect::<String>().trim_end_matches('-').to_owned()
+    crate::role::permission_set_for(role.as_str())
 }
 
 /// Coding path, step 1: create the permission set.
@@ -265,7 +266,7 @@ mod tests {
         );
         let map = create_map_inference_profile(&role, &region(), &model(), "MPE123");
         assert!(map.render().contains("key=map-migrated,value=migMPE123"), "{}", map.render());
-        assert_eq!(permission_set_name(&role).len(), role.as_str().len().min(32));
+        assert_eq!(permission_set_name(&role), role.as_str(), "short names are used as they are");
     }
 
     proptest! {

@@ -79,6 +79,35 @@ impl fmt::Display for RoleName {
     }
 }
 
+/// IAM Identity Center's limit on a permission set name.
+pub const PERMISSION_SET_NAME_LIMIT: usize = 32;
+
+/// The permission set a generated role's Coding workload uses: the role name itself when
+/// it fits Identity Center's 32 characters, else `finops-{slug, shortened}-{suffix}`.
+/// Any other name is returned unchanged (it is not ours to shorten).
+pub fn permission_set_for(role_name: &str) -> String {
+    if role_name.len() <= PERMISSION_SET_NAME_LIMIT {
+        return role_name.to_owned();
+    }
+    let Some((head, suffix)) = role_name.rsplit_once('-') else { return role_name.to_owned() };
+    let Some(slug) = head.strip_prefix(ROLE_PREFIX) else { return role_name.to_owned() };
+    if RoleSuffix::parse(suffix).is_err() {
+        return role_name.to_owned();
+    }
+    let room = PERMISSION_SET_NAME_LIMIT - ROLE_PREFIX.len() - 1 - suffix.len();
+    let short = slug[..room.min(slug.len())].trim_end_matches('-');
+    let short = if short.is_empty() { "workload" } else { short };
+    format!("{ROLE_PREFIX}{short}-{suffix}")
+}
+
+/// The permission set an Identity Center role is provisioned from:
+/// `AWSReservedSSO_{set}_{hex}` → `{set}` (the hex never holds `_`); `None` otherwise.
+pub fn permission_set_of_reserved_role(role_name: &str) -> Option<&str> {
+    let rest = role_name.strip_prefix("AWSReservedSSO_")?;
+    let (set, hex) = rest.rsplit_once('_')?;
+    (!set.is_empty() && !hex.is_empty()).then_some(set)
+}
+
 /// Lower-case `[a-z0-9-]`, runs of anything else folded into one `-`, no leading or
 /// trailing `-`, at most what fits in a role name; `workload` when nothing is left.
 pub fn slug(name: &str) -> String {
@@ -125,6 +154,21 @@ mod tests {
         assert!(RoleSuffix::parse("abc").is_err());
     }
 
+    #[test]
+    fn long_names_keep_their_suffix_in_the_permission_set() {
+        let a = RoleName::generate("Customer Support Assistant for Claims", &RoleSuffix::parse("x7k2").unwrap());
+        let b = RoleName::generate("Customer Support Assistant for Claims", &RoleSuffix::parse("q9z1").unwrap());
+        assert_eq!(permission_set_for(a.as_str()), "finops-customer-support-ass-x7k2");
+        assert_ne!(permission_set_for(a.as_str()), permission_set_for(b.as_str()));
+        assert_eq!(permission_set_for("finops-support-bot-x7k2"), "finops-support-bot-x7k2");
+        assert_eq!(
+            permission_set_of_reserved_role("AWSReservedSSO_finops-support-bot-x7k2_0a1b2c3d"),
+            Some("finops-support-bot-x7k2")
+        );
+        assert_eq!(permission_set_of_reserved_role("AWSReservedSSO_Admin_Access_5f1e"), Some("Admin_Access"));
+        assert_eq!(permission_set_of_reserved_role("finops-x"), None);
+    }
+
     proptest! {
         /// Whatever a person types, the generated name is a valid IAM role name that keeps
         /// the prefix and the suffix.
@@ -137,6 +181,21 @@ mod tests {
             let tail = format!("-{}", suffix.0);
             prop_assert!(role.as_str().ends_with(&tail));
             prop_assert!(!role.as_str().contains("--"));
+        }
+
+        /// Regression (issue 10.2): the permission set was the role name cut to 32
+        /// characters, which dropped the suffix, so two long workload names collided.
+        #[test]
+        fn a_permission_set_fits_identity_center_and_keeps_the_suffix(name in "\\PC{0,200}", bits in any::<u32>()) {
+            let suffix = RoleSuffix::from_entropy(bits);
+            let role = RoleName::generate(&name, &suffix);
+            let set = permission_set_for(role.as_str());
+            prop_assert!(set.len() <= PERMISSION_SET_NAME_LIMIT, "{}", set);
+            let tail = format!("-{}", suffix.0);
+            prop_assert!(set.ends_with(&tail), "{} lost its suffix", set);
+            prop_assert!(set.starts_with(ROLE_PREFIX));
+            prop_assert!(!set.contains("--"));
+            prop_assert!(is_valid_iam_role_name(&set));
         }
 
         #[test]

@@ -81,6 +81,25 @@ impl ClaimedResource {
     }
 }
 
+/// What an approval generated for its workload, and so reserves for it: the dedicated
+/// role in the approved account, the Coding permission set when its name differs from the
+/// role's (Identity Center's 32-character limit), the Claude Platform workspace.
+pub fn generated_for(request: &crate::request::BusinessRequest) -> Vec<ClaimedResource> {
+    let Some(approval) = &request.approval else { return vec![] };
+    let account = approval.review.account.clone();
+    let role = approval.role_name.as_str();
+    let mut out = vec![ClaimedResource::IamRole { account: account.clone(), role_name: role.to_owned() }];
+    let coding = request.details.as_ref().is_some_and(|d| matches!(d.use_case, crate::request::UseCase::Coding { .. }));
+    let set = crate::role::permission_set_for(role);
+    if coding && set != role {
+        out.push(ClaimedResource::IamRole { account, role_name: set });
+    }
+    if let Some(workspace) = &approval.review.workspace {
+        out.push(ClaimedResource::Workspace { name: workspace.clone() });
+    }
+    out
+}
+
 /// One period during which a workload held the resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimPeriod {
@@ -105,6 +124,33 @@ pub enum ClaimCommand {
         effective_from: NaiveDate,
         /// Who.
         by: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Record that the resource was generated for a workload (its dedicated role or
+    /// permission set, its Claude Platform workspace): only that workload may claim it,
+    /// unless the FinOps Lead reassigns it. Issued by the approval's fan-out.
+    Reserve {
+        /// The resource.
+        resource: ClaimedResource,
+        /// The workload it was generated for.
+        workload_id: Uuid,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The FinOps Lead hands the resource to another workload from a date: the standing
+    /// claim (if any) ends the day before, the new one begins, the reservation moves.
+    Reassign {
+        /// The resource.
+        resource: ClaimedResource,
+        /// The workload that takes it.
+        workload_id: Uuid,
+        /// From (inclusive).
+        effective_from: NaiveDate,
+        /// Who.
+        by: String,
+        /// Why (required).
+        rationale: String,
         /// When.
         at: DateTime<Utc>,
     },
@@ -138,6 +184,32 @@ pub enum ClaimEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Generated for a workload: reserved for it.
+    ResourceReserved {
+        /// The resource.
+        resource: ClaimedResource,
+        /// The workload.
+        workload_id: Uuid,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Handed to another workload by the FinOps Lead.
+    ResourceReassigned {
+        /// The resource.
+        resource: ClaimedResource,
+        /// The workload that held it (its claim ends the day before), if any.
+        from_workload: Option<Uuid>,
+        /// The workload that holds it now.
+        to_workload: Uuid,
+        /// From.
+        effective_from: NaiveDate,
+        /// Who.
+        by: String,
+        /// Why.
+        rationale: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Released.
     ResourceReleased {
         /// The workload that held it.
@@ -160,6 +232,8 @@ pub struct ClaimableResource {
     pub resource: Option<ClaimedResource>,
     /// Every period, oldest first; the last is open while claimed.
     pub periods: Vec<ClaimPeriod>,
+    /// The workload the resource was generated for, who alone may claim it.
+    pub reserved_for: Option<Uuid>,
 }
 
 impl ClaimableResource {
@@ -182,6 +256,12 @@ impl Aggregate for ClaimableResource {
     fn decide(&self, command: &ClaimCommand) -> Result<Vec<ClaimEvent>, DomainError> {
         match command {
             ClaimCommand::Claim { resource, workload_id, effective_from, by, at } => {
+                if let Some(owner) = self.reserved_for.filter(|owner| owner != workload_id) {
+                    return Err(DomainError::Precondition(format!(
+                        "{} was generated for workload {owner}; another workload cannot claim it (the FinOps Lead can reassign it, with a rationale)",
+                        resource.key()
+                    )));
+                }
                 if let Some(current) = self.current() {
                     if current.workload_id == *workload_id && current.from == *effective_from {
                         return Ok(vec![]);
@@ -206,6 +286,52 @@ impl Aggregate for ClaimableResource {
                     workload_id: *workload_id,
                     effective_from: *effective_from,
                     by: by.clone(),
+                    at: *at,
+                }])
+            }
+            ClaimCommand::Reserve { resource, workload_id, at } => match self.reserved_for {
+                Some(owner) if owner == *workload_id => Ok(vec![]),
+                Some(owner) => Err(DomainError::Precondition(format!(
+                    "{} is already reserved for workload {owner}",
+                    resource.key()
+                ))),
+                None => Ok(vec![ClaimEvent::ResourceReserved {
+                    resource: resource.clone(),
+                    workload_id: *workload_id,
+                    at: *at,
+                }]),
+            },
+            ClaimCommand::Reassign { resource, workload_id, effective_from, by, rationale, at } => {
+                let current = self.current();
+                if current.is_some_and(|c| c.workload_id == *workload_id && c.from == *effective_from) {
+                    return Ok(vec![]);
+                }
+                let mut violations = crate::error::rationale_violations(rationale);
+                if let Some(c) = current.filter(|c| *effective_from <= c.from) {
+                    violations.push(FieldViolation::new(
+                        "effective_from",
+                        format!("{effective_from} must be after the standing claim began ({})", c.from),
+                    ));
+                }
+                if current.is_none()
+                    && let Some(last) = self.periods.last().and_then(|p| p.until)
+                    && *effective_from <= last
+                {
+                    violations.push(FieldViolation::new(
+                        "effective_from",
+                        format!("{effective_from} overlaps the previous claim, which ran until {last}"),
+                    ));
+                }
+                if !violations.is_empty() {
+                    return Err(DomainError::Invalid(violations));
+                }
+                Ok(vec![ClaimEvent::ResourceReassigned {
+                    resource: resource.clone(),
+                    from_workload: current.map(|c| c.workload_id),
+                    to_workload: *workload_id,
+                    effective_from: *effective_from,
+                    by: by.clone(),
+                    rationale: rationale.clone(),
                     at: *at,
                 }])
             }
@@ -252,6 +378,20 @@ impl Aggregate for ClaimableResource {
             ClaimEvent::ResourceReleased { effective_until, .. } => {
                 if let Some(p) = self.periods.last_mut() {
                     p.until = Some(*effective_until);
+                }
+            }
+            ClaimEvent::ResourceReserved { resource, workload_id, .. } => {
+                self.resource.get_or_insert_with(|| resource.clone());
+                self.reserved_for = Some(*workload_id);
+            }
+            ClaimEvent::ResourceReassigned { resource, to_workload, effective_from, .. } => {
+                self.resource.get_or_insert_with(|| resource.clone());
+                if let Some(p) = self.periods.last_mut().filter(|p| p.until.is_none()) {
+                    p.until = effective_from.pred_opt();
+                }
+                self.periods.push(ClaimPeriod { workload_id: *to_workload, from: *effective_from, until: None });
+                if self.reserved_for.is_some() {
+                    self.reserved_for = Some(*to_workload);
                 }
             }
         }
@@ -328,6 +468,50 @@ mod tests {
         assert_eq!(state.holder_on(day("2026-11-14")), Some(A));
         assert_eq!(state.holder_on(day("2026-11-15")), Some(B));
         assert_eq!(state.holder_on(day("2026-10-31")), None);
+    }
+
+    fn reserved(workload_id: Uuid) -> ClaimEvent {
+        ClaimEvent::ResourceReserved { resource: role(), workload_id, at: now() }
+    }
+
+    /// Regression (issue 10.6): a Product Owner could claim the role generated for another
+    /// Product Owner's workload and move its spend to theirs.
+    #[test]
+    fn a_generated_resource_is_claimed_only_by_its_workload() {
+        let err = given::<ClaimableResource>(&[reserved(A)]).when(claim(B, "2026-11-01")).unwrap_err();
+        assert!(
+            matches!(&err, DomainError::Precondition(m) if m.contains(&A.to_string()) && m.contains("FinOps Lead can reassign")),
+            "{err}"
+        );
+        assert_eq!(
+            given::<ClaimableResource>(&[reserved(A)]).when(claim(A, "2026-11-01")).unwrap(),
+            vec![claimed(A, "2026-11-01")]
+        );
+    }
+
+    #[test]
+    fn the_finops_lead_reassigns_with_a_reason_and_both_periods_stay() {
+        let reassign = |rationale: &str, from: &str| ClaimCommand::Reassign {
+            resource: role(),
+            workload_id: B,
+            effective_from: day(from),
+            by: "fl-ana".into(),
+            rationale: rationale.into(),
+            at: now(),
+        };
+        let history = [reserved(A), claimed(A, "2026-11-01")];
+        let err = given::<ClaimableResource>(&history).when(reassign(" ", "2026-11-01")).unwrap_err();
+        let DomainError::Invalid(v) = err else { panic!() };
+        assert_eq!(v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), vec!["rationale", "effective_from"]);
+        let events = given::<ClaimableResource>(&history).when(reassign("team moved", "2026-11-16")).unwrap();
+        let state = ClaimableResource::fold(history.iter().chain(&events));
+        assert_eq!(state.holder_on(day("2026-11-15")), Some(A));
+        assert_eq!(state.holder_on(day("2026-11-16")), Some(B));
+        assert_eq!(state.reserved_for, Some(B), "the reservation moves with it");
+        let err = given::<ClaimableResource>(&history.iter().cloned().chain(events).collect::<Vec<_>>())
+            .when(claim(A, "2026-12-01"))
+            .unwrap_err();
+        assert!(matches!(err, DomainError::Precondition(_)), "{err}");
     }
 
     #[test]

@@ -77,6 +77,20 @@ pub struct TaskPlan {
     pub approval_rationale: String,
 }
 
+/// The task whose implementation brings the workload's generated principal into being —
+/// the dedicated role (Bedrock, Marketplace) or the Coding permission set — with its
+/// deterministic id: a claim of that principal waits for it. `None` for Claude Platform,
+/// whose anchor is a workspace, and for a request that is not approved.
+pub fn access_task(request: &BusinessRequest) -> Option<(Uuid, TaskKind)> {
+    let (approval, details) = (request.approval.as_ref()?, request.details.as_ref()?);
+    let kind = match (approval.review.platform, &details.use_case) {
+        (Platform::ClaudePlatform, _) => return None,
+        (_, UseCase::Coding { .. }) => TaskKind::IdentityCenterAccess,
+        _ => TaskKind::BedrockEnableAccess,
+    };
+    Some((Uuid::new_v5(&approval.workload_id, kind.name().as_bytes()), kind))
+}
+
 /// Settings the plan needs that are not in the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskContext {
@@ -362,9 +376,12 @@ impl Aggregate for Task {
     fn decide(&self, command: &TaskCommand) -> Result<Vec<TaskEvent>, DomainError> {
         let illegal = |action| DomainError::IllegalTransition { aggregate: "task", state: self.state(), action };
         match command {
+            // A task is created once: the plan the engineer works from is never replaced by
+            // a later rendering (say, after the organisation renamed a product), so the
+            // approval's fan-out can be re-run at any time and writes nothing new.
             TaskCommand::Create { plan, at } => match &self.plan {
                 None => Ok(vec![TaskEvent::TaskCreated { plan: plan.clone(), at: *at }]),
-                Some(existing) if existing == plan => Ok(vec![]),
+                Some(existing) if existing.task_id == plan.task_id => Ok(vec![]),
                 Some(_) => Err(illegal("create")),
             },
             TaskCommand::CompleteStep { step, by, note, dependency_implemented, at } => {

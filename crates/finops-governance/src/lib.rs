@@ -71,6 +71,8 @@ pub struct CommandContext {
     pub rationale: Option<String>,
     /// Ties the events of one user action together.
     pub correlation_id: Option<Uuid>,
+    /// The event this command reacts to, when a process issues it.
+    pub causation_id: Option<Uuid>,
 }
 
 /// An aggregate folded from its stream, with the version it was read at.
@@ -192,7 +194,7 @@ fn encode<E: Serialize>(stream: &StreamId, index: usize, event: &E, context: &Co
             actor_role: context.actor_role.clone(),
             rationale: context.rationale.clone(),
             correlation_id: context.correlation_id,
-            causation_id: None,
+            causation_id: context.causation_id,
             idempotency_key: Some(context.request_id.to_string()),
             ..EventMetadata::default()
         })

@@ -27,6 +27,7 @@ fn context(actor: &str, role: &str, request_id: Uuid) -> CommandContext {
         request_id,
         rationale: None,
         correlation_id: None,
+        causation_id: None,
     }
 }
 

@@ -179,6 +179,7 @@ fn main() {
             request_id: Uuid::now_v7(),
             rationale: None,
             correlation_id: None,
+            causation_id: None,
         };
         let started = Instant::now();
         let report = ingestor.ingest_file(&csv, Format::Cur, &context).await.unwrap();

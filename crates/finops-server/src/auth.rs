@@ -67,6 +67,7 @@ impl Principal {
             request_id,
             rationale,
             correlation_id: Some(request_id),
+            causation_id: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! `finops.v1.BusinessRequestService`: submission, review and the request lifecycle over
-//! gRPC. Authorisation is checked before any command is decided; an approval also creates
-//! the Cloud Engineer tasks (deterministic ids, so a retried approval completes a fan-out
-//! that was interrupted without duplicating anything).
+//! gRPC. Authorisation is checked before any command is decided. What an approval calls
+//! for (the Cloud Engineer tasks, the reservation of its generated role) is done by the
+//! approval's fan-out, a process that follows the log (finops-processes), not here.
 
 use std::sync::Arc;
 
@@ -11,10 +11,9 @@ use finops_domain::pricing::{self, PriceTable, UsageProfile};
 use finops_domain::request::UseCase;
 use finops_domain::request::{BusinessRequest, RequestCommand, RequestStatus, Review};
 use finops_domain::role::RoleSuffix;
-use finops_domain::tasks::{self, Task, TaskCommand, TaskContext};
 use finops_domain::vocabulary::{ModelId, Region};
 use finops_eventlog::EventStore;
-use finops_governance::{CommandContext, CommandHandler, Loaded, streams};
+use finops_governance::{CommandHandler, Loaded, streams};
 use finops_projections::{ReadModels, RequestQueue};
 use finops_proto::v1 as pb;
 use finops_proto::v1::business_request_service_server::BusinessRequestService;
@@ -31,9 +30,7 @@ pub struct BusinessRequestApi {
     requests: CommandHandler<BusinessRequest>,
     org: CommandHandler<finops_domain::org::Organisation>,
     catalog: CommandHandler<CatalogEntry>,
-    tasks: CommandHandler<Task>,
     auth: Arc<Authenticator>,
-    task_context: TaskContext,
     read_models: ReadModels,
     prices: Arc<PriceTable>,
     ha_premium_percent: u64,
@@ -46,7 +43,6 @@ impl BusinessRequestApi {
         store: Arc<dyn EventStore>,
         read_models: ReadModels,
         auth: Arc<Authenticator>,
-        identity_center_instance_arn: String,
         prices: Arc<PriceTable>,
         ha_premium_percent: u64,
         coding_profile: UsageProfile,
@@ -54,14 +50,8 @@ impl BusinessRequestApi {
         Self {
             requests: CommandHandler::new(store.clone()),
             org: CommandHandler::new(store.clone()),
-            catalog: CommandHandler::new(store.clone()),
-            tasks: CommandHandler::new(store),
+            catalog: CommandHandler::new(store),
             auth,
-            task_context: TaskContext {
-                identity_center_instance_arn,
-                portfolio: String::new(),
-                product: String::new(),
-            },
             read_models,
             prices,
             ha_premium_percent,
@@ -112,21 +102,6 @@ impl BusinessRequestApi {
 
     fn reply(id: Uuid, loaded: &Loaded<BusinessRequest>) -> Response<pb::BusinessRequest> {
         Response::new(wire::business_request_to_wire(id, &loaded.state, loaded.version))
-    }
-
-    /// Creates every task the approval calls for (idempotent).
-    async fn fan_out_tasks(
-        &self,
-        state: &BusinessRequest,
-        rationale: &str,
-        context: &CommandContext,
-    ) -> Result<(), Status> {
-        for plan in tasks::plan_tasks(state, rationale, &self.task_context) {
-            let stream = streams::task(plan.task_id);
-            let command = TaskCommand::Create { plan, at: Utc::now() };
-            self.tasks.execute(&stream, &command, context).await.map_err(from_governance)?;
-        }
-        Ok(())
     }
 }
 
@@ -251,7 +226,6 @@ impl BusinessRequestService for BusinessRequestApi {
         };
         let context = principal.context(request_id, Some(body.rationale.clone()));
         let loaded = self.requests.execute(&stream, &command, &context).await.map_err(from_governance)?;
-        self.fan_out_tasks(&loaded.state, &body.rationale, &context).await?;
         Ok(Self::reply(id, &loaded))
     }
 

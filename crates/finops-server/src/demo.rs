@@ -35,6 +35,7 @@ fn ctx(actor: &str, role: &str, key: &str, rationale: Option<&str>) -> CommandCo
         request_id: id(key),
         rationale: rationale.map(str::to_owned),
         correlation_id: Some(id(key)),
+        causation_id: None,
     }
 }
 
@@ -386,18 +387,25 @@ pub async fn seed(
                 };
                 let c = fl(&format!("approve-{}", story.key), rationale);
                 let approved = requests.execute(&stream, &approve, &c).await?.state;
+                // The approval's reactions, exactly as the fan-out process makes them (it
+                // finds them done when it reaches this approval).
+                let recorded = store.read_stream(&stream, finops_eventlog::StreamRead::all()).await?;
+                let approval = recorded
+                    .iter()
+                    .rev()
+                    .find(|e| e.event_type == "BusinessRequestApproved")
+                    .expect("the approval was just recorded");
+                finops_processes::fan_out(&store, approval, identity_center_instance_arn).await?;
                 let context = TaskContext {
                     identity_center_instance_arn: identity_center_instance_arn.to_owned(),
-                    portfolio: "Finance Operations".into(),
-                    product: story.product.into(),
+                    portfolio: String::new(),
+                    product: String::new(),
                 };
                 for plan in tasks::plan_tasks(&approved, rationale, &context) {
                     task_count += 1;
                     let ts = streams::task(plan.task_id);
                     let steps = plan.steps.len();
                     let kind = plan.kind;
-                    let create = TaskCommand::Create { plan, at: at + Duration::hours(3) };
-                    task_handler.execute(&ts, &create, &c).await?;
                     let ce =
                         |n: usize| ctx("ce-li", "cloud_engineer", &format!("step-{}-{kind:?}-{n}", story.key), None);
                     // Support Bot's role is implemented and claimed; Claims Triage is half

@@ -137,6 +137,13 @@ pub async fn serve(
     let projectors = finops_projections::governance_projectors();
     let projection_task = finops_projections::ProjectionRunner::new(store.clone(), read_models.clone(), projectors)
         .spawn(std::time::Duration::from_millis(500));
+    // Processes that react to decisions follow the log beside the read models.
+    let fan_out_task = finops_processes::ApprovalFanOut::new(
+        store.clone(),
+        read_models.clone(),
+        config.identity_center_instance_arn.clone(),
+    )
+    .spawn(std::time::Duration::from_millis(500));
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -180,7 +187,6 @@ pub async fn serve(
             store.clone(),
             read_models.clone(),
             auth.clone(),
-            config.identity_center_instance_arn.clone(),
             prices,
             config.ha_premium_percent,
             config.coding_profile.clone(),
@@ -213,6 +219,7 @@ pub async fn serve(
         _ = grace => tracing::warn!(grace = ?DRAIN_GRACE, "connections still open after the drain grace; closing them"),
     }
     projection_task.abort();
+    fan_out_task.abort();
     tracing::info!("stopped");
     Ok(())
 }

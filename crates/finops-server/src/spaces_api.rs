@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{Datelike, NaiveDate, Utc};
 use finops_domain::request::{BusinessRequest, RequestStatus};
 use finops_domain::spaces::{ClaimCommand, ClaimableResource, ClaimedResource};
-use finops_domain::tasks::{Task, TaskKind};
+use finops_domain::tasks::Task;
 use finops_domain::workload::{WorkloadCommand, WorkloadEstimate, WorkloadPlan};
 use finops_eventlog::EventStore;
 use finops_governance::{CommandHandler, Loaded, streams};
@@ -109,7 +109,13 @@ fn to_wire(key: &str, loaded: &Loaded<ClaimableResource>) -> pb::Claim {
     let current = loaded.state.current();
     pb::Claim {
         name: format!("claims/{key}"),
-        status: if current.is_some() { "claimed" } else { "released" }.to_owned(),
+        status: match (current, loaded.state.periods.is_empty()) {
+            (Some(_), _) => "claimed",
+            (None, true) => "reserved",
+            (None, false) => "released",
+        }
+        .to_owned(),
+        reserved_for: loaded.state.reserved_for.map(|w| w.to_string()).unwrap_or_default(),
         workload_id: current.map(|p| p.workload_id.to_string()).unwrap_or_default(),
         periods: loaded
             .state
@@ -122,6 +128,37 @@ fn to_wire(key: &str, loaded: &Loaded<ClaimableResource>) -> pb::Claim {
             })
             .collect(),
         version: loaded.version,
+    }
+}
+
+/// The resource a claim names: a role (name with account, or ARN), a guardrail ARN or a
+/// workspace; exactly one.
+fn claimed(
+    fields: &mut Fields,
+    role: Option<&pb::IamRoleRef>,
+    guardrail_arn: Option<&str>,
+    workspace: Option<&str>,
+) -> Option<ClaimedResource> {
+    match (role, guardrail_arn, workspace) {
+        (Some(r), _, _) => fields.check("role", ClaimedResource::role(&r.account_id, &r.role_name_or_arn)),
+        (_, Some(arn), _) => fields.check("guardrail_arn", ClaimedResource::guardrail(arn)),
+        (_, _, Some(name)) if !name.trim().is_empty() => {
+            Some(ClaimedResource::Workspace { name: name.trim().to_owned() })
+        }
+        _ => {
+            fields.add("resource", "is required: a role, a guardrail ARN or a workspace");
+            None
+        }
+    }
+}
+
+/// A claim's first day: as given, or the first day of the current billing period (UTC).
+fn effective_from(fields: &mut Fields, text: &str) -> Option<NaiveDate> {
+    if text.trim().is_empty() {
+        let today = Utc::now().date_naive();
+        NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
+    } else {
+        parse_date(fields, "effective_from", text)
     }
 }
 
@@ -142,26 +179,14 @@ impl SpacesService for SpacesApi {
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.business_request);
         let resource = match &body.resource {
-            Some(pb::claim_resource_request::Resource::Role(r)) => {
-                fields.check("role", ClaimedResource::role(&r.account_id, &r.role_name_or_arn))
-            }
+            Some(pb::claim_resource_request::Resource::Role(r)) => claimed(&mut fields, Some(r), None, None),
             Some(pb::claim_resource_request::Resource::GuardrailArn(arn)) => {
-                fields.check("guardrail_arn", ClaimedResource::guardrail(arn))
+                claimed(&mut fields, None, Some(arn), None)
             }
-            Some(pb::claim_resource_request::Resource::Workspace(name)) if !name.trim().is_empty() => {
-                Some(ClaimedResource::Workspace { name: name.trim().to_owned() })
-            }
-            _ => {
-                fields.add("resource", "is required: a role, a guardrail ARN or a workspace");
-                None
-            }
+            Some(pb::claim_resource_request::Resource::Workspace(name)) => claimed(&mut fields, None, None, Some(name)),
+            None => claimed(&mut fields, None, None, None),
         };
-        let effective_from = if body.effective_from.trim().is_empty() {
-            let today = Utc::now().date_naive();
-            NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
-        } else {
-            parse_date(&mut fields, "effective_from", &body.effective_from)
-        };
+        let effective_from = effective_from(&mut fields, &body.effective_from);
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (Some(id), Some(resource), Some(effective_from)) = (id, resource, effective_from) else {
@@ -169,15 +194,21 @@ impl SpacesService for SpacesApi {
         };
         let request = self.owned_approved(&principal, id).await?;
         let approval = request.approval.as_ref().expect("approved requests carry their approval");
-        // The generated role exists only once the Cloud Engineer has implemented it.
-        if let ClaimedResource::IamRole { role_name, .. } = &resource
-            && role_name == approval.role_name.as_str()
+        // The generated role (or Coding permission set) exists only once the Cloud Engineer
+        // has implemented its access task; until the task exists, it certainly does not.
+        let generated = finops_domain::spaces::generated_for(&request);
+        if matches!(resource, ClaimedResource::IamRole { .. })
+            && generated.contains(&resource)
+            && let Some((task_id, _)) = finops_domain::tasks::access_task(&request)
         {
-            let task_id = Uuid::new_v5(&approval.workload_id, b"bedrock_enable_access");
             let task = self.tasks.load(&streams::task(task_id)).await.map_err(from_governance)?;
-            if task.state.plan.as_ref().is_some_and(|p| p.kind == TaskKind::BedrockEnableAccess)
-                && task.state.implemented_at.is_none()
-            {
+            let ClaimedResource::IamRole { role_name, .. } = &resource else { unreachable!("matched above") };
+            if task.state.plan.is_none() {
+                return Err(Status::failed_precondition(format!(
+                    "role {role_name} cannot exist yet: tasks/{task_id} has not been created (the approval's tasks are being generated)"
+                )));
+            }
+            if task.state.implemented_at.is_none() {
                 return Err(Status::failed_precondition(format!(
                     "role {role_name} is not implemented yet: tasks/{task_id} must be marked implemented first"
                 )));
@@ -194,6 +225,56 @@ impl SpacesService for SpacesApi {
         let loaded = self
             .claims
             .execute(&streams::claim(&key), &command, &principal.context(request_id, None))
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(to_wire(&key, &loaded)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reassign_resource(
+        &self,
+        request: Request<pb::ReassignResourceRequest>,
+    ) -> Result<Response<pb::Claim>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::FinopsLead], "reassign resources")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.business_request);
+        let resource = match &body.resource {
+            Some(pb::reassign_resource_request::Resource::Role(r)) => claimed(&mut fields, Some(r), None, None),
+            Some(pb::reassign_resource_request::Resource::GuardrailArn(arn)) => {
+                claimed(&mut fields, None, Some(arn), None)
+            }
+            Some(pb::reassign_resource_request::Resource::Workspace(name)) => {
+                claimed(&mut fields, None, None, Some(name))
+            }
+            None => claimed(&mut fields, None, None, None),
+        };
+        let effective_from = effective_from(&mut fields, &body.effective_from);
+        fields.domain("", finops_domain::rationale_violations(&body.rationale));
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (Some(id), Some(resource), Some(effective_from)) = (id, resource, effective_from) else {
+            unreachable!("fields checked")
+        };
+        let target = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?.state;
+        let Some(approval) = target.approval.as_ref() else {
+            return Err(Status::failed_precondition(format!(
+                "businessRequests/{id} is not approved: only an approved workload can take a resource"
+            )));
+        };
+        let key = resource.key();
+        let command = ClaimCommand::Reassign {
+            resource,
+            workload_id: approval.workload_id,
+            effective_from,
+            by: principal.subject.clone(),
+            rationale: body.rationale.clone(),
+            at: Utc::now(),
+        };
+        let loaded = self
+            .claims
+            .execute(&streams::claim(&key), &command, &principal.context(request_id, Some(body.rationale)))
             .await
             .map_err(from_governance)?;
         Ok(Response::new(to_wire(&key, &loaded)))
@@ -307,6 +388,7 @@ impl SpacesService for SpacesApi {
                     })
                     .unwrap_or_default(),
                 version: d["version"].as_u64().unwrap_or(0),
+                reserved_for: wire::text(d, "reserved_for"),
             })
             .collect();
         Ok(Response::new(pb::ListClaimsResponse { claims, next_page_token: page.next_page_token }))

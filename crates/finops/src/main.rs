@@ -237,6 +237,7 @@ async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, obje
         request_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"demo-cur-2026-11"),
         rationale: None,
         correlation_id: None,
+        causation_id: None,
     };
     let report = ingestor.ingest_file(&path, finops_ingest::Format::Cur, &context).await;
     drop(scratch);
@@ -304,6 +305,7 @@ async fn ingest(sources: &[String], format: &str, store: &str, objects: &str, ac
             request_id: uuid::Uuid::now_v7(),
             rationale: None,
             correlation_id: None,
+            causation_id: None,
         };
         let started = std::time::Instant::now();
         let mut show = |p: &finops_ingest::Progress| {

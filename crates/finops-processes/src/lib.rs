@@ -1,0 +1,72 @@
+//! # Processes that follow the log
+//!
+//! A decision often calls for reactions: an approval calls for the Cloud Engineer's tasks
+//! and for its generated role to be reserved for its workload. Doing them in the API after
+//! the decision is fragile — a crash between the two leaves the decision without its
+//! reactions, forever. Here each reaction is a *process* that follows the log:
+//!
+//! - it reads the global order after its own checkpoint (kept in the read-model database,
+//!   `process_checkpoints`), reacts to the events it cares about, then moves its
+//!   checkpoint;
+//! - the commands it issues carry ids derived from the event they react to (UUID v5 of
+//!   that event's id and a purpose), so a crash after some of them and a re-run appends
+//!   nothing twice — the log recognises the ids — and the checkpoint only ever moves past
+//!   events whose reactions are all stored;
+//! - every event it writes names its cause (`causation_id`: the event reacted to), keeps
+//!   the decision's correlation id, and is recorded on behalf of the person who decided.
+//!
+//! A process never decides anything a person should: it carries out what a decision
+//! already implies. It must never skip an event it cannot handle silently: a failing
+//! reaction stops the round (and is retried) rather than moving the checkpoint past it.
+
+mod approval;
+
+pub use approval::{ApprovalFanOut, fan_out};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use finops_eventlog::EventStore;
+
+/// Why a round of a process failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// A command it issued failed.
+    #[error(transparent)]
+    Command(#[from] finops_governance::GovernanceError),
+    /// The log could not be read.
+    #[error(transparent)]
+    Log(#[from] finops_eventlog::EventLogError),
+    /// The checkpoint could not be read or moved.
+    #[error(transparent)]
+    Checkpoint(#[from] finops_projections::ReadModelError),
+}
+
+/// Follows the head with `round` until the returned handle is aborted; failures are
+/// logged, counted and retried after `poll`.
+pub(crate) fn follow<F, Fut>(
+    store: Arc<dyn EventStore>,
+    name: &'static str,
+    poll: Duration,
+    failures: Arc<AtomicU64>,
+    round: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<u64, ProcessError>> + Send,
+{
+    tokio::spawn(async move {
+        let mut signal = store.head_signal();
+        loop {
+            if let Err(e) = round().await {
+                failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(process = name, error = %e, "process round failed; retrying");
+            }
+            tokio::select! {
+                changed = signal.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(poll) => {},
+            }
+        }
+    })
+}
