@@ -4,30 +4,10 @@
 //! the approval, so whatever the kill interrupted is completed and nothing is doubled).
 
 use std::collections::BTreeMap;
-use std::process::Command;
-
-use serde_json::Value;
 
 mod common;
 
-fn token(subject: &str, role: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
-        .args(["dev-token", "--subject", subject, "--role", role])
-        .env_remove("FINOPS_JWT_SECRET")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn json(server: &common::Server, token: &str, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
-        .args(["--server", &server.url, "--token", token, "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "finops {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{json, token};
 
 #[test]
 fn approvals_interrupted_by_sigkill_get_their_tasks_once_after_a_restart() {

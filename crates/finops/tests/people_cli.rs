@@ -3,8 +3,6 @@
 
 use std::process::Command;
 
-use serde_json::Value;
-
 mod common;
 
 fn start() -> common::Server {
@@ -12,15 +10,6 @@ fn start() -> common::Server {
     let store = format!("sqlite://{}", dir.join("finops.db").display());
     let objects = dir.join("objects").display().to_string();
     common::serve(&["--demo", "--store", &store, "--objects", &objects], &[])
-}
-
-fn token(subject: &str, role: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
-        .args(["dev-token", "--subject", subject, "--role", role])
-        .env_remove("FINOPS_JWT_SECRET")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
@@ -54,27 +43,7 @@ fn dev_token_refuses_a_blank_subject() {
     }
 }
 
-/// Runs the CLI; returns (success, stdout, stderr).
-fn finops(server: &common::Server, token: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
-        .args(["--server", &server.url, "--token", token])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(server: &common::Server, token: &str, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (ok, out, err) = finops(server, token, &all);
-    assert!(ok, "finops {args:?} failed: {err}");
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
+use common::{finops, json, token};
 
 #[test]
 fn a_newcomer_takes_a_request_from_submission_to_a_claimed_role() {

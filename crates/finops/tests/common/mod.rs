@@ -1,4 +1,8 @@
-//! What the CLI tests share: a `finops serve` child process on a free port.
+//! What the CLI tests share: a `finops serve` child process on a free port, tokens, and
+//! the CLI run as a person runs it.
+
+// Each test binary includes this module and uses part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -34,4 +38,37 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Server {
     let server = Server { child, url: format!("http://127.0.0.1:{port}") };
     assert!(ready, "the server started");
     server
+}
+
+/// A development token for `subject` in `role`, as `finops dev-token` prints it.
+pub fn token(subject: &str, role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["dev-token", "--subject", subject, "--role", role])
+        .env_remove("FINOPS_JWT_SECRET")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs the CLI against `server` with `token`; returns (success, stdout, stderr).
+pub fn finops(server: &Server, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_finops"))
+        .args(["--server", &server.url, "--token", token])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the CLI with `--json` and parses what it prints; the command must succeed.
+pub fn json(server: &Server, token: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = finops(server, token, &all);
+    assert!(ok, "finops {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("finops {args:?} printed no JSON ({e}): {out}"))
 }
