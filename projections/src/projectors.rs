@@ -336,12 +336,17 @@ impl Projector for WorkloadsView {
             doc["account"] = json!(review.account);
             doc["region"] = json!(review.region);
             doc["confirmed_estimate"] = json!(review.confirmed_estimate);
+            doc["budget_id"] = json!(review.budget_id);
             doc["approved_at"] = json!(at);
             return Some(doc);
         }
         match decode::<WorkloadEvent>(event, Self::PREFIX) {
             Some(WorkloadEvent::WorkloadEstimateSet { estimate, .. }) => doc["estimate"] = json!(estimate),
             Some(WorkloadEvent::BusinessCaseDeclared { case, .. }) => doc["business_case"] = json!(case),
+            Some(WorkloadEvent::WorkloadBudgetChanged { budget_id, effective_from, .. }) => {
+                doc["budget_id"] = json!(budget_id);
+                doc["budget_from"] = json!(effective_from);
+            }
             None => {}
         }
         Some(doc)

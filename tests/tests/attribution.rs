@@ -12,6 +12,8 @@ use finops_governance::{CommandContext, CommandHandler, streams};
 use finops_ingest::{Format, Ingestor};
 use finops_proto::v1 as pb;
 use finops_proto::v1::attribution_service_client::AttributionServiceClient;
+use finops_proto::v1::organisation_service_client::OrganisationServiceClient;
+use finops_proto::v1::spaces_service_client::SpacesServiceClient;
 use finops_server::auth::Role;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -153,6 +155,70 @@ async fn a_past_instant_gives_the_past_answer(url: &str) {
     let s1 = client.chargeback(statement(Some(t1))).await.unwrap().into_inner();
     assert_eq!(s1.charges.iter().map(|c| c.claimed_cents).sum::<i64>(), 0, "nothing was claimed at t1");
     assert_eq!(s1.total_cents, 325);
+
+    // Regression (issue 10.3): the budget is the FinOps Lead's decision, not "the first by
+    // name". Claims Triage moves to CX Platform from the 15th: the 20th's 2.00 charges it.
+    let org = OrganisationServiceClient::new(
+        tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
+    )
+    .get_organisation(authed(pb::GetOrganisationRequest {}, &finance))
+    .await
+    .unwrap()
+    .into_inner();
+    let platform_budget = org.budgets.iter().find(|b| b.name == "CX Platform").unwrap().budget_id.clone();
+    let mut spaces = SpacesServiceClient::new(
+        tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
+    );
+    let change = |budget_id: &str, token: &str| {
+        authed(
+            pb::ChangeWorkloadBudgetRequest {
+                business_request: format!(
+                    "businessRequests/{}",
+                    state
+                        .requests
+                        .iter()
+                        .find(|(_, r)| r.approval.as_ref().is_some_and(|a| a.workload_id == triage.workload_id))
+                        .unwrap()
+                        .0
+                ),
+                budget_id: budget_id.into(),
+                effective_from: "2026-10-15".into(),
+                rationale: "The platform team took the triage bot over".into(),
+                request_id: String::new(),
+            },
+            token,
+        )
+    };
+    let juan_token = server.token("po-juan", Role::ProductOwner);
+    assert_eq!(
+        spaces.change_workload_budget(change(&platform_budget, &juan_token)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let finance_ai = org.budgets.iter().find(|b| b.name == "Finance AI").unwrap().budget_id.clone();
+    let elsewhere = spaces
+        .change_workload_budget(change(&finance_ai, &server.token("fl-ana", Role::FinopsLead)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        elsewhere.get_details_bad_request().unwrap().field_violations[0].field,
+        "budget_id",
+        "not the account's budget"
+    );
+    let t3 = Utc::now();
+    let moved = spaces
+        .change_workload_budget(change(&platform_budget, &server.token("fl-ana", Role::FinopsLead)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.budget_id, platform_budget);
+    let s = client.chargeback(statement(None)).await.unwrap().into_inner();
+    let lines: Vec<_> =
+        s.charges.iter().map(|c| (c.budget.as_str(), c.ai_budget, c.claimed_cents, c.shared_cents)).collect();
+    assert_eq!(lines, vec![("CX AI", true, 140, 13), ("CX Platform", true, 200, 12)]);
+    assert_eq!((s.total_cents, s.absorbed_by_non_ai_cents), (365, 0));
+    let before_move = client.chargeback(statement(Some(t3))).await.unwrap().into_inner();
+    let lines: Vec<_> = before_move.charges.iter().map(|c| (c.budget.as_str(), c.claimed_cents)).collect();
+    assert_eq!(lines, vec![("CX AI", 340), ("CX Platform", 0)], "as of before the decision, the earlier budget");
 
     // Who sees what: a Product Owner only their own workloads; a Cloud Engineer no spend.
     let juan = client.attribute(ask(None, &server.token("po-juan", Role::ProductOwner))).await.unwrap().into_inner();

@@ -133,6 +133,7 @@ fn review(mpe: &str) -> pb::Review {
         workspace: String::new(),
         map_mpe_id: mpe.into(),
         confirmed_estimate: Some(pb::MonthlyAmount { amount: Some(pb::monthly_amount::Amount::Cents(310_000)) }),
+        budget_id: String::new(),
     }
 }
 
@@ -1105,9 +1106,11 @@ async fn a_lost_fan_out_completes_when_the_service_starts(url: String) {
             confirmed_estimate: finops_domain::vocabulary::MonthlyAmount::Dollars(finops_domain::vocabulary::Cents(
                 9_000,
             )),
+            budget_id: None,
         },
         workload_id: Uuid::new_v5(&request_id, b"workload"),
         catalog: catalog.state.standing(),
+        account_budgets: vec![],
         by: "fl-ana".into(),
         rationale: "Fits the pilot".into(),
         at: chrono::Utc::now(),

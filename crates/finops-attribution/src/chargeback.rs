@@ -82,15 +82,16 @@ impl Question {
         let org = &self.view.organisation;
         // Claimed spend per (account of the budget, budget).
         let claimed = self
-            .sql(
-                "SELECT COALESCE(w.budget_id, ''), c.account, SUM(c.cost) FROM classified c \
-                 JOIN workloads w ON w.workload_id = c.workload_id GROUP BY 1, 2",
-            )
+            .sql(&format!(
+                "SELECT COALESCE(b.budget_id, ''), c.account, SUM(c.cost) FROM {} \
+                     WHERE w.workload_id IS NOT NULL GROUP BY 1, 2",
+                crate::CHARGED
+            ))
             .await?;
         // (charge, exact claimed, exact shared)
         let mut charges: BTreeMap<(String, String, Uuid), (BudgetCharge, i128, i128)> = BTreeMap::new();
         let ai_budgets: std::collections::BTreeSet<Uuid> =
-            self.view.workloads.iter().filter_map(|w| w.budget_id).collect();
+            self.view.workloads.iter().flat_map(|w| w.budgets.iter().map(|b| b.budget_id)).collect();
         let entry = |budget_id: Option<Uuid>, line_account: &str| {
             let (id, budget) = match budget_id.and_then(|b| org.budgets.get(&b).map(|x| (b, x))) {
                 Some((id, b)) => (id, Some(b)),

@@ -37,9 +37,9 @@ impl ExportFormat {
 const DETAIL_SQL: &str = "SELECT c.account, CAST(c.day AS VARCHAR) AS day, c.platform, c.region, c.model, c.token_type, \
     c.principal_kind, c.principal_account, c.principal_name, c.anchor, \
     COALESCE(w.workload, '') AS workload, COALESCE(c.workload_id, '') AS workload_id, COALESCE(w.product, '') AS product, \
-    COALESCE(w.portfolio, '') AS portfolio, COALESCE(w.budget, '') AS budget, COALESCE(c.gap, '') AS gap, \
+    COALESCE(w.portfolio, '') AS portfolio, COALESCE(b.budget, '') AS budget, COALESCE(c.gap, '') AS gap, \
     SUM(c.cost) AS cost, SUM(c.tokens) AS tokens, CAST(SUM(c.lines) AS BIGINT) AS lines \
-    FROM classified c LEFT JOIN workloads w ON w.workload_id = c.workload_id";
+    FROM ";
 
 /// Its grouping (every column but the sums).
 const DETAIL_GROUPING: &str = " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16";
@@ -79,7 +79,7 @@ fn csv(batches: &[RecordBatch]) -> Result<Vec<u8>, AttributionError> {
 impl Question {
     /// The question's classified spend as a file; returns (bytes, rows).
     pub async fn export(&self, format: ExportFormat) -> Result<(Vec<u8>, u64), AttributionError> {
-        let detail = format!("{DETAIL_SQL} {}{DETAIL_GROUPING}", self.restriction());
+        let detail = format!("{DETAIL_SQL}{} {}{DETAIL_GROUPING}", crate::CHARGED, self.restriction());
         let sql = match format {
             ExportFormat::Csv | ExportFormat::Parquet => format!("{detail} ORDER BY {}", &DETAIL_GROUPING[10..]),
             ExportFormat::Focus => {

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
-use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan, GovernanceState};
+use finops_domain::governance_state::{ApprovedWorkload, BudgetSpan, ClaimSpan, GovernanceState};
 use finops_domain::org::Organisation;
 use finops_domain::role::{permission_set_for, permission_set_of_reserved_role};
 use finops_domain::spaces::ClaimedResource;
@@ -152,7 +152,6 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
         })
         .collect();
     let id = |u: uuid::Uuid| u.to_string();
-    let budget = |w: &&ApprovedWorkload| w.budget_id.and_then(|b| org.budgets.get(&b));
     register(
         ctx,
         "workloads",
@@ -183,18 +182,6 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
                         .collect(),
                 ),
             ),
-            (
-                "budget_id",
-                DataType::Utf8,
-                true,
-                Arc::new(StringArray::from(workloads.iter().map(|w| w.budget_id.map(id)).collect::<Vec<_>>())),
-            ),
-            (
-                "budget",
-                DataType::Utf8,
-                false,
-                text(workloads.iter().map(|w| budget(w).map(|b| b.name.clone()).unwrap_or_default()).collect()),
-            ),
             ("model_id", DataType::Utf8, false, text(workloads.iter().map(|w| w.model_id.clone()).collect())),
             (
                 "business_case",
@@ -207,6 +194,41 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
                 DataType::Boolean,
                 false,
                 Arc::new(BooleanArray::from(workloads.iter().map(|w| w.estimate).collect::<Vec<_>>())),
+            ),
+        ],
+    )?;
+    // The budget each workload charges, and on which days (a change recorded by the
+    // FinOps Lead splits the period).
+    let spans: Vec<(&ApprovedWorkload, &BudgetSpan)> =
+        workloads.iter().flat_map(|w| w.budgets.iter().map(move |b| (*w, b))).collect();
+    register(
+        ctx,
+        "workload_budgets",
+        vec![
+            ("workload_id", DataType::Utf8, false, text(spans.iter().map(|(w, _)| id(w.workload_id)).collect())),
+            ("budget_id", DataType::Utf8, false, text(spans.iter().map(|(_, b)| id(b.budget_id)).collect())),
+            (
+                "budget",
+                DataType::Utf8,
+                false,
+                text(
+                    spans
+                        .iter()
+                        .map(|(_, b)| org.budgets.get(&b.budget_id).map(|x| x.name.clone()).unwrap_or_default())
+                        .collect(),
+                ),
+            ),
+            (
+                "from_day",
+                DataType::Date32,
+                true,
+                Arc::new(Date32Array::from(spans.iter().map(|(_, b)| b.from.map(days)).collect::<Vec<_>>())),
+            ),
+            (
+                "until_day",
+                DataType::Date32,
+                true,
+                Arc::new(Date32Array::from(spans.iter().map(|(_, b)| b.until.map(days)).collect::<Vec<_>>())),
             ),
         ],
     )?;

@@ -165,7 +165,7 @@ impl Dimension {
             Self::Workload => "COALESCE(w.workload, '')",
             Self::Product => "COALESCE(w.product, '')",
             Self::Portfolio => "COALESCE(w.portfolio, '')",
-            Self::Budget => "COALESCE(w.budget, '')",
+            Self::Budget => "COALESCE(b.budget, '')",
             Self::Account => "c.account",
             Self::Model => "c.model",
             Self::TokenType => "c.token_type",
@@ -239,6 +239,14 @@ pub struct Attribution {
     /// All AI spend answered, rounded once.
     pub total_cents: i64,
 }
+
+/// Classified spend with the workload it is charged to (`w`) and the budget that workload
+/// charged on the day (`b`, from `workload_budgets`): every query that names a budget
+/// reads through this one join.
+pub(crate) const CHARGED: &str = "classified c \
+    LEFT JOIN workloads w ON w.workload_id = c.workload_id \
+    LEFT JOIN workload_budgets b ON b.workload_id = c.workload_id \
+        AND (b.from_day IS NULL OR c.day >= b.from_day) AND (b.until_day IS NULL OR c.day <= b.until_day)";
 
 /// A decimal's raw value at `scale` as cents, rounded half away from zero.
 pub fn cents(raw: i128, scale: i8) -> i64 {
@@ -413,7 +421,7 @@ impl Question {
         };
         let sql = format!(
             "SELECT {select}SUM(c.cost) AS cost, SUM(c.tokens) AS tokens, CAST(SUM(c.lines) AS BIGINT) AS lines \
-             FROM classified c LEFT JOIN workloads w ON w.workload_id = c.workload_id {} {grouping}",
+             FROM {CHARGED} {} {grouping}",
             self.restriction()
         );
         let batches = self.sql(&sql).await?;

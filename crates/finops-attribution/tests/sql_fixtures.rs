@@ -75,7 +75,13 @@ fn govern(view: &mut GovernanceView, line: &str) {
         }
         "workload" => {
             let account = AccountId::parse(named["account"]).unwrap();
-            let budget_id = org.budgets_of(&account).first().map(|b| b.0);
+            // The budget the approval named, and a change the FinOps Lead recorded later.
+            let changes: Vec<(chrono::NaiveDate, uuid::Uuid)> = named
+                .get("moves_to")
+                .map(|b| (chrono::NaiveDate::parse_from_str(named["on"], "%Y-%m-%d").unwrap(), id(b)))
+                .into_iter()
+                .collect();
+            let budgets = finops_domain::governance_state::budget_spans(named.get("budget").map(|b| id(b)), &changes);
             let product_id = id(named["product"]);
             view.workloads.push(ApprovedWorkload {
                 workload_id: id(pos[0]),
@@ -83,7 +89,7 @@ fn govern(view: &mut GovernanceView, line: &str) {
                 owner: named["owner"].into(),
                 product_id,
                 portfolio_id: org.products[&product_id].portfolio_id,
-                budget_id,
+                budgets,
                 model_id: named["model"].into(),
                 scope: ApprovalScope {
                     accounts: [account].into(),

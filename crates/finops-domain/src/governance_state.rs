@@ -45,9 +45,11 @@ pub struct ApprovedWorkload {
     pub product_id: Uuid,
     /// The product's portfolio (nil when the product is unknown).
     pub portfolio_id: Uuid,
-    /// The budget it charges: the first budget (by name) mapped to its account; `None`
-    /// when the account has no budget yet.
-    pub budget_id: Option<Uuid>,
+    /// The budgets it charges over time: the one its approval named (for approvals
+    /// recorded before budgets were named, the account's only budget, if it has exactly
+    /// one), then each change the FinOps Lead recorded, from its first day. Empty: it
+    /// charges no budget (chargeback shows its spend as such).
+    pub budgets: Vec<BudgetSpan>,
     /// The approved model.
     pub model_id: String,
     /// The approval scope.
@@ -58,6 +60,37 @@ pub struct ApprovedWorkload {
     pub business_case: bool,
     /// An estimate exists (the FA Confirmed Estimate always does once approved).
     pub estimate: bool,
+}
+
+/// A budget a workload charges, and on which days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetSpan {
+    /// The budget.
+    pub budget_id: Uuid,
+    /// First day (inclusive); `None`: from the start.
+    pub from: Option<NaiveDate>,
+    /// Last day (inclusive); `None`: open.
+    pub until: Option<NaiveDate>,
+}
+
+/// The spans of a workload's budgets: `initial` from the start, then each change (in the
+/// order decided) from its first day on — a later decision overrides from its date.
+pub fn budget_spans(initial: Option<Uuid>, changes: &[(NaiveDate, Uuid)]) -> Vec<BudgetSpan> {
+    let mut spans: Vec<BudgetSpan> =
+        initial.map(|budget_id| BudgetSpan { budget_id, from: None, until: None }).into_iter().collect();
+    for (from, budget_id) in changes {
+        spans.retain(|s| s.from.is_none_or(|f| f < *from));
+        for s in spans.iter_mut() {
+            let last = from.pred_opt();
+            s.until = match (s.until, last) {
+                (Some(u), Some(l)) => Some(u.min(l)),
+                (None, l) => l,
+                (u, None) => u,
+            };
+        }
+        spans.push(BudgetSpan { budget_id: *budget_id, from: Some(*from), until: None });
+    }
+    spans
 }
 
 /// One claim period of a resource.
@@ -103,9 +136,13 @@ impl GovernanceState {
         self.cur_periods.insert(period.to_owned(), p);
     }
 
-    /// The budget a workload in `account` charges: the first mapped to it, by name.
-    pub fn budget_for(&self, account: &AccountId) -> Option<Uuid> {
-        self.organisation.budgets_of(account).first().map(|(id, _)| *id)
+    /// The budget an approval that named none charges: the account's only budget, if it
+    /// has exactly one (approvals recorded before budgets were named).
+    fn only_budget_of(&self, account: &AccountId) -> Option<Uuid> {
+        match self.organisation.budgets_of(account).as_slice() {
+            [(id, _)] => Some(*id),
+            _ => None,
+        }
     }
 
     /// Every approved workload, in workload-id order.
@@ -124,7 +161,10 @@ impl GovernanceState {
                     owner: r.requested_by.clone(),
                     product_id: r.product_id,
                     portfolio_id: self.organisation.products.get(&r.product_id).map_or(Uuid::nil(), |p| p.portfolio_id),
-                    budget_id: self.budget_for(&approval.review.account),
+                    budgets: budget_spans(
+                        approval.review.budget_id.or_else(|| self.only_budget_of(&approval.review.account)),
+                        plan.map(|p| p.budget_changes.as_slice()).unwrap_or_default(),
+                    ),
                     model_id: approval.review.model_id.as_str().to_owned(),
                     scope: approval.scope.clone(),
                     role_name: approval.role_name.as_str().to_owned(),
@@ -151,5 +191,30 @@ impl GovernanceState {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    #[test]
+    fn budget_changes_split_the_days_and_a_later_decision_overrides_from_its_date() {
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        assert_eq!(budget_spans(None, &[]), vec![]);
+        let spans = budget_spans(Some(a), &[(day(15), b), (day(10), c)]);
+        assert_eq!(
+            spans,
+            vec![
+                BudgetSpan { budget_id: a, from: None, until: Some(day(9)) },
+                BudgetSpan { budget_id: c, from: Some(day(10)), until: None },
+            ]
+        );
+        let spans = budget_spans(Some(a), &[(day(10), b), (day(20), c)]);
+        assert_eq!(spans[1], BudgetSpan { budget_id: b, from: Some(day(10)), until: Some(day(19)) });
     }
 }

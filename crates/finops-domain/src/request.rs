@@ -177,6 +177,11 @@ pub struct Review {
     pub map_mpe_id: Option<String>,
     /// The official monthly estimate, priced from the price table.
     pub confirmed_estimate: MonthlyAmount,
+    /// The budget the workload charges: one mapped to the approved account. Left empty by
+    /// the FinOps Lead, it is the account's only budget (several: the approval must name
+    /// one). Approvals recorded before budgets were named carry none.
+    #[serde(default)]
+    pub budget_id: Option<Uuid>,
 }
 
 /// What the catalog says about the model under review, as the handler read it.
@@ -241,6 +246,9 @@ pub enum RequestCommand {
         workload_id: Uuid,
         /// What the catalog says about the model.
         catalog: CatalogStanding,
+        /// The budgets mapped to the approved account (the organisation, as the handler
+        /// read it).
+        account_budgets: Vec<Uuid>,
         /// Who.
         by: String,
         /// Why (required).
@@ -453,6 +461,10 @@ impl Review {
     }
 }
 
+fn uuids(ids: &[Uuid]) -> String {
+    ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")
+}
+
 fn valid_workspace(name: &str) -> bool {
     let n = name.chars().count();
     (1..=64).contains(&n) && name.chars().all(|c| c.is_ascii_alphanumeric() || " -_".contains(c))
@@ -487,54 +499,79 @@ impl Aggregate for BusinessRequest {
                 }
                 _ => Err(illegal("submit")),
             },
-            RequestCommand::Approve { review, workload_id, catalog, by, rationale, at } => match self.status {
-                RequestStatus::Submitted => {
-                    let mut v = Violations::default();
-                    v.require_rationale(rationale);
-                    review.validate(&mut v);
-                    v.into_result()?;
-                    let scope = ApprovalScope {
-                        accounts: [review.account.clone()].into(),
-                        regions: [review.region.clone()].into(),
-                        actions: review.actions.clone(),
-                    };
-                    match catalog {
-                        CatalogStanding::NotApproved(why) => {
-                            return Err(DomainError::Precondition(format!(
-                                "model {} on {} is not approved in the catalog ({why}); approve it there first",
-                                review.model_id,
-                                review.platform.as_str()
-                            )));
+            RequestCommand::Approve { review, workload_id, catalog, account_budgets, by, rationale, at } => {
+                // The budget the workload will charge, resolved against the account's.
+                let budget = match (review.budget_id, account_budgets.as_slice()) {
+                    (Some(b), budgets) if budgets.contains(&b) => Ok(Some(b)),
+                    (Some(b), budgets) => Err(format!(
+                        "budget {b} is not mapped to account {}; mapped: {}",
+                        review.account,
+                        if budgets.is_empty() { "none".to_owned() } else { uuids(budgets) }
+                    )),
+                    (None, []) => Ok(None),
+                    (None, [only]) => Ok(Some(*only)),
+                    (None, many) => Err(format!(
+                        "account {} has {} budgets ({}); name the one this workload charges",
+                        review.account,
+                        many.len(),
+                        uuids(many)
+                    )),
+                };
+                let resolved = Review { budget_id: budget.clone().ok().flatten(), ..review.clone() };
+                match self.status {
+                    RequestStatus::Submitted => {
+                        let mut v = Violations::default();
+                        v.require_rationale(rationale);
+                        review.validate(&mut v);
+                        v.check("review.budget_id", budget);
+                        v.into_result()?;
+                        let review = &resolved;
+                        let scope = ApprovalScope {
+                            accounts: [review.account.clone()].into(),
+                            regions: [review.region.clone()].into(),
+                            actions: review.actions.clone(),
+                        };
+                        match catalog {
+                            CatalogStanding::NotApproved(why) => {
+                                return Err(DomainError::Precondition(format!(
+                                    "model {} on {} is not approved in the catalog ({why}); approve it there first",
+                                    review.model_id,
+                                    review.platform.as_str()
+                                )));
+                            }
+                            CatalogStanding::Approved(allowed) if !allowed.contains_scope(&scope) => {
+                                return Err(DomainError::Precondition(format!(
+                                    "model {} is not approved for account {} in {} with these actions; add scope in the catalog first",
+                                    review.model_id, review.account, review.region
+                                )));
+                            }
+                            CatalogStanding::Approved(_) => {}
                         }
-                        CatalogStanding::Approved(allowed) if !allowed.contains_scope(&scope) => {
-                            return Err(DomainError::Precondition(format!(
-                                "model {} is not approved for account {} in {} with these actions; add scope in the catalog first",
-                                review.model_id, review.account, review.region
-                            )));
-                        }
-                        CatalogStanding::Approved(_) => {}
+                        let name = &self.details.as_ref().expect("submitted requests have details").workload_name;
+                        Ok(vec![RequestEvent::BusinessRequestApproved {
+                            role_name: RoleName::generate(name, &review.role_suffix),
+                            review: review.clone(),
+                            workload_id: *workload_id,
+                            workload_name: name.clone(),
+                            owner: self.requested_by.clone(),
+                            product_id: self.product_id,
+                            scope,
+                            by: by.clone(),
+                            rationale: rationale.clone(),
+                            at: *at,
+                        }])
                     }
-                    let name = &self.details.as_ref().expect("submitted requests have details").workload_name;
-                    Ok(vec![RequestEvent::BusinessRequestApproved {
-                        role_name: RoleName::generate(name, &review.role_suffix),
-                        review: review.clone(),
-                        workload_id: *workload_id,
-                        workload_name: name.clone(),
-                        owner: self.requested_by.clone(),
-                        product_id: self.product_id,
-                        scope,
-                        by: by.clone(),
-                        rationale: rationale.clone(),
-                        at: *at,
-                    }])
+                    RequestStatus::Approved
+                        if self
+                            .approval
+                            .as_ref()
+                            .is_some_and(|a| a.review == resolved && a.workload_id == *workload_id) =>
+                    {
+                        Ok(vec![])
+                    }
+                    _ => Err(illegal("approve")),
                 }
-                RequestStatus::Approved
-                    if self.approval.as_ref().is_some_and(|a| a.review == *review && a.workload_id == *workload_id) =>
-                {
-                    Ok(vec![])
-                }
-                _ => Err(illegal("approve")),
-            },
+            }
             RequestCommand::Reject { by, rationale, at } => match self.status {
                 RequestStatus::Submitted => {
                     let mut v = Violations::default();
@@ -683,6 +720,7 @@ mod tests {
             workspace: None,
             map_mpe_id: Some("MPE12345".into()),
             confirmed_estimate: MonthlyAmount::Dollars(Cents(310_000)),
+            budget_id: None,
         }
     }
 
@@ -699,6 +737,7 @@ mod tests {
             review,
             workload_id: WORKLOAD,
             catalog,
+            account_budgets: vec![],
             by: "fl-ana".into(),
             rationale: "Pilot approved for Q1".into(),
             at: at(),
@@ -805,6 +844,32 @@ mod tests {
             .when(approve(elsewhere, CatalogStanding::Approved(catalog_scope())))
             .unwrap_err();
         assert!(err.to_string().contains("add scope in the catalog first"), "{err}");
+    }
+
+    /// Regression (issue 10.3): the approval names the budget the workload charges.
+    #[test]
+    fn the_approval_names_a_budget_of_the_approved_account() {
+        let (a, b, other) = (Uuid::from_u128(11), Uuid::from_u128(12), Uuid::from_u128(13));
+        let with = |named: Option<Uuid>, budgets: Vec<Uuid>| {
+            let mut review = review();
+            review.budget_id = named;
+            let mut command = approve(review, CatalogStanding::Approved(catalog_scope()));
+            if let RequestCommand::Approve { account_budgets, .. } = &mut command {
+                *account_budgets = budgets;
+            }
+            given::<BusinessRequest>(&[submitted(operations())]).when(command)
+        };
+        let budget_of = |events: Vec<RequestEvent>| match &events[..] {
+            [RequestEvent::BusinessRequestApproved { review, .. }] => review.budget_id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(budget_of(with(Some(b), vec![a, b]).unwrap()), Some(b));
+        assert_eq!(budget_of(with(None, vec![a]).unwrap()), Some(a), "the account's only budget");
+        assert_eq!(budget_of(with(None, vec![]).unwrap()), None, "an account without budgets");
+        for (named, budgets) in [(None, vec![a, b]), (Some(other), vec![a, b])] {
+            let err = with(named, budgets).unwrap_err();
+            assert_eq!(violations(err), vec!["review.budget_id"]);
+        }
     }
 
     #[test]

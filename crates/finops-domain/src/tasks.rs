@@ -481,6 +481,7 @@ mod tests {
             workspace: (platform == Platform::ClaudePlatform).then(|| "claims-triage".to_owned()),
             map_mpe_id: mpe.map(str::to_owned),
             confirmed_estimate: MonthlyAmount::Dollars(Cents(50_000)),
+            budget_id: None,
         };
         let scope = ApprovalScope {
             accounts: [review.account.clone()].into(),
@@ -500,6 +501,7 @@ mod tests {
                 review,
                 workload_id: Uuid::from_u128(9),
                 catalog: CatalogStanding::Approved(scope),
+                account_budgets: vec![],
                 by: "fl".into(),
                 rationale: "ok".into(),
                 at: at("2026-11-02T10:00:00Z"),

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::Aggregate;
 use crate::error::{DomainError, Violations};
 use crate::request::BusinessCase;
-use crate::vocabulary::MonthlyAmount;
+use crate::vocabulary::{AccountId, MonthlyAmount};
+use uuid::Uuid;
 
 /// A workload's estimate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,25 @@ impl WorkloadEstimate {
 /// What may be asked of a workload's plan.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkloadCommand {
+    /// The FinOps Lead moves the workload to another budget from a date (DOMAIN.md §1: a
+    /// workload charges one budget; which one is a decision with a reason).
+    ChangeBudget {
+        /// The budget it charges from `effective_from` on.
+        budget_id: Uuid,
+        /// First day charged to it.
+        effective_from: NaiveDate,
+        /// The budgets mapped to the workload's approved account (as the handler read the
+        /// organisation), and that account, for the refusal's words.
+        account_budgets: Vec<Uuid>,
+        /// The workload's approved account.
+        account: AccountId,
+        /// Who.
+        by: String,
+        /// Why (required).
+        rationale: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// State (or restate) the estimate.
     SetEstimate {
         /// The estimate.
@@ -70,6 +90,19 @@ pub enum WorkloadCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "PascalCase")]
 pub enum WorkloadEvent {
+    /// The workload charges another budget from a date on.
+    WorkloadBudgetChanged {
+        /// The budget.
+        budget_id: Uuid,
+        /// From (inclusive).
+        effective_from: NaiveDate,
+        /// Who.
+        by: String,
+        /// Why.
+        rationale: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// An estimate was stated; it replaces the previous one from now on.
     WorkloadEstimateSet {
         /// The estimate.
@@ -97,6 +130,8 @@ pub struct WorkloadPlan {
     pub estimate: Option<WorkloadEstimate>,
     /// The current business case.
     pub business_case: Option<BusinessCase>,
+    /// Budget changes since approval, in the order decided: (first day, budget).
+    pub budget_changes: Vec<(NaiveDate, Uuid)>,
 }
 
 impl Aggregate for WorkloadPlan {
@@ -106,6 +141,32 @@ impl Aggregate for WorkloadPlan {
 
     fn decide(&self, command: &WorkloadCommand) -> Result<Vec<WorkloadEvent>, DomainError> {
         match command {
+            WorkloadCommand::ChangeBudget {
+                budget_id,
+                effective_from,
+                account_budgets,
+                account,
+                by,
+                rationale,
+                at,
+            } => {
+                if self.budget_changes.last() == Some(&(*effective_from, *budget_id)) {
+                    return Ok(vec![]);
+                }
+                let mut v = Violations::default();
+                v.require_rationale(rationale);
+                if !account_budgets.contains(budget_id) {
+                    v.add("budget_id", format!("budget {budget_id} is not mapped to the workload's account {account}"));
+                }
+                v.into_result()?;
+                Ok(vec![WorkloadEvent::WorkloadBudgetChanged {
+                    budget_id: *budget_id,
+                    effective_from: *effective_from,
+                    by: by.clone(),
+                    rationale: rationale.clone(),
+                    at: *at,
+                }])
+            }
             WorkloadCommand::SetEstimate { estimate, by, at } => {
                 if self.estimate.as_ref() == Some(estimate) {
                     return Ok(vec![]);
@@ -131,6 +192,9 @@ impl Aggregate for WorkloadPlan {
         match event {
             WorkloadEvent::WorkloadEstimateSet { estimate, .. } => self.estimate = Some(estimate.clone()),
             WorkloadEvent::BusinessCaseDeclared { case, .. } => self.business_case = Some(*case),
+            WorkloadEvent::WorkloadBudgetChanged { budget_id, effective_from, .. } => {
+                self.budget_changes.push((*effective_from, *budget_id));
+            }
         }
         self
     }
@@ -168,6 +232,29 @@ mod tests {
         assert_eq!(
             v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(),
             vec!["estimate.monthly", "estimate.end_date"]
+        );
+    }
+
+    /// Regression (issue 10.3): a workload charged the first budget by name of its account.
+    #[test]
+    fn the_finops_lead_moves_a_workload_to_a_budget_of_its_account_with_a_reason() {
+        let (a, b, elsewhere) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let change = |budget_id, rationale: &str| WorkloadCommand::ChangeBudget {
+            budget_id,
+            effective_from: NaiveDate::from_ymd_opt(2026, 11, 15).unwrap(),
+            account_budgets: vec![a, b],
+            account: AccountId::parse("111122223333").unwrap(),
+            by: "fl-ana".into(),
+            rationale: rationale.into(),
+            at: now(),
+        };
+        let err = given::<WorkloadPlan>(&[]).when(change(elsewhere, "")).unwrap_err();
+        let DomainError::Invalid(v) = err else { panic!() };
+        assert_eq!(v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), vec!["rationale", "budget_id"]);
+        let events = given::<WorkloadPlan>(&[]).when(change(b, "moved to the platform budget")).unwrap();
+        assert_eq!(
+            WorkloadPlan::fold(&events).budget_changes,
+            vec![(NaiveDate::from_ymd_opt(2026, 11, 15).unwrap(), b)]
         );
     }
 

@@ -68,6 +68,7 @@ fn approve(suffix: &str) -> RequestCommand {
             workspace: None,
             map_mpe_id: None,
             confirmed_estimate: MonthlyAmount::Dollars(Cents(90_000)),
+            budget_id: None,
         },
         workload_id: Uuid::now_v7(),
         catalog: CatalogStanding::Approved(ApprovalScope {
@@ -75,6 +76,7 @@ fn approve(suffix: &str) -> RequestCommand {
             regions: [region].into(),
             actions: InvokeAction::ALL.into(),
         }),
+        account_budgets: vec![],
         by: "fl-ana".into(),
         rationale: "fits the pilot".into(),
         at: now(),

@@ -70,7 +70,10 @@ fn governance() -> GovernanceView {
             owner: "po-maria".into(),
             product_id: id(name),
             portfolio_id: id("cx"),
-            budget_id: Some(id(&format!("AI {}", accounts.iter().position(|a| *a == account.as_str()).unwrap()))),
+            budgets: finops_domain::governance_state::budget_spans(
+                Some(id(&format!("AI {}", accounts.iter().position(|a| *a == account.as_str()).unwrap()))),
+                &[],
+            ),
             model_id: model.into(),
             scope: ApprovalScope {
                 accounts: [account.clone()].into(),

@@ -210,7 +210,10 @@ impl BusinessRequestService for BusinessRequestApi {
             workspace: input.workspace,
             map_mpe_id: input.map_mpe_id,
             confirmed_estimate: input.confirmed_estimate,
+            budget_id: input.budget_id,
         };
+        let org = self.org.load(&streams::organisation()).await.map_err(from_governance)?.state;
+        let account_budgets = org.budgets_of(&review.account).into_iter().map(|(id, _)| id).collect();
         let stream = streams::business_request(id);
         let existing = self.requests.load(&stream).await.map_err(from_governance)?;
         if existing.state.status == RequestStatus::New {
@@ -220,6 +223,7 @@ impl BusinessRequestService for BusinessRequestApi {
             review,
             workload_id: Uuid::new_v5(&request_id, b"workload"),
             catalog: catalog.state.standing(),
+            account_budgets,
             by: principal.subject.clone(),
             rationale: body.rationale.clone(),
             at: Utc::now(),

@@ -375,12 +375,27 @@ pub async fn seed(
                     workspace: workspace.map(str::to_owned),
                     map_mpe_id: mpe.map(str::to_owned),
                     confirmed_estimate: MonthlyAmount::Dollars(Cents(310_000)),
+                    // The budget each demo workload charges, named as a FinOps Lead names it.
+                    budget_id: match *acct {
+                        "111122223333" => Some(id("CX AI")),
+                        "444455556666" => Some(id("Finance AI")),
+                        "777788889999" => Some(id("Data")),
+                        _ => None,
+                    },
                 };
                 let rationale = "Business case accepted; estimate confirmed from the price table";
                 let approve = RequestCommand::Approve {
                     review,
                     workload_id: id(&format!("workload-{}", story.key)),
                     catalog: standing,
+                    account_budgets: org
+                        .load(&o)
+                        .await?
+                        .state
+                        .budgets_of(&account(acct))
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect(),
                     by: "fl-ana".into(),
                     rationale: rationale.into(),
                     at: at + Duration::hours(3),

@@ -25,6 +25,7 @@ pub struct SpacesApi {
     claims: CommandHandler<ClaimableResource>,
     plans: CommandHandler<WorkloadPlan>,
     requests: CommandHandler<BusinessRequest>,
+    org: CommandHandler<finops_domain::org::Organisation>,
     tasks: CommandHandler<Task>,
     auth: Arc<Authenticator>,
     read_models: ReadModels,
@@ -37,6 +38,7 @@ impl SpacesApi {
             claims: CommandHandler::new(store.clone()),
             plans: CommandHandler::new(store.clone()),
             requests: CommandHandler::new(store.clone()),
+            org: CommandHandler::new(store.clone()),
             tasks: CommandHandler::new(store),
             auth,
             read_models,
@@ -93,6 +95,14 @@ fn workload_to_wire(request_id: Uuid, request: &BusinessRequest, plan: &Loaded<W
         estimate: plan.state.estimate.as_ref().map(estimate_to_wire),
         business_case: plan.state.business_case.as_ref().map(wire::business_case_to_wire),
         version: plan.version,
+        budget_id: plan
+            .state
+            .budget_changes
+            .last()
+            .map(|(_, b)| *b)
+            .or(approval.review.budget_id)
+            .map(|b| b.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -435,6 +445,52 @@ impl SpacesService for SpacesApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn change_workload_budget(
+        &self,
+        request: Request<pb::ChangeWorkloadBudgetRequest>,
+    ) -> Result<Response<pb::Workload>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::FinopsLead], "change the budget a workload charges")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &body.business_request);
+        let budget_id = wire::uuid(&mut fields, "budget_id", &body.budget_id);
+        let effective_from = parse_date(&mut fields, "effective_from", &body.effective_from);
+        fields.domain("", finops_domain::rationale_violations(&body.rationale));
+        let request_id = wire::request_id(&mut fields, &body.request_id);
+        fields.finish()?;
+        let (Some(id), Some(budget_id), Some(effective_from)) = (id, budget_id, effective_from) else {
+            unreachable!("fields checked")
+        };
+        let request = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?.state;
+        let Some(approval) = request.approval.as_ref() else {
+            return Err(Status::failed_precondition(format!(
+                "businessRequests/{id} is not approved: only an approved workload charges a budget"
+            )));
+        };
+        let org = self.org.load(&streams::organisation()).await.map_err(from_governance)?.state;
+        let command = WorkloadCommand::ChangeBudget {
+            budget_id,
+            effective_from,
+            account_budgets: org.budgets_of(&approval.review.account).into_iter().map(|(b, _)| b).collect(),
+            account: approval.review.account.clone(),
+            by: principal.subject.clone(),
+            rationale: body.rationale.clone(),
+            at: Utc::now(),
+        };
+        let plan = self
+            .plans
+            .execute(
+                &streams::workload(approval.workload_id),
+                &command,
+                &principal.context(request_id, Some(body.rationale)),
+            )
+            .await
+            .map_err(from_governance)?;
+        Ok(Response::new(workload_to_wire(id, &request, &plan)))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn declare_business_case(
         &self,
         request: Request<pb::DeclareBusinessCaseRequest>,
@@ -491,6 +547,7 @@ impl SpacesService for SpacesApi {
                 .as_ref()
                 .map(wire::business_case_to_wire),
                 version: 0,
+                budget_id: wire::text(d, "budget_id"),
             })
             .collect();
         Ok(Response::new(pb::ListWorkloadsResponse { workloads, next_page_token: page.next_page_token }))

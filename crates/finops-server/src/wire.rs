@@ -353,6 +353,8 @@ pub struct ReviewInput {
     pub map_mpe_id: Option<String>,
     /// FA Confirmed Estimate.
     pub confirmed_estimate: MonthlyAmount,
+    /// The budget the workload charges, when named.
+    pub budget_id: Option<Uuid>,
 }
 
 /// The default actions of an approval: invoke and converse, streaming or not.
@@ -378,6 +380,7 @@ pub fn review(fields: &mut Fields, review: Option<&pb::Review>) -> Option<Review
     let confirmed_estimate = monthly(fields, "review.confirmed_estimate", r.confirmed_estimate.as_ref());
     let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let (workspace, map_mpe_id) = (non_empty(&r.workspace), non_empty(&r.map_mpe_id));
+    let budget_id = if r.budget_id.trim().is_empty() { None } else { uuid(fields, "review.budget_id", &r.budget_id) };
     let parts = finops_domain::request::ReviewParts {
         platform,
         workspace: workspace.as_deref(),
@@ -395,6 +398,7 @@ pub fn review(fields: &mut Fields, review: Option<&pb::Review>) -> Option<Review
         workspace,
         map_mpe_id,
         confirmed_estimate: confirmed_estimate?,
+        budget_id,
     })
 }
 
@@ -423,6 +427,7 @@ pub fn business_request_to_wire(id: Uuid, state: &BusinessRequest, version: u64)
                 workspace: a.review.workspace.clone().unwrap_or_default(),
                 map_mpe_id: a.review.map_mpe_id.clone().unwrap_or_default(),
                 confirmed_estimate: Some(monthly_to_wire(&a.review.confirmed_estimate)),
+                budget_id: a.review.budget_id.map(|b| b.to_string()).unwrap_or_default(),
             }),
             workload_id: a.workload_id.to_string(),
             role_name: a.role_name.to_string(),

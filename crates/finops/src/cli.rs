@@ -127,6 +127,10 @@ pub struct ApproveArgs {
     /// MAP MPE id.
     #[arg(long)]
     mpe: Option<String>,
+    /// The budget the workload charges (a budget_id of the approved account; see `finops
+    /// org`). Optional when the account has one budget.
+    #[arg(long)]
+    budget: Option<String>,
 }
 
 /// The Cloud Engineer task queue.
@@ -423,6 +427,7 @@ pub async fn requests(conn: &Connection, command: RequestsCommand) -> anyhow::Re
                     confirmed_estimate: Some(pb::MonthlyAmount {
                         amount: Some(pb::monthly_amount::Amount::Cents(cents(a.estimate_dollars)?)),
                     }),
+                    budget_id: a.budget.unwrap_or_default(),
                 }),
                 rationale: a.rationale,
                 request_id: String::new(),

@@ -59,6 +59,14 @@ fn a_newcomer_takes_a_request_from_submission_to_a_claimed_role() {
         .find(|p| p["owner"] == "po-maria")
         .map(|p| p["product_id"].as_str().unwrap().to_owned())
         .unwrap();
+    // The account has two budgets: the approval names the one the workload charges.
+    let budget = org["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "CX AI")
+        .map(|b| b["budget_id"].as_str().unwrap().to_owned())
+        .unwrap();
 
     // Bad input names the field and stores nothing.
     let (ok, _, err) = finops(
@@ -117,6 +125,8 @@ fn a_newcomer_takes_a_request_from_submission_to_a_claimed_role() {
             "us-east-1",
             "--estimate-dollars",
             "1400",
+            "--budget",
+            &budget,
             "--rationale",
             "Useful and cheap",
         ],
