@@ -220,6 +220,44 @@ async fn a_past_instant_gives_the_past_answer(url: &str) {
     let lines: Vec<_> = before_move.charges.iter().map(|c| (c.budget.as_str(), c.claimed_cents)).collect();
     assert_eq!(lines, vec![("CX AI", 340), ("CX Platform", 0)], "as of before the decision, the earlier budget");
 
+    // Regression (issue 10.4): role patterns decide where money goes, so they are the
+    // FinOps Lead's decision, over gRPC, honoured as of their time.
+    let mut org_client = OrganisationServiceClient::new(
+        tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
+    );
+    let patterns = |token: &str, rationale: &str| {
+        authed(
+            pb::SetRolePatternsRequest {
+                broad: vec!["*PowerUserAccess*".into()],
+                dedicated: vec!["finops-ai-*".into()],
+                rationale: rationale.into(),
+                request_id: String::new(),
+            },
+            token,
+        )
+    };
+    let fl = server.token("fl-ana", Role::FinopsLead);
+    assert_eq!(org_client.set_role_patterns(patterns(&finance, "x")).await.unwrap_err().code(), Code::PermissionDenied);
+    let no_reason = org_client.set_role_patterns(patterns(&fl, "")).await.unwrap_err();
+    assert_eq!(no_reason.get_details_bad_request().unwrap().field_violations[0].field, "rationale");
+    let t4 = Utc::now();
+    let set = org_client
+        .set_role_patterns(patterns(&fl, "Admins are named people, not a shared role"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((set.source.as_str(), set.set_by.as_str()), ("log", "fl-ana"));
+    let after = client.attribute(ask(None, &finance)).await.unwrap().into_inner();
+    assert_eq!(rows(&after), owned(&[("", "not_business_approved", 25), ("Claims Triage", "", 340)]));
+    let before = client.attribute(ask(Some(t4), &finance)).await.unwrap().into_inner();
+    assert_eq!(rows(&before), owned(&[("", "unattributed_spend", 25), ("Claims Triage", "", 340)]));
+    let then = org_client
+        .get_role_patterns(authed(pb::GetRolePatternsRequest { as_of: t4.to_rfc3339() }, &finance))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(then.source, "configuration", "before the decision, the configuration's defaults");
+
     // Who sees what: a Product Owner only their own workloads; a Cloud Engineer no spend.
     let juan = client.attribute(ask(None, &server.token("po-juan", Role::ProductOwner))).await.unwrap().into_inner();
     assert_eq!(rows(&juan), owned(&[("Claims Triage", "", 340)]));
@@ -266,7 +304,7 @@ async fn a_past_instant_gives_the_past_answer(url: &str) {
         assert!(header.split(',').any(|c| c == column), "{column} missing from {header}");
     }
     assert_eq!(focus.rows, 3);
-    assert!(text.contains("Claims Triage") && text.contains("unattributed_spend"));
+    assert!(text.contains("Claims Triage") && text.contains("not_business_approved"));
     let parquet = client.export(export(pb::ExportFormat::Parquet)).await.unwrap().into_inner();
     assert_eq!(&parquet.content[..4], b"PAR1");
     assert_eq!(parquet.file_name, "attribution-2026-10.parquet");

@@ -13,6 +13,7 @@ use datafusion::prelude::SessionContext;
 use finops_domain::governance_state::{ApprovedWorkload, BudgetSpan, ClaimSpan, GovernanceState};
 use finops_domain::org::Organisation;
 use finops_domain::role::{permission_set_for, permission_set_of_reserved_role};
+pub use finops_domain::role_patterns::RolePatterns;
 use finops_domain::spaces::ClaimedResource;
 
 /// What attribution needs of the governance state.
@@ -24,30 +25,17 @@ pub struct GovernanceView {
     pub workloads: Vec<ApprovedWorkload>,
     /// Every claim period.
     pub claims: Vec<ClaimSpan>,
+    /// The role patterns the FinOps Lead recorded; `None`: the configured defaults.
+    pub patterns: Option<RolePatterns>,
 }
 
 impl From<&GovernanceState> for GovernanceView {
     fn from(state: &GovernanceState) -> Self {
-        Self { organisation: state.organisation.clone(), workloads: state.workloads(), claims: state.claim_spans() }
-    }
-}
-
-/// Which roles are broad and which are dedicated (DOMAIN.md §6 rules 3 and 5). Patterns
-/// are globs over the role name: `*` any run of characters, `?` one character.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RolePatterns {
-    /// Broad shared roles: their spend is "Unattributed Spend" whoever claims them.
-    pub broad: Vec<String>,
-    /// Dedicated roles besides the generated ones: unclaimed, their spend is "Unclaimed
-    /// AI Allocation".
-    pub dedicated: Vec<String>,
-}
-
-impl Default for RolePatterns {
-    fn default() -> Self {
         Self {
-            broad: ["*AdministratorAccess*", "*PowerUserAccess*", "AWSReservedSSO_*Admin*"].map(String::from).to_vec(),
-            dedicated: vec!["finops-ai-*".to_owned()],
+            organisation: state.organisation.clone(),
+            workloads: state.workloads(),
+            claims: state.claim_spans(),
+            patterns: state.role_patterns.patterns.clone(),
         }
     }
 }

@@ -295,7 +295,8 @@ pub fn allocate_cents(parts: &[i128]) -> (Vec<i64>, i64) {
     (out, total)
 }
 
-/// The query engine: an object store holding the batches, and the role patterns.
+/// The query engine: an object store holding the batches, and the default role patterns
+/// (used until the FinOps Lead records patterns in the log).
 #[derive(Clone)]
 pub struct AttributionEngine {
     objects: Arc<dyn ObjectStore>,
@@ -356,7 +357,9 @@ impl AttributionEngine {
         governance::register_governance(&ctx, &view, &visibility)?;
         // Classified once per question: the one pass over the lines; attribution, the
         // chargeback statement, unbacked workloads and exports then read the small result.
-        let classified = ctx.sql(&governance::classify_sql(&view, &self.patterns, period_start)).await?;
+        // The patterns the FinOps Lead recorded as of the instant, else the configured ones.
+        let patterns = view.patterns.as_ref().unwrap_or(&self.patterns);
+        let classified = ctx.sql(&governance::classify_sql(&view, patterns, period_start)).await?;
         let schema = Arc::new(classified.schema().as_arrow().clone());
         let rows = classified.collect().await?;
         ctx.register_table("classified", Arc::new(MemTable::try_new(schema, vec![rows])?))?;

@@ -13,6 +13,7 @@ use crate::aggregate::Aggregate;
 use crate::cur_batches::{CurPeriod, CurPeriodEvent};
 use crate::org::{OrgEvent, Organisation};
 use crate::request::{BusinessRequest, RequestEvent, RequestStatus};
+use crate::role_patterns::{RolePatternEvent, RolePatternPolicy};
 use crate::spaces::{ClaimEvent, ClaimableResource, ClaimedResource};
 use crate::vocabulary::{AccountId, ApprovalScope};
 use crate::workload::{WorkloadEvent, WorkloadPlan};
@@ -30,6 +31,8 @@ pub struct GovernanceState {
     pub plans: BTreeMap<Uuid, WorkloadPlan>,
     /// CUR periods by `YYYY-MM`.
     pub cur_periods: BTreeMap<String, CurPeriod>,
+    /// The role patterns the FinOps Lead recorded.
+    pub role_patterns: RolePatternPolicy,
 }
 
 /// An approved workload, as attribution sees it.
@@ -128,6 +131,11 @@ impl GovernanceState {
     pub fn apply_plan(&mut self, workload_id: Uuid, event: &WorkloadEvent) {
         let p = self.plans.remove(&workload_id).unwrap_or_default().evolve(event);
         self.plans.insert(workload_id, p);
+    }
+
+    /// Applies a role-pattern decision.
+    pub fn apply_role_patterns(&mut self, event: &RolePatternEvent) {
+        self.role_patterns = std::mem::take(&mut self.role_patterns).evolve(event);
     }
 
     /// Applies a CUR period event.

@@ -18,6 +18,7 @@ pub mod org;
 pub mod pricing;
 pub mod request;
 pub mod role;
+pub mod role_patterns;
 pub mod schema;
 pub mod spaces;
 pub mod tasks;

@@ -235,6 +235,8 @@ pub mod streams {
     pub const CUR_PERIOD: &str = "cur-period-";
     /// The organisation's stream.
     pub const ORGANISATION: &str = "organisation";
+    /// The role patterns' stream.
+    pub const ROLE_PATTERNS: &str = "role-patterns";
 
     fn named(name: String) -> StreamId {
         StreamId::new(name).expect("valid stream id")
@@ -267,5 +269,9 @@ pub mod streams {
     /// The organisation's single stream.
     pub fn organisation() -> StreamId {
         named(ORGANISATION.to_owned())
+    }
+    /// The role patterns' single stream.
+    pub fn role_patterns() -> StreamId {
+        named(ROLE_PATTERNS.to_owned())
     }
 }

@@ -7,7 +7,7 @@ use finops_domain::governance_state::GovernanceState;
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
 use uuid::Uuid;
 
-use crate::streams::{BUSINESS_REQUEST, CLAIM, CUR_PERIOD, ORGANISATION, WORKLOAD};
+use crate::streams::{BUSINESS_REQUEST, CLAIM, CUR_PERIOD, ORGANISATION, ROLE_PATTERNS, WORKLOAD};
 use crate::{GovernanceError, decode};
 
 const PAGE: usize = 2_000;
@@ -50,6 +50,8 @@ fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), Gover
     };
     if stream == ORGANISATION {
         state.apply_org(&decode(event)?);
+    } else if stream == ROLE_PATTERNS {
+        state.apply_role_patterns(&decode(event)?);
     } else if let Some(rest) = stream.strip_prefix(BUSINESS_REQUEST) {
         state.apply_request(id(rest)?, &decode(event)?);
     } else if let Some(key) = stream.strip_prefix(CLAIM) {

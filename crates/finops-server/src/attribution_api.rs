@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Principal, Role};
 use crate::status::{from_attribution, from_governance};
-use crate::wire::Fields;
+use crate::wire::{self, Fields};
 
 /// Serves attribution.
 #[derive(Clone)]
@@ -32,20 +32,6 @@ fn period(fields: &mut Fields, text: &str) -> String {
         fields.add("period", format!("`{t}` is not a billing period YYYY-MM"));
     }
     t.to_owned()
-}
-
-/// An optional RFC 3339 instant.
-fn as_of(fields: &mut Fields, text: &str) -> Option<DateTime<Utc>> {
-    let t = text.trim();
-    if t.is_empty() {
-        return None;
-    }
-    fields.check(
-        "as_of",
-        DateTime::parse_from_rfc3339(t)
-            .map(|d| d.with_timezone(&Utc))
-            .map_err(|e| format!("`{t}` is not an RFC 3339 instant ({e})")),
-    )
 }
 
 fn visibility(principal: &Principal) -> Result<Visibility, Status> {
@@ -87,7 +73,7 @@ impl AttributionApi {
         let visibility = visibility(&principal)?;
         let mut fields = Fields::default();
         let period = period(&mut fields, period_text);
-        let as_of = as_of(&mut fields, as_of_text);
+        let as_of = wire::as_of(&mut fields, as_of_text);
         extra(&mut fields);
         fields.finish()?;
         // "Now" is pinned to one instant so the state and the batch agree.

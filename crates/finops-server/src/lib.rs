@@ -198,7 +198,11 @@ pub async fn serve(
             auth.clone(),
             config.task_sla_business_days,
         )))
-        .add_service(OrganisationServiceServer::new(OrganisationApi::new(store.clone(), auth.clone())))
+        .add_service(OrganisationServiceServer::new(OrganisationApi::new(
+            store.clone(),
+            config.role_patterns.clone(),
+            auth.clone(),
+        )))
         .add_service(AttributionServiceServer::new(AttributionApi::new(
             store.clone(),
             objects,

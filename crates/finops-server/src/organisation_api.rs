@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use finops_domain::org::{Budget, OrgCommand, Organisation, Portfolio, Product};
+use finops_domain::role_patterns::{RolePatternCommand, RolePatternEvent, RolePatternPolicy, RolePatterns};
 use finops_domain::vocabulary::AccountId;
-use finops_eventlog::EventStore;
+use finops_eventlog::{EventStore, StreamRead};
 use finops_governance::{CommandHandler, Loaded, streams};
 use finops_proto::v1 as pb;
 use finops_proto::v1::organisation_service_server::OrganisationService;
@@ -20,6 +21,10 @@ use crate::wire::{self, Fields};
 #[derive(Clone)]
 pub struct OrganisationApi {
     org: CommandHandler<Organisation>,
+    patterns: CommandHandler<RolePatternPolicy>,
+    store: Arc<dyn EventStore>,
+    /// The configuration's patterns, in force until the FinOps Lead records some.
+    default_patterns: RolePatterns,
     auth: Arc<Authenticator>,
 }
 
@@ -66,9 +71,40 @@ pub fn to_wire(loaded: &Loaded<Organisation>) -> pb::Organisation {
 }
 
 impl OrganisationApi {
-    /// Serves `store`.
-    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>) -> Self {
-        Self { org: CommandHandler::new(store), auth }
+    /// Serves `store`; `default_patterns` apply until a decision is recorded.
+    pub fn new(store: Arc<dyn EventStore>, default_patterns: RolePatterns, auth: Arc<Authenticator>) -> Self {
+        Self {
+            org: CommandHandler::new(store.clone()),
+            patterns: CommandHandler::new(store.clone()),
+            store,
+            default_patterns,
+            auth,
+        }
+    }
+
+    /// The patterns in force after `events` (the configuration's when none), as the wire
+    /// shows them.
+    fn patterns_to_wire(&self, events: &[finops_eventlog::RecordedEvent]) -> Result<pb::RolePatterns, Status> {
+        let last = events.last();
+        let Some(last) = last else {
+            return Ok(pb::RolePatterns {
+                broad: self.default_patterns.broad.clone(),
+                dedicated: self.default_patterns.dedicated.clone(),
+                source: "configuration".into(),
+                ..Default::default()
+            });
+        };
+        let RolePatternEvent::RolePatternsSet { patterns, by, rationale, at } =
+            finops_governance::decode(last).map_err(from_governance)?;
+        Ok(pb::RolePatterns {
+            broad: patterns.broad,
+            dedicated: patterns.dedicated,
+            source: "log".into(),
+            set_by: by,
+            set_at: at.to_rfc3339(),
+            rationale,
+            version: last.stream_version,
+        })
     }
 
     async fn run(
@@ -87,6 +123,11 @@ impl OrganisationApi {
         principal.require(&[Role::FinopsLead], "change the organisation")?;
         Ok(principal)
     }
+}
+
+/// Patterns as typed, without surrounding white space; empty entries dropped.
+fn trimmed(patterns: Vec<String>) -> Vec<String> {
+    patterns.into_iter().map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()
 }
 
 /// An id field that may be left empty: then it is derived from the request id.
@@ -155,6 +196,51 @@ impl OrganisationService for OrganisationApi {
         fields.finish()?;
         let budget = Budget { account: account.expect("checked"), name: b.name, cost_centre: b.cost_centre };
         self.run(&principal, request_id, OrgCommand::MapBudget { budget_id, budget, at: Utc::now() }).await
+    }
+
+    async fn set_role_patterns(
+        &self,
+        request: Request<pb::SetRolePatternsRequest>,
+    ) -> Result<Response<pb::RolePatterns>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&[Role::FinopsLead], "set role patterns")?;
+        let b = request.into_inner();
+        let mut fields = Fields::default();
+        let patterns = RolePatterns { broad: trimmed(b.broad), dedicated: trimmed(b.dedicated) };
+        fields.domain("", patterns.violations());
+        fields.domain("", finops_domain::rationale_violations(&b.rationale));
+        let request_id = wire::request_id(&mut fields, &b.request_id);
+        fields.finish()?;
+        let command = RolePatternCommand::Set {
+            patterns,
+            by: principal.subject.clone(),
+            rationale: b.rationale.clone(),
+            at: Utc::now(),
+        };
+        let stream = streams::role_patterns();
+        self.patterns
+            .execute(&stream, &command, &principal.context(request_id, Some(b.rationale)))
+            .await
+            .map_err(from_governance)?;
+        let events = self.store.read_stream(&stream, StreamRead::all()).await.map_err(crate::status::from_log)?;
+        Ok(Response::new(self.patterns_to_wire(&events)?))
+    }
+
+    async fn get_role_patterns(
+        &self,
+        request: Request<pb::GetRolePatternsRequest>,
+    ) -> Result<Response<pb::RolePatterns>, Status> {
+        self.auth.principal(&request)?;
+        let mut fields = Fields::default();
+        let as_of = wire::as_of(&mut fields, &request.get_ref().as_of);
+        fields.finish()?;
+        let mut events = self
+            .store
+            .read_stream(&streams::role_patterns(), StreamRead::all())
+            .await
+            .map_err(crate::status::from_log)?;
+        events.retain(|e| as_of.is_none_or(|t| e.metadata.recorded_at <= t));
+        Ok(Response::new(self.patterns_to_wire(&events)?))
     }
 
     async fn get_organisation(

@@ -77,6 +77,20 @@ pub fn business_request_name(fields: &mut Fields, name: &str) -> Option<Uuid> {
     }
 }
 
+/// An optional RFC 3339 instant (`as_of`; empty: now).
+pub fn as_of(fields: &mut Fields, text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    fields.check(
+        "as_of",
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| format!("`{t}` is not an RFC 3339 instant ({e})")),
+    )
+}
+
 /// An optional date field (empty: none).
 pub fn date(fields: &mut Fields, field: &str, text: &str) -> Option<NaiveDate> {
     if text.trim().is_empty() {
