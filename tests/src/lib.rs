@@ -50,6 +50,7 @@ pub fn operator_context(actor_id: &str) -> finops_governance::CommandContext {
         rationale: None,
         correlation_id: None,
         causation_id: None,
+        fingerprint: None,
     }
 }
 

@@ -45,6 +45,7 @@ fn operator(key: &str) -> CommandContext {
         rationale: None,
         correlation_id: None,
         causation_id: None,
+        fingerprint: None,
     }
 }
 

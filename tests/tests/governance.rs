@@ -254,6 +254,14 @@ async fn whole_path(url: String) {
         .into_inner();
     assert_eq!(retried, approved);
     assert_eq!(head(&h).await, before, "the retry wrote nothing");
+    // Regression (issue 10.16): the same request id with a different body was answered
+    // with the first result, silently. It is refused, naming the id.
+    let mut different = approve(&submitted.name, key);
+    different.rationale = "A different reason".into();
+    let reused = h.requests.approve_business_request(authed(different, &h.who.fl)).await.unwrap_err();
+    assert_eq!(reused.code(), Code::AlreadyExists, "{}", reused.message());
+    assert!(reused.message().contains(&key.to_string()), "{}", reused.message());
+    assert_eq!(head(&h).await, before, "the refusal wrote nothing");
 
     // Reading: the owner and Finance may; another PO and a Cloud Engineer may not.
     let get = |name: &str| pb::GetBusinessRequestRequest { name: name.into() };
@@ -1122,6 +1130,7 @@ async fn a_lost_fan_out_completes_when_the_service_starts(url: String) {
         rationale: Some("Fits the pilot".into()),
         correlation_id: Some(request_id),
         causation_id: None,
+        fingerprint: None,
     };
     let stream = finops_governance::streams::business_request(id);
     let approved = finops_governance::CommandHandler::<finops_domain::request::BusinessRequest>::new(store.clone())

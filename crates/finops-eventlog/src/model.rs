@@ -120,6 +120,10 @@ pub struct EventMetadata {
     /// The client's `request_id`, so a retried command can be recognised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// A digest of the request that carried the `request_id`, so that a request id reused
+    /// for a different request is refused rather than answered with the first result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
     /// When the store accepted the append. Set by the store; a value given by the caller
     /// is replaced.
     #[serde(default = "epoch")]

@@ -38,6 +38,13 @@ pub enum GovernanceError {
         /// The version the stream is at.
         actual: u64,
     },
+    /// A request id already used for a different request (AIP-155: a retry must repeat
+    /// the request exactly).
+    #[error("request_id {request_id} was already used for a different request; send a new request_id")]
+    RequestIdReused {
+        /// The id.
+        request_id: Uuid,
+    },
     /// The aggregate does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
@@ -73,6 +80,8 @@ pub struct CommandContext {
     pub correlation_id: Option<Uuid>,
     /// The event this command reacts to, when a process issues it.
     pub causation_id: Option<Uuid>,
+    /// A digest of the client's request (see `EventMetadata::request_fingerprint`).
+    pub fingerprint: Option<String>,
 }
 
 /// An aggregate folded from its stream, with the version it was read at.
@@ -143,7 +152,12 @@ where
         // A retry of a command that already took effect answers with the state now, even
         // if the aggregate has moved on since (when deciding again could be refused).
         let first_id = event_id(context, stream, 0);
-        if recorded.iter().any(|r| r.event_id == first_id) {
+        if let Some(first) = recorded.iter().find(|r| r.event_id == first_id) {
+            if let (Some(stored), Some(now)) = (&first.metadata.request_fingerprint, &context.fingerprint)
+                && stored != now
+            {
+                return Err(GovernanceError::RequestIdReused { request_id: context.request_id });
+            }
             return Ok(Loaded { state, version });
         }
         let mut events = Vec::new();
@@ -196,6 +210,7 @@ fn encode<E: Serialize>(stream: &StreamId, index: usize, event: &E, context: &Co
             correlation_id: context.correlation_id,
             causation_id: context.causation_id,
             idempotency_key: Some(context.request_id.to_string()),
+            request_fingerprint: context.fingerprint.clone(),
             ..EventMetadata::default()
         })
 }

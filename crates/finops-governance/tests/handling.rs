@@ -28,6 +28,7 @@ fn context(actor: &str, role: &str, request_id: Uuid) -> CommandContext {
         rationale: None,
         correlation_id: None,
         causation_id: None,
+        fingerprint: None,
     }
 }
 

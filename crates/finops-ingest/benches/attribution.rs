@@ -183,6 +183,7 @@ fn main() {
             rationale: None,
             correlation_id: None,
             causation_id: None,
+            fingerprint: None,
         };
         let started = Instant::now();
         let report = ingestor.ingest_file(&csv, Format::Cur, &context).await.unwrap();

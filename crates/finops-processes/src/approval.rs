@@ -116,6 +116,7 @@ pub async fn fan_out(
         rationale: Some(rationale.clone()),
         correlation_id: approval.metadata.correlation_id,
         causation_id: Some(approval.event_id),
+        fingerprint: None,
     };
     // The tasks are generated at the approval (their SLA runs from it), not when a
     // process happened to reach it.

@@ -59,8 +59,14 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The context of a command this principal issues.
-    pub fn context(&self, request_id: uuid::Uuid, rationale: Option<String>) -> finops_governance::CommandContext {
+    /// The context of a command this principal issues, for the request whose digest is
+    /// `fingerprint` ([`fingerprint`]): a retry with the same `request_id` must repeat it.
+    pub fn context(
+        &self,
+        fingerprint: &str,
+        request_id: uuid::Uuid,
+        rationale: Option<String>,
+    ) -> finops_governance::CommandContext {
         finops_governance::CommandContext {
             actor_id: self.subject.clone(),
             actor_role: self.role.as_str().to_owned(),
@@ -68,6 +74,7 @@ impl Principal {
             rationale,
             correlation_id: Some(request_id),
             causation_id: None,
+            fingerprint: Some(fingerprint.to_owned()),
         }
     }
 
@@ -85,6 +92,13 @@ impl Principal {
             )))
         }
     }
+}
+
+/// A digest of a request message (its protobuf bytes, `request_id` included), the
+/// fingerprint a retry is compared by.
+pub fn fingerprint<M: prost::Message>(message: &M) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(message.encode_to_vec()))
 }
 
 /// The token's claims.

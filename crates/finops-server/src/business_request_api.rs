@@ -122,6 +122,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::ProductOwner], "submit business requests")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let product_id = wire::uuid(&mut fields, "product_id", &body.product_id);
         let details = wire::details(&mut fields, body.details.as_ref());
@@ -152,7 +153,7 @@ impl BusinessRequestService for BusinessRequestApi {
             details,
             at: Utc::now(),
         };
-        let context = principal.context(request_id, None);
+        let context = principal.context(&fingerprint, request_id, None);
         let loaded = self
             .requests
             .execute(&streams::business_request(request_id), &command, &context)
@@ -187,6 +188,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::FinopsLead], "approve business requests")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.name);
         let input = wire::review(&mut fields, body.review.as_ref());
@@ -228,7 +230,7 @@ impl BusinessRequestService for BusinessRequestApi {
             rationale: body.rationale.clone(),
             at: Utc::now(),
         };
-        let context = principal.context(request_id, Some(body.rationale.clone()));
+        let context = principal.context(&fingerprint, request_id, Some(body.rationale.clone()));
         let loaded = self.requests.execute(&stream, &command, &context).await.map_err(from_governance)?;
         Ok(Self::reply(id, &loaded))
     }
@@ -241,6 +243,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::FinopsLead], "reject business requests")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.name);
         fields.domain("", finops_domain::rationale_violations(&body.rationale));
@@ -250,7 +253,7 @@ impl BusinessRequestService for BusinessRequestApi {
         self.load_visible(&principal, id).await?;
         let command =
             RequestCommand::Reject { by: principal.subject.clone(), rationale: body.rationale.clone(), at: Utc::now() };
-        let context = principal.context(request_id, Some(body.rationale));
+        let context = principal.context(&fingerprint, request_id, Some(body.rationale));
         let loaded =
             self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
         Ok(Self::reply(id, &loaded))
@@ -263,6 +266,7 @@ impl BusinessRequestService for BusinessRequestApi {
     ) -> Result<Response<pb::BusinessRequest>, Status> {
         let principal = self.auth.principal(&request)?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.name);
         let details = wire::details(&mut fields, body.details.as_ref());
@@ -272,7 +276,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let (Some(id), Some(details)) = (id, details) else { unreachable!("fields checked") };
         self.load_owned(&principal, id).await?;
         let command = RequestCommand::Resubmit { details, by: principal.subject.clone(), at: Utc::now() };
-        let context = principal.context(request_id, None);
+        let context = principal.context(&fingerprint, request_id, None);
         let loaded =
             self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
         Ok(Self::reply(id, &loaded))
@@ -285,6 +289,7 @@ impl BusinessRequestService for BusinessRequestApi {
     ) -> Result<Response<pb::BusinessRequest>, Status> {
         let principal = self.auth.principal(&request)?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.name);
         let request_id = wire::request_id(&mut fields, &body.request_id);
@@ -295,7 +300,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let reason = (!body.reason.trim().is_empty()).then(|| body.reason.clone());
         let command =
             RequestCommand::Withdraw { by: principal.subject.clone(), reason: reason.clone(), at: Utc::now() };
-        let context = principal.context(request_id, reason);
+        let context = principal.context(&fingerprint, request_id, reason);
         let loaded =
             self.requests.execute(&streams::business_request(id), &command, &context).await.map_err(from_governance)?;
         Ok(Self::reply(id, &loaded))

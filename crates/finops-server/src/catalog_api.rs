@@ -77,6 +77,7 @@ impl CatalogService for CatalogApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::FinopsLead], "approve catalog models")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let key = model_key(&mut fields, body.platform, &body.model_id);
         let scope = wire::scope(&mut fields, "scope", body.scope.as_ref());
@@ -87,7 +88,7 @@ impl CatalogService for CatalogApi {
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (platform, model) = key.expect("checked");
-        let context = principal.context(request_id, Some(body.rationale.clone()));
+        let context = principal.context(&fingerprint, request_id, Some(body.rationale.clone()));
         let list = CatalogCommand::ListForReview {
             platform,
             model_id: model.clone(),
@@ -110,6 +111,7 @@ impl CatalogService for CatalogApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::FinopsLead], "change catalog scopes")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let key = model_key(&mut fields, body.platform, &body.model_id);
         let scope = wire::scope(&mut fields, "scope", body.scope.as_ref());
@@ -123,7 +125,7 @@ impl CatalogService for CatalogApi {
             rationale: body.rationale.clone(),
             at: Utc::now(),
         };
-        let context = principal.context(request_id, Some(body.rationale.clone()));
+        let context = principal.context(&fingerprint, request_id, Some(body.rationale.clone()));
         self.decide(platform, &model, &command, &context).await
     }
 
@@ -135,6 +137,7 @@ impl CatalogService for CatalogApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::FinopsLead], "revoke catalog models")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let key = model_key(&mut fields, body.platform, &body.model_id);
         fields.domain("", finops_domain::rationale_violations(&body.rationale));
@@ -143,7 +146,7 @@ impl CatalogService for CatalogApi {
         let (platform, model) = key.expect("checked");
         let command =
             CatalogCommand::Revoke { by: principal.subject.clone(), rationale: body.rationale.clone(), at: Utc::now() };
-        let context = principal.context(request_id, Some(body.rationale.clone()));
+        let context = principal.context(&fingerprint, request_id, Some(body.rationale.clone()));
         self.decide(platform, &model, &command, &context).await
     }
 

@@ -36,6 +36,7 @@ fn ctx(actor: &str, role: &str, key: &str, rationale: Option<&str>) -> CommandCo
         rationale: rationale.map(str::to_owned),
         correlation_id: Some(id(key)),
         causation_id: None,
+        fingerprint: None,
     }
 }
 

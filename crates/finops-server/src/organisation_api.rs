@@ -110,10 +110,11 @@ impl OrganisationApi {
     async fn run(
         &self,
         principal: &Principal,
+        fingerprint: &str,
         request_id: Uuid,
         command: OrgCommand,
     ) -> Result<Response<pb::Organisation>, Status> {
-        let context = principal.context(request_id, None);
+        let context = principal.context(fingerprint, request_id, None);
         let loaded = self.org.execute(&streams::organisation(), &command, &context).await.map_err(from_governance)?;
         Ok(Response::new(to_wire(&loaded)))
     }
@@ -147,6 +148,7 @@ impl OrganisationService for OrganisationApi {
     ) -> Result<Response<pb::Organisation>, Status> {
         let principal = self.writer(&request)?;
         let b = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&b);
         let mut fields = Fields::default();
         let request_id = wire::request_id(&mut fields, &b.request_id);
         let portfolio_id = id_or_derived(&mut fields, "portfolio_id", &b.portfolio_id, request_id);
@@ -154,12 +156,13 @@ impl OrganisationService for OrganisationApi {
         fields.domain("", finops_domain::org::named_and_owned_violations(&portfolio.name, &portfolio.owner));
         fields.finish()?;
         let command = OrgCommand::AddPortfolio { portfolio_id, portfolio, at: Utc::now() };
-        self.run(&principal, request_id, command).await
+        self.run(&principal, &fingerprint, request_id, command).await
     }
 
     async fn add_product(&self, request: Request<pb::AddProductRequest>) -> Result<Response<pb::Organisation>, Status> {
         let principal = self.writer(&request)?;
         let b = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&b);
         let mut fields = Fields::default();
         let request_id = wire::request_id(&mut fields, &b.request_id);
         let product_id = id_or_derived(&mut fields, "product_id", &b.product_id, request_id);
@@ -167,7 +170,8 @@ impl OrganisationService for OrganisationApi {
         let product = Product { portfolio_id: portfolio_id.unwrap_or_default(), name: b.name, owner: b.owner };
         fields.domain("", finops_domain::org::named_and_owned_violations(&product.name, &product.owner));
         fields.finish()?;
-        self.run(&principal, request_id, OrgCommand::AddProduct { product_id, product, at: Utc::now() }).await
+        self.run(&principal, &fingerprint, request_id, OrgCommand::AddProduct { product_id, product, at: Utc::now() })
+            .await
     }
 
     async fn register_account(
@@ -176,18 +180,20 @@ impl OrganisationService for OrganisationApi {
     ) -> Result<Response<pb::Organisation>, Status> {
         let principal = self.writer(&request)?;
         let b = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&b);
         let mut fields = Fields::default();
         let request_id = wire::request_id(&mut fields, &b.request_id);
         let account = fields.check("account_id", AccountId::parse(&b.account_id));
         fields.domain("", finops_domain::org::name_violations(&b.name));
         fields.finish()?;
         let command = OrgCommand::RegisterAccount { account: account.expect("checked"), name: b.name, at: Utc::now() };
-        self.run(&principal, request_id, command).await
+        self.run(&principal, &fingerprint, request_id, command).await
     }
 
     async fn map_budget(&self, request: Request<pb::MapBudgetRequest>) -> Result<Response<pb::Organisation>, Status> {
         let principal = self.writer(&request)?;
         let b = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&b);
         let mut fields = Fields::default();
         let request_id = wire::request_id(&mut fields, &b.request_id);
         let budget_id = id_or_derived(&mut fields, "budget_id", &b.budget_id, request_id);
@@ -195,7 +201,8 @@ impl OrganisationService for OrganisationApi {
         fields.domain("", finops_domain::org::name_violations(&b.name));
         fields.finish()?;
         let budget = Budget { account: account.expect("checked"), name: b.name, cost_centre: b.cost_centre };
-        self.run(&principal, request_id, OrgCommand::MapBudget { budget_id, budget, at: Utc::now() }).await
+        self.run(&principal, &fingerprint, request_id, OrgCommand::MapBudget { budget_id, budget, at: Utc::now() })
+            .await
     }
 
     async fn set_role_patterns(
@@ -205,6 +212,7 @@ impl OrganisationService for OrganisationApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::FinopsLead], "set role patterns")?;
         let b = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&b);
         let mut fields = Fields::default();
         let patterns = RolePatterns { broad: trimmed(b.broad), dedicated: trimmed(b.dedicated) };
         fields.domain("", patterns.violations());
@@ -219,7 +227,7 @@ impl OrganisationService for OrganisationApi {
         };
         let stream = streams::role_patterns();
         self.patterns
-            .execute(&stream, &command, &principal.context(request_id, Some(b.rationale)))
+            .execute(&stream, &command, &principal.context(&fingerprint, request_id, Some(b.rationale)))
             .await
             .map_err(from_governance)?;
         let events = self.store.read_stream(&stream, StreamRead::all()).await.map_err(crate::status::from_log)?;

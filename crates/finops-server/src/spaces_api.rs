@@ -49,6 +49,7 @@ impl SpacesApi {
     async fn plan_workload(
         &self,
         principal: &Principal,
+        fingerprint: &str,
         id: Uuid,
         request_id: Uuid,
         command: WorkloadCommand,
@@ -57,7 +58,7 @@ impl SpacesApi {
         let workload = request.approval.as_ref().expect("approved").workload_id;
         let plan = self
             .plans
-            .execute(&streams::workload(workload), &command, &principal.context(request_id, None))
+            .execute(&streams::workload(workload), &command, &principal.context(fingerprint, request_id, None))
             .await
             .map_err(from_governance)?;
         Ok(Response::new(workload_to_wire(id, &request, &plan)))
@@ -186,6 +187,7 @@ impl SpacesService for SpacesApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::ProductOwner], "claim resources")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.business_request);
         let resource = match &body.resource {
@@ -234,7 +236,7 @@ impl SpacesService for SpacesApi {
         };
         let loaded = self
             .claims
-            .execute(&streams::claim(&key), &command, &principal.context(request_id, None))
+            .execute(&streams::claim(&key), &command, &principal.context(&fingerprint, request_id, None))
             .await
             .map_err(from_governance)?;
         Ok(Response::new(to_wire(&key, &loaded)))
@@ -248,6 +250,7 @@ impl SpacesService for SpacesApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::FinopsLead], "reassign resources")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.business_request);
         let resource = match &body.resource {
@@ -284,7 +287,11 @@ impl SpacesService for SpacesApi {
         };
         let loaded = self
             .claims
-            .execute(&streams::claim(&key), &command, &principal.context(request_id, Some(body.rationale)))
+            .execute(
+                &streams::claim(&key),
+                &command,
+                &principal.context(&fingerprint, request_id, Some(body.rationale)),
+            )
             .await
             .map_err(from_governance)?;
         Ok(Response::new(to_wire(&key, &loaded)))
@@ -298,6 +305,7 @@ impl SpacesService for SpacesApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::ProductOwner, Role::FinopsLead], "release claims")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let key = match body.name.strip_prefix("claims/") {
             Some(k) if !k.is_empty() => Some(k.to_owned()),
@@ -335,7 +343,7 @@ impl SpacesService for SpacesApi {
         };
         let loaded = self
             .claims
-            .execute(&stream, &command, &principal.context(request_id, Some(body.rationale)))
+            .execute(&stream, &command, &principal.context(&fingerprint, request_id, Some(body.rationale)))
             .await
             .map_err(from_governance)?;
         Ok(Response::new(to_wire(&key, &loaded)))
@@ -412,6 +420,7 @@ impl SpacesService for SpacesApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::ProductOwner], "state workload estimates")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.business_request);
         let estimate = match &body.estimate {
@@ -441,7 +450,7 @@ impl SpacesService for SpacesApi {
         fields.finish()?;
         let (Some(id), Some(estimate)) = (id, estimate) else { unreachable!("fields checked") };
         let command = WorkloadCommand::SetEstimate { estimate, by: principal.subject.clone(), at: Utc::now() };
-        self.plan_workload(&principal, id, request_id, command).await
+        self.plan_workload(&principal, &fingerprint, id, request_id, command).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -452,6 +461,7 @@ impl SpacesService for SpacesApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::FinopsLead], "change the budget a workload charges")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.business_request);
         let budget_id = wire::uuid(&mut fields, "budget_id", &body.budget_id);
@@ -483,7 +493,7 @@ impl SpacesService for SpacesApi {
             .execute(
                 &streams::workload(approval.workload_id),
                 &command,
-                &principal.context(request_id, Some(body.rationale)),
+                &principal.context(&fingerprint, request_id, Some(body.rationale)),
             )
             .await
             .map_err(from_governance)?;
@@ -498,6 +508,7 @@ impl SpacesService for SpacesApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&[Role::ProductOwner], "declare business cases")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &body.business_request);
         let request_id = wire::request_id(&mut fields, &body.request_id);
@@ -508,7 +519,7 @@ impl SpacesService for SpacesApi {
         let id = id.expect("checked");
         let case = wire::business_case(body.business_case.as_ref().expect("checked"));
         let command = WorkloadCommand::DeclareBusinessCase { case, by: principal.subject.clone(), at: Utc::now() };
-        self.plan_workload(&principal, id, request_id, command).await
+        self.plan_workload(&principal, &fingerprint, id, request_id, command).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -55,6 +55,9 @@ pub fn from_governance(e: GovernanceError) -> Status {
         }
         e @ GovernanceError::Conflict { .. } => with_reason(Code::Aborted, e.to_string(), "CONCURRENT_MODIFICATION"),
         GovernanceError::NotFound(what) => not_found(what),
+        e @ GovernanceError::RequestIdReused { .. } => {
+            with_reason(Code::AlreadyExists, e.to_string(), "REQUEST_ID_REUSED")
+        }
         GovernanceError::Log(e) => from_log(e),
         e @ GovernanceError::Undecodable { .. } => with_reason(Code::Internal, e.to_string(), "UNDECODABLE_EVENT"),
     }

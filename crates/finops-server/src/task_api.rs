@@ -187,6 +187,7 @@ impl TaskService for TaskApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&WORKERS, "complete task steps")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = Self::name(&mut fields, &body.name);
         let request_id = wire::request_id(&mut fields, &body.request_id);
@@ -204,7 +205,7 @@ impl TaskService for TaskApi {
             dependency_implemented,
             at: Utc::now(),
         };
-        self.decide(id, &command, &principal.context(request_id, None)).await
+        self.decide(id, &command, &principal.context(&fingerprint, request_id, None)).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -215,6 +216,7 @@ impl TaskService for TaskApi {
         let principal = self.auth.principal(&request)?;
         principal.require(&WORKERS, "mark tasks implemented")?;
         let body = request.into_inner();
+        let fingerprint = crate::auth::fingerprint(&body);
         let mut fields = Fields::default();
         let id = Self::name(&mut fields, &body.name);
         let request_id = wire::request_id(&mut fields, &body.request_id);
@@ -222,6 +224,6 @@ impl TaskService for TaskApi {
         let id = id.expect("checked");
         self.load(id).await?;
         let command = TaskCommand::MarkImplemented { by: principal.subject.clone(), at: Utc::now() };
-        self.decide(id, &command, &principal.context(request_id, None)).await
+        self.decide(id, &command, &principal.context(&fingerprint, request_id, None)).await
     }
 }

@@ -238,6 +238,7 @@ async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, obje
         rationale: None,
         correlation_id: None,
         causation_id: None,
+        fingerprint: None,
     };
     let report = ingestor.ingest_file(&path, finops_ingest::Format::Cur, &context).await;
     drop(scratch);
@@ -306,6 +307,7 @@ async fn ingest(sources: &[String], format: &str, store: &str, objects: &str, ac
             rationale: None,
             correlation_id: None,
             causation_id: None,
+            fingerprint: None,
         };
         let started = std::time::Instant::now();
         let mut show = |p: &finops_ingest::Progress| {
