@@ -29,10 +29,22 @@ enum Command {
     /// The Cloud Engineer task queue: list, show, complete, implemented.
     #[command(subcommand)]
     Tasks(cli::TasksCommand),
-    /// Claim a role for an approved workload (Product Owner).
+    /// Claim a role, guardrail or workspace for an approved workload (Product Owner).
     Claim(cli::ClaimArgs),
-    /// Show the organisation's products, accounts and budgets.
-    Org,
+    /// Claims: list, release, reassign.
+    #[command(subcommand)]
+    Claims(cli::ClaimsCommand),
+    /// Workloads: list, estimate, business case, budget.
+    #[command(subcommand)]
+    Workloads(cli::WorkloadsCommand),
+    /// The model catalog: list, show, approve, add scope, revoke.
+    #[command(subcommand)]
+    Catalog(cli::CatalogCommand),
+    /// The organisation (`finops org` or `finops org show`), and its role patterns.
+    Org {
+        #[command(subcommand)]
+        command: Option<cli::OrgCommand>,
+    },
     /// Who spent a period's AI dollars: grouped by workload, gap, model… (now or --as-of).
     Attribution(cli::AttributionArgs),
     /// The noisy-neighbour chargeback statement per budget (now or --as-of).
@@ -175,7 +187,10 @@ fn main() -> anyhow::Result<()> {
             Command::Requests(c) => cli::requests(&cli.connection, c).await,
             Command::Tasks(c) => cli::tasks(&cli.connection, c).await,
             Command::Claim(a) => cli::claim(&cli.connection, a).await,
-            Command::Org => cli::org(&cli.connection).await,
+            Command::Claims(c) => cli::claims(&cli.connection, c).await,
+            Command::Workloads(c) => cli::workloads(&cli.connection, c).await,
+            Command::Catalog(c) => cli::catalog(&cli.connection, c).await,
+            Command::Org { command } => cli::org(&cli.connection, command).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,

@@ -1,14 +1,22 @@
 //! The `finops` commands for people: submit, review, approve or reject, list and complete
-//! tasks, claim. Each talks gRPC to a running server with the caller's bearer token;
-//! tables by default, `--json` for scripts.
+//! tasks, claim, the catalog, workloads, the organisation, attribution. Each talks gRPC to
+//! a running server with the caller's bearer token; tables by default, `--json` for
+//! scripts; `--request-id` makes any command's retry safe.
+
+mod attribution;
+mod catalog;
+mod org;
+mod spaces;
+
+pub use attribution::{AttributionArgs, ChargebackArgs, ExportArgs, attribution, chargeback, export};
+pub use catalog::{CatalogCommand, catalog};
+pub use org::{OrgCommand, org};
+pub use spaces::{ClaimArgs, ClaimsCommand, WorkloadsCommand, claim, claims, workloads};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use finops_proto::v1 as pb;
-use finops_proto::v1::attribution_service_client::AttributionServiceClient;
 use finops_proto::v1::business_request_service_client::BusinessRequestServiceClient;
-use finops_proto::v1::organisation_service_client::OrganisationServiceClient;
-use finops_proto::v1::spaces_service_client::SpacesServiceClient;
 use finops_proto::v1::task_service_client::TaskServiceClient;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -25,6 +33,11 @@ pub struct Connection {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// Idempotency key (UUID) of a command: send the same one again and the command is not
+    /// repeated (the first result comes back); the same key with another request is
+    /// refused. Default: a fresh one.
+    #[arg(long, global = true)]
+    request_id: Option<String>,
 }
 
 /// Business Requests.
@@ -69,7 +82,7 @@ pub enum RequestsCommand {
 /// What a Product Owner submits.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// The product (a UUID from `finops org show`).
+    /// The product (a product_id from `finops org show`).
     #[arg(long)]
     product: String,
     /// The workload's name.
@@ -93,9 +106,6 @@ pub struct SubmitArgs {
     /// Operations: monthly budget in dollars.
     #[arg(long)]
     budget_dollars: Option<f64>,
-    /// Idempotency key (UUID) to make a retry safe.
-    #[arg(long)]
-    request_id: Option<String>,
 }
 
 /// The FinOps Lead's configuration.
@@ -165,25 +175,8 @@ pub enum TasksCommand {
     },
 }
 
-/// Claim a role for an approved workload.
-#[derive(Debug, Args)]
-pub struct ClaimArgs {
-    /// businessRequests/{uuid} of the approved workload.
-    #[arg(long)]
-    request: String,
-    /// AWS account of the role.
-    #[arg(long)]
-    account: String,
-    /// Role name or ARN.
-    #[arg(long)]
-    role: String,
-    /// Effective from (YYYY-MM-DD); default: the start of this month.
-    #[arg(long, default_value = "")]
-    from: String,
-}
-
 impl Connection {
-    async fn channel(&self) -> anyhow::Result<Channel> {
+    pub(crate) async fn channel(&self) -> anyhow::Result<Channel> {
         tonic::transport::Endpoint::from_shared(self.server.clone())
             .with_context(|| format!("`{}` is not a server address", self.server))?
             .connect()
@@ -191,7 +184,7 @@ impl Connection {
             .with_context(|| format!("cannot reach {}", self.server))
     }
 
-    fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
+    pub(crate) fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
         let token =
             self.token.as_deref().context("no token: pass --token or set FINOPS_TOKEN (see `finops dev-token`)")?;
         let mut request = tonic::Request::new(message);
@@ -201,7 +194,12 @@ impl Connection {
         Ok(request)
     }
 
-    fn print(&self, value: Value, table: impl FnOnce(&Value)) {
+    /// The `--request-id` to send (empty: the server draws one).
+    pub(crate) fn request_id(&self) -> String {
+        self.request_id.clone().unwrap_or_default()
+    }
+
+    pub(crate) fn print(&self, value: Value, table: impl FnOnce(&Value)) {
         if self.json {
             println!("{value}");
         } else {
@@ -211,7 +209,7 @@ impl Connection {
 }
 
 /// Turns a gRPC failure into a message that names the code and every field at fault.
-fn explain(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn explain(status: tonic::Status) -> anyhow::Error {
     use tonic_types::StatusExt;
     let mut message = format!("{:?}: {}", status.code(), status.message());
     if let Some(bad) = status.get_details_bad_request() {
@@ -222,14 +220,14 @@ fn explain(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!(message)
 }
 
-fn cents(dollars: f64) -> anyhow::Result<u64> {
+pub(crate) fn cents(dollars: f64) -> anyhow::Result<u64> {
     if !dollars.is_finite() || dollars < 0.0 {
         bail!("{dollars} is not an amount of dollars");
     }
     Ok((dollars * 100.0).round() as u64)
 }
 
-fn enum_name(prefix: &str, name: &str) -> String {
+pub(crate) fn enum_name(prefix: &str, name: &str) -> String {
     name.strip_prefix(prefix).unwrap_or(name).to_ascii_lowercase()
 }
 
@@ -254,7 +252,7 @@ fn task_json(t: &pb::Task) -> Value {
     })
 }
 
-fn print_rows(headers: &[&str], rows: Vec<Vec<String>>) {
+pub(crate) fn print_rows(headers: &[&str], rows: Vec<Vec<String>>) {
     let widths: Vec<usize> = headers
         .iter()
         .enumerate()
@@ -269,7 +267,7 @@ fn print_rows(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -386,7 +384,7 @@ pub async fn requests(conn: &Connection, command: RequestsCommand) -> anyhow::Re
                     use_case: Some(use_case),
                     ..Default::default()
                 }),
-                request_id: a.request_id.unwrap_or_default(),
+                request_id: conn.request_id(),
             };
             let r = client.submit_business_request(conn.request(message)?).await.map_err(explain)?.into_inner();
             show(&r);
@@ -430,13 +428,13 @@ pub async fn requests(conn: &Connection, command: RequestsCommand) -> anyhow::Re
                     budget_id: a.budget.unwrap_or_default(),
                 }),
                 rationale: a.rationale,
-                request_id: String::new(),
+                request_id: conn.request_id(),
             };
             let r = client.approve_business_request(conn.request(message)?).await.map_err(explain)?.into_inner();
             show(&r);
         }
         RequestsCommand::Reject { name, rationale } => {
-            let message = pb::RejectBusinessRequestRequest { name, rationale, request_id: String::new() };
+            let message = pb::RejectBusinessRequestRequest { name, rationale, request_id: conn.request_id() };
             let r = client.reject_business_request(conn.request(message)?).await.map_err(explain)?.into_inner();
             show(&r);
         }
@@ -472,16 +470,26 @@ pub async fn tasks(conn: &Connection, command: TasksCommand) -> anyhow::Result<(
     };
     match command {
         TasksCommand::List { status } => {
-            let page = client
-                .list_tasks(conn.request(pb::ListTasksRequest {
-                    page_size: 1000,
-                    page_token: String::new(),
-                    status: status.unwrap_or_default(),
-                })?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            let value = Value::Array(page.tasks.iter().map(task_json).collect());
+            // Every page: a queue longer than a page is listed whole (it stopped at 1 000).
+            let mut all = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .list_tasks(conn.request(pb::ListTasksRequest {
+                        page_size: 1000,
+                        page_token: token,
+                        status: status.clone().unwrap_or_default(),
+                    })?)
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                all.extend(page.tasks);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            let value = Value::Array(all.iter().map(task_json).collect());
             conn.print(value, |v| {
                 let rows = v.as_array().map(|a| {
                     a.iter()
@@ -508,7 +516,7 @@ pub async fn tasks(conn: &Connection, command: TasksCommand) -> anyhow::Result<(
                     name,
                     step,
                     note,
-                    request_id: String::new(),
+                    request_id: conn.request_id(),
                 })?)
                 .await
                 .map_err(explain)?
@@ -517,214 +525,12 @@ pub async fn tasks(conn: &Connection, command: TasksCommand) -> anyhow::Result<(
         TasksCommand::Implemented { name } => show(
             &client
                 .mark_task_implemented(
-                    conn.request(pb::MarkTaskImplementedRequest { name, request_id: String::new() })?,
+                    conn.request(pb::MarkTaskImplementedRequest { name, request_id: conn.request_id() })?,
                 )
                 .await
                 .map_err(explain)?
                 .into_inner(),
         ),
     }
-    Ok(())
-}
-
-/// `finops claim …`
-pub async fn claim(conn: &Connection, a: ClaimArgs) -> anyhow::Result<()> {
-    let mut client = SpacesServiceClient::new(conn.channel().await?);
-    let message = pb::ClaimResourceRequest {
-        business_request: a.request,
-        resource: Some(pb::claim_resource_request::Resource::Role(pb::IamRoleRef {
-            account_id: a.account,
-            role_name_or_arn: a.role,
-        })),
-        effective_from: a.from,
-        request_id: String::new(),
-    };
-    let c = client.claim_resource(conn.request(message)?).await.map_err(explain)?.into_inner();
-    let value = json!({"name": c.name, "status": c.status, "workload_id": c.workload_id, "from": c.periods.last().map(|p| p.from.clone())});
-    conn.print(value, |v| {
-        println!(
-            "{} {} for workload {} from {}",
-            text(&v["name"]),
-            text(&v["status"]),
-            text(&v["workload_id"]),
-            text(&v["from"])
-        )
-    });
-    Ok(())
-}
-
-/// `finops org show`
-pub async fn org(conn: &Connection) -> anyhow::Result<()> {
-    let mut client = OrganisationServiceClient::new(conn.channel().await?);
-    let o = client.get_organisation(conn.request(pb::GetOrganisationRequest {})?).await.map_err(explain)?.into_inner();
-    let value = json!({
-        "products": o.products.iter().map(|p| json!({"product_id": p.product_id, "name": p.name, "owner": p.owner, "portfolio_id": p.portfolio_id})).collect::<Vec<_>>(),
-        "accounts": o.accounts.iter().map(|a| json!({"account_id": a.account_id, "name": a.name})).collect::<Vec<_>>(),
-        "budgets": o.budgets.iter().map(|b| json!({"budget_id": b.budget_id, "account_id": b.account_id, "name": b.name, "cost_centre": b.cost_centre})).collect::<Vec<_>>(),
-    });
-    conn.print(value, |v| {
-        let rows = v["products"].as_array().map(|a| {
-            a.iter().map(|p| ["product_id", "name", "owner"].iter().map(|k| text(&p[*k])).collect()).collect()
-        });
-        print_rows(&["PRODUCT", "NAME", "OWNER"], rows.unwrap_or_default());
-    });
-    Ok(())
-}
-
-/// Attribution of a billing period.
-#[derive(Debug, clap::Args)]
-pub struct AttributionArgs {
-    /// Billing period, YYYY-MM.
-    #[arg(long)]
-    period: String,
-    /// Dimensions, comma-separated: workload, product, portfolio, budget, account, model,
-    /// token_type, region, day, gap, platform, principal.
-    #[arg(long, value_delimiter = ',', default_value = "workload,gap")]
-    group_by: Vec<String>,
-    /// Answer as of this instant (RFC 3339), as the log and the CUR batches stood then.
-    #[arg(long)]
-    as_of: Option<String>,
-}
-
-/// The chargeback statement of a billing period.
-#[derive(Debug, clap::Args)]
-pub struct ChargebackArgs {
-    /// Billing period, YYYY-MM.
-    #[arg(long)]
-    period: String,
-    /// As of this instant (RFC 3339).
-    #[arg(long)]
-    as_of: Option<String>,
-}
-
-/// An export of a billing period's classified spend.
-#[derive(Debug, clap::Args)]
-pub struct ExportArgs {
-    /// Billing period, YYYY-MM.
-    #[arg(long)]
-    period: String,
-    /// csv, parquet or focus.
-    #[arg(long, default_value = "csv")]
-    format: String,
-    /// As of this instant (RFC 3339).
-    #[arg(long)]
-    as_of: Option<String>,
-    /// Output file (default: the name the server suggests, in the current folder).
-    #[arg(long)]
-    out: Option<std::path::PathBuf>,
-}
-
-fn dollars(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}${}.{:02}", cents.abs() / 100, cents.abs() % 100)
-}
-
-/// `finops attribution`.
-pub async fn attribution(conn: &Connection, args: AttributionArgs) -> anyhow::Result<()> {
-    let mut client = AttributionServiceClient::new(conn.channel().await?);
-    let request = pb::AttributeRequest {
-        period: args.period,
-        group_by: args.group_by.iter().map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect(),
-        as_of: args.as_of.unwrap_or_default(),
-    };
-    let a = client.attribute(conn.request(request)?).await.map_err(explain)?.into_inner();
-    let value = json!({
-        "period": a.period, "as_of": a.as_of, "batch_hash": a.batch_hash, "group_by": a.group_by,
-        "total_cents": a.total_cents,
-        "rows": a.rows.iter().map(|r| json!({"keys": r.keys, "cost_cents": r.cost_cents, "tokens": r.tokens, "lines": r.lines})).collect::<Vec<_>>(),
-        "unbacked_workloads": a.unbacked_workloads.iter().map(|u| json!({
-            "workload_id": u.workload_id, "workload": u.workload, "owner": u.owner,
-            "spend_cents": u.spend_cents, "estimate": u.estimate,
-        })).collect::<Vec<_>>(),
-    });
-    conn.print(value, |_| {
-        println!("{} as of {} (CUR batch {})", a.period, a.as_of, &a.batch_hash[..12.min(a.batch_hash.len())]);
-        let mut headers: Vec<String> = a.group_by.iter().map(|g| g.to_uppercase()).collect();
-        headers.extend(["COST".into(), "TOKENS".into(), "LINES".into()]);
-        let rows = a
-            .rows
-            .iter()
-            .map(|r| {
-                let mut row: Vec<String> =
-                    r.keys.iter().map(|k| if k.is_empty() { "—".to_owned() } else { k.clone() }).collect();
-                row.extend([dollars(r.cost_cents), format!("{:.0}", r.tokens), r.lines.to_string()]);
-                row
-            })
-            .collect();
-        print_rows(&headers.iter().map(String::as_str).collect::<Vec<_>>(), rows);
-        println!("TOTAL {}", dollars(a.total_cents));
-        for u in &a.unbacked_workloads {
-            println!(
-                "Unbacked AI Workload: {} (owner {}, {} this period{}) has no business case",
-                u.workload,
-                u.owner,
-                dollars(u.spend_cents),
-                if u.estimate { ", estimated" } else { "" }
-            );
-        }
-    });
-    Ok(())
-}
-
-/// `finops chargeback`.
-pub async fn chargeback(conn: &Connection, args: ChargebackArgs) -> anyhow::Result<()> {
-    let mut client = AttributionServiceClient::new(conn.channel().await?);
-    let request = pb::ChargebackRequest { period: args.period, as_of: args.as_of.unwrap_or_default() };
-    let s = client.chargeback(conn.request(request)?).await.map_err(explain)?.into_inner();
-    let value = json!({
-        "period": s.period, "as_of": s.as_of, "batch_hash": s.batch_hash, "total_cents": s.total_cents,
-        "absorbed_by_non_ai_cents": s.absorbed_by_non_ai_cents,
-        "charges": s.charges.iter().map(|c| json!({
-            "budget_id": c.budget_id, "budget": c.budget, "cost_centre": c.cost_centre, "account_id": c.account_id,
-            "ai_budget": c.ai_budget, "claimed_cents": c.claimed_cents, "shared_cents": c.shared_cents, "total_cents": c.total_cents,
-        })).collect::<Vec<_>>(),
-    });
-    conn.print(value, |_| {
-        println!(
-            "Chargeback {} as of {} (CUR batch {})",
-            s.period,
-            s.as_of,
-            &s.batch_hash[..12.min(s.batch_hash.len())]
-        );
-        let rows = s
-            .charges
-            .iter()
-            .map(|c| {
-                vec![
-                    c.account_id.clone(),
-                    c.budget.clone(),
-                    c.cost_centre.clone(),
-                    if c.ai_budget { "AI" } else { "non-AI" }.to_owned(),
-                    dollars(c.claimed_cents),
-                    dollars(c.shared_cents),
-                    dollars(c.total_cents),
-                ]
-            })
-            .collect();
-        print_rows(&["ACCOUNT", "BUDGET", "COST CENTRE", "KIND", "CLAIMED", "SHARED", "TOTAL"], rows);
-        println!(
-            "TOTAL {}   absorbed by non-AI budgets {}",
-            dollars(s.total_cents),
-            dollars(s.absorbed_by_non_ai_cents)
-        );
-    });
-    Ok(())
-}
-
-/// `finops export`.
-pub async fn export(conn: &Connection, args: ExportArgs) -> anyhow::Result<()> {
-    let format = match args.format.as_str() {
-        "csv" => pb::ExportFormat::Csv,
-        "parquet" => pb::ExportFormat::Parquet,
-        "focus" => pb::ExportFormat::Focus,
-        other => anyhow::bail!("--format `{other}`: use csv, parquet or focus"),
-    };
-    let mut client = AttributionServiceClient::new(conn.channel().await?);
-    let request =
-        pb::ExportRequest { period: args.period, as_of: args.as_of.unwrap_or_default(), format: format as i32 };
-    let e = client.export(conn.request(request)?).await.map_err(explain)?.into_inner();
-    let out = args.out.unwrap_or_else(|| e.file_name.clone().into());
-    std::fs::write(&out, &e.content).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("wrote {} rows ({} bytes) to {}", e.rows, e.content.len(), out.display());
     Ok(())
 }

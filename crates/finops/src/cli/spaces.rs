@@ -1,0 +1,322 @@
+//! Spaces from the command line: claims of roles, guardrails and workspaces (claim,
+//! list, release, reassign) and workloads (list, estimate, business case, budget).
+
+use clap::{Args, Subcommand};
+use finops_proto::v1 as pb;
+use finops_proto::v1::spaces_service_client::SpacesServiceClient;
+use serde_json::{Value, json};
+
+use super::{Connection, cents, explain, print_rows, text};
+
+/// What a claim names: a role (with its account), a guardrail ARN or a workspace.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ResourceArgs {
+    /// A role name or ARN (with --account for a name).
+    #[arg(long)]
+    role: Option<String>,
+    /// A Bedrock guardrail ARN.
+    #[arg(long)]
+    guardrail: Option<String>,
+    /// A Claude Platform workspace.
+    #[arg(long)]
+    workspace: Option<String>,
+}
+
+/// Claim a role, guardrail or workspace for an approved workload (Product Owner).
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// businessRequests/{uuid} of the approved workload.
+    #[arg(long)]
+    request: String,
+    /// AWS account of the role (with --role NAME).
+    #[arg(long, default_value = "")]
+    account: String,
+    #[command(flatten)]
+    resource: ResourceArgs,
+    /// Effective from (YYYY-MM-DD); default: the start of this month.
+    #[arg(long, default_value = "")]
+    from: String,
+}
+
+/// Claims: list, release, reassign.
+#[derive(Debug, Subcommand)]
+pub enum ClaimsCommand {
+    /// Claims (a Product Owner sees their own workloads').
+    List,
+    /// End a claim after a date (its Product Owner or the FinOps Lead).
+    Release {
+        /// claims/{resource key}
+        name: String,
+        /// Last day covered (YYYY-MM-DD).
+        #[arg(long)]
+        until: String,
+        /// Why.
+        #[arg(long)]
+        rationale: String,
+    },
+    /// Hand a resource to another workload from a date (FinOps Lead).
+    Reassign {
+        /// businessRequests/{uuid} of the workload that takes it.
+        #[arg(long)]
+        request: String,
+        /// AWS account of the role (with --role NAME).
+        #[arg(long, default_value = "")]
+        account: String,
+        #[command(flatten)]
+        resource: ResourceArgs,
+        /// First day (YYYY-MM-DD); default: the start of this month.
+        #[arg(long, default_value = "")]
+        from: String,
+        /// Why.
+        #[arg(long)]
+        rationale: String,
+    },
+}
+
+/// Workloads: list, estimate, business case, budget.
+#[derive(Debug, Subcommand)]
+pub enum WorkloadsCommand {
+    /// Workloads (a Product Owner sees their own).
+    List,
+    /// State a workload's monthly estimate (its Product Owner).
+    Estimate {
+        /// businessRequests/{uuid} of the approved workload.
+        request: String,
+        /// Dollars per month.
+        #[arg(long)]
+        dollars: f64,
+        /// From (YYYY-MM-DD).
+        #[arg(long, default_value = "")]
+        start: String,
+        /// Until (YYYY-MM-DD).
+        #[arg(long, default_value = "")]
+        end: String,
+        /// Expected monthly growth, percent.
+        #[arg(long)]
+        growth_percent: Option<f64>,
+    },
+    /// Declare a workload's business case (its Product Owner).
+    BusinessCase {
+        /// businessRequests/{uuid} of the approved workload.
+        request: String,
+        /// Annual cost saving, dollars.
+        #[arg(long)]
+        saving_dollars: Option<f64>,
+        /// Annual revenue driven, dollars.
+        #[arg(long)]
+        revenue_dollars: Option<f64>,
+    },
+    /// Move a workload to another budget of its account from a date (FinOps Lead).
+    Budget {
+        /// businessRequests/{uuid} of the approved workload.
+        request: String,
+        /// The budget_id (see `finops org show`).
+        #[arg(long)]
+        budget: String,
+        /// First day charged to it (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Why.
+        #[arg(long)]
+        rationale: String,
+    },
+}
+
+fn role_ref(account: String, resource: ResourceArgs) -> (Option<pb::IamRoleRef>, Option<String>, Option<String>) {
+    let role = resource.role.map(|role_name_or_arn| pb::IamRoleRef { account_id: account, role_name_or_arn });
+    (role, resource.guardrail, resource.workspace)
+}
+
+fn claim_json(c: &pb::Claim) -> Value {
+    json!({
+        "name": c.name, "status": c.status, "workload_id": c.workload_id, "reserved_for": c.reserved_for,
+        "periods": c.periods.iter().map(|p| json!({"workload_id": p.workload_id, "from": p.from, "until": p.until})).collect::<Vec<_>>(),
+    })
+}
+
+fn print_claim(conn: &Connection, c: &pb::Claim) {
+    conn.print(claim_json(c), |v| {
+        let last = v["periods"].as_array().and_then(|p| p.last()).cloned().unwrap_or(Value::Null);
+        println!(
+            "{} {} for workload {} from {}",
+            text(&v["name"]),
+            text(&v["status"]),
+            text(&v["workload_id"]),
+            text(&last["from"])
+        )
+    });
+}
+
+fn workload_json(w: &pb::Workload) -> Value {
+    json!({
+        "workload_id": w.workload_id, "business_request": w.business_request, "name": w.name, "owner": w.owner,
+        "role_name": w.role_name, "budget_id": w.budget_id,
+        "estimate_cents": w.estimate.as_ref().and_then(|e| e.monthly.as_ref()).and_then(|m| match m.amount {
+            Some(pb::monthly_amount::Amount::Cents(c)) => Some(c),
+            _ => None,
+        }),
+        "business_case": w.business_case.as_ref().map(|b| json!({
+            "annual_cost_saving_cents": b.annual_cost_saving_cents, "annual_revenue_driving_cents": b.annual_revenue_driving_cents,
+        })),
+    })
+}
+
+/// `finops claim …`
+pub async fn claim(conn: &Connection, a: ClaimArgs) -> anyhow::Result<()> {
+    let mut client = SpacesServiceClient::new(conn.channel().await?);
+    use pb::claim_resource_request::Resource;
+    let resource = match role_ref(a.account, a.resource) {
+        (Some(role), _, _) => Resource::Role(role),
+        (_, Some(arn), _) => Resource::GuardrailArn(arn),
+        (_, _, Some(name)) => Resource::Workspace(name),
+        _ => anyhow::bail!("give --role, --guardrail or --workspace"),
+    };
+    let message = pb::ClaimResourceRequest {
+        business_request: a.request,
+        resource: Some(resource),
+        effective_from: a.from,
+        request_id: conn.request_id(),
+    };
+    let c = client.claim_resource(conn.request(message)?).await.map_err(explain)?.into_inner();
+    print_claim(conn, &c);
+    Ok(())
+}
+
+/// `finops claims …`
+pub async fn claims(conn: &Connection, command: ClaimsCommand) -> anyhow::Result<()> {
+    let mut client = SpacesServiceClient::new(conn.channel().await?);
+    match command {
+        ClaimsCommand::List => {
+            let mut all = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .list_claims(conn.request(pb::ListClaimsRequest { page_size: 1000, page_token: token })?)
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                all.extend(page.claims);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            conn.print(Value::Array(all.iter().map(claim_json).collect()), |v| {
+                let rows = v.as_array().into_iter().flatten().map(|c| {
+                    let last = c["periods"].as_array().and_then(|p| p.last()).cloned().unwrap_or(Value::Null);
+                    vec![
+                        text(&c["name"]),
+                        text(&c["status"]),
+                        text(&c["workload_id"]),
+                        text(&last["from"]),
+                        text(&last["until"]),
+                    ]
+                });
+                print_rows(&["CLAIM", "STATUS", "WORKLOAD", "FROM", "UNTIL"], rows.collect());
+            });
+        }
+        ClaimsCommand::Release { name, until, rationale } => {
+            let message =
+                pb::ReleaseResourceRequest { name, effective_until: until, rationale, request_id: conn.request_id() };
+            let c = client.release_resource(conn.request(message)?).await.map_err(explain)?.into_inner();
+            print_claim(conn, &c);
+        }
+        ClaimsCommand::Reassign { request, account, resource, from, rationale } => {
+            use pb::reassign_resource_request::Resource;
+            let resource = match role_ref(account, resource) {
+                (Some(role), _, _) => Resource::Role(role),
+                (_, Some(arn), _) => Resource::GuardrailArn(arn),
+                (_, _, Some(name)) => Resource::Workspace(name),
+                _ => anyhow::bail!("give --role, --guardrail or --workspace"),
+            };
+            let message = pb::ReassignResourceRequest {
+                business_request: request,
+                resource: Some(resource),
+                effective_from: from,
+                rationale,
+                request_id: conn.request_id(),
+            };
+            let c = client.reassign_resource(conn.request(message)?).await.map_err(explain)?.into_inner();
+            print_claim(conn, &c);
+        }
+    }
+    Ok(())
+}
+
+/// `finops workloads …`
+pub async fn workloads(conn: &Connection, command: WorkloadsCommand) -> anyhow::Result<()> {
+    let mut client = SpacesServiceClient::new(conn.channel().await?);
+    let show = |w: &pb::Workload| {
+        conn.print(workload_json(w), |v| {
+            for key in ["name", "workload_id", "business_request", "owner", "role_name", "budget_id", "estimate_cents"]
+            {
+                println!("{key:<17} {}", text(&v[key]));
+            }
+        })
+    };
+    match command {
+        WorkloadsCommand::List => {
+            let mut all = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .list_workloads(conn.request(pb::ListWorkloadsRequest { page_size: 1000, page_token: token })?)
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                all.extend(page.workloads);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            conn.print(Value::Array(all.iter().map(workload_json).collect()), |v| {
+                let rows = v.as_array().into_iter().flatten().map(|w| {
+                    ["name", "owner", "role_name", "business_request", "estimate_cents"]
+                        .iter()
+                        .map(|k| text(&w[*k]))
+                        .collect()
+                });
+                print_rows(&["WORKLOAD", "OWNER", "ROLE", "REQUEST", "ESTIMATE (CENTS)"], rows.collect());
+            });
+        }
+        WorkloadsCommand::Estimate { request, dollars, start, end, growth_percent } => {
+            let message = pb::SetWorkloadEstimateRequest {
+                business_request: request,
+                estimate: Some(pb::WorkloadEstimate {
+                    monthly: Some(pb::MonthlyAmount {
+                        amount: Some(pb::monthly_amount::Amount::Cents(cents(dollars)?)),
+                    }),
+                    start_date: start,
+                    end_date: end,
+                    monthly_growth_percent: growth_percent,
+                }),
+                request_id: conn.request_id(),
+            };
+            show(&client.set_workload_estimate(conn.request(message)?).await.map_err(explain)?.into_inner());
+        }
+        WorkloadsCommand::BusinessCase { request, saving_dollars, revenue_dollars } => {
+            let message = pb::DeclareBusinessCaseRequest {
+                business_request: request,
+                business_case: Some(pb::BusinessCase {
+                    annual_cost_saving_cents: saving_dollars.map(cents).transpose()?,
+                    annual_revenue_driving_cents: revenue_dollars.map(cents).transpose()?,
+                }),
+                request_id: conn.request_id(),
+            };
+            show(&client.declare_business_case(conn.request(message)?).await.map_err(explain)?.into_inner());
+        }
+        WorkloadsCommand::Budget { request, budget, from, rationale } => {
+            let message = pb::ChangeWorkloadBudgetRequest {
+                business_request: request,
+                budget_id: budget,
+                effective_from: from,
+                rationale,
+                request_id: conn.request_id(),
+            };
+            show(&client.change_workload_budget(conn.request(message)?).await.map_err(explain)?.into_inner());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Regressions of issue 10.16, through the real binary against `finops serve --dev
+//! --demo`: the task queue is listed whole past 1 000 tasks; every command takes
+//! `--request-id` (a retry repeats nothing, the same id with another request is refused);
+//! `finops org show` exists; the catalog, workload estimates and business cases, role
+//! patterns and claims of guardrails and workspaces have commands.
+
+mod common;
+
+use common::{finops, json, token};
+
+/// A store holding `n` Cloud Engineer tasks more than the demo has, written directly.
+fn seed_tasks(store: &str, n: usize) {
+    use finops_domain::tasks::{TaskEvent, TaskKind, TaskPlan, TaskStep};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let log = finops_eventlog::open(store, finops_governance::upcasters()).await.unwrap();
+        for i in 0..n {
+            let task_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("bulk-task-{i}").as_bytes());
+            let plan = TaskPlan {
+                task_id,
+                kind: TaskKind::MapTag,
+                request_id: uuid::Uuid::from_u128(i as u128 + 1),
+                workload_id: uuid::Uuid::from_u128(i as u128 + 1),
+                depends_on: None,
+                steps: vec![TaskStep { title: "Tag".into(), instructions: "Tag it".into(), commands: vec![] }],
+                approval_rationale: "bulk".into(),
+            };
+            let event = TaskEvent::TaskCreated { plan, at: chrono::Utc::now() };
+            let payload = serde_json::to_value(&event).unwrap();
+            log.append(
+                &finops_governance::streams::task(task_id),
+                finops_eventlog::ExpectedVersion::NoStream,
+                vec![finops_eventlog::NewEvent::new("TaskCreated", payload)],
+            )
+            .await
+            .unwrap();
+        }
+    });
+}
+
+#[test]
+fn every_governance_command_is_in_the_cli_and_takes_a_request_id() {
+    let dir = std::env::temp_dir().join(format!("finops-cli-gov-{}", uuid::Uuid::now_v7()));
+    let store = format!("sqlite://{}", dir.join("finops.db").display());
+    let objects = dir.join("objects").display().to_string();
+    std::fs::create_dir_all(&dir).unwrap();
+    seed_tasks(&store, 1_050);
+    let server = common::serve(&["--demo", "--store", &store, "--objects", &objects], &[]);
+    let (po, fl, ce) =
+        (token("po-maria", "product_owner"), token("fl-ana", "finops_lead"), token("ce-li", "cloud_engineer"));
+
+    // The whole queue, past one page of 1 000.
+    let mut listed = 0;
+    for _ in 0..400 {
+        listed = json(&server, &ce, &["tasks", "list"]).as_array().unwrap().len();
+        if listed > 1_050 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(listed > 1_050, "the queue is listed whole: {listed}");
+
+    // `finops org show`, named in the help texts, exists.
+    let org = json(&server, &po, &["org", "show"]);
+    assert!(org["budgets"].as_array().unwrap().len() >= 2);
+
+    // The catalog, with a request id: a retry repeats nothing; the id reused for another
+    // request is refused, naming it.
+    let key = "0192f0c4-aaaa-7000-8000-000000000001";
+    let approve = |rationale: &str| {
+        finops(
+            &server,
+            &fl,
+            &[
+                "--json",
+                "--request-id",
+                key,
+                "catalog",
+                "approve",
+                "amazon.nova-lite-v1:0",
+                "--accounts",
+                "111122223333",
+                "--regions",
+                "us-east-1",
+                "--rationale",
+                rationale,
+            ],
+        )
+    };
+    let (ok, first, err) = approve("Cheap summaries");
+    assert!(ok, "{err}");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["status"], "approved");
+    let (ok, again, _) = approve("Cheap summaries");
+    assert!(ok);
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["version"], first["version"], "the retry wrote nothing");
+    let (ok, _, err) = approve("Another reason");
+    assert!(!ok);
+    assert!(err.contains("AlreadyExists") && err.contains(key), "{err}");
+    let catalog = json(&server, &po, &["catalog", "list"]);
+    assert!(
+        catalog.as_array().unwrap().iter().any(|m| m["name"] == "catalogModels/amazon_bedrock/amazon.nova-lite-v1:0")
+    );
+
+    // Workload estimates and business cases; claims of a guardrail and a workspace.
+    let workloads = json(&server, &po, &["workloads", "list"]);
+    let mine = workloads.as_array().unwrap().first().expect("the demo's Support Bot").clone();
+    let request = mine["business_request"].as_str().unwrap();
+    let estimated = json(&server, &po, &["workloads", "estimate", request, "--dollars", "1234.50"]);
+    assert_eq!(estimated["estimate_cents"], 123_450);
+    let backed = json(&server, &po, &["workloads", "business-case", request, "--saving-dollars", "50000"]);
+    assert_eq!(backed["business_case"]["annual_cost_saving_cents"], 5_000_000);
+    let guardrail = json(
+        &server,
+        &po,
+        &["claim", "--request", request, "--guardrail", "arn:aws:bedrock:us-east-1:111122223333:guardrail/gr0cli01"],
+    );
+    assert_eq!(guardrail["status"], "claimed");
+    let workspace = json(&server, &po, &["claim", "--request", request, "--workspace", "cli-pilot"]);
+    assert_eq!(workspace["name"], "claims/workspace:cli-pilot");
+    let released = json(
+        &server,
+        &po,
+        &["claims", "release", "claims/workspace:cli-pilot", "--until", "2026-12-31", "--rationale", "Pilot over"],
+    );
+    assert_eq!(released["status"], "released");
+
+    // Role patterns: a FinOps Lead decision with a reason.
+    let set = json(
+        &server,
+        &fl,
+        &[
+            "org",
+            "set-role-patterns",
+            "--broad",
+            "*AdministratorAccess*",
+            "--dedicated",
+            "finops-ai-*",
+            "--rationale",
+            "Reviewed",
+        ],
+    );
+    assert_eq!((set["source"].as_str(), set["set_by"].as_str()), (Some("log"), Some("fl-ana")));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
