@@ -6,7 +6,7 @@ use finops_proto::v1 as pb;
 use finops_proto::v1::catalog_service_client::CatalogServiceClient;
 use serde_json::{Value, json};
 
-use super::{Connection, enum_name, explain, print_rows, text};
+use super::{Connection, all_pages, enum_name, explain, print_rows, text};
 
 /// Which model.
 #[derive(Debug, Args)]
@@ -112,20 +112,15 @@ pub async fn catalog(conn: &Connection, command: CatalogCommand) -> anyhow::Resu
     };
     match command {
         CatalogCommand::List => {
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .list_models(conn.request(pb::ListModelsRequest { page_size: 1000, page_token: token })?)
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                all.extend(page.models);
-                if page.next_page_token.is_empty() {
-                    break;
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                let request = conn.request(pb::ListModelsRequest { page_size: 1000, page_token });
+                async move {
+                    let page = client.list_models(request?).await.map_err(explain)?.into_inner();
+                    Ok((page.models, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             conn.print(Value::Array(all.iter().map(model_json).collect()), |v| {
                 let rows = v
                     .as_array()

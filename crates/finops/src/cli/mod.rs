@@ -208,6 +208,25 @@ impl Connection {
     }
 }
 
+/// Every page of a List call: `fetch(page_token)` returns a page's items and the next
+/// token (empty after the last page).
+pub(crate) async fn all_pages<T, F, Fut>(mut fetch: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Vec<T>, String)>>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = fetch(token).await?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        token = next;
+    }
+}
+
 /// Turns a gRPC failure into a message that names the code and every field at fault.
 pub(crate) fn explain(status: tonic::Status) -> anyhow::Error {
     use tonic_types::StatusExt;
@@ -301,24 +320,15 @@ pub async fn requests(conn: &Connection, command: RequestsCommand) -> anyhow::Re
                 Some(s) => pb::RequestStatus::from_str_name(&format!("REQUEST_STATUS_{}", s.to_ascii_uppercase()))
                     .with_context(|| format!("unknown status `{s}`"))? as i32,
             };
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .list_business_requests(conn.request(pb::ListBusinessRequestsRequest {
-                        page_size: 200,
-                        page_token: token,
-                        status,
-                    })?)
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                all.extend(page.business_requests);
-                if page.next_page_token.is_empty() {
-                    break;
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                let request = conn.request(pb::ListBusinessRequestsRequest { page_size: 200, page_token, status });
+                async move {
+                    let page = client.list_business_requests(request?).await.map_err(explain)?.into_inner();
+                    Ok((page.business_requests, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             let value = Value::Array(
                 all.iter()
                     .map(|r| json!({"name": r.name, "status": status_name(r.status), "workload_name": r.workload_name, "use_case": r.use_case, "requested_by": r.requested_by, "role_name": r.role_name}))
@@ -471,24 +481,17 @@ pub async fn tasks(conn: &Connection, command: TasksCommand) -> anyhow::Result<(
     match command {
         TasksCommand::List { status } => {
             // Every page: a queue longer than a page is listed whole (it stopped at 1 000).
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .list_tasks(conn.request(pb::ListTasksRequest {
-                        page_size: 1000,
-                        page_token: token,
-                        status: status.clone().unwrap_or_default(),
-                    })?)
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                all.extend(page.tasks);
-                if page.next_page_token.is_empty() {
-                    break;
+            let status = status.unwrap_or_default();
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                let request =
+                    conn.request(pb::ListTasksRequest { page_size: 1000, page_token, status: status.clone() });
+                async move {
+                    let page = client.list_tasks(request?).await.map_err(explain)?.into_inner();
+                    Ok((page.tasks, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             let value = Value::Array(all.iter().map(task_json).collect());
             conn.print(value, |v| {
                 let rows = v.as_array().map(|a| {

@@ -6,7 +6,7 @@ use finops_proto::v1 as pb;
 use finops_proto::v1::spaces_service_client::SpacesServiceClient;
 use serde_json::{Value, json};
 
-use super::{Connection, cents, explain, print_rows, text};
+use super::{Connection, all_pages, cents, explain, print_rows, text};
 
 /// What a claim names: a role (with its account), a guardrail ARN or a workspace.
 #[derive(Debug, Args)]
@@ -188,20 +188,15 @@ pub async fn claims(conn: &Connection, command: ClaimsCommand) -> anyhow::Result
     let mut client = SpacesServiceClient::new(conn.channel().await?);
     match command {
         ClaimsCommand::List => {
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .list_claims(conn.request(pb::ListClaimsRequest { page_size: 1000, page_token: token })?)
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                all.extend(page.claims);
-                if page.next_page_token.is_empty() {
-                    break;
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                let request = conn.request(pb::ListClaimsRequest { page_size: 1000, page_token });
+                async move {
+                    let page = client.list_claims(request?).await.map_err(explain)?.into_inner();
+                    Ok((page.claims, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             conn.print(Value::Array(all.iter().map(claim_json).collect()), |v| {
                 let rows = v.as_array().into_iter().flatten().map(|c| {
                     let last = c["periods"].as_array().and_then(|p| p.last()).cloned().unwrap_or(Value::Null);
@@ -257,20 +252,15 @@ pub async fn workloads(conn: &Connection, command: WorkloadsCommand) -> anyhow::
     };
     match command {
         WorkloadsCommand::List => {
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .list_workloads(conn.request(pb::ListWorkloadsRequest { page_size: 1000, page_token: token })?)
-                    .await
-                    .map_err(explain)?
-                    .into_inner();
-                all.extend(page.workloads);
-                if page.next_page_token.is_empty() {
-                    break;
+            let all = all_pages(|page_token| {
+                let mut client = client.clone();
+                let request = conn.request(pb::ListWorkloadsRequest { page_size: 1000, page_token });
+                async move {
+                    let page = client.list_workloads(request?).await.map_err(explain)?.into_inner();
+                    Ok((page.workloads, page.next_page_token))
                 }
-                token = page.next_page_token;
-            }
+            })
+            .await?;
             conn.print(Value::Array(all.iter().map(workload_json).collect()), |v| {
                 let rows = v.as_array().into_iter().flatten().map(|w| {
                     ["name", "owner", "role_name", "business_request", "estimate_cents"]
