@@ -23,7 +23,7 @@
 //! them in, so the same question gives the same answer to the cent.
 
 use crate::scratch::Scratch;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::{Arc, LazyLock};
@@ -41,7 +41,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
-use finops_cur::ai_facts::AiFacts;
+use finops_cur::ai_facts::{AiFacts, AiSource};
 use finops_cur::csv_lines::CurLine;
 
 /// Ten decimal places, as CUR writes them.
@@ -437,6 +437,19 @@ pub struct LinesWriter<W: Write + Send> {
     facets_out: W,
     rows: u64,
     spill_rows: usize,
+    sources: BTreeMap<AiSource, SourceTotal>,
+}
+
+/// What an ingest recognised of one AI source: its lines and their dollars (units of
+/// [`MONEY_SCALE`], exact), so a source silently dropped shows as nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceTotal {
+    /// Where the dollars come from.
+    pub source: AiSource,
+    /// Lines.
+    pub lines: u64,
+    /// Their cost, in units of [`MONEY_SCALE`].
+    pub cost: i128,
 }
 
 fn writer_properties() -> WriterProperties {
@@ -459,7 +472,17 @@ impl<W: Write + Send> LinesWriter<W> {
             facets_out: facets,
             rows: 0,
             spill_rows: SPILL_ROWS,
+            sources: BTreeMap::new(),
         })
+    }
+
+    /// The AI lines and dollars recognised so far, per source (every source listed, in
+    /// report order, zeros included).
+    pub fn source_totals(&self) -> Vec<SourceTotal> {
+        AiSource::ALL
+            .iter()
+            .map(|s| self.sources.get(s).copied().unwrap_or(SourceTotal { source: *s, lines: 0, cost: 0 }))
+            .collect()
     }
 
     /// Spills a cluster after `rows` rows (tests: many spills from few lines).
@@ -472,6 +495,11 @@ impl<W: Write + Send> LinesWriter<W> {
     /// Adds a line.
     pub fn push(&mut self, line: &CurLine) -> Result<(), LinesWriteError> {
         let facts = AiFacts::of(line);
+        if let Some(source) = facts.source() {
+            let total = self.sources.entry(source).or_insert(SourceTotal { source, lines: 0, cost: 0 });
+            total.lines += 1;
+            total.cost += money(line.unblended_cost);
+        }
         let facet = self.facets.number(line, &facts);
         let cluster = cluster(facet);
         let columns = &mut self.clusters[cluster];

@@ -44,6 +44,36 @@ impl AiPlatform {
     }
 }
 
+/// Where an AI line's dollars come from, as an ingest reports them: first-party Bedrock,
+/// AWS Marketplace models, Claude Platform, or guardrails (of either platform).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AiSource {
+    /// Amazon Bedrock, billed by AWS (models, not guardrails).
+    Bedrock,
+    /// Third-party models via AWS Marketplace.
+    Marketplace,
+    /// Claude Platform on AWS (CCU).
+    ClaudePlatform,
+    /// Bedrock Guardrails.
+    Guardrails,
+}
+
+impl AiSource {
+    /// Every source, in report order.
+    pub const ALL: [AiSource; 4] = [Self::Bedrock, Self::Marketplace, Self::ClaudePlatform, Self::Guardrails];
+
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bedrock => "bedrock",
+            Self::Marketplace => "marketplace",
+            Self::ClaudePlatform => "claude_platform",
+            Self::Guardrails => "guardrails",
+        }
+    }
+}
+
 /// How the caller is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,7 +145,13 @@ fn is_ai(line: &CurLine) -> Option<AiPlatform> {
         return Some(AiPlatform::ClaudePlatform);
     }
     if line.billing_entity == "AWS Marketplace" {
-        return name.contains("Bedrock").then_some(AiPlatform::Marketplace);
+        // A third-party model through Bedrock: its product name says "Bedrock" — or, when
+        // the export carries no product name, its usage type has the Marketplace token
+        // grammar (`USW2-MP:USW2_InputTokenCount-Units`).
+        let tokens_by_grammar = name.is_empty()
+            && UsageType::parse(&line.usage_type)
+                .is_ok_and(|u| u.marketplace && matches!(u.kind, UsageKind::Tokens { .. }));
+        return (name.contains("Bedrock") || tokens_by_grammar).then_some(AiPlatform::Marketplace);
     }
     // FOCUS names the service (`ServiceName` "Amazon Bedrock") where CUR has a code.
     let bedrock = BEDROCK_PRODUCT_CODES.contains(&line.product_code.as_str())
@@ -132,6 +168,16 @@ pub fn workspace_tag(tags: &str) -> Option<String> {
 }
 
 impl AiFacts {
+    /// Where the line's dollars come from, for an ingest's report; `None` for non-AI lines.
+    pub fn source(&self) -> Option<AiSource> {
+        match self.platform? {
+            _ if self.guardrail => Some(AiSource::Guardrails),
+            AiPlatform::Bedrock => Some(AiSource::Bedrock),
+            AiPlatform::Marketplace => Some(AiSource::Marketplace),
+            AiPlatform::ClaudePlatform => Some(AiSource::ClaudePlatform),
+        }
+    }
+
     /// Reads the AI facts of `line`.
     pub fn of(line: &CurLine) -> AiFacts {
         let platform = is_ai(line);
@@ -292,6 +338,24 @@ mod tests {
             })
         };
         assert_eq!(other_mp.platform, None);
+    }
+
+    /// Regression (issue 10.1): a Marketplace model line whose export carries no product
+    /// name is recognised by its usage-type grammar; another Marketplace product is not.
+    #[test]
+    fn marketplace_model_lines_are_recognised_by_their_usage_type_without_a_product_name() {
+        let mut l =
+            line("AWS Marketplace", "4a524th30q694o538qndh9ucht", "USE1-MP:USE1_OutputTokenCount-Units", "", None);
+        l.product_name = String::new();
+        let f = AiFacts::of(&l);
+        assert_eq!((f.platform, f.source()), (Some(AiPlatform::Marketplace), Some(AiSource::Marketplace)));
+        assert_eq!(f.tokens, 2_000_000.0);
+        let mut saas = line("AWS Marketplace", "x", "SomeSaaS-Seats", "", None);
+        saas.product_name = String::new();
+        assert_eq!(AiFacts::of(&saas).platform, None);
+        let arn = "arn:aws:bedrock:us-east-1:111122223333:guardrail/gr01";
+        let g = AiFacts::of(&line("AWS", "AmazonBedrock", "USE1-Guardrail-ContentPolicyUnitsConsumed", arn, None));
+        assert_eq!(g.source(), Some(AiSource::Guardrails));
     }
 
     #[test]

@@ -139,6 +139,8 @@ struct Layout {
     resource_id: Option<usize>,
     billing_entity: Option<usize>,
     product_name: Option<usize>,
+    /// CUR 2.0's `product` map (JSON text in CSV; Parquet maps arrive as JSON too).
+    product: Option<usize>,
     principal: Option<usize>,
     resource_tags: Option<usize>,
 }
@@ -191,6 +193,7 @@ impl<R: Read> CurCsv<R> {
             resource_id: columns.get("line_item_resource_id").copied(),
             billing_entity: columns.get("bill_billing_entity").copied(),
             product_name: columns.get("product_product_name").or_else(|| columns.get("product_name")).copied(),
+            product: columns.get("product").copied(),
             principal: columns.get("line_item_iam_principal").copied(),
             resource_tags: columns.get("resource_tags").copied(),
         };
@@ -227,6 +230,20 @@ impl<R: Read> CurCsv<R> {
         }
     }
 
+    /// The product name: a real CUR 2.0 export (Data Exports) carries the product
+    /// attributes as keys of the `product` map (`product_name`, `servicename`, `region`…);
+    /// legacy and hand-made files have a flat `product_product_name`. The flat column wins
+    /// when both are filled; a map that is not a JSON object is read as empty (CUR is AWS's
+    /// data: an odd cell must not reject a month).
+    fn product_name(&self) -> String {
+        let flat = self.optional(self.layout.product_name);
+        if !flat.is_empty() {
+            return flat.to_owned();
+        }
+        let map = self.optional(self.layout.product);
+        product_attribute(map, "product_name").or_else(|| product_attribute(map, "servicename")).unwrap_or_default()
+    }
+
     fn parse_line(&self) -> Result<CurLine, CurCsvError> {
         let l = self.layout;
         let account = account_id(self.at(l.account))
@@ -244,7 +261,7 @@ impl<R: Read> CurCsv<R> {
             usage_amount: self.number(l.amount, "line_item_usage_amount")?,
             unblended_cost: self.number(l.cost, "line_item_unblended_cost")?,
             billing_entity: self.optional(l.billing_entity).to_owned(),
-            product_name: self.optional(l.product_name).to_owned(),
+            product_name: self.product_name(),
             iam_principal: l.principal.map(|i| self.at(i).to_owned()),
             resource_tags: self.optional(l.resource_tags).to_owned(),
         })
@@ -266,6 +283,17 @@ impl<R: Read> Iterator for CurCsv<R> {
             }
         }
     }
+}
+
+/// One attribute of CUR 2.0's `product` map, delivered as a JSON object (`{"product_name":
+/// "Claude 3.5 Sonnet (Amazon Bedrock Edition)", "region": "us-west-2", …}`).
+pub fn product_attribute(map: &str, key: &str) -> Option<String> {
+    let map = map.trim();
+    if !map.starts_with('{') {
+        return None;
+    }
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(map).ok()?;
+    object.get(key)?.as_str().filter(|v| !v.is_empty()).map(str::to_owned)
 }
 
 /// An AWS account id: 12 digits. Shorter all-digit ids are left-padded with zeros, because
@@ -363,6 +391,19 @@ mod tests {
         assert_eq!(lines.len(), 1_281);
         assert_eq!(lines.iter().filter(|l| l.line_item_type == "Tax").count(), 12);
         assert!(lines.iter().all(|l| l.iam_principal.is_none()));
+    }
+
+    /// Regression (issue 10.1): a real CUR 2.0 export carries the product name as a key of
+    /// the `product` map, and Marketplace Bedrock lines were never recognised.
+    #[test]
+    fn the_product_name_is_read_from_the_product_map_of_a_real_cur2_export() {
+        let text = "bill_billing_entity,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,line_item_unblended_cost,product,line_item_iam_principal\n\
+            AWS Marketplace,444455556666,Usage,2026-11-10T00:00:00Z,4a524th30q694o538qndh9ucht,USW2-MP:USW2_InputTokenCount-Units,0.2,0.60,\"{\"\"product_name\"\":\"\"Claude 3.5 Sonnet (Amazon Bedrock Edition)\"\",\"\"region\"\":\"\"us-west-2\"\"}\",\n\
+            AWS,444455556666,Usage,2026-11-10T00:00:00Z,AmazonEC2,BoxUsage,1,0.1,not json,\n";
+        let lines = read(text).unwrap();
+        assert_eq!(lines[0].product_name, "Claude 3.5 Sonnet (Amazon Bedrock Edition)");
+        assert_eq!(lines[1].product_name, "", "an odd map is read as empty, not refused");
+        assert_eq!(product_attribute(r#"{"servicename":"X","region":""}"#, "region"), None);
     }
 
     #[test]

@@ -14,8 +14,10 @@
 
 use std::io::{self, Write};
 
-/// The columns written, CUR 2.0 names.
-pub const HEADER: &str = "identity_line_item_id,bill_billing_entity,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_operation,line_item_resource_id,line_item_usage_amount,line_item_unblended_cost,pricing_unit,product_product_name,product_region_code,resource_tags,line_item_iam_principal";
+/// The columns written, as a CUR 2.0 Data Export delivers them: the product attributes
+/// are keys of the `product` map (JSON text in CSV), not flat `product_…` columns — the
+/// shape that hid Marketplace spend until issue 10.1.
+pub const HEADER: &str = "identity_line_item_id,bill_billing_entity,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_operation,line_item_resource_id,line_item_usage_amount,line_item_unblended_cost,pricing_unit,product,resource_tags,line_item_iam_principal";
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,10 +229,12 @@ pub fn write_month(spec: &MonthSpec, out: &mut impl Write) -> io::Result<u64> {
         if spec.restatement > 0 && (n.wrapping_mul(2_654_435_761) ^ u64::from(spec.restatement)) % 8 == 0 {
             cost *= 1.0 + f64::from(spec.restatement) * 0.03;
         }
+        let product = serde_json::json!({ "product_name": product, "region": region }).to_string();
         writeln!(
             out,
-            "{id},{entity},{period_start},{account},Usage,{start},{code},{usage_type},{op},{resource},{amount},{cost:.10},{unit},\"{product}\",{region},\"{tags}\",{principal}",
+            "{id},{entity},{period_start},{account},Usage,{start},{code},{usage_type},{op},{resource},{amount},{cost:.10},{unit},\"{product}\",\"{tags}\",{principal}",
             id = format_args!("{:016x}", spec.seed ^ n.wrapping_mul(0x9E37_79B9)),
+            product = product.replace('"', "\"\""),
             tags = tags.replace('"', "\"\""),
         )?;
     }

@@ -38,6 +38,12 @@ use finops_attribution::lines::LinesWriter;
 use finops_attribution::parquet_csv::parquet_as_csv;
 /// Scratch files and folders that a killed process leaves for the next one to sweep.
 pub use finops_attribution::scratch;
+
+/// An exact amount (units of `finops_attribution::lines::MONEY_SCALE`) in whole cents,
+/// rounded half away from zero.
+pub fn cents(raw: i128) -> i64 {
+    finops_attribution::cents(raw, finops_attribution::lines::MONEY_SCALE)
+}
 use finops_attribution::scratch::Scratch;
 use finops_attribution::{facets_location, lines_location};
 use finops_cur::csv_lines::{CallerIdentity, CurCsv, CurCsvError, CurLine};
@@ -126,6 +132,9 @@ pub struct IngestReport {
     pub superseded: Option<String>,
     /// The same bytes were already the period's current batch: nothing was written.
     pub already_current: bool,
+    /// The AI lines and dollars recognised per source (first-party Bedrock, Marketplace,
+    /// Claude Platform, guardrails): a source silently dropped shows as zero here.
+    pub sources: Vec<finops_attribution::lines::SourceTotal>,
 }
 
 /// How far an ingest has come (reported every few ten thousand rows).
@@ -293,6 +302,7 @@ impl Ingestor {
             rows += part.rows;
             progress(&Progress { file: name, rows, bytes: bytes.load(Ordering::Relaxed), total_bytes });
         }
+        let sources = lines.source_totals();
         let (mut lines_out, mut facets_out) = lines.finish()?;
         lines_out.flush().map_err(io(&scratch.0))?;
         facets_out.flush().map_err(io(&scratch_facets.0))?;
@@ -336,7 +346,7 @@ impl Ingestor {
         let after = self.periods.execute(&stream, &command, context).await?;
         let already_current = after.version == before.version;
         tracing::info!(%period, %hash, rows, bytes, already_current, "CUR batch ingested");
-        Ok(IngestReport { batch, superseded: if already_current { None } else { previous }, already_current })
+        Ok(IngestReport { batch, superseded: if already_current { None } else { previous }, already_current, sources })
     }
 
     /// Copies a local file to `location` unless it is there already (names are content).

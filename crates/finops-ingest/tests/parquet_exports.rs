@@ -38,6 +38,17 @@ fn write_part(path: &std::path::Path, lines: &[CurLine], amount_as_text: bool) {
         tags.append(true).unwrap();
     }
     let tags = tags.finish();
+    // The product attributes as AWS delivers them: keys of the `product` map, no flat
+    // `product_product_name` column.
+    let mut product = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for line in lines {
+        if !line.product_name.is_empty() {
+            product.keys().append_value("product_name");
+            product.values().append_value(&line.product_name);
+        }
+        product.append(true).unwrap();
+    }
+    let product = product.finish();
     let amount: ArrayRef = if amount_as_text {
         let mut values: Vec<String> = lines.iter().map(|l| l.usage_amount.to_string()).collect();
         values[2] = "lots".into();
@@ -64,7 +75,7 @@ fn write_part(path: &std::path::Path, lines: &[CurLine], amount_as_text: bool) {
             "line_item_unblended_cost",
             Arc::new(Float64Array::from(lines.iter().map(|l| l.unblended_cost).collect::<Vec<_>>())),
         ),
-        ("product_product_name", text(&|l| l.product_name.clone())),
+        ("product", Arc::new(product)),
         ("resource_tags", Arc::new(tags)),
         ("line_item_iam_principal", text(&|l| l.iam_principal.clone().unwrap_or_default())),
     ];
@@ -129,6 +140,14 @@ async fn an_export_prefix_of_parquet_parts_ingests_as_one_batch() {
     let concat =
         |batches: &[RecordBatch]| datafusion::arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap();
     assert_eq!(concat(&a), concat(&b), "Parquet and CSV deliveries read alike");
+    // Regression (issue 10.1): Marketplace Bedrock lines, named only in the `product`
+    // map, are recognised in both containers, and the ingest says how much of each source.
+    let marketplace = |r: &finops_ingest::IngestReport| {
+        r.sources.iter().find(|t| t.source == finops_cur::ai_facts::AiSource::Marketplace).copied().unwrap()
+    };
+    assert!(marketplace(&report).lines > 100, "{:?}", report.sources);
+    assert_eq!(marketplace(&report), marketplace(&from_csv));
+    assert_eq!(report.sources, from_csv.sources);
 
     // A bad typed value names file, row and column; nothing is stored for it.
     let bad_dir = root.join("bad/BILLING_PERIOD=2026-10");

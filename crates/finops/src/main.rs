@@ -353,6 +353,17 @@ async fn ingest(sources: &[String], format: &str, store: &str, objects: &str, ac
             if b.caller_identity { "present" } else { "ABSENT" },
             &b.hash[..16],
         );
+        // What was recognised as AI spend, per source: a source that silently dropped out
+        // (say, Marketplace lines unrecognised) shows as zero here.
+        let sources: Vec<String> = report
+            .sources
+            .iter()
+            .map(|t| {
+                let cents = finops_ingest::cents(t.cost);
+                format!("{} {} lines ${}.{:02}", t.source.as_str(), t.lines, cents / 100, (cents % 100).abs())
+            })
+            .collect();
+        println!("  AI recognised: {}", sources.join(" · "));
     }
     drop(fetched);
     Ok(())
