@@ -957,7 +957,7 @@ async fn estimates_state_their_figures_and_assumptions() {
         .into_inner();
     assert_eq!(e.monthly_cents, 87_696, "40 developers × 25 % on the default profile");
     assert_eq!(e.monthly_ccu, 87_696);
-    assert_eq!(e.price_snapshot, "2026-11-22");
+    assert_eq!(e.price_snapshot, "2026-12-02");
     assert!(e.assumptions.iter().any(|a| a.contains("1680.00 active hours")), "{:?}", e.assumptions);
 
     let mut tokens = operations("Classifies documents");
@@ -982,6 +982,17 @@ async fn estimates_state_their_figures_and_assumptions() {
         .unwrap()
         .into_inner();
     assert_eq!(e.monthly_cents, 550, "$5.00 of Haiku tokens plus the 10 % High Availability premium");
+    // Regression (issue 10.5): Claude 3.5 Sonnet in us-west-2 answered FAILED_PRECONDITION.
+    let west = h
+        .requests
+        .estimate_business_request(authed(
+            estimate(&ops.name, "anthropic.claude-3-5-sonnet-20240620-v1:0", "us-west-2"),
+            &h.who.fl,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(west.monthly_cents, 6_600, "10 M input at $3 + 2 M output at $15, plus 10 %");
     let unknown = h
         .requests
         .estimate_business_request(authed(estimate(&ops.name, MODEL, "eu-west-3"), &h.who.fl))

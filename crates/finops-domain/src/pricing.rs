@@ -101,13 +101,22 @@ struct SnapshotFile {
 struct SnapshotRow {
     model_id: String,
     usage_name: String,
-    region: String,
+    /// The regions the prices apply in (`global`: the global cross-region inference
+    /// profile); a single `region` is accepted too.
+    #[serde(default)]
+    regions: Vec<String>,
+    #[serde(default)]
+    region: Option<String>,
     input: Option<String>,
     output: Option<String>,
     cache_read: Option<String>,
     cache_write: Option<String>,
     cache_write_1h: Option<String>,
 }
+
+/// The geography prefixes of system-defined cross-region inference profiles
+/// (`us.anthropic.claude-…`), besides `global.`.
+pub const INFERENCE_PROFILE_GEOGRAPHIES: [&str; 7] = ["us", "eu", "apac", "us-gov", "jp", "au", "ca"];
 
 /// A price table: model × region × token kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,10 +160,10 @@ impl PriceTable {
                 (TokenKind::CacheWrite1h, &row.cache_write_1h),
             ] {
                 if let Some(p) = price {
-                    table.prices.insert(
-                        (row.model_id.clone(), row.region.clone(), kind),
-                        (MicroUsdPerMillion(parse_usd(p)?), "shipped snapshot"),
-                    );
+                    let price = MicroUsdPerMillion(parse_usd(p)?);
+                    for region in row.regions.iter().chain(&row.region) {
+                        table.prices.insert((row.model_id.clone(), region.clone(), kind), (price, "shipped snapshot"));
+                    }
                 }
             }
             table.aliases.entry(row.usage_name).or_default().push(row.model_id);
@@ -169,7 +178,20 @@ impl PriceTable {
         region: &Region,
         kind: TokenKind,
     ) -> Result<(MicroUsdPerMillion, &'static str), PricingError> {
-        self.prices.get(&(model.to_string(), region.to_string(), kind)).copied().ok_or_else(|| PricingError::NoPrice {
+        // A cross-region inference profile names its model with a geography prefix: a
+        // `global.` profile has its own (lower) rate where AWS sets one, a geographic one
+        // (`us.`, `eu.`, `apac.`…) costs what the source region charges.
+        let id = model.as_str();
+        let (base, global) = match id.split_once('.') {
+            Some(("global", rest)) => (rest, true),
+            Some((geo, rest)) if INFERENCE_PROFILE_GEOGRAPHIES.contains(&geo) => (rest, false),
+            _ => (id, false),
+        };
+        let found = global
+            .then(|| self.prices.get(&(base.to_owned(), "global".to_owned(), kind)))
+            .flatten()
+            .or_else(|| self.prices.get(&(base.to_owned(), region.to_string(), kind)));
+        found.copied().ok_or_else(|| PricingError::NoPrice {
             model: model.to_string(),
             region: region.to_string(),
             kind,
@@ -450,14 +472,66 @@ mod tests {
     #[test]
     fn the_shipped_snapshot_has_the_reference_prices() {
         let t = PriceTable::shipped();
-        assert_eq!(t.snapshot_date, "2026-11-22");
+        assert_eq!(t.snapshot_date, "2026-12-02");
         assert_eq!(t.price(&haiku(), &east(), TokenKind::Input).unwrap().0, MicroUsdPerMillion(250_000));
         let nova = ModelId::parse("amazon.nova-micro-v1:0").unwrap();
         assert_eq!(t.price(&nova, &east(), TokenKind::CacheRead).unwrap().0, MicroUsdPerMillion(8_750));
         assert_eq!(t.ccu_micro_usd, 10_000, "$0.01 per CCU");
         let err = t.price(&haiku(), &Region::parse("eu-west-3").unwrap(), TokenKind::Input).unwrap_err();
-        assert!(err.to_string().contains("in eu-west-3 (snapshot 2026-11-22)"), "{err}");
+        assert!(err.to_string().contains("in eu-west-3 (snapshot 2026-12-02)"), "{err}");
     }
+
+    /// Regression (issue 10.5): Claude 3.5 Sonnet in us-west-2, which a Product Owner can
+    /// request, had no price. Every model × region of the reference is priced, and the
+    /// cross-region inference profiles with it.
+    #[test]
+    fn every_reference_model_and_region_and_inference_profile_is_priced() {
+        let t = PriceTable::shipped();
+        let price = |model: &str, region: &str, kind| {
+            t.price(&ModelId::parse(model).unwrap(), &Region::parse(region).unwrap(), kind).map(|p| p.0.0)
+        };
+        assert_eq!(price("anthropic.claude-3-5-sonnet-20240620-v1:0", "us-west-2", TokenKind::Input), Ok(3_000_000));
+        for row in SNAPSHOT_MODELS.iter() {
+            for region in ["us-east-1", "us-east-2", "us-west-2"] {
+                assert!(price(row, region, TokenKind::Input).is_ok(), "{row} in {region}");
+            }
+            assert!(price(&format!("us.{row}"), "us-east-1", TokenKind::Input).is_ok(), "us.{row}");
+        }
+        assert_eq!(price("amazon.nova-pro-v1:0", "ap-northeast-1", TokenKind::Output), Ok(3_840_000));
+        assert_eq!(price("anthropic.claude-haiku-4-5-20251001-v1:0", "eu-north-1", TokenKind::Input), Ok(1_100_000));
+        // Claude 4.5+: the global profile's rate, 10 % under the regional one.
+        let sonnet = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+        assert_eq!(price(&format!("global.{sonnet}"), "us-east-1", TokenKind::Input), Ok(3_000_000));
+        assert_eq!(price(&format!("us.{sonnet}"), "us-east-1", TokenKind::Input), Ok(3_300_000));
+        // Older models: no global rate, so a global profile costs the source region's price.
+        assert_eq!(price("global.anthropic.claude-3-haiku-20240307-v1:0", "us-west-2", TokenKind::Input), Ok(250_000));
+        assert!(price("amazon.nova-micro-v1:0", "eu-central-1", TokenKind::Input).is_err(), "not in the reference");
+    }
+
+    /// Every model the shipped snapshot prices.
+    const SNAPSHOT_MODELS: [&str; 21] = [
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "anthropic.claude-3-5-haiku-20241022-v1:0",
+        "anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "anthropic.claude-3-5-sonnet-20241022-v2:0",
+        "anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "anthropic.claude-sonnet-4-20250514-v1:0",
+        "anthropic.claude-opus-4-20250514-v1:0",
+        "anthropic.claude-opus-4-1-20250805-v1:0",
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "anthropic.claude-sonnet-4-6-v1:0",
+        "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "claude-sonnet-4-5",
+        "amazon.nova-micro-v1:0",
+        "amazon.nova-lite-v1:0",
+        "amazon.nova-pro-v1:0",
+        "amazon.nova-premier-v1:0",
+        "meta.llama3-8b-instruct-v1:0",
+        "meta.llama3-70b-instruct-v1:0",
+        "meta.llama3-1-8b-instruct-v1:0",
+        "meta.llama3-1-70b-instruct-v1:0",
+        "meta.llama3-1-405b-instruct-v1:0",
+    ];
 
     #[test]
     fn coding_follows_the_documented_profile() {
