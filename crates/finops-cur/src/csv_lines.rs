@@ -66,6 +66,22 @@ pub enum CurCsvError {
         /// Its legacy CUR name.
         legacy: &'static str,
     },
+    /// A value longer than its column may be (the value is shown cut short).
+    #[error("{file}: row {row}, column `{column}`: a value of {bytes} bytes (`{start}…`); at most {limit} bytes")]
+    TooLong {
+        /// The file.
+        file: String,
+        /// The 1-based data row.
+        row: u64,
+        /// The column.
+        column: &'static str,
+        /// Its length.
+        bytes: usize,
+        /// Its first characters.
+        start: String,
+        /// The column's limit.
+        limit: usize,
+    },
     /// A value of the wrong type or shape.
     #[error("{file}: row {row}, column `{column}`: `{value}` {reason}")]
     BadValue {
@@ -101,6 +117,38 @@ const REQUIRED: [(&str, &str); 7] = [
     ("line_item_usage_type", "lineItem/UsageType"),
     ("line_item_usage_amount", "lineItem/UsageAmount"),
     ("line_item_unblended_cost", "lineItem/UnblendedCost"),
+];
+
+/// The longest value each text column may hold, in bytes. AWS's own limits are far below
+/// (an ARN is at most 2 048 characters, a usage type a few dozen); the bounds keep a
+/// corrupt or hostile file from turning one cell into megabytes of stored lines.
+pub const FIELD_LIMITS: [(&str, usize); 10] = [
+    ("line_item_usage_account_id", 64),
+    ("line_item_line_item_type", 64),
+    ("line_item_product_code", 128),
+    ("line_item_usage_type", 256),
+    ("line_item_operation", 256),
+    ("line_item_resource_id", 2_048),
+    ("bill_billing_entity", 128),
+    ("product_product_name", 512),
+    ("line_item_iam_principal", 2_048),
+    ("resource_tags", 65_536),
+];
+
+/// The limit of CUR 2.0's `product` map (JSON text).
+pub const PRODUCT_MAP_LIMIT: usize = 65_536;
+
+/// Line types that are consumption or fees: a negative cost or usage amount on them is a
+/// sign error. Credits, refunds, discounts, Savings Plan negations and tax adjustments may
+/// be negative, and any type not listed here is taken as delivered.
+pub const NEVER_NEGATIVE: [&str; 7] = [
+    "Usage",
+    "DiscountedUsage",
+    "SavingsPlanCoveredUsage",
+    "Fee",
+    "RIFee",
+    "SavingsPlanRecurringFee",
+    "SavingsPlanUpfrontFee",
 ];
 
 /// Turns a legacy `category/CamelName` header into the CUR 2.0 `category_snake_name`.
@@ -230,6 +278,23 @@ impl<R: Read> CurCsv<R> {
         }
     }
 
+    /// A number whose sign the line type allows: consumption and fees are never negative
+    /// ([`NEVER_NEGATIVE`]); credits, refunds and discounts may be.
+    fn signed(&self, index: usize, column: &'static str) -> Result<f64, CurCsvError> {
+        let value = self.number(index, column)?;
+        let line_type = self.at(self.layout.line_item_type).trim();
+        if value < 0.0 && NEVER_NEGATIVE.contains(&line_type) {
+            return Err(CurCsvError::BadValue {
+                file: self.file.clone(),
+                row: self.row,
+                column,
+                value: format!("{} on a {line_type} line", self.at(index)),
+                reason: "is negative; only credits, refunds and discounts may be",
+            });
+        }
+        Ok(value)
+    }
+
     /// The product name: a real CUR 2.0 export (Data Exports) carries the product
     /// attributes as keys of the `product` map (`product_name`, `servicename`, `region`…);
     /// legacy and hand-made files have a flat `product_product_name`. The flat column wins
@@ -244,7 +309,42 @@ impl<R: Read> CurCsv<R> {
         product_attribute(map, "product_name").or_else(|| product_attribute(map, "servicename")).unwrap_or_default()
     }
 
+    /// Refuses a cell longer than its column's limit (the first offender of the row).
+    fn check_lengths(&self) -> Result<(), CurCsvError> {
+        let l = self.layout;
+        let columns: [(Option<usize>, &'static str); 11] = [
+            (Some(l.account), "line_item_usage_account_id"),
+            (Some(l.line_item_type), "line_item_line_item_type"),
+            (Some(l.product_code), "line_item_product_code"),
+            (Some(l.usage_type), "line_item_usage_type"),
+            (l.operation, "line_item_operation"),
+            (l.resource_id, "line_item_resource_id"),
+            (l.billing_entity, "bill_billing_entity"),
+            (l.product_name, "product_product_name"),
+            (l.principal, "line_item_iam_principal"),
+            (l.resource_tags, "resource_tags"),
+            (l.product, "product"),
+        ];
+        for (index, column) in columns {
+            let Some(index) = index else { continue };
+            let value = self.at(index);
+            let limit = FIELD_LIMITS.iter().find(|(c, _)| *c == column).map_or(PRODUCT_MAP_LIMIT, |(_, n)| *n);
+            if value.len() > limit {
+                return Err(CurCsvError::TooLong {
+                    file: self.file.clone(),
+                    row: self.row,
+                    column,
+                    bytes: value.len(),
+                    start: value.chars().take(40).collect(),
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn parse_line(&self) -> Result<CurLine, CurCsvError> {
+        self.check_lengths()?;
         let l = self.layout;
         let account = account_id(self.at(l.account))
             .ok_or_else(|| self.bad(l.account, "line_item_usage_account_id", "is not a 12-digit account id"))?;
@@ -258,8 +358,8 @@ impl<R: Read> CurCsv<R> {
             usage_type: self.at(l.usage_type).to_owned(),
             operation: self.optional(l.operation).to_owned(),
             resource_id: self.optional(l.resource_id).to_owned(),
-            usage_amount: self.number(l.amount, "line_item_usage_amount")?,
-            unblended_cost: self.number(l.cost, "line_item_unblended_cost")?,
+            usage_amount: self.signed(l.amount, "line_item_usage_amount")?,
+            unblended_cost: self.signed(l.cost, "line_item_unblended_cost")?,
             billing_entity: self.optional(l.billing_entity).to_owned(),
             product_name: self.product_name(),
             iam_principal: l.principal.map(|i| self.at(i).to_owned()),
@@ -404,6 +504,31 @@ mod tests {
         assert_eq!(lines[0].product_name, "Claude 3.5 Sonnet (Amazon Bedrock Edition)");
         assert_eq!(lines[1].product_name, "", "an odd map is read as empty, not refused");
         assert_eq!(product_attribute(r#"{"servicename":"X","region":""}"#, "region"), None);
+    }
+
+    /// Regression (issue 10.12): a 10 MB resource id and a negative cost on a Usage line
+    /// were accepted.
+    #[test]
+    fn oversized_fields_and_negative_usage_are_refused_by_file_row_and_column() {
+        let huge = "x".repeat(10 * 1024 * 1024);
+        let text = format!("{HEADER}\nAWS,123456789012,Usage,2026-11-03T10:00:00Z,AmazonBedrock,X,,{huge},1,2,,\n");
+        let err = read(&text).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("t.csv: row 1, column `line_item_resource_id`: a value of 10485760 bytes"),
+            "{}",
+            &message[..200.min(message.len())]
+        );
+        assert!(message.len() < 300, "the message does not carry the value");
+        let negative = format!("{HEADER}\nAWS,123456789012,Usage,2026-11-03T10:00:00Z,AmazonBedrock,X,,,1,-2.5,,\n");
+        assert_eq!(
+            read(&negative).unwrap_err().to_string(),
+            "t.csv: row 1, column `line_item_unblended_cost`: `-2.5 on a Usage line` is negative; only credits, refunds and discounts may be"
+        );
+        for kind in ["Credit", "Refund", "BundledDiscount", "SavingsPlanNegation"] {
+            let ok = format!("{HEADER}\nAWS,123456789012,{kind},2026-11-03T10:00:00Z,AmazonBedrock,X,,,1,-2.5,,\n");
+            assert_eq!(read(&ok).unwrap()[0].unblended_cost, -2.5, "{kind} may be negative");
+        }
     }
 
     #[test]
