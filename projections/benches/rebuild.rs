@@ -13,8 +13,8 @@
 //!
 //! Run: `cargo bench -p finops-projections --bench rebuild` (PostgreSQL from
 //! `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, in a schema of
-//! its own, dropped after; `FINOPS_BENCH_EVENTS` sets the log's size, default 200 000;
-//! `FINOPS_BENCH_STORE=sqlite` runs on the embedded store instead).
+//! its own, dropped after unless `FINOPS_BENCH_KEEP=1`; `FINOPS_BENCH_EVENTS` sets the log's
+//! size, default 200 000; `FINOPS_BENCH_STORE=sqlite` runs on the embedded store instead).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -287,6 +287,11 @@ async fn main() {
     drop(runner);
     drop(models);
     drop(store);
+    if std::env::var("FINOPS_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        // Kept for the small-reads benchmark (scripts/bench_small_reads.py): serve it.
+        println!("kept: {url}");
+        return;
+    }
     if let Some((admin, schema)) = schema {
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await.unwrap();
     } else if let Some(path) = url.strip_prefix("sqlite://") {

@@ -1189,3 +1189,271 @@ async fn a_lost_fan_out_completes_when_the_service_starts_on_postgres() {
 async fn a_lost_fan_out_completes_when_the_service_starts_on_the_embedded_store() {
     a_lost_fan_out_completes_when_the_service_starts(fresh_sqlite_url()).await;
 }
+
+/// Regression (issue 10.8): a refused `ApproveModel` still recorded its listing. Every
+/// command's refusal paths — bad input, a denied role, an illegal transition, a failed
+/// precondition — are driven here, and the log must not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_command_leaves_no_event() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let mut h = harness(&url).await;
+    approve_model(&mut h).await;
+    let submitted = h
+        .requests
+        .submit_business_request(authed(submit(operations("Answers tickets")), &h.who.po))
+        .await
+        .unwrap()
+        .into_inner();
+    let approved = h
+        .requests
+        .approve_business_request(authed(approve(&submitted.name, Uuid::now_v7()), &h.who.fl))
+        .await
+        .unwrap()
+        .into_inner();
+    let pending = h.requests.submit_business_request(authed(submit(coding()), &h.who.po)).await.unwrap().into_inner();
+    // Let the approval's fan-out finish before measuring.
+    assert_eq!(events_of(&h.server, "ResourceReserved", 1).await, 1);
+    let before = head(&h).await;
+    let channel = tonic::transport::Endpoint::from_shared(h.server.endpoint()).unwrap().connect().await.unwrap();
+    let mut org = OrganisationServiceClient::new(channel);
+    let mut refused: Vec<(&str, tonic::Status)> = Vec::new();
+    macro_rules! refuse {
+        ($what:expr, $call:expr) => {
+            refused.push(($what, $call.await.unwrap_err()))
+        };
+    }
+
+    // The catalog: a model not yet listed, approved without actions or rationale (the bug).
+    let unlisted = |rationale: &str, actions: Vec<i32>| pb::ApproveModelRequest {
+        platform: pb::Platform::AmazonBedrock as i32,
+        model_id: "amazon.nova-micro-v1:0".into(),
+        scope: Some(pb::Scope { account_ids: vec![ACCOUNT.into()], regions: vec!["us-east-1".into()], actions }),
+        rationale: rationale.into(),
+        request_id: String::new(),
+    };
+    refuse!("approve model: no actions", h.catalog.approve_model(authed(unlisted("ok", vec![]), &h.who.fl)));
+    refuse!("approve model: no rationale", h.catalog.approve_model(authed(unlisted(" ", vec![1]), &h.who.fl)));
+    refuse!("approve model: a PO", h.catalog.approve_model(authed(unlisted("ok", vec![1]), &h.who.po)));
+    refuse!(
+        "add scope to an unlisted model",
+        h.catalog.add_model_scope(authed(
+            pb::AddModelScopeRequest {
+                platform: 1,
+                model_id: "amazon.nova-micro-v1:0".into(),
+                scope: Some(pb::Scope::default()),
+                rationale: "more".into(),
+                request_id: String::new()
+            },
+            &h.who.fl
+        ))
+    );
+    refuse!(
+        "revoke without rationale",
+        h.catalog.revoke_model(authed(
+            pb::RevokeModelRequest {
+                platform: 1,
+                model_id: MODEL.into(),
+                rationale: String::new(),
+                request_id: String::new()
+            },
+            &h.who.fl
+        ))
+    );
+    // Requests.
+    let mut bad = operations("");
+    bad.workload_name = String::new();
+    refuse!("submit: invalid", h.requests.submit_business_request(authed(submit(bad), &h.who.po)));
+    refuse!(
+        "approve: already approved",
+        h.requests.approve_business_request(authed(approve(&submitted.name, Uuid::now_v7()), &h.who.fl))
+    );
+    let mut elsewhere = approve(&pending.name, Uuid::now_v7());
+    elsewhere.review.as_mut().unwrap().region = "eu-west-1".into();
+    refuse!("approve: outside the catalog's scope", h.requests.approve_business_request(authed(elsewhere, &h.who.fl)));
+    refuse!(
+        "reject: no rationale",
+        h.requests.reject_business_request(authed(
+            pb::RejectBusinessRequestRequest {
+                name: pending.name.clone(),
+                rationale: String::new(),
+                request_id: String::new()
+            },
+            &h.who.fl
+        ))
+    );
+    refuse!(
+        "resubmit a submitted request",
+        h.requests.resubmit_business_request(authed(
+            pb::ResubmitBusinessRequestRequest {
+                name: pending.name.clone(),
+                details: Some(coding()),
+                request_id: String::new()
+            },
+            &h.who.po
+        ))
+    );
+    refuse!(
+        "withdraw an approved request",
+        h.requests.withdraw_business_request(authed(
+            pb::WithdrawBusinessRequestRequest {
+                name: submitted.name.clone(),
+                reason: String::new(),
+                request_id: String::new()
+            },
+            &h.who.po
+        ))
+    );
+    // Tasks.
+    let ce = h.who.ce.clone();
+    let tasks = tasks_when(&mut h, &ce, |t| t.len() == 2).await;
+    let enable = tasks.iter().find(|t| t.kind == "bedrock_enable_access").unwrap().name.clone();
+    refuse!(
+        "complete step 3 first",
+        h.tasks.complete_task_step(authed(
+            pb::CompleteTaskStepRequest {
+                name: enable.clone(),
+                step: 3,
+                note: String::new(),
+                request_id: String::new()
+            },
+            &h.who.ce
+        ))
+    );
+    refuse!(
+        "implemented by a PO",
+        h.tasks.mark_task_implemented(authed(
+            pb::MarkTaskImplementedRequest { name: enable.clone(), request_id: String::new() },
+            &h.who.po
+        ))
+    );
+    // Spaces.
+    let role = approved.approval.as_ref().unwrap().role_name.clone();
+    let claim = |request: &str| pb::ClaimResourceRequest {
+        business_request: request.into(),
+        resource: Some(pb::claim_resource_request::Resource::Role(pb::IamRoleRef {
+            account_id: ACCOUNT.into(),
+            role_name_or_arn: role.clone(),
+        })),
+        effective_from: String::new(),
+        request_id: String::new(),
+    };
+    refuse!("claim for an unapproved request", h.spaces.claim_resource(authed(claim(&pending.name), &h.who.po)));
+    refuse!("claim before the role exists", h.spaces.claim_resource(authed(claim(&submitted.name), &h.who.po)));
+    refuse!(
+        "release what is not claimed",
+        h.spaces.release_resource(authed(
+            pb::ReleaseResourceRequest {
+                name: format!("claims/role:{ACCOUNT}:{role}"),
+                effective_until: "2026-12-31".into(),
+                rationale: "done".into(),
+                request_id: String::new()
+            },
+            &h.who.po
+        ))
+    );
+    refuse!(
+        "reassign without rationale",
+        h.spaces.reassign_resource(authed(
+            pb::ReassignResourceRequest {
+                business_request: submitted.name.clone(),
+                resource: Some(pb::reassign_resource_request::Resource::Workspace("ws".into())),
+                effective_from: String::new(),
+                rationale: String::new(),
+                request_id: String::new()
+            },
+            &h.who.fl
+        ))
+    );
+    refuse!(
+        "an estimate of nothing",
+        h.spaces.set_workload_estimate(authed(
+            pb::SetWorkloadEstimateRequest {
+                business_request: submitted.name.clone(),
+                estimate: Some(pb::WorkloadEstimate {
+                    monthly: Some(pb::MonthlyAmount { amount: Some(pb::monthly_amount::Amount::Cents(0)) }),
+                    ..Default::default()
+                }),
+                request_id: String::new()
+            },
+            &h.who.po
+        ))
+    );
+    refuse!(
+        "a business case of nothing",
+        h.spaces.declare_business_case(authed(
+            pb::DeclareBusinessCaseRequest {
+                business_request: submitted.name.clone(),
+                business_case: Some(pb::BusinessCase::default()),
+                request_id: String::new()
+            },
+            &h.who.po
+        ))
+    );
+    refuse!(
+        "a budget the account does not have",
+        h.spaces.change_workload_budget(authed(
+            pb::ChangeWorkloadBudgetRequest {
+                business_request: submitted.name.clone(),
+                budget_id: Uuid::now_v7().to_string(),
+                effective_from: "2026-12-01".into(),
+                rationale: "move".into(),
+                request_id: String::new()
+            },
+            &h.who.fl
+        ))
+    );
+    // The organisation.
+    refuse!(
+        "a portfolio without a name",
+        org.add_portfolio(authed(
+            pb::AddPortfolioRequest {
+                portfolio_id: String::new(),
+                name: String::new(),
+                owner: "x".into(),
+                request_id: String::new()
+            },
+            &h.who.fl
+        ))
+    );
+    refuse!(
+        "a budget on an unregistered account",
+        org.map_budget(authed(
+            pb::MapBudgetRequest {
+                budget_id: String::new(),
+                account_id: "999999999999".into(),
+                name: "AI".into(),
+                cost_centre: "CC".into(),
+                request_id: String::new()
+            },
+            &h.who.fl
+        ))
+    );
+    refuse!(
+        "a pattern matching every role",
+        org.set_role_patterns(authed(
+            pb::SetRolePatternsRequest {
+                broad: vec!["*".into()],
+                dedicated: vec![],
+                rationale: "all".into(),
+                request_id: String::new()
+            },
+            &h.who.fl
+        ))
+    );
+
+    assert_eq!(refused.len(), 23);
+    for (what, status) in &refused {
+        assert!(
+            matches!(
+                status.code(),
+                Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied | Code::NotFound
+            ),
+            "{what}: {status:?}"
+        );
+    }
+    assert_eq!(head(&h).await, before, "no refused command left an event");
+    let stats = h.server.store.stats().await.unwrap();
+    let listed = stats.events_by_type.iter().find(|(t, _)| t == "ModelListedForReview").map_or(0, |(_, n)| *n);
+    assert_eq!(listed, 1, "only the model approved in the set-up was listed");
+    h.server.shutdown().await.unwrap();
+}
