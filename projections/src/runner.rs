@@ -273,6 +273,11 @@ fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// `statement` restricted to one projection's generation (`$1`, `$2`) and `n` keys (`$3…`).
+fn keyed(statement: &str, n: usize) -> String {
+    format!("{statement} WHERE projection = $1 AND generation = $2 AND doc_key IN ({})", placeholders(3, n))
+}
+
 async fn load_many(
     tx: &mut Transaction<'static, Any>,
     projection: &str,
@@ -282,10 +287,7 @@ async fn load_many(
     let mut docs = BTreeMap::new();
     let keys: Vec<&String> = keys.iter().collect();
     for chunk in keys.chunks(KEYS_PER_LOOKUP) {
-        let sql = format!(
-            "SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2 AND doc_key IN ({})",
-            placeholders(3, chunk.len())
-        );
+        let sql = keyed("SELECT doc_key, doc FROM read_model_documents", chunk.len());
         let mut query =
             sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(projection).bind(generation);
         for key in chunk {
@@ -341,10 +343,7 @@ async fn delete_many(
     keys: &[&String],
 ) -> Result<(), ReadModelError> {
     for chunk in keys.chunks(KEYS_PER_LOOKUP) {
-        let sql = format!(
-            "DELETE FROM read_model_documents WHERE projection = $1 AND generation = $2 AND doc_key IN ({})",
-            placeholders(3, chunk.len())
-        );
+        let sql = keyed("DELETE FROM read_model_documents", chunk.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(projection).bind(generation);
         for key in chunk {
             query = query.bind(key.as_str());

@@ -20,21 +20,8 @@ fn approvals_interrupted_by_sigkill_get_their_tasks_once_after_a_restart() {
 
     let server = common::serve(&args, &[]);
     let org = json(&server, &po, &["org"]);
-    let product = org["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["owner"] == "po-maria")
-        .map(|p| p["product_id"].as_str().unwrap().to_owned())
-        .unwrap();
     // The account has two budgets: the approval names the one the workload charges.
-    let budget = org["budgets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "CX AI")
-        .map(|b| b["budget_id"].as_str().unwrap().to_owned())
-        .unwrap();
+    let (product, budget) = common::demo_product_and_budget(&org);
     let mut names = Vec::new();
     for i in 0..5 {
         let workload = format!("Crash Test {i}");

@@ -52,21 +52,8 @@ fn a_newcomer_takes_a_request_from_submission_to_a_claimed_role() {
         (token("po-maria", "product_owner"), token("fl-ana", "finops_lead"), token("ce-li", "cloud_engineer"));
 
     let org = json(&server, &po, &["org"]);
-    let product = org["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["owner"] == "po-maria")
-        .map(|p| p["product_id"].as_str().unwrap().to_owned())
-        .unwrap();
     // The account has two budgets: the approval names the one the workload charges.
-    let budget = org["budgets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "CX AI")
-        .map(|b| b["budget_id"].as_str().unwrap().to_owned())
-        .unwrap();
+    let (product, budget) = common::demo_product_and_budget(&org);
 
     // Bad input names the field and stores nothing.
     let (ok, _, err) = finops(

@@ -72,3 +72,18 @@ pub fn json(server: &Server, token: &str, args: &[&str]) -> serde_json::Value {
     assert!(ok, "finops {args:?} failed: {err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("finops {args:?} printed no JSON ({e}): {out}"))
 }
+
+/// In the demo organisation (`finops org --json`): Maria's product and the budget her
+/// workloads charge ("CX AI"; the account has two, so an approval names it).
+pub fn demo_product_and_budget(org: &serde_json::Value) -> (String, String) {
+    let find = |list: &str, key: &str, value: &str, id: &str| {
+        org[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e[key] == value)
+            .map(|e| e[id].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no {list} with {key} {value} in {org}"))
+    };
+    (find("products", "owner", "po-maria", "product_id"), find("budgets", "name", "CX AI", "budget_id"))
+}
