@@ -19,7 +19,8 @@ fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E>
     if !event.stream_id.as_str().starts_with(prefix) {
         return None;
     }
-    match serde_json::from_value(event.payload.clone()) {
+    // From a reference: no copy of the payload (a task's plan is kilobytes of commands).
+    match E::deserialize(&event.payload) {
         Ok(e) => Some(e),
         Err(e) => {
             // A type this build does not know: skip it rather than stop every read model.

@@ -145,11 +145,21 @@ impl ProjectionRunner {
                 .ok_or_else(|| ReadModelError::UnknownProjection((*name).to_owned()))?
                 .clone();
             let (active, _) = self.models.register(projector.name()).await?;
-            let digest_before = self.models.digest(projector.name()).await?;
             let generation = active + 1;
             self.models.start_generation(projector.name(), generation).await?;
-            building.push((projector, generation, digest_before, BTreeMap::<String, Value>::new()));
+            building.push((projector, generation, BTreeMap::<String, Value>::new()));
         }
+        // The live generations' digests, read while the log is folded.
+        let digests_before = {
+            let (models, names) = (self.models.clone(), building.iter().map(|b| b.0.name()).collect::<Vec<_>>());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                for name in names {
+                    out.push(models.digest(name).await?);
+                }
+                Ok::<_, ReadModelError>(out)
+            })
+        };
 
         // Read the next page while this one is folded.
         let (pages_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>, ReadModelError>>(2);
@@ -182,7 +192,7 @@ impl ProjectionRunner {
             // Folding is CPU work: off the async threads, one projector per task.
             let mut folds = Vec::new();
             let page = Arc::new(page);
-            for (projector, _, _, docs) in building.iter_mut() {
+            for (projector, _, docs) in building.iter_mut() {
                 let (projector, page, mut docs) = (projector.clone(), page.clone(), std::mem::take(docs));
                 folds.push(tokio::task::spawn_blocking(move || {
                     for event in page.iter() {
@@ -191,19 +201,29 @@ impl ProjectionRunner {
                     docs
                 }));
             }
-            for ((_, _, _, docs), fold) in building.iter_mut().zip(folds) {
+            for ((_, _, docs), fold) in building.iter_mut().zip(folds) {
                 *docs = fold.await.expect("a fold never panics");
             }
         }
         reader.await.expect("the reader never panics");
 
+        // Each new generation written on its own connection, at once.
+        let writes = building.iter().map(|(projector, generation, docs)| {
+            self.models.write_generation(projector.name(), *generation, docs, through)
+        });
+        let written = futures_util::future::join_all(writes).await;
+        let digests_before = digests_before.await.expect("the digests never panic")?;
         let mut reports = Vec::new();
-        for (projector, generation, digest_before, docs) in building {
-            self.models.write_generation(projector.name(), generation, &docs, through).await?;
+        for (((projector, generation, docs), digest), digest_before) in
+            building.into_iter().zip(written).zip(digests_before)
+        {
+            let digest = digest?;
             self.models.swap_in(projector.name(), generation, projector.version()).await?;
-            // Fold whatever arrived during the rebuild, then report.
-            self.catch_up_one(projector.as_ref()).await?;
-            let digest_after = self.models.digest(projector.name()).await?;
+            // Fold whatever arrived during the rebuild; the digest of what was written
+            // stands unless that moved the read model on.
+            let caught_up = self.catch_up_one(projector.as_ref()).await?;
+            let digest_after =
+                if caught_up as i64 == through { digest } else { self.models.digest(projector.name()).await? };
             tracing::info!(projection = projector.name(), events = events_folded, documents = docs.len(), "rebuilt");
             reports.push(RebuildReport {
                 projection: projector.name(),
@@ -301,15 +321,17 @@ async fn load_many(
     Ok(docs)
 }
 
-/// Writes documents with multi-row statements (`upsert`: replacing those that exist).
+/// Writes documents with multi-row statements (`upsert`: replacing those that exist);
+/// returns the digest of what it wrote, in the order given.
 async fn write_rows<'a>(
     tx: &mut Transaction<'static, Any>,
     projection: &str,
     generation: i64,
     docs: impl Iterator<Item = (&'a String, &'a Value)>,
     upsert: bool,
-) -> Result<(), ReadModelError> {
+) -> Result<String, ReadModelError> {
     let rows: Vec<(&String, String)> = docs.map(|(k, v)| (k, v.to_string())).collect();
+    let digest = crate::store::digest_of(rows.iter().map(|(k, d)| (k.as_str(), d.as_str())));
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let values =
             (0..chunk.len()).map(|i| format!("({})", placeholders(4 * i + 1, 4))).collect::<Vec<_>>().join(", ");
@@ -324,7 +346,7 @@ async fn write_rows<'a>(
         }
         query.execute(&mut **tx).await?;
     }
-    Ok(())
+    Ok(digest)
 }
 
 async fn upsert_many<'a>(
@@ -333,7 +355,7 @@ async fn upsert_many<'a>(
     generation: i64,
     docs: impl Iterator<Item = (&'a String, &'a Value)>,
 ) -> Result<(), ReadModelError> {
-    write_rows(tx, projection, generation, docs, true).await
+    write_rows(tx, projection, generation, docs, true).await.map(|_| ())
 }
 
 async fn delete_many(
@@ -374,16 +396,18 @@ impl ReadModels {
         Ok(())
     }
 
-    /// Writes a rebuilt generation's documents and its checkpoint, in one transaction.
+    /// Writes a rebuilt generation's documents and its checkpoint, in one transaction;
+    /// returns the generation's digest (as [`ReadModels::digest`] computes it, from the
+    /// very text written: the documents are in key order).
     async fn write_generation(
         &self,
         projection: &str,
         generation: i64,
         docs: &BTreeMap<String, Value>,
         through: i64,
-    ) -> Result<(), ReadModelError> {
+    ) -> Result<String, ReadModelError> {
         let mut tx = self.begin_write().await?;
-        write_rows(&mut tx, projection, generation, docs.iter(), false).await?;
+        let digest = write_rows(&mut tx, projection, generation, docs.iter(), false).await?;
         sqlx::query(
             "UPDATE read_model_projections SET building_checkpoint = $2 WHERE name = $1 AND building_generation = $3",
         )
@@ -393,7 +417,7 @@ impl ReadModels {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(digest)
     }
 
     /// Makes a rebuilt generation the active one at its checkpoint and drops the old one,

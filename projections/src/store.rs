@@ -284,22 +284,30 @@ impl ReadModels {
     /// mean equal read models.
     pub async fn digest(&self, projection: &str) -> Result<String, ReadModelError> {
         let generation = self.active_generation(projection).await?;
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2 ORDER BY doc_key",
+        let mut rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2",
         )
         .bind(projection)
         .bind(generation)
         .fetch_all(&self.pool)
         .await?;
-        let mut h = Sha256::new();
-        for (key, doc) in rows {
-            h.update((key.len() as u64).to_be_bytes());
-            h.update(key.as_bytes());
-            h.update((doc.len() as u64).to_be_bytes());
-            h.update(doc.as_bytes());
-        }
-        Ok(hex::encode(h.finalize()))
+        // Byte order, whatever the database's collation: the same documents always hash
+        // alike, and a rebuild's digest can be taken from the documents it wrote.
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(digest_of(rows.iter().map(|(k, d)| (k.as_str(), d.as_str()))))
     }
+}
+
+/// SHA-256 over documents in key order: each key and document text with its length.
+pub(crate) fn digest_of<'a>(rows: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut h = Sha256::new();
+    for (key, doc) in rows {
+        h.update((key.len() as u64).to_be_bytes());
+        h.update(key.as_bytes());
+        h.update((doc.len() as u64).to_be_bytes());
+        h.update(doc.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 pub(crate) fn parse(projection: &str, key: &str, doc: &str) -> Result<Value, ReadModelError> {
