@@ -284,13 +284,12 @@ impl ReadModels {
     /// mean equal read models.
     pub async fn digest(&self, projection: &str) -> Result<String, ReadModelError> {
         let generation = self.active_generation(projection).await?;
-        let mut rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2",
-        )
-        .bind(projection)
-        .bind(generation)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2")
+                .bind(projection)
+                .bind(generation)
+                .fetch_all(&self.pool)
+                .await?;
         // Byte order, whatever the database's collation: the same documents always hash
         // alike, and a rebuild's digest can be taken from the documents it wrote.
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
