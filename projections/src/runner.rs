@@ -321,17 +321,19 @@ async fn load_many(
     Ok(docs)
 }
 
-/// Writes documents with multi-row statements (`upsert`: replacing those that exist);
-/// returns the digest of what it wrote, in the order given.
-async fn write_rows<'a>(
+/// Documents as the text stored.
+fn serialised<'a>(docs: impl Iterator<Item = (&'a String, &'a Value)>) -> Vec<(&'a String, String)> {
+    docs.map(|(k, v)| (k, v.to_string())).collect()
+}
+
+/// Writes documents with multi-row statements (`upsert`: replacing those that exist).
+async fn write_rows(
     tx: &mut Transaction<'static, Any>,
     projection: &str,
     generation: i64,
-    docs: impl Iterator<Item = (&'a String, &'a Value)>,
+    rows: &[(&String, String)],
     upsert: bool,
-) -> Result<String, ReadModelError> {
-    let rows: Vec<(&String, String)> = docs.map(|(k, v)| (k, v.to_string())).collect();
-    let digest = crate::store::digest_of(rows.iter().map(|(k, d)| (k.as_str(), d.as_str())));
+) -> Result<(), ReadModelError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let values =
             (0..chunk.len()).map(|i| format!("({})", placeholders(4 * i + 1, 4))).collect::<Vec<_>>().join(", ");
@@ -346,7 +348,7 @@ async fn write_rows<'a>(
         }
         query.execute(&mut **tx).await?;
     }
-    Ok(digest)
+    Ok(())
 }
 
 async fn upsert_many<'a>(
@@ -355,7 +357,7 @@ async fn upsert_many<'a>(
     generation: i64,
     docs: impl Iterator<Item = (&'a String, &'a Value)>,
 ) -> Result<(), ReadModelError> {
-    write_rows(tx, projection, generation, docs, true).await.map(|_| ())
+    write_rows(tx, projection, generation, &serialised(docs), true).await
 }
 
 async fn delete_many(
@@ -407,7 +409,9 @@ impl ReadModels {
         through: i64,
     ) -> Result<String, ReadModelError> {
         let mut tx = self.begin_write().await?;
-        let digest = write_rows(&mut tx, projection, generation, docs.iter(), false).await?;
+        let rows = serialised(docs.iter());
+        let digest = crate::store::digest_of(rows.iter().map(|(k, d)| (k.as_str(), d.as_str())));
+        write_rows(&mut tx, projection, generation, &rows, false).await?;
         sqlx::query(
             "UPDATE read_model_projections SET building_checkpoint = $2 WHERE name = $1 AND building_generation = $3",
         )

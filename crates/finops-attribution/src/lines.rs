@@ -23,7 +23,7 @@
 //! them in, so the same question gives the same answer to the cent.
 
 use crate::scratch::Scratch;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::{Arc, LazyLock};
@@ -175,7 +175,7 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, line: &CurLine, facts: &AiFacts, facet: i32) {
+    fn push(&mut self, line: &CurLine, facts: &AiFacts, facet: i32, cost: i128) {
         // Days since 1970-01-01: chrono counts from 0001-01-01 (day 1).
         let day = line.usage_start.date_naive().num_days_from_ce() - 719_163;
         // One integer per line for the one per-line grouping: the facet and the day of the
@@ -190,7 +190,7 @@ impl Columns {
         self.usage_type.append_value(&line.usage_type);
         self.resource_id.append_value(&line.resource_id);
         self.amount.append_value(line.usage_amount);
-        let (dollars, fraction) = split_money(money(line.unblended_cost));
+        let (dollars, fraction) = split_money(cost);
         self.cost_dollars.append_value(dollars);
         self.cost_fraction.append_value(fraction);
         self.platform.append_option(facts.platform.map(|p| p.as_str()));
@@ -437,7 +437,8 @@ pub struct LinesWriter<W: Write + Send> {
     facets_out: W,
     rows: u64,
     spill_rows: usize,
-    sources: BTreeMap<AiSource, SourceTotal>,
+    /// Per source, in [`AiSource::ALL`]'s order.
+    sources: [SourceTotal; 4],
 }
 
 /// What an ingest recognised of one AI source: its lines and their dollars (units of
@@ -472,17 +473,14 @@ impl<W: Write + Send> LinesWriter<W> {
             facets_out: facets,
             rows: 0,
             spill_rows: SPILL_ROWS,
-            sources: BTreeMap::new(),
+            sources: AiSource::ALL.map(|source| SourceTotal { source, lines: 0, cost: 0 }),
         })
     }
 
     /// The AI lines and dollars recognised so far, per source (every source listed, in
     /// report order, zeros included).
     pub fn source_totals(&self) -> Vec<SourceTotal> {
-        AiSource::ALL
-            .iter()
-            .map(|s| self.sources.get(s).copied().unwrap_or(SourceTotal { source: *s, lines: 0, cost: 0 }))
-            .collect()
+        self.sources.to_vec()
     }
 
     /// Spills a cluster after `rows` rows (tests: many spills from few lines).
@@ -495,15 +493,16 @@ impl<W: Write + Send> LinesWriter<W> {
     /// Adds a line.
     pub fn push(&mut self, line: &CurLine) -> Result<(), LinesWriteError> {
         let facts = AiFacts::of(line);
+        let cost = money(line.unblended_cost);
         if let Some(source) = facts.source() {
-            let total = self.sources.entry(source).or_insert(SourceTotal { source, lines: 0, cost: 0 });
+            let total = &mut self.sources[source as usize];
             total.lines += 1;
-            total.cost += money(line.unblended_cost);
+            total.cost += cost;
         }
         let facet = self.facets.number(line, &facts);
         let cluster = cluster(facet);
         let columns = &mut self.clusters[cluster];
-        columns.push(line, &facts, facet);
+        columns.push(line, &facts, facet, cost);
         self.rows += 1;
         if columns.rows >= self.spill_rows {
             self.spill.write(cluster, &columns.finish())?;

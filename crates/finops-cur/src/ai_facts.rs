@@ -60,7 +60,8 @@ pub enum AiSource {
 }
 
 impl AiSource {
-    /// Every source, in report order.
+    /// Every source, in report order (which is also their discriminants' order: a
+    /// source indexes an array of totals).
     pub const ALL: [AiSource; 4] = [Self::Bedrock, Self::Marketplace, Self::ClaudePlatform, Self::Guardrails];
 
     /// The name used in reports.
@@ -384,6 +385,13 @@ mod tests {
         assert_eq!(f.principal_kind, PrincipalKind::IdentityCenter);
         assert_eq!(f.principal_name, "AWSReservedSSO_AdministratorAccess_5f1e2d3c4b5a6978");
         assert_eq!((f.model.as_str(), f.token_type), ("Claude4Sonnet", "output"));
+    }
+
+    #[test]
+    fn sources_index_their_totals_in_report_order() {
+        for (i, source) in AiSource::ALL.iter().enumerate() {
+            assert_eq!(*source as usize, i, "{source:?}");
+        }
     }
 
     proptest! {

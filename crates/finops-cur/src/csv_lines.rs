@@ -198,6 +198,8 @@ pub struct CurCsv<R: Read> {
     file: String,
     reader: csv::Reader<R>,
     layout: Layout,
+    /// The present columns that have a length limit: (index, name, limit), resolved once.
+    bounded: Vec<(usize, &'static str, usize)>,
     row: u64,
     record: csv::StringRecord,
 }
@@ -245,7 +247,27 @@ impl<R: Read> CurCsv<R> {
             principal: columns.get("line_item_iam_principal").copied(),
             resource_tags: columns.get("resource_tags").copied(),
         };
-        Ok(Self { file: file.to_owned(), reader, layout, row: 0, record: csv::StringRecord::new() })
+        let l = layout;
+        let bounded = [
+            (Some(l.account), "line_item_usage_account_id"),
+            (Some(l.line_item_type), "line_item_line_item_type"),
+            (Some(l.product_code), "line_item_product_code"),
+            (Some(l.usage_type), "line_item_usage_type"),
+            (l.operation, "line_item_operation"),
+            (l.resource_id, "line_item_resource_id"),
+            (l.billing_entity, "bill_billing_entity"),
+            (l.product_name, "product_product_name"),
+            (l.principal, "line_item_iam_principal"),
+            (l.resource_tags, "resource_tags"),
+            (l.product, "product"),
+        ]
+        .into_iter()
+        .filter_map(|(index, column)| {
+            let limit = FIELD_LIMITS.iter().find(|(c, _)| *c == column).map_or(PRODUCT_MAP_LIMIT, |(_, n)| *n);
+            Some((index?, column, limit))
+        })
+        .collect();
+        Ok(Self { file: file.to_owned(), reader, layout, bounded, row: 0, record: csv::StringRecord::new() })
     }
 
     /// Whether this export carries `line_item_iam_principal`.
@@ -305,30 +327,13 @@ impl<R: Read> CurCsv<R> {
         if !flat.is_empty() {
             return flat.to_owned();
         }
-        let map = self.optional(self.layout.product);
-        product_attribute(map, "product_name").or_else(|| product_attribute(map, "servicename")).unwrap_or_default()
+        product_name_of(self.optional(self.layout.product)).unwrap_or_default()
     }
 
     /// Refuses a cell longer than its column's limit (the first offender of the row).
     fn check_lengths(&self) -> Result<(), CurCsvError> {
-        let l = self.layout;
-        let columns: [(Option<usize>, &'static str); 11] = [
-            (Some(l.account), "line_item_usage_account_id"),
-            (Some(l.line_item_type), "line_item_line_item_type"),
-            (Some(l.product_code), "line_item_product_code"),
-            (Some(l.usage_type), "line_item_usage_type"),
-            (l.operation, "line_item_operation"),
-            (l.resource_id, "line_item_resource_id"),
-            (l.billing_entity, "bill_billing_entity"),
-            (l.product_name, "product_product_name"),
-            (l.principal, "line_item_iam_principal"),
-            (l.resource_tags, "resource_tags"),
-            (l.product, "product"),
-        ];
-        for (index, column) in columns {
-            let Some(index) = index else { continue };
+        for &(index, column, limit) in &self.bounded {
             let value = self.at(index);
-            let limit = FIELD_LIMITS.iter().find(|(c, _)| *c == column).map_or(PRODUCT_MAP_LIMIT, |(_, n)| *n);
             if value.len() > limit {
                 return Err(CurCsvError::TooLong {
                     file: self.file.clone(),
@@ -385,15 +390,25 @@ impl<R: Read> Iterator for CurCsv<R> {
     }
 }
 
-/// One attribute of CUR 2.0's `product` map, delivered as a JSON object (`{"product_name":
-/// "Claude 3.5 Sonnet (Amazon Bedrock Edition)", "region": "us-west-2", …}`).
-pub fn product_attribute(map: &str, key: &str) -> Option<String> {
+/// The two names a `product` map may carry, read in one pass that skips every other key
+/// without building it (the map is read for every line of a real CUR 2.0 export).
+#[derive(serde::Deserialize)]
+struct ProductNames<'a> {
+    #[serde(default, borrow)]
+    product_name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    servicename: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The product name of a `product` map: `product_name`, else `servicename`; `None` for an
+/// empty or unreadable map.
+fn product_name_of(map: &str) -> Option<String> {
     let map = map.trim();
     if !map.starts_with('{') {
         return None;
     }
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(map).ok()?;
-    object.get(key)?.as_str().filter(|v| !v.is_empty()).map(str::to_owned)
+    let names: ProductNames<'_> = serde_json::from_str(map).ok()?;
+    [names.product_name, names.servicename].into_iter().flatten().find(|n| !n.is_empty()).map(|n| n.into_owned())
 }
 
 /// An AWS account id: 12 digits. Shorter all-digit ids are left-padded with zeros, because
@@ -503,7 +518,9 @@ mod tests {
         let lines = read(text).unwrap();
         assert_eq!(lines[0].product_name, "Claude 3.5 Sonnet (Amazon Bedrock Edition)");
         assert_eq!(lines[1].product_name, "", "an odd map is read as empty, not refused");
-        assert_eq!(product_attribute(r#"{"servicename":"X","region":""}"#, "region"), None);
+        assert_eq!(product_name_of(r#"{"servicename":"X","region":"us-east-1"}"#).as_deref(), Some("X"));
+        assert_eq!(product_name_of(r#"{"product_name":"","region":"us-east-1"}"#), None);
+        assert_eq!(product_name_of("{not json"), None);
     }
 
     /// Regression (issue 10.12): a 10 MB resource id and a negative cost on a Usage line

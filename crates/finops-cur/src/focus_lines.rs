@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use crate::csv_lines::{CurCsvError, CurLine, account_id, parse_timestamp};
+use crate::csv_lines::{CurCsvError, CurLine, NEVER_NEGATIVE, account_id, parse_timestamp};
 
 const REQUIRED: [&str; 5] = ["SubAccountId", "ChargeCategory", "ChargePeriodStart", "BilledCost", "ProviderName"];
 
@@ -21,10 +21,27 @@ pub struct FocusCsv<R: Read> {
     file: String,
     reader: csv::Reader<R>,
     columns: BTreeMap<String, usize>,
+    /// The present columns that have a length limit: (index, name, limit), resolved once.
+    bounded: Vec<(usize, &'static str, usize)>,
     record: csv::StringRecord,
     row: u64,
     skipped: u64,
 }
+
+/// The longest value each FOCUS column read here may hold, in bytes (as
+/// [`crate::csv_lines::FIELD_LIMITS`] for CUR).
+const FOCUS_LIMITS: [(&str, usize); 10] = [
+    ("SubAccountId", 64),
+    ("ChargeCategory", 64),
+    ("x_ServiceCode", 128),
+    ("ServiceName", 512),
+    ("x_UsageType", 256),
+    ("SkuMeter", 256),
+    ("x_Operation", 256),
+    ("ResourceId", 2_048),
+    ("InvoiceIssuerName", 128),
+    ("Tags", 65_536),
+];
 
 impl<R: Read> FocusCsv<R> {
     /// Reads and checks the header.
@@ -41,7 +58,17 @@ impl<R: Read> FocusCsv<R> {
                 return Err(CurCsvError::MissingColumn { file: file.to_owned(), column, legacy: column });
             }
         }
-        Ok(Self { file: file.to_owned(), reader, columns, record: csv::StringRecord::new(), row: 0, skipped: 0 })
+        let bounded =
+            FOCUS_LIMITS.iter().filter_map(|(column, limit)| Some((*columns.get(*column)?, *column, *limit))).collect();
+        Ok(Self {
+            file: file.to_owned(),
+            reader,
+            columns,
+            bounded,
+            record: csv::StringRecord::new(),
+            row: 0,
+            skipped: 0,
+        })
     }
 
     /// Rows of other providers skipped so far.
@@ -79,6 +106,30 @@ impl<R: Read> FocusCsv<R> {
     }
 
     fn line(&self) -> Result<CurLine, CurCsvError> {
+        for &(index, column, limit) in &self.bounded {
+            let value = self.record.get(index).unwrap_or("");
+            if value.len() > limit {
+                return Err(CurCsvError::TooLong {
+                    file: self.file.clone(),
+                    row: self.row,
+                    column,
+                    bytes: value.len(),
+                    start: value.chars().take(40).collect(),
+                    limit,
+                });
+            }
+        }
+        let cost = self.number("BilledCost", true)?;
+        let category = self.text("ChargeCategory");
+        if cost < 0.0 && NEVER_NEGATIVE.contains(&category) {
+            return Err(CurCsvError::BadValue {
+                file: self.file.clone(),
+                row: self.row,
+                column: "BilledCost",
+                value: format!("{} on a {category} charge", self.text("BilledCost")),
+                reason: "is negative; only credits, refunds and discounts may be",
+            });
+        }
         Ok(CurLine {
             usage_account_id: account_id(self.text("SubAccountId"))
                 .ok_or_else(|| self.bad("SubAccountId", "is not an AWS account id"))?,
@@ -90,7 +141,7 @@ impl<R: Read> FocusCsv<R> {
             operation: self.text("x_Operation").to_owned(),
             resource_id: self.text("ResourceId").to_owned(),
             usage_amount: self.number("ConsumedQuantity", false)?,
-            unblended_cost: self.number("BilledCost", true)?,
+            unblended_cost: cost,
             billing_entity: self.text("InvoiceIssuerName").to_owned(),
             product_name: self.text("ServiceName").to_owned(),
             iam_principal: None,
@@ -155,5 +206,15 @@ mod tests {
         assert_eq!(err.to_string(), "f.csv: row 1, column `BilledCost`: `abc` is not a number");
         let err = FocusCsv::new("f.csv", "ProviderName,SubAccountId\n".as_bytes()).err().unwrap();
         assert!(err.to_string().contains("missing required column `ChargeCategory`"), "{err}");
+        // The bounds and signs of the CUR reader hold for FOCUS too (issue 10.12).
+        let header = "ProviderName,SubAccountId,ChargeCategory,ChargePeriodStart,BilledCost,ResourceId";
+        let huge = format!("{header}\nAWS,123456789012,Usage,2024-09-18 22:00:00,1,{}\n", "r".repeat(3_000));
+        let err = FocusCsv::new("f.csv", huge.as_bytes()).unwrap().next().unwrap().unwrap_err();
+        assert!(err.to_string().starts_with("f.csv: row 1, column `ResourceId`: a value of 3000 bytes"), "{err}");
+        let negative = format!("{header}\nAWS,123456789012,Usage,2024-09-18 22:00:00,-1,\n");
+        let err = FocusCsv::new("f.csv", negative.as_bytes()).unwrap().next().unwrap().unwrap_err();
+        assert!(err.to_string().contains("`-1 on a Usage charge` is negative"), "{err}");
+        let credit = format!("{header}\nAWS,123456789012,Credit,2024-09-18 22:00:00,-1,\n");
+        assert_eq!(FocusCsv::new("f.csv", credit.as_bytes()).unwrap().next().unwrap().unwrap().unblended_cost, -1.0);
     }
 }

@@ -123,9 +123,42 @@ pub enum WorkloadsCommand {
     },
 }
 
-fn role_ref(account: String, resource: ResourceArgs) -> (Option<pb::IamRoleRef>, Option<String>, Option<String>) {
-    let role = resource.role.map(|role_name_or_arn| pb::IamRoleRef { account_id: account, role_name_or_arn });
-    (role, resource.guardrail, resource.workspace)
+/// The resource named on the command line, for either request that names one.
+enum Named {
+    Role(pb::IamRoleRef),
+    Guardrail(String),
+    Workspace(String),
+}
+
+impl ResourceArgs {
+    fn named(self, account: String) -> anyhow::Result<Named> {
+        match (self.role, self.guardrail, self.workspace) {
+            (Some(role_name_or_arn), _, _) => Ok(Named::Role(pb::IamRoleRef { account_id: account, role_name_or_arn })),
+            (_, Some(arn), _) => Ok(Named::Guardrail(arn)),
+            (_, _, Some(name)) => Ok(Named::Workspace(name)),
+            _ => anyhow::bail!("give --role, --guardrail or --workspace"),
+        }
+    }
+}
+
+impl From<Named> for pb::claim_resource_request::Resource {
+    fn from(n: Named) -> Self {
+        match n {
+            Named::Role(r) => Self::Role(r),
+            Named::Guardrail(arn) => Self::GuardrailArn(arn),
+            Named::Workspace(name) => Self::Workspace(name),
+        }
+    }
+}
+
+impl From<Named> for pb::reassign_resource_request::Resource {
+    fn from(n: Named) -> Self {
+        match n {
+            Named::Role(r) => Self::Role(r),
+            Named::Guardrail(arn) => Self::GuardrailArn(arn),
+            Named::Workspace(name) => Self::Workspace(name),
+        }
+    }
 }
 
 fn claim_json(c: &pb::Claim) -> Value {
@@ -165,13 +198,7 @@ fn workload_json(w: &pb::Workload) -> Value {
 /// `finops claim …`
 pub async fn claim(conn: &Connection, a: ClaimArgs) -> anyhow::Result<()> {
     let mut client = SpacesServiceClient::new(conn.channel().await?);
-    use pb::claim_resource_request::Resource;
-    let resource = match role_ref(a.account, a.resource) {
-        (Some(role), _, _) => Resource::Role(role),
-        (_, Some(arn), _) => Resource::GuardrailArn(arn),
-        (_, _, Some(name)) => Resource::Workspace(name),
-        _ => anyhow::bail!("give --role, --guardrail or --workspace"),
-    };
+    let resource = a.resource.named(a.account)?.into();
     let message = pb::ClaimResourceRequest {
         business_request: a.request,
         resource: Some(resource),
@@ -218,13 +245,7 @@ pub async fn claims(conn: &Connection, command: ClaimsCommand) -> anyhow::Result
             print_claim(conn, &c);
         }
         ClaimsCommand::Reassign { request, account, resource, from, rationale } => {
-            use pb::reassign_resource_request::Resource;
-            let resource = match role_ref(account, resource) {
-                (Some(role), _, _) => Resource::Role(role),
-                (_, Some(arn), _) => Resource::GuardrailArn(arn),
-                (_, _, Some(name)) => Resource::Workspace(name),
-                _ => anyhow::bail!("give --role, --guardrail or --workspace"),
-            };
+            let resource = resource.named(account)?.into();
             let message = pb::ReassignResourceRequest {
                 business_request: request,
                 resource: Some(resource),
