@@ -1,7 +1,8 @@
 //! # Read models
 //!
 //! Projectors fold the event log into read models that List and query RPCs answer from:
-//! the request queue, the catalog, the task queue, the claims and the workloads. Each read model is a set
+//! the request queue, the catalog, the task queue, the claims, the workloads, the
+//! Allocation Gaps' lifecycle and the notification outbox. Each read model is a set
 //! of JSON documents keyed by an id; a projector says which documents an event touches and
 //! how each changes. The runner applies a batch of events and moves the projection's
 //! checkpoint **in the same transaction**, so a crash can neither lose nor repeat an
@@ -15,10 +16,12 @@
 //! transaction. The same log always folds into the same documents; [`ReadModels::digest`]
 //! hashes a generation so a rebuild can be checked against the live one.
 
+mod gaps;
 mod projectors;
 mod runner;
 mod store;
 
+pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
 pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
 pub use runner::{ProjectionRunner, RebuildReport};
 pub use store::{Page, ReadModelError, ReadModels};
@@ -36,6 +39,8 @@ pub fn governance_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(TaskQueue),
         Arc::new(ClaimsView),
         Arc::new(WorkloadsView),
+        Arc::new(GapLifecycle),
+        Arc::new(NotificationOutbox),
     ]
 }
 

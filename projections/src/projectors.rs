@@ -12,10 +12,17 @@ use serde_json::{Value, json};
 use crate::Projector;
 
 /// Every governance projector, in the order they are run.
-pub const ALL: [&str; 5] =
-    [RequestQueue::NAME, CatalogView::NAME, TaskQueue::NAME, ClaimsView::NAME, WorkloadsView::NAME];
+pub const ALL: [&str; 7] = [
+    RequestQueue::NAME,
+    CatalogView::NAME,
+    TaskQueue::NAME,
+    ClaimsView::NAME,
+    WorkloadsView::NAME,
+    crate::gaps::GapLifecycle::NAME,
+    crate::gaps::NotificationOutbox::NAME,
+];
 
-fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E> {
+pub(crate) fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E> {
     if !event.stream_id.as_str().starts_with(prefix) {
         return None;
     }

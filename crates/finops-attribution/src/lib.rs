@@ -16,6 +16,7 @@
 
 pub mod chargeback;
 pub mod export;
+pub mod gaps;
 pub mod governance;
 pub mod lines;
 pub mod parquet_csv;

@@ -13,6 +13,7 @@ pub mod artefacts;
 pub mod catalog;
 pub mod cur_batches;
 pub mod error;
+pub mod gaps;
 pub mod governance_state;
 pub mod org;
 pub mod pricing;

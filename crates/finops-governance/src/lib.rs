@@ -252,6 +252,8 @@ pub mod streams {
     pub const ORGANISATION: &str = "organisation";
     /// The role patterns' stream.
     pub const ROLE_PATTERNS: &str = "role-patterns";
+    /// Allocation gaps, by id: `allocation-gap-{uuid}`.
+    pub const GAP: &str = "allocation-gap-";
 
     fn named(name: String) -> StreamId {
         StreamId::new(name).expect("valid stream id")
@@ -288,5 +290,9 @@ pub mod streams {
     /// The role patterns' single stream.
     pub fn role_patterns() -> StreamId {
         named(ROLE_PATTERNS.to_owned())
+    }
+    /// `allocation-gap-{id}`
+    pub fn gap(id: Uuid) -> StreamId {
+        named(format!("{GAP}{id}"))
     }
 }

@@ -20,14 +20,35 @@ pub async fn state_as_of(
     as_of: Option<DateTime<Utc>>,
 ) -> Result<GovernanceState, GovernanceError> {
     store.seal_committed().await?;
+    fold(store, |event| as_of.is_none_or(|t| event.metadata.recorded_at <= t), |_| Ok(())).await
+}
+
+/// Folds the governance state from every event up to and including `through` (a
+/// position: what a process reacting to the event there saw, whenever it runs), showing
+/// each of those events to `visit` as well (a process folds its own aggregates in the
+/// same pass).
+pub async fn state_through(
+    store: &dyn EventStore,
+    through: Position,
+    visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
+) -> Result<GovernanceState, GovernanceError> {
+    fold(store, |event| event.position.is_some_and(|p| p <= through), visit).await
+}
+
+async fn fold(
+    store: &dyn EventStore,
+    keep: impl Fn(&RecordedEvent) -> bool,
+    mut visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
+) -> Result<GovernanceState, GovernanceError> {
     let mut state = GovernanceState::default();
     let mut after = Position::START;
     loop {
         let page = store.read_all(AllRead::forwards_after(after, PAGE)).await?;
         let Some(last) = page.last().and_then(|e| e.position) else { break };
         for event in &page {
-            if as_of.is_none_or(|t| event.metadata.recorded_at <= t) {
+            if keep(event) {
                 apply(&mut state, event)?;
+                visit(event)?;
             }
         }
         after = last;

@@ -20,8 +20,10 @@
 //! reaction stops the round (and is retried) rather than moving the checkpoint past it.
 
 mod approval;
+pub mod gaps;
 
 pub use approval::{ApprovalFanOut, fan_out};
+pub use gaps::GapDetector;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +43,9 @@ pub enum ProcessError {
     /// The checkpoint could not be read or moved.
     #[error(transparent)]
     Checkpoint(#[from] finops_projections::ReadModelError),
+    /// Attribution could not answer (the gap detector's question).
+    #[error("attribution: {0}")]
+    Attribution(String),
 }
 
 /// Follows the head with `round` until the returned handle is aborted; failures are

@@ -1,0 +1,217 @@
+//! The gap detector (issue 11): follows the log and, whenever something that decides
+//! where AI money goes is recorded — a CUR batch ingested or restated, a claim, an
+//! approval, a workload's estimate, business case or budget, the role patterns, the
+//! organisation — evaluates every ingested period again from the existing classification
+//! and records what changed on each Allocation Gap (`finops_domain::gaps`): detected,
+//! spend updated, cause cleared, reopened.
+//!
+//! Deterministic: an evaluation reads the governance state *through the position of the
+//! event that triggered it* and the batches current then, so running it again (after a
+//! crash, from the demo seed and then the process, on another instance) finds the same
+//! thing; its commands carry request ids derived from that event and the gap, and each
+//! gap refuses an evaluation older than one it recorded. Only gaps whose state changes are
+//! written: re-detection after one claim touches the gaps that claim affects.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
+use finops_domain::Aggregate;
+use finops_domain::gaps::{AllocationGap, EvaluationCause, GapCommand, GapEvent};
+use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
+use finops_governance::state::state_through;
+use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
+use finops_projections::ReadModels;
+use uuid::Uuid;
+
+use crate::ProcessError;
+
+/// Events read per round.
+const PAGE: usize = 500;
+
+/// The actor the detector's observations are recorded as.
+pub const DETECTOR_ACTOR: &str = "gap-detector";
+
+/// Detects Allocation Gaps as the log moves.
+#[derive(Clone)]
+pub struct GapDetector {
+    store: Arc<dyn EventStore>,
+    checkpoints: ReadModels,
+    engine: AttributionEngine,
+    failures: Arc<AtomicU64>,
+}
+
+/// What one evaluation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluation {
+    /// Periods evaluated.
+    pub periods: usize,
+    /// Gaps found across them.
+    pub found: usize,
+    /// Gaps whose stream received events.
+    pub touched: usize,
+}
+
+/// Does this event change where AI money goes (and so call for a new evaluation)?
+pub fn triggers_evaluation(event: &RecordedEvent) -> bool {
+    let stream = event.stream_id.as_str();
+    [streams::CUR_PERIOD, streams::CLAIM, streams::BUSINESS_REQUEST, streams::WORKLOAD]
+        .iter()
+        .any(|p| stream.starts_with(p))
+        || stream == streams::ROLE_PATTERNS
+        || stream == streams::ORGANISATION
+}
+
+impl GapDetector {
+    /// The checkpoint's key.
+    pub const NAME: &'static str = "gap_detector";
+
+    /// A detector over `store`, answering with `engine`, keeping its checkpoint in
+    /// `checkpoints`.
+    pub fn new(store: Arc<dyn EventStore>, checkpoints: ReadModels, engine: AttributionEngine) -> Self {
+        Self { store, checkpoints, engine, failures: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// How many rounds failed (and were retried) since this process was made.
+    pub fn failed_rounds(&self) -> u64 {
+        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Handles every sealed event after the checkpoint: one evaluation per page that
+    /// holds a trigger, at the page's last trigger. Returns the evaluations made.
+    pub async fn run_once(&self) -> Result<Vec<Evaluation>, ProcessError> {
+        let mut done = Vec::new();
+        loop {
+            let from = self.checkpoints.process_checkpoint(Self::NAME).await?;
+            let page = self.store.read_all(AllRead::forwards_after(Position(from), PAGE)).await?;
+            let Some(to) = page.last().and_then(|e| e.position) else { return Ok(done) };
+            if let Some(trigger) = page.iter().rev().find(|e| triggers_evaluation(e)) {
+                done.push(evaluate(&self.store, &self.engine, trigger).await?);
+            }
+            self.checkpoints.advance_process(Self::NAME, from, to.0).await?;
+        }
+    }
+
+    /// Follows the head until the handle is aborted.
+    pub fn spawn(self, poll: Duration) -> tokio::task::JoinHandle<()> {
+        let (store, failures) = (self.store.clone(), self.failures.clone());
+        crate::follow(store, Self::NAME, poll, failures, move || {
+            let this = self.clone();
+            async move { this.run_once().await.map(|e| e.len() as u64) }
+        })
+    }
+}
+
+/// Evaluates every ingested period as the log stood at `trigger` and records what changed
+/// on each gap. Idempotent (see the module's notes).
+pub async fn evaluate(
+    store: &Arc<dyn EventStore>,
+    engine: &AttributionEngine,
+    trigger: &RecordedEvent,
+) -> Result<Evaluation, ProcessError> {
+    let through = trigger.position.ok_or_else(|| {
+        ProcessError::Command(GovernanceError::Undecodable {
+            stream: trigger.stream_id.to_string(),
+            event_id: trigger.event_id,
+            event_type: trigger.event_type.clone(),
+            reason: "an evaluation needs a sealed event (one with a position)".into(),
+        })
+    })?;
+    // The gaps as the log stood then, folded in the same pass as the governance state.
+    let mut gaps: BTreeMap<Uuid, AllocationGap> = BTreeMap::new();
+    let state = state_through(store.as_ref(), through, |event| {
+        if let Some(id) = event.stream_id.as_str().strip_prefix(streams::GAP).and_then(|id| Uuid::parse_str(id).ok()) {
+            let gap = gaps.remove(&id).unwrap_or_default();
+            gaps.insert(id, gap.evolve(&decode::<GapEvent>(event)?));
+        }
+        Ok(())
+    })
+    .await?;
+    let newest = state.cur_periods.keys().next_back().cloned();
+    let view = GovernanceView::from(&state);
+    let cause = EvaluationCause {
+        event_id: trigger.event_id,
+        event_type: trigger.event_type.clone(),
+        stream: trigger.stream_id.to_string(),
+    };
+    let at = trigger.metadata.recorded_at;
+    let handler = CommandHandler::<AllocationGap>::new(store.clone());
+    let mut outcome = Evaluation::default();
+    let mut touched = std::collections::BTreeSet::new();
+    for (period, cur) in &state.cur_periods {
+        let Some((batch, _)) = cur.batches.last() else { continue };
+        let question = match engine.question(view.clone(), batch, Visibility::Everything).await {
+            Ok(question) => question,
+            // A batch stored in an earlier columnar layout is read again once its delivery
+            // is ingested again (which triggers an evaluation); until then it has no gaps
+            // to tell, and the other periods must not wait for it.
+            Err(e @ finops_attribution::AttributionError::Outdated { .. }) => {
+                tracing::warn!(%period, error = %e, "period skipped by the gap detector");
+                continue;
+            }
+            Err(e) => return Err(attribution(e)),
+        };
+        let found = question.gaps().await.map_err(attribution)?;
+        outcome.periods += 1;
+        outcome.found += found.len();
+        let newest = newest.as_deref() == Some(period.as_str());
+        let mut commands: BTreeMap<Uuid, GapCommand> = BTreeMap::new();
+        for f in found {
+            commands.insert(
+                f.identity.gap_id(),
+                GapCommand::Observe {
+                    identity: f.identity,
+                    period: period.clone(),
+                    spend: Some(f.spend),
+                    newest,
+                    through: through.0,
+                    cause: cause.clone(),
+                    at,
+                },
+            );
+        }
+        // Known gaps the period no longer holds.
+        for (id, gap) in &gaps {
+            let Some(identity) = &gap.identity else { continue };
+            commands.entry(*id).or_insert_with(|| GapCommand::Observe {
+                identity: identity.clone(),
+                period: period.clone(),
+                spend: None,
+                newest,
+                through: through.0,
+                cause: cause.clone(),
+                at,
+            });
+        }
+        for (id, command) in commands {
+            let gap = gaps.remove(&id).unwrap_or_default();
+            // Decided here first, so only gaps that change cost a round trip.
+            let events = gap.decide(&command).map_err(|e| ProcessError::Command(GovernanceError::Refused(e)))?;
+            let gap = events.iter().fold(gap, AllocationGap::evolve);
+            gaps.insert(id, gap);
+            if events.is_empty() {
+                continue;
+            }
+            let context = CommandContext {
+                actor_id: DETECTOR_ACTOR.to_owned(),
+                actor_role: "process".to_owned(),
+                request_id: Uuid::new_v5(&trigger.event_id, format!("gap {id} {period}").as_bytes()),
+                rationale: None,
+                correlation_id: trigger.metadata.correlation_id,
+                causation_id: Some(trigger.event_id),
+                fingerprint: None,
+            };
+            handler.execute(&streams::gap(id), &command, &context).await?;
+            touched.insert(id);
+        }
+    }
+    outcome.touched = touched.len();
+    tracing::info!(trigger = %trigger.event_type, position = through.0, ?outcome, "gaps evaluated");
+    Ok(outcome)
+}
+
+fn attribution(e: finops_attribution::AttributionError) -> ProcessError {
+    ProcessError::Attribution(e.to_string())
+}
