@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int64Type};
+use datafusion::arrow::util::display::array_value_to_string;
 use finops_domain::gaps::{GapIdentity, GapKind, GapSpend, MAX_LISTED};
 use uuid::Uuid;
 
@@ -42,9 +43,10 @@ impl Question {
                    FROM classified WHERE gap IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9";
         let mut found: BTreeMap<(GapKind, String), (GapIdentity, Sums)> = BTreeMap::new();
         for batch in self.sql(sql).await? {
+            // Whatever string layout the engine chose (Utf8, Utf8View, a dictionary).
             let text = |i: usize, row: usize| {
                 let column = batch.column(i);
-                if column.is_null(row) { String::new() } else { column.as_string::<i32>().value(row).to_owned() }
+                if column.is_null(row) { String::new() } else { array_value_to_string(column, row).unwrap_or_default() }
             };
             for row in 0..batch.num_rows() {
                 let Ok(kind) = text(0, row).parse::<GapKind>() else { continue };

@@ -127,6 +127,15 @@ where
         Ok((Loaded { state: A::fold(&events), version }, recorded))
     }
 
+    /// Whether the command `context` names (by its request id) already took effect on
+    /// `stream`: a caller with side effects before the command checks this first, so a
+    /// retry is answered rather than refused by a state the first attempt moved on.
+    pub async fn is_recorded(&self, stream: &StreamId, context: &CommandContext) -> Result<bool, GovernanceError> {
+        let first_id = event_id(context, stream, 0);
+        let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
+        Ok(recorded.iter().any(|r| r.event_id == first_id))
+    }
+
     /// Decides `command` on the current state and appends what it produces. Returns the
     /// state after the command (unchanged when the command decided nothing).
     pub async fn execute(

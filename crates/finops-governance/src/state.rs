@@ -24,9 +24,9 @@ pub async fn state_as_of(
 }
 
 /// Folds the governance state from every event up to and including `through` (a
-/// position: what a process reacting to the event there saw, whenever it runs), showing
-/// each of those events to `visit` as well (a process folds its own aggregates in the
-/// same pass).
+/// position: what a process reacting to the event there saw, whenever it runs), and shows
+/// every event of the log — up to the head, not only through `through` — to `visit`: a
+/// process folds its own aggregates in the same pass, as they stand now.
 pub async fn state_through(
     store: &dyn EventStore,
     through: Position,
@@ -48,8 +48,8 @@ async fn fold(
         for event in &page {
             if keep(event) {
                 apply(&mut state, event)?;
-                visit(event)?;
             }
+            visit(event)?;
         }
         after = last;
         if page.len() < PAGE {

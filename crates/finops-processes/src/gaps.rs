@@ -119,7 +119,9 @@ pub async fn evaluate(
             reason: "an evaluation needs a sealed event (one with a position)".into(),
         })
     })?;
-    // The gaps as the log stood then, folded in the same pass as the governance state.
+    // The gaps as they stand now (an earlier evaluation's findings may have been written
+    // after the trigger), folded in the same pass as the governance state then. Each gap
+    // refuses an observation older than its own, so knowing more is always safe.
     let mut gaps: BTreeMap<Uuid, AllocationGap> = BTreeMap::new();
     let state = state_through(store.as_ref(), through, |event| {
         if let Some(id) = event.stream_id.as_str().strip_prefix(streams::GAP).and_then(|id| Uuid::parse_str(id).ok()) {

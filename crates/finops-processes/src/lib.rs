@@ -59,14 +59,23 @@ pub(crate) fn follow<F, Fut>(
 ) -> tokio::task::JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<u64, ProcessError>> + Send,
+    Fut: std::future::Future<Output = Result<u64, ProcessError>> + Send + 'static,
 {
     tokio::spawn(async move {
         let mut signal = store.head_signal();
         loop {
-            if let Err(e) = round().await {
-                failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(process = name, error = %e, "process round failed; retrying");
+            // Each round on its own task: a panic fails the round (counted, retried), it
+            // does not end the process for the life of the server.
+            match tokio::spawn(round()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(process = name, error = %e, "process round failed; retrying");
+                }
+                Err(e) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(process = name, error = %e, "process round panicked; retrying");
+                }
             }
             tokio::select! {
                 changed = signal.changed() => if changed.is_err() { return },

@@ -24,7 +24,8 @@ use uuid::Uuid;
 /// The namespace demo ids are derived in.
 const DEMO: Uuid = Uuid::from_u128(0x0f1e_d3c0_0000_7000_8000_0000_0000_d3a0);
 
-fn id(name: &str) -> Uuid {
+/// The demo's id for a named thing (a request's key, a product's or a budget's name).
+pub fn id(name: &str) -> Uuid {
     Uuid::new_v5(&DEMO, name.as_bytes())
 }
 
@@ -232,13 +233,17 @@ pub async fn seed(
             key: "claims-triage",
             product: "Claims Triage",
             owner: "po-juan",
-            details: ops(
-                "Claims Triage",
-                "Sorts incoming claims by urgency and line of business.",
-                WorkloadType::DocumentProcessing,
-                Availability::Standard,
-                1_800,
-            ),
+            // No business case declared yet: once it spends, an Unbacked AI Workload.
+            details: RequestDetails {
+                business_case: None,
+                ..ops(
+                    "Claims Triage",
+                    "Sorts incoming claims by urgency and line of business.",
+                    WorkloadType::DocumentProcessing,
+                    Availability::Standard,
+                    1_800,
+                )
+            },
             outcome: Outcome::Approved(
                 Platform::AmazonBedrock,
                 "anthropic.claude-3-haiku-20240307-v1:0",

@@ -14,6 +14,7 @@ mod catalog_api;
 mod config;
 pub mod demo;
 mod event_log_api;
+mod gap_api;
 mod organisation_api;
 mod spaces_api;
 mod status;
@@ -28,6 +29,7 @@ use finops_proto::v1::attribution_service_server::AttributionServiceServer;
 use finops_proto::v1::business_request_service_server::BusinessRequestServiceServer;
 use finops_proto::v1::catalog_service_server::CatalogServiceServer;
 use finops_proto::v1::event_log_service_server::EventLogServiceServer;
+use finops_proto::v1::gap_service_server::GapServiceServer;
 use finops_proto::v1::organisation_service_server::OrganisationServiceServer;
 use finops_proto::v1::spaces_service_server::SpacesServiceServer;
 use finops_proto::v1::task_service_server::TaskServiceServer;
@@ -41,6 +43,7 @@ pub use config::{
     DEV_JWT_SECRET, ServerConfig,
 };
 pub use event_log_api::EventLogApi;
+pub use gap_api::GapApi;
 pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
 pub use task_api::TaskApi;
@@ -125,6 +128,7 @@ pub async fn serve(
     health.set_serving::<SpacesServiceServer<SpacesApi>>().await;
     health.set_serving::<OrganisationServiceServer<OrganisationApi>>().await;
     health.set_serving::<AttributionServiceServer<AttributionApi>>().await;
+    health.set_serving::<GapServiceServer<GapApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
@@ -142,6 +146,12 @@ pub async fn serve(
         store.clone(),
         read_models.clone(),
         config.identity_center_instance_arn.clone(),
+    )
+    .spawn(std::time::Duration::from_millis(500));
+    let gap_detector_task = finops_processes::GapDetector::new(
+        store.clone(),
+        read_models.clone(),
+        finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
     )
     .spawn(std::time::Duration::from_millis(500));
 
@@ -174,6 +184,7 @@ pub async fn serve(
             health.set_not_serving::<SpacesServiceServer<SpacesApi>>().await;
             health.set_not_serving::<OrganisationServiceServer<OrganisationApi>>().await;
             health.set_not_serving::<AttributionServiceServer<AttributionApi>>().await;
+            health.set_not_serving::<GapServiceServer<GapApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -209,6 +220,7 @@ pub async fn serve(
             config.role_patterns.clone(),
             auth.clone(),
         )))
+        .add_service(GapServiceServer::new(GapApi::new(store.clone(), read_models.clone(), auth.clone())))
         .add_service(SpacesServiceServer::new(SpacesApi::new(store, read_models, auth)))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {
@@ -224,6 +236,7 @@ pub async fn serve(
     }
     projection_task.abort();
     fan_out_task.abort();
+    gap_detector_task.abort();
     tracing::info!("stopped");
     Ok(())
 }
