@@ -106,6 +106,9 @@ impl Projector for RequestQueue {
                 doc["last_rejection"] = json!(rationale);
             }
             RequestEvent::BusinessRequestWithdrawn { .. } => doc["status"] = json!("withdrawn"),
+            RequestEvent::ApprovalScopeExtended { accounts, regions, by, at, .. } => {
+                doc["scope_extended"] = json!({ "accounts": accounts, "regions": regions, "by": by, "at": at });
+            }
         }
         Some(doc)
     }

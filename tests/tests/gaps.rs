@@ -309,6 +309,52 @@ async fn every_gap_loop(url: &str) {
     assert_eq!((decision.who.as_str(), decision.role.as_str()), ("fl-ana", "finops_lead"));
     assert!(decision.why.starts_with("Accepted"));
 
+    // Add Scope: the approval (and the catalog entry) extended to a region Claims Triage's
+    // Haiku spend ran in; the detector then finds that spend in scope and resolves the gap.
+    let haiku = "anthropic.claude-3-haiku-20240307-v1:0";
+    let elsewhere = listed
+        .gaps
+        .iter()
+        .find(|g| {
+            g.kind == "out_of_approved_scope"
+                && g.anchor.ends_with(haiku)
+                && g.anchor.contains(&format!("/{CX_ACCOUNT}/"))
+                && g.name != scope.name
+        })
+        .expect("Haiku spend outside us-west-2")
+        .clone();
+    let extended = c
+        .gaps
+        .act_on_gap(authed(act(&elsewhere.name, "add_scope", "Claims Triage also serves this region"), &fl))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(extended.last_action.as_ref().unwrap().resources[0], triage_request);
+    gap_until(&mut c.gaps, &fl, &elsewhere.name, |g| g.status == "resolved").await;
+    // Another model is another request: Add Scope refuses it; the Cloud Engineer is flagged.
+    let other_model = listed
+        .gaps
+        .iter()
+        .find(|g| g.kind == "out_of_approved_scope" && !g.anchor.ends_with(haiku) && g.name != scope.name)
+        .expect("spend on another model")
+        .clone();
+    let refused = c.gaps.act_on_gap(authed(act(&other_model.name, "add_scope", "x"), &fl)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    let flagged = c
+        .gaps
+        .act_on_gap(authed(act(&other_model.name, "flag_for_cloud_engineer", "Move it back to Haiku"), &fl))
+        .await
+        .unwrap()
+        .into_inner();
+    let task = flagged.last_action.as_ref().unwrap().resources[0].clone();
+    assert!(task.starts_with("tasks/"), "{task}");
+    let mut tasks = finops_proto::v1::task_service_client::TaskServiceClient::new(
+        tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
+    );
+    let ce = server.token("ce-li", Role::CloudEngineer);
+    let created = tasks.get_task(authed(pb::GetTaskRequest { name: task.clone() }, &ce)).await.unwrap().into_inner();
+    assert_eq!(created.kind, "move_out_of_scope_usage");
+
     // 3. Claim in Spaces: the guardrail goes to Support Bot; the detector sees the claim and
     // resolves the gap by itself, naming the event that cleared it.
     let guardrail = gap_of("unallocated_guardrail");

@@ -283,6 +283,21 @@ pub enum RequestCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The FinOps Lead extends an approval to more accounts or regions (Add Scope, the
+    /// answer to an Out of Approved Scope gap). The model stays the approved one: another
+    /// model is another Business Request.
+    ExtendScope {
+        /// Accounts to add.
+        accounts: BTreeSet<AccountId>,
+        /// Regions to add.
+        regions: BTreeSet<Region>,
+        /// Who.
+        by: String,
+        /// Why (required).
+        rationale: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// What a Business Request records.
@@ -354,6 +369,19 @@ pub enum RequestEvent {
         by: String,
         /// Why, if given.
         reason: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The approval's scope was extended (only what is new is listed).
+    ApprovalScopeExtended {
+        /// Accounts added.
+        accounts: BTreeSet<AccountId>,
+        /// Regions added.
+        regions: BTreeSet<Region>,
+        /// Who.
+        by: String,
+        /// Why.
+        rationale: String,
         /// When.
         at: DateTime<Utc>,
     },
@@ -606,6 +634,30 @@ impl Aggregate for BusinessRequest {
                 RequestStatus::Withdrawn => Ok(vec![]),
                 _ => Err(illegal("withdraw")),
             },
+            RequestCommand::ExtendScope { accounts, regions, by, rationale, at } => {
+                let Some(approval) = self.approval.as_ref().filter(|_| self.status == RequestStatus::Approved) else {
+                    return Err(illegal("extend the scope of"));
+                };
+                let mut v = Violations::default();
+                v.require_rationale(rationale);
+                if accounts.is_empty() && regions.is_empty() {
+                    v.add("scope", "name an account or a region to add");
+                }
+                v.into_result()?;
+                let accounts: BTreeSet<AccountId> = accounts.difference(&approval.scope.accounts).cloned().collect();
+                let regions: BTreeSet<Region> = regions.difference(&approval.scope.regions).cloned().collect();
+                // Already inside the scope (a retry, or nothing new): nothing to record.
+                if accounts.is_empty() && regions.is_empty() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RequestEvent::ApprovalScopeExtended {
+                    accounts,
+                    regions,
+                    by: by.clone(),
+                    rationale: rationale.clone(),
+                    at: *at,
+                }])
+            }
         }
     }
 
@@ -638,6 +690,12 @@ impl Aggregate for BusinessRequest {
                 self.revision = *revision;
             }
             RequestEvent::BusinessRequestWithdrawn { .. } => self.status = RequestStatus::Withdrawn,
+            RequestEvent::ApprovalScopeExtended { accounts, regions, .. } => {
+                if let Some(approval) = self.approval.as_mut() {
+                    approval.scope.accounts.extend(accounts.iter().cloned());
+                    approval.scope.regions.extend(regions.iter().cloned());
+                }
+            }
         }
         self
     }
@@ -744,11 +802,61 @@ mod tests {
         }
     }
 
+    fn history_approved() -> Vec<RequestEvent> {
+        let mut history = vec![submitted(operations())];
+        let approval = BusinessRequest::fold(&history)
+            .decide(&approve(review(), CatalogStanding::Approved(catalog_scope())))
+            .unwrap();
+        history.extend(approval);
+        history
+    }
+
     fn violations(err: DomainError) -> Vec<String> {
         match err {
             DomainError::Invalid(v) => v.into_iter().map(|v| v.field).collect(),
             other => panic!("expected field violations, got {other}"),
         }
+    }
+
+    #[test]
+    fn the_finops_lead_extends_an_approvals_scope_once_with_a_reason() {
+        let events = given::<BusinessRequest>(&history_approved())
+            .when(RequestCommand::ExtendScope {
+                accounts: BTreeSet::new(),
+                regions: [Region::parse("eu-west-1").unwrap()].into(),
+                by: "fl-ana".into(),
+                rationale: "Served from Ireland too".into(),
+                at: at(),
+            })
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        let mut all = history_approved();
+        all.extend(events);
+        let extended = BusinessRequest::fold(&all);
+        assert!(extended.approval.unwrap().scope.regions.contains(&Region::parse("eu-west-1").unwrap()));
+        let refused = given::<BusinessRequest>(&[submitted(coding())])
+            .when(RequestCommand::ExtendScope {
+                accounts: BTreeSet::new(),
+                regions: [Region::parse("eu-west-1").unwrap()].into(),
+                by: "fl-ana".into(),
+                rationale: "x".into(),
+                at: at(),
+            })
+            .unwrap_err();
+        assert_eq!(refused.to_string(), "cannot extend the scope of a business request that is submitted");
+        let DomainError::Invalid(v) = given::<BusinessRequest>(&history_approved())
+            .when(RequestCommand::ExtendScope {
+                accounts: BTreeSet::new(),
+                regions: BTreeSet::new(),
+                by: "fl-ana".into(),
+                rationale: " ".into(),
+                at: at(),
+            })
+            .unwrap_err()
+        else {
+            panic!()
+        };
+        assert_eq!(v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), vec!["rationale", "scope"]);
     }
 
     #[test]

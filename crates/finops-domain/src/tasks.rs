@@ -32,6 +32,9 @@ pub enum TaskKind {
     ClaudeWorkspaceAccess,
     /// MAP-eligible workloads: an application inference profile tagged for MAP.
     MapTag,
+    /// An Out of Approved Scope gap flagged by the FinOps Lead: move the usage back to the
+    /// approved model and region.
+    MoveOutOfScopeUsage,
 }
 
 impl TaskKind {
@@ -43,6 +46,7 @@ impl TaskKind {
             Self::ClaudeAllocationTags => "claude_allocation_tags",
             Self::ClaudeWorkspaceAccess => "claude_workspace_access",
             Self::MapTag => "map_tag",
+            Self::MoveOutOfScopeUsage => "move_out_of_scope_usage",
         }
     }
 }
@@ -75,6 +79,90 @@ pub struct TaskPlan {
     pub steps: Vec<TaskStep>,
     /// The approval's rationale, shown to the engineer.
     pub approval_rationale: String,
+}
+
+/// Usage outside an approval, as an Out of Approved Scope gap names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfScopeUsage {
+    /// The gap (the task's id derives from it: flagging twice is one task).
+    pub gap_id: Uuid,
+    /// The approved request and its workload.
+    pub request_id: Uuid,
+    /// The workload.
+    pub workload_id: Uuid,
+    /// The calling role.
+    pub role: String,
+    /// Where it ran.
+    pub account: String,
+    /// The region it ran in.
+    pub region: String,
+    /// The model it used.
+    pub model: String,
+    /// What the approval allows.
+    pub approved_model: String,
+    /// The approved regions.
+    pub approved_regions: Vec<String>,
+}
+
+/// The Cloud Engineer's task for a flagged Out of Approved Scope gap: find the caller,
+/// move it to the approved model and region, confirm.
+pub fn move_out_of_scope_task(usage: &OutOfScopeUsage, rationale: &str) -> TaskPlan {
+    let region = if usage.region.is_empty() { "us-east-1" } else { usage.region.as_str() };
+    let lookup = CliCommand {
+        argv: [
+            "aws",
+            "cloudtrail",
+            "lookup-events",
+            "--region",
+            region,
+            "--lookup-attributes",
+            "AttributeKey=EventSource,AttributeValue=bedrock.amazonaws.com",
+            "--max-results",
+            "50",
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    TaskPlan {
+        task_id: Uuid::new_v5(&usage.gap_id, TaskKind::MoveOutOfScopeUsage.name().as_bytes()),
+        kind: TaskKind::MoveOutOfScopeUsage,
+        request_id: usage.request_id,
+        workload_id: usage.workload_id,
+        depends_on: None,
+        steps: vec![
+            TaskStep {
+                title: "Find the caller outside the approval".into(),
+                instructions: format!(
+                    "Role {} in account {} invoked {} in {} — outside its approval ({} in {}). Look up the \
+                     calls in CloudTrail (run in account {}) to find the code path that uses them.",
+                    usage.role,
+                    usage.account,
+                    usage.model,
+                    region,
+                    usage.approved_model,
+                    usage.approved_regions.join(", "),
+                    usage.account
+                ),
+                commands: vec![lookup],
+            },
+            TaskStep {
+                title: "Move it to the approved model and region".into(),
+                instructions: format!(
+                    "Change the workload's configuration to call {} in {}; if it needs this model or region, \
+                     ask the FinOps Lead to extend the approval instead.",
+                    usage.approved_model,
+                    usage.approved_regions.join(" or ")
+                ),
+                commands: vec![],
+            },
+            TaskStep {
+                title: "Confirm".into(),
+                instructions: "Mark the task implemented once no call leaves the approval.".into(),
+                commands: vec![],
+            },
+        ],
+        approval_rationale: rationale.to_owned(),
+    }
 }
 
 /// The task whose implementation brings the workload's generated principal into being —

@@ -290,6 +290,153 @@ impl GapApi {
     }
 }
 
+/// What an Out of Approved Scope gap's anchor names:
+/// `scope/{workload}/{account}/{region}/{model}`.
+struct OutOfScope {
+    workload_id: Uuid,
+    account: String,
+    region: String,
+    model: String,
+}
+
+impl OutOfScope {
+    fn of(identity: &GapIdentity) -> Result<Self, Status> {
+        let parts: Vec<&str> = identity.anchor.splitn(5, '/').collect();
+        match parts.as_slice() {
+            ["scope", workload, account, region, model] => Ok(Self {
+                workload_id: Uuid::parse_str(workload)
+                    .map_err(|_| Status::internal(format!("gap anchor `{}` names no workload", identity.anchor)))?,
+                account: (*account).to_owned(),
+                region: (*region).to_owned(),
+                model: (*model).to_owned(),
+            }),
+            _ => Err(Status::internal(format!("gap anchor `{}` is not an approval scope", identity.anchor))),
+        }
+    }
+}
+
+impl GapApi {
+    /// The approved request of an out-of-scope gap's workload, and its id.
+    async fn scope_request(&self, usage: &OutOfScope) -> Result<(Uuid, BusinessRequest), Status> {
+        let workload = self
+            .read_models
+            .get(finops_projections::WorkloadsView::NAME, &usage.workload_id.to_string())
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(|| not_found(format!("workload {}", usage.workload_id)))?;
+        let mut fields = Fields::default();
+        let id = wire::business_request_name(&mut fields, &wire::text(&workload, "business_request"))
+            .ok_or_else(|| Status::internal(format!("workload {} names no Business Request", usage.workload_id)))?;
+        let (request, _) = self.approved_workload(id).await?;
+        Ok((id, request))
+    }
+
+    /// Add Scope: the approval — and the model's catalog entry — extended to the account and
+    /// region the gap's spend ran in. Another model is another Business Request.
+    async fn add_scope(
+        &self,
+        context: &CommandContext,
+        identity: &GapIdentity,
+        rationale: &str,
+    ) -> Result<ActionOutcome, Status> {
+        let usage = OutOfScope::of(identity)?;
+        let (id, request) = self.scope_request(&usage).await?;
+        let approval = request.approval.as_ref().expect("approved");
+        let approved_model = approval.review.model_id.as_str();
+        if usage.model.contains('.') && usage.model != approved_model {
+            return Err(Status::failed_precondition(format!(
+                "the spend used {}, not the approved {approved_model}: another model is another Business Request \
+                 (flag_for_cloud_engineer, or recommend one)",
+                usage.model
+            )));
+        }
+        let mut accounts = std::collections::BTreeSet::new();
+        if let Ok(account) = finops_domain::vocabulary::AccountId::parse(&usage.account) {
+            accounts.insert(account);
+        }
+        let mut regions = std::collections::BTreeSet::new();
+        if let Ok(region) = finops_domain::vocabulary::Region::parse(&usage.region) {
+            regions.insert(region);
+        }
+        // The catalog first: a model the catalog no longer approves refuses here, before
+        // anything is written.
+        let catalog_stream = streams::catalog_model(approval.review.platform, approved_model);
+        let scope = finops_domain::vocabulary::ApprovalScope {
+            accounts: accounts.clone(),
+            regions: regions.clone(),
+            actions: approval.scope.actions.clone(),
+        };
+        let catalog = CommandHandler::<finops_domain::catalog::CatalogEntry>::new(self.store.clone());
+        let add = finops_domain::catalog::CatalogCommand::AddScope {
+            scope,
+            by: context.actor_id.clone(),
+            rationale: rationale.to_owned(),
+            at: Utc::now(),
+        };
+        catalog
+            .execute(&catalog_stream, &add, &side_effect(context, "catalog scope"))
+            .await
+            .map_err(from_governance)?;
+        let extend = RequestCommand::ExtendScope {
+            accounts,
+            regions,
+            by: context.actor_id.clone(),
+            rationale: rationale.to_owned(),
+            at: Utc::now(),
+        };
+        self.requests
+            .execute(&streams::business_request(id), &extend, &side_effect(context, "approval scope"))
+            .await
+            .map_err(from_governance)?;
+        Ok(ActionOutcome {
+            resources: vec![
+                format!("businessRequests/{id}"),
+                format!("catalogModels/{}/{approved_model}", approval.review.platform.as_str()),
+            ],
+            steps: vec![format!(
+                "The role {}'s IAM policy names the approved regions' model ARNs; if calls in {} are refused, \
+                 add that region's ARN to its policy.",
+                approval.role_name, usage.region
+            )],
+            ..Default::default()
+        })
+    }
+
+    /// Flag for the Cloud Engineer: a task to move the usage back inside the approval.
+    async fn flag_for_cloud_engineer(
+        &self,
+        context: &CommandContext,
+        identity: &GapIdentity,
+        rationale: &str,
+    ) -> Result<ActionOutcome, Status> {
+        let usage = OutOfScope::of(identity)?;
+        let (request_id, request) = self.scope_request(&usage).await?;
+        let approval = request.approval.as_ref().expect("approved");
+        let plan = finops_domain::tasks::move_out_of_scope_task(
+            &finops_domain::tasks::OutOfScopeUsage {
+                gap_id: identity.gap_id(),
+                request_id,
+                workload_id: usage.workload_id,
+                role: identity.principal.clone(),
+                account: usage.account.clone(),
+                region: usage.region.clone(),
+                model: usage.model.clone(),
+                approved_model: approval.review.model_id.as_str().to_owned(),
+                approved_regions: approval.scope.regions.iter().map(|r| r.as_str().to_owned()).collect(),
+            },
+            rationale,
+        );
+        let task_id = plan.task_id;
+        let tasks = CommandHandler::<finops_domain::tasks::Task>::new(self.store.clone());
+        let create = finops_domain::tasks::TaskCommand::Create { plan, at: Utc::now() };
+        tasks
+            .execute(&streams::task(task_id), &create, &side_effect(context, "task"))
+            .await
+            .map_err(from_governance)?;
+        Ok(ActionOutcome { resources: vec![format!("tasks/{task_id}")], ..Default::default() })
+    }
+}
+
 /// The context of a command an action issues: the same person and correlation as the
 /// action, its own request id derived from the action's (a retry issues nothing twice).
 fn side_effect(context: &CommandContext, purpose: &str) -> CommandContext {
@@ -631,11 +778,9 @@ impl GapService for GapApi {
                     self.prefilled_request(&context, &identity, &gap, product_id, &body.product_owner).await?;
                 ActionOutcome { resources: vec![created], ..Default::default() }
             }
-            GapActionKind::AddScope | GapActionKind::FlagForCloudEngineer => {
-                return Err(Status::unimplemented(format!(
-                    "`{}` is not available yet (issue 11 item 4); resolve the gap with a rationale or act outside FinOps Center",
-                    action.as_str()
-                )));
+            GapActionKind::AddScope => self.add_scope(&context, &identity, &body.rationale).await?,
+            GapActionKind::FlagForCloudEngineer => {
+                self.flag_for_cloud_engineer(&context, &identity, &body.rationale).await?
             }
         };
         self.decide(&principal, &context, id, GapCommand::Act { action, outcome, decider }).await

@@ -45,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: Option<cli::OrgCommand>,
     },
+    /// Allocation Gaps: list, show, act, resolve, recall, value, notifications.
+    Gaps {
+        #[command(subcommand)]
+        command: Option<cli::GapsCommand>,
+    },
     /// Who spent a period's AI dollars: grouped by workload, gap, model… (now or --as-of).
     Attribution(cli::AttributionArgs),
     /// The noisy-neighbour chargeback statement per budget (now or --as-of).
@@ -191,6 +196,7 @@ fn main() -> anyhow::Result<()> {
             Command::Workloads(c) => cli::workloads(&cli.connection, c).await,
             Command::Catalog(c) => cli::catalog(&cli.connection, c).await,
             Command::Org { command } => cli::org(&cli.connection, command).await,
+            Command::Gaps { command } => cli::gaps(&cli.connection, command).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,

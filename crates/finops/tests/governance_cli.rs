@@ -98,10 +98,19 @@ fn every_governance_command_is_in_the_cli_and_takes_a_request_id() {
     let (ok, _, err) = approve("Another reason");
     assert!(!ok);
     assert!(err.contains("AlreadyExists") && err.contains(key), "{err}");
-    let catalog = json(&server, &po, &["catalog", "list"]);
-    assert!(
+    // The catalog is a read model: it follows the log, so wait for it.
+    let listed = |catalog: &serde_json::Value| {
         catalog.as_array().unwrap().iter().any(|m| m["name"] == "catalogModels/amazon_bedrock/amazon.nova-lite-v1:0")
-    );
+    };
+    let mut catalog = json(&server, &po, &["catalog", "list"]);
+    for _ in 0..200 {
+        if listed(&catalog) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        catalog = json(&server, &po, &["catalog", "list"]);
+    }
+    assert!(listed(&catalog));
 
     // Workload estimates and business cases; claims of a guardrail and a workspace.
     let workloads = json(&server, &po, &["workloads", "list"]);

@@ -1,15 +1,17 @@
 //! The `finops` commands for people: submit, review, approve or reject, list and complete
-//! tasks, claim, the catalog, workloads, the organisation, attribution. Each talks gRPC to
+//! tasks, claim, the catalog, workloads, the organisation, attribution, Allocation Gaps. Each talks gRPC to
 //! a running server with the caller's bearer token; tables by default, `--json` for
 //! scripts; `--request-id` makes any command's retry safe.
 
 mod attribution;
 mod catalog;
+mod gaps;
 mod org;
 mod spaces;
 
 pub use attribution::{AttributionArgs, ChargebackArgs, ExportArgs, attribution, chargeback, export};
 pub use catalog::{CatalogCommand, catalog};
+pub use gaps::{GapsCommand, gaps};
 pub use org::{OrgCommand, org};
 pub use spaces::{ClaimArgs, ClaimsCommand, WorkloadsCommand, claim, claims, workloads};
 
