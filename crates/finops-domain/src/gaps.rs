@@ -467,6 +467,8 @@ pub struct AllocationGap {
     /// The latest decision recorded (who, role, why, when): the same decision asked again
     /// is a retry and records nothing.
     pub last_decision: Option<Decider>,
+    /// The cause is in the newest period (as last observed).
+    pub cause_present: bool,
 }
 
 impl AllocationGap {
@@ -530,14 +532,17 @@ impl Aggregate for AllocationGap {
                     });
                 }
                 if *newest {
-                    match (spend.is_some(), self.status) {
-                        (true, GapStatus::Resolved) => events.push(GapEvent::GapReopened {
+                    // Only a cause that left and came back reopens a gap: one the FinOps
+                    // Lead resolved while its cause stood (accepted as shared cost) stays
+                    // resolved until the cause is gone and returns.
+                    match (spend.is_some(), self.cause_present) {
+                        (true, false) if self.status == GapStatus::Resolved => events.push(GapEvent::GapReopened {
                             period: period.clone(),
                             through: *through,
                             cause: cause.clone(),
                             at: *at,
                         }),
-                        (false, GapStatus::Active | GapStatus::Actioned) => events.push(GapEvent::GapCauseCleared {
+                        (false, true) => events.push(GapEvent::GapCauseCleared {
                             period: period.clone(),
                             through: *through,
                             cleared_by: cause.clone(),
@@ -615,6 +620,7 @@ impl Aggregate for AllocationGap {
             GapEvent::GapDetected { identity, through, .. } => {
                 self.identity = Some(identity.clone());
                 self.status = GapStatus::Active;
+                self.cause_present = true;
                 self.through = self.through.max(*through);
             }
             GapEvent::GapSpendObserved { period, spend, through, .. } => {
@@ -626,11 +632,13 @@ impl Aggregate for AllocationGap {
             }
             GapEvent::GapCauseCleared { through, .. } => {
                 self.status = GapStatus::Resolved;
+                self.cause_present = false;
                 self.standing.clear();
                 self.through = self.through.max(*through);
             }
             GapEvent::GapReopened { through, .. } => {
                 self.status = GapStatus::Active;
+                self.cause_present = true;
                 self.standing.clear();
                 self.through = self.through.max(*through);
             }
@@ -650,6 +658,78 @@ impl Aggregate for AllocationGap {
                 self.last_decision = Some(decider.clone());
             }
         }
+        self
+    }
+}
+
+/// The detector's own record: how far the log has been evaluated. An evaluation at or
+/// before it is stale — a newer one has already judged every gap — so the detector run
+/// again from an earlier checkpoint (after a crash, or by an operator) writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GapEvaluations {
+    /// The newest position evaluated.
+    pub through: u64,
+}
+
+/// What may be asked of the detector's record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GapEvaluationCommand {
+    /// An evaluation finished.
+    Record {
+        /// The position it read through.
+        through: u64,
+        /// What caused it.
+        cause: EvaluationCause,
+        /// Gaps found.
+        found: u64,
+        /// Gaps whose stream it wrote to.
+        touched: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// What the detector's record holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "PascalCase")]
+pub enum GapEvaluationEvent {
+    /// Every gap was evaluated as the log stood at `through`.
+    GapsEvaluated {
+        /// The position.
+        through: u64,
+        /// What caused it.
+        cause: EvaluationCause,
+        /// Gaps found.
+        found: u64,
+        /// Gaps changed.
+        touched: u64,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl Aggregate for GapEvaluations {
+    type Command = GapEvaluationCommand;
+    type Event = GapEvaluationEvent;
+    type Error = DomainError;
+
+    fn decide(&self, command: &GapEvaluationCommand) -> Result<Vec<GapEvaluationEvent>, DomainError> {
+        let GapEvaluationCommand::Record { through, cause, found, touched, at } = command;
+        if *through <= self.through {
+            return Ok(vec![]);
+        }
+        Ok(vec![GapEvaluationEvent::GapsEvaluated {
+            through: *through,
+            cause: cause.clone(),
+            found: *found,
+            touched: *touched,
+            at: *at,
+        }])
+    }
+
+    fn evolve(mut self, event: &GapEvaluationEvent) -> Self {
+        let GapEvaluationEvent::GapsEvaluated { through, .. } = event;
+        self.through = self.through.max(*through);
         self
     }
 }
@@ -685,6 +765,11 @@ pub fn business_case_notification(owner: &str, workload: &str, due: NaiveDate) -
 }
 
 impl GapIdentity {
+    /// The principal is an IAM user (a named user or a Bedrock API key's user), not a role.
+    pub fn principal_is_user(&self) -> bool {
+        matches!(self.anchor.split('/').nth(2), Some("iam_user" | "api_key"))
+    }
+
     /// The principal's name if the gap has one, else its anchor.
     pub fn principal_or_anchor(&self) -> &str {
         if self.principal.is_empty() { &self.anchor } else { &self.principal }
@@ -901,6 +986,21 @@ mod tests {
     }
 
     #[test]
+    fn a_resolution_by_decision_stands_while_its_cause_does() {
+        let h = history(&[
+            observe("2026-11", Some(spend(1)), true, 10),
+            GapCommand::Resolve { decider: fl("accepted as shared platform cost") },
+        ]);
+        // Evaluated again (a restatement, another claim): the cause is still there.
+        assert_eq!(given::<AllocationGap>(&h).when(observe("2026-11", Some(spend(1)), true, 20)).unwrap(), vec![]);
+        // Gone, then back: that reopens it.
+        let mut all = h.clone();
+        all.extend(given::<AllocationGap>(&h).when(observe("2026-11", None, true, 30)).unwrap());
+        let back = given::<AllocationGap>(&all).when(observe("2026-12", Some(spend(2)), true, 40)).unwrap();
+        assert!(matches!(back.last(), Some(GapEvent::GapReopened { .. })));
+    }
+
+    #[test]
     fn acting_needs_the_kinds_action_a_rationale_and_an_active_gap() {
         let h = history(&[observe("2026-11", Some(spend(1)), true, 10)]);
         let events = given::<AllocationGap>(&h).when(act()).unwrap();
@@ -1015,6 +1115,7 @@ mod tests {
                 let mut reference = Reference::Unseen;
                 // The reference's stack of (state before) for decisions still standing.
                 let mut standing: Vec<GapStatus> = Vec::new();
+                let mut present = false;
                 for (i, s) in steps.iter().enumerate() {
                     let through = i as u64 + 1;
                     let command = match s {
@@ -1031,14 +1132,20 @@ mod tests {
                     };
                     let decided = gap.decide(&command);
                     let expected = match (reference, s) {
-                        (Reference::Unseen, Step::Present) => Some(Reference::Seen(GapStatus::Active)),
+                        (Reference::Unseen, Step::Present) => { present = true; Some(Reference::Seen(GapStatus::Active)) }
                         (Reference::Unseen, Step::Absent) => Some(Reference::Unseen),
                         (Reference::Unseen, _) => None,
+                        // A cause that left and came back reopens; a decision taken while it
+                        // stood is not undone by its still standing.
                         (Reference::Seen(st), Step::Present) => {
-                            if st == GapStatus::Resolved { standing.clear(); Some(Reference::Seen(GapStatus::Active)) } else { Some(reference) }
+                            let reopened = st == GapStatus::Resolved && !present;
+                            present = true;
+                            if reopened { standing.clear(); Some(Reference::Seen(GapStatus::Active)) } else { Some(reference) }
                         }
-                        (Reference::Seen(st), Step::Absent) => {
-                            if st != GapStatus::Resolved { standing.clear(); Some(Reference::Seen(GapStatus::Resolved)) } else { Some(reference) }
+                        (Reference::Seen(_), Step::Absent) => {
+                            let cleared = present;
+                            present = false;
+                            if cleared { standing.clear(); Some(Reference::Seen(GapStatus::Resolved)) } else { Some(reference) }
                         }
                         (Reference::Seen(GapStatus::Active), Step::Act) => { standing.push(GapStatus::Active); Some(Reference::Seen(GapStatus::Actioned)) }
                         (Reference::Seen(_), Step::Act) => None,

@@ -263,6 +263,8 @@ pub mod streams {
     pub const ROLE_PATTERNS: &str = "role-patterns";
     /// Allocation gaps, by id: `allocation-gap-{uuid}`.
     pub const GAP: &str = "allocation-gap-";
+    /// The gap detector's record of what it evaluated.
+    pub const GAP_EVALUATIONS: &str = "gap-evaluations";
 
     fn named(name: String) -> StreamId {
         StreamId::new(name).expect("valid stream id")
@@ -303,5 +305,9 @@ pub mod streams {
     /// `allocation-gap-{id}`
     pub fn gap(id: Uuid) -> StreamId {
         named(format!("{GAP}{id}"))
+    }
+    /// The gap detector's single record.
+    pub fn gap_evaluations() -> StreamId {
+        named(GAP_EVALUATIONS.to_owned())
     }
 }

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
 use finops_domain::Aggregate;
-use finops_domain::gaps::{AllocationGap, EvaluationCause, GapCommand, GapEvent};
+use finops_domain::gaps::{
+    AllocationGap, EvaluationCause, GapCommand, GapEvaluationCommand, GapEvaluationEvent, GapEvaluations, GapEvent,
+};
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
 use finops_governance::state::state_through;
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
@@ -123,14 +125,23 @@ pub async fn evaluate(
     // after the trigger), folded in the same pass as the governance state then. Each gap
     // refuses an observation older than its own, so knowing more is always safe.
     let mut gaps: BTreeMap<Uuid, AllocationGap> = BTreeMap::new();
+    let mut evaluated = GapEvaluations::default();
     let state = state_through(store.as_ref(), through, |event| {
-        if let Some(id) = event.stream_id.as_str().strip_prefix(streams::GAP).and_then(|id| Uuid::parse_str(id).ok()) {
+        let stream = event.stream_id.as_str();
+        if let Some(id) = stream.strip_prefix(streams::GAP).and_then(|id| Uuid::parse_str(id).ok()) {
             let gap = gaps.remove(&id).unwrap_or_default();
             gaps.insert(id, gap.evolve(&decode::<GapEvent>(event)?));
+        } else if stream == streams::GAP_EVALUATIONS {
+            evaluated = std::mem::take(&mut evaluated).evolve(&decode::<GapEvaluationEvent>(event)?);
         }
         Ok(())
     })
     .await?;
+    // A newer evaluation has judged every gap already (this is a re-run from an earlier
+    // checkpoint): it stands.
+    if through.0 <= evaluated.through {
+        return Ok(Evaluation::default());
+    }
     let newest = state.cur_periods.keys().next_back().cloned();
     let view = GovernanceView::from(&state);
     let cause = EvaluationCause {
@@ -210,6 +221,32 @@ pub async fn evaluate(
         }
     }
     outcome.touched = touched.len();
+    // Recorded last: a crash before this leaves the evaluation to be made again (each gap
+    // recognises what it already recorded).
+    let record = GapEvaluationCommand::Record {
+        through: through.0,
+        cause: cause.clone(),
+        found: outcome.found as u64,
+        touched: outcome.touched as u64,
+        at,
+    };
+    let context = CommandContext {
+        actor_id: DETECTOR_ACTOR.to_owned(),
+        actor_role: "process".to_owned(),
+        request_id: Uuid::new_v5(&trigger.event_id, b"gaps evaluated"),
+        rationale: None,
+        correlation_id: trigger.metadata.correlation_id,
+        causation_id: Some(trigger.event_id),
+        fingerprint: None,
+    };
+    match CommandHandler::<GapEvaluations>::new(store.clone())
+        .execute(&streams::gap_evaluations(), &record, &context)
+        .await
+    {
+        // Another instance recorded a newer evaluation meanwhile: both stand.
+        Ok(_) | Err(GovernanceError::Conflict { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(trigger = %trigger.event_type, position = through.0, ?outcome, "gaps evaluated");
     Ok(outcome)
 }

@@ -515,3 +515,131 @@ pub async fn seed(
     }
     Ok(DemoSummary { requests: stories.len(), tasks: task_count })
 }
+
+/// What the demo's gaps show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoGaps {
+    /// Gaps detected in the demo month.
+    pub detected: usize,
+    /// Gaps the demo decided on (actioned, resolved, recalled, claimed).
+    pub decided: usize,
+}
+
+/// Seeds the Allocation Gaps of the demo month in every state: detected (active), one
+/// actioned (Guided CUR setup), one resolved by decision, one actioned then recalled, and
+/// one resolved automatically after its guardrail is assigned to Support Bot — through
+/// the same commands and the same detector the server runs. Idempotent.
+pub async fn seed_gaps(
+    store: Arc<dyn EventStore>,
+    objects: Arc<dyn object_store::ObjectStore>,
+    patterns: finops_attribution::RolePatterns,
+) -> Result<DemoGaps, finops_processes::ProcessError> {
+    let engine = finops_attribution::AttributionEngine::new(objects, patterns);
+    use finops_domain::gaps::{self, ActionOutcome, AllocationGap, Decider, GapActionKind, GapCommand, GapKind};
+
+    let ingested = store.read_stream(&streams::cur_period("2026-11"), finops_eventlog::StreamRead::all()).await?;
+    let Some(batch) = ingested.last() else { return Ok(DemoGaps { detected: 0, decided: 0 }) };
+    store.seal_committed().await?;
+    let batch =
+        store.read_stream(&batch.stream_id, finops_eventlog::StreamRead::all()).await?.pop().expect("read back");
+    let found = finops_processes::gaps::evaluate(&store, &engine, &batch).await?;
+    // The gaps as detected, by kind (in anchor order: the same choice every time).
+    let handler = CommandHandler::<AllocationGap>::new(store.clone());
+    let mut by_kind: std::collections::BTreeMap<GapKind, Vec<(Uuid, AllocationGap)>> = Default::default();
+    let mut after = finops_eventlog::Position::START;
+    loop {
+        let page = store.read_all(finops_eventlog::AllRead::forwards_after(after, 2_000)).await?;
+        let Some(last) = page.last().and_then(|e| e.position) else { break };
+        for event in page.iter().filter(|e| e.event_type == "GapDetected") {
+            let gap_id = event.payload["gap_id"].as_str().and_then(|g| Uuid::parse_str(g).ok());
+            if let Some(gap_id) = gap_id {
+                let gap = handler.load(&streams::gap(gap_id)).await?.state;
+                if let Some(identity) = &gap.identity {
+                    by_kind.entry(identity.kind).or_default().push((gap_id, gap.clone()));
+                }
+            }
+        }
+        after = last;
+        if page.len() < 2_000 {
+            break;
+        }
+    }
+    for gaps in by_kind.values_mut() {
+        gaps.sort_by(|a, b| a.1.identity.as_ref().map(|i| &i.anchor).cmp(&b.1.identity.as_ref().map(|i| &i.anchor)));
+    }
+    let at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").expect("fixed").with_timezone(&Utc);
+    let decider = |why: &str, minutes: i64| Decider {
+        by: "fl-ana".into(),
+        role: "finops_lead".into(),
+        rationale: why.into(),
+        at: at + Duration::minutes(minutes),
+    };
+    let first = |kind: GapKind| by_kind.get(&kind).and_then(|g| g.first()).map(|(id, g)| (*id, g.clone()));
+    let mut decided = 0;
+    let run = |gap_id: Uuid, command: GapCommand, key: &str, why: &str| {
+        let handler = handler.clone();
+        let context = ctx("fl-ana", "finops_lead", &format!("gap-{key}"), Some(why));
+        async move { handler.execute(&streams::gap(gap_id), &command, &context).await }
+    };
+    if let Some((gap_id, gap)) = first(GapKind::AttributionNotEnabled) {
+        let why = "Finance cannot charge this account's AI spend: turn caller identity on";
+        let account = gap.identity.as_ref().map(|i| i.account.clone()).unwrap_or_default();
+        let outcome = gaps::guided_cur_setup(&account, &format!("finops-center-cur-{account}"));
+        let command = GapCommand::Act { action: GapActionKind::GuidedCurSetup, outcome, decider: decider(why, 0) };
+        run(gap_id, command, "guided-cur", why).await?;
+        decided += 1;
+    }
+    if let Some((gap_id, _)) = first(GapKind::UnattributedSpend) {
+        let why = "Accepted as shared platform cost: the admins run the monthly evaluation suite";
+        run(gap_id, GapCommand::Resolve { decider: decider(why, 5) }, "resolve-admin", why).await?;
+        decided += 1;
+    }
+    if let Some((gap_id, gap)) = first(GapKind::NotBusinessApproved) {
+        let why = "Not approved for Bedrock";
+        let principal = gap.identity.as_ref().map(|i| i.principal.clone()).unwrap_or_default();
+        let is_user = gap.identity.as_ref().is_some_and(|i| i.principal_is_user());
+        let command = GapCommand::Act {
+            action: GapActionKind::Block,
+            outcome: gaps::block_principal(&principal, is_user),
+            decider: decider(why, 10),
+        };
+        run(gap_id, command, "block", why).await?;
+        let why = "Blocked the wrong principal: it is the data science team's approved sandbox";
+        run(gap_id, GapCommand::Recall { decider: decider(why, 15) }, "recall-block", why).await?;
+        decided += 1;
+    }
+    if let Some((gap_id, gap)) = first(GapKind::UnallocatedGuardrail) {
+        let why = "Support Bot's content filter";
+        let arn = gap.identity.as_ref().and_then(|i| i.anchor.strip_prefix("guardrail/")).unwrap_or_default();
+        if let Ok(resource) = ClaimedResource::guardrail(arn) {
+            let claims = CommandHandler::<ClaimableResource>::new(store.clone());
+            let assign = ClaimCommand::Reassign {
+                resource: resource.clone(),
+                workload_id: id("workload-support-bot"),
+                effective_from: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("date"),
+                by: "fl-ana".into(),
+                rationale: format!("{why} (on behalf of po-maria, the workload's Product Owner)"),
+                at: at + Duration::minutes(20),
+            };
+            claims
+                .execute(
+                    &streams::claim(&resource.key()),
+                    &assign,
+                    &ctx("fl-ana", "finops_lead", "gap-claim", Some(why)),
+                )
+                .await?;
+            let outcome = ActionOutcome { resources: vec![format!("claims/{}", resource.key())], ..Default::default() };
+            let command = GapCommand::Act { action: GapActionKind::ClaimInSpaces, outcome, decider: decider(why, 20) };
+            run(gap_id, command, "claim-guardrail", why).await?;
+            // The detector sees the claim and resolves the gap, as the server's would.
+            store.seal_committed().await?;
+            let recorded =
+                store.read_stream(&streams::claim(&resource.key()), finops_eventlog::StreamRead::all()).await?;
+            if let Some(claim) = recorded.last() {
+                finops_processes::gaps::evaluate(&store, &engine, claim).await?;
+            }
+            decided += 1;
+        }
+    }
+    Ok(DemoGaps { detected: found.found, decided })
+}

@@ -723,10 +723,7 @@ impl GapService for GapApi {
                 };
                 gaps::guided_cur_setup(&identity.account, &bucket)
             }
-            GapActionKind::Block => {
-                let is_user = identity.anchor.split('/').nth(2) == Some("iam_user");
-                gaps::block_principal(&identity.principal, is_user)
-            }
+            GapActionKind::Block => gaps::block_principal(&identity.principal, identity.principal_is_user()),
             GapActionKind::NotifyProductOwner => {
                 let to = owner().ok_or_else(|| {
                     required("product_owner", "is required: the gap names no Product Owner for this resource")

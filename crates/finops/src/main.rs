@@ -239,6 +239,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let summary = finops_server::demo::seed(store.clone(), &config.identity_center_instance_arn).await?;
         tracing::info!(requests = summary.requests, tasks = summary.tasks, "demo organisation seeded");
         demo_month(store.clone(), &config.objects).await?;
+        let objects = finops_ingest::objects::open(&config.objects)?;
+        let gaps = finops_server::demo::seed_gaps(store.clone(), objects, config.role_patterns.clone()).await?;
+        tracing::info!(detected = gaps.detected, decided = gaps.decided, "demo gaps seeded");
     }
     let listener = finops_server::bind(&config).await?;
     finops_server::serve(listener, store, &config, finops_server::termination_signal()).await?;
