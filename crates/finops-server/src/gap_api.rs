@@ -749,7 +749,7 @@ impl GapService for GapApi {
                     required("business_request", "is required: the approved request whose workload takes the guardrail")
                 })?;
                 let arn = identity.anchor.strip_prefix("guardrail/").unwrap_or_default();
-                let resource = ClaimedResource::guardrail(arn).map_err(|e| Status::failed_precondition(e))?;
+                let resource = ClaimedResource::guardrail(arn).map_err(Status::failed_precondition)?;
                 let claim = self.assign(&context, &gap, resource, business_request, &body.rationale).await?;
                 ActionOutcome { resources: vec![claim], ..Default::default() }
             }
@@ -857,8 +857,8 @@ impl GapService for GapApi {
             let case = state
                 .plans
                 .get(&approval.workload_id)
-                .and_then(|p| p.business_case.clone())
-                .or_else(|| request.details.as_ref().and_then(|d| d.business_case.clone()));
+                .and_then(|p| p.business_case)
+                .or_else(|| request.details.as_ref().and_then(|d| d.business_case));
             if let Some(case) = case {
                 cases += 1;
                 saving += case.annual_cost_saving.map_or(0, |c| c.0 as i64);
