@@ -221,6 +221,10 @@ pub async fn evaluate(
         }
     }
     outcome.touched = touched.len();
+    if outcome.periods == 0 {
+        // No CUR yet: nothing was judged, so there is nothing to record.
+        return Ok(outcome);
+    }
     // Recorded last: a crash before this leaves the evaluation to be made again (each gap
     // recognises what it already recorded).
     let record = GapEvaluationCommand::Record {
