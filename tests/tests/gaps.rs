@@ -264,6 +264,30 @@ async fn every_gap_loop(url: &str) {
     let command = &blocked.last_action.as_ref().unwrap().commands[0];
     assert!(command.starts_with("aws iam put-role-policy --role-name llm-gateway "), "{command}");
 
+    // Approve by linking: the shared data-science role is claimed for Claims Triage on its
+    // owner's behalf; its spend is then charged, so the gap resolves by itself.
+    let shared = listed
+        .gaps
+        .iter()
+        .find(|g| g.kind == "not_business_approved" && g.principal == "data-science-shared" && g.account == CX_ACCOUNT)
+        .expect("the shared notebook role is not approved")
+        .clone();
+    let approved = c
+        .gaps
+        .act_on_gap(authed(
+            pb::ActOnGapRequest {
+                business_request: triage_request.clone(),
+                ..act(&shared.name, "approve", "The notebooks are Claims Triage's experiments")
+            },
+            &fl,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let claim = &approved.last_action.as_ref().unwrap().resources[0];
+    assert_eq!(claim, &format!("claims/role:{CX_ACCOUNT}:data-science-shared"));
+    gap_until(&mut c.gaps, &fl, &shared.name, |g| g.status == "resolved").await;
+
     let unclaimed = gap_of("unclaimed_ai_allocation");
     let notify = pb::ActOnGapRequest {
         product_owner: "po-maria".into(),
