@@ -222,6 +222,7 @@ async fn every_gap_loop(url: &str) {
             "Unbacked AI Workload"
         ]
     );
+    assert!(listed.gaps.iter().all(|g| g.history.is_empty()), "the trail is GetGap's");
     // Detecting again is the same gap: the ids derive from cause and anchor.
     let first_names: Vec<String> = listed.gaps.iter().map(|g| g.name.clone()).collect();
     let gap_of = |kind: &str| listed.gaps.iter().find(|g| g.kind == kind).unwrap().clone();

@@ -124,7 +124,11 @@ impl Question {
                     account,
                     workload_id,
                     principal: String::new(),
-                    concerns: vec![w.owner],
+                    concerns: {
+                        let workloads: Vec<_> =
+                            self.view.workloads.iter().filter(|v| Some(v.workload_id) == workload_id).collect();
+                        if workloads.is_empty() { vec![w.owner] } else { self.concerned(&workloads) }
+                    },
                 },
                 spend: GapSpend {
                     batch: batch.clone(),
@@ -169,19 +173,17 @@ impl Question {
         };
         // The workload's owner; for an unclaimed generated role, the owner of the request
         // that generated it.
-        let concerns = match (kind, workload_id) {
-            (_, Some(id)) => {
-                self.view.workloads.iter().filter(|w| w.workload_id == id).map(|w| w.owner.clone()).collect()
-            }
+        let workloads: Vec<&finops_domain::governance_state::ApprovedWorkload> = match (kind, workload_id) {
+            (_, Some(id)) => self.view.workloads.iter().filter(|w| w.workload_id == id).collect(),
             (GapKind::UnclaimedAiAllocation, None) => self
                 .view
                 .workloads
                 .iter()
                 .filter(|w| !principal_name.is_empty() && w.role_name == principal_name)
-                .map(|w| w.owner.clone())
                 .collect(),
             _ => vec![],
         };
+        let concerns = self.concerned(&workloads);
         GapIdentity {
             kind,
             anchor,
@@ -190,5 +192,20 @@ impl Question {
             principal: principal_name.to_owned(),
             concerns,
         }
+    }
+
+    /// The people a gap about `workloads` concerns: each workload's Product Owner and the
+    /// owner of its product (usually the same person), in that order, once each.
+    fn concerned(&self, workloads: &[&finops_domain::governance_state::ApprovedWorkload]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for w in workloads {
+            let product_owner = self.view.organisation.products.get(&w.product_id).map(|p| p.owner.clone());
+            for person in std::iter::once(w.owner.clone()).chain(product_owner) {
+                if !out.contains(&person) {
+                    out.push(person);
+                }
+            }
+        }
+        out
     }
 }

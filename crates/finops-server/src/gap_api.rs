@@ -648,7 +648,8 @@ impl GapService for GapApi {
             String::new()
         };
         Ok(Response::new(pb::ListGapsResponse {
-            gaps: page.into_iter().map(|d| gap_to_wire(d, &principal)).collect(),
+            // The trail is Get's: a list of hundreds of gaps carries their state, not every event.
+            gaps: page.into_iter().map(|d| pb::Gap { history: vec![], ..gap_to_wire(d, &principal) }).collect(),
             next_page_token,
             totals,
             as_of: instant.to_rfc3339(),
