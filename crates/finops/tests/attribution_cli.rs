@@ -25,11 +25,9 @@ fn json(args: &[&str]) -> Value {
 
 #[test]
 fn a_generated_month_is_attributed_charged_back_and_answerable_as_of_before_its_restatement() {
-    let dir = std::env::temp_dir().join(format!("finops-attr-cli-{}-{}", std::process::id(), uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (server, dir) = common::serve_demo("attr-cli");
     let store = format!("sqlite://{}", dir.join("finops.db").display());
     let objects = dir.join("objects").display().to_string();
-    let server = common::serve(&["--demo", "--store", &store, "--objects", &objects], &[]);
     let url = server.url.clone();
     let (_, token, _) = finops(&["dev-token", "--subject", "fin-eva", "--role", "finance"]);
     let token = token.trim().to_owned();

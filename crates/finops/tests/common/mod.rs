@@ -40,6 +40,16 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Server {
     server
 }
 
+/// `finops serve --dev --demo` on a fresh embedded store and object folder under a new
+/// temporary directory (returned, for the test to remove).
+pub fn serve_demo(name: &str) -> (Server, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("finops-{name}-{}-{}", std::process::id(), uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite://{}", dir.join("finops.db").display());
+    let objects = dir.join("objects").display().to_string();
+    (serve(&["--demo", "--store", &store, "--objects", &objects], &[]), dir)
+}
+
 /// A development token for `subject` in `role`, as `finops dev-token` prints it.
 pub fn token(subject: &str, role: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_finops"))
