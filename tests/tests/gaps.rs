@@ -230,18 +230,26 @@ async fn every_gap_loop(url: &str) {
 
     // 2. One action of each kind, each with its side effect, each moving the gap to actioned.
     let admin = gap_of("unattributed_spend");
-    let recommended = c
-        .gaps
-        .act_on_gap(authed(
-            pb::ActOnGapRequest {
-                product_id: demo_id("Engineering Productivity").to_string(),
-                ..act(&admin.name, "recommend_dedicated_role", "Admins run the nightly batch: give it its own role")
-            },
-            &fl,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let recommend = pb::ActOnGapRequest {
+        product_id: demo_id("Engineering Productivity").to_string(),
+        request_id: Uuid::now_v7().to_string(),
+        ..act(&admin.name, "recommend_dedicated_role", "Admins run the nightly batch: give it its own role")
+    };
+    let recommended = c.gaps.act_on_gap(authed(recommend.clone(), &fl)).await.unwrap().into_inner();
+    // A retry of the action (same request id) answers the same and creates nothing more.
+    // (Counted by type: the detector, following the log, writes its own events meanwhile.)
+    let decisions = |stats: finops_eventlog::LogStats| -> Vec<(String, u64)> {
+        stats
+            .events_by_type
+            .into_iter()
+            .filter(|(t, _)| t == "BusinessRequestSubmitted" || t == "GapActioned")
+            .collect()
+    };
+    let before = decisions(server.store.stats().await.unwrap());
+    let retried = c.gaps.act_on_gap(authed(recommend, &fl)).await.unwrap().into_inner();
+    assert_eq!(retried.last_action, recommended.last_action);
+    assert_eq!(retried.version, recommended.version);
+    assert_eq!(decisions(server.store.stats().await.unwrap()), before, "the retry wrote nothing");
     assert_eq!(recommended.status, "actioned");
     let created = &recommended.last_action.as_ref().unwrap().resources[0];
     let request = c
