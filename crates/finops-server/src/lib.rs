@@ -14,6 +14,7 @@ mod catalog_api;
 mod config;
 pub mod demo;
 mod event_log_api;
+mod gap_actions;
 mod gap_api;
 mod organisation_api;
 mod spaces_api;
