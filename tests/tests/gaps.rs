@@ -489,8 +489,15 @@ async fn every_gap_loop(url: &str) {
         "{:?}",
         mine.gaps.iter().map(|g| &g.concerns).collect::<Vec<_>>()
     );
-    let ce = c.gaps.list_gaps(authed(all("", ""), &server.token("ce-li", Role::CloudEngineer))).await.unwrap_err();
-    assert_eq!(ce.code(), Code::PermissionDenied);
+    settle(&store, url).await;
+    let everything = list(&mut c.gaps, &fl, all("", "")).await.gaps.len();
+    let auditor = list(&mut c.gaps, &server.token("aud-kim", Role::Auditor), all("", "")).await;
+    assert_eq!(auditor.gaps.len(), everything, "an auditor reads every gap");
+    for (who, role) in [("ce-li", Role::CloudEngineer), ("pf-omar", Role::PortfolioOwner), ("ops-kim", Role::Operator)]
+    {
+        let denied = c.gaps.list_gaps(authed(all("", ""), &server.token(who, role))).await.unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied, "{who}");
+    }
     let hidden = c
         .gaps
         .get_gap(authed(pb::GetGapRequest { name: admin.name.clone(), as_of: String::new() }, &juan))
