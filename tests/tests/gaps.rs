@@ -440,7 +440,7 @@ async fn every_gap_loop(url: &str) {
         inbox = c
             .gaps
             .list_notifications(authed(
-                pb::ListNotificationsRequest { page_size: 50, page_token: String::new() },
+                pb::ListNotificationsRequest { page_size: 50, page_token: String::new(), as_of: String::new() },
                 &juan,
             ))
             .await
@@ -454,6 +454,23 @@ async fn every_gap_loop(url: &str) {
     }
     assert!(inbox.iter().any(|n| n.gap == unbacked.name && n.due == "2026-12-15"), "{inbox:?}");
     assert!(inbox.iter().all(|n| n.to == "po-juan"), "a Product Owner sees only their own");
+    // As of before the request, it had not been sent; as of now, from the log, it has.
+    let inbox_at = |as_of: String| {
+        let mut gaps = c.gaps.clone();
+        let juan = juan.clone();
+        async move {
+            gaps.list_notifications(authed(
+                pb::ListNotificationsRequest { page_size: 50, page_token: String::new(), as_of },
+                &juan,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .notifications
+        }
+    };
+    assert!(!inbox_at(t_detected.to_rfc3339()).await.iter().any(|n| n.gap == unbacked.name));
+    assert_eq!(inbox_at(Utc::now().to_rfc3339()).await, inbox);
     c.spaces
         .declare_business_case(authed(
             pb::DeclareBusinessCaseRequest {

@@ -16,7 +16,7 @@ use finops_domain::request::RequestStatus;
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent, StreamRead};
 use finops_governance::state::state_as_of;
 use finops_governance::{CommandContext, CommandHandler, decode, streams};
-use finops_projections::{GapLifecycle, NotificationOutbox, ReadModels, gap_document};
+use finops_projections::{GapLifecycle, NotificationOutbox, Projector, ReadModels, gap_document};
 use finops_proto::v1 as pb;
 use finops_proto::v1::gap_service_server::GapService;
 use serde_json::Value;
@@ -115,22 +115,31 @@ impl GapApi {
                 token = page.next_page_token;
             }
         };
-        self.store.seal_committed().await.map_err(crate::status::from_log)?;
         let mut docs = BTreeMap::new();
+        self.gap_events_until(t, |event| fold_into(&mut docs, event)).await?;
+        Ok(docs.into_values().collect())
+    }
+
+    /// Shows `visit` every gap event recorded at or before `t`, in log order.
+    async fn gap_events_until(
+        &self,
+        t: DateTime<Utc>,
+        mut visit: impl FnMut(&RecordedEvent) -> Result<(), Status>,
+    ) -> Result<(), Status> {
+        self.store.seal_committed().await.map_err(crate::status::from_log)?;
         let mut after = Position::START;
         loop {
             let page =
                 self.store.read_all(AllRead::forwards_after(after, 2_000)).await.map_err(crate::status::from_log)?;
-            let Some(last) = page.last().and_then(|e| e.position) else { break };
+            let Some(last) = page.last().and_then(|e| e.position) else { return Ok(()) };
             for event in page.iter().filter(|e| is_gap_event(e) && e.metadata.recorded_at <= t) {
-                fold_into(&mut docs, event)?;
+                visit(event)?;
             }
             after = last;
             if page.len() < 2_000 {
-                break;
+                return Ok(());
             }
         }
-        Ok(docs.into_values().collect())
     }
 
     /// One gap's document from its stream, as of an instant (now when `None`).
@@ -539,14 +548,55 @@ impl GapService for GapApi {
         let body = request.into_inner();
         let mut fields = Fields::default();
         let page_size = wire::page_size(&mut fields, body.page_size);
+        let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
         let keep = |doc: &Value| match &sight {
             Sight::Everything => true,
             Sight::Concerning(subject) => doc["to"].as_str() == Some(subject),
         };
-        let page = wire::page_result(
-            self.read_models.list(NotificationOutbox::NAME, page_size, &body.page_token, keep).await,
-        )?;
+        let page = match as_of {
+            None => wire::page_result(
+                self.read_models.list(NotificationOutbox::NAME, page_size, &body.page_token, keep).await,
+            )?,
+            // As the log stood then: the outbox's own fold over the gap events up to the
+            // instant, paged like the read model (the token is the last key, in hex).
+            Some(t) => {
+                let after = hex::decode(&body.page_token)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .filter(|_| !body.page_token.is_empty());
+                if after.is_none() && !body.page_token.is_empty() {
+                    return Err(crate::status::invalid_argument(vec![finops_domain::FieldViolation::new(
+                        "page_token",
+                        format!("`{}` is not a token this server issued", body.page_token),
+                    )]));
+                }
+                let outbox = NotificationOutbox;
+                let mut docs = BTreeMap::new();
+                self.gap_events_until(t, |event| {
+                    for key in outbox.keys(event) {
+                        if let Some(doc) = outbox.apply(event, &key, None) {
+                            docs.insert(key, doc);
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+                let mut documents: Vec<Value> = docs
+                    .into_iter()
+                    .filter(|(k, d)| after.as_deref().is_none_or(|a| k.as_str() > a) && keep(d))
+                    .map(|(_, d)| d)
+                    .collect();
+                let more = documents.len() > page_size;
+                documents.truncate(page_size);
+                let next_page_token = if more {
+                    hex::encode(documents.last().map(|d| wire::text(d, "notification_id")).unwrap_or_default())
+                } else {
+                    String::new()
+                };
+                finops_projections::Page { documents, next_page_token }
+            }
+        };
         Ok(Response::new(pb::ListNotificationsResponse {
             notifications: page.documents.iter().map(notification_to_wire).collect(),
             next_page_token: page.next_page_token,

@@ -47,7 +47,11 @@ pub enum GapsCommand {
         as_of: Option<String>,
     },
     /// Notifications sent by gap actions (yours, as a Product Owner).
-    Notifications,
+    Notifications {
+        /// As of this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
 }
 
 /// Filters of the gaps view.
@@ -291,10 +295,14 @@ pub async fn gaps(conn: &Connection, command: Option<GapsCommand>) -> anyhow::Re
                 print_rows(&["SCENARIO", "GAPS", "DOLLARS"], rows.collect());
             });
         }
-        GapsCommand::Notifications => {
+        GapsCommand::Notifications { as_of } => {
             let listed = all_pages(|page_token| {
                 let mut client = client.clone();
-                let request = conn.request(pb::ListNotificationsRequest { page_size: 1000, page_token });
+                let request = conn.request(pb::ListNotificationsRequest {
+                    page_size: 1000,
+                    page_token,
+                    as_of: as_of.clone().unwrap_or_default(),
+                });
                 async move {
                     let page = client.list_notifications(request?).await.map_err(explain)?.into_inner();
                     Ok((page.notifications, page.next_page_token))
