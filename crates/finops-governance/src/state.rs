@@ -41,22 +41,35 @@ async fn fold(
     mut visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
 ) -> Result<GovernanceState, GovernanceError> {
     let mut state = GovernanceState::default();
+    each_event(store, |event| {
+        if keep(event) {
+            apply(&mut state, event)?;
+        }
+        visit(event)
+    })
+    .await?;
+    Ok(state)
+}
+
+/// Shows `visit` every sealed event of the log, in the global order, a page at a time:
+/// the one scan every fold of the whole log (the state, a process's own aggregates, an
+/// `as_of` read) is made of.
+pub async fn each_event(
+    store: &dyn EventStore,
+    mut visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
+) -> Result<(), GovernanceError> {
     let mut after = Position::START;
     loop {
         let page = store.read_all(AllRead::forwards_after(after, PAGE)).await?;
-        let Some(last) = page.last().and_then(|e| e.position) else { break };
+        let Some(last) = page.last().and_then(|e| e.position) else { return Ok(()) };
         for event in &page {
-            if keep(event) {
-                apply(&mut state, event)?;
-            }
             visit(event)?;
         }
         after = last;
         if page.len() < PAGE {
-            break;
+            return Ok(());
         }
     }
-    Ok(state)
 }
 
 fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), GovernanceError> {

@@ -127,11 +127,7 @@ pub async fn evaluate(
     let mut gaps: BTreeMap<Uuid, AllocationGap> = BTreeMap::new();
     let mut evaluated = GapEvaluations::default();
     let state = state_through(store.as_ref(), through, |event| {
-        let stream = event.stream_id.as_str();
-        if let Some(id) = stream.strip_prefix(streams::GAP).and_then(|id| Uuid::parse_str(id).ok()) {
-            let gap = gaps.remove(&id).unwrap_or_default();
-            gaps.insert(id, gap.evolve(&decode::<GapEvent>(event)?));
-        } else if stream == streams::GAP_EVALUATIONS {
+        if !fold_gap(&mut gaps, event)? && event.stream_id.as_str() == streams::GAP_EVALUATIONS {
             evaluated = std::mem::take(&mut evaluated).evolve(&decode::<GapEvaluationEvent>(event)?);
         }
         Ok(())
@@ -253,6 +249,23 @@ pub async fn evaluate(
     }
     tracing::info!(trigger = %trigger.event_type, position = through.0, ?outcome, "gaps evaluated");
     Ok(outcome)
+}
+
+/// Folds `event` into `gaps` if it is a gap's; says whether it was.
+fn fold_gap(gaps: &mut BTreeMap<Uuid, AllocationGap>, event: &RecordedEvent) -> Result<bool, GovernanceError> {
+    let Some(id) = event.stream_id.as_str().strip_prefix(streams::GAP).and_then(|id| Uuid::parse_str(id).ok()) else {
+        return Ok(false);
+    };
+    let gap = gaps.remove(&id).unwrap_or_default();
+    gaps.insert(id, gap.evolve(&decode::<GapEvent>(event)?));
+    Ok(true)
+}
+
+/// Every gap as it stands now, by id.
+pub async fn current_gaps(store: &dyn EventStore) -> Result<BTreeMap<Uuid, AllocationGap>, GovernanceError> {
+    let mut gaps = BTreeMap::new();
+    finops_governance::state::each_event(store, |event| fold_gap(&mut gaps, event).map(|_| ())).await?;
+    Ok(gaps)
 }
 
 fn attribution(e: finops_attribution::AttributionError) -> ProcessError {

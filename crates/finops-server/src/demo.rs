@@ -547,22 +547,9 @@ pub async fn seed_gaps(
     // The gaps as detected, by kind (in anchor order: the same choice every time).
     let handler = CommandHandler::<AllocationGap>::new(store.clone());
     let mut by_kind: std::collections::BTreeMap<GapKind, Vec<(Uuid, AllocationGap)>> = Default::default();
-    let mut after = finops_eventlog::Position::START;
-    loop {
-        let page = store.read_all(finops_eventlog::AllRead::forwards_after(after, 2_000)).await?;
-        let Some(last) = page.last().and_then(|e| e.position) else { break };
-        for event in page.iter().filter(|e| e.event_type == "GapDetected") {
-            let gap_id = event.payload["gap_id"].as_str().and_then(|g| Uuid::parse_str(g).ok());
-            if let Some(gap_id) = gap_id {
-                let gap = handler.load(&streams::gap(gap_id)).await?.state;
-                if let Some(identity) = &gap.identity {
-                    by_kind.entry(identity.kind).or_default().push((gap_id, gap.clone()));
-                }
-            }
-        }
-        after = last;
-        if page.len() < 2_000 {
-            break;
+    for (gap_id, gap) in finops_processes::gaps::current_gaps(store.as_ref()).await? {
+        if let Some(identity) = &gap.identity {
+            by_kind.entry(identity.kind).or_default().push((gap_id, gap.clone()));
         }
     }
     for gaps in by_kind.values_mut() {

@@ -13,7 +13,7 @@ use finops_domain::gaps::{
     ActionOutcome, AllocationGap, Decider, GapActionKind, GapCommand, GapEvent, GapIdentity, GapKind,
 };
 use finops_domain::request::RequestStatus;
-use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent, StreamRead};
+use finops_eventlog::{EventStore, RecordedEvent, StreamRead};
 use finops_governance::state::state_as_of;
 use finops_governance::{CommandContext, CommandHandler, decode, streams};
 use finops_projections::{GapLifecycle, NotificationOutbox, Projector, ReadModels, gap_document};
@@ -60,6 +60,16 @@ impl Sight {
                 doc["concerns"].as_array().is_some_and(|c| c.iter().any(|p| p.as_str() == Some(subject)))
             }
         }
+    }
+}
+
+/// Who decides, in which role, why — now.
+fn decider(principal: &Principal, rationale: &str) -> Decider {
+    Decider {
+        by: principal.subject.clone(),
+        role: principal.role.as_str().to_owned(),
+        rationale: rationale.to_owned(),
+        at: Utc::now(),
     }
 }
 
@@ -127,19 +137,17 @@ impl GapApi {
         mut visit: impl FnMut(&RecordedEvent) -> Result<(), Status>,
     ) -> Result<(), Status> {
         self.store.seal_committed().await.map_err(crate::status::from_log)?;
-        let mut after = Position::START;
-        loop {
-            let page =
-                self.store.read_all(AllRead::forwards_after(after, 2_000)).await.map_err(crate::status::from_log)?;
-            let Some(last) = page.last().and_then(|e| e.position) else { return Ok(()) };
-            for event in page.iter().filter(|e| is_gap_event(e) && e.metadata.recorded_at <= t) {
-                visit(event)?;
+        // A visitor's failure is carried out past the scan, which only knows log errors.
+        let mut failed = None;
+        finops_governance::state::each_event(self.store.as_ref(), |event| {
+            if failed.is_none() && is_gap_event(event) && event.metadata.recorded_at <= t {
+                failed = visit(event).err();
             }
-            after = last;
-            if page.len() < 2_000 {
-                return Ok(());
-            }
-        }
+            Ok(())
+        })
+        .await
+        .map_err(from_governance)?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// One gap's document from its stream, as of an instant (now when `None`).
@@ -158,6 +166,29 @@ impl GapApi {
         let gap = self.gaps.load(&streams::gap(id)).await.map_err(from_governance)?.state;
         let identity = gap.identity.clone().ok_or_else(|| not_found(format!("gaps/{id}")))?;
         Ok((gap, identity))
+    }
+
+    /// Resolve or recall: a gap name, a rationale and a request id, parsed alike, then the
+    /// person's decision.
+    async fn person_decides(
+        &self,
+        principal: &Principal,
+        fingerprint: &str,
+        name: &str,
+        rationale: String,
+        request_id: &str,
+        command: impl FnOnce(Decider) -> GapCommand,
+    ) -> Result<Response<pb::Gap>, Status> {
+        let mut fields = Fields::default();
+        let id = gap_name(&mut fields, name);
+        fields.domain("", finops_domain::rationale_violations(&rationale));
+        let request_id = wire::request_id(&mut fields, request_id);
+        fields.finish()?;
+        let id = id.expect("checked");
+        self.detected(id).await?;
+        let decider = decider(principal, &rationale);
+        let context = principal.context(fingerprint, request_id, Some(rationale));
+        self.decide(principal, &context, id, command(decider)).await
     }
 
     /// Decides a person's decision on a gap and answers with the gap after it.
@@ -419,12 +450,7 @@ impl GapService for GapApi {
         let context = principal.context(&fingerprint, request_id, Some(body.rationale.clone()));
         let stream = streams::gap(id);
         let (gap, identity) = self.detected(id).await?;
-        let decider = Decider {
-            by: principal.subject.clone(),
-            role: principal.role.as_str().to_owned(),
-            rationale: body.rationale.clone(),
-            at: Utc::now(),
-        };
+        let decider = decider(&principal, &body.rationale);
         // A retry is answered from the log; anything else is checked before any side
         // effect, so a refused action changes nothing anywhere.
         if !self.gaps.is_recorded(&stream, &context).await.map_err(from_governance)? {
@@ -449,21 +475,11 @@ impl GapService for GapApi {
         principal.require(&[Role::FinopsLead], "resolve gaps")?;
         let body = request.into_inner();
         let fingerprint = crate::auth::fingerprint(&body);
-        let mut fields = Fields::default();
-        let id = gap_name(&mut fields, &body.name);
-        fields.domain("", finops_domain::rationale_violations(&body.rationale));
-        let request_id = wire::request_id(&mut fields, &body.request_id);
-        fields.finish()?;
-        let id = id.expect("checked");
-        self.detected(id).await?;
-        let decider = Decider {
-            by: principal.subject.clone(),
-            role: principal.role.as_str().to_owned(),
-            rationale: body.rationale.clone(),
-            at: Utc::now(),
-        };
-        let context = principal.context(&fingerprint, request_id, Some(body.rationale));
-        self.decide(&principal, &context, id, GapCommand::Resolve { decider }).await
+        let (name, rationale, request_id) = (body.name, body.rationale, body.request_id);
+        self.person_decides(&principal, &fingerprint, &name, rationale, &request_id, |decider| GapCommand::Resolve {
+            decider,
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -475,21 +491,11 @@ impl GapService for GapApi {
         principal.require(&[Role::FinopsLead], "recall gap decisions")?;
         let body = request.into_inner();
         let fingerprint = crate::auth::fingerprint(&body);
-        let mut fields = Fields::default();
-        let id = gap_name(&mut fields, &body.name);
-        fields.domain("", finops_domain::rationale_violations(&body.rationale));
-        let request_id = wire::request_id(&mut fields, &body.request_id);
-        fields.finish()?;
-        let id = id.expect("checked");
-        self.detected(id).await?;
-        let decider = Decider {
-            by: principal.subject.clone(),
-            role: principal.role.as_str().to_owned(),
-            rationale: body.rationale.clone(),
-            at: Utc::now(),
-        };
-        let context = principal.context(&fingerprint, request_id, Some(body.rationale));
-        self.decide(&principal, &context, id, GapCommand::Recall { decider }).await
+        let (name, rationale, request_id) = (body.name, body.rationale, body.request_id);
+        self.person_decides(&principal, &fingerprint, &name, rationale, &request_id, |decider| GapCommand::Recall {
+            decider,
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]
