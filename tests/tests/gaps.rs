@@ -117,27 +117,47 @@ async fn settle(store: &Arc<dyn finops_eventlog::EventStore>, url: &str) {
     panic!("the detector and the read model never caught up");
 }
 
+/// Once the detector and the read model have caught up, a rebuild of the gap read model
+/// from the log gives the digest it had.
+async fn rebuild_gives_the_same_digest(store: &Arc<dyn finops_eventlog::EventStore>, url: &str) {
+    settle(store, url).await;
+    let models = finops_projections::ReadModels::open(url).await.unwrap();
+    let runner =
+        finops_projections::ProjectionRunner::new(store.clone(), models, finops_projections::governance_projectors());
+    let report = runner.rebuild(finops_projections::GapLifecycle::NAME).await.unwrap();
+    assert_eq!(report.digest_before, report.digest_after);
+}
+
 fn act(name: &str, action: &str, rationale: &str) -> pb::ActOnGapRequest {
     pb::ActOnGapRequest { name: name.into(), action: action.into(), rationale: rationale.into(), ..Default::default() }
 }
 
-async fn every_gap_loop(url: &str) {
+/// A server with the demo organisation, an ingestor into it and a scratch folder.
+async fn demo_server(url: &str) -> (RunningServer, Ingestor, std::path::PathBuf) {
     let server = RunningServer::start(url).await;
-    let store = server.store.clone();
-    finops_server::demo::seed(store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
     let objects: Arc<dyn object_store::ObjectStore> =
         Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
-    let ingestor = Ingestor::new(store.clone(), objects);
+    let ingestor = Ingestor::new(server.store.clone(), objects);
     let dir = std::env::temp_dir().join(format!("finops-gaps-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
-    let month = |restatement: u32| {
-        let path = dir.join(format!("month-{restatement}.csv"));
-        let spec = finops_cur::synthetic::MonthSpec { period: PERIOD.into(), rows: 3_000, seed: 7, restatement };
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        finops_cur::synthetic::write_month(&spec, &mut file).unwrap();
-        drop(file);
-        path
-    };
+    (server, ingestor, dir)
+}
+
+/// The generated month of the tests (a restatement of it when `restatement` > 0), in `dir`.
+fn month(dir: &std::path::Path, restatement: u32) -> std::path::PathBuf {
+    let path = dir.join(format!("month-{restatement}.csv"));
+    let spec = finops_cur::synthetic::MonthSpec { period: PERIOD.into(), rows: 3_000, seed: 7, restatement };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    finops_cur::synthetic::write_month(&spec, &mut file).unwrap();
+    drop(file);
+    path
+}
+
+async fn every_gap_loop(url: &str) {
+    let (server, ingestor, dir) = demo_server(url).await;
+    let store = server.store.clone();
+    let month = |restatement: u32| month(&dir, restatement);
     let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
     let mut c = Clients {
         gaps: GapServiceClient::new(channel.clone()),
@@ -598,12 +618,7 @@ async fn every_gap_loop(url: &str) {
 
     // 8. The read model rebuilt from the log is the same, to the byte (once the detector
     // and the read model have caught up with the head: nothing is in flight).
-    settle(&store, url).await;
-    let models = finops_projections::ReadModels::open(url).await.unwrap();
-    let runner =
-        finops_projections::ProjectionRunner::new(store.clone(), models, finops_projections::governance_projectors());
-    let report = runner.rebuild(finops_projections::GapLifecycle::NAME).await.unwrap();
-    assert_eq!(report.digest_before, report.digest_after);
+    rebuild_gives_the_same_digest(&store, url).await;
 
     std::fs::remove_dir_all(dir).unwrap();
     server.shutdown().await.unwrap();
@@ -618,4 +633,294 @@ async fn every_gap_is_detected_acted_on_and_resolved_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_gap_is_detected_acted_on_and_resolved_on_sqlite() {
     every_gap_loop(&fresh_sqlite_url()).await;
+}
+
+/// The LLM gateway role's AI spend in the CX account, as the raw file says, split the way
+/// the rules should split it: (Support Bot's, Claims Triage's, nobody's), in units of
+/// 10^-10 dollars. The session rule takes `gw-user-1*` sessions from the 1st through
+/// `session_until` (no rule: `None`);
+/// `tenant_rule` takes tenant-2's calls (a principal tag) from the 15th, ahead of it.
+fn gateway_split(file: &std::path::Path, session_until: Option<u32>, tenant_rule: bool) -> (i128, i128, i128) {
+    use chrono::Datelike;
+    let mut csv = finops_cur::csv_lines::CurCsv::open(
+        &file.display().to_string(),
+        std::io::BufReader::new(std::fs::File::open(file).unwrap()),
+    )
+    .unwrap();
+    let (mut support, mut triage, mut nobody) = (0, 0, 0);
+    for line in &mut csv {
+        let line = line.unwrap();
+        let facts = finops_cur::ai_facts::AiFacts::of(&line);
+        if facts.platform.is_none() || facts.principal_name != "llm-gateway" || facts.principal_account != CX_ACCOUNT {
+            continue;
+        }
+        let cost = finops_attribution::lines::money(line.unblended_cost);
+        let day = line.usage_start.day();
+        if tenant_rule && day >= 15 && facts.principal_tags.contains("\u{1f}tenant\u{1e}tenant-2\u{1f}") {
+            triage += cost;
+        } else if session_until.is_some_and(|last| day <= last) && facts.session.starts_with("gw-user-1") {
+            support += cost;
+        } else {
+            nobody += cost;
+        }
+    }
+    (support, triage, nobody)
+}
+
+/// The gateway role's spend in the CX account per workload name ("" for nobody), in cents.
+async fn gateway_attribution(
+    attribution: &mut AttributionServiceClient<Channel>,
+    token: &str,
+    as_of: &str,
+) -> BTreeMap<String, i64> {
+    let rows = attribution
+        .attribute(authed(
+            pb::AttributeRequest {
+                period: PERIOD.into(),
+                group_by: vec!["workload".into(), "account".into(), "principal".into()],
+                as_of: as_of.into(),
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let mut out = BTreeMap::new();
+    for r in rows.into_iter().filter(|r| r.keys[1] == CX_ACCOUNT && r.keys[2] == "llm-gateway") {
+        *out.entry(r.keys[0].clone()).or_default() += r.cost_cents;
+    }
+    out
+}
+
+fn near(actual: Option<&i64>, raw: i128) -> bool {
+    let expected = finops_attribution::cents(raw, finops_attribution::lines::MONEY_SCALE);
+    actual.copied().unwrap_or(0).abs_diff(expected) <= 1
+}
+
+/// Gateway mapping rules (issue 11 item 5): the LLM gateway fronts many workloads through
+/// one role; a rule from the gap moves the matching sessions' spend to a workload, a tag
+/// rule recorded later takes its tenant ahead of it from its day, retiring a rule hands
+/// its days back, `as_of` before a rule answers as before, and every rule is in the
+/// history with who, role and why.
+async fn gateway_rules_loop(url: &str) {
+    use finops_proto::v1::gateway_rule_service_client::GatewayRuleServiceClient;
+    let (server, ingestor, dir) = demo_server(url).await;
+    let store = server.store.clone();
+    let path = month(&dir, 0);
+    ingestor.ingest_file(&path, Format::Cur, &operator("month")).await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut gaps = GapServiceClient::new(channel.clone());
+    let mut attribution = AttributionServiceClient::new(channel.clone());
+    let mut rules = GatewayRuleServiceClient::new(channel);
+    let fl = server.token("fl-ana", Role::FinopsLead);
+    let finance = server.token("fin-eva", Role::Finance);
+    let support_request = format!("businessRequests/{}", demo_id("support-bot"));
+    let triage_request = format!("businessRequests/{}", demo_id("claims-triage"));
+
+    let listed = until(&mut gaps, &finance, all("not_business_approved", ""), |l| {
+        l.gaps.iter().any(|g| g.principal == "llm-gateway" && g.account == CX_ACCOUNT)
+    })
+    .await;
+    let gateway = listed.gaps.iter().find(|g| g.principal == "llm-gateway" && g.account == CX_ACCOUNT).unwrap().clone();
+    let (none, _, all_of_it) = gateway_split(&path, None, false);
+    assert_eq!(none, 0);
+    let before = gateway_attribution(&mut attribution, &finance, "").await;
+    assert!(near(before.get(""), all_of_it), "nobody is charged for the gateway yet: {before:?}");
+    assert!(near(Some(&gateway.total_cents), all_of_it));
+    settle(&store, url).await;
+    let t_before = Utc::now();
+
+    // 1. From the gap: the gateway's `gw-user-1*` sessions are Support Bot's.
+    let mapped = gaps
+        .act_on_gap(authed(
+            pb::ActOnGapRequest {
+                business_request: support_request.clone(),
+                session_pattern: "gw-user-1*".into(),
+                ..act(&gateway.name, "map_gateway_sessions", "Users 1x are the support agents behind the gateway")
+            },
+            &fl,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mapped.status, "actioned");
+    let rule_name = mapped.last_action.as_ref().unwrap().resources[0].clone();
+    assert!(rule_name.starts_with("gatewayRules/"), "{rule_name}");
+    let entry = mapped.history.last().unwrap();
+    assert_eq!((entry.who.as_str(), entry.role.as_str()), ("fl-ana", "finops_lead"));
+    assert!(entry.what.contains("map_gateway_sessions"), "{entry:?}");
+    let (support, _, rest) = gateway_split(&path, Some(31), false);
+    assert!(support > 0 && rest > 0, "the sample has both kinds of session");
+    let after = gateway_attribution(&mut attribution, &finance, "").await;
+    assert!(near(after.get("Support Bot"), support), "{after:?}");
+    assert!(near(after.get(""), rest), "{after:?}");
+    // The detector moves the gap's spend too: what is left is nobody's.
+    let moved = gap_until(&mut gaps, &finance, &gateway.name, |g| {
+        g.spend.first().is_some_and(|s| s.cents != gateway.total_cents)
+    })
+    .await;
+    assert!(near(Some(&moved.total_cents), rest), "{} vs {rest}", moved.total_cents);
+    // As of before the rule, the answer is the one given then.
+    assert_eq!(gateway_attribution(&mut attribution, &finance, &t_before.to_rfc3339()).await, before);
+    // The FOCUS export says how the mapped rows were charged.
+    let focus = attribution
+        .export(authed(
+            pb::ExportRequest { period: PERIOD.into(), as_of: String::new(), format: pb::ExportFormat::Focus as i32 },
+            &finance,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let text = String::from_utf8(focus.content).unwrap();
+    let mapped_rows: Vec<&str> = text.lines().filter(|l| l.contains(",gateway_rule,")).collect();
+    assert!(
+        !mapped_rows.is_empty() && mapped_rows.iter().all(|l| l.contains("Support Bot") && l.contains("llm-gateway"))
+    );
+
+    // 2. A tag rule, newer, takes tenant-2 from the 15th — ahead of the session rule.
+    let tag_rule = pb::RecordGatewayRuleRequest {
+        account: CX_ACCOUNT.into(),
+        role_name: "llm-gateway".into(),
+        principal_tag: "tenant=tenant-2".into(),
+        business_request: triage_request.clone(),
+        effective_from: "2026-11-15".into(),
+        rationale: "Tenant 2 is the claims desk".into(),
+        request_id: Uuid::now_v7().to_string(),
+        ..Default::default()
+    };
+    let recorded = rules.record_gateway_rule(authed(tag_rule.clone(), &fl)).await.unwrap().into_inner();
+    assert_eq!((recorded.state.as_str(), recorded.principal_tag.as_str()), ("in_force", "tenant=tenant-2"));
+    let events = server.store.stats().await.unwrap().events_by_type;
+    let retried = rules.record_gateway_rule(authed(tag_rule, &fl)).await.unwrap().into_inner();
+    assert_eq!(retried, recorded, "a retry answers the same rule");
+    let recorded_count = |e: &[(String, u64)]| e.iter().find(|(t, _)| t == "GatewayRuleRecorded").map(|x| x.1);
+    assert_eq!(recorded_count(&server.store.stats().await.unwrap().events_by_type), recorded_count(&events));
+    let (support, triage, rest) = gateway_split(&path, Some(31), true);
+    assert!(triage > 0);
+    let after = gateway_attribution(&mut attribution, &finance, "").await;
+    assert!(near(after.get("Support Bot"), support), "{after:?}");
+    assert!(near(after.get("Claims Triage"), triage), "{after:?}");
+    assert!(near(after.get(""), rest), "{after:?}");
+
+    // 3. Retiring the session rule after the 9th hands its later days back to nobody.
+    let retired = rules
+        .retire_gateway_rule(authed(
+            pb::RetireGatewayRuleRequest {
+                name: rule_name.clone(),
+                effective_until: "2026-11-09".into(),
+                rationale: "The support agents moved to their own role on the 10th".into(),
+                request_id: String::new(),
+            },
+            &fl,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((retired.state.as_str(), retired.effective_until.as_str()), ("retired", "2026-11-09"));
+    assert_eq!(retired.history.len(), 2);
+    assert_eq!(retired.history[1].why, "The support agents moved to their own role on the 10th");
+    let (support, triage, rest) = gateway_split(&path, Some(9), true);
+    let after = gateway_attribution(&mut attribution, &finance, "").await;
+    assert!(near(after.get("Support Bot"), support), "{after:?}");
+    assert!(near(after.get("Claims Triage"), triage), "{after:?}");
+    assert!(near(after.get(""), rest), "{after:?}");
+
+    // 4. The rules, now and as of before them; who may list; bad input changes nothing.
+    let now = rules.list_gateway_rules(authed(pb::ListGatewayRulesRequest::default(), &finance)).await.unwrap();
+    let now = now.into_inner().rules;
+    assert_eq!(now.iter().map(|r| r.state.as_str()).collect::<Vec<_>>(), vec!["retired", "in_force"]);
+    assert_eq!(now[0].session_pattern, "gw-user-1*");
+    let then = rules
+        .list_gateway_rules(authed(pb::ListGatewayRulesRequest { as_of: t_before.to_rfc3339() }, &finance))
+        .await
+        .unwrap();
+    assert!(then.into_inner().rules.is_empty());
+    let juan = server.token("po-juan", Role::ProductOwner);
+    let denied = rules.list_gateway_rules(authed(pb::ListGatewayRulesRequest::default(), &juan)).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let head = server.store.stats().await.unwrap().events_by_type;
+    let bad = rules
+        .record_gateway_rule(authed(
+            pb::RecordGatewayRuleRequest {
+                account: "1234".into(),
+                role_name: "llm gateway".into(),
+                session_pattern: "*".into(),
+                principal_tag: "team=ds".into(),
+                business_request: support_request.clone(),
+                effective_from: "2026-13-01".into(),
+                rationale: String::new(),
+                request_id: String::new(),
+            },
+            &fl,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    for field in ["account", "principal_tag", "effective_from", "rationale"] {
+        assert!(bad.message().contains(field), "{field} named in: {}", bad.message());
+    }
+    let unknown = rules
+        .retire_gateway_rule(authed(
+            pb::RetireGatewayRuleRequest {
+                name: format!("gatewayRules/{}", Uuid::now_v7()),
+                effective_until: "2026-11-30".into(),
+                rationale: "x".into(),
+                request_id: String::new(),
+            },
+            &fl,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let not_lead = rules
+        .retire_gateway_rule(authed(
+            pb::RetireGatewayRuleRequest {
+                name: recorded.name.clone(),
+                effective_until: "2026-11-30".into(),
+                rationale: "x".into(),
+                request_id: String::new(),
+            },
+            &finance,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(not_lead.code(), Code::PermissionDenied);
+    let again = rules
+        .retire_gateway_rule(authed(
+            pb::RetireGatewayRuleRequest {
+                name: rule_name.clone(),
+                effective_until: "2026-11-20".into(),
+                rationale: "once more".into(),
+                request_id: String::new(),
+            },
+            &fl,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert!(again.message().contains("retired"), "{}", again.message());
+    let mut after_bad = server.store.stats().await.unwrap().events_by_type;
+    let mut head = head;
+    // The detector and the projections write their own events; the decisions are counted.
+    let decisions = |e: &mut Vec<(String, u64)>| e.retain(|(t, _)| t.starts_with("GatewayRule"));
+    decisions(&mut head);
+    decisions(&mut after_bad);
+    assert_eq!(after_bad, head, "refused requests wrote nothing");
+
+    // 5. A rebuild of the gap read model gives the same digest.
+    rebuild_gives_the_same_digest(&store, url).await;
+    std::fs::remove_dir_all(dir).unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_rules_move_spend_to_workloads_on_postgres() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    gateway_rules_loop(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_rules_move_spend_to_workloads_on_sqlite() {
+    gateway_rules_loop(&fresh_sqlite_url()).await;
 }

@@ -5,7 +5,10 @@
 -- The two role predicates are filled in from the configured patterns and the generated
 -- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
 -- pattern and an IN list for generated names (and their permission sets); {year} and {month} are the period's, and
--- {facet_days} is lines.rs's FACET_DAYS.
+-- {facet_days} is lines.rs's FACET_DAYS. {line_rule} names the gateway mapping rule that
+-- takes a line ('' for none; with rules, a CASE over the lines of the roles they name,
+-- newest rule first) and {rule_grouping} groups by it (governance.rs `classify_sql`);
+-- `gateway_rules` holds each rule's workload.
 --
 -- A facet is everything that decides a line's outcome except its day (account, anchor,
 -- caller, region, model) plus what attribution groups by, so the lines of one facet and
@@ -18,16 +21,22 @@
 -- facet_day = facet × {facet_days} + day of month − 1 (lines.rs). Non-AI lines (facet 0)
 -- are skipped: the lines are written with them first and the AI lines clustered by facet
 -- (lines.rs), so the filter drops their row groups by statistics without reading them.
+--
+-- A gateway mapping rule (DOMAIN.md §13) splits its role's facets: the lines of a facet and
+-- day whose session or principal tags it matches are summed apart, charged to the rule's
+-- workload ahead of any claim of the whole role (a broad role's included: the rule names
+-- the workload the role cannot), and judged against that workload's approval scope.
 WITH sums AS (
-    SELECT facet_day, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
+    SELECT facet_day, {line_rule} AS rule_id, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
     FROM lines
     WHERE facet_day >= {facet_days}
-    GROUP BY facet_day
+    GROUP BY {rule_grouping}
 ),
 spend AS (
     SELECT
         -- floor: DuckDB (the benchmark's baseline) divides integers as floats.
         CAST(floor(facet_day / {facet_days}) AS INT) AS facet,
+        rule_id,
         make_date({year}, {month}, CAST(facet_day % {facet_days} + 1 AS INT)) AS day,
         -- Exact: the fraction is in units of 10^-10 dollars (lines.rs).
         CAST(dollars AS DECIMAL(38, 10)) + CAST(fraction AS DECIMAL(38, 0)) * CAST(0.0000000001 AS DECIMAL(11, 10)) AS cost,
@@ -85,6 +94,27 @@ candidates AS (
     JOIN claims c ON c.kind = k.claim_kind AND c.account = k.principal_account AND c.name = k.claim_key
     WHERE k.anchor_kind = '' AND k.is_role
 ),
+-- The facets gateway rules took some lines of, with the rule's workload.
+ruled AS (
+    SELECT DISTINCT spend.facet, spend.rule_id, r.workload_id
+    FROM spend
+    JOIN gateway_rules r ON r.rule_id = spend.rule_id
+),
+-- Per facet and workload that may be charged for it (by a claim or a rule), whether the
+-- facet lies outside that workload's approval: account, region or model.
+scoped AS (
+    SELECT
+        charge.facet,
+        charge.workload_id,
+        sa.workload_id IS NULL
+            OR (k.region <> '' AND sr.workload_id IS NULL)
+            OR (k.model LIKE '%.%' AND k.model <> COALESCE(w.model_id, '')) AS out_of_scope
+    FROM (SELECT facet, workload_id FROM candidates UNION SELECT facet, workload_id FROM ruled) charge
+    JOIN kinds k ON k.facet = charge.facet
+    LEFT JOIN workloads w ON w.workload_id = charge.workload_id
+    LEFT JOIN scope_accounts sa ON sa.workload_id = charge.workload_id AND sa.account = k.account
+    LEFT JOIN scope_regions sr ON sr.workload_id = charge.workload_id AND sr.region = k.region
+),
 -- Per facet and claim, what holding means: a broad role stays Unattributed Spend and
 -- charges nobody (rule 3 before rule 4); otherwise the claimant is charged, and Out of
 -- Approved Scope when account, region or model lies outside its approval.
@@ -97,25 +127,27 @@ holdings AS (
         CASE
             WHEN k.anchor_kind <> '' THEN NULL
             WHEN k.is_broad THEN 'unattributed_spend'
-            WHEN sa.workload_id IS NULL
-                OR (k.region <> '' AND sr.workload_id IS NULL)
-                OR (k.model LIKE '%.%' AND k.model <> COALESCE(w.model_id, ''))
-            THEN 'out_of_approved_scope'
+            WHEN s.out_of_scope THEN 'out_of_approved_scope'
         END AS held_gap
     FROM candidates cand
     JOIN kinds k ON k.facet = cand.facet
-    LEFT JOIN workloads w ON w.workload_id = cand.workload_id
-    LEFT JOIN scope_accounts sa ON sa.workload_id = cand.workload_id AND sa.account = k.account
-    LEFT JOIN scope_regions sr ON sr.workload_id = cand.workload_id AND sr.region = k.region
+    JOIN scoped s ON s.facet = cand.facet AND s.workload_id = cand.workload_id
 ),
--- The claim in force on the day, if any.
+-- The claim in force on the day, if any, for the lines no rule took; the rule's workload
+-- for the lines a rule took.
 held AS (
     SELECT spend.*, h.facet IS NOT NULL AS is_held, h.charged, h.held_gap
     FROM spend
     LEFT JOIN holdings h
         ON h.facet = spend.facet
+        AND spend.rule_id = ''
         AND spend.day >= h.from_day
         AND (h.until_day IS NULL OR spend.day <= h.until_day)
+),
+taken AS (
+    SELECT ruled.facet, ruled.rule_id, ruled.workload_id, CASE WHEN s.out_of_scope THEN 'out_of_approved_scope' END AS rule_gap
+    FROM ruled
+    JOIN scoped s ON s.facet = ruled.facet AND s.workload_id = ruled.workload_id
 )
 SELECT
     k.account,
@@ -131,7 +163,13 @@ SELECT
     held.cost,
     held.tokens,
     held.lines,
-    held.charged AS workload_id,
-    CASE WHEN held.is_held THEN held.held_gap ELSE k.unheld_gap END AS gap
+    CASE WHEN held.rule_id <> '' THEN t.workload_id ELSE held.charged END AS workload_id,
+    CASE
+        WHEN held.rule_id <> '' THEN t.rule_gap
+        WHEN held.is_held THEN held.held_gap
+        ELSE k.unheld_gap
+    END AS gap,
+    held.rule_id
 FROM held
 JOIN kinds k ON k.facet = held.facet
+LEFT JOIN taken t ON t.facet = held.facet AND t.rule_id = held.rule_id

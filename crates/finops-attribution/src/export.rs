@@ -38,15 +38,16 @@ const DETAIL_SQL: &str = "SELECT c.account, CAST(c.day AS VARCHAR) AS day, c.pla
     c.principal_kind, c.principal_account, c.principal_name, c.anchor, \
     COALESCE(w.workload, '') AS workload, COALESCE(c.workload_id, '') AS workload_id, COALESCE(w.product, '') AS product, \
     COALESCE(w.portfolio, '') AS portfolio, COALESCE(b.budget, '') AS budget, COALESCE(c.gap, '') AS gap, \
-    SUM(c.cost) AS cost, SUM(c.tokens) AS tokens, CAST(SUM(c.lines) AS BIGINT) AS lines \
+    c.rule_id AS gateway_rule, SUM(c.cost) AS cost, SUM(c.tokens) AS tokens, CAST(SUM(c.lines) AS BIGINT) AS lines \
     FROM ";
 
 /// Its grouping (every column but the sums).
-const DETAIL_GROUPING: &str = " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16";
+const DETAIL_GROUPING: &str = " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17";
 
 /// The FOCUS 1.x projection of the detail. `AllocatedMethodId` says how the row was
 /// charged: `iam_principal` (a claimed role), `claimed_resource` (a claimed guardrail or
-/// workspace), or `unallocated`.
+/// workspace), `gateway_rule` (a shared role's sessions mapped by a rule), or
+/// `unallocated`.
 const FOCUS_SQL: &str = "SELECT \
     d.cost AS \"BilledCost\", d.cost AS \"EffectiveCost\", 'USD' AS \"BillingCurrency\", \
     d.day || 'T00:00:00Z' AS \"ChargePeriodStart\", \
@@ -60,6 +61,7 @@ const FOCUS_SQL: &str = "SELECT \
     d.tokens AS \"ConsumedQuantity\", CASE WHEN d.token_type <> '' THEN 'Tokens' ELSE 'Units' END AS \"ConsumedUnit\", \
     d.model AS \"x_Model\", d.token_type AS \"x_TokenType\", \
     CASE WHEN d.workload_id = '' THEN 'unallocated' WHEN d.anchor <> '' THEN 'claimed_resource' \
+        WHEN d.gateway_rule <> '' THEN 'gateway_rule' \
         ELSE 'iam_principal' END AS \"AllocatedMethodId\", \
     d.workload_id AS \"AllocatedResourceId\", d.workload AS \"x_Workload\", d.product AS \"x_Product\", \
     d.budget AS \"x_Budget\", d.principal_name AS \"x_Principal\", d.gap AS \"x_GapKind\" \

@@ -10,7 +10,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
-use finops_domain::governance_state::{ApprovedWorkload, BudgetSpan, ClaimSpan, GovernanceState};
+use finops_cur::ai_facts::{TAG_KEY_VALUE, TAG_SEPARATOR};
+use finops_domain::gateway_rules::SessionMatcher;
+use finops_domain::governance_state::{ApprovedWorkload, BudgetSpan, ClaimSpan, GatewayRuleSpan, GovernanceState};
 use finops_domain::org::Organisation;
 use finops_domain::role::{permission_set_for, permission_set_of_reserved_role};
 pub use finops_domain::role_patterns::RolePatterns;
@@ -27,6 +29,8 @@ pub struct GovernanceView {
     pub claims: Vec<ClaimSpan>,
     /// The role patterns the FinOps Lead recorded; `None`: the configured defaults.
     pub patterns: Option<RolePatterns>,
+    /// Gateway mapping rules, in the order recorded.
+    pub gateway_rules: Vec<GatewayRuleSpan>,
 }
 
 impl From<&GovernanceState> for GovernanceView {
@@ -36,6 +40,7 @@ impl From<&GovernanceState> for GovernanceView {
             workloads: state.workloads(),
             claims: state.claim_spans(),
             patterns: state.role_patterns.patterns.clone(),
+            gateway_rules: state.gateway_rule_spans(),
         }
     }
 }
@@ -62,10 +67,82 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// The facets of each role a gateway rule names, as the batch numbered them: keyed by
+/// (account, role name). Read from the batch's small facets table before classifying, so
+/// a rule's test runs only on its role's lines (an integer range per facet), never on the
+/// text of every line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleFacets(pub std::collections::BTreeMap<(String, String), Vec<i32>>);
+
+impl RuleFacets {
+    /// The SQL that reads them from `facets`, for the roles `rules` name (`None`: no rule).
+    pub fn query(rules: &[GatewayRuleSpan]) -> Option<String> {
+        let mut roles: Vec<String> = rules.iter().map(|r| literal(&r.spec.role_name)).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        (!roles.is_empty()).then(|| {
+            format!(
+                "SELECT facet, principal_account, principal_name FROM facets \
+                 WHERE principal_kind IN ('assumed_role', 'identity_center') AND principal_name IN ({}) ORDER BY facet",
+                roles.join(", ")
+            )
+        })
+    }
+}
+
+/// The expression naming the gateway rule that takes a line: the newest rule in force on
+/// the line's day whose role is the line's (by facet) and whose session pattern or
+/// principal tag the line matches; `''` for none. Returns the expression and the grouping
+/// of `sums` (classify.sql).
+fn line_rule(rules: &[GatewayRuleSpan], facets: &RuleFacets, period_start: NaiveDate) -> (String, &'static str) {
+    let days = crate::lines::FACET_DAYS;
+    let mut arms = Vec::new();
+    for rule in rules.iter().rev() {
+        let spec = &rule.spec;
+        let Some(numbers) = facets.0.get(&(spec.account.as_str().to_owned(), spec.role_name.clone())) else {
+            continue;
+        };
+        // The rule's days within the period, as days of the month from 0.
+        let offset = |d: NaiveDate| (d - period_start).num_days();
+        let first = offset(spec.effective_from).max(0);
+        let last = rule.until.map_or(i64::from(days - 1), offset).min(i64::from(days - 1));
+        if first > last {
+            continue;
+        }
+        let ranges: Vec<String> = numbers
+            .iter()
+            .map(|f| {
+                let base = i64::from(*f) * i64::from(days);
+                format!("facet_day BETWEEN {} AND {}", base + first, base + last)
+            })
+            .collect();
+        let matcher = match &spec.matcher {
+            SessionMatcher::SessionName { pattern } => {
+                format!("session LIKE {} ESCAPE '\\'", literal(&like_pattern(pattern)))
+            }
+            SessionMatcher::PrincipalTag { key, value } => format!(
+                "strpos(principal_tags, {}) > 0",
+                literal(&format!("{TAG_SEPARATOR}{key}{TAG_KEY_VALUE}{value}{TAG_SEPARATOR}"))
+            ),
+        };
+        arms.push(format!("WHEN ({}) AND {matcher} THEN {}", ranges.join(" OR "), literal(&rule.rule_id.to_string())));
+    }
+    if arms.is_empty() {
+        ("''".to_owned(), "facet_day")
+    } else {
+        (format!("CASE {} ELSE '' END", arms.join(" ")), "1, 2")
+    }
+}
+
 /// The classification SQL of the period starting on `period_start`, with its role
 /// predicates filled in: broad roles by pattern; dedicated roles by pattern or as generated
-/// by an approval in `view`.
-pub fn classify_sql(view: &GovernanceView, patterns: &RolePatterns, period_start: NaiveDate) -> String {
+/// by an approval in `view`; and the gateway rules of `view` over their roles' `facets`.
+pub fn classify_sql(
+    view: &GovernanceView,
+    patterns: &RolePatterns,
+    period_start: NaiveDate,
+    facets: &RuleFacets,
+) -> String {
     let like = |globs: &[String]| {
         globs
             .iter()
@@ -91,7 +168,10 @@ pub fn classify_sql(view: &GovernanceView, patterns: &RolePatterns, period_start
         ));
     }
     let or = |terms: Vec<String>| if terms.is_empty() { "FALSE".to_owned() } else { terms.join(" OR ") };
+    let (rule, grouping) = line_rule(&view.gateway_rules, facets, period_start);
     crate::CLASSIFY_SQL
+        .replace("{line_rule}", &rule)
+        .replace("{rule_grouping}", grouping)
         .replace("{is_broad}", &or(like(&patterns.broad)))
         .replace("{is_dedicated}", &or(dedicated))
         .replace("{year}", &period_start.year().to_string())
@@ -289,6 +369,20 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
             ),
         ],
     )?;
+    // Every rule counts, whoever asks (as claims do).
+    register(
+        ctx,
+        "gateway_rules",
+        vec![
+            ("rule_id", DataType::Utf8, false, text(view.gateway_rules.iter().map(|r| id(r.rule_id)).collect())),
+            (
+                "workload_id",
+                DataType::Utf8,
+                false,
+                text(view.gateway_rules.iter().map(|r| id(r.spec.workload_id)).collect()),
+            ),
+        ],
+    )?;
     Ok(())
 }
 
@@ -307,7 +401,7 @@ mod tests {
     fn role_predicates_are_quoted_literals() {
         let patterns = RolePatterns { broad: vec!["it's*".into()], dedicated: vec![] };
         let september = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
-        let sql = classify_sql(&GovernanceView::default(), &patterns, september);
+        let sql = classify_sql(&GovernanceView::default(), &patterns, september, &RuleFacets::default());
         assert!(sql.contains("make_date(2026, 9, "), "the period's year and month");
         assert!(sql.contains("facet_day % 32 + 1"), "facet_day decoded with the writer's constant");
         assert!(sql.contains("principal_name LIKE 'it''s%' ESCAPE '\\'"), "{sql}");

@@ -38,7 +38,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-pub use governance::{GovernanceView, RolePatterns, Visibility, classify_sql};
+pub use governance::{GovernanceView, RolePatterns, RuleFacets, Visibility, classify_sql};
 
 /// The classification, as reviewed SQL (its role predicates are filled in by
 /// [`governance::classify_sql`]).
@@ -83,8 +83,9 @@ pub enum AttributionError {
 }
 
 /// The columnar layout's version, part of the object names: a batch stored by an earlier
-/// layout is rewritten by ingesting its delivery again, never read wrongly.
-const COLUMNAR_LAYOUT: u32 = 4;
+/// layout is rewritten by ingesting its delivery again, never read wrongly. Version 5 added
+/// the lines' `session` and `principal_tags` (gateway mapping rules).
+const COLUMNAR_LAYOUT: u32 = 5;
 
 /// Where a batch's columnar lines live: beside its delivered bytes.
 pub fn lines_location(period: &str, hash: &str) -> ObjectPath {
@@ -360,7 +361,11 @@ impl AttributionEngine {
         // chargeback statement, unbacked workloads and exports then read the small result.
         // The patterns the FinOps Lead recorded as of the instant, else the configured ones.
         let patterns = view.patterns.as_ref().unwrap_or(&self.patterns);
-        let classified = ctx.sql(&governance::classify_sql(&view, patterns, period_start)).await?;
+        let rule_facets = match RuleFacets::query(&view.gateway_rules) {
+            Some(sql) => rule_facets(&ctx, &sql).await?,
+            None => RuleFacets::default(),
+        };
+        let classified = ctx.sql(&governance::classify_sql(&view, patterns, period_start, &rule_facets)).await?;
         let schema = Arc::new(classified.schema().as_arrow().clone());
         let rows = classified.collect().await?;
         ctx.register_table("classified", Arc::new(MemTable::try_new(schema, vec![rows])?))?;
@@ -384,6 +389,28 @@ impl AttributionEngine {
         }
         .ok_or_else(not_ingested)
     }
+}
+
+/// The facets of the roles gateway rules name, read by `sql` ([`RuleFacets::query`]).
+async fn rule_facets(ctx: &SessionContext, sql: &str) -> Result<RuleFacets, AttributionError> {
+    let mut out = RuleFacets::default();
+    for batch in ctx.sql(sql).await?.collect().await? {
+        let facet = batch.column(0).as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+        // Parquet text may arrive as a view type: read both columns as plain strings.
+        let text = |i: usize| {
+            datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
+                .map_err(datafusion::error::DataFusionError::from)
+        };
+        let (account, role) = (text(1)?, text(2)?);
+        let (account, role) = (account.as_string::<i32>(), role.as_string::<i32>());
+        for row in 0..batch.num_rows() {
+            out.0
+                .entry((account.value(row).to_owned(), role.value(row).to_owned()))
+                .or_default()
+                .push(facet.value(row));
+        }
+    }
+    Ok(out)
 }
 
 impl Question {

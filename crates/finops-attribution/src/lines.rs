@@ -77,6 +77,10 @@ pub fn schema() -> SchemaRef {
             text("principal_kind"),
             text("principal_account"),
             text("principal_name"),
+            // What a gateway mapping rule matches (ai_facts: the session behind a role, the
+            // principal tags): read only when a rule names the line's role (classify.sql).
+            text("session"),
+            text("principal_tags"),
             Field::new("facet_day", DataType::Int32, false),
         ]))
     });
@@ -143,6 +147,8 @@ struct Columns {
     principal_kind: StringBuilder,
     principal_account: StringBuilder,
     principal_name: StringBuilder,
+    session: StringBuilder,
+    principal_tags: StringBuilder,
     facet_day: Int32Builder,
     rows: usize,
 }
@@ -170,6 +176,8 @@ impl Columns {
             principal_kind: StringBuilder::new(),
             principal_account: StringBuilder::new(),
             principal_name: StringBuilder::new(),
+            session: StringBuilder::new(),
+            principal_tags: StringBuilder::new(),
             facet_day: Int32Builder::new(),
             rows: 0,
         }
@@ -203,6 +211,8 @@ impl Columns {
         self.principal_kind.append_value(facts.principal_kind.as_str());
         self.principal_account.append_value(&facts.principal_account);
         self.principal_name.append_value(&facts.principal_name);
+        self.session.append_value(&facts.session);
+        self.principal_tags.append_value(&facts.principal_tags);
         self.rows += 1;
     }
 
@@ -228,6 +238,8 @@ impl Columns {
             Arc::new(self.principal_kind.finish()),
             Arc::new(self.principal_account.finish()),
             Arc::new(self.principal_name.finish()),
+            Arc::new(self.session.finish()),
+            Arc::new(self.principal_tags.finish()),
             Arc::new(self.facet_day.finish()),
         ];
         self.rows = 0;

@@ -13,7 +13,8 @@ use finops_attribution::{
 };
 use finops_cur::csv_lines::CurCsv;
 use finops_domain::cur_batches::CurBatch;
-use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan};
+use finops_domain::gateway_rules::{GatewayRuleSpec, SessionMatcher};
+use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan, GatewayRuleSpan};
 use finops_domain::org::{Budget, Portfolio, Product};
 use finops_domain::spaces::ClaimedResource;
 use finops_domain::vocabulary::{AccountId, ApprovalScope, Region};
@@ -112,6 +113,29 @@ fn govern(view: &mut GovernanceView, line: &str) {
                 resource,
                 workload_id: id(named["workload"]),
                 from: day(named["from"]),
+                until: named.get("until").map(|d| day(d)),
+            });
+        }
+        "rule" => {
+            // rule ACCOUNT ROLE session=GLOB|tag=KEY=VALUE workload=NAME from=DAY [until=DAY]
+            let matcher = match (named.get("session"), named.get("tag")) {
+                (Some(pattern), None) => SessionMatcher::SessionName { pattern: (*pattern).into() },
+                (None, Some(tag)) => {
+                    let (key, value) = tag.split_once('=').unwrap();
+                    SessionMatcher::PrincipalTag { key: key.into(), value: value.into() }
+                }
+                _ => panic!("a rule takes session= or tag="),
+            };
+            let spec = GatewayRuleSpec {
+                account: AccountId::parse(pos[0]).unwrap(),
+                role_name: pos[1].into(),
+                matcher,
+                workload_id: id(named["workload"]),
+                effective_from: day(named["from"]),
+            };
+            view.gateway_rules.push(GatewayRuleSpan {
+                rule_id: spec.rule_id(),
+                spec,
                 until: named.get("until").map(|d| day(d)),
             });
         }

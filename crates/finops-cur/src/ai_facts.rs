@@ -138,6 +138,44 @@ pub struct AiFacts {
     pub principal_account: String,
     /// The role (assumed role, or `AWSReservedSSO_{set}_{hex}`) or user name.
     pub principal_name: String,
+    /// The session behind a role (an assumed role's session name, an Identity Center
+    /// session's user), empty otherwise: what a gateway mapping rule's pattern matches.
+    pub session: String,
+    /// The caller's `iamPrincipal/` tags in [`principal_tags`]'s form, empty without any.
+    pub principal_tags: String,
+}
+
+/// Separates one principal tag from the next in [`principal_tags`]'s form.
+pub const TAG_SEPARATOR: char = '\u{1f}';
+/// Separates a principal tag's key from its value in [`principal_tags`]'s form.
+pub const TAG_KEY_VALUE: char = '\u{1e}';
+
+/// The `iamPrincipal/` tags of CUR 2.0's `tags` map (JSON text), in one canonical text a
+/// query can search: `␟key␞value␟key␞value␟`, keys without their prefix and in order, so
+/// "carries `team` = `ds`" is a search for `␟team␞ds␟`. The separators (ASCII unit and
+/// record separators) cannot occur in IAM tag keys or values. Empty when there are none.
+pub fn principal_tags(tags: &str) -> String {
+    if !tags.contains("iamPrincipal/") {
+        return String::new();
+    }
+    let Ok(map) = serde_json::from_str::<std::collections::BTreeMap<String, serde_json::Value>>(tags) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (key, value) in &map {
+        let (Some(key), Some(value)) = (key.strip_prefix("iamPrincipal/"), value.as_str()) else { continue };
+        if key.contains([TAG_SEPARATOR, TAG_KEY_VALUE]) || value.contains([TAG_SEPARATOR, TAG_KEY_VALUE]) {
+            continue;
+        }
+        if out.is_empty() {
+            out.push(TAG_SEPARATOR);
+        }
+        out.push_str(key);
+        out.push(TAG_KEY_VALUE);
+        out.push_str(value);
+        out.push(TAG_SEPARATOR);
+    }
+    out
 }
 
 fn is_ai(line: &CurLine) -> Option<AiPlatform> {
@@ -183,6 +221,11 @@ impl AiFacts {
     pub fn of(line: &CurLine) -> AiFacts {
         let platform = is_ai(line);
         let principal = Principal::parse(line.iam_principal.as_deref().unwrap_or(""));
+        let session = match &principal {
+            Ok(Some(Principal::AssumedRole { session, .. })) => session.clone(),
+            Ok(Some(Principal::IdentityCenter { user, .. })) => user.clone(),
+            _ => String::new(),
+        };
         let (principal_kind, principal_account, principal_name) = match &principal {
             Ok(None) => (PrincipalKind::None, String::new(), String::new()),
             Err(_) => (PrincipalKind::Unrecognised, String::new(), line.iam_principal.clone().unwrap_or_default()),
@@ -214,6 +257,8 @@ impl AiFacts {
             principal_kind,
             principal_account,
             principal_name,
+            session,
+            principal_tags: principal_tags(&line.tags),
         };
         if platform.is_none() {
             return facts;
@@ -289,6 +334,7 @@ mod tests {
             },
             iam_principal: principal.map(str::to_owned),
             resource_tags: String::new(),
+            tags: String::new(),
         }
     }
 
@@ -388,6 +434,25 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_call_keeps_its_session_and_its_principal_tags() {
+        let mut l = line(
+            "AWS",
+            "AmazonBedrock",
+            "USE1-Claude3Haiku-input-tokens",
+            "",
+            Some("arn:aws:sts::111122223333:assumed-role/llm-gateway/gw-user-17"),
+        );
+        l.tags =
+            r#"{"iamPrincipal/team":"ds","iamPrincipal/cost-center":"12345","userAttribute/dept":"x","account":"y"}"#
+                .into();
+        let f = AiFacts::of(&l);
+        assert_eq!((f.principal_name.as_str(), f.session.as_str()), ("llm-gateway", "gw-user-17"));
+        assert_eq!(f.principal_tags, "\u{1f}cost-center\u{1e}12345\u{1f}team\u{1e}ds\u{1f}");
+        assert_eq!(principal_tags(r#"{"user_team":"cx"}"#), "", "only iamPrincipal/ tags");
+        assert_eq!(principal_tags("not json iamPrincipal/"), "");
+    }
+
+    #[test]
     fn sources_index_their_totals_in_report_order() {
         for (i, source) in AiSource::ALL.iter().enumerate() {
             assert_eq!(*source as usize, i, "{source:?}");
@@ -395,7 +460,26 @@ mod tests {
     }
 
     proptest! {
-        // Any text in any field: facts come back, never a panic; non-AI lines carry no AI facts.
+        // Whatever the principal tags, each one is found by its search form and no other
+        // key's value is mistaken for it.
+        #[test]
+        fn every_principal_tag_is_found_by_its_search_form(
+            tags in proptest::collection::btree_map("[A-Za-z0-9 _.:/=+@-]{1,12}", "[A-Za-z0-9 _.:/=+@-]{0,12}", 0..6)
+        ) {
+            let json = serde_json::to_string(
+                &tags.iter().map(|(k, v)| (format!("iamPrincipal/{k}"), v.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+            ).unwrap();
+            let form = principal_tags(&json);
+            for (k, v) in &tags {
+                let wanted = format!("{TAG_SEPARATOR}{k}{TAG_KEY_VALUE}{v}{TAG_SEPARATOR}");
+                prop_assert!(form.contains(&wanted));
+                let other = format!("{TAG_SEPARATOR}{k}{TAG_KEY_VALUE}{v}-not{TAG_SEPARATOR}");
+                prop_assert!(!form.contains(&other), "a longer value is not this one");
+            }
+            prop_assert_eq!(form.matches(TAG_KEY_VALUE).count(), tags.len());
+        }
+
+
         #[test]
         fn reading_facts_is_total(code in ".{0,24}", usage in ".{0,48}", resource in ".{0,80}", principal in ".{0,80}", tags in ".{0,40}") {
             let mut l = line("AWS", &code, &usage, &resource, Some(&principal));

@@ -41,6 +41,9 @@ pub struct CurLine {
     pub iam_principal: Option<String>,
     /// `resource_tags` as delivered (a JSON object in CSV exports; empty when absent).
     pub resource_tags: String,
+    /// CUR 2.0's `tags` map as delivered (a JSON object; empty when absent): the caller's
+    /// IAM principal tags under `iamPrincipal/`, user attributes, account tags.
+    pub tags: String,
 }
 
 /// Whether the export carries caller identity.
@@ -122,7 +125,7 @@ const REQUIRED: [(&str, &str); 7] = [
 /// The longest value each text column may hold, in bytes. AWS's own limits are far below
 /// (an ARN is at most 2 048 characters, a usage type a few dozen); the bounds keep a
 /// corrupt or hostile file from turning one cell into megabytes of stored lines.
-pub const FIELD_LIMITS: [(&str, usize); 10] = [
+pub const FIELD_LIMITS: [(&str, usize); 11] = [
     ("line_item_usage_account_id", 64),
     ("line_item_line_item_type", 64),
     ("line_item_product_code", 128),
@@ -133,6 +136,7 @@ pub const FIELD_LIMITS: [(&str, usize); 10] = [
     ("product_product_name", 512),
     ("line_item_iam_principal", 2_048),
     ("resource_tags", 65_536),
+    ("tags", 65_536),
 ];
 
 /// The limit of CUR 2.0's `product` map (JSON text).
@@ -191,6 +195,7 @@ struct Layout {
     product: Option<usize>,
     principal: Option<usize>,
     resource_tags: Option<usize>,
+    tags: Option<usize>,
 }
 
 /// A CUR CSV being read.
@@ -246,6 +251,7 @@ impl<R: Read> CurCsv<R> {
             product: columns.get("product").copied(),
             principal: columns.get("line_item_iam_principal").copied(),
             resource_tags: columns.get("resource_tags").copied(),
+            tags: columns.get("tags").copied(),
         };
         let l = layout;
         let bounded = [
@@ -259,6 +265,7 @@ impl<R: Read> CurCsv<R> {
             (l.product_name, "product_product_name"),
             (l.principal, "line_item_iam_principal"),
             (l.resource_tags, "resource_tags"),
+            (l.tags, "tags"),
             (l.product, "product"),
         ]
         .into_iter()
@@ -369,6 +376,7 @@ impl<R: Read> CurCsv<R> {
             product_name: self.product_name(),
             iam_principal: l.principal.map(|i| self.at(i).to_owned()),
             resource_tags: self.optional(l.resource_tags).to_owned(),
+            tags: self.optional(l.tags).to_owned(),
         })
     }
 }

@@ -146,6 +146,8 @@ impl<R: Read> FocusCsv<R> {
             product_name: self.text("ServiceName").to_owned(),
             iam_principal: None,
             resource_tags: self.text("Tags").to_owned(),
+            // FOCUS carries no principal tags.
+            tags: String::new(),
         })
     }
 }

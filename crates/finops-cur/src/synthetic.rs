@@ -17,7 +17,7 @@ use std::io::{self, Write};
 /// The columns written, as a CUR 2.0 Data Export delivers them: the product attributes
 /// are keys of the `product` map (JSON text in CSV), not flat `product_…` columns — the
 /// shape that hid Marketplace spend until issue 10.1.
-pub const HEADER: &str = "identity_line_item_id,bill_billing_entity,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_operation,line_item_resource_id,line_item_usage_amount,line_item_unblended_cost,pricing_unit,product,resource_tags,line_item_iam_principal";
+pub const HEADER: &str = "identity_line_item_id,bill_billing_entity,bill_billing_period_start_date,line_item_usage_account_id,line_item_line_item_type,line_item_usage_start_date,line_item_product_code,line_item_usage_type,line_item_operation,line_item_resource_id,line_item_usage_amount,line_item_unblended_cost,pricing_unit,product,resource_tags,line_item_iam_principal,tags";
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,16 @@ const DIRECTIONS: [(&str, f64); 4] = [
     ("cache-read-input-token-count", 0.1),
     ("cache-write-input-token-count", 1.25),
 ];
+
+/// CUR 2.0's `tags` of a line: the LLM gateway's per-user sessions carry the tenant they
+/// serve as a principal tag (`iamPrincipal/tenant`, five tenants), as a gateway that
+/// passes session tags to `AssumeRole` delivers them.
+fn principal_tags(principal: &str) -> String {
+    match principal.split_once("/llm-gateway/gw-user-").and_then(|(_, user)| user.parse::<u32>().ok()) {
+        Some(user) => serde_json::json!({ "iamPrincipal/tenant": format!("tenant-{}", user % 5) }).to_string(),
+        None => String::new(),
+    }
+}
 
 fn principal(d: &mut Draw, account: &str) -> String {
     if account == NO_IDENTITY_ACCOUNT {
@@ -230,12 +240,14 @@ pub fn write_month(spec: &MonthSpec, out: &mut impl Write) -> io::Result<u64> {
             cost *= 1.0 + f64::from(spec.restatement) * 0.03;
         }
         let product = serde_json::json!({ "product_name": product, "region": region }).to_string();
+        let principal_tags = principal_tags(&principal);
         writeln!(
             out,
-            "{id},{entity},{period_start},{account},Usage,{start},{code},{usage_type},{op},{resource},{amount},{cost:.10},{unit},\"{product}\",\"{tags}\",{principal}",
+            "{id},{entity},{period_start},{account},Usage,{start},{code},{usage_type},{op},{resource},{amount},{cost:.10},{unit},\"{product}\",\"{tags}\",{principal},\"{principal_tags}\"",
             id = format_args!("{:016x}", spec.seed ^ n.wrapping_mul(0x9E37_79B9)),
             product = product.replace('"', "\"\""),
             tags = tags.replace('"', "\"\""),
+            principal_tags = principal_tags.replace('"', "\"\""),
         )?;
     }
     Ok(spec.rows)

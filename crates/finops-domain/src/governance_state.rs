@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::cur_batches::{CurPeriod, CurPeriodEvent};
+use crate::gateway_rules::{GatewayRule, GatewayRuleEvent, GatewayRuleSpec};
 use crate::org::{OrgEvent, Organisation};
 use crate::request::{BusinessRequest, RequestEvent, RequestStatus};
 use crate::role_patterns::{RolePatternEvent, RolePatternPolicy};
@@ -33,6 +34,19 @@ pub struct GovernanceState {
     pub cur_periods: BTreeMap<String, CurPeriod>,
     /// The role patterns the FinOps Lead recorded.
     pub role_patterns: RolePatternPolicy,
+    /// Gateway mapping rules by id, in the order they were recorded.
+    pub gateway_rules: Vec<(Uuid, GatewayRule)>,
+}
+
+/// A gateway mapping rule as attribution applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayRuleSpan {
+    /// Its id.
+    pub rule_id: Uuid,
+    /// What it says.
+    pub spec: GatewayRuleSpec,
+    /// The last day it charges, once retired.
+    pub until: Option<NaiveDate>,
 }
 
 /// An approved workload, as attribution sees it.
@@ -136,6 +150,29 @@ impl GovernanceState {
     /// Applies a role-pattern decision.
     pub fn apply_role_patterns(&mut self, event: &RolePatternEvent) {
         self.role_patterns = std::mem::take(&mut self.role_patterns).evolve(event);
+    }
+
+    /// Applies an event of the gateway rule `rule_id`.
+    pub fn apply_gateway_rule(&mut self, rule_id: Uuid, event: &GatewayRuleEvent) {
+        match self.gateway_rules.iter_mut().find(|(id, _)| *id == rule_id) {
+            Some((_, rule)) => *rule = std::mem::take(rule).evolve(event),
+            None => self.gateway_rules.push((rule_id, GatewayRule::default().evolve(event))),
+        }
+    }
+
+    /// Every recorded gateway rule, in the order recorded (a later rule takes a call
+    /// an earlier one also matches).
+    pub fn gateway_rule_spans(&self) -> Vec<GatewayRuleSpan> {
+        self.gateway_rules
+            .iter()
+            .filter_map(|(id, r)| {
+                r.spec.as_ref().map(|spec| GatewayRuleSpan {
+                    rule_id: *id,
+                    spec: spec.clone(),
+                    until: r.effective_until,
+                })
+            })
+            .collect()
     }
 
     /// Applies a CUR period event.

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod cur_batches;
 pub mod error;
 pub mod gaps;
+pub mod gateway_rules;
 pub mod governance_state;
 pub mod org;
 pub mod pricing;

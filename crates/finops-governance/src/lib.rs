@@ -265,6 +265,8 @@ pub mod streams {
     pub const GAP: &str = "allocation-gap-";
     /// The gap detector's record of what it evaluated.
     pub const GAP_EVALUATIONS: &str = "gap-evaluations";
+    /// A gateway mapping rule's stream: `gateway-rule-{uuid}`.
+    pub const GATEWAY_RULE: &str = "gateway-rule-";
 
     fn named(name: String) -> StreamId {
         StreamId::new(name).expect("valid stream id")
@@ -305,6 +307,10 @@ pub mod streams {
     /// `allocation-gap-{id}`
     pub fn gap(id: Uuid) -> StreamId {
         named(format!("{GAP}{id}"))
+    }
+    /// `gateway-rule-{id}`
+    pub fn gateway_rule(id: Uuid) -> StreamId {
+        named(format!("{GATEWAY_RULE}{id}"))
     }
     /// The gap detector's single record.
     pub fn gap_evaluations() -> StreamId {

@@ -7,7 +7,7 @@ use finops_domain::governance_state::GovernanceState;
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
 use uuid::Uuid;
 
-use crate::streams::{BUSINESS_REQUEST, CLAIM, CUR_PERIOD, ORGANISATION, ROLE_PATTERNS, WORKLOAD};
+use crate::streams::{BUSINESS_REQUEST, CLAIM, CUR_PERIOD, GATEWAY_RULE, ORGANISATION, ROLE_PATTERNS, WORKLOAD};
 use crate::{GovernanceError, decode};
 
 const PAGE: usize = 2_000;
@@ -92,6 +92,8 @@ fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), Gover
         state.apply_claim(key, &decode(event)?);
     } else if let Some(rest) = stream.strip_prefix(WORKLOAD) {
         state.apply_plan(id(rest)?, &decode(event)?);
+    } else if let Some(rest) = stream.strip_prefix(GATEWAY_RULE) {
+        state.apply_gateway_rule(id(rest)?, &decode(event)?);
     } else if let Some(period) = stream.strip_prefix(CUR_PERIOD) {
         state.apply_cur_period(period, &decode(event)?);
     }

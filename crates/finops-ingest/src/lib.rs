@@ -9,7 +9,7 @@
 //!    belong to one billing period.
 //! 2. **Store** the bytes in object storage at `cur/{period}/{sha256}.{ext}`, streamed in
 //!    parts (memory stays bounded whatever the file's size), and beside them the batch's
-//!    columnar lines and facets (`{sha256}.lines-4.parquet`, `{sha256}.facets-4.parquet`,
+//!    columnar lines and facets (`{sha256}.lines-5.parquet`, `{sha256}.facets-5.parquet`,
 //!    written during the validating pass to temporary files) that every attribution query
 //!    scans. The name is the content, so a repeated delivery writes the same objects (and
 //!    writes those missing, such as a columnar form of an earlier layout).

@@ -21,23 +21,26 @@ fn context() -> CommandContext {
     finops_e2e::operator_context("op-kai")
 }
 
-/// Lines as a CUR 2.0 Parquet part: Glue types (timestamps, doubles, `resource_tags` as
-/// `map<string,string>`). `amount` overrides the usage amount column's type when given.
+/// Lines as a CUR 2.0 Parquet part: Glue types (timestamps, doubles, `resource_tags` and
+/// `tags` as `map<string,string>`). `amount` overrides the usage amount column's type when given.
 fn write_part(path: &std::path::Path, lines: &[CurLine], amount_as_text: bool) {
     let text = |f: &dyn Fn(&CurLine) -> String| -> ArrayRef {
         Arc::new(StringArray::from(lines.iter().map(f).collect::<Vec<_>>()))
     };
-    let mut tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-    for line in lines {
-        let map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&line.resource_tags).unwrap_or_default();
-        for (k, v) in map {
-            tags.keys().append_value(k);
-            tags.values().append_value(v.as_str().unwrap_or_default());
+    // `resource_tags` and `tags` (principal tags) are both `map<string,string>`.
+    let map_of = |json: &dyn Fn(&CurLine) -> &str| {
+        let mut tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for line in lines {
+            let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json(line)).unwrap_or_default();
+            for (k, v) in map {
+                tags.keys().append_value(k);
+                tags.values().append_value(v.as_str().unwrap_or_default());
+            }
+            tags.append(true).unwrap();
         }
-        tags.append(true).unwrap();
-    }
-    let tags = tags.finish();
+        tags.finish()
+    };
+    let (tags, principal_tags) = (map_of(&|l| &l.resource_tags), map_of(&|l| &l.tags));
     // The product attributes as AWS delivers them: keys of the `product` map, no flat
     // `product_product_name` column.
     let mut product = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
@@ -78,6 +81,7 @@ fn write_part(path: &std::path::Path, lines: &[CurLine], amount_as_text: bool) {
         ("product", Arc::new(product)),
         ("resource_tags", Arc::new(tags)),
         ("line_item_iam_principal", text(&|l| l.iam_principal.clone().unwrap_or_default())),
+        ("tags", Arc::new(principal_tags)),
     ];
     let schema = Arc::new(Schema::new(
         columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect::<Vec<_>>(),

@@ -59,7 +59,7 @@ pub struct Evaluation {
 /// Does this event change where AI money goes (and so call for a new evaluation)?
 pub fn triggers_evaluation(event: &RecordedEvent) -> bool {
     let stream = event.stream_id.as_str();
-    [streams::CUR_PERIOD, streams::CLAIM, streams::BUSINESS_REQUEST, streams::WORKLOAD]
+    [streams::CUR_PERIOD, streams::CLAIM, streams::BUSINESS_REQUEST, streams::WORKLOAD, streams::GATEWAY_RULE]
         .iter()
         .any(|p| stream.starts_with(p))
         || stream == streams::ROLE_PATTERNS

@@ -629,5 +629,46 @@ pub async fn seed_gaps(
             decided += 1;
         }
     }
+    // The LLM gateway fronts Support Bot's agents (its `gw-user-1*` sessions): a gateway
+    // mapping rule moves their spend to the workload; the rest stays not business approved.
+    let gateway = by_kind.get(&GapKind::NotBusinessApproved).and_then(|gaps| {
+        gaps.iter().find(|(_, g)| {
+            g.identity.as_ref().is_some_and(|i| i.principal == "llm-gateway" && i.account == "111122223333")
+        })
+    });
+    if let Some((gap_id, _)) = gateway {
+        use finops_domain::gateway_rules::{GatewayRule, GatewayRuleCommand, GatewayRuleSpec, SessionMatcher};
+        let why = "Gateway users 1x are Support Bot's agents";
+        let spec = GatewayRuleSpec {
+            account: AccountId::parse("111122223333").expect("account"),
+            role_name: "llm-gateway".into(),
+            matcher: SessionMatcher::SessionName { pattern: "gw-user-1*".into() },
+            workload_id: id("workload-support-bot"),
+            effective_from: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("date"),
+        };
+        let rule = spec.rule_id();
+        let record = GatewayRuleCommand::Record {
+            spec,
+            by: "fl-ana".into(),
+            rationale: why.into(),
+            at: at + Duration::minutes(25),
+        };
+        CommandHandler::<GatewayRule>::new(store.clone())
+            .execute(
+                &streams::gateway_rule(rule),
+                &record,
+                &ctx("fl-ana", "finops_lead", "gap-gateway-rule", Some(why)),
+            )
+            .await?;
+        let outcome = ActionOutcome { resources: vec![format!("gatewayRules/{rule}")], ..Default::default() };
+        let command = GapCommand::Act { action: GapActionKind::MapGatewaySessions, outcome, decider: decider(why, 25) };
+        run(*gap_id, command, "map-gateway", why).await?;
+        store.seal_committed().await?;
+        let recorded = store.read_stream(&streams::gateway_rule(rule), finops_eventlog::StreamRead::all()).await?;
+        if let Some(event) = recorded.last() {
+            finops_processes::gaps::evaluate(&store, &engine, event).await?;
+        }
+        decided += 1;
+    }
     Ok(DemoGaps { detected: by_kind.values().map(Vec::len).sum(), decided })
 }

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, Utc};
 use finops_domain::gaps::{self, ActionOutcome, AllocationGap, GapActionKind, GapIdentity};
+use finops_domain::gateway_rules::{GatewayRule, GatewayRuleSpec, SessionMatcher};
 use finops_domain::request::{
     Availability, BusinessRequest, MAX_DESCRIPTION_CHARS, MAX_WORKLOAD_NAME_CHARS, RequestCommand, RequestDetails,
-    RequestStatus, UseCase, WorkloadType,
+    UseCase, WorkloadType,
 };
 use finops_domain::spaces::{ClaimCommand, ClaimableResource, ClaimedResource};
+use finops_domain::vocabulary::AccountId;
 use finops_domain::vocabulary::{Cents, MonthlyAmount};
 use finops_eventlog::EventStore;
 use finops_governance::{CommandContext, CommandHandler, streams};
@@ -21,6 +23,7 @@ use finops_projections::ReadModels;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::gateway_rule_api::{self, approved_workload};
 use crate::status::{from_governance, invalid_argument, not_found};
 use crate::wire::{self, Fields};
 
@@ -39,6 +42,10 @@ pub(crate) struct ActionArgs {
     pub product_owner: String,
     /// recommend_dedicated_role, approve: the product of the new request.
     pub product_id: Option<Uuid>,
+    /// map_gateway_sessions: which of the role's calls.
+    pub matcher: Option<SessionMatcher>,
+    /// map_gateway_sessions: the first usage day charged.
+    pub effective_from: Option<NaiveDate>,
     /// The action's rationale.
     pub rationale: String,
 }
@@ -50,6 +57,7 @@ pub(crate) struct GapActions {
     claims: CommandHandler<ClaimableResource>,
     requests: CommandHandler<BusinessRequest>,
     org: CommandHandler<finops_domain::org::Organisation>,
+    rules: CommandHandler<GatewayRule>,
     read_models: ReadModels,
 }
 
@@ -59,6 +67,7 @@ impl GapActions {
             claims: CommandHandler::new(store.clone()),
             requests: CommandHandler::new(store.clone()),
             org: CommandHandler::new(store.clone()),
+            rules: CommandHandler::new(store.clone()),
             store,
             read_models,
         }
@@ -144,22 +153,50 @@ impl GapActions {
             GapActionKind::FlagForCloudEngineer => {
                 self.flag_for_cloud_engineer(context, identity, &args.rationale).await?
             }
+            GapActionKind::MapGatewaySessions => ActionOutcome {
+                resources: vec![self.map_sessions(context, gap, identity, args).await?],
+                ..Default::default()
+            },
         };
         Ok(outcome)
     }
 
-    /// An approved request's workload, or why not.
-    async fn approved_workload(&self, id: Uuid) -> Result<(BusinessRequest, Uuid), Status> {
-        let request = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?.state;
-        if request.status == RequestStatus::New {
-            return Err(not_found(format!("businessRequests/{id}")));
+    /// Map gateway sessions: a gateway mapping rule charging the gap's role's calls that
+    /// match `matcher` to the workload of `business_request`, from `effective_from` (else the
+    /// first day of the gap's first period, so its spend moves to the workload).
+    async fn map_sessions(
+        &self,
+        context: &CommandContext,
+        gap: &AllocationGap,
+        identity: &GapIdentity,
+        args: &ActionArgs,
+    ) -> Result<String, Status> {
+        let required =
+            |field: &'static str, why: &str| invalid_argument(vec![finops_domain::FieldViolation::new(field, why)]);
+        if identity.principal.is_empty() || identity.principal_is_user() {
+            return Err(Status::failed_precondition(format!(
+                "{} is not a role: only a role's sessions can be mapped",
+                identity.principal_or_anchor()
+            )));
         }
-        let workload = request.approval.as_ref().map(|a| a.workload_id).ok_or_else(|| {
-            Status::failed_precondition(format!(
-                "businessRequests/{id} is not approved: only an approved workload can take a resource"
-            ))
+        let matcher = args.matcher.clone().ok_or_else(|| {
+            required("session_pattern", "is required (or principal_tag): which of the role's calls the workload makes")
         })?;
-        Ok((request, workload))
+        let business_request = args.business_request.ok_or_else(|| {
+            required("business_request", "is required: the approved request whose workload the sessions are charged to")
+        })?;
+        let (_, workload_id) = approved_workload(&self.requests, business_request).await?;
+        let account = AccountId::parse(&identity.account).map_err(Status::failed_precondition)?;
+        let spec = GatewayRuleSpec {
+            account,
+            role_name: identity.principal.clone(),
+            matcher,
+            workload_id,
+            effective_from: args.effective_from.unwrap_or_else(|| gap_start(gap)),
+        };
+        let id =
+            gateway_rule_api::record(&self.rules, &side_effect(context, "gateway rule"), spec, &args.rationale).await?;
+        Ok(format!("gatewayRules/{id}"))
     }
 
     /// Claim in Spaces / Approve by linking: the FinOps Lead assigns `resource` to the
@@ -172,13 +209,8 @@ impl GapActions {
         business_request: Uuid,
         rationale: &str,
     ) -> Result<String, Status> {
-        let (request, workload_id) = self.approved_workload(business_request).await?;
-        let effective_from = gap
-            .spend
-            .keys()
-            .next()
-            .and_then(|p| finops_domain::cur_batches::billing_period_start(p))
-            .unwrap_or_else(|| first_of_month(Utc::now().date_naive()));
+        let (request, workload_id) = approved_workload(&self.requests, business_request).await?;
+        let effective_from = gap_start(gap);
         let key = resource.key();
         let command = ClaimCommand::Reassign {
             resource,
@@ -301,7 +333,7 @@ impl GapActions {
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &wire::text(&workload, "business_request"))
             .ok_or_else(|| Status::internal(format!("workload {} names no Business Request", usage.workload_id)))?;
-        let (request, _) = self.approved_workload(id).await?;
+        let (request, _) = approved_workload(&self.requests, id).await?;
         Ok((usage, id, request))
     }
 
@@ -418,6 +450,16 @@ fn side_effect(context: &CommandContext, purpose: &str) -> CommandContext {
         causation_id: None,
         ..context.clone()
     }
+}
+
+/// The first day of the gap's first period with spend (this month's first day if none):
+/// from when an action that takes the gap's resource charges it.
+fn gap_start(gap: &AllocationGap) -> NaiveDate {
+    gap.spend
+        .keys()
+        .next()
+        .and_then(|p| finops_domain::cur_batches::billing_period_start(p))
+        .unwrap_or_else(|| first_of_month(Utc::now().date_naive()))
 }
 
 fn first_of_month(day: NaiveDate) -> NaiveDate {

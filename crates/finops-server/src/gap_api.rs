@@ -444,6 +444,11 @@ impl GapService for GapApi {
         let product_id = (!body.product_id.trim().is_empty())
             .then(|| wire::uuid(&mut fields, "product_id", &body.product_id))
             .flatten();
+        let mapping = action == Some(GapActionKind::MapGatewaySessions);
+        let matcher = mapping
+            .then(|| crate::gateway_rule_api::session_matcher(&mut fields, &body.session_pattern, &body.principal_tag))
+            .flatten();
+        let effective_from = wire::date(&mut fields, "effective_from", &body.effective_from);
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let (Some(id), Some(action)) = (id, action) else { unreachable!("fields checked") };
@@ -463,6 +468,8 @@ impl GapService for GapApi {
             bucket: body.bucket.clone(),
             product_owner: body.product_owner.clone(),
             product_id,
+            matcher,
+            effective_from,
             rationale: body.rationale.clone(),
         };
         let outcome = self.actions.carry_out(&context, &gap, &identity, action, &args).await?;

@@ -16,6 +16,7 @@ pub mod demo;
 mod event_log_api;
 mod gap_actions;
 mod gap_api;
+mod gateway_rule_api;
 mod organisation_api;
 mod spaces_api;
 mod status;
@@ -31,6 +32,7 @@ use finops_proto::v1::business_request_service_server::BusinessRequestServiceSer
 use finops_proto::v1::catalog_service_server::CatalogServiceServer;
 use finops_proto::v1::event_log_service_server::EventLogServiceServer;
 use finops_proto::v1::gap_service_server::GapServiceServer;
+use finops_proto::v1::gateway_rule_service_server::GatewayRuleServiceServer;
 use finops_proto::v1::organisation_service_server::OrganisationServiceServer;
 use finops_proto::v1::spaces_service_server::SpacesServiceServer;
 use finops_proto::v1::task_service_server::TaskServiceServer;
@@ -45,6 +47,7 @@ pub use config::{
 };
 pub use event_log_api::EventLogApi;
 pub use gap_api::GapApi;
+pub use gateway_rule_api::GatewayRuleApi;
 pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
 pub use task_api::TaskApi;
@@ -130,6 +133,7 @@ pub async fn serve(
     health.set_serving::<OrganisationServiceServer<OrganisationApi>>().await;
     health.set_serving::<AttributionServiceServer<AttributionApi>>().await;
     health.set_serving::<GapServiceServer<GapApi>>().await;
+    health.set_serving::<GatewayRuleServiceServer<GatewayRuleApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
@@ -186,6 +190,7 @@ pub async fn serve(
             health.set_not_serving::<OrganisationServiceServer<OrganisationApi>>().await;
             health.set_not_serving::<AttributionServiceServer<AttributionApi>>().await;
             health.set_not_serving::<GapServiceServer<GapApi>>().await;
+            health.set_not_serving::<GatewayRuleServiceServer<GatewayRuleApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -222,6 +227,7 @@ pub async fn serve(
             auth.clone(),
         )))
         .add_service(GapServiceServer::new(GapApi::new(store.clone(), read_models.clone(), auth.clone())))
+        .add_service(GatewayRuleServiceServer::new(GatewayRuleApi::new(store.clone(), auth.clone())))
         .add_service(SpacesServiceServer::new(SpacesApi::new(store, read_models, auth)))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {

@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: Option<cli::GapsCommand>,
     },
+    /// Gateway mapping rules: a shared role's sessions charged to workloads.
+    GatewayRules {
+        #[command(subcommand)]
+        command: Option<cli::GatewayRulesCommand>,
+    },
     /// Who spent a period's AI dollars: grouped by workload, gap, model… (now or --as-of).
     Attribution(cli::AttributionArgs),
     /// The noisy-neighbour chargeback statement per budget (now or --as-of).
@@ -197,6 +202,7 @@ fn main() -> anyhow::Result<()> {
             Command::Catalog(c) => cli::catalog(&cli.connection, c).await,
             Command::Org { command } => cli::org(&cli.connection, command).await,
             Command::Gaps { command } => cli::gaps(&cli.connection, command).await,
+            Command::GatewayRules { command } => cli::gateway_rules(&cli.connection, command).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,

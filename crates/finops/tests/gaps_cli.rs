@@ -56,7 +56,7 @@ fn the_demo_shows_gaps_in_every_state_and_the_cli_acts_on_them() {
         "{}",
         no_reason.2
     );
-    let actioned = gaps.iter().find(|g| g["status"] == "actioned").unwrap();
+    let actioned = gaps.iter().find(|g| g["status"] == "actioned" && g["kind"] == "attribution_not_enabled").unwrap();
     let again = finops(
         &server,
         &fl,
@@ -70,6 +70,28 @@ fn the_demo_shows_gaps_in_every_state_and_the_cli_acts_on_them() {
     assert!(!denied.0 && denied.2.contains("PermissionDenied"), "{}", denied.2);
     let ce = finops(&server, &token("ce-li", "cloud_engineer"), &["gaps"]);
     assert!(!ce.0 && ce.2.contains("PermissionDenied"), "{}", ce.2);
+
+    // The demo's gateway mapping rule: Support Bot's agents behind the LLM gateway, in the
+    // gateway gap's trail and in the rules; the FinOps Lead retires it.
+    let gateway = gaps
+        .iter()
+        .find(|g| g["principal"] == "llm-gateway" && g["account"] == "111122223333" && g["status"] == "actioned")
+        .expect("the demo maps the gateway's sessions");
+    let (ok, shown, err) = finops(&server, &fl, &["gaps", "show", gateway["name"].as_str().unwrap()]);
+    assert!(ok && shown.contains("actioned: map_gateway_sessions") && shown.contains("gatewayRules/"), "{err}{shown}");
+    let rules = json(&server, &finance, &["gateway-rules"]);
+    let rule = &rules.as_array().unwrap()[0];
+    assert_eq!((rule["session_pattern"].as_str(), rule["state"].as_str()), (Some("gw-user-1*"), Some("in_force")));
+    let (ok, table, err) = finops(&server, &finance, &["gateway-rules", "list"]);
+    assert!(ok && table.starts_with("RULE") && table.contains("session gw-user-1*"), "{err}{table}");
+    let rule_name = rule["name"].as_str().unwrap();
+    let retire =
+        ["gateway-rules", "retire", rule_name, "--effective-until", "2026-11-20", "--rationale", "Own role now"];
+    let refused = finops(&server, &finance, &retire);
+    assert!(!refused.0 && refused.2.contains("PermissionDenied"), "{}", refused.2);
+    let retired = json(&server, &fl, &retire);
+    assert_eq!((retired["state"].as_str(), retired["effective_until"].as_str()), (Some("retired"), Some("2026-11-20")));
+    assert_eq!(retired["history"][1]["why"], "Own role now");
 
     // The Declared AI Value Opportunity beside the open gaps.
     let value = json(&server, &finance, &["gaps", "value"]);

@@ -103,10 +103,10 @@ impl GapKind {
         match self {
             Self::AttributionNotEnabled => &[A::GuidedCurSetup],
             Self::UnallocatedGuardrail => &[A::ClaimInSpaces],
-            Self::UnattributedSpend => &[A::RecommendDedicatedRole],
+            Self::UnattributedSpend => &[A::RecommendDedicatedRole, A::MapGatewaySessions],
             Self::OutOfApprovedScope => &[A::AddScope, A::FlagForCloudEngineer],
             Self::UnclaimedAiAllocation => &[A::NotifyProductOwner],
-            Self::NotBusinessApproved => &[A::Approve, A::Block],
+            Self::NotBusinessApproved => &[A::Approve, A::Block, A::MapGatewaySessions],
             Self::UnbackedAiWorkload => &[A::RequestBusinessCase],
         }
     }
@@ -152,11 +152,15 @@ pub enum GapActionKind {
     GuidedCurSetup,
     /// Unbacked AI Workload: ask the Product Owner for a business case by a date.
     RequestBusinessCase,
+    /// Role Recommendation or Not Business Approved, for a shared role fronting many
+    /// workloads (an LLM gateway): a gateway mapping rule charging the role's sessions
+    /// that match a pattern, or carry a principal tag, to a workload.
+    MapGatewaySessions,
 }
 
 impl GapActionKind {
     /// Every action.
-    pub const ALL: [GapActionKind; 9] = [
+    pub const ALL: [GapActionKind; 10] = [
         Self::RecommendDedicatedRole,
         Self::Approve,
         Self::Block,
@@ -166,6 +170,7 @@ impl GapActionKind {
         Self::ClaimInSpaces,
         Self::GuidedCurSetup,
         Self::RequestBusinessCase,
+        Self::MapGatewaySessions,
     ];
 
     /// Its name on the wire.
@@ -180,6 +185,7 @@ impl GapActionKind {
             Self::ClaimInSpaces => "claim_in_spaces",
             Self::GuidedCurSetup => "guided_cur_setup",
             Self::RequestBusinessCase => "request_business_case",
+            Self::MapGatewaySessions => "map_gateway_sessions",
         }
     }
 }

@@ -7,7 +7,7 @@ use finops_proto::v1 as pb;
 use finops_proto::v1::gap_service_client::GapServiceClient;
 use serde_json::{Value, json};
 
-use super::{Connection, all_pages, explain, print_rows, text};
+use super::{Connection, all_pages, explain, print_rows, print_trail, text};
 
 /// Allocation Gaps.
 #[derive(Debug, Subcommand)]
@@ -84,13 +84,14 @@ pub struct ActArgs {
     name: String,
     /// The action (see the gap's `actions`): guided_cur_setup, claim_in_spaces,
     /// recommend_dedicated_role, approve, block, notify_product_owner,
-    /// request_business_case.
+    /// request_business_case, map_gateway_sessions.
     #[arg(long)]
     action: String,
     /// Why.
     #[arg(long)]
     rationale: String,
-    /// claim_in_spaces, approve: the approved request whose workload takes the resource.
+    /// claim_in_spaces, approve, map_gateway_sessions: the approved request whose
+    /// workload takes the resource.
     #[arg(long)]
     business_request: Option<String>,
     /// request_business_case: YYYY-MM-DD (default: in 14 days).
@@ -105,6 +106,18 @@ pub struct ActArgs {
     /// recommend_dedicated_role, approve: the product the new request is for.
     #[arg(long)]
     product: Option<String>,
+    /// map_gateway_sessions: the role's sessions whose name matches this glob
+    /// (`gw-user-1*`) are the workload's.
+    #[arg(long, conflicts_with = "principal_tag")]
+    session_pattern: Option<String>,
+    /// map_gateway_sessions: the role's calls carrying this principal tag (`team=ds`, the
+    /// `iamPrincipal/` prefix left out) are the workload's.
+    #[arg(long)]
+    principal_tag: Option<String>,
+    /// map_gateway_sessions: the first usage day charged, YYYY-MM-DD (default: the first
+    /// day of the gap's first period).
+    #[arg(long)]
+    effective_from: Option<String>,
 }
 
 fn dollars(cents: i64) -> String {
@@ -176,12 +189,7 @@ fn print_gap(v: &Value) {
         }
     }
     println!();
-    let history = v["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| ["at", "who", "role", "what", "why"].iter().map(|k| text(&h[*k])).collect());
-    print_rows(&["WHEN", "WHO", "ROLE", "WHAT", "WHY"], history.collect());
+    print_trail(&v["history"]);
 }
 
 /// `finops gaps …` (`finops gaps` alone lists them).
@@ -251,6 +259,9 @@ pub async fn gaps(conn: &Connection, command: Option<GapsCommand>) -> anyhow::Re
                 bucket: a.bucket.unwrap_or_default(),
                 product_owner: a.product_owner.unwrap_or_default(),
                 product_id: a.product.unwrap_or_default(),
+                session_pattern: a.session_pattern.unwrap_or_default(),
+                principal_tag: a.principal_tag.unwrap_or_default(),
+                effective_from: a.effective_from.unwrap_or_default(),
             };
             let gap = client.act_on_gap(conn.request(message)?).await.map_err(explain)?.into_inner();
             conn.print(gap_json(&gap), print_gap);

@@ -1,17 +1,20 @@
 //! The `finops` commands for people: submit, review, approve or reject, list and complete
-//! tasks, claim, the catalog, workloads, the organisation, attribution, Allocation Gaps. Each talks gRPC to
+//! tasks, claim, the catalog, workloads, the organisation, attribution, Allocation Gaps and
+//! gateway mapping rules. Each talks gRPC to
 //! a running server with the caller's bearer token; tables by default, `--json` for
 //! scripts; `--request-id` makes any command's retry safe.
 
 mod attribution;
 mod catalog;
 mod gaps;
+mod gateway_rules;
 mod org;
 mod spaces;
 
 pub use attribution::{AttributionArgs, ChargebackArgs, ExportArgs, attribution, chargeback, export};
 pub use catalog::{CatalogCommand, catalog};
 pub use gaps::{GapsCommand, gaps};
+pub use gateway_rules::{GatewayRulesCommand, gateway_rules};
 pub use org::{OrgCommand, org};
 pub use spaces::{ClaimArgs, ClaimsCommand, WorkloadsCommand, claim, claims, workloads};
 
@@ -271,6 +274,16 @@ fn task_json(t: &pb::Task) -> Value {
         "name": t.name, "kind": t.kind, "status": t.status, "overdue": t.overdue, "business_request": t.business_request,
         "steps_done": t.steps_done, "steps": t.steps.iter().map(|s| json!({"title": s.title, "done": s.done, "instructions": s.instructions, "commands": s.commands})).collect::<Vec<_>>(),
     })
+}
+
+/// A decision trail (`history`: when, who, role, what, why of each event) as a table.
+pub(crate) fn print_trail(history: &Value) {
+    let rows = history
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| ["at", "who", "role", "what", "why"].iter().map(|k| text(&h[*k])).collect());
+    print_rows(&["WHEN", "WHO", "ROLE", "WHAT", "WHY"], rows.collect());
 }
 
 pub(crate) fn print_rows(headers: &[&str], rows: Vec<Vec<String>>) {
