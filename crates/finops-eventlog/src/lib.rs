@@ -40,5 +40,5 @@ pub use model::{
 };
 pub use postgres::PgEventStore;
 pub use sqlite::SqliteEventStore;
-pub use store::{EventStore, Subscription, open, open_read_only, subscribe, verify_chain};
+pub use store::{Delivery, EventStore, Subscription, open, open_read_only, subscribe, subscribe_where, verify_chain};
 pub use upcast::{UpcastStep, Upcasters};

@@ -94,14 +94,42 @@ pub async fn open_read_only(url: &str, upcasters: Upcasters) -> Result<Arc<dyn E
 /// A live feed of the global order from a checkpoint: first everything already sealed
 /// after it, then each new event as it is sealed. Every event arrives exactly once, in
 /// position order. Dropping the stream stops the feed.
-pub type Subscription = ReceiverStream<Result<RecordedEvent>>;
+pub type Subscription = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<RecordedEvent>> + Send>>;
+
+/// What a filtered subscription delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// An event the filter kept (boxed: a checkpoint need not carry an event's size).
+    Event(Box<RecordedEvent>),
+    /// Caught up: every event through this position was considered, and those after the
+    /// last delivered one were filtered out — a subscriber resumes after it.
+    CaughtUp(Position),
+}
 
 /// Subscribes to every event after `checkpoint` (use `Position::START` for all).
 pub fn subscribe(store: Arc<dyn EventStore>, checkpoint: Position, poll: Duration) -> Subscription {
+    use tokio_stream::StreamExt;
+    Box::pin(subscribe_where(store, checkpoint, poll, |_| true).filter_map(|d| match d {
+        Ok(Delivery::Event(e)) => Some(Ok(*e)),
+        Ok(Delivery::CaughtUp(_)) => None,
+        Err(e) => Some(Err(e)),
+    }))
+}
+
+/// Subscribes to the events after `checkpoint` that `keep` accepts, each exactly once in
+/// position order, with a [`Delivery::CaughtUp`] whenever the feed has caught up past
+/// events the filter dropped. The log is read a page at a time into a bounded channel, so
+/// a slow subscriber holds back the reading, never grows memory.
+pub fn subscribe_where(
+    store: Arc<dyn EventStore>,
+    checkpoint: Position,
+    poll: Duration,
+    keep: impl Fn(&RecordedEvent) -> bool + Send + 'static,
+) -> ReceiverStream<Result<Delivery>> {
     let (tx, rx) = mpsc::channel(PAGE);
     tokio::spawn(async move {
         let mut signal = store.head_signal();
-        let mut after = checkpoint;
+        let (mut after, mut delivered) = (checkpoint, checkpoint);
         loop {
             let page = match store.read_all(AllRead::forwards_after(after, PAGE)).await {
                 Ok(page) => page,
@@ -113,12 +141,22 @@ pub fn subscribe(store: Arc<dyn EventStore>, checkpoint: Position, poll: Duratio
             let full = page.len() == PAGE;
             for event in page {
                 after = event.position.unwrap_or(after);
-                if tx.send(Ok(event)).await.is_err() {
+                if !keep(&event) {
+                    continue;
+                }
+                delivered = after;
+                if tx.send(Ok(Delivery::Event(Box::new(event)))).await.is_err() {
                     return; // the subscriber went away
                 }
             }
             if full {
                 continue;
+            }
+            if after > delivered {
+                delivered = after;
+                if tx.send(Ok(Delivery::CaughtUp(after))).await.is_err() {
+                    return;
+                }
             }
             // Caught up: wait for the head to move, or poll as a safety net.
             tokio::select! {

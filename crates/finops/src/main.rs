@@ -50,6 +50,9 @@ enum Command {
         #[command(subcommand)]
         command: Option<cli::GapsCommand>,
     },
+    /// The event log's events (auditors, operators): a stream, a page, a live subscription.
+    #[command(subcommand)]
+    Events(cli::EventsCommand),
     /// Gateway mapping rules: a shared role's sessions charged to workloads.
     GatewayRules {
         #[command(subcommand)]
@@ -203,6 +206,7 @@ fn main() -> anyhow::Result<()> {
             Command::Org { command } => cli::org(&cli.connection, command).await,
             Command::Gaps { command } => cli::gaps(&cli.connection, command).await,
             Command::GatewayRules { command } => cli::gateway_rules(&cli.connection, command).await,
+            Command::Events(c) => cli::events(&cli.connection, c).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,

@@ -6,6 +6,7 @@
 
 mod attribution;
 mod catalog;
+mod events;
 mod gaps;
 mod gateway_rules;
 mod org;
@@ -13,6 +14,7 @@ mod spaces;
 
 pub use attribution::{AttributionArgs, ChargebackArgs, ExportArgs, attribution, chargeback, export};
 pub use catalog::{CatalogCommand, catalog};
+pub use events::{EventsCommand, events};
 pub use gaps::{GapsCommand, gaps};
 pub use gateway_rules::{GatewayRulesCommand, gateway_rules};
 pub use org::{OrgCommand, org};
