@@ -57,12 +57,15 @@ call "$FL" GapService/GetGap "{\"name\": \"$gap\"}" \
   | field '["status"] + ": " + d["history"][-1]["who"] + " — " + d["history"][-1]["why"]'
 [ "$status" = resolved ]
 
-echo "5. Gateway mapping rules: the demo's, then a principal-tag rule for the gateway's tenant-2"
-call "$FL" GatewayRuleService/ListGatewayRules '{}' \
-  | field '["rules"][0]["sessionPattern"] + " → workload " + d["rules"][0]["workloadId"] + " (" + d["rules"][0]["state"] + ")"'
+echo "5. Gateway mapping rules: the LLM gateway's gw-user-1* sessions, then its tenant-2 calls"
+call "$FL" GatewayRuleService/RecordGatewayRule "{\"account\": \"111122223333\", \"role_name\": \"llm-gateway\",
+  \"session_pattern\": \"gw-user-1*\", \"business_request\": \"$request\", \"effective_from\": \"2026-11-01\",
+  \"rationale\": \"Users 1x are the support agents\"}" \
+  | field '["name"] + " " + d["state"] + ": " + d["history"][0]["what"]'
 call "$FL" GatewayRuleService/RecordGatewayRule "{\"account\": \"111122223333\", \"role_name\": \"llm-gateway\",
   \"principal_tag\": \"tenant=tenant-2\", \"business_request\": \"$request\", \"effective_from\": \"2026-11-15\",
   \"rationale\": \"Tenant 2 is the claims desk\"}" \
   | field '["name"] + " " + d["state"] + ": " + d["history"][0]["what"]'
-rules=$(call "$FL" GatewayRuleService/ListGatewayRules '{}' | field '["rules"].__len__()')
+rules=$(call "$FL" GatewayRuleService/ListGatewayRules '{}' | field '.get("rules", []).__len__()')
+echo "   $rules rules in force"
 [ "$rules" = 2 ]
