@@ -6,10 +6,15 @@
 //! - `stats` prints streams, events by type, unsealed events and the head.
 //!
 //! - `rebuild` folds the log into fresh read models and swaps them in.
+//! - `export --until INSTANT` writes the offline audit bundle (`bundle.rs`): the log as it
+//!   stood then, with the CUR batches current then; `verify --bundle FILE` checks one
+//!   without any database.
 //!
 //! It opens the log read-only: it never creates, migrates, seals or appends, and a store
 //! that holds no log (a mistyped path, an empty database) is refused with exit code 2.
 //! Only `rebuild` writes, and only the read-model tables.
+
+mod bundle;
 
 use std::process::ExitCode;
 
@@ -39,6 +44,19 @@ enum Command {
         /// fails if the chain no longer holds it there.
         #[arg(long, value_name = "POSITION:HASH")]
         expect_head: Option<String>,
+        /// Verify this audit bundle (from `export`) instead of a store: no database needed.
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<std::path::PathBuf>,
+    },
+    /// Write the offline audit bundle: every event recorded up to an instant, in the form
+    /// the chain hashes, with the head hash and the CUR batches current then.
+    Export {
+        /// The instant (RFC 3339); default: now.
+        #[arg(long)]
+        until: Option<String>,
+        /// The file to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
     /// Print streams, events by type, unsealed events and the head.
     Stats,
@@ -71,8 +89,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Verify { bundle: Some(path), expect_head } = &cli.command {
+        return verify_bundle(path, expect_head.as_deref(), cli.json);
+    }
     let expect_head = match &cli.command {
-        Command::Verify { expect_head: Some(text) } => Some(parse_head(text)?),
+        Command::Verify { expect_head: Some(text), .. } => Some(parse_head(text)?),
         _ => None,
     };
     let store = finops_eventlog::open_read_only(&cli.store, finops_governance::upcasters())
@@ -82,26 +103,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { .. } => {
             let report = finops_eventlog::verify_chain(store.as_ref(), expect_head).await?;
             let problem = report.first_break.as_ref().map(|b| format!("first broken link: {b}"));
+            Ok(print_verification(cli.json, "chain", report.verified_through, report.head_hash, problem, None))
+        }
+        Command::Export { until, out } => {
+            let until = match until {
+                Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                    .with_context(|| format!("--until `{text}` is not an RFC 3339 instant"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let written = bundle::export(store.as_ref(), until, &mut writer).await?;
+            let (head, batches) = (&written.trailer, &written.header.cur_batches);
             if cli.json {
                 println!(
                     "{}",
                     serde_json::json!({
-                        "intact": problem.is_none(),
-                        "verified_through": report.verified_through.0,
-                        "head_hash": report.head_hash.to_hex(),
-                        "problem": problem,
+                        "file": out.display().to_string(),
+                        "until": until.to_rfc3339(),
+                        "head_position": head.head_position,
+                        "head_hash": head.head_hash,
+                        "cur_batches": batches.iter().map(|b| serde_json::json!({"period": b.period, "hash": b.hash})).collect::<Vec<_>>(),
                     })
                 );
             } else {
-                match &problem {
-                    None => println!(
-                        "chain intact: {} events verified; head {} at position {}",
-                        report.verified_through, report.head_hash, report.verified_through
-                    ),
-                    Some(p) => println!("CHAIN BROKEN: {p}\nverified through position {}", report.verified_through),
+                println!("wrote {}: {} events through {}", out.display(), head.head_position, until.to_rfc3339());
+                println!("head {} at position {}", head.head_hash, head.head_position);
+                for b in batches {
+                    println!("CUR {} current then: {}", b.period, b.hash);
                 }
             }
-            Ok(if problem.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { projection } => {
             let models = finops_projections::ReadModels::open(&cli.store).await?;
@@ -180,6 +213,63 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `verify --bundle FILE`: the bundle checked without a database.
+fn verify_bundle(path: &std::path::Path, expect_head: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut report = bundle::verify(std::io::BufReader::new(file))?;
+    if let (None, Some(text)) = (&report.problem, expect_head) {
+        let (position, hash) = parse_head(text)?;
+        if (position, hash) != (report.verified_through, report.head_hash) {
+            report.problem = Some((
+                0,
+                format!(
+                    "the bundle's head is {}:{}, not the recorded {text}",
+                    report.verified_through.0, report.head_hash
+                ),
+            ));
+        }
+    }
+    let problem = report.problem.as_ref().map(|(line, what)| match line {
+        0 => what.clone(),
+        n => format!("line {n}: {what}"),
+    });
+    let until = Some(report.header.until);
+    Ok(print_verification(json, "bundle", report.verified_through, report.head_hash, problem, until))
+}
+
+/// Prints what a verification of the chain (or of a bundle, `until` its instant) found;
+/// exit code 0 intact, 1 broken.
+fn print_verification(
+    json: bool,
+    what: &str,
+    verified_through: Position,
+    head_hash: ChainHash,
+    problem: Option<String>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> ExitCode {
+    if json {
+        let mut out = serde_json::json!({
+            "intact": problem.is_none(),
+            "verified_through": verified_through.0,
+            "head_hash": head_hash.to_hex(),
+            "problem": problem,
+        });
+        if let Some(until) = until {
+            out["until"] = until.to_rfc3339().into();
+        }
+        println!("{out}");
+    } else {
+        let through = until.map(|u| format!(" through {}", u.to_rfc3339())).unwrap_or_default();
+        match &problem {
+            None => println!(
+                "{what} intact: {verified_through} events verified{through}; head {head_hash} at position {verified_through}"
+            ),
+            Some(p) => println!("{} BROKEN: {p}\nverified through position {verified_through}", what.to_uppercase()),
+        }
+    }
+    if problem.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 /// Hides a password in a store URL before it is printed.

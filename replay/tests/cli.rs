@@ -199,3 +199,91 @@ async fn on_postgres_the_auditor_s_tool_writes_nothing() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("chain intact: 3 events verified"), "{out}");
 }
+
+/// The offline audit bundle (issue 14.7): the demo log with a CUR month exported as of an
+/// instant, verified with no database; the events after the instant are not in it; a
+/// changed event, a removed line, a cut-short file and a forged head are each named.
+async fn audit_bundle(url: &str) {
+    let store = finops_eventlog::open(url, finops_governance::upcasters()).await.unwrap();
+    finops_server::demo::seed(store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    let dir = std::env::temp_dir().join(format!("finops-bundle-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("month.csv");
+    let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows: 500, seed: 7, restatement: 0 };
+    finops_cur::synthetic::write_month(&spec, &mut std::fs::File::create(&csv).unwrap()).unwrap();
+    let objects: std::sync::Arc<dyn object_store::ObjectStore> =
+        std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap());
+    let ingestor = finops_ingest::Ingestor::new(store.clone(), objects);
+    let report =
+        ingestor.ingest_file(&csv, finops_ingest::Format::Cur, &finops_e2e::operator_context("op-kai")).await.unwrap();
+    let head = store.seal_committed().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let until = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Recorded after the instant: not in the bundle.
+    store
+        .append(&StreamId::new("later").unwrap(), ExpectedVersion::Any, vec![NewEvent::new("Later", json!({}))])
+        .await
+        .unwrap();
+    store.seal_committed().await.unwrap();
+
+    let file = dir.join("bundle.jsonl");
+    let file_arg = file.display().to_string();
+    let (code, out) = replay(url, &["--json", "export", "--until", &until.to_rfc3339(), "--out", &file_arg]);
+    assert_eq!(code, 0, "{out}");
+    let exported: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(exported["head_position"], json!(head.position.0));
+    assert_eq!(exported["head_hash"], json!(head.hash.to_hex()));
+    assert_eq!(exported["cur_batches"], json!([{ "period": "2026-11", "hash": report.batch.hash }]));
+
+    // Verified with no database at all (the store argument points nowhere).
+    let nowhere = "sqlite:///nonexistent/finops.db";
+    let (code, out) = replay(nowhere, &["verify", "--bundle", &file_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("bundle intact: {} events verified", head.position.0)), "{out}");
+    let recorded = format!("{}:{}", head.position.0, head.hash.to_hex());
+    assert_eq!(replay(nowhere, &["verify", "--bundle", &file_arg, "--expect-head", &recorded]).0, 0);
+
+    let lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(lines.len() as u64, head.position.0 + 2, "header, every event, closing line");
+    let broken = |name: &str, lines: &[String]| {
+        let path = dir.join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        replay(nowhere, &["verify", "--bundle", &path.display().to_string()])
+    };
+    // An event's payload changed: named at its line and position.
+    let mut changed = lines.clone();
+    changed[5] = changed[5].replacen("\"payload\":\"{", "\"payload\":\"{\\\"x\\\":1,", 1);
+    let (code, out) = broken("changed.jsonl", &changed);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("line 6: position 5: hash mismatch"), "{out}");
+    // A line removed: the position after it is where the chain breaks.
+    let mut removed = lines.clone();
+    removed.remove(3);
+    let (code, out) = broken("removed.jsonl", &removed);
+    assert_eq!(code, 1);
+    assert!(out.contains("position 3 is missing"), "{out}");
+    // Cut short: no closing line.
+    let (code, out) = broken("short.jsonl", &lines[..lines.len() - 1]);
+    assert_eq!(code, 1);
+    assert!(out.contains("cut short"), "{out}");
+    // A forged head on the closing line.
+    let mut forged = lines.clone();
+    let last = forged.len() - 1;
+    forged[last] = json!({ "head_position": head.position.0, "head_hash": "b".repeat(64) }).to_string();
+    let (code, out) = broken("forged.jsonl", &forged);
+    assert_eq!(code, 1);
+    assert!(out.contains("closing line claims a head"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_bundle_on_sqlite() {
+    audit_bundle(&finops_e2e::fresh_sqlite_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_bundle_on_postgres() {
+    let Some(url) = finops_e2e::fresh_postgres_url().await else { return };
+    audit_bundle(&url).await;
+}

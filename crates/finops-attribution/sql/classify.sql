@@ -5,10 +5,11 @@
 -- The two role predicates are filled in from the configured patterns and the generated
 -- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
 -- pattern and an IN list for generated names (and their permission sets); {year} and {month} are the period's, and
--- {facet_days} is lines.rs's FACET_DAYS. {line_rule} names the gateway mapping rule that
--- takes a line ('' for none; with rules, a CASE over the lines of the roles they name,
--- newest rule first) and {rule_grouping} groups by it (governance.rs `classify_sql`);
--- `gateway_rules` holds each rule's workload.
+-- {facet_days} is lines.rs's FACET_DAYS. {ruled_facet} says whether a line's facet belongs
+-- to a role a gateway mapping rule names (FALSE without rules), and ruled_sums sums those
+-- lines apart, numbering the rule that takes each (0 for none; newest rule first) — empty
+-- without rules (governance.rs `classify_sql`); `gateway_rules` holds each rule's number,
+-- id and workload.
 --
 -- A facet is everything that decides a line's outcome except its day (account, anchor,
 -- caller, region, model) plus what attribution groups by, so the lines of one facet and
@@ -25,18 +26,20 @@
 -- A gateway mapping rule (DOMAIN.md §13) splits its role's facets: the lines of a facet and
 -- day whose session or principal tags it matches are summed apart, charged to the rule's
 -- workload ahead of any claim of the whole role (a broad role's included: the rule names
--- the workload the role cannot), and judged against that workload's approval scope.
+-- the workload the role cannot), and judged against that workload's approval scope. Only
+-- the ruled facets' lines are read a second time, with their sessions and tags (the
+-- question runs with Parquet filter pushdown then, so the other lines' text is not decoded).
 WITH sums AS (
-    SELECT facet_day, {line_rule} AS rule_id, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
+    SELECT facet_day, 0 AS rule, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
     FROM lines
-    WHERE facet_day >= {facet_days}
-    GROUP BY {rule_grouping}
+    WHERE facet_day >= {facet_days} AND NOT ({ruled_facet})
+    GROUP BY facet_day{ruled_sums}
 ),
 spend AS (
     SELECT
         -- floor: DuckDB (the benchmark's baseline) divides integers as floats.
         CAST(floor(facet_day / {facet_days}) AS INT) AS facet,
-        rule_id,
+        rule,
         make_date({year}, {month}, CAST(facet_day % {facet_days} + 1 AS INT)) AS day,
         -- Exact: the fraction is in units of 10^-10 dollars (lines.rs).
         CAST(dollars AS DECIMAL(38, 10)) + CAST(fraction AS DECIMAL(38, 0)) * CAST(0.0000000001 AS DECIMAL(11, 10)) AS cost,
@@ -96,9 +99,9 @@ candidates AS (
 ),
 -- The facets gateway rules took some lines of, with the rule's workload.
 ruled AS (
-    SELECT DISTINCT spend.facet, spend.rule_id, r.workload_id
+    SELECT DISTINCT spend.facet, spend.rule, r.rule_id, r.workload_id
     FROM spend
-    JOIN gateway_rules r ON r.rule_id = spend.rule_id
+    JOIN gateway_rules r ON r.rule = spend.rule
 ),
 -- Per facet and workload that may be charged for it (by a claim or a rule), whether the
 -- facet lies outside that workload's approval: account, region or model.
@@ -140,12 +143,12 @@ held AS (
     FROM spend
     LEFT JOIN holdings h
         ON h.facet = spend.facet
-        AND spend.rule_id = ''
+        AND spend.rule = 0
         AND spend.day >= h.from_day
         AND (h.until_day IS NULL OR spend.day <= h.until_day)
 ),
 taken AS (
-    SELECT ruled.facet, ruled.rule_id, ruled.workload_id, CASE WHEN s.out_of_scope THEN 'out_of_approved_scope' END AS rule_gap
+    SELECT ruled.facet, ruled.rule, ruled.rule_id, ruled.workload_id, CASE WHEN s.out_of_scope THEN 'out_of_approved_scope' END AS rule_gap
     FROM ruled
     JOIN scoped s ON s.facet = ruled.facet AND s.workload_id = ruled.workload_id
 )
@@ -163,13 +166,13 @@ SELECT
     held.cost,
     held.tokens,
     held.lines,
-    CASE WHEN held.rule_id <> '' THEN t.workload_id ELSE held.charged END AS workload_id,
+    CASE WHEN held.rule <> 0 THEN t.workload_id ELSE held.charged END AS workload_id,
     CASE
-        WHEN held.rule_id <> '' THEN t.rule_gap
+        WHEN held.rule <> 0 THEN t.rule_gap
         WHEN held.is_held THEN held.held_gap
         ELSE k.unheld_gap
     END AS gap,
-    held.rule_id
+    COALESCE(t.rule_id, '') AS rule_id
 FROM held
 JOIN kinds k ON k.facet = held.facet
-LEFT JOIN taken t ON t.facet = held.facet AND t.rule_id = held.rule_id
+LEFT JOIN taken t ON t.facet = held.facet AND t.rule = held.rule

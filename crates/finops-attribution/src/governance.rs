@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
@@ -90,14 +90,22 @@ impl RuleFacets {
     }
 }
 
-/// The expression naming the gateway rule that takes a line: the newest rule in force on
-/// the line's day whose role is the line's (by facet) and whose session pattern or
-/// principal tag the line matches; `''` for none. Returns the expression and the grouping
-/// of `sums` (classify.sql).
-fn line_rule(rules: &[GatewayRuleSpan], facets: &RuleFacets, period_start: NaiveDate) -> (String, &'static str) {
+/// The gateway rules' part of classify.sql: `{ruled_facet}`, whether a line's facet
+/// belongs to a role a rule names, and `{ruled_sums}`, those lines summed per facet, day and
+/// the number of the rule that takes each — the newest rule in force on the line's day
+/// whose role is the line's and whose session pattern or principal tag it matches; 0 for
+/// none (rule *n* is `view.gateway_rules[n - 1]`). Without rules: `FALSE` and nothing.
+///
+/// Cost: every line pays one hash lookup of its facet (an integer `IN` list); only the
+/// ruled facets' lines are read again and tested against the rules' days and their session
+/// or tag text.
+fn ruled_sums(rules: &[GatewayRuleSpan], facets: &RuleFacets, period_start: NaiveDate) -> (String, String) {
     let days = crate::lines::FACET_DAYS;
+    let facet = format!("CAST(facet_day / {days} AS INT)");
+    let list = |numbers: &[i32]| numbers.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
     let mut arms = Vec::new();
-    for rule in rules.iter().rev() {
+    let mut all: Vec<i32> = Vec::new();
+    for (index, rule) in rules.iter().enumerate().rev() {
         let spec = &rule.spec;
         let Some(numbers) = facets.0.get(&(spec.account.as_str().to_owned(), spec.role_name.clone())) else {
             continue;
@@ -109,13 +117,6 @@ fn line_rule(rules: &[GatewayRuleSpan], facets: &RuleFacets, period_start: Naive
         if first > last {
             continue;
         }
-        let ranges: Vec<String> = numbers
-            .iter()
-            .map(|f| {
-                let base = i64::from(*f) * i64::from(days);
-                format!("facet_day BETWEEN {} AND {}", base + first, base + last)
-            })
-            .collect();
         let matcher = match &spec.matcher {
             SessionMatcher::SessionName { pattern } => {
                 format!("session LIKE {} ESCAPE '\\'", literal(&like_pattern(pattern)))
@@ -125,13 +126,26 @@ fn line_rule(rules: &[GatewayRuleSpan], facets: &RuleFacets, period_start: Naive
                 literal(&format!("{TAG_SEPARATOR}{key}{TAG_KEY_VALUE}{value}{TAG_SEPARATOR}"))
             ),
         };
-        arms.push(format!("WHEN ({}) AND {matcher} THEN {}", ranges.join(" OR "), literal(&rule.rule_id.to_string())));
+        arms.push(format!(
+            "WHEN {facet} IN ({}) AND facet_day % {days} BETWEEN {first} AND {last} AND {matcher} THEN {}",
+            list(numbers),
+            index + 1
+        ));
+        all.extend(numbers);
     }
     if arms.is_empty() {
-        ("''".to_owned(), "facet_day")
-    } else {
-        (format!("CASE {} ELSE '' END", arms.join(" ")), "1, 2")
+        return ("FALSE".to_owned(), String::new());
     }
+    all.sort_unstable();
+    all.dedup();
+    let ruled = format!("{facet} IN ({})", list(&all));
+    let sums = format!(
+        "\n    UNION ALL\n    SELECT facet_day, CASE {} ELSE 0 END AS rule, SUM(cost_dollars) AS dollars, \
+         SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines\n    FROM lines\n    \
+         WHERE {ruled}\n    GROUP BY 1, 2",
+        arms.join(" ")
+    );
+    (ruled, sums)
 }
 
 /// The classification SQL of the period starting on `period_start`, with its role
@@ -168,10 +182,10 @@ pub fn classify_sql(
         ));
     }
     let or = |terms: Vec<String>| if terms.is_empty() { "FALSE".to_owned() } else { terms.join(" OR ") };
-    let (rule, grouping) = line_rule(&view.gateway_rules, facets, period_start);
+    let (ruled_facet, sums) = ruled_sums(&view.gateway_rules, facets, period_start);
     crate::CLASSIFY_SQL
-        .replace("{line_rule}", &rule)
-        .replace("{rule_grouping}", grouping)
+        .replace("{ruled_facet}", &ruled_facet)
+        .replace("{ruled_sums}", &sums)
         .replace("{is_broad}", &or(like(&patterns.broad)))
         .replace("{is_dedicated}", &or(dedicated))
         .replace("{year}", &period_start.year().to_string())
@@ -374,6 +388,12 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
         ctx,
         "gateway_rules",
         vec![
+            (
+                "rule",
+                DataType::Int32,
+                false,
+                Arc::new(Int32Array::from((1..=view.gateway_rules.len() as i32).collect::<Vec<_>>())),
+            ),
             ("rule_id", DataType::Utf8, false, text(view.gateway_rules.iter().map(|r| id(r.rule_id)).collect())),
             (
                 "workload_id",

@@ -330,7 +330,12 @@ impl AttributionEngine {
         batch: &CurBatch,
         visibility: Visibility,
     ) -> Result<Question, AttributionError> {
-        let config = SessionConfig::new().with_information_schema(false);
+        let mut config = SessionConfig::new().with_information_schema(false);
+        if !view.gateway_rules.is_empty() {
+            // The ruled facets' lines are read again with their sessions and tags: filter
+            // pushdown decodes those text columns for the matching rows only.
+            config = config.set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        }
         let ctx = SessionContext::new_with_config(config);
         let url = ObjectStoreUrl::parse(OBJECTS_URL)?;
         ctx.register_object_store(url.as_ref(), self.objects.clone());

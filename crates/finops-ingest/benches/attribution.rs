@@ -129,7 +129,7 @@ for _ in range(3):
     for name in ["workloads", "scope_accounts", "scope_regions", "claims"]:
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{folder}/{name}.parquet')")
     # The benchmark's governance records no gateway rule.
-    con.execute("CREATE TABLE gateway_rules (rule_id VARCHAR, workload_id VARCHAR)")
+    con.execute("CREATE TABLE gateway_rules (rule INTEGER, rule_id VARCHAR, workload_id VARCHAR)")
     con.execute(f"CREATE VIEW lines AS SELECT * FROM read_parquet('{lines}')")
     con.execute(f"CREATE VIEW facets AS SELECT * FROM read_parquet('{facets}')")
     con.execute("CREATE VIEW classified AS " + classify)
