@@ -5,11 +5,12 @@
 -- The two role predicates are filled in from the configured patterns and the generated
 -- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
 -- pattern and an IN list for generated names (and their permission sets); {year} and {month} are the period's, and
--- {facet_days} is lines.rs's FACET_DAYS. {ruled_facet} says whether a line's facet belongs
--- to a role a gateway mapping rule names (FALSE without rules), and ruled_sums sums those
--- lines apart, numbering the rule that takes each (0 for none; newest rule first) — empty
--- without rules (governance.rs `classify_sql`); `gateway_rules` holds each rule's number,
--- id and workload.
+-- {facet_days} is lines.rs's FACET_DAYS. {facet_rule} is the one integer the lines are
+-- summed by: `facet_day` without gateway mapping rules; with rules, `facet_day` ×
+-- {rule_base} + the number of the rule that takes the line (0 for none; a CASE over
+-- integers — the line's session number and facet — newest rule first), so the sum keeps a
+-- single integer key (governance.rs `classify_sql`); `gateway_rules` holds each rule's
+-- number, id and workload.
 --
 -- A facet is everything that decides a line's outcome except its day (account, anchor,
 -- caller, region, model) plus what attribution groups by, so the lines of one facet and
@@ -26,18 +27,23 @@
 -- A gateway mapping rule (DOMAIN.md §13) splits its role's facets: the lines of a facet and
 -- day whose session or principal tags it matches are summed apart, charged to the rule's
 -- workload ahead of any claim of the whole role (a broad role's included: the rule names
--- the workload the role cannot), and judged against that workload's approval scope. Only
--- the ruled facets' lines are read a second time, with their sessions and tags (the
--- question runs with Parquet filter pushdown then, so the other lines' text is not decoded).
-WITH sums AS (
-    SELECT facet_day, 0 AS rule, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
+-- the workload the role cannot), and judged against that workload's approval scope.
+WITH keyed_sums AS (
+    SELECT {facet_rule} AS facet_rule, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
     FROM lines
-    WHERE facet_day >= {facet_days} AND NOT ({ruled_facet})
-    GROUP BY facet_day{ruled_sums}
+    WHERE facet_day >= {facet_days}
+    GROUP BY 1
+),
+sums AS (
+    -- floor: DuckDB (the benchmark's baseline) divides integers as floats.
+    SELECT
+        CAST(floor(facet_rule / {rule_base}) AS INT) AS facet_day,
+        CAST(facet_rule % {rule_base} AS INT) AS rule,
+        dollars, fraction, tokens, lines
+    FROM keyed_sums
 ),
 spend AS (
     SELECT
-        -- floor: DuckDB (the benchmark's baseline) divides integers as floats.
         CAST(floor(facet_day / {facet_days}) AS INT) AS facet,
         rule,
         make_date({year}, {month}, CAST(facet_day % {facet_days} + 1 AS INT)) AS day,

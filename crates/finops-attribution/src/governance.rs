@@ -67,16 +67,22 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The facets of each role a gateway rule names, as the batch numbered them: keyed by
-/// (account, role name). Read from the batch's small facets table before classifying, so
-/// a rule's test runs only on its role's lines (an integer range per facet), never on the
-/// text of every line.
+/// What the gateway rules take in one batch, read from its small facets and sessions
+/// tables before classifying: the facets of each role a rule names, keyed by (account,
+/// role name), and the sessions (numbered pairs of session name and principal tags) each
+/// rule matches. The classification then tests integers only: a line's facet and its
+/// session's number, never the text of a line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleFacets(pub std::collections::BTreeMap<(String, String), Vec<i32>>);
+pub struct RuleFacets {
+    /// Facet numbers per (account, role).
+    pub facets: std::collections::BTreeMap<(String, String), Vec<i32>>,
+    /// Session numbers per rule id.
+    pub sessions: std::collections::BTreeMap<uuid::Uuid, Vec<i32>>,
+}
 
 impl RuleFacets {
-    /// The SQL that reads them from `facets`, for the roles `rules` name (`None`: no rule).
-    pub fn query(rules: &[GatewayRuleSpan]) -> Option<String> {
+    /// The SQL that reads the facets of the roles `rules` name (`None`: no rule).
+    pub fn facets_query(rules: &[GatewayRuleSpan]) -> Option<String> {
         let mut roles: Vec<String> = rules.iter().map(|r| literal(&r.spec.role_name)).collect();
         roles.sort_unstable();
         roles.dedup();
@@ -88,36 +94,11 @@ impl RuleFacets {
             )
         })
     }
-}
 
-/// The gateway rules' part of classify.sql: `{ruled_facet}`, whether a line's facet
-/// belongs to a role a rule names, and `{ruled_sums}`, those lines summed per facet, day and
-/// the number of the rule that takes each — the newest rule in force on the line's day
-/// whose role is the line's and whose session pattern or principal tag it matches; 0 for
-/// none (rule *n* is `view.gateway_rules[n - 1]`). Without rules: `FALSE` and nothing.
-///
-/// Cost: every line pays one hash lookup of its facet (an integer `IN` list); only the
-/// ruled facets' lines are read again and tested against the rules' days and their session
-/// or tag text.
-fn ruled_sums(rules: &[GatewayRuleSpan], facets: &RuleFacets, period_start: NaiveDate) -> (String, String) {
-    let days = crate::lines::FACET_DAYS;
-    let facet = format!("CAST(facet_day / {days} AS INT)");
-    let list = |numbers: &[i32]| numbers.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
-    let mut arms = Vec::new();
-    let mut all: Vec<i32> = Vec::new();
-    for (index, rule) in rules.iter().enumerate().rev() {
-        let spec = &rule.spec;
-        let Some(numbers) = facets.0.get(&(spec.account.as_str().to_owned(), spec.role_name.clone())) else {
-            continue;
-        };
-        // The rule's days within the period, as days of the month from 0.
-        let offset = |d: NaiveDate| (d - period_start).num_days();
-        let first = offset(spec.effective_from).max(0);
-        let last = rule.until.map_or(i64::from(days - 1), offset).min(i64::from(days - 1));
-        if first > last {
-            continue;
-        }
-        let matcher = match &spec.matcher {
+    /// The SQL that reads the sessions `rule` matches: a session-name glob, or a principal
+    /// tag searched in the tags' one-text form (ai_facts `principal_tags`).
+    pub fn sessions_query(rule: &GatewayRuleSpan) -> String {
+        let matcher = match &rule.spec.matcher {
             SessionMatcher::SessionName { pattern } => {
                 format!("session LIKE {} ESCAPE '\\'", literal(&like_pattern(pattern)))
             }
@@ -126,26 +107,57 @@ fn ruled_sums(rules: &[GatewayRuleSpan], facets: &RuleFacets, period_start: Naiv
                 literal(&format!("{TAG_SEPARATOR}{key}{TAG_KEY_VALUE}{value}{TAG_SEPARATOR}"))
             ),
         };
+        format!("SELECT session_key FROM sessions WHERE {matcher} ORDER BY session_key")
+    }
+}
+
+/// The expression numbering the gateway rule that takes a line — the newest rule in force
+/// on the line's day whose role is the line's (by facet) and whose sessions hold the line's
+/// — 0 for none (rule *n* is `view.gateway_rules[n - 1]`) — folded into the one integer
+/// the lines are summed by: `facet_day × base + rule`, with the base (classify.sql). One
+/// integer key keeps DataFusion's fast single-column aggregation (grouping by two columns
+/// was measured slower). Without rules (or none that takes anything): `facet_day` and 1.
+///
+/// Cost: every line pays one hash lookup of its session number (an integer `IN` list of the
+/// sessions some rule matches); only those lines are tested against each rule's facets and
+/// days.
+fn line_rule(rules: &[GatewayRuleSpan], taken: &RuleFacets, period_start: NaiveDate) -> (String, usize) {
+    let days = crate::lines::FACET_DAYS;
+    let list = |numbers: &[i32]| numbers.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+    let mut arms = Vec::new();
+    let mut all: Vec<i32> = Vec::new();
+    for (index, rule) in rules.iter().enumerate().rev() {
+        let spec = &rule.spec;
+        let facets = taken.facets.get(&(spec.account.as_str().to_owned(), spec.role_name.clone()));
+        let sessions = taken.sessions.get(&rule.rule_id);
+        let (Some(facets), Some(sessions)) = (facets, sessions) else { continue };
+        if sessions.is_empty() {
+            continue;
+        }
+        // The rule's days within the period, as days of the month from 0.
+        let offset = |d: NaiveDate| (d - period_start).num_days();
+        let first = offset(spec.effective_from).max(0);
+        let last = rule.until.map_or(i64::from(days - 1), offset).min(i64::from(days - 1));
+        if first > last {
+            continue;
+        }
         arms.push(format!(
-            "WHEN {facet} IN ({}) AND facet_day % {days} BETWEEN {first} AND {last} AND {matcher} THEN {}",
-            list(numbers),
+            "WHEN session_key IN ({}) AND CAST(facet_day / {days} AS INT) IN ({}) \
+             AND facet_day % {days} BETWEEN {first} AND {last} THEN {}",
+            list(sessions),
+            list(facets),
             index + 1
         ));
-        all.extend(numbers);
+        all.extend(sessions);
     }
     if arms.is_empty() {
-        return ("FALSE".to_owned(), String::new());
+        return ("facet_day".to_owned(), 1);
     }
     all.sort_unstable();
     all.dedup();
-    let ruled = format!("{facet} IN ({})", list(&all));
-    let sums = format!(
-        "\n    UNION ALL\n    SELECT facet_day, CASE {} ELSE 0 END AS rule, SUM(cost_dollars) AS dollars, \
-         SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines\n    FROM lines\n    \
-         WHERE {ruled}\n    GROUP BY 1, 2",
-        arms.join(" ")
-    );
-    (ruled, sums)
+    let base = rules.len() + 1;
+    let rule = format!("CASE WHEN session_key IN ({}) THEN CASE {} ELSE 0 END ELSE 0 END", list(&all), arms.join(" "));
+    (format!("CAST(facet_day AS BIGINT) * {base} + {rule}"), base)
 }
 
 /// The classification SQL of the period starting on `period_start`, with its role
@@ -182,10 +194,10 @@ pub fn classify_sql(
         ));
     }
     let or = |terms: Vec<String>| if terms.is_empty() { "FALSE".to_owned() } else { terms.join(" OR ") };
-    let (ruled_facet, sums) = ruled_sums(&view.gateway_rules, facets, period_start);
+    let (facet_rule, base) = line_rule(&view.gateway_rules, facets, period_start);
     crate::CLASSIFY_SQL
-        .replace("{ruled_facet}", &ruled_facet)
-        .replace("{ruled_sums}", &sums)
+        .replace("{facet_rule}", &facet_rule)
+        .replace("{rule_base}", &base.to_string())
         .replace("{is_broad}", &or(like(&patterns.broad)))
         .replace("{is_dedicated}", &or(dedicated))
         .replace("{year}", &period_start.year().to_string())

@@ -84,8 +84,9 @@ pub enum AttributionError {
 
 /// The columnar layout's version, part of the object names: a batch stored by an earlier
 /// layout is rewritten by ingesting its delivery again, never read wrongly. Version 5 added
-/// the lines' `session` and `principal_tags` (gateway mapping rules).
-const COLUMNAR_LAYOUT: u32 = 5;
+/// the lines' `session` and `principal_tags` (gateway mapping rules); version 6 replaced
+/// them by a `session_key` into a third object, the batch's sessions.
+const COLUMNAR_LAYOUT: u32 = 6;
 
 /// Where a batch's columnar lines live: beside its delivered bytes.
 pub fn lines_location(period: &str, hash: &str) -> ObjectPath {
@@ -95,6 +96,11 @@ pub fn lines_location(period: &str, hash: &str) -> ObjectPath {
 /// Where a batch's facets live (see [`lines`]).
 pub fn facets_location(period: &str, hash: &str) -> ObjectPath {
     ObjectPath::from(format!("cur/{period}/{hash}.facets-{COLUMNAR_LAYOUT}.parquet"))
+}
+
+/// Where a batch's sessions live (see [`lines::sessions_schema`]).
+pub fn sessions_location(period: &str, hash: &str) -> ObjectPath {
+    ObjectPath::from(format!("cur/{period}/{hash}.sessions-{COLUMNAR_LAYOUT}.parquet"))
 }
 
 /// What attribution can group by.
@@ -330,12 +336,7 @@ impl AttributionEngine {
         batch: &CurBatch,
         visibility: Visibility,
     ) -> Result<Question, AttributionError> {
-        let mut config = SessionConfig::new().with_information_schema(false);
-        if !view.gateway_rules.is_empty() {
-            // The ruled facets' lines are read again with their sessions and tags: filter
-            // pushdown decodes those text columns for the matching rows only.
-            config = config.set_bool("datafusion.execution.parquet.pushdown_filters", true);
-        }
+        let config = SessionConfig::new().with_information_schema(false);
         let ctx = SessionContext::new_with_config(config);
         let url = ObjectStoreUrl::parse(OBJECTS_URL)?;
         ctx.register_object_store(url.as_ref(), self.objects.clone());
@@ -344,7 +345,12 @@ impl AttributionEngine {
             reason: format!("`{}` is not a billing period YYYY-MM", batch.period),
         })?;
         let facets = facets_location(&batch.period, &batch.hash);
-        for (table, location) in [("lines", lines_location(&batch.period, &batch.hash)), ("facets", facets.clone())] {
+        let tables = [
+            ("lines", lines_location(&batch.period, &batch.hash)),
+            ("facets", facets.clone()),
+            ("sessions", sessions_location(&batch.period, &batch.hash)),
+        ];
+        for (table, location) in tables {
             let data = match ctx.read_parquet(format!("{OBJECTS_URL}{location}"), ParquetReadOptions::default()).await {
                 Ok(data) => data,
                 // Only a failed read pays for asking why: a batch of an earlier layout has
@@ -366,10 +372,7 @@ impl AttributionEngine {
         // chargeback statement, unbacked workloads and exports then read the small result.
         // The patterns the FinOps Lead recorded as of the instant, else the configured ones.
         let patterns = view.patterns.as_ref().unwrap_or(&self.patterns);
-        let rule_facets = match RuleFacets::query(&view.gateway_rules) {
-            Some(sql) => rule_facets(&ctx, &sql).await?,
-            None => RuleFacets::default(),
-        };
+        let rule_facets = rule_facets(&ctx, &view.gateway_rules).await?;
         let classified = ctx.sql(&governance::classify_sql(&view, patterns, period_start, &rule_facets)).await?;
         let schema = Arc::new(classified.schema().as_arrow().clone());
         let rows = classified.collect().await?;
@@ -396,24 +399,34 @@ impl AttributionEngine {
     }
 }
 
-/// The facets of the roles gateway rules name, read by `sql` ([`RuleFacets::query`]).
-async fn rule_facets(ctx: &SessionContext, sql: &str) -> Result<RuleFacets, AttributionError> {
+/// What the gateway rules of `rules` take in this batch: their roles' facets and the
+/// sessions each matches ([`RuleFacets`]); nothing is read without rules.
+async fn rule_facets(
+    ctx: &SessionContext,
+    rules: &[finops_domain::governance_state::GatewayRuleSpan],
+) -> Result<RuleFacets, AttributionError> {
     let mut out = RuleFacets::default();
-    for batch in ctx.sql(sql).await?.collect().await? {
+    let Some(sql) = RuleFacets::facets_query(rules) else { return Ok(out) };
+    // Parquet text may arrive as a view type: read text columns as plain strings.
+    let text = |batch: &RecordBatch, i: usize| {
+        datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
+            .map_err(datafusion::error::DataFusionError::from)
+    };
+    for batch in ctx.sql(&sql).await?.collect().await? {
         let facet = batch.column(0).as_primitive::<datafusion::arrow::datatypes::Int32Type>();
-        // Parquet text may arrive as a view type: read both columns as plain strings.
-        let text = |i: usize| {
-            datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
-                .map_err(datafusion::error::DataFusionError::from)
-        };
-        let (account, role) = (text(1)?, text(2)?);
+        let (account, role) = (text(&batch, 1)?, text(&batch, 2)?);
         let (account, role) = (account.as_string::<i32>(), role.as_string::<i32>());
         for row in 0..batch.num_rows() {
-            out.0
-                .entry((account.value(row).to_owned(), role.value(row).to_owned()))
-                .or_default()
-                .push(facet.value(row));
+            let key = (account.value(row).to_owned(), role.value(row).to_owned());
+            out.facets.entry(key).or_default().push(facet.value(row));
         }
+    }
+    for rule in rules {
+        let mut keys = Vec::new();
+        for batch in ctx.sql(&RuleFacets::sessions_query(rule)).await?.collect().await? {
+            keys.extend(batch.column(0).as_primitive::<datafusion::arrow::datatypes::Int32Type>().values().iter());
+        }
+        out.sessions.insert(rule.rule_id, keys);
     }
     Ok(out)
 }

@@ -77,14 +77,77 @@ pub fn schema() -> SchemaRef {
             text("principal_kind"),
             text("principal_account"),
             text("principal_name"),
-            // What a gateway mapping rule matches (ai_facts: the session behind a role, the
-            // principal tags): read only when a rule names the line's role (classify.sql).
-            text("session"),
-            text("principal_tags"),
+            // What a gateway mapping rule matches, as the number of the line's (session,
+            // principal tags) pair in the sessions table (0: none): rules are matched against
+            // that small table, and a line pays an integer lookup (classify.sql).
+            Field::new("session_key", DataType::Int32, false),
             Field::new("facet_day", DataType::Int32, false),
         ]))
     });
     SCHEMA.clone()
+}
+
+/// The schema of a batch's sessions: each distinct (session, principal tags) pair of its
+/// AI lines, numbered from 1 in order of first appearance (a line's `session_key`).
+pub fn sessions_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("session_key", DataType::Int32, false),
+            Field::new("session", DataType::Utf8, false),
+            Field::new("principal_tags", DataType::Utf8, false),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// The (session, principal tags) pairs met so far (see [`sessions_schema`]).
+struct Sessions {
+    numbers: HashMap<String, i32>,
+    key: String,
+    session_key: Int32Builder,
+    session: StringBuilder,
+    principal_tags: StringBuilder,
+}
+
+impl Sessions {
+    fn new() -> Self {
+        Self {
+            numbers: HashMap::new(),
+            key: String::new(),
+            session_key: Int32Builder::new(),
+            session: StringBuilder::new(),
+            principal_tags: StringBuilder::new(),
+        }
+    }
+
+    /// The number of an AI line's pair (a new one the first time it is met); 0 for a line
+    /// that is not AI spend or names neither.
+    fn number(&mut self, facts: &AiFacts) -> i32 {
+        if facts.platform.is_none() || (facts.session.is_empty() && facts.principal_tags.is_empty()) {
+            return 0;
+        }
+        self.key.clear();
+        // A session name cannot hold the unit separator, so the pair splits back unambiguously.
+        let _ = write!(self.key, "{}\u{1f}{}", facts.session, facts.principal_tags);
+        if let Some(n) = self.numbers.get(self.key.as_str()) {
+            return *n;
+        }
+        let n = i32::try_from(self.numbers.len() + 1).expect("fewer than 2^31 sessions in a month");
+        self.numbers.insert(self.key.clone(), n);
+        self.session_key.append_value(n);
+        self.session.append_value(&facts.session);
+        self.principal_tags.append_value(&facts.principal_tags);
+        n
+    }
+
+    fn finish(&mut self) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.session_key.finish()),
+            Arc::new(self.session.finish()),
+            Arc::new(self.principal_tags.finish()),
+        ];
+        RecordBatch::try_new(sessions_schema(), columns).expect("columns match the schema")
+    }
 }
 
 /// Days a facet number is multiplied by in `facet_day` (a month has at most 31).
@@ -147,8 +210,7 @@ struct Columns {
     principal_kind: StringBuilder,
     principal_account: StringBuilder,
     principal_name: StringBuilder,
-    session: StringBuilder,
-    principal_tags: StringBuilder,
+    session_key: Int32Builder,
     facet_day: Int32Builder,
     rows: usize,
 }
@@ -176,14 +238,13 @@ impl Columns {
             principal_kind: StringBuilder::new(),
             principal_account: StringBuilder::new(),
             principal_name: StringBuilder::new(),
-            session: StringBuilder::new(),
-            principal_tags: StringBuilder::new(),
+            session_key: Int32Builder::new(),
             facet_day: Int32Builder::new(),
             rows: 0,
         }
     }
 
-    fn push(&mut self, line: &CurLine, facts: &AiFacts, facet: i32, cost: i128) {
+    fn push(&mut self, line: &CurLine, facts: &AiFacts, facet: i32, session_key: i32, cost: i128) {
         // Days since 1970-01-01: chrono counts from 0001-01-01 (day 1).
         let day = line.usage_start.date_naive().num_days_from_ce() - 719_163;
         // One integer per line for the one per-line grouping: the facet and the day of the
@@ -211,8 +272,7 @@ impl Columns {
         self.principal_kind.append_value(facts.principal_kind.as_str());
         self.principal_account.append_value(&facts.principal_account);
         self.principal_name.append_value(&facts.principal_name);
-        self.session.append_value(&facts.session);
-        self.principal_tags.append_value(&facts.principal_tags);
+        self.session_key.append_value(session_key);
         self.rows += 1;
     }
 
@@ -238,8 +298,7 @@ impl Columns {
             Arc::new(self.principal_kind.finish()),
             Arc::new(self.principal_account.finish()),
             Arc::new(self.principal_name.finish()),
-            Arc::new(self.session.finish()),
-            Arc::new(self.principal_tags.finish()),
+            Arc::new(self.session_key.finish()),
             Arc::new(self.facet_day.finish()),
         ];
         self.rows = 0;
@@ -444,9 +503,11 @@ fn spill_error(path: &std::path::Path, e: &dyn std::fmt::Display) -> LinesWriteE
 pub struct LinesWriter<W: Write + Send> {
     clusters: Vec<Columns>,
     facets: Facets,
+    sessions: Sessions,
     spill: Spill,
     lines_out: W,
     facets_out: W,
+    sessions_out: W,
     rows: u64,
     spill_rows: usize,
     /// Per source, in [`AiSource::ALL`]'s order.
@@ -475,14 +536,17 @@ fn writer_properties() -> WriterProperties {
 }
 
 impl<W: Write + Send> LinesWriter<W> {
-    /// A writer of lines into `lines` and of their facets into `facets`.
-    pub fn new(lines: W, facets: W) -> Result<Self, LinesWriteError> {
+    /// A writer of lines into `lines`, their facets into `facets` and their sessions into
+    /// `sessions`.
+    pub fn new(lines: W, facets: W, sessions: W) -> Result<Self, LinesWriteError> {
         Ok(Self {
             clusters: (0..=cluster(CLUSTERS)).map(|_| Columns::new()).collect(),
             facets: Facets::new(),
+            sessions: Sessions::new(),
             spill: Spill::new()?,
             lines_out: lines,
             facets_out: facets,
+            sessions_out: sessions,
             rows: 0,
             spill_rows: SPILL_ROWS,
             sources: AiSource::ALL.map(|source| SourceTotal { source, lines: 0, cost: 0 }),
@@ -512,9 +576,10 @@ impl<W: Write + Send> LinesWriter<W> {
             total.cost += cost;
         }
         let facet = self.facets.number(line, &facts);
+        let session_key = self.sessions.number(&facts);
         let cluster = cluster(facet);
         let columns = &mut self.clusters[cluster];
-        columns.push(line, &facts, facet, cost);
+        columns.push(line, &facts, facet, session_key, cost);
         self.rows += 1;
         if columns.rows >= self.spill_rows {
             self.spill.write(cluster, &columns.finish())?;
@@ -527,9 +592,9 @@ impl<W: Write + Send> LinesWriter<W> {
         self.rows
     }
 
-    /// Writes the lines cluster by cluster, closes both files and returns the outputs
-    /// (lines, facets).
-    pub fn finish(mut self) -> Result<(W, W), LinesWriteError> {
+    /// Writes the lines cluster by cluster, closes the three files and returns the outputs
+    /// (lines, facets, sessions).
+    pub fn finish(mut self) -> Result<(W, W, W), LinesWriteError> {
         for (cluster, columns) in self.clusters.iter_mut().enumerate() {
             if columns.rows > 0 {
                 self.spill.write(cluster, &columns.finish())?;
@@ -540,7 +605,9 @@ impl<W: Write + Send> LinesWriter<W> {
         let lines = writer.into_inner()?;
         let mut facets = ArrowWriter::try_new(self.facets_out, facets_schema(), Some(writer_properties()))?;
         facets.write(&self.facets.finish())?;
-        Ok((lines, facets.into_inner()?))
+        let mut sessions = ArrowWriter::try_new(self.sessions_out, sessions_schema(), Some(writer_properties()))?;
+        sessions.write(&self.sessions.finish())?;
+        Ok((lines, facets.into_inner()?, sessions.into_inner()?))
     }
 }
 
@@ -579,14 +646,14 @@ mod tests {
             let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows, seed, restatement: 0 };
             finops_cur::synthetic::write_month(&spec, &mut csv).unwrap();
             let mut expected: Vec<LineKey> = Vec::new();
-            let mut writer = LinesWriter::new(Vec::new(), Vec::new()).unwrap().with_spill_rows(spill_rows);
+            let mut writer = LinesWriter::new(Vec::new(), Vec::new(), Vec::new()).unwrap().with_spill_rows(spill_rows);
             for line in CurCsv::new("t.csv", csv.as_slice()).unwrap() {
                 let line = line.unwrap();
                 let (dollars, fraction) = split_money(money(line.unblended_cost));
                 expected.push((line.usage_start.timestamp_micros(), line.usage_type.clone(), line.resource_id.clone(), dollars, fraction));
                 writer.push(&line).unwrap();
             }
-            let (lines, _) = writer.finish().unwrap();
+            let (lines, _, _) = writer.finish().unwrap();
             let lines = read(lines);
             let facet_days = lines.column_by_name("facet_day").unwrap().as_primitive::<Int32Type>();
             let clusters: Vec<usize> = facet_days.values().iter().map(|fd| cluster(fd / FACET_DAYS)).collect();
@@ -635,12 +702,12 @@ mod tests {
             "AWS,111122223333,Usage,2026-11-03T10:00:00Z,AmazonEC2,USE1-BoxUsage:m5.large,RunInstances,,1,0.10,Amazon Elastic Compute Cloud,,".to_owned(),
         ]
         .join("\n");
-        let mut writer = LinesWriter::new(Vec::new(), Vec::new()).unwrap();
+        let mut writer = LinesWriter::new(Vec::new(), Vec::new(), Vec::new()).unwrap();
         for line in CurCsv::new("t.csv", csv.as_bytes()).unwrap() {
             writer.push(&line.unwrap()).unwrap();
         }
-        let (lines, facets) = writer.finish().unwrap();
-        let (lines, facets) = (read(lines), read(facets));
+        let (lines, facets, sessions) = writer.finish().unwrap();
+        let (lines, facets, sessions) = (read(lines), read(facets), read(sessions));
         let numbers = lines.column_by_name("facet_day").unwrap().as_primitive::<Int32Type>();
         // Facet × 32 + day of month − 1, non-AI lines first, then cluster by cluster: EC2;
         // the 3rd, the 3rd, the 4th; bob on the 3rd.
@@ -650,5 +717,11 @@ mod tests {
         assert_eq!((names.value(0), names.value(1)), ("app", "bob"));
         let kinds = facets.column_by_name("principal_kind").unwrap().as_string::<i32>();
         assert_eq!(kinds.value(1), "iam_user");
+        // Sessions are numbered apart from facets: the role's two sessions are two pairs; a
+        // user and a non-AI line have none (0).
+        let keys = lines.column_by_name("session_key").unwrap().as_primitive::<Int32Type>();
+        assert_eq!(keys, &Int32Array::from(vec![0, 1, 2, 1, 0]));
+        let named = sessions.column_by_name("session").unwrap().as_string::<i32>();
+        assert_eq!((sessions.num_rows(), named.value(0), named.value(1)), (2, "s-1", "s-2"));
     }
 }

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::util::display::array_value_to_string;
 use finops_attribution::{
     AttributionEngine, Dimension, GovernanceView, RolePatterns, Visibility, facets_location, lines_location,
+    sessions_location,
 };
 use finops_cur::csv_lines::CurCsv;
 use finops_domain::cur_batches::CurBatch;
@@ -190,12 +191,12 @@ fn parse(text: &str) -> Fixture {
 async fn run(name: &str, text: &str) -> Vec<String> {
     let fixture = parse(text);
     let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let mut writer = finops_attribution::lines::LinesWriter::new(Vec::new(), Vec::new()).unwrap();
+    let mut writer = finops_attribution::lines::LinesWriter::new(Vec::new(), Vec::new(), Vec::new()).unwrap();
     for line in CurCsv::new(name, fixture.csv.as_bytes()).unwrap() {
         writer.push(&line.unwrap()).unwrap();
     }
     let rows = writer.rows();
-    let (lines, facets) = writer.finish().unwrap();
+    let (lines, facets, sessions) = writer.finish().unwrap();
     let batch = CurBatch {
         period: "2026-11".into(),
         source: name.into(),
@@ -208,6 +209,7 @@ async fn run(name: &str, text: &str) -> Vec<String> {
     };
     objects.put(&lines_location("2026-11", "fixture"), PutPayload::from(lines)).await.unwrap();
     objects.put(&facets_location("2026-11", "fixture"), PutPayload::from(facets)).await.unwrap();
+    objects.put(&sessions_location("2026-11", "fixture"), PutPayload::from(sessions)).await.unwrap();
     let engine = AttributionEngine::new(objects, RolePatterns::default());
     let question = engine.question(fixture.view.clone(), &batch, Visibility::Everything).await.unwrap();
     let mut failures = vec![];

@@ -9,7 +9,7 @@
 //!    belong to one billing period.
 //! 2. **Store** the bytes in object storage at `cur/{period}/{sha256}.{ext}`, streamed in
 //!    parts (memory stays bounded whatever the file's size), and beside them the batch's
-//!    columnar lines and facets (`{sha256}.lines-5.parquet`, `{sha256}.facets-5.parquet`,
+//!    columnar lines, facets and sessions (`{sha256}.lines-6.parquet`, `.facets-6.parquet`, `.sessions-6.parquet`,
 //!    written during the validating pass to temporary files) that every attribution query
 //!    scans. The name is the content, so a repeated delivery writes the same objects (and
 //!    writes those missing, such as a columnar form of an earlier layout).
@@ -45,7 +45,7 @@ pub fn cents(raw: i128) -> i64 {
     finops_attribution::cents(raw, finops_attribution::lines::MONEY_SCALE)
 }
 use finops_attribution::scratch::Scratch;
-use finops_attribution::{facets_location, lines_location};
+use finops_attribution::{facets_location, lines_location, sessions_location};
 use finops_cur::csv_lines::{CallerIdentity, CurCsv, CurCsvError, CurLine};
 use finops_cur::focus_lines::FocusCsv;
 use finops_domain::cur_batches::{CurBatch, CurPeriod, CurPeriodCommand};
@@ -239,9 +239,10 @@ impl Ingestor {
             delivery.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
 
         // 1. Validate and hash every part in one streaming pass each, writing the lines.
-        let (scratch, scratch_facets) = (Scratch::new("lines.parquet"), Scratch::new("facets.parquet"));
+        let (scratch, scratch_facets, scratch_sessions) =
+            (Scratch::new("lines.parquet"), Scratch::new("facets.parquet"), Scratch::new("sessions.parquet"));
         let create = |s: &Scratch| File::create(&s.0).map(BufWriter::new).map_err(io(&s.0));
-        let mut lines = LinesWriter::new(create(&scratch)?, create(&scratch_facets)?)?;
+        let mut lines = LinesWriter::new(create(&scratch)?, create(&scratch_facets)?, create(&scratch_sessions)?)?;
         let mut hasher = Sha256::new();
         let bytes = AtomicU64::new(0);
         let mut rows = 0u64;
@@ -303,9 +304,10 @@ impl Ingestor {
             progress(&Progress { file: name, rows, bytes: bytes.load(Ordering::Relaxed), total_bytes });
         }
         let sources = lines.source_totals();
-        let (mut lines_out, mut facets_out) = lines.finish()?;
+        let (mut lines_out, mut facets_out, mut sessions_out) = lines.finish()?;
         lines_out.flush().map_err(io(&scratch.0))?;
         facets_out.flush().map_err(io(&scratch_facets.0))?;
+        sessions_out.flush().map_err(io(&scratch_sessions.0))?;
         let period = first.map(|(p, _)| p).expect("at least one part");
         let hash = hex::encode(hasher.finalize());
         let bytes = bytes.load(Ordering::Relaxed);
@@ -322,6 +324,8 @@ impl Ingestor {
             format!("cur/{period}/{hash}/")
         };
         self.upload(&scratch.0, &lines_location(&period, &hash)).await?;
+        self.upload(&scratch_sessions.0, &sessions_location(&period, &hash)).await?;
+        // The facets last: a batch whose facets exist has all its columnar objects.
         self.upload(&scratch_facets.0, &facets_location(&period, &hash)).await?;
 
         // 3. Record.

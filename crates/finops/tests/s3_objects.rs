@@ -95,8 +95,8 @@ fn an_export_prefix_on_s3_is_ingested_into_a_bucket_and_answered_from_it() {
     let keys: Vec<&str> = listing.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).collect();
     assert_eq!(keys.len(), 3, "delivery, lines and facets: {keys:?}");
     assert!(keys.iter().any(|k| k.ends_with(".csv.gz")), "{keys:?}");
-    assert!(keys.iter().any(|k| k.ends_with(".lines-5.parquet")), "{keys:?}");
-    assert!(keys.iter().any(|k| k.ends_with(".facets-5.parquet")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(".lines-6.parquet")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(".facets-6.parquet")), "{keys:?}");
 
     // The server answers from the bucket (DataFusion reads the Parquet over S3).
     let server = common::serve(&["--store", &store, "--objects", &objects], &aws_env(&endpoint));
