@@ -93,10 +93,11 @@ fn an_export_prefix_on_s3_is_ingested_into_a_bucket_and_answered_from_it() {
     // The batch is in the bucket, by content: the delivery and its columnar form.
     let (_, listing) = http(&endpoint, "GET", &format!("/{bucket}?list-type=2&prefix=objects/cur/2026-11/"), b"");
     let keys: Vec<&str> = listing.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).collect();
-    assert_eq!(keys.len(), 3, "delivery, lines and facets: {keys:?}");
+    assert_eq!(keys.len(), 4, "delivery, lines, facets and sessions: {keys:?}");
     assert!(keys.iter().any(|k| k.ends_with(".csv.gz")), "{keys:?}");
     assert!(keys.iter().any(|k| k.ends_with(".lines-6.parquet")), "{keys:?}");
     assert!(keys.iter().any(|k| k.ends_with(".facets-6.parquet")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(".sessions-6.parquet")), "{keys:?}");
 
     // The server answers from the bucket (DataFusion reads the Parquet over S3).
     let server = common::serve(&["--store", &store, "--objects", &objects], &aws_env(&endpoint));
