@@ -5,20 +5,21 @@
 -- The two role predicates are filled in from the configured patterns and the generated
 -- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
 -- pattern and an IN list for generated names (and their permission sets); {year} and {month} are the period's, and
--- {facet_days} is lines.rs's FACET_DAYS. {facet_rule} is the one integer the lines are
+-- {facet_days} is lines.rs's FACET_DAYS. {facet_key} is the one integer the lines are
 -- summed by: `facet_day` without gateway mapping rules; with rules, `facet_day` ×
--- {rule_base} + the number of the rule that takes the line (0 for none; a CASE over
--- integers — the line's session number and facet — newest rule first), so the sum keeps a
--- single integer key (governance.rs `classify_sql`); `gateway_rules` holds each rule's
--- number, id and workload.
+-- {key_base} + the line's session number when some rule matches that session (else 0), so
+-- the sum keeps a single integer key and no line is tested against a rule; {sum_rule}
+-- then numbers the rule that takes each summed row (0 for none; newest rule first)
+-- (governance.rs `classify_sql`); `gateway_rules` holds each rule's number, id and workload.
 --
 -- A facet is everything that decides a line's outcome except its day (account, anchor,
 -- caller, region, model) plus what attribution groups by, so the lines of one facet and
 -- day share one outcome. The only per-line work is summing by one integer (facet and day);
 -- the text work (role patterns, claims, approval scopes, the gap's name) is done once per
 -- facet or per facet and claim, and the day only picks which claim held the facet then.
--- One row per facet and day with spend, with its workload (NULL when nobody is charged)
--- and its gap (NULL when attributed and in scope).
+-- One row per facet and day with spend (and per session, for sessions a gateway rule
+-- matches), with its workload (NULL when nobody is charged) and its gap (NULL when
+-- attributed and in scope).
 --
 -- facet_day = facet × {facet_days} + day of month − 1 (lines.rs). Non-AI lines (facet 0)
 -- are skipped: the lines are written with them first and the AI lines clustered by facet
@@ -29,18 +30,22 @@
 -- workload ahead of any claim of the whole role (a broad role's included: the rule names
 -- the workload the role cannot), and judged against that workload's approval scope.
 WITH keyed_sums AS (
-    SELECT {facet_rule} AS facet_rule, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
+    SELECT {facet_key} AS facet_key, SUM(cost_dollars) AS dollars, SUM(cost_fraction) AS fraction, SUM(tokens) AS tokens, COUNT(*) AS lines
     FROM lines
     WHERE facet_day >= {facet_days}
     GROUP BY 1
 ),
-sums AS (
+session_sums AS (
     -- floor: DuckDB (the benchmark's baseline) divides integers as floats.
     SELECT
-        CAST(floor(facet_rule / {rule_base}) AS INT) AS facet_day,
-        CAST(facet_rule % {rule_base} AS INT) AS rule,
+        CAST(floor(facet_key / {key_base}) AS INT) AS facet_day,
+        CAST(facet_key % {key_base} AS INT) AS session_key,
         dollars, fraction, tokens, lines
     FROM keyed_sums
+),
+sums AS (
+    SELECT facet_day, {sum_rule} AS rule, dollars, fraction, tokens, lines
+    FROM session_sums
 ),
 spend AS (
     SELECT

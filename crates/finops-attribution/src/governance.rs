@@ -111,17 +111,16 @@ impl RuleFacets {
     }
 }
 
-/// The expression numbering the gateway rule that takes a line — the newest rule in force
-/// on the line's day whose role is the line's (by facet) and whose sessions hold the line's
-/// — 0 for none (rule *n* is `view.gateway_rules[n - 1]`) — folded into the one integer
-/// the lines are summed by: `facet_day × base + rule`, with the base (classify.sql). One
-/// integer key keeps DataFusion's fast single-column aggregation (grouping by two columns
-/// was measured slower). Without rules (or none that takes anything): `facet_day` and 1.
+/// The gateway rules' part of classify.sql: the key the lines are summed by, its base, and
+/// the expression numbering the rule that takes a summed row — the newest rule in force on
+/// the row's day whose role is the row's (by facet) and whose sessions hold the row's
+/// session — 0 for none (rule *n* is `view.gateway_rules[n - 1]`).
 ///
-/// Cost: every line pays one hash lookup of its session number (an integer `IN` list of the
-/// sessions some rule matches); only those lines are tested against each rule's facets and
-/// days.
-fn line_rule(rules: &[GatewayRuleSpan], taken: &RuleFacets, period_start: NaiveDate) -> (String, usize) {
+/// The lines are summed by `facet_day × base + session`, the session kept only when some
+/// rule matches it (else 0): a line pays one hash lookup of its session number and no rule
+/// test, and the rules are applied to the summed rows, which are few. Without rules (or
+/// none that takes anything): `facet_day`, 1 and `0` — the plan before rules.
+fn rule_sql(rules: &[GatewayRuleSpan], taken: &RuleFacets, period_start: NaiveDate) -> (String, i64, String) {
     let days = crate::lines::FACET_DAYS;
     let list = |numbers: &[i32]| numbers.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
     let mut arms = Vec::new();
@@ -150,14 +149,13 @@ fn line_rule(rules: &[GatewayRuleSpan], taken: &RuleFacets, period_start: NaiveD
         ));
         all.extend(sessions);
     }
-    if arms.is_empty() {
-        return ("facet_day".to_owned(), 1);
-    }
+    let Some(max) = all.iter().max() else { return ("facet_day".to_owned(), 1, "0".to_owned()) };
+    let base = i64::from(*max) + 1;
     all.sort_unstable();
     all.dedup();
-    let base = rules.len() + 1;
-    let rule = format!("CASE WHEN session_key IN ({}) THEN CASE {} ELSE 0 END ELSE 0 END", list(&all), arms.join(" "));
-    (format!("CAST(facet_day AS BIGINT) * {base} + {rule}"), base)
+    let key =
+        format!("CAST(facet_day AS BIGINT) * {base} + CAST(session_key IN ({}) AS BIGINT) * session_key", list(&all));
+    (key, base, format!("CASE {} ELSE 0 END", arms.join(" ")))
 }
 
 /// The classification SQL of the period starting on `period_start`, with its role
@@ -194,10 +192,11 @@ pub fn classify_sql(
         ));
     }
     let or = |terms: Vec<String>| if terms.is_empty() { "FALSE".to_owned() } else { terms.join(" OR ") };
-    let (facet_rule, base) = line_rule(&view.gateway_rules, facets, period_start);
+    let (key, base, rule) = rule_sql(&view.gateway_rules, facets, period_start);
     crate::CLASSIFY_SQL
-        .replace("{facet_rule}", &facet_rule)
-        .replace("{rule_base}", &base.to_string())
+        .replace("{facet_key}", &key)
+        .replace("{key_base}", &base.to_string())
+        .replace("{sum_rule}", &rule)
         .replace("{is_broad}", &or(like(&patterns.broad)))
         .replace("{is_dedicated}", &or(dedicated))
         .replace("{year}", &period_start.year().to_string())
