@@ -10,7 +10,9 @@
 //! lines per integer and classifies a few thousand facets instead of reading eleven text
 //! columns of every line (measured: BENCHMARKS.md). A month holds as
 //! many facets as distinct callers × models × token types × regions, which is what bounds
-//! the writer's memory besides the pending lines.
+//! the writer's memory besides the pending lines — with the sessions table (layout 6): one
+//! row per distinct session name and principal tags of the AI lines, which gateway mapping
+//! rules are matched against (a month of per-run sessions holds one row per run).
 //!
 //! The lines are written in clusters by facet (`CLUSTERS`), not in delivery order: non-AI lines
 //! first, then the AI lines of one cluster of facets after another, each cluster's lines in
