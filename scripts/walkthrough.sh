@@ -62,3 +62,8 @@ call "$CE" TaskService/MarkTaskImplemented "{\"name\": \"$task\"}" | field '["st
 echo "5. The Product Owner claims the role"
 call "$PO" SpacesService/ClaimResource "{\"business_request\": \"$request\",
   \"role\": {\"account_id\": \"123456789012\", \"role_name_or_arn\": \"$role\"}}" | field '["name"] + " " + d["status"]'
+
+echo "6. An auditor reads the request's history: who decided what, when and why"
+AUDITOR=$(token au-ines auditor)
+call "$AUDITOR" HistoryService/GetHistory "{\"name\": \"$request\"}" \
+  | field '["entries"][-1]["event"] + " by " + d["entries"][-1]["who"] + ": " + d["entries"][-1]["why"]'

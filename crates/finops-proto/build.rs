@@ -18,6 +18,7 @@ fn main() -> std::io::Result<()> {
         "../../proto/finops/v1/organisation.proto",
         "../../proto/finops/v1/attribution.proto",
         "../../proto/finops/v1/gaps.proto",
+        "../../proto/finops/v1/history.proto",
     ];
     tonic_prost_build::configure().file_descriptor_set_path(out.join("finops_v1_descriptor.bin")).compile_with_config(
         config,

@@ -1,6 +1,6 @@
 //! The gap lifecycle read model and the notification outbox (issue 11).
 
-use finops_domain::gaps::GapEvent;
+use finops_domain::gaps::{Decider, GapEvent};
 use finops_eventlog::RecordedEvent;
 use serde_json::{Value, json};
 
@@ -41,8 +41,8 @@ pub fn gap_document(e: &GapEvent, event: &RecordedEvent, key: &str, current: Opt
     );
     doc["version"] = json!(event.stream_version);
     doc["updated_at"] = json!(event.metadata.recorded_at);
-    let (what, why) = match e {
-        GapEvent::GapDetected { identity, period, cause, .. } => {
+    match e {
+        GapEvent::GapDetected { identity, .. } => {
             doc["kind"] = json!(identity.kind);
             doc["scenario"] = json!(identity.kind.scenario());
             doc["actions"] = json!(identity.kind.actions());
@@ -53,73 +53,51 @@ pub fn gap_document(e: &GapEvent, event: &RecordedEvent, key: &str, current: Opt
             doc["concerns"] = json!(identity.concerns);
             doc["status"] = json!("active");
             doc["detected_at"] = json!(event.metadata.recorded_at);
-            (format!("detected in {period}"), format!("found after {} in {}", cause.event_type, cause.stream))
         }
-        GapEvent::GapSpendObserved { period, spend, .. } => {
-            match spend {
-                Some(s) => doc["spend"][period] = json!(s),
-                None => {
-                    if let Some(map) = doc["spend"].as_object_mut() {
-                        map.remove(period);
-                    }
+        GapEvent::GapSpendObserved { period, spend, .. } => match spend {
+            Some(s) => doc["spend"][period] = json!(s),
+            None => {
+                if let Some(map) = doc["spend"].as_object_mut() {
+                    map.remove(period);
                 }
             }
-            let what = match spend {
-                Some(s) => format!("spend in {period}: {} cents, {} lines", s.cents, s.lines),
-                None => format!("no spend in {period} any more"),
-            };
-            (what, String::new())
-        }
-        GapEvent::GapCauseCleared { period, cleared_by, .. } => {
+        },
+        GapEvent::GapCauseCleared { cleared_by, .. } => {
             doc["status"] = json!("resolved");
             doc["recalled"] = json!(false);
             doc["resolved_by"] =
                 json!({ "automatic": true, "event_id": cleared_by.event_id, "event_type": cleared_by.event_type });
-            (
-                format!("cause cleared in {period}"),
-                format!("gone after {} in {}", cleared_by.event_type, cleared_by.stream),
-            )
         }
-        GapEvent::GapReopened { period, cause, .. } => {
+        GapEvent::GapReopened { .. } => {
             doc["status"] = json!("active");
             doc["recalled"] = json!(false);
             doc["resolved_by"] = Value::Null;
-            (
-                format!("reopened: present again in {period}"),
-                format!("found after {} in {}", cause.event_type, cause.stream),
-            )
         }
         GapEvent::GapActioned { action, outcome, decider } => {
             doc["status"] = json!("actioned");
             doc["recalled"] = json!(false);
             doc["last_action"] = json!({ "action": action, "outcome": outcome, "by": decider.by, "at": decider.at });
-            (format!("actioned: {}", action.as_str()), decider.rationale.clone())
         }
         GapEvent::GapResolved { decider } => {
             doc["status"] = json!("resolved");
             doc["recalled"] = json!(false);
             doc["resolved_by"] = json!({ "automatic": false, "by": decider.by, "at": decider.at });
-            ("resolved by decision".to_owned(), decider.rationale.clone())
         }
-        GapEvent::GapRecalled { recalled, recalled_at, restored, decider } => {
+        GapEvent::GapRecalled { recalled, restored, .. } => {
             doc["status"] = json!(restored);
             doc["recalled"] = json!(true);
             if recalled == "resolved" {
                 doc["resolved_by"] = Value::Null;
             }
-            (
-                format!("recalled the decision `{recalled}` of {recalled_at}; back to {}", restored.as_str()),
-                decider.rationale.clone(),
-            )
         }
-    };
+        GapEvent::GapGatewayRuleChanged { .. } => {}
+    }
     let total: i64 = doc["spend"].as_object().map_or(0, |m| m.values().filter_map(|s| s["cents"].as_i64()).sum());
     doc["total_cents"] = json!(total);
-    let (who, role) = match e {
-        GapEvent::GapActioned { decider, .. }
-        | GapEvent::GapResolved { decider }
-        | GapEvent::GapRecalled { decider, .. } => (decider.by.clone(), decider.role.clone()),
-        _ => (event.metadata.actor_id.clone(), event.metadata.actor_role.clone()),
+    let (what, why) = describe(e);
+    let (who, role) = match decider(e) {
+        Some(d) => (d.by.clone(), d.role.clone()),
+        None => (event.metadata.actor_id.clone(), event.metadata.actor_role.clone()),
     };
     if let Some(history) = doc["history"].as_array_mut() {
         history.push(json!({
@@ -134,6 +112,53 @@ pub fn gap_document(e: &GapEvent, event: &RecordedEvent, key: &str, current: Opt
         }));
     }
     doc
+}
+
+/// The person behind a gap event that carries a decision (a process may record it on their
+/// behalf): the trail names them, not the recorder.
+pub fn decider(e: &GapEvent) -> Option<&Decider> {
+    match e {
+        GapEvent::GapActioned { decider, .. }
+        | GapEvent::GapResolved { decider }
+        | GapEvent::GapRecalled { decider, .. }
+        | GapEvent::GapGatewayRuleChanged { decider, .. } => Some(decider),
+        _ => None,
+    }
+}
+
+/// What a gap event says in the trail, and why.
+pub fn describe(e: &GapEvent) -> (String, String) {
+    match e {
+        GapEvent::GapDetected { period, cause, .. } => {
+            (format!("detected in {period}"), format!("found after {} in {}", cause.event_type, cause.stream))
+        }
+        GapEvent::GapSpendObserved { period, spend, .. } => {
+            let what = match spend {
+                Some(s) => format!("spend in {period}: {} cents, {} lines", s.cents, s.lines),
+                None => format!("no spend in {period} any more"),
+            };
+            (what, String::new())
+        }
+        GapEvent::GapCauseCleared { period, cleared_by, .. } => (
+            format!("cause cleared in {period}"),
+            format!("gone after {} in {}", cleared_by.event_type, cleared_by.stream),
+        ),
+        GapEvent::GapReopened { period, cause, .. } => (
+            format!("reopened: present again in {period}"),
+            format!("found after {} in {}", cause.event_type, cause.stream),
+        ),
+        GapEvent::GapActioned { action, decider, .. } => {
+            (format!("actioned: {}", action.as_str()), decider.rationale.clone())
+        }
+        GapEvent::GapResolved { decider } => ("resolved by decision".to_owned(), decider.rationale.clone()),
+        GapEvent::GapRecalled { recalled, recalled_at, restored, decider } => (
+            format!("recalled the decision `{recalled}` of {recalled_at}; back to {}", restored.as_str()),
+            decider.rationale.clone(),
+        ),
+        GapEvent::GapGatewayRuleChanged { rule, change, summary, decider } => {
+            (format!("gateway rule {rule} {}: {summary}", change.as_str()), decider.rationale.clone())
+        }
+    }
 }
 
 /// Notifications to people (Notify PO, Request Business Case), by the id of the event that

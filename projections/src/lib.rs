@@ -17,6 +17,7 @@
 //! hashes a generation so a rebuild can be checked against the live one.
 
 mod gaps;
+pub mod history;
 mod projectors;
 mod runner;
 mod store;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
 use finops_governance::CommandContext;
 use finops_ingest::{Format, Ingestor};
@@ -825,6 +825,41 @@ async fn gateway_rules_loop(url: &str) {
     assert!(near(after.get("Support Bot"), support), "{after:?}");
     assert!(near(after.get("Claims Triage"), triage), "{after:?}");
     assert!(near(after.get(""), rest), "{after:?}");
+
+    // 3b. Every change of a rule on the gateway's role is in the gap's trail — recorded
+    // from the gap or through the rule API, recorded or retired — with who, role, why and
+    // the rule's correlation id; as of an instant before a note, the note is not there.
+    let noted = |g: &pb::Gap, rule: &str, change: &str| {
+        g.history
+            .iter()
+            .find(|h| {
+                h.event == "GapGatewayRuleChanged" && h.what.starts_with(&format!("gateway rule {rule} {change}"))
+            })
+            .cloned()
+    };
+    let trail = gap_until(&mut gaps, &finance, &gateway.name, |g| {
+        noted(g, &rule_name, "retired").is_some() && noted(g, &recorded.name, "recorded").is_some()
+    })
+    .await;
+    assert!(noted(&trail, &rule_name, "recorded").is_some(), "the rule from the gap is noted too");
+    let tag_note = noted(&trail, &recorded.name, "recorded").unwrap();
+    assert_eq!(
+        (tag_note.who.as_str(), tag_note.role.as_str(), tag_note.why.as_str()),
+        ("fl-ana", "finops_lead", "Tenant 2 is the claims desk")
+    );
+    assert!(tag_note.what.contains("principal tag iamPrincipal/tenant=tenant-2"), "{}", tag_note.what);
+    assert_eq!(tag_note.correlation_id, recorded.history[0].correlation_id);
+    let retired_note = noted(&trail, &rule_name, "retired").unwrap();
+    assert_eq!(retired_note.why, "The support agents moved to their own role on the 10th");
+    assert!(retired_note.what.contains("after 2026-11-09"), "{}", retired_note.what);
+    assert_eq!(retired_note.correlation_id, retired.history[1].correlation_id);
+    let instant = |at: &str| DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc);
+    let as_of = |t: DateTime<Utc>| pb::GetGapRequest { name: gateway.name.clone(), as_of: t.to_rfc3339() };
+    let at_tag_note = gaps.get_gap(authed(as_of(instant(&tag_note.at)), &finance)).await.unwrap().into_inner();
+    assert!(noted(&at_tag_note, &recorded.name, "recorded").is_some());
+    let before_retired_note = instant(&retired_note.at) - chrono::Duration::nanoseconds(1);
+    let then = gaps.get_gap(authed(as_of(before_retired_note), &finance)).await.unwrap().into_inner();
+    assert!(noted(&then, &rule_name, "retired").is_none(), "as of before the note, no retirement: {then:#?}");
 
     // 4. The rules, now and as of before them; who may list; bad input changes nothing.
     let now = rules.list_gateway_rules(authed(pb::ListGatewayRulesRequest::default(), &finance)).await.unwrap();

@@ -161,13 +161,15 @@ impl Question {
         model: &str,
     ) -> GapIdentity {
         let workload_id = Uuid::parse_str(workload).ok();
-        let role = || format!("role/{principal_account}/{principal_name}");
+        let role = || finops_domain::gaps::role_anchor(principal_account, principal_name);
         let anchor = match kind {
             GapKind::AttributionNotEnabled => format!("account/{account}"),
             GapKind::UnallocatedGuardrail => format!("guardrail/{anchor}"),
             GapKind::UnclaimedAiAllocation if !anchor.is_empty() => format!("workspace/{anchor}"),
             GapKind::UnattributedSpend | GapKind::UnclaimedAiAllocation => role(),
-            GapKind::NotBusinessApproved => format!("principal/{account}/{principal_kind}/{principal_name}"),
+            GapKind::NotBusinessApproved => {
+                finops_domain::gaps::principal_anchor(account, principal_kind, principal_name)
+            }
             GapKind::OutOfApprovedScope => format!("scope/{workload}/{account}/{region}/{model}"),
             GapKind::UnbackedAiWorkload => format!("workload/{workload}"),
         };

@@ -5,6 +5,10 @@
 //! and records what changed on each Allocation Gap (`finops_domain::gaps`): detected,
 //! spend updated, cause cleared, reopened.
 //!
+//! A gateway mapping rule recorded or retired is also noted in the trail of each detected
+//! gap on its role (`GapGatewayRuleChanged`), whichever path changed it, so the gap's
+//! history says why its spend moved.
+//!
 //! Deterministic: an evaluation reads the governance state *through the position of the
 //! event that triggered it* and the batches current then, so running it again (after a
 //! crash, from the demo seed and then the process, on another instance) finds the same
@@ -20,8 +24,10 @@ use std::time::Duration;
 use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
 use finops_domain::Aggregate;
 use finops_domain::gaps::{
-    AllocationGap, EvaluationCause, GapCommand, GapEvaluationCommand, GapEvaluationEvent, GapEvaluations, GapEvent,
+    AllocationGap, Decider, EvaluationCause, GapCommand, GapEvaluationCommand, GapEvaluationEvent, GapEvaluations,
+    GapEvent, GatewayRuleChange, gaps_on_role,
 };
+use finops_domain::gateway_rules::{GatewayRule, GatewayRuleEvent};
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
 use finops_governance::state::state_through;
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
@@ -89,6 +95,11 @@ impl GapDetector {
             let from = self.checkpoints.process_checkpoint(Self::NAME).await?;
             let page = self.store.read_all(AllRead::forwards_after(Position(from), PAGE)).await?;
             let Some(to) = page.last().and_then(|e| e.position) else { return Ok(done) };
+            // Every rule change enters its gaps' trails before the evaluation it triggers
+            // moves their spend: the trail then reads cause before effect.
+            for event in page.iter().filter(|e| e.stream_id.as_str().starts_with(streams::GATEWAY_RULE)) {
+                note_rule_change(&self.store, event).await?;
+            }
             if let Some(trigger) = page.iter().rev().find(|e| triggers_evaluation(e)) {
                 done.push(evaluate(&self.store, &self.engine, trigger).await?);
             }
@@ -249,6 +260,77 @@ pub async fn evaluate(
     }
     tracing::info!(trigger = %trigger.event_type, position = through.0, ?outcome, "gaps evaluated");
     Ok(outcome)
+}
+
+/// Notes a gateway rule's change (`event`, on a rule's stream) in the trail of every
+/// detected gap on the rule's role, on behalf of whoever changed the rule — whichever path
+/// recorded it (the gap action, the rule API, a script). Returns how many gaps it noted.
+/// Idempotent: ids derive from the event, and a gap notes a change once.
+pub async fn note_rule_change(store: &Arc<dyn EventStore>, event: &RecordedEvent) -> Result<usize, ProcessError> {
+    let rule_stream = event.stream_id.to_string();
+    let Some(rule_id) = rule_stream.strip_prefix(streams::GATEWAY_RULE).and_then(|id| Uuid::parse_str(id).ok()) else {
+        return Ok(0);
+    };
+    let (change, rationale, summary, spec) = match decode::<GatewayRuleEvent>(event)? {
+        GatewayRuleEvent::GatewayRuleRecorded { spec, rationale, .. } => {
+            let summary = format!(
+                "{} of {} charged to workload {} from {}",
+                spec.matcher, spec.role_name, spec.workload_id, spec.effective_from
+            );
+            (GatewayRuleChange::Recorded, rationale, summary, spec)
+        }
+        GatewayRuleEvent::GatewayRuleRetired { effective_until, rationale, .. } => {
+            // The rule as it was recorded: a rule is never edited, so its spec now is its
+            // spec then.
+            let Some(spec) = CommandHandler::<GatewayRule>::new(store.clone())
+                .load(&streams::gateway_rule(rule_id))
+                .await?
+                .state
+                .spec
+            else {
+                return Ok(0);
+            };
+            let summary = format!(
+                "{} of {} no longer charged to workload {} after {effective_until}",
+                spec.matcher, spec.role_name, spec.workload_id
+            );
+            (GatewayRuleChange::Retired, rationale, summary, spec)
+        }
+    };
+    let decider = Decider {
+        by: event.metadata.actor_id.clone(),
+        role: event.metadata.actor_role.clone(),
+        rationale: rationale.clone(),
+        at: event.metadata.recorded_at,
+    };
+    let handler = CommandHandler::<AllocationGap>::new(store.clone());
+    let mut noted = 0;
+    for id in gaps_on_role(spec.account.as_str(), &spec.role_name) {
+        let stream = streams::gap(id);
+        let before = handler.load(&stream).await?;
+        if before.state.identity.is_none() {
+            continue;
+        }
+        let command = GapCommand::NoteGatewayRule {
+            rule: format!("gatewayRules/{rule_id}"),
+            change,
+            summary: summary.clone(),
+            decider: decider.clone(),
+        };
+        let context = CommandContext {
+            actor_id: event.metadata.actor_id.clone(),
+            actor_role: event.metadata.actor_role.clone(),
+            request_id: Uuid::new_v5(&event.event_id, format!("gap {id} rule note").as_bytes()),
+            rationale: Some(rationale.clone()),
+            correlation_id: event.metadata.correlation_id,
+            causation_id: Some(event.event_id),
+            fingerprint: None,
+        };
+        if handler.execute(&stream, &command, &context).await?.version != before.version {
+            noted += 1;
+        }
+    }
+    Ok(noted)
 }
 
 /// Folds `event` into `gaps` if it is a gap's; says whether it was.

@@ -60,7 +60,11 @@ impl BusinessRequestApi {
     }
 
     /// Loads an existing request and checks the caller may see it.
-    async fn load_visible(&self, principal: &Principal, id: Uuid) -> Result<Loaded<BusinessRequest>, Status> {
+    pub(crate) async fn load_visible(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<Loaded<BusinessRequest>, Status> {
         let loaded = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?;
         if loaded.state.status == RequestStatus::New {
             return Err(not_found(format!("businessRequests/{id}")));

@@ -161,6 +161,13 @@ impl GapApi {
         docs.into_values().next().ok_or_else(|| not_found(format!("gaps/{id}")))
     }
 
+    /// May `principal` read the gap `id` (as GetGap would show it)? NOT_FOUND when it does
+    /// not exist or is not theirs to see.
+    pub(crate) async fn visible(&self, principal: &Principal, id: Uuid) -> Result<(), Status> {
+        let sight = Sight::of(principal)?;
+        if sight.sees(&self.document(id, None).await?) { Ok(()) } else { Err(not_found(format!("gaps/{id}"))) }
+    }
+
     /// The gap, or NOT_FOUND.
     async fn detected(&self, id: Uuid) -> Result<(AllocationGap, GapIdentity), Status> {
         let gap = self.gaps.load(&streams::gap(id)).await.map_err(from_governance)?.state;
@@ -255,7 +262,7 @@ fn gap_to_wire(doc: &Value, principal: &Principal) -> pb::Gap {
             .as_array()
             .map(|h| {
                 h.iter()
-                    .map(|e| pb::GapHistoryEntry {
+                    .map(|e| pb::HistoryEntry {
                         at: wire::text(e, "at"),
                         event: wire::text(e, "event"),
                         who: wire::text(e, "who"),
@@ -264,6 +271,7 @@ fn gap_to_wire(doc: &Value, principal: &Principal) -> pb::Gap {
                         why: wire::text(e, "why"),
                         event_id: wire::text(e, "event_id"),
                         correlation_id: wire::text(e, "correlation_id"),
+                        ..Default::default()
                     })
                     .collect()
             })

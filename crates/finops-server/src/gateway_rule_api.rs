@@ -22,6 +22,9 @@ use crate::auth::{Authenticator, Role};
 use crate::status::{from_governance, not_found};
 use crate::wire::{self, Fields};
 
+/// Who may read gateway mapping rules.
+pub(crate) const RULE_READERS: [Role; 3] = [Role::FinopsLead, Role::Finance, Role::Auditor];
+
 /// Serves gateway mapping rules.
 #[derive(Clone)]
 pub struct GatewayRuleApi {
@@ -110,8 +113,8 @@ fn rule_name(fields: &mut Fields, name: &str) -> Option<Uuid> {
 fn rule_to_wire(id: Uuid, events: &[RecordedEvent]) -> Result<pb::GatewayRule, Status> {
     let mut out = pb::GatewayRule { name: format!("gatewayRules/{id}"), ..Default::default() };
     for event in events {
-        let (what, why) = match decode::<GatewayRuleEvent>(event).map_err(from_governance)? {
-            GatewayRuleEvent::GatewayRuleRecorded { spec, rationale, .. } => {
+        match decode::<GatewayRuleEvent>(event).map_err(from_governance)? {
+            GatewayRuleEvent::GatewayRuleRecorded { spec, .. } => {
                 out.account = spec.account.as_str().to_owned();
                 out.role_name.clone_from(&spec.role_name);
                 match &spec.matcher {
@@ -121,34 +124,13 @@ fn rule_to_wire(id: Uuid, events: &[RecordedEvent]) -> Result<pb::GatewayRule, S
                 out.workload_id = spec.workload_id.to_string();
                 out.effective_from = spec.effective_from.to_string();
                 out.state = "in_force".to_owned();
-                (
-                    format!(
-                        "recorded: {} of {} in {} charged to workload {} from {}",
-                        spec.matcher,
-                        spec.role_name,
-                        spec.account.as_str(),
-                        spec.workload_id,
-                        spec.effective_from
-                    ),
-                    rationale,
-                )
             }
-            GatewayRuleEvent::GatewayRuleRetired { effective_until, rationale, .. } => {
+            GatewayRuleEvent::GatewayRuleRetired { effective_until, .. } => {
                 out.effective_until = effective_until.to_string();
                 out.state = "retired".to_owned();
-                (format!("retired after {effective_until}"), rationale)
             }
-        };
-        out.history.push(pb::GapHistoryEntry {
-            at: event.metadata.recorded_at.to_rfc3339(),
-            event: event.event_type.clone(),
-            who: event.metadata.actor_id.clone(),
-            role: event.metadata.actor_role.clone(),
-            what,
-            why,
-            event_id: event.event_id.to_string(),
-            correlation_id: event.metadata.correlation_id.map(|c| c.to_string()).unwrap_or_default(),
-        });
+        }
+        out.history.push(wire::history_entry(&finops_projections::history::entry(event)));
     }
     Ok(out)
 }
@@ -257,7 +239,7 @@ impl GatewayRuleService for GatewayRuleApi {
         request: Request<pb::ListGatewayRulesRequest>,
     ) -> Result<Response<pb::ListGatewayRulesResponse>, Status> {
         let principal = self.auth.principal(&request)?;
-        principal.require(&[Role::FinopsLead, Role::Finance, Role::Auditor], "list gateway rules")?;
+        principal.require(&RULE_READERS, "list gateway rules")?;
         let body = request.into_inner();
         let mut fields = Fields::default();
         let as_of: Option<DateTime<Utc>> = wire::as_of(&mut fields, &body.as_of);

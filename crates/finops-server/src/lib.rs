@@ -17,6 +17,7 @@ mod event_log_api;
 mod gap_actions;
 mod gap_api;
 mod gateway_rule_api;
+mod history_api;
 mod organisation_api;
 mod spaces_api;
 mod status;
@@ -33,6 +34,7 @@ use finops_proto::v1::catalog_service_server::CatalogServiceServer;
 use finops_proto::v1::event_log_service_server::EventLogServiceServer;
 use finops_proto::v1::gap_service_server::GapServiceServer;
 use finops_proto::v1::gateway_rule_service_server::GatewayRuleServiceServer;
+use finops_proto::v1::history_service_server::HistoryServiceServer;
 use finops_proto::v1::organisation_service_server::OrganisationServiceServer;
 use finops_proto::v1::spaces_service_server::SpacesServiceServer;
 use finops_proto::v1::task_service_server::TaskServiceServer;
@@ -48,6 +50,7 @@ pub use config::{
 pub use event_log_api::EventLogApi;
 pub use gap_api::GapApi;
 pub use gateway_rule_api::GatewayRuleApi;
+pub use history_api::HistoryApi;
 pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
 pub use task_api::TaskApi;
@@ -134,6 +137,7 @@ pub async fn serve(
     health.set_serving::<AttributionServiceServer<AttributionApi>>().await;
     health.set_serving::<GapServiceServer<GapApi>>().await;
     health.set_serving::<GatewayRuleServiceServer<GatewayRuleApi>>().await;
+    health.set_serving::<HistoryServiceServer<HistoryApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
@@ -191,23 +195,34 @@ pub async fn serve(
             health.set_not_serving::<AttributionServiceServer<AttributionApi>>().await;
             health.set_not_serving::<GapServiceServer<GapApi>>().await;
             health.set_not_serving::<GatewayRuleServiceServer<GatewayRuleApi>>().await;
+            health.set_not_serving::<HistoryServiceServer<HistoryApi>>().await;
             let _ = draining_tx.send(());
         }
     };
+    let requests = BusinessRequestApi::new(
+        store.clone(),
+        read_models.clone(),
+        auth.clone(),
+        prices,
+        config.ha_premium_percent,
+        config.coding_profile.clone(),
+    );
+    let gaps = GapApi::new(store.clone(), read_models.clone(), auth.clone());
+    let spaces = SpacesApi::new(store.clone(), read_models.clone(), auth.clone());
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(EventLogServiceServer::new(EventLogApi::new(store.clone(), auth.clone())))
-        .add_service(BusinessRequestServiceServer::new(BusinessRequestApi::new(
+        .add_service(HistoryServiceServer::new(HistoryApi::new(
             store.clone(),
-            read_models.clone(),
             auth.clone(),
-            prices,
-            config.ha_premium_percent,
-            config.coding_profile.clone(),
+            requests.clone(),
+            gaps.clone(),
+            spaces.clone(),
         )))
+        .add_service(BusinessRequestServiceServer::new(requests))
         .add_service(CatalogServiceServer::new(CatalogApi::new(store.clone(), read_models.clone(), auth.clone())))
         .add_service(TaskServiceServer::new(TaskApi::new(
             store.clone(),
@@ -226,9 +241,9 @@ pub async fn serve(
             config.role_patterns.clone(),
             auth.clone(),
         )))
-        .add_service(GapServiceServer::new(GapApi::new(store.clone(), read_models.clone(), auth.clone())))
-        .add_service(GatewayRuleServiceServer::new(GatewayRuleApi::new(store.clone(), auth.clone())))
-        .add_service(SpacesServiceServer::new(SpacesApi::new(store, read_models, auth)))
+        .add_service(GapServiceServer::new(gaps))
+        .add_service(GatewayRuleServiceServer::new(GatewayRuleApi::new(store, auth)))
+        .add_service(SpacesServiceServer::new(spaces))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {
         if draining_rx.await.is_ok() {

@@ -31,6 +31,19 @@ pub struct SpacesApi {
     read_models: ReadModels,
 }
 
+/// Who may read claims and workloads (a Product Owner only their own workloads').
+const CLAIM_READERS: [Role; 4] = [Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor];
+
+/// Does the claim `doc` concern one of `mine` (`None`: the caller sees every claim)?
+fn claim_concerns(doc: &serde_json::Value, mine: Option<&[String]>) -> bool {
+    match mine {
+        None => true,
+        Some(mine) => doc["periods"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| mine.iter().any(|w| p["workload_id"] == w.as_str()))),
+    }
+}
+
 impl SpacesApi {
     /// Serves `store`.
     pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
@@ -42,6 +55,52 @@ impl SpacesApi {
             tasks: CommandHandler::new(store),
             auth,
             read_models,
+        }
+    }
+
+    /// The workloads a Product Owner owns (`None`: the caller's role sees every claim).
+    async fn own_workloads(&self, principal: &Principal) -> Result<Option<Vec<String>>, Status> {
+        if principal.role != Role::ProductOwner {
+            return Ok(None);
+        }
+        let mut workloads = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = wire::page_result(
+                self.read_models
+                    .list(RequestQueue::NAME, 1000, &token, |d| d["requested_by"] == principal.subject.as_str())
+                    .await,
+            )?;
+            workloads.extend(page.documents.iter().map(|d| wire::text(d, "workload_id")).filter(|w| !w.is_empty()));
+            if page.next_page_token.is_empty() {
+                return Ok(Some(workloads));
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// May `principal` read the claim of `key` (as ListClaims would show it)? NOT_FOUND
+    /// when it does not exist or is not theirs to see.
+    pub(crate) async fn claim_visible(&self, principal: &Principal, key: &str) -> Result<(), Status> {
+        principal.require(&CLAIM_READERS, "read claims")?;
+        let doc = self.read_models.get(ClaimsView::NAME, key).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        match doc {
+            Some(doc) if claim_concerns(&doc, self.own_workloads(principal).await?.as_deref()) => Ok(()),
+            _ => Err(not_found(format!("claims/{key}"))),
+        }
+    }
+
+    /// May `principal` read the workload `id` (as ListWorkloads would show it)?
+    pub(crate) async fn workload_visible(&self, principal: &Principal, id: Uuid) -> Result<(), Status> {
+        principal.require(&CLAIM_READERS, "read workloads")?;
+        let doc = self
+            .read_models
+            .get(WorkloadsView::NAME, &id.to_string())
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        match doc {
+            Some(doc) if principal.role != Role::ProductOwner || doc["owner"] == principal.subject.as_str() => Ok(()),
+            _ => Err(not_found(format!("workloads/{id}"))),
         }
     }
 
@@ -355,36 +414,14 @@ impl SpacesService for SpacesApi {
         request: Request<pb::ListClaimsRequest>,
     ) -> Result<Response<pb::ListClaimsResponse>, Status> {
         let principal = self.auth.principal(&request)?;
-        principal.require(&[Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor], "list claims")?;
+        principal.require(&CLAIM_READERS, "list claims")?;
         let body = request.into_inner();
         let mut fields = Fields::default();
         let page_size = wire::page_size(&mut fields, body.page_size);
         fields.finish()?;
         // A Product Owner sees the claims of their own workloads.
-        let own_workloads: Option<Vec<String>> = if principal.role == Role::ProductOwner {
-            let mut workloads = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = wire::page_result(
-                    self.read_models
-                        .list(RequestQueue::NAME, 1000, &token, |d| d["requested_by"] == principal.subject.as_str())
-                        .await,
-                )?;
-                workloads.extend(page.documents.iter().map(|d| wire::text(d, "workload_id")).filter(|w| !w.is_empty()));
-                if page.next_page_token.is_empty() {
-                    break Some(workloads);
-                }
-                token = page.next_page_token;
-            }
-        } else {
-            None
-        };
-        let keep = move |doc: &serde_json::Value| match &own_workloads {
-            None => true,
-            Some(mine) => doc["periods"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().any(|p| mine.iter().any(|w| p["workload_id"] == w.as_str()))),
-        };
+        let own_workloads = self.own_workloads(&principal).await?;
+        let keep = move |doc: &serde_json::Value| claim_concerns(doc, own_workloads.as_deref());
         let page = wire::page_result(self.read_models.list(ClaimsView::NAME, page_size, &body.page_token, keep).await)?;
         let claims = page
             .documents
@@ -528,7 +565,7 @@ impl SpacesService for SpacesApi {
         request: Request<pb::ListWorkloadsRequest>,
     ) -> Result<Response<pb::ListWorkloadsResponse>, Status> {
         let principal = self.auth.principal(&request)?;
-        principal.require(&[Role::ProductOwner, Role::FinopsLead, Role::Finance, Role::Auditor], "list workloads")?;
+        principal.require(&CLAIM_READERS, "list workloads")?;
         let body = request.into_inner();
         let mut fields = Fields::default();
         let page_size = wire::page_size(&mut fields, body.page_size);

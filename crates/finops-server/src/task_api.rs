@@ -17,7 +17,7 @@ use crate::status::{from_governance, not_found};
 use crate::wire::{self, Fields};
 
 /// Who may read the queue, and who may work it.
-const READERS: [Role; 4] = [Role::CloudEngineer, Role::FinopsLead, Role::Finance, Role::Auditor];
+pub(crate) const READERS: [Role; 4] = [Role::CloudEngineer, Role::FinopsLead, Role::Finance, Role::Auditor];
 const WORKERS: [Role; 1] = [Role::CloudEngineer];
 
 /// Serves the task queue.

@@ -497,3 +497,21 @@ pub fn request_status(name: &str) -> i32 {
         _ => pb::RequestStatus::Unspecified,
     }) as i32
 }
+
+/// A trail entry on the wire.
+pub fn history_entry(e: &finops_projections::history::HistoryEntry) -> pb::HistoryEntry {
+    let id = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    pb::HistoryEntry {
+        at: e.at.to_rfc3339(),
+        event: e.event.clone(),
+        who: e.who.clone(),
+        role: e.role.clone(),
+        what: e.what.clone(),
+        why: e.why.clone(),
+        event_id: e.event_id.to_string(),
+        correlation_id: id(e.correlation_id),
+        causation_id: id(e.causation_id),
+        position: e.position,
+        stream_version: e.stream_version,
+    }
+}

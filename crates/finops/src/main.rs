@@ -53,6 +53,8 @@ enum Command {
     /// The event log's events (auditors, operators): a stream, a page, a live subscription.
     #[command(subcommand)]
     Events(cli::EventsCommand),
+    /// A resource's decision trail: when, who, role, what, why (now or --as-of).
+    History(cli::HistoryArgs),
     /// Gateway mapping rules: a shared role's sessions charged to workloads.
     GatewayRules {
         #[command(subcommand)]
@@ -207,6 +209,7 @@ fn main() -> anyhow::Result<()> {
             Command::Gaps { command } => cli::gaps(&cli.connection, command).await,
             Command::GatewayRules { command } => cli::gateway_rules(&cli.connection, command).await,
             Command::Events(c) => cli::events(&cli.connection, c).await,
+            Command::History(args) => cli::history(&cli.connection, args).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,

@@ -93,6 +93,39 @@ fn the_demo_shows_gaps_in_every_state_and_the_cli_acts_on_them() {
     assert_eq!((retired["state"].as_str(), retired["effective_until"].as_str()), (Some("retired"), Some("2026-11-20")));
     assert_eq!(retired["history"][1]["why"], "Own role now");
 
+    // `finops history`: the rule's trail and the gateway gap's, as a table and as JSON;
+    // the gap's trail is the one `gaps show` prints, and as of an instant it is cut there.
+    let (ok, table, err) = finops(&server, &finance, &["history", rule_name]);
+    assert!(ok && table.contains("WHEN") && table.contains("retired after 2026-11-20"), "{err}{table}");
+    assert!(table.contains("Own role now") && table.contains("finops_lead"), "{table}");
+    let gap_name = gateway["name"].as_str().unwrap();
+    let whats = |list: &serde_json::Value| {
+        list.as_array().unwrap().iter().map(|e| e["what"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let retirement = format!("gateway rule {rule_name} retired");
+    let mut trail = json(&server, &finance, &["history", gap_name]);
+    for _ in 0..300 {
+        if whats(&trail["entries"]).iter().any(|w| w.starts_with(&retirement)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        trail = json(&server, &finance, &["history", gap_name]);
+    }
+    assert!(whats(&trail["entries"]).iter().any(|w| w.starts_with(&retirement)), "{trail}");
+    // `gaps show` reads the read model, which may lag the log: its trail is a prefix.
+    let shown = json(&server, &finance, &["gaps", "show", gap_name]);
+    let trail = json(&server, &finance, &["history", gap_name]);
+    let entries = &trail["entries"];
+    assert!(whats(entries).starts_with(&whats(&shown["history"])), "{trail}\n{shown}");
+    let first = entries[0]["at"].as_str().unwrap();
+    let then = json(&server, &finance, &["history", gap_name, "--as-of", first]);
+    // The events recorded in the same append share their instant.
+    let cut = then["entries"].as_array().unwrap();
+    assert!(!cut.is_empty() && cut.len() < entries.as_array().unwrap().len(), "{then}");
+    assert!(cut.iter().all(|e| e["at"] == first), "{then}");
+    let bad = finops(&server, &finance, &["history", "gaps/not-a-gap"]);
+    assert!(!bad.0 && bad.2.contains("name"), "{}", bad.2);
+
     // The Declared AI Value Opportunity beside the open gaps.
     let value = json(&server, &finance, &["gaps", "value"]);
     assert!(value["annual_cost_saving_cents"].as_i64().unwrap() > 0);

@@ -233,6 +233,47 @@ pub fn gap_id(kind: GapKind, anchor: &str) -> Uuid {
     Uuid::new_v5(&GAP_NAMESPACE, format!("{}/{anchor}", kind.as_str()).as_bytes())
 }
 
+/// The anchor of a gap about a role: `role/{account}/{role}`.
+pub fn role_anchor(account: &str, role: &str) -> String {
+    format!("role/{account}/{role}")
+}
+
+/// The anchor of a gap about a principal with no Business Request:
+/// `principal/{account}/{kind}/{name}` (`kind` as the classification names it).
+pub fn principal_anchor(account: &str, kind: &str, name: &str) -> String {
+    format!("principal/{account}/{kind}/{name}")
+}
+
+/// The gaps a gateway mapping rule on `role` in `account` moves spend of: the role's
+/// broad-role, unclaimed-role and no-request gaps (ids; not all of them need exist).
+pub fn gaps_on_role(account: &str, role: &str) -> [Uuid; 3] {
+    [
+        gap_id(GapKind::UnattributedSpend, &role_anchor(account, role)),
+        gap_id(GapKind::UnclaimedAiAllocation, &role_anchor(account, role)),
+        gap_id(GapKind::NotBusinessApproved, &principal_anchor(account, "assumed_role", role)),
+    ]
+}
+
+/// How a gateway mapping rule changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayRuleChange {
+    /// Recorded: it charges its sessions from its first day.
+    Recorded,
+    /// Retired: it charges nothing after its last day.
+    Retired,
+}
+
+impl GatewayRuleChange {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recorded => "recorded",
+            Self::Retired => "retired",
+        }
+    }
+}
+
 /// A gap's spend in one billing period, as the classification found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GapSpend {
@@ -359,6 +400,19 @@ pub enum GapCommand {
         /// Who, role, why, when.
         decider: Decider,
     },
+    /// A gateway mapping rule on the gap's role was recorded or retired (by any path):
+    /// the trail shows it because it moves the gap's spend. Noting the same change again
+    /// records nothing.
+    NoteGatewayRule {
+        /// `gatewayRules/{id}`.
+        rule: String,
+        /// Recorded or retired.
+        change: GatewayRuleChange,
+        /// What the rule says, or from when it is retired, in words.
+        summary: String,
+        /// Who changed the rule, in which role, why and when.
+        decider: Decider,
+    },
 }
 
 /// The event that made the detector look again.
@@ -449,6 +503,18 @@ pub enum GapEvent {
         /// Who, role, why, when.
         decider: Decider,
     },
+    /// A gateway mapping rule on the gap's role changed; the gap's state does not (the
+    /// detector's next observation moves its spend).
+    GapGatewayRuleChanged {
+        /// `gatewayRules/{id}`.
+        rule: String,
+        /// Recorded or retired.
+        change: GatewayRuleChange,
+        /// What the rule says, or from when it is retired, in words.
+        summary: String,
+        /// Who changed the rule, in which role, why and when.
+        decider: Decider,
+    },
 }
 
 /// A decision that still stands, and the state before it.
@@ -481,6 +547,8 @@ pub struct AllocationGap {
     pub last_decision: Option<Decider>,
     /// The cause is in the newest period (as last observed).
     pub cause_present: bool,
+    /// The gateway rule changes in the trail (`gatewayRules/{id}`, change).
+    pub noted_rules: std::collections::BTreeSet<(String, GatewayRuleChange)>,
 }
 
 impl AllocationGap {
@@ -624,6 +692,18 @@ impl Aggregate for AllocationGap {
                     decider: decider.clone(),
                 }])
             }
+            GapCommand::NoteGatewayRule { rule, change, summary, decider } => {
+                self.require_detected("note a gateway rule on")?;
+                if self.noted_rules.contains(&(rule.clone(), *change)) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![GapEvent::GapGatewayRuleChanged {
+                    rule: rule.clone(),
+                    change: *change,
+                    summary: summary.clone(),
+                    decider: decider.clone(),
+                }])
+            }
         }
     }
 
@@ -668,6 +748,9 @@ impl Aggregate for AllocationGap {
                 self.standing.pop();
                 self.status = *restored;
                 self.last_decision = Some(decider.clone());
+            }
+            GapEvent::GapGatewayRuleChanged { rule, change, .. } => {
+                self.noted_rules.insert((rule.clone(), *change));
             }
         }
         self

@@ -189,6 +189,44 @@ fn a_recall_restores_the_state_before_the_decision_and_keeps_it() {
     ));
 }
 
+fn note(change: GatewayRuleChange, rationale: &str) -> GapCommand {
+    GapCommand::NoteGatewayRule {
+        rule: "gatewayRules/00000000-0000-0000-0000-000000000007".into(),
+        change,
+        summary: "sessions `gw-user-1*` of llm-gateway charged to Support Bot".into(),
+        decider: fl(rationale),
+    }
+}
+
+#[test]
+fn a_gateway_rule_change_enters_the_trail_once_and_leaves_the_state_alone() {
+    let h = history(&[observe("2026-11", Some(spend(1)), true, 10), act()]);
+    let events = given::<AllocationGap>(&h).when(note(GatewayRuleChange::Recorded, "users 1x are support")).unwrap();
+    assert!(matches!(
+        &events[..],
+        [GapEvent::GapGatewayRuleChanged { change: GatewayRuleChange::Recorded, decider, .. }] if decider.by == "fl-ana"
+    ));
+    let mut all = h.clone();
+    all.extend(events);
+    let gap = AllocationGap::fold(&all);
+    assert_eq!(gap.status, GapStatus::Actioned, "a rule is not a decision on the gap");
+    assert_eq!(gap.standing.len(), 1, "the action can still be recalled");
+    // Noted again (the detector re-run): nothing; the retirement is a new entry.
+    assert_eq!(given::<AllocationGap>(&all).when(note(GatewayRuleChange::Recorded, "again")).unwrap(), vec![]);
+    assert_eq!(given::<AllocationGap>(&all).when(note(GatewayRuleChange::Retired, "moved")).unwrap().len(), 1);
+    assert!(matches!(
+        given::<AllocationGap>(&[]).when(note(GatewayRuleChange::Recorded, "x")).unwrap_err(),
+        DomainError::IllegalTransition { state: "not detected", .. }
+    ));
+}
+
+#[test]
+fn the_gaps_on_a_role_are_the_ones_attribution_anchors_there() {
+    let ids = gaps_on_role("111122223333", "llm-gateway");
+    assert!(ids.contains(&gap_id(GapKind::UnattributedSpend, "role/111122223333/llm-gateway")));
+    assert!(ids.contains(&gap_id(GapKind::NotBusinessApproved, "principal/111122223333/assumed_role/llm-gateway")));
+}
+
 #[test]
 fn generated_commands_are_exact() {
     let block = block_principal("ml-sandbox", false);

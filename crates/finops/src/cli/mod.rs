@@ -9,6 +9,7 @@ mod catalog;
 mod events;
 mod gaps;
 mod gateway_rules;
+mod history;
 mod org;
 mod spaces;
 
@@ -17,6 +18,7 @@ pub use catalog::{CatalogCommand, catalog};
 pub use events::{EventsCommand, events};
 pub use gaps::{GapsCommand, gaps};
 pub use gateway_rules::{GatewayRulesCommand, gateway_rules};
+pub use history::{HistoryArgs, history};
 pub use org::{OrgCommand, org};
 pub use spaces::{ClaimArgs, ClaimsCommand, WorkloadsCommand, claim, claims, workloads};
 
