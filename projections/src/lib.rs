@@ -16,12 +16,14 @@
 //! transaction. The same log always folds into the same documents; [`ReadModels::digest`]
 //! hashes a generation so a rebuild can be checked against the live one.
 
+mod as_of;
 mod gaps;
 pub mod history;
 mod projectors;
 mod runner;
 mod store;
 
+pub use as_of::{ReadModelView, ReadModelsAsOf};
 pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
 pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
 pub use runner::{ProjectionRunner, RebuildReport};

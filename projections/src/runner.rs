@@ -378,6 +378,24 @@ async fn delete_many(
 }
 
 impl ReadModels {
+    /// Installs `docs` as the active generation of `projection`, built by `version` of its
+    /// projector through log position `through` — a scratch database's read model as of
+    /// an instant (`finops-replay at`). Returns its digest, read back from the database.
+    pub async fn install(
+        &self,
+        projection: &str,
+        version: u32,
+        docs: &BTreeMap<String, Value>,
+        through: u64,
+    ) -> Result<String, ReadModelError> {
+        let (active, _) = self.register(projection).await?;
+        let generation = active + 1;
+        self.start_generation(projection, generation).await?;
+        self.write_generation(projection, generation, docs, through as i64).await?;
+        self.swap_in(projection, generation, version).await?;
+        self.digest(projection).await
+    }
+
     /// Starts a generation of `projection` for a rebuild (clearing any half-built one a
     /// killed rebuild left behind); the active generation is untouched.
     async fn start_generation(&self, projection: &str, generation: i64) -> Result<(), ReadModelError> {

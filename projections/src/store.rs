@@ -230,12 +230,7 @@ impl ReadModels {
         page_token: &str,
         keep: impl Fn(&Value) -> bool,
     ) -> Result<Page, ReadModelError> {
-        let mut after = if page_token.is_empty() {
-            String::new()
-        } else {
-            let bytes = hex::decode(page_token).map_err(|_| ReadModelError::BadPageToken(page_token.to_owned()))?;
-            String::from_utf8(bytes).map_err(|_| ReadModelError::BadPageToken(page_token.to_owned()))?
-        };
+        let mut after = page_after(page_token)?;
         let page_size = page_size.clamp(1, 1_000);
         let mut documents = Vec::new();
         // Filtering happens after reading, so read in chunks until the page is full. The
@@ -295,6 +290,15 @@ impl ReadModels {
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(digest_of(rows.iter().map(|(k, d)| (k.as_str(), d.as_str()))))
     }
+}
+
+/// The key a page token says to continue after (empty: from the start).
+pub(crate) fn page_after(page_token: &str) -> Result<String, ReadModelError> {
+    if page_token.is_empty() {
+        return Ok(String::new());
+    }
+    let bad = || ReadModelError::BadPageToken(page_token.to_owned());
+    String::from_utf8(hex::decode(page_token).map_err(|_| bad())?).map_err(|_| bad())
 }
 
 /// SHA-256 over documents in key order: each key and document text with its length.

@@ -28,6 +28,24 @@ async fn seed(url: &str, n: u64) -> String {
     store.seal_committed().await.unwrap().hash.to_hex()
 }
 
+/// Appends a Product Owner's submission of Business Request `id`; returns its stream.
+async fn submit(store: &dyn finops_eventlog::EventStore, id: &str) -> StreamId {
+    let stream = StreamId::new(format!("business-request-{id}")).unwrap();
+    let submitted = json!({
+        "type": "BusinessRequestSubmitted",
+        "request_id": id,
+        "product_id": "0192f0c4-1111-7000-8000-000000000001",
+        "requested_by": "po-maria",
+        "details": { "workload_name": "Team", "use_case": { "coding": { "developers": 3, "active_percent": 10 } }, "priority": false },
+        "at": "2026-11-20T10:00:00Z"
+    });
+    store
+        .append(&stream, ExpectedVersion::NoStream, vec![NewEvent::new("BusinessRequestSubmitted", submitted)])
+        .await
+        .unwrap();
+    stream
+}
+
 async fn check_both_commands(url: &str, tamper: impl AsyncFnOnce()) {
     let head = seed(url, 9).await;
 
@@ -102,19 +120,7 @@ fn an_unknown_store_url_is_refused_with_the_accepted_forms() {
 async fn rebuild_builds_fresh_read_models_that_match_the_live_ones() {
     let url = finops_e2e::fresh_sqlite_url();
     let store = finops_eventlog::open(&url, Upcasters::new()).await.unwrap();
-    let stream = StreamId::new("business-request-0192f0c4-0000-7000-8000-000000000001").unwrap();
-    let submitted = json!({
-        "type": "BusinessRequestSubmitted",
-        "request_id": "0192f0c4-0000-7000-8000-000000000001",
-        "product_id": "0192f0c4-1111-7000-8000-000000000001",
-        "requested_by": "po-maria",
-        "details": { "workload_name": "Team", "use_case": { "coding": { "developers": 3, "active_percent": 10 } }, "priority": false },
-        "at": "2026-11-20T10:00:00Z"
-    });
-    store
-        .append(&stream, ExpectedVersion::NoStream, vec![NewEvent::new("BusinessRequestSubmitted", submitted)])
-        .await
-        .unwrap();
+    submit(store.as_ref(), "0192f0c4-0000-7000-8000-000000000001").await;
     drop(store);
 
     // First run builds from nothing ("changed"); the second must reproduce it exactly.
@@ -286,4 +292,54 @@ async fn audit_bundle_on_sqlite() {
 async fn audit_bundle_on_postgres() {
     let Some(url) = finops_e2e::fresh_postgres_url().await else { return };
     audit_bundle(&url).await;
+}
+
+/// `finops-replay at` (issue 14.3): the read models as of an instant, rebuilt into a
+/// scratch database — the same digests every time; as of now, the digests a rebuild of
+/// the live read models gives; before a decision, other digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_rebuilds_every_read_model_as_of_an_instant_into_a_scratch_database() {
+    let url = finops_e2e::fresh_sqlite_url();
+    let store = finops_eventlog::open(&url, Upcasters::new()).await.unwrap();
+    let stream = submit(store.as_ref(), "0192f0c4-0000-7000-8000-000000000002").await;
+    store.seal_committed().await.unwrap();
+    let between = chrono::Utc::now();
+    let rejected = json!({
+        "type": "BusinessRequestRejected", "by": "fl-ana", "rationale": "No budget", "at": "2026-11-21T10:00:00Z"
+    });
+    store
+        .append(&stream, ExpectedVersion::Exact(1), vec![NewEvent::new("BusinessRequestRejected", rejected)])
+        .await
+        .unwrap();
+    store.seal_committed().await.unwrap();
+    drop(store);
+
+    let at = |instant: &str| {
+        let (code, out) = replay(&url, &["--json", "at", instant]);
+        assert_eq!(code, 0, "{out}");
+        let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let queue = report["read_models"].as_array().unwrap().iter().find(|r| r["projection"] == "request_queue");
+        (report.clone(), queue.unwrap()["digest"].as_str().unwrap().to_owned())
+    };
+    let (then, digest_then) = at(&between.to_rfc3339());
+    assert_eq!(then["through_position"], 1, "{then}");
+    assert_eq!(at(&between.to_rfc3339()).1, digest_then, "the same instant, the same digests");
+    let (now, digest_now) = at(&chrono::Utc::now().to_rfc3339());
+    assert_eq!(now["through_position"], 2);
+    assert_ne!(digest_now, digest_then, "the rejection changed the queue");
+    let (code, out) = replay(&url, &["--json", "rebuild", "--projection", "request_queue"]);
+    assert_eq!(code, 0, "{out}");
+    let rebuilt: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(rebuilt[0]["digest_after"].as_str(), Some(digest_now.as_str()), "as of now is the live read model");
+    // The scratch database holds what was printed.
+    let scratch = now["scratch"].as_str().unwrap();
+    let models = finops_projections::ReadModels::open(scratch).await.unwrap();
+    assert_eq!(models.digest("request_queue").await.unwrap(), digest_now);
+
+    let (code, out) = replay(&url, &["at", "last tuesday"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("`last tuesday` is not an RFC 3339 instant"), "{out}");
+    let (code, out) = replay(&url, &["at", &between.to_rfc3339(), "--into", &url]);
+    assert_eq!(code, 2);
+    assert!(out.contains("--into names the store itself"), "{out}");
 }

@@ -162,7 +162,7 @@ async fn a_past_instant_gives_the_past_answer(url: &str) {
     let org = OrganisationServiceClient::new(
         tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
     )
-    .get_organisation(authed(pb::GetOrganisationRequest {}, &finance))
+    .get_organisation(authed(pb::GetOrganisationRequest { as_of: String::new() }, &finance))
     .await
     .unwrap()
     .into_inner();

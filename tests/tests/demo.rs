@@ -26,7 +26,12 @@ async fn the_demo_has_requests_in_every_state_and_reseeding_is_a_no_op() {
     for _ in 0..600 {
         let page = requests
             .list_business_requests(authed(
-                pb::ListBusinessRequestsRequest { page_size: 100, page_token: String::new(), status: 0 },
+                pb::ListBusinessRequestsRequest {
+                    as_of: String::new(),
+                    page_size: 100,
+                    page_token: String::new(),
+                    status: 0,
+                },
                 &fl,
             ))
             .await
@@ -48,7 +53,12 @@ async fn the_demo_has_requests_in_every_state_and_reseeding_is_a_no_op() {
     for _ in 0..600 {
         all = tasks
             .list_tasks(authed(
-                pb::ListTasksRequest { page_size: 100, page_token: String::new(), status: String::new() },
+                pb::ListTasksRequest {
+                    as_of: String::new(),
+                    page_size: 100,
+                    page_token: String::new(),
+                    status: String::new(),
+                },
                 &ce,
             ))
             .await

@@ -264,7 +264,7 @@ async fn whole_path(url: String) {
     assert_eq!(head(&h).await, before, "the refusal wrote nothing");
 
     // Reading: the owner and Finance may; another PO and a Cloud Engineer may not.
-    let get = |name: &str| pb::GetBusinessRequestRequest { name: name.into() };
+    let get = |name: &str| pb::GetBusinessRequestRequest { as_of: String::new(), name: name.into() };
     assert_eq!(
         h.requests.get_business_request(authed(get(&submitted.name), &h.who.po)).await.unwrap().into_inner(),
         approved
@@ -505,7 +505,7 @@ async fn every_role_the_table_denies_is_denied_and_leaves_no_event() {
         assert_eq!(err.code(), Code::PermissionDenied, "{role:?} may not run the catalog");
     }
     // The Portfolio Owner sees the portfolio's requests; another Portfolio Owner does not.
-    let get = || pb::GetBusinessRequestRequest { name: submitted.name.clone() };
+    let get = || pb::GetBusinessRequestRequest { as_of: String::new(), name: submitted.name.clone() };
     assert!(
         h.requests.get_business_request(authed(get(), &h.server.token("pf-omar", Role::PortfolioOwner))).await.is_ok()
     );
@@ -517,7 +517,10 @@ async fn every_role_the_table_denies_is_denied_and_leaves_no_event() {
     assert_eq!(stranger.code(), Code::PermissionDenied);
     let anonymous = h
         .requests
-        .get_business_request(tonic::Request::new(pb::GetBusinessRequestRequest { name: submitted.name.clone() }))
+        .get_business_request(tonic::Request::new(pb::GetBusinessRequestRequest {
+            as_of: String::new(),
+            name: submitted.name.clone(),
+        }))
         .await
         .unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
@@ -560,7 +563,12 @@ async fn tasks_when(h: &mut Harness, token: &str, ready: impl Fn(&[pb::Task]) ->
         let page = h
             .tasks
             .list_tasks(authed(
-                pb::ListTasksRequest { page_size: 100, page_token: String::new(), status: String::new() },
+                pb::ListTasksRequest {
+                    as_of: String::new(),
+                    page_size: 100,
+                    page_token: String::new(),
+                    status: String::new(),
+                },
                 token,
             ))
             .await
@@ -751,7 +759,10 @@ async fn from_submission_to_claimed_role(url: String) {
     for _ in 0..600 {
         listed_workloads = h
             .spaces
-            .list_workloads(authed(pb::ListWorkloadsRequest { page_size: 10, page_token: String::new() }, &h.who.po))
+            .list_workloads(authed(
+                pb::ListWorkloadsRequest { as_of: String::new(), page_size: 10, page_token: String::new() },
+                &h.who.po,
+            ))
             .await
             .unwrap()
             .into_inner()
@@ -769,7 +780,10 @@ async fn from_submission_to_claimed_role(url: String) {
     assert!(listed_workloads[0].estimate.is_some());
     let none = h
         .spaces
-        .list_workloads(authed(pb::ListWorkloadsRequest { page_size: 10, page_token: String::new() }, &h.who.other_po))
+        .list_workloads(authed(
+            pb::ListWorkloadsRequest { as_of: String::new(), page_size: 10, page_token: String::new() },
+            &h.who.other_po,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -780,7 +794,10 @@ async fn from_submission_to_claimed_role(url: String) {
     for _ in 0..600 {
         listed = h
             .spaces
-            .list_claims(authed(pb::ListClaimsRequest { page_size: 10, page_token: String::new() }, &h.who.po))
+            .list_claims(authed(
+                pb::ListClaimsRequest { as_of: String::new(), page_size: 10, page_token: String::new() },
+                &h.who.po,
+            ))
             .await
             .unwrap()
             .into_inner()
@@ -793,7 +810,10 @@ async fn from_submission_to_claimed_role(url: String) {
     assert_eq!(listed.len(), 3, "the role, the guardrail and the workspace");
     let others = h
         .spaces
-        .list_claims(authed(pb::ListClaimsRequest { page_size: 10, page_token: String::new() }, &h.who.other_po))
+        .list_claims(authed(
+            pb::ListClaimsRequest { as_of: String::new(), page_size: 10, page_token: String::new() },
+            &h.who.other_po,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -801,7 +821,12 @@ async fn from_submission_to_claimed_role(url: String) {
     let queue = h
         .requests
         .list_business_requests(authed(
-            pb::ListBusinessRequestsRequest { page_size: 10, page_token: String::new(), status: 0 },
+            pb::ListBusinessRequestsRequest {
+                as_of: String::new(),
+                page_size: 10,
+                page_token: String::new(),
+                status: 0,
+            },
             &h.who.other_po,
         ))
         .await
@@ -811,7 +836,7 @@ async fn from_submission_to_claimed_role(url: String) {
     let bad_token = h
         .requests
         .list_business_requests(authed(
-            pb::ListBusinessRequestsRequest { page_size: 10, page_token: "%%".into(), status: 0 },
+            pb::ListBusinessRequestsRequest { as_of: String::new(), page_size: 10, page_token: "%%".into(), status: 0 },
             &h.who.fl,
         ))
         .await

@@ -4,6 +4,9 @@
 //! exactly as its own API allows; bad names refused with the field named.
 
 use chrono::{DateTime, Utc};
+mod common;
+
+use common::read_models_caught_up;
 use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
 use finops_eventlog::StreamRead;
 use finops_proto::v1 as pb;
@@ -30,25 +33,6 @@ async fn trail(
 
 fn instant(at: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc)
-}
-
-/// Waits until every governance read model has folded the log up to its head (the task
-/// queue and the claims are read models: they follow the seed's events).
-async fn read_models_caught_up(server: &RunningServer, url: &str) {
-    let models = finops_projections::ReadModels::open(url).await.unwrap();
-    for _ in 0..1200 {
-        server.store.seal_committed().await.unwrap();
-        let head = server.store.stats().await.unwrap().head.position.0;
-        let mut behind = false;
-        for name in finops_projections::ALL {
-            behind |= models.checkpoint(name).await.unwrap() < head;
-        }
-        if !behind {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the read models never caught up with the log");
 }
 
 async fn history_loop(url: &str) {
@@ -100,7 +84,10 @@ async fn history_loop(url: &str) {
     assert_eq!(trail(&mut history, &engineer, &request_name, "").await.unwrap_err().code(), Code::PermissionDenied);
     let mut requests = BusinessRequestServiceClient::new(channel.clone());
     let direct = requests
-        .get_business_request(authed(pb::GetBusinessRequestRequest { name: request_name.clone() }, &juan))
+        .get_business_request(authed(
+            pb::GetBusinessRequestRequest { as_of: String::new(), name: request_name.clone() },
+            &juan,
+        ))
         .await
         .unwrap_err();
     assert_eq!(direct.code(), Code::PermissionDenied, "the same answer as the request's own Get");

@@ -120,6 +120,21 @@ where
         Ok(self.load_recorded(stream).await?.0)
     }
 
+    /// The aggregate as its stream stood at `as_of` (its events recorded at or before it;
+    /// `None`: now). The version is that of the last event folded.
+    pub async fn load_as_of(
+        &self,
+        stream: &StreamId,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Loaded<A>, GovernanceError> {
+        let Some(t) = as_of else { return self.load(stream).await };
+        let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
+        let then: Vec<&RecordedEvent> = recorded.iter().filter(|e| e.metadata.recorded_at <= t).collect();
+        let version = then.last().map_or(0, |e| e.stream_version);
+        let events = then.into_iter().map(decode::<A::Event>).collect::<Result<Vec<_>, _>>()?;
+        Ok(Loaded { state: A::fold(&events), version })
+    }
+
     async fn load_recorded(&self, stream: &StreamId) -> Result<(Loaded<A>, Vec<RecordedEvent>), GovernanceError> {
         let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
         let version = recorded.last().map_or(0, |e| e.stream_version);

@@ -28,6 +28,7 @@ use crate::wire::{self, Fields};
 #[derive(Clone)]
 pub struct BusinessRequestApi {
     requests: CommandHandler<BusinessRequest>,
+    store: Arc<dyn EventStore>,
     org: CommandHandler<finops_domain::org::Organisation>,
     catalog: CommandHandler<CatalogEntry>,
     auth: Arc<Authenticator>,
@@ -50,7 +51,8 @@ impl BusinessRequestApi {
         Self {
             requests: CommandHandler::new(store.clone()),
             org: CommandHandler::new(store.clone()),
-            catalog: CommandHandler::new(store),
+            catalog: CommandHandler::new(store.clone()),
+            store,
             auth,
             read_models,
             prices,
@@ -65,7 +67,18 @@ impl BusinessRequestApi {
         principal: &Principal,
         id: Uuid,
     ) -> Result<Loaded<BusinessRequest>, Status> {
-        let loaded = self.requests.load(&streams::business_request(id)).await.map_err(from_governance)?;
+        self.load_visible_as_of(principal, id, None).await
+    }
+
+    /// The request as of `as_of` (now when `None`), if the caller may see it. Who may see a
+    /// request never changes after its submission, so the check is the same at any instant.
+    async fn load_visible_as_of(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        as_of: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Loaded<BusinessRequest>, Status> {
+        let loaded = self.requests.load_as_of(&streams::business_request(id), as_of).await.map_err(from_governance)?;
         if loaded.state.status == RequestStatus::New {
             return Err(not_found(format!("businessRequests/{id}")));
         }
@@ -178,9 +191,10 @@ impl BusinessRequestService for BusinessRequestApi {
         let principal = self.auth.principal(&request)?;
         let mut fields = Fields::default();
         let id = wire::business_request_name(&mut fields, &request.get_ref().name);
+        let as_of = wire::as_of(&mut fields, &request.get_ref().as_of);
         fields.finish()?;
         let id = id.expect("checked");
-        let loaded = self.load_visible(&principal, id).await?;
+        let loaded = self.load_visible_as_of(&principal, id, as_of).await?;
         Ok(Self::reply(id, &loaded))
     }
 
@@ -331,6 +345,7 @@ impl BusinessRequestService for BusinessRequestApi {
         let mut fields = Fields::default();
         let page_size = wire::page_size(&mut fields, body.page_size);
         let status = pb::RequestStatus::try_from(body.status).unwrap_or(pb::RequestStatus::Unspecified);
+        let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
         let own_only = principal.role == Role::ProductOwner;
         let subject = principal.subject.clone();
@@ -340,8 +355,8 @@ impl BusinessRequestService for BusinessRequestApi {
                 && (status == pb::RequestStatus::Unspecified
                     || wire::request_status(&wire::text(doc, "status")) == status as i32)
         };
-        let page =
-            wire::page_result(self.read_models.list(RequestQueue::NAME, page_size, &body.page_token, keep).await)?;
+        let view = wire::read_model_view(&self.read_models, &self.store, Arc::new(RequestQueue), as_of).await?;
+        let page = wire::page_result(view.list(RequestQueue::NAME, page_size, &body.page_token, keep).await)?;
         let business_requests = page
             .documents
             .iter()

@@ -21,6 +21,7 @@ use crate::wire::{self, Fields};
 #[derive(Clone)]
 pub struct CatalogApi {
     models: CommandHandler<CatalogEntry>,
+    store: Arc<dyn EventStore>,
     auth: Arc<Authenticator>,
     read_models: ReadModels,
 }
@@ -28,7 +29,7 @@ pub struct CatalogApi {
 impl CatalogApi {
     /// Serves `store`.
     pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
-        Self { models: CommandHandler::new(store), auth, read_models }
+        Self { models: CommandHandler::new(store.clone()), store, auth, read_models }
     }
 
     /// Decides `command` on the model's entry and answers with the entry after it.
@@ -156,10 +157,14 @@ impl CatalogService for CatalogApi {
         let body = request.into_inner();
         let mut fields = Fields::default();
         let key = model_key(&mut fields, body.platform, &body.model_id);
+        let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
         let (platform, model) = key.expect("checked");
-        let loaded =
-            self.models.load(&streams::catalog_model(platform, model.as_str())).await.map_err(from_governance)?;
+        let loaded = self
+            .models
+            .load_as_of(&streams::catalog_model(platform, model.as_str()), as_of)
+            .await
+            .map_err(from_governance)?;
         if loaded.state.status == ModelStatus::Unlisted {
             return Err(not_found(format!("catalogModels/{}/{model}", platform.as_str())));
         }
@@ -175,9 +180,10 @@ impl CatalogService for CatalogApi {
         let body = request.into_inner();
         let mut fields = Fields::default();
         let page_size = wire::page_size(&mut fields, body.page_size);
+        let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
-        let page =
-            wire::page_result(self.read_models.list(CatalogView::NAME, page_size, &body.page_token, |_| true).await)?;
+        let view = wire::read_model_view(&self.read_models, &self.store, Arc::new(CatalogView), as_of).await?;
+        let page = wire::page_result(view.list(CatalogView::NAME, page_size, &body.page_token, |_| true).await)?;
         let models = page
             .documents
             .iter()

@@ -142,6 +142,8 @@ impl GatewayRuleApi {
     }
 
     async fn rule(&self, id: Uuid) -> Result<pb::GatewayRule, Status> {
+        // Sealed first: the history names each event's position, the same on every read.
+        self.store.seal_committed().await.map_err(crate::status::from_log)?;
         let events = self
             .store
             .read_stream(&streams::gateway_rule(id), StreamRead::all())

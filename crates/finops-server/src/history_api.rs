@@ -147,6 +147,8 @@ impl HistoryService for HistoryApi {
         let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
         let resource = resource.expect("checked");
+        // Sealed first: every entry names its position, the same on every read.
+        self.store.seal_committed().await.map_err(crate::status::from_log)?;
         let events =
             self.store.read_stream(&resource.stream(), StreamRead::all()).await.map_err(crate::status::from_log)?;
         if events.is_empty() {

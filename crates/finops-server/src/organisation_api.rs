@@ -256,7 +256,10 @@ impl OrganisationService for OrganisationApi {
         request: Request<pb::GetOrganisationRequest>,
     ) -> Result<Response<pb::Organisation>, Status> {
         self.auth.principal(&request)?;
-        let loaded = self.org.load(&streams::organisation()).await.map_err(from_governance)?;
+        let mut fields = Fields::default();
+        let as_of = wire::as_of(&mut fields, &request.get_ref().as_of);
+        fields.finish()?;
+        let loaded = self.org.load_as_of(&streams::organisation(), as_of).await.map_err(from_governance)?;
         Ok(Response::new(to_wire(&loaded)))
     }
 }

@@ -27,6 +27,7 @@ pub struct SpacesApi {
     requests: CommandHandler<BusinessRequest>,
     org: CommandHandler<finops_domain::org::Organisation>,
     tasks: CommandHandler<Task>,
+    store: Arc<dyn EventStore>,
     auth: Arc<Authenticator>,
     read_models: ReadModels,
 }
@@ -52,7 +53,8 @@ impl SpacesApi {
             plans: CommandHandler::new(store.clone()),
             requests: CommandHandler::new(store.clone()),
             org: CommandHandler::new(store.clone()),
-            tasks: CommandHandler::new(store),
+            tasks: CommandHandler::new(store.clone()),
+            store,
             auth,
             read_models,
         }
@@ -418,11 +420,13 @@ impl SpacesService for SpacesApi {
         let body = request.into_inner();
         let mut fields = Fields::default();
         let page_size = wire::page_size(&mut fields, body.page_size);
+        let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
-        // A Product Owner sees the claims of their own workloads.
+        // A Product Owner sees the claims of their own workloads (whose owner never changes).
         let own_workloads = self.own_workloads(&principal).await?;
         let keep = move |doc: &serde_json::Value| claim_concerns(doc, own_workloads.as_deref());
-        let page = wire::page_result(self.read_models.list(ClaimsView::NAME, page_size, &body.page_token, keep).await)?;
+        let view = wire::read_model_view(&self.read_models, &self.store, Arc::new(ClaimsView), as_of).await?;
+        let page = wire::page_result(view.list(ClaimsView::NAME, page_size, &body.page_token, keep).await)?;
         let claims = page
             .documents
             .iter()
@@ -569,12 +573,13 @@ impl SpacesService for SpacesApi {
         let body = request.into_inner();
         let mut fields = Fields::default();
         let page_size = wire::page_size(&mut fields, body.page_size);
+        let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
+        let view = wire::read_model_view(&self.read_models, &self.store, Arc::new(WorkloadsView), as_of).await?;
         let own_only = principal.role == Role::ProductOwner;
         let subject = principal.subject.clone();
         let keep = move |d: &serde_json::Value| !own_only || d["owner"] == subject.as_str();
-        let page =
-            wire::page_result(self.read_models.list(WorkloadsView::NAME, page_size, &body.page_token, keep).await)?;
+        let page = wire::page_result(view.list(WorkloadsView::NAME, page_size, &body.page_token, keep).await)?;
         let workloads = page
             .documents
             .iter()

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use finops_domain::tasks::{Task, TaskCommand};
 use finops_eventlog::EventStore;
 use finops_governance::{CommandHandler, Loaded, streams};
@@ -24,6 +24,7 @@ const WORKERS: [Role; 1] = [Role::CloudEngineer];
 #[derive(Clone)]
 pub struct TaskApi {
     tasks: CommandHandler<Task>,
+    store: Arc<dyn EventStore>,
     auth: Arc<Authenticator>,
     read_models: ReadModels,
     sla_business_days: u32,
@@ -37,7 +38,7 @@ impl TaskApi {
         auth: Arc<Authenticator>,
         sla_business_days: u32,
     ) -> Self {
-        Self { tasks: CommandHandler::new(store), auth, read_models, sla_business_days }
+        Self { tasks: CommandHandler::new(store.clone()), store, auth, read_models, sla_business_days }
     }
 
     fn name(fields: &mut Fields, name: &str) -> Option<Uuid> {
@@ -58,11 +59,12 @@ impl TaskApi {
         context: &finops_governance::CommandContext,
     ) -> Result<Response<pb::Task>, Status> {
         let loaded = self.tasks.execute(&streams::task(id), command, context).await.map_err(from_governance)?;
-        Ok(Response::new(to_wire(&loaded, self.sla_business_days)))
+        Ok(Response::new(to_wire(&loaded, self.sla_business_days, Utc::now())))
     }
 
-    async fn load(&self, id: Uuid) -> Result<Loaded<Task>, Status> {
-        let loaded = self.tasks.load(&streams::task(id)).await.map_err(from_governance)?;
+    /// The task as of `as_of` (now when `None`), or NOT_FOUND.
+    async fn load(&self, id: Uuid, as_of: Option<DateTime<Utc>>) -> Result<Loaded<Task>, Status> {
+        let loaded = self.tasks.load_as_of(&streams::task(id), as_of).await.map_err(from_governance)?;
         if loaded.state.plan.is_none() {
             return Err(not_found(format!("tasks/{id}")));
         }
@@ -70,7 +72,8 @@ impl TaskApi {
     }
 }
 
-fn to_wire(loaded: &Loaded<Task>, sla_business_days: u32) -> pb::Task {
+/// The task on the wire; `now` is the instant its overdue flag is judged at.
+fn to_wire(loaded: &Loaded<Task>, sla_business_days: u32, now: DateTime<Utc>) -> pb::Task {
     let task = &loaded.state;
     let plan = task.plan.as_ref().expect("loaded tasks have a plan");
     pb::Task {
@@ -98,7 +101,7 @@ fn to_wire(loaded: &Loaded<Task>, sla_business_days: u32) -> pb::Task {
             _ => "in_progress",
         }
         .to_owned(),
-        overdue: task.is_overdue(Utc::now(), sla_business_days),
+        overdue: task.is_overdue(now, sla_business_days),
         created_at: task.created_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
         implemented_at: task.implemented_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
         version: loaded.version,
@@ -106,14 +109,13 @@ fn to_wire(loaded: &Loaded<Task>, sla_business_days: u32) -> pb::Task {
 }
 
 /// The wire form of a task-queue document (the same fields as [`to_wire`]).
-fn doc_to_wire(doc: &serde_json::Value, sla_business_days: u32) -> pb::Task {
+fn doc_to_wire(doc: &serde_json::Value, sla_business_days: u32, now: DateTime<Utc>) -> pb::Task {
     let steps_done = doc["steps_done"].as_u64().unwrap_or(0) as usize;
     let created = wire::text(doc, "created_at");
     let implemented = wire::text(doc, "implemented_at");
     let overdue = implemented.is_empty()
-        && chrono::DateTime::parse_from_rfc3339(&created).is_ok_and(|c| {
-            Utc::now() > finops_domain::tasks::add_business_days(c.with_timezone(&Utc), sla_business_days)
-        });
+        && chrono::DateTime::parse_from_rfc3339(&created)
+            .is_ok_and(|c| now > finops_domain::tasks::add_business_days(c.with_timezone(&Utc), sla_business_days));
     let steps: Vec<finops_domain::tasks::TaskStep> = serde_json::from_value(doc["steps"].clone()).unwrap_or_default();
     pb::Task {
         name: format!("tasks/{}", wire::text(doc, "task_id")),
@@ -156,16 +158,19 @@ impl TaskService for TaskApi {
         if !["", "open", "in_progress", "implemented", "overdue"].contains(&status.as_str()) {
             fields.add("status", format!("`{status}` is not open, in_progress, implemented or overdue"));
         }
+        let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
         let sla = self.sla_business_days;
+        let now = as_of.unwrap_or_else(Utc::now);
         let keep = move |doc: &serde_json::Value| match status.as_str() {
             "" => true,
-            "overdue" => doc_to_wire(doc, sla).overdue,
+            "overdue" => doc_to_wire(doc, sla, now).overdue,
             s => doc["status"] == s,
         };
-        let page = wire::page_result(self.read_models.list(TaskQueue::NAME, page_size, &body.page_token, keep).await)?;
+        let view = wire::read_model_view(&self.read_models, &self.store, Arc::new(TaskQueue), as_of).await?;
+        let page = wire::page_result(view.list(TaskQueue::NAME, page_size, &body.page_token, keep).await)?;
         Ok(Response::new(pb::ListTasksResponse {
-            tasks: page.documents.iter().map(|d| doc_to_wire(d, sla)).collect(),
+            tasks: page.documents.iter().map(|d| doc_to_wire(d, sla, now)).collect(),
             next_page_token: page.next_page_token,
         }))
     }
@@ -175,8 +180,10 @@ impl TaskService for TaskApi {
         self.auth.principal(&request)?.require(&READERS, "read the task queue")?;
         let mut fields = Fields::default();
         let id = Self::name(&mut fields, &request.get_ref().name);
+        let as_of = wire::as_of(&mut fields, &request.get_ref().as_of);
         fields.finish()?;
-        Ok(Response::new(to_wire(&self.load(id.expect("checked")).await?, self.sla_business_days)))
+        let loaded = self.load(id.expect("checked"), as_of).await?;
+        Ok(Response::new(to_wire(&loaded, self.sla_business_days, as_of.unwrap_or_else(Utc::now))))
     }
 
     #[tracing::instrument(skip_all)]
@@ -193,9 +200,9 @@ impl TaskService for TaskApi {
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let id = id.expect("checked");
-        let loaded = self.load(id).await?;
+        let loaded = self.load(id, None).await?;
         let dependency_implemented = match loaded.state.plan.as_ref().and_then(|p| p.depends_on) {
-            Some(dependency) => self.load(dependency).await?.state.implemented_at.is_some(),
+            Some(dependency) => self.load(dependency, None).await?.state.implemented_at.is_some(),
             None => true,
         };
         let command = TaskCommand::CompleteStep {
@@ -222,7 +229,7 @@ impl TaskService for TaskApi {
         let request_id = wire::request_id(&mut fields, &body.request_id);
         fields.finish()?;
         let id = id.expect("checked");
-        self.load(id).await?;
+        self.load(id, None).await?;
         let command = TaskCommand::MarkImplemented { by: principal.subject.clone(), at: Utc::now() };
         self.decide(id, &command, &principal.context(&fingerprint, request_id, None)).await
     }

@@ -467,7 +467,13 @@ pub fn page_size(fields: &mut Fields, value: i32) -> usize {
 pub fn page_result(
     result: Result<finops_projections::Page, finops_projections::ReadModelError>,
 ) -> Result<finops_projections::Page, tonic::Status> {
-    result.map_err(|e| match e {
+    result.map_err(read_model_status)
+}
+
+/// A read model's failure as a status: a page token this server did not issue is the
+/// caller's fault, anything else the database's.
+pub fn read_model_status(e: finops_projections::ReadModelError) -> tonic::Status {
+    match e {
         finops_projections::ReadModelError::BadPageToken(token) => {
             crate::status::invalid_argument(vec![FieldViolation::new(
                 "page_token",
@@ -475,7 +481,18 @@ pub fn page_result(
             )])
         }
         other => tonic::Status::unavailable(other.to_string()),
-    })
+    }
+}
+
+/// Where a List or Get reads: `projector`'s live read model, or — `as_of` an instant — the
+/// same projector folded over the log as it stood then.
+pub async fn read_model_view(
+    live: &finops_projections::ReadModels,
+    store: &std::sync::Arc<dyn finops_eventlog::EventStore>,
+    projector: std::sync::Arc<dyn finops_projections::Projector>,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<finops_projections::ReadModelView, tonic::Status> {
+    finops_projections::ReadModelView::of(live, store.as_ref(), projector, as_of).await.map_err(read_model_status)
 }
 
 /// A string field of a read-model document.

@@ -134,6 +134,32 @@ fn every_governance_command_is_in_the_cli_and_takes_a_request_id() {
         &["claims", "release", "claims/workspace:cli-pilot", "--until", "2026-12-31", "--rationale", "Pilot over"],
     );
     assert_eq!(released["status"], "released");
+    // As of before the release, the claim list (and the workspace's trail) say claimed.
+    let released_at = chrono::Utc::now();
+    let claim_of = |list: &serde_json::Value| {
+        list.as_array().unwrap().iter().find(|c| c["name"] == "claims/workspace:cli-pilot").map(|c| c["status"].clone())
+    };
+    let trail = json(&server, &po, &["history", "claims/workspace:cli-pilot"]);
+    let release = trail["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((release["event"].as_str(), release["why"].as_str()), (Some("ResourceReleased"), Some("Pilot over")));
+    let claimed_at = trail["entries"][0]["at"].as_str().unwrap().to_owned();
+    let then = json(&server, &po, &["claims", "list", "--as-of", &claimed_at]);
+    assert_eq!(claim_of(&then), Some(serde_json::json!("claimed")), "{then}");
+    let now = json(&server, &po, &["claims", "list", "--as-of", &released_at.to_rfc3339()]);
+    assert_eq!(claim_of(&now), Some(serde_json::json!("released")), "{now}");
+    for args in [
+        vec!["requests", "list", "--as-of", claimed_at.as_str()],
+        vec!["tasks", "list", "--as-of", claimed_at.as_str()],
+        vec!["catalog", "list", "--as-of", claimed_at.as_str()],
+        vec!["workloads", "list", "--as-of", claimed_at.as_str()],
+        vec!["org", "show", "--as-of", claimed_at.as_str()],
+    ] {
+        let token = if args[0] == "tasks" { &fl } else { &po };
+        let (ok, _, err) = finops(&server, token, &args);
+        assert!(ok, "{args:?}: {err}");
+    }
+    let bad = finops(&server, &po, &["claims", "list", "--as-of", "last week"]);
+    assert!(!bad.0 && bad.2.contains("as_of"), "{}", bad.2);
 
     // Role patterns: a FinOps Lead decision with a reason.
     let set = json(

@@ -40,9 +40,19 @@ pub struct ScopeArgs {
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
     /// Every model with its status and scope.
-    List,
+    List {
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// One model.
-    Show(ModelArgs),
+    Show {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Approve a model for accounts, regions and actions (FinOps Lead).
     Approve {
         #[command(flatten)]
@@ -111,10 +121,14 @@ pub async fn catalog(conn: &Connection, command: CatalogCommand) -> anyhow::Resu
         })
     };
     match command {
-        CatalogCommand::List => {
+        CatalogCommand::List { as_of } => {
             let all = all_pages(|page_token| {
                 let mut client = client.clone();
-                let request = conn.request(pb::ListModelsRequest { page_size: 1000, page_token });
+                let request = conn.request(pb::ListModelsRequest {
+                    as_of: as_of.clone().unwrap_or_default(),
+                    page_size: 1000,
+                    page_token,
+                });
                 async move {
                     let page = client.list_models(request?).await.map_err(explain)?.into_inner();
                     Ok((page.models, page.next_page_token))
@@ -130,8 +144,12 @@ pub async fn catalog(conn: &Connection, command: CatalogCommand) -> anyhow::Resu
                 print_rows(&["MODEL", "STATUS", "ACCOUNTS", "REGIONS"], rows.collect());
             });
         }
-        CatalogCommand::Show(m) => {
-            let message = pb::GetModelRequest { platform: platform(&m.platform)?, model_id: m.model };
+        CatalogCommand::Show { model: m, as_of } => {
+            let message = pb::GetModelRequest {
+                as_of: as_of.unwrap_or_default(),
+                platform: platform(&m.platform)?,
+                model_id: m.model,
+            };
             show(&client.get_model(conn.request(message)?).await.map_err(explain)?.into_inner());
         }
         CatalogCommand::Approve { model, scope: s } => {

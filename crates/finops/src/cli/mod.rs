@@ -57,11 +57,17 @@ pub enum RequestsCommand {
         /// submitted, approved, rejected or withdrawn.
         #[arg(long)]
         status: Option<String>,
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// One request in full.
     Show {
         /// businessRequests/{uuid}
         name: String,
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// Submit a request (Product Owner).
     Submit(SubmitArgs),
@@ -160,11 +166,17 @@ pub enum TasksCommand {
         /// Filter.
         #[arg(long)]
         status: Option<String>,
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// One task with its commands.
     Show {
         /// tasks/{uuid}
         name: String,
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// Record step N as done.
     Complete {
@@ -333,7 +345,7 @@ pub async fn requests(conn: &Connection, command: RequestsCommand) -> anyhow::Re
         })
     };
     match command {
-        RequestsCommand::List { status } => {
+        RequestsCommand::List { status, as_of } => {
             let status = match status.as_deref() {
                 None => 0,
                 Some(s) => pb::RequestStatus::from_str_name(&format!("REQUEST_STATUS_{}", s.to_ascii_uppercase()))
@@ -341,7 +353,12 @@ pub async fn requests(conn: &Connection, command: RequestsCommand) -> anyhow::Re
             };
             let all = all_pages(|page_token| {
                 let mut client = client.clone();
-                let request = conn.request(pb::ListBusinessRequestsRequest { page_size: 200, page_token, status });
+                let request = conn.request(pb::ListBusinessRequestsRequest {
+                    as_of: as_of.clone().unwrap_or_default(),
+                    page_size: 200,
+                    page_token,
+                    status,
+                });
                 async move {
                     let page = client.list_business_requests(request?).await.map_err(explain)?.into_inner();
                     Ok((page.business_requests, page.next_page_token))
@@ -367,12 +384,9 @@ pub async fn requests(conn: &Connection, command: RequestsCommand) -> anyhow::Re
                 print_rows(&["NAME", "STATUS", "USE CASE", "WORKLOAD", "OWNER", "ROLE"], rows.unwrap_or_default());
             });
         }
-        RequestsCommand::Show { name } => {
-            let r = client
-                .get_business_request(conn.request(pb::GetBusinessRequestRequest { name })?)
-                .await
-                .map_err(explain)?
-                .into_inner();
+        RequestsCommand::Show { name, as_of } => {
+            let message = pb::GetBusinessRequestRequest { as_of: as_of.unwrap_or_default(), name };
+            let r = client.get_business_request(conn.request(message)?).await.map_err(explain)?.into_inner();
             show(&r);
         }
         RequestsCommand::Submit(a) => {
@@ -498,13 +512,17 @@ pub async fn tasks(conn: &Connection, command: TasksCommand) -> anyhow::Result<(
         })
     };
     match command {
-        TasksCommand::List { status } => {
+        TasksCommand::List { status, as_of } => {
             // Every page: a queue longer than a page is listed whole (it stopped at 1 000).
             let status = status.unwrap_or_default();
             let all = all_pages(|page_token| {
                 let mut client = client.clone();
-                let request =
-                    conn.request(pb::ListTasksRequest { page_size: 1000, page_token, status: status.clone() });
+                let request = conn.request(pb::ListTasksRequest {
+                    as_of: as_of.clone().unwrap_or_default(),
+                    page_size: 1000,
+                    page_token,
+                    status: status.clone(),
+                });
                 async move {
                     let page = client.list_tasks(request?).await.map_err(explain)?.into_inner();
                     Ok((page.tasks, page.next_page_token))
@@ -529,9 +547,13 @@ pub async fn tasks(conn: &Connection, command: TasksCommand) -> anyhow::Result<(
                 print_rows(&["NAME", "KIND", "STATUS", "STEPS", "OVERDUE"], rows.unwrap_or_default());
             });
         }
-        TasksCommand::Show { name } => {
-            show(&client.get_task(conn.request(pb::GetTaskRequest { name })?).await.map_err(explain)?.into_inner())
-        }
+        TasksCommand::Show { name, as_of } => show(
+            &client
+                .get_task(conn.request(pb::GetTaskRequest { as_of: as_of.unwrap_or_default(), name })?)
+                .await
+                .map_err(explain)?
+                .into_inner(),
+        ),
         TasksCommand::Complete { name, step, note } => show(
             &client
                 .complete_task_step(conn.request(pb::CompleteTaskStepRequest {

@@ -12,7 +12,11 @@ use super::{Connection, explain, print_rows, text};
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     /// Products, accounts and budgets (the default).
-    Show,
+    Show {
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// The role patterns in force (now or --as-of), and who set them.
     RolePatterns {
         /// As of this instant (RFC 3339).
@@ -47,10 +51,10 @@ pub async fn org(conn: &Connection, command: Option<OrgCommand>) -> anyhow::Resu
             }
         })
     };
-    match command.unwrap_or(OrgCommand::Show) {
-        OrgCommand::Show => {
+    match command.unwrap_or(OrgCommand::Show { as_of: None }) {
+        OrgCommand::Show { as_of } => {
             let o = client
-                .get_organisation(conn.request(pb::GetOrganisationRequest {})?)
+                .get_organisation(conn.request(pb::GetOrganisationRequest { as_of: as_of.unwrap_or_default() })?)
                 .await
                 .map_err(explain)?
                 .into_inner();

@@ -43,7 +43,11 @@ pub struct ClaimArgs {
 #[derive(Debug, Subcommand)]
 pub enum ClaimsCommand {
     /// Claims (a Product Owner sees their own workloads').
-    List,
+    List {
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// End a claim after a date (its Product Owner or the FinOps Lead).
     Release {
         /// claims/{resource key}
@@ -78,7 +82,11 @@ pub enum ClaimsCommand {
 #[derive(Debug, Subcommand)]
 pub enum WorkloadsCommand {
     /// Workloads (a Product Owner sees their own).
-    List,
+    List {
+        /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// State a workload's monthly estimate (its Product Owner).
     Estimate {
         /// businessRequests/{uuid} of the approved workload.
@@ -214,10 +222,14 @@ pub async fn claim(conn: &Connection, a: ClaimArgs) -> anyhow::Result<()> {
 pub async fn claims(conn: &Connection, command: ClaimsCommand) -> anyhow::Result<()> {
     let mut client = SpacesServiceClient::new(conn.channel().await?);
     match command {
-        ClaimsCommand::List => {
+        ClaimsCommand::List { as_of } => {
             let all = all_pages(|page_token| {
                 let mut client = client.clone();
-                let request = conn.request(pb::ListClaimsRequest { page_size: 1000, page_token });
+                let request = conn.request(pb::ListClaimsRequest {
+                    as_of: as_of.clone().unwrap_or_default(),
+                    page_size: 1000,
+                    page_token,
+                });
                 async move {
                     let page = client.list_claims(request?).await.map_err(explain)?.into_inner();
                     Ok((page.claims, page.next_page_token))
@@ -272,10 +284,14 @@ pub async fn workloads(conn: &Connection, command: WorkloadsCommand) -> anyhow::
         })
     };
     match command {
-        WorkloadsCommand::List => {
+        WorkloadsCommand::List { as_of } => {
             let all = all_pages(|page_token| {
                 let mut client = client.clone();
-                let request = conn.request(pb::ListWorkloadsRequest { page_size: 1000, page_token });
+                let request = conn.request(pb::ListWorkloadsRequest {
+                    as_of: as_of.clone().unwrap_or_default(),
+                    page_size: 1000,
+                    page_token,
+                });
                 async move {
                     let page = client.list_workloads(request?).await.map_err(explain)?.into_inner();
                     Ok((page.workloads, page.next_page_token))

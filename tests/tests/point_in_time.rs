@@ -1,0 +1,339 @@
+//! Point in time everywhere (issue 14 item 3): every Get and List of the governance read
+//! models answers `as_of` an instant exactly as it answered at that instant — after the
+//! queue, the catalog, the tasks, the claims and the organisation have all moved on — on
+//! PostgreSQL and SQLite; the same question always gets the same answer; pages of an
+//! answer as of an instant join into the whole answer.
+
+use chrono::Utc;
+mod common;
+
+use common::read_models_caught_up;
+use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
+use finops_proto::v1 as pb;
+use finops_proto::v1::business_request_service_client::BusinessRequestServiceClient;
+use finops_proto::v1::catalog_service_client::CatalogServiceClient;
+use finops_proto::v1::organisation_service_client::OrganisationServiceClient;
+use finops_proto::v1::spaces_service_client::SpacesServiceClient;
+use finops_proto::v1::task_service_client::TaskServiceClient;
+use finops_server::auth::Role;
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Clients {
+    requests: BusinessRequestServiceClient<Channel>,
+    catalog: CatalogServiceClient<Channel>,
+    tasks: TaskServiceClient<Channel>,
+    spaces: SpacesServiceClient<Channel>,
+    org: OrganisationServiceClient<Channel>,
+}
+
+/// Everything the read side answers, as one value to compare.
+#[derive(Debug, PartialEq)]
+struct Screens {
+    requests: pb::ListBusinessRequestsResponse,
+    request: pb::BusinessRequest,
+    models: pb::ListModelsResponse,
+    model: pb::CatalogModel,
+    tasks: pb::ListTasksResponse,
+    task: pb::Task,
+    claims: pb::ListClaimsResponse,
+    workloads: pb::ListWorkloadsResponse,
+    organisation: pb::Organisation,
+}
+
+/// What a FinOps Lead's screens show as of `as_of` (empty: now); `request`, `model` and
+/// `task` are the resources the single Gets read.
+async fn screens(
+    c: &mut Clients,
+    fl: &str,
+    as_of: &str,
+    request: &str,
+    model: &pb::CatalogModel,
+    task: &str,
+) -> Screens {
+    let as_of = as_of.to_owned();
+    Screens {
+        requests: c
+            .requests
+            .list_business_requests(authed(
+                pb::ListBusinessRequestsRequest { page_size: 1000, as_of: as_of.clone(), ..Default::default() },
+                fl,
+            ))
+            .await
+            .unwrap()
+            .into_inner(),
+        request: c
+            .requests
+            .get_business_request(authed(
+                pb::GetBusinessRequestRequest { name: request.into(), as_of: as_of.clone() },
+                fl,
+            ))
+            .await
+            .unwrap()
+            .into_inner(),
+        models: c
+            .catalog
+            .list_models(authed(
+                pb::ListModelsRequest { page_size: 1000, as_of: as_of.clone(), ..Default::default() },
+                fl,
+            ))
+            .await
+            .unwrap()
+            .into_inner(),
+        model: c
+            .catalog
+            .get_model(authed(
+                pb::GetModelRequest {
+                    platform: model.platform,
+                    model_id: model.model_id.clone(),
+                    as_of: as_of.clone(),
+                },
+                fl,
+            ))
+            .await
+            .unwrap()
+            .into_inner(),
+        tasks: c
+            .tasks
+            .list_tasks(authed(
+                pb::ListTasksRequest { page_size: 1000, as_of: as_of.clone(), ..Default::default() },
+                fl,
+            ))
+            .await
+            .unwrap()
+            .into_inner(),
+        task: c
+            .tasks
+            .get_task(authed(pb::GetTaskRequest { name: task.into(), as_of: as_of.clone() }, fl))
+            .await
+            .unwrap()
+            .into_inner(),
+        claims: c
+            .spaces
+            .list_claims(authed(
+                pb::ListClaimsRequest { page_size: 1000, as_of: as_of.clone(), ..Default::default() },
+                fl,
+            ))
+            .await
+            .unwrap()
+            .into_inner(),
+        workloads: c
+            .spaces
+            .list_workloads(authed(
+                pb::ListWorkloadsRequest { page_size: 1000, as_of: as_of.clone(), ..Default::default() },
+                fl,
+            ))
+            .await
+            .unwrap()
+            .into_inner(),
+        organisation: c
+            .org
+            .get_organisation(authed(pb::GetOrganisationRequest { as_of }, fl))
+            .await
+            .unwrap()
+            .into_inner(),
+    }
+}
+
+async fn point_in_time_loop(url: &str) {
+    let server = RunningServer::start(url).await;
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut c = Clients {
+        requests: BusinessRequestServiceClient::new(channel.clone()),
+        catalog: CatalogServiceClient::new(channel.clone()),
+        tasks: TaskServiceClient::new(channel.clone()),
+        spaces: SpacesServiceClient::new(channel.clone()),
+        org: OrganisationServiceClient::new(channel),
+    };
+    let fl = server.token("fl-ana", Role::FinopsLead);
+    let ce = server.token("ce-li", Role::CloudEngineer);
+    read_models_caught_up(&server, url).await;
+
+    // The resources the later changes touch, found in the demo.
+    let submitted = c
+        .requests
+        .list_business_requests(authed(
+            pb::ListBusinessRequestsRequest {
+                page_size: 1000,
+                status: pb::RequestStatus::Submitted as i32,
+                ..Default::default()
+            },
+            &fl,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .business_requests[0]
+        .name
+        .clone();
+    let all_models = c
+        .catalog
+        .list_models(authed(pb::ListModelsRequest { page_size: 1000, ..Default::default() }, &fl))
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    let model = all_models.iter().find(|m| m.status == pb::ModelStatus::Approved as i32).unwrap().clone();
+    let open = c
+        .tasks
+        .list_tasks(authed(pb::ListTasksRequest { page_size: 1000, status: "open".into(), ..Default::default() }, &ce))
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks
+        .into_iter()
+        .find(|t| t.depends_on.is_empty())
+        .expect("an open task waiting on nothing")
+        .name;
+    let claims = c
+        .spaces
+        .list_claims(authed(pb::ListClaimsRequest { page_size: 1000, ..Default::default() }, &fl))
+        .await
+        .unwrap()
+        .into_inner()
+        .claims;
+    let claim = claims.iter().find(|c| c.status == "claimed").expect("the demo has claims").name.clone();
+
+    // What the screens show now; then the log moves on.
+    let before = screens(&mut c, &fl, "", &submitted, &model, &open).await;
+    let t0 = Utc::now();
+    c.requests
+        .reject_business_request(authed(
+            pb::RejectBusinessRequestRequest {
+                name: submitted.clone(),
+                rationale: "No budget this quarter".into(),
+                request_id: String::new(),
+            },
+            &fl,
+        ))
+        .await
+        .unwrap();
+    c.catalog
+        .revoke_model(authed(
+            pb::RevokeModelRequest {
+                platform: model.platform,
+                model_id: model.model_id.clone(),
+                rationale: "Superseded".into(),
+                request_id: String::new(),
+            },
+            &fl,
+        ))
+        .await
+        .unwrap();
+    c.tasks
+        .complete_task_step(authed(
+            pb::CompleteTaskStepRequest { name: open.clone(), step: 1, note: "done".into(), request_id: String::new() },
+            &ce,
+        ))
+        .await
+        .unwrap();
+    c.spaces
+        .release_resource(authed(
+            pb::ReleaseResourceRequest {
+                name: claim.clone(),
+                effective_until: "2026-11-30".into(),
+                rationale: "Moved to its own account".into(),
+                request_id: String::new(),
+            },
+            &fl,
+        ))
+        .await
+        .unwrap();
+    c.org
+        .add_portfolio(authed(
+            pb::AddPortfolioRequest {
+                portfolio_id: String::new(),
+                name: "Research".into(),
+                owner: "pf-noor".into(),
+                request_id: String::new(),
+            },
+            &fl,
+        ))
+        .await
+        .unwrap();
+    read_models_caught_up(&server, url).await;
+
+    // Now the screens differ…
+    let now = screens(&mut c, &fl, "", &submitted, &model, &open).await;
+    assert_ne!(now.requests, before.requests);
+    assert_ne!(now.request, before.request);
+    assert_ne!(now.models, before.models);
+    assert_ne!(now.model, before.model);
+    assert_ne!(now.tasks, before.tasks);
+    assert_ne!(now.task, before.task);
+    assert_ne!(now.claims, before.claims);
+    assert_ne!(now.organisation, before.organisation);
+    // …and as of the instant before the changes every one answers as it did then, the
+    // same every time it is asked.
+    let then = screens(&mut c, &fl, &t0.to_rfc3339(), &submitted, &model, &open).await;
+    assert_eq!(then, before);
+    assert_eq!(screens(&mut c, &fl, &t0.to_rfc3339(), &submitted, &model, &open).await, then);
+
+    // Pages of an answer as of the instant join into the whole answer.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .requests
+            .list_business_requests(authed(
+                pb::ListBusinessRequestsRequest {
+                    page_size: 2,
+                    page_token: token,
+                    as_of: t0.to_rfc3339(),
+                    ..Default::default()
+                },
+                &fl,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        paged.extend(page.business_requests);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, before.requests.business_requests);
+
+    // A Product Owner's list as of an instant keeps to their own requests.
+    let maria = server.token("po-maria", Role::ProductOwner);
+    let hers = c
+        .requests
+        .list_business_requests(authed(
+            pb::ListBusinessRequestsRequest { page_size: 1000, as_of: t0.to_rfc3339(), ..Default::default() },
+            &maria,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .business_requests;
+    assert!(!hers.is_empty() && hers.iter().all(|r| r.requested_by == "po-maria"));
+
+    // An instant that is not one is refused, naming the field.
+    let bad = c
+        .tasks
+        .list_tasks(authed(pb::ListTasksRequest { as_of: "yesterday".into(), ..Default::default() }, &fl))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("as_of"), "{}", bad.message());
+    let bad = c
+        .org
+        .get_organisation(authed(pb::GetOrganisationRequest { as_of: "2026-13-01".into() }, &fl))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_answers_as_of_an_instant_on_postgres() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    point_in_time_loop(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_answers_as_of_an_instant_on_sqlite() {
+    point_in_time_loop(&fresh_sqlite_url()).await;
+}
