@@ -144,7 +144,7 @@ fn request_life(i: u64) -> Vec<(StreamId, Vec<NewEvent>)> {
                         at: at(i * 10 + 3),
                     });
                 }
-                commands.push(TaskCommand::MarkImplemented { by: "ce-li".into(), at: at(i * 10 + 4) });
+                commands.push(TaskCommand::MarkImplemented { by: "ce-li".into(), note: None, at: at(i * 10 + 4) });
             }
             for command in commands {
                 for e in task.decide(&command).unwrap() {

@@ -170,7 +170,7 @@ fn task(e: &TaskEvent) -> (String, String) {
         TaskEvent::TaskStepCompleted { step, note, .. } => {
             (format!("step {} completed", step + 1), note.clone().unwrap_or_default())
         }
-        TaskEvent::TaskImplemented { .. } => ("marked implemented".to_owned(), String::new()),
+        TaskEvent::TaskImplemented { note, .. } => ("marked implemented".to_owned(), note.clone().unwrap_or_default()),
     }
 }
 

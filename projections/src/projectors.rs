@@ -217,11 +217,15 @@ impl Projector for TaskQueue {
                 doc["last_step_by"] = json!(by);
                 doc["last_step_at"] = json!(at);
             }
-            TaskEvent::TaskImplemented { by, at } => {
+            TaskEvent::TaskImplemented { by, note, at } => {
                 doc["steps_done"] = doc["total_steps"].clone();
                 doc["status"] = json!("implemented");
                 doc["implemented_by"] = json!(by);
                 doc["implemented_at"] = json!(at);
+                // Only when there is one: a log from before notes folds to the same documents.
+                if let Some(note) = note {
+                    doc["implemented_note"] = json!(note);
+                }
             }
         }
         Some(doc)

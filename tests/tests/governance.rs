@@ -652,13 +652,18 @@ async fn from_submission_to_claimed_role(url: String) {
     let done = h
         .tasks
         .mark_task_implemented(authed(
-            pb::MarkTaskImplementedRequest { name: enable.name.clone(), request_id: String::new() },
+            pb::MarkTaskImplementedRequest {
+                name: enable.name.clone(),
+                request_id: String::new(),
+                note: "INC-4711: invoked from the workload role".into(),
+            },
             &h.who.ce,
         ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!((done.status.as_str(), done.steps_done), ("implemented", 4));
+    assert_eq!(done.implemented_note, "INC-4711: invoked from the workload role");
 
     // Now the owner claims the role; nobody else can.
     assert_eq!(
@@ -942,7 +947,7 @@ async fn claude_platform_gets_a_chain_that_runs_in_order() {
         .unwrap();
     h.tasks
         .mark_task_implemented(authed(
-            pb::MarkTaskImplementedRequest { name: first.name.clone(), request_id: String::new() },
+            pb::MarkTaskImplementedRequest { name: first.name.clone(), ..Default::default() },
             &h.who.ce,
         ))
         .await
@@ -1347,7 +1352,7 @@ async fn every_refused_command_leaves_no_event() {
     refuse!(
         "implemented by a PO",
         h.tasks.mark_task_implemented(authed(
-            pb::MarkTaskImplementedRequest { name: enable.clone(), request_id: String::new() },
+            pb::MarkTaskImplementedRequest { name: enable.clone(), ..Default::default() },
             &h.who.po
         ))
     );

@@ -9,6 +9,9 @@
 //! version 2 a monthly amount is `{"cents": 250000}` and a business case names
 //! `annual_cost_saving_cents` and `annual_revenue_driving_cents`.
 //!
+//! Version 2 of `TaskImplemented` (issue 14.6): the Cloud Engineer's closing note (a
+//! ticket, the output that proves it works) — `"note": null` on events stored before.
+//!
 //! Pure JSON functions: the log's upcaster registry is built from [`UPCASTS`] by the
 //! command-handling crate.
 
@@ -24,6 +27,7 @@ pub const VERSIONS: &[(&str, u32)] = &[
     ("BusinessRequestApproved", 2),
     ("WorkloadEstimateSet", 2),
     ("BusinessCaseDeclared", 2),
+    ("TaskImplemented", 2),
 ];
 
 /// The steps: (event type, the version it lifts from, the step).
@@ -33,6 +37,7 @@ pub const UPCASTS: &[(&str, u32, UpcastFn)] = &[
     ("BusinessRequestApproved", 1, approved_v1_to_v2),
     ("WorkloadEstimateSet", 1, estimate_v1_to_v2),
     ("BusinessCaseDeclared", 1, business_case_declared_v1_to_v2),
+    ("TaskImplemented", 1, task_implemented_v1_to_v2),
 ];
 
 /// The schema version this build writes for `event_type` (1 when it never changed).
@@ -85,6 +90,13 @@ fn business_case_declared_v1_to_v2(mut payload: Value) -> Result<Value, String> 
     Ok(payload)
 }
 
+/// Version 1 had no closing note: it reads as none.
+fn task_implemented_v1_to_v2(mut payload: Value) -> Result<Value, String> {
+    let Value::Object(map) = &mut payload else { return Err("a TaskImplemented payload is not an object".into()) };
+    map.entry("note").or_insert(Value::Null);
+    Ok(payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +135,25 @@ mod tests {
         let crate::request::UseCase::Operations { monthly_budget, .. } = &details.use_case else { panic!() };
         assert_eq!(*monthly_budget, crate::vocabulary::MonthlyAmount::Dollars(crate::vocabulary::Cents(250_000)));
         assert_eq!(serde_json::to_value(&event).unwrap(), current, "new events are written in the v2 shape");
+    }
+
+    /// A version-1 `TaskImplemented`, as the earlier build stored it, reads with no note and
+    /// re-serialises in the version-2 shape.
+    #[test]
+    fn a_version_1_implementation_reads_with_no_note() {
+        let stored = json!({"type": "TaskImplemented", "by": "ce-li", "at": "2026-11-03T09:00:00Z"});
+        let current = lift("TaskImplemented", stored);
+        assert_eq!(current["note"], Value::Null);
+        let event: crate::tasks::TaskEvent = serde_json::from_value(current.clone()).unwrap();
+        assert!(matches!(&event, crate::tasks::TaskEvent::TaskImplemented { note: None, .. }));
+        assert_eq!(serde_json::to_value(&event).unwrap(), current);
+        assert_eq!(version_of("TaskImplemented"), 2);
+        assert!(lift_err("TaskImplemented", json!("not an object")).contains("not an object"));
+    }
+
+    fn lift_err(event_type: &str, payload: Value) -> String {
+        let (_, _, step) = UPCASTS.iter().find(|(t, from, _)| *t == event_type && *from == 1).unwrap();
+        step(payload).unwrap_err()
     }
 
     #[test]

@@ -374,6 +374,8 @@ pub enum TaskCommand {
     MarkImplemented {
         /// Who.
         by: String,
+        /// The closing note (a ticket, the output that proves it works), if any.
+        note: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -405,6 +407,8 @@ pub enum TaskEvent {
     TaskImplemented {
         /// Who.
         by: String,
+        /// The closing note, if any (schema version 2; `None` on earlier events).
+        note: Option<String>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -421,6 +425,8 @@ pub struct Task {
     pub steps_done: usize,
     /// When it was implemented.
     pub implemented_at: Option<DateTime<Utc>>,
+    /// The engineer's closing note, if any.
+    pub implemented_note: Option<String>,
 }
 
 impl Task {
@@ -502,7 +508,7 @@ impl Aggregate for Task {
                 }
                 Ok(vec![TaskEvent::TaskStepCompleted { step: *step, by: by.clone(), note: note.clone(), at: *at }])
             }
-            TaskCommand::MarkImplemented { by, at } => {
+            TaskCommand::MarkImplemented { by, note, at } => {
                 let Some(plan) = &self.plan else { return Err(illegal("mark implemented")) };
                 if self.implemented_at.is_some() {
                     return Ok(vec![]);
@@ -514,7 +520,7 @@ impl Aggregate for Task {
                         plan.steps.len() - 1
                     )));
                 }
-                Ok(vec![TaskEvent::TaskImplemented { by: by.clone(), at: *at }])
+                Ok(vec![TaskEvent::TaskImplemented { by: by.clone(), note: note.clone(), at: *at }])
             }
         }
     }
@@ -526,8 +532,9 @@ impl Aggregate for Task {
                 self.created_at = Some(*at);
             }
             TaskEvent::TaskStepCompleted { step, .. } => self.steps_done = self.steps_done.max(*step),
-            TaskEvent::TaskImplemented { at, .. } => {
+            TaskEvent::TaskImplemented { at, note, .. } => {
                 self.implemented_at = Some(*at);
+                self.implemented_note.clone_from(note);
                 if let Some(plan) = &self.plan {
                     self.steps_done = plan.steps.len();
                 }
@@ -668,7 +675,7 @@ mod tests {
         let err = given::<Task>(std::slice::from_ref(&created)).when(complete(4)).unwrap_err();
         assert!(matches!(err, DomainError::Invalid(_)), "{err}");
         let err = given::<Task>(std::slice::from_ref(&created))
-            .when(TaskCommand::MarkImplemented { by: "ce-li".into(), at: at("2026-11-06T10:00:00Z") })
+            .when(TaskCommand::MarkImplemented { by: "ce-li".into(), note: None, at: at("2026-11-06T10:00:00Z") })
             .unwrap_err();
         assert_eq!(err.to_string(), "steps 1–3 are not completed yet");
 
@@ -677,13 +684,19 @@ mod tests {
             let events = given::<Task>(&history).when(complete(step)).unwrap();
             history.extend(events);
         }
+        let note = Some("INC-4711: invoked from the workload role".to_owned());
         let events = given::<Task>(&history)
-            .when(TaskCommand::MarkImplemented { by: "ce-li".into(), at: at("2026-11-06T11:00:00Z") })
+            .when(TaskCommand::MarkImplemented {
+                by: "ce-li".into(),
+                note: note.clone(),
+                at: at("2026-11-06T11:00:00Z"),
+            })
             .unwrap();
         history.extend(events);
         let task = Task::fold(&history);
         assert_eq!(task.steps_done, 4);
         assert!(task.implemented_at.is_some());
+        assert_eq!(task.implemented_note, note, "the closing note is kept");
     }
 
     #[test]

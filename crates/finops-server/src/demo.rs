@@ -447,7 +447,8 @@ pub async fn seed(
                         task_handler.execute(&ts, &c, &ce(n)).await?;
                     }
                     if done == steps {
-                        let c = TaskCommand::MarkImplemented { by: "ce-li".into(), at: at + Duration::days(1) };
+                        let c =
+                            TaskCommand::MarkImplemented { by: "ce-li".into(), note: None, at: at + Duration::days(1) };
                         task_handler.execute(&ts, &c, &ce(steps)).await?;
                     }
                 }

@@ -105,6 +105,7 @@ fn to_wire(loaded: &Loaded<Task>, sla_business_days: u32, now: DateTime<Utc>) ->
         created_at: task.created_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
         implemented_at: task.implemented_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
         version: loaded.version,
+        implemented_note: task.implemented_note.clone().unwrap_or_default(),
     }
 }
 
@@ -140,6 +141,7 @@ fn doc_to_wire(doc: &serde_json::Value, sla_business_days: u32, now: DateTime<Ut
         created_at: created,
         implemented_at: implemented,
         version: doc["version"].as_u64().unwrap_or(0),
+        implemented_note: wire::text(doc, "implemented_note"),
     }
 }
 
@@ -230,7 +232,11 @@ impl TaskService for TaskApi {
         fields.finish()?;
         let id = id.expect("checked");
         self.load(id, None).await?;
-        let command = TaskCommand::MarkImplemented { by: principal.subject.clone(), at: Utc::now() };
+        let command = TaskCommand::MarkImplemented {
+            by: principal.subject.clone(),
+            note: (!body.note.trim().is_empty()).then(|| body.note.clone()),
+            at: Utc::now(),
+        };
         self.decide(id, &command, &principal.context(&fingerprint, request_id, None)).await
     }
 }

@@ -193,6 +193,9 @@ pub enum TasksCommand {
     Implemented {
         /// tasks/{uuid}
         name: String,
+        /// A closing note (a ticket, the output that proves it works).
+        #[arg(long, default_value = "")]
+        note: String,
     },
 }
 
@@ -566,11 +569,13 @@ pub async fn tasks(conn: &Connection, command: TasksCommand) -> anyhow::Result<(
                 .map_err(explain)?
                 .into_inner(),
         ),
-        TasksCommand::Implemented { name } => show(
+        TasksCommand::Implemented { name, note } => show(
             &client
-                .mark_task_implemented(
-                    conn.request(pb::MarkTaskImplementedRequest { name, request_id: conn.request_id() })?,
-                )
+                .mark_task_implemented(conn.request(pb::MarkTaskImplementedRequest {
+                    name,
+                    note,
+                    request_id: conn.request_id(),
+                })?)
                 .await
                 .map_err(explain)?
                 .into_inner(),
