@@ -27,7 +27,7 @@ pub use as_of::{ReadModelView, ReadModelsAsOf};
 pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
 pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
 pub use runner::{ProjectionRunner, RebuildReport};
-pub use store::{Page, ReadModelError, ReadModels};
+pub use store::{Page, ProjectionStatus, ReadModelError, ReadModels};
 
 use std::sync::Arc;
 

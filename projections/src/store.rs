@@ -54,6 +54,28 @@ const SCHEMA: [&str; 3] = [
     )",
 ];
 
+/// A `read_model_projections` row: name, checkpoint, active generation, building
+/// generation and checkpoint, projector version.
+type StatusRow = (String, i64, i64, Option<i64>, Option<i64>, i64);
+
+/// Where one read model stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    /// Its name.
+    pub name: String,
+    /// The log position its active generation has folded through.
+    pub checkpoint: u64,
+    /// The generation serving reads.
+    pub active_generation: i64,
+    /// A generation being rebuilt (not served until it is swapped in), if any — also one a
+    /// killed rebuild left behind, cleared by the next.
+    pub building_generation: Option<i64>,
+    /// How far that rebuild has written.
+    pub building_checkpoint: Option<u64>,
+    /// The version of the projector that built the active generation.
+    pub projector_version: u32,
+}
+
 /// The most rows one read of a List fetches.
 const MAX_CHUNK: usize = 2_000;
 
@@ -77,15 +99,7 @@ pub struct ReadModels {
 impl ReadModels {
     /// Connects to the database the store URL names and creates the tables if needed.
     pub async fn open(url: &str) -> Result<Self, ReadModelError> {
-        sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:") || url.ends_with(".db") || url.ends_with(".sqlite");
-        let url = match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-            Some(path) => format!("sqlite://{path}"),
-            None if sqlite => format!("sqlite://{url}"),
-            None => url.to_owned(),
-        };
-        let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
-        let models = Self { pool, sqlite };
+        let models = Self::connect(url).await?;
         for statement in SCHEMA {
             let mut tx = models.begin_write().await?;
             sqlx::query(statement).execute(&mut *tx).await?;
@@ -104,6 +118,52 @@ impl ReadModels {
             tx.commit().await?;
         }
         Ok(models)
+    }
+
+    /// Connects to the database the store URL names, creating nothing.
+    async fn connect(url: &str) -> Result<Self, ReadModelError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:") || url.ends_with(".db") || url.ends_with(".sqlite");
+        let url = match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Some(path) => format!("sqlite://{path}"),
+            None if sqlite => format!("sqlite://{url}"),
+            None => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
+        Ok(Self { pool, sqlite })
+    }
+
+    /// Where every read model stands, by name: its checkpoint, and a rebuild in progress
+    /// if one is.
+    pub async fn statuses(&self) -> Result<Vec<ProjectionStatus>, ReadModelError> {
+        let rows: Vec<StatusRow> = sqlx::query_as(
+            "SELECT name, checkpoint, active_generation, building_generation, building_checkpoint, \
+             projector_version FROM read_model_projections ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, checkpoint, active, building, building_checkpoint, version)| ProjectionStatus {
+                name,
+                checkpoint: checkpoint as u64,
+                active_generation: active,
+                building_generation: building,
+                building_checkpoint: building_checkpoint.map(|c| c as u64),
+                projector_version: version as u32,
+            })
+            .collect())
+    }
+
+    /// [`ReadModels::statuses`] for an auditor's tool: creates nothing, and a database
+    /// holding no read models has none.
+    pub async fn statuses_read_only(url: &str) -> Result<Vec<ProjectionStatus>, ReadModelError> {
+        let models = Self::connect(url).await?;
+        let exists = sqlx::query("SELECT projector_version FROM read_model_projections LIMIT 1")
+            .execute(&models.pool)
+            .await
+            .is_ok();
+        if exists { models.statuses().await } else { Ok(vec![]) }
     }
 
     /// Records that `projection` is built by version `version` of its projector, and says

@@ -245,6 +245,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stats => {
             let stats = store.stats().await?;
+            let read_models = finops_projections::ReadModels::statuses_read_only(&cli.store).await?;
+            let head = stats.head.position.0;
             if cli.json {
                 let by_type: serde_json::Map<String, serde_json::Value> =
                     stats.events_by_type.iter().map(|(t, n)| (t.clone(), (*n).into())).collect();
@@ -258,6 +260,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "events_by_type": by_type,
                         "head_position": stats.head.position.0,
                         "head_hash": stats.head.hash.to_hex(),
+                        "read_models": read_models.iter().map(|r| serde_json::json!({
+                            "name": r.name,
+                            "checkpoint": r.checkpoint,
+                            "behind": head.saturating_sub(r.checkpoint),
+                            "active_generation": r.active_generation,
+                            "building_generation": r.building_generation,
+                            "projector_version": r.projector_version,
+                        })).collect::<Vec<_>>(),
                     })
                 );
             } else {
@@ -271,6 +281,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("\n{:<40} {:>10}", "EVENT TYPE", "EVENTS");
                     for (event_type, count) in &stats.events_by_type {
                         println!("{event_type:<40} {count:>10}");
+                    }
+                }
+                if !read_models.is_empty() {
+                    println!("\n{:<20} {:>10} {:>8}  GENERATION", "READ MODEL", "CHECKPOINT", "BEHIND");
+                    for r in &read_models {
+                        let rebuilding = r
+                            .building_generation
+                            .map(|g| format!(" (generation {g} being rebuilt, or left by a killed rebuild)"))
+                            .unwrap_or_default();
+                        println!(
+                            "{:<20} {:>10} {:>8}  {}{rebuilding}",
+                            r.name,
+                            r.checkpoint,
+                            head.saturating_sub(r.checkpoint),
+                            r.active_generation
+                        );
                     }
                 }
             }

@@ -135,6 +135,15 @@ async fn rebuild_builds_fresh_read_models_that_match_the_live_ones() {
     let (code, out) = replay(&url, &["rebuild", "--projection", "nope"]);
     assert_eq!(code, 2);
     assert!(out.contains("unknown read model `nope`"), "{out}");
+    // The lag of every read model, after the rebuild: none behind the head.
+    let (code, out) = replay(&url, &["--json", "stats"]);
+    assert_eq!(code, 0, "{out}");
+    let stats: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let queue = stats["read_models"].as_array().unwrap().iter().find(|r| r["name"] == "request_queue").unwrap();
+    assert_eq!((queue["checkpoint"].as_u64(), queue["behind"].as_u64()), (Some(1), Some(0)), "{stats}");
+    let (code, out) = replay(&url, &["stats"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("READ MODEL") && out.contains("request_queue"), "{out}");
 }
 
 /// Regression (issue 10.14): `verify` on a mistyped path created a store and reported

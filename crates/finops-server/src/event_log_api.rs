@@ -85,13 +85,18 @@ fn page_size(requested: u32) -> usize {
 #[derive(Clone)]
 pub struct EventLogApi {
     store: Arc<dyn EventStore>,
+    read_models: finops_projections::ReadModels,
     auth: Arc<Authenticator>,
 }
 
 impl EventLogApi {
     /// Serves `store`.
-    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>) -> Self {
-        Self { store, auth }
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: finops_projections::ReadModels,
+        auth: Arc<Authenticator>,
+    ) -> Self {
+        Self { store, read_models, auth }
     }
 
     /// The events themselves are for those who audit or run the service (other platforms
@@ -208,6 +213,29 @@ impl EventLogService for EventLogApi {
             hash: head.hash.to_hex(),
             backend: self.store.backend().to_string(),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_projections(
+        &self,
+        request: Request<pb::GetProjectionsRequest>,
+    ) -> Result<Response<pb::GetProjectionsResponse>, Status> {
+        self.authorise_events(&request)?;
+        let head = self.store.head().await.map_err(crate::status::from_log)?.position.0;
+        let statuses = self.read_models.statuses().await.map_err(crate::wire::read_model_status)?;
+        let projections = statuses
+            .into_iter()
+            .map(|s| pb::ProjectionStatus {
+                behind: head.saturating_sub(s.checkpoint),
+                name: s.name,
+                checkpoint: s.checkpoint,
+                active_generation: s.active_generation,
+                building_generation: s.building_generation.unwrap_or(0),
+                building_checkpoint: s.building_checkpoint.unwrap_or(0),
+                projector_version: s.projector_version,
+            })
+            .collect();
+        Ok(Response::new(pb::GetProjectionsResponse { head_position: head, projections }))
     }
 
     #[tracing::instrument(skip_all)]

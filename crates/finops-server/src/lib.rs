@@ -214,7 +214,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(EventLogServiceServer::new(EventLogApi::new(store.clone(), auth.clone())))
+        .add_service(EventLogServiceServer::new(EventLogApi::new(store.clone(), read_models.clone(), auth.clone())))
         .add_service(HistoryServiceServer::new(HistoryApi::new(
             store.clone(),
             auth.clone(),
