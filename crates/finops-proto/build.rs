@@ -19,6 +19,7 @@ fn main() -> std::io::Result<()> {
         "../../proto/finops/v1/attribution.proto",
         "../../proto/finops/v1/gaps.proto",
         "../../proto/finops/v1/history.proto",
+        "../../proto/finops/v1/spend_cards.proto",
     ];
     tonic_prost_build::configure().file_descriptor_set_path(out.join("finops_v1_descriptor.bin")).compile_with_config(
         config,

@@ -9,6 +9,7 @@ use finops_domain::org::OrgEvent;
 use finops_domain::request::{RequestEvent, UseCase};
 use finops_domain::role_patterns::RolePatternEvent;
 use finops_domain::spaces::ClaimEvent;
+use finops_domain::spend_cards::{CardEvent, DisputeOutcome, RollupEvent};
 use finops_domain::tasks::TaskEvent;
 use finops_domain::vocabulary::MonthlyAmount;
 use finops_domain::workload::WorkloadEvent;
@@ -89,6 +90,10 @@ fn describe(event: &RecordedEvent) -> Described {
         decode::<OrgEvent>(event).map(|e| plain(organisation(&e)))
     } else if stream == "role-patterns" {
         decode::<RolePatternEvent>(event).map(|e| plain(role_patterns(&e)))
+    } else if stream.starts_with("spend-card-") {
+        decode::<CardEvent>(event).map(|e| card(&e))
+    } else if stream.starts_with("spend-rollup-") {
+        decode::<RollupEvent>(event).map(|e| rollup(&e))
     } else if stream.starts_with("gateway-rule-") {
         decode::<GatewayRuleEvent>(event).map(|e| plain(gateway_rule(&e)))
     } else if stream.starts_with(crate::GapLifecycle::PREFIX) {
@@ -254,6 +259,57 @@ fn organisation(e: &OrgEvent) -> (String, String) {
 fn role_patterns(e: &RolePatternEvent) -> (String, String) {
     match e {
         RolePatternEvent::RolePatternsSet { rationale, .. } => ("role patterns set".to_owned(), rationale.clone()),
+    }
+}
+
+fn dollars(cents: i64) -> String {
+    format!("{}${}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100)
+}
+
+/// A card event in words; the person behind a sign-off is named (not the recorder).
+fn card(e: &CardEvent) -> Described {
+    let person = |d: &finops_domain::gaps::Decider| Some((d.by.clone(), d.role.clone()));
+    match e {
+        CardEvent::SpendCardIssued { version, figures, reason, .. } => (
+            format!(
+                "version {version} issued for the week of {}: actual {} against an estimate of {}",
+                figures.week,
+                dollars(figures.actual_cents()),
+                dollars(figures.estimate_cents)
+            ),
+            reason.clone(),
+            None,
+        ),
+        CardEvent::SpendCardAccepted { version, decider } => {
+            (format!("version {version} accepted"), decider.rationale.clone(), person(decider))
+        }
+        CardEvent::SpendCardDisputed { version, lines, decider } => {
+            (format!("version {version} disputed: {}", lines.join(", ")), decider.rationale.clone(), person(decider))
+        }
+        CardEvent::SpendCardDisputeResolved { version, outcome, decider } => (
+            match outcome {
+                DisputeOutcome::Upheld => format!("dispute of version {version} resolved: figures upheld"),
+                DisputeOutcome::Adjusted { cents } => {
+                    format!("dispute of version {version} resolved: charge adjusted to {}", dollars(*cents))
+                }
+            },
+            decider.rationale.clone(),
+            person(decider),
+        ),
+    }
+}
+
+/// A roll-up event in words.
+fn rollup(e: &RollupEvent) -> Described {
+    match e {
+        RollupEvent::SpendRollupApproved { week, cards, total_cents, decider, .. } => (
+            format!("roll-up of the week of {week} approved: {} cards, {}", cards.len(), dollars(*total_cents)),
+            decider.rationale.clone(),
+            Some((decider.by.clone(), decider.role.clone())),
+        ),
+        RollupEvent::SpendRollupReopened { workload_id, version, .. } => {
+            (format!("reopened: workload {workload_id}'s card has version {version}"), String::new(), None)
+        }
     }
 }
 

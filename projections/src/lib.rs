@@ -17,6 +17,7 @@
 //! hashes a generation so a rebuild can be checked against the live one.
 
 mod as_of;
+mod cards;
 mod gaps;
 pub mod history;
 mod projectors;
@@ -24,6 +25,7 @@ mod runner;
 mod store;
 
 pub use as_of::{ReadModelView, ReadModelsAsOf};
+pub use cards::{SpendCardsView, SpendRollupsView};
 pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
 pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
 pub use runner::{ProjectionRunner, RebuildReport};
@@ -44,6 +46,8 @@ pub fn governance_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(WorkloadsView),
         Arc::new(GapLifecycle),
         Arc::new(NotificationOutbox),
+        Arc::new(SpendCardsView),
+        Arc::new(SpendRollupsView),
     ]
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::Projector;
 
 /// Every governance projector, in the order they are run.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 9] = [
     RequestQueue::NAME,
     CatalogView::NAME,
     TaskQueue::NAME,
@@ -20,6 +20,8 @@ pub const ALL: [&str; 7] = [
     WorkloadsView::NAME,
     crate::gaps::GapLifecycle::NAME,
     crate::gaps::NotificationOutbox::NAME,
+    crate::cards::SpendCardsView::NAME,
+    crate::cards::SpendRollupsView::NAME,
 ];
 
 pub(crate) fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E> {

@@ -75,9 +75,14 @@ async fn a_log_written_by_the_previous_version_reads_into_the_same_read_models()
     for projector in &projectors {
         let name = projector.name();
         let want = &expected["read_models"][name];
+        let report = rebuilt.iter().find(|r| r.projection == name).unwrap();
+        if want.is_null() {
+            // A read model added since: the old log holds nothing for it.
+            assert!(folded.all(name).unwrap().is_empty(), "{name}");
+            continue;
+        }
         assert_eq!(folded.all(name).unwrap().len() as u64, want["documents"].as_u64().unwrap(), "{name}");
         assert_eq!(folded.digest(name).unwrap(), want["digest"].as_str().unwrap(), "{name} folded");
-        let report = rebuilt.iter().find(|r| r.projection == name).unwrap();
         assert_eq!(report.digest_after, want["digest"].as_str().unwrap(), "{name} rebuilt");
     }
 }

@@ -14,6 +14,7 @@
 //! up to an instant, and the batch that was current then. Dollars are exact decimals, so the
 //! same inputs give the same answer to the cent.
 
+pub mod cards;
 pub mod chargeback;
 pub mod export;
 pub mod gaps;

@@ -237,6 +237,28 @@ impl GovernanceState {
             })
             .collect()
     }
+
+    /// The monthly plan a workload's weekly cards prorate (DOMAIN.md §8): the FA Confirmed
+    /// Estimate in dollars, from the request's start date (else the workload's first claim
+    /// day), growing at the rate its Product Owner stated (the plan's estimate, else the
+    /// request's). `None` for an unknown workload or an estimate stated in tokens.
+    pub fn card_plan(&self, workload_id: Uuid) -> Option<crate::spend_cards::proration::MonthlyPlan> {
+        let request =
+            self.requests.values().find(|r| r.approval.as_ref().is_some_and(|a| a.workload_id == workload_id))?;
+        let approval = request.approval.as_ref()?;
+        let crate::vocabulary::MonthlyAmount::Dollars(cents) = approval.review.confirmed_estimate else { return None };
+        let details = request.details.as_ref();
+        let plan = self.plans.get(&workload_id).and_then(|p| p.estimate.as_ref());
+        let first_claim = self.claim_spans().into_iter().filter(|c| c.workload_id == workload_id).map(|c| c.from).min();
+        let start = details.and_then(|d| d.start).or(first_claim)?;
+        let growth = plan.and_then(|e| e.monthly_growth_percent).or(details.and_then(|d| d.monthly_growth_percent));
+        Some(crate::spend_cards::proration::MonthlyPlan {
+            cents: cents.0,
+            start,
+            end: details.and_then(|d| d.end),
+            growth_percent: growth.unwrap_or(0.0),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -282,6 +282,10 @@ pub mod streams {
     pub const GAP_EVALUATIONS: &str = "gap-evaluations";
     /// A gateway mapping rule's stream: `gateway-rule-{uuid}`.
     pub const GATEWAY_RULE: &str = "gateway-rule-";
+    /// A Weekly Spend Card's stream: `spend-card-{uuid}` (the id of workload and week).
+    pub const SPEND_CARD: &str = "spend-card-";
+    /// A portfolio's weekly roll-up: `spend-rollup-{uuid}` (the id of portfolio and week).
+    pub const SPEND_ROLLUP: &str = "spend-rollup-";
 
     fn named(name: String) -> StreamId {
         StreamId::new(name).expect("valid stream id")
@@ -326,6 +330,14 @@ pub mod streams {
     /// `gateway-rule-{id}`
     pub fn gateway_rule(id: Uuid) -> StreamId {
         named(format!("{GATEWAY_RULE}{id}"))
+    }
+    /// `spend-card-{id}`
+    pub fn spend_card(id: Uuid) -> StreamId {
+        named(format!("{SPEND_CARD}{id}"))
+    }
+    /// `spend-rollup-{id}`
+    pub fn spend_rollup(id: Uuid) -> StreamId {
+        named(format!("{SPEND_ROLLUP}{id}"))
     }
     /// The gap detector's single record.
     pub fn gap_evaluations() -> StreamId {

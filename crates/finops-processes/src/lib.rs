@@ -20,9 +20,11 @@
 //! reaction stops the round (and is retried) rather than moving the checkpoint past it.
 
 mod approval;
+pub mod cards;
 pub mod gaps;
 
 pub use approval::{ApprovalFanOut, fan_out};
+pub use cards::CardIssuer;
 pub use gaps::GapDetector;
 
 use std::sync::Arc;

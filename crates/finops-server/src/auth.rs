@@ -59,6 +59,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// This principal deciding now, for `rationale` (who, role, why, when).
+    pub fn decider(&self, rationale: &str) -> finops_domain::gaps::Decider {
+        finops_domain::gaps::Decider {
+            by: self.subject.clone(),
+            role: self.role.as_str().to_owned(),
+            rationale: rationale.to_owned(),
+            at: chrono::Utc::now(),
+        }
+    }
+
     /// The context of a command this principal issues, for the request whose digest is
     /// `fingerprint` ([`fingerprint`]): a retry with the same `request_id` must repeat it.
     pub fn context(

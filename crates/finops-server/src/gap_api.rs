@@ -63,16 +63,6 @@ impl Sight {
     }
 }
 
-/// Who decides, in which role, why — now.
-fn decider(principal: &Principal, rationale: &str) -> Decider {
-    Decider {
-        by: principal.subject.clone(),
-        role: principal.role.as_str().to_owned(),
-        rationale: rationale.to_owned(),
-        at: Utc::now(),
-    }
-}
-
 /// `gaps/{uuid}`
 fn gap_name(fields: &mut Fields, name: &str) -> Option<Uuid> {
     match name.strip_prefix("gaps/") {
@@ -193,7 +183,7 @@ impl GapApi {
         fields.finish()?;
         let id = id.expect("checked");
         self.detected(id).await?;
-        let decider = decider(principal, &rationale);
+        let decider = principal.decider(&rationale);
         let context = principal.context(fingerprint, request_id, Some(rationale));
         self.decide(principal, &context, id, command(decider)).await
     }
@@ -258,24 +248,7 @@ fn gap_to_wire(doc: &Value, principal: &Principal) -> pb::Gap {
         detected_at: wire::text(doc, "detected_at"),
         updated_at: wire::text(doc, "updated_at"),
         last_action: last.is_object().then(|| outcome_to_wire(last)),
-        history: doc["history"]
-            .as_array()
-            .map(|h| {
-                h.iter()
-                    .map(|e| pb::HistoryEntry {
-                        at: wire::text(e, "at"),
-                        event: wire::text(e, "event"),
-                        who: wire::text(e, "who"),
-                        role: wire::text(e, "role"),
-                        what: wire::text(e, "what"),
-                        why: wire::text(e, "why"),
-                        event_id: wire::text(e, "event_id"),
-                        correlation_id: wire::text(e, "correlation_id"),
-                        ..Default::default()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        history: wire::history_from_doc(doc),
         version: doc["version"].as_u64().unwrap_or(0),
     }
 }
@@ -463,7 +436,7 @@ impl GapService for GapApi {
         let context = principal.context(&fingerprint, request_id, Some(body.rationale.clone()));
         let stream = streams::gap(id);
         let (gap, identity) = self.detected(id).await?;
-        let decider = decider(&principal, &body.rationale);
+        let decider = principal.decider(&body.rationale);
         // A retry is answered from the log; anything else is checked before any side
         // effect, so a refused action changes nothing anywhere.
         if !self.gaps.is_recorded(&stream, &context).await.map_err(from_governance)? {

@@ -20,6 +20,7 @@ mod gateway_rule_api;
 mod history_api;
 mod organisation_api;
 mod spaces_api;
+mod spend_card_api;
 mod status;
 mod task_api;
 mod wire;
@@ -37,6 +38,7 @@ use finops_proto::v1::gateway_rule_service_server::GatewayRuleServiceServer;
 use finops_proto::v1::history_service_server::HistoryServiceServer;
 use finops_proto::v1::organisation_service_server::OrganisationServiceServer;
 use finops_proto::v1::spaces_service_server::SpacesServiceServer;
+use finops_proto::v1::spend_card_service_server::SpendCardServiceServer;
 use finops_proto::v1::task_service_server::TaskServiceServer;
 use tokio::net::TcpListener;
 
@@ -53,6 +55,7 @@ pub use gateway_rule_api::GatewayRuleApi;
 pub use history_api::HistoryApi;
 pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
+pub use spend_card_api::SpendCardApi;
 pub use task_api::TaskApi;
 
 /// How long in-flight calls may take to finish once shutdown begins.
@@ -138,6 +141,7 @@ pub async fn serve(
     health.set_serving::<GapServiceServer<GapApi>>().await;
     health.set_serving::<GatewayRuleServiceServer<GatewayRuleApi>>().await;
     health.set_serving::<HistoryServiceServer<HistoryApi>>().await;
+    health.set_serving::<SpendCardServiceServer<SpendCardApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
@@ -161,6 +165,13 @@ pub async fn serve(
         store.clone(),
         read_models.clone(),
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
+    )
+    .spawn(std::time::Duration::from_millis(500));
+    let card_issuer_task = finops_processes::CardIssuer::new(
+        store.clone(),
+        read_models.clone(),
+        finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
+        finops_domain::spend_cards::DEFAULT_VARIANCE_THRESHOLD_PERCENT,
     )
     .spawn(std::time::Duration::from_millis(500));
 
@@ -196,6 +207,7 @@ pub async fn serve(
             health.set_not_serving::<GapServiceServer<GapApi>>().await;
             health.set_not_serving::<GatewayRuleServiceServer<GatewayRuleApi>>().await;
             health.set_not_serving::<HistoryServiceServer<HistoryApi>>().await;
+            health.set_not_serving::<SpendCardServiceServer<SpendCardApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -242,7 +254,8 @@ pub async fn serve(
             auth.clone(),
         )))
         .add_service(GapServiceServer::new(gaps))
-        .add_service(GatewayRuleServiceServer::new(GatewayRuleApi::new(store, auth)))
+        .add_service(GatewayRuleServiceServer::new(GatewayRuleApi::new(store.clone(), auth.clone())))
+        .add_service(SpendCardServiceServer::new(SpendCardApi::new(store, read_models.clone(), auth)))
         .add_service(SpacesServiceServer::new(spaces))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {
@@ -259,6 +272,7 @@ pub async fn serve(
     projection_task.abort();
     fan_out_task.abort();
     gap_detector_task.abort();
+    card_issuer_task.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -532,3 +532,25 @@ pub fn history_entry(e: &finops_projections::history::HistoryEntry) -> pb::Histo
         stream_version: e.stream_version,
     }
 }
+
+/// The trail a read model keeps in a document's `history` (gaps, cards, roll-ups) on the wire.
+pub fn history_from_doc(doc: &serde_json::Value) -> Vec<pb::HistoryEntry> {
+    doc["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|e| pb::HistoryEntry {
+                    at: text(e, "at"),
+                    event: text(e, "event"),
+                    who: text(e, "who"),
+                    role: text(e, "role"),
+                    what: text(e, "what"),
+                    why: text(e, "why"),
+                    event_id: text(e, "event_id"),
+                    correlation_id: text(e, "correlation_id"),
+                    ..Default::default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

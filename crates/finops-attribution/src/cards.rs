@@ -1,0 +1,78 @@
+//! What a Weekly Spend Card reads from a period (DOMAIN.md §8): the days the batch covers,
+//! and each workload's spend per day by model × token type × region, with whether it was
+//! spent outside the workload's approval — read from `classified`, the one pass over the
+//! lines a question already made.
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{Date32Type, Float64Type};
+use datafusion::arrow::util::display::array_value_to_string;
+use finops_domain::gaps::GapKind;
+
+use crate::{AttributionError, Question, raw_at};
+
+/// One workload's spend on one day for one model, token type and region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadDayLine {
+    /// The workload charged.
+    pub workload_id: String,
+    /// The usage day.
+    pub day: NaiveDate,
+    /// The model.
+    pub model: String,
+    /// input, output, cache_read, cache_write (empty for other units).
+    pub token_type: String,
+    /// The region.
+    pub region: String,
+    /// Spent outside the workload's approval (an Out of Approved Scope line).
+    pub out_of_scope: bool,
+    /// Tokens.
+    pub tokens: f64,
+    /// Dollars, exact, in units of [`crate::lines::MONEY_SCALE`].
+    pub raw_cost: i128,
+}
+
+impl Question {
+    /// The last usage day the batch holds a line of (`None`: no lines). A card is issued
+    /// once every day of its week is covered.
+    pub async fn covered_through(&self) -> Result<Option<NaiveDate>, AttributionError> {
+        for batch in self.sql("SELECT MAX(usage_date) AS day FROM lines").await? {
+            let column = batch.column(0);
+            if batch.num_rows() > 0 && !column.is_null(0) {
+                return Ok(column.as_primitive::<Date32Type>().value_as_date(0));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every workload's spend, per day, model, token type, region and scope, in that order.
+    pub async fn workload_day_lines(&self) -> Result<Vec<WorkloadDayLine>, AttributionError> {
+        let out_of_scope = GapKind::OutOfApprovedScope.as_str();
+        let sql = format!(
+            "SELECT workload_id, day, model, token_type, region, COALESCE(gap = '{out_of_scope}', false) AS outside, \
+             SUM(cost) AS cost, SUM(tokens) AS tokens FROM classified WHERE workload_id IS NOT NULL \
+             GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"
+        );
+        let mut out = Vec::new();
+        for batch in self.sql(&sql).await? {
+            let text = |i: usize, row: usize| {
+                let column = batch.column(i);
+                if column.is_null(row) { String::new() } else { array_value_to_string(column, row).unwrap_or_default() }
+            };
+            for row in 0..batch.num_rows() {
+                let Some(day) = batch.column(1).as_primitive::<Date32Type>().value_as_date(row) else { continue };
+                out.push(WorkloadDayLine {
+                    workload_id: text(0, row),
+                    day,
+                    model: text(2, row),
+                    token_type: text(3, row),
+                    region: text(4, row),
+                    out_of_scope: batch.column(5).as_boolean().value(row),
+                    raw_cost: raw_at(batch.column(6).as_ref(), row),
+                    tokens: batch.column(7).as_primitive::<Float64Type>().value(row),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
