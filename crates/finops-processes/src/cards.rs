@@ -59,20 +59,30 @@ impl CardIssuer {
         Self { store, checkpoints, engine, threshold_percent, failures: Arc::new(AtomicU64::new(0)) }
     }
 
-    /// Handles every sealed event after the checkpoint: one issue per page that holds a
-    /// trigger, at the page's last trigger. Returns how many card versions were issued.
+    /// Handles every sealed event after the checkpoint: one issue, at the last trigger up
+    /// to the head — a card states the newest figures, so catching up does not issue a
+    /// version for every intermediate state of the log. Returns how many card versions
+    /// were issued.
     pub async fn run_once(&self) -> Result<u64, ProcessError> {
-        let mut issued = 0;
+        let from = self.checkpoints.process_checkpoint(Self::NAME).await?;
+        let (mut after, mut trigger) = (Position(from), None);
         loop {
-            let from = self.checkpoints.process_checkpoint(Self::NAME).await?;
-            let page = self.store.read_all(AllRead::forwards_after(Position(from), PAGE)).await?;
-            let Some(to) = page.last().and_then(|e| e.position) else { return Ok(issued) };
+            let page = self.store.read_all(AllRead::forwards_after(after, PAGE)).await?;
+            let Some(last) = page.last().and_then(|e| e.position) else { break };
+            after = last;
             // What moves a card's figures is what moves a gap's: the same triggers.
-            if let Some(trigger) = page.iter().rev().find(|e| crate::gaps::triggers_evaluation(e)) {
-                issued += issue_cards(&self.store, &self.engine, trigger, self.threshold_percent).await?;
+            if let Some(t) = page.iter().rev().find(|e| crate::gaps::triggers_evaluation(e)) {
+                trigger = Some(t.clone());
             }
-            self.checkpoints.advance_process(Self::NAME, from, to.0).await?;
         }
+        let issued = match &trigger {
+            Some(t) => issue_cards(&self.store, &self.engine, t, self.threshold_percent).await?,
+            None => 0,
+        };
+        if after.0 > from {
+            self.checkpoints.advance_process(Self::NAME, from, after.0).await?;
+        }
+        Ok(issued)
     }
 
     /// Follows the head until the handle is aborted.
@@ -221,6 +231,7 @@ pub async fn issue_cards(
                 figures: figures.clone(),
                 batches: batches.clone(),
                 reason,
+                through: through.0,
                 at: trigger.metadata.recorded_at,
             };
             let after =

@@ -673,3 +673,173 @@ pub async fn seed_gaps(
     }
     Ok(DemoGaps { detected: by_kind.values().map(Vec::len).sum(), decided })
 }
+
+/// What the demo's cards show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoCards {
+    /// Cards issued for the demo month.
+    pub issued: usize,
+    /// Sign-off decisions the demo made.
+    pub decided: usize,
+}
+
+/// Seeds the Weekly Spend Cards of the demo month through the same card issuer and
+/// commands the server runs: the first week's cards signed off (the first disputed and
+/// resolved with an adjusted charge, the rest accepted) and its roll-ups approved by their
+/// Portfolio Owners; in the second week one card disputed, the rest accepted; later weeks
+/// waiting. (The demo claims one workload, so its month shows one card a week.)
+/// Idempotent: the card issuer and every decision recognise what they already recorded.
+pub async fn seed_cards(
+    store: Arc<dyn EventStore>,
+    objects: Arc<dyn object_store::ObjectStore>,
+    patterns: finops_attribution::RolePatterns,
+) -> Result<DemoCards, finops_processes::ProcessError> {
+    use finops_domain::gaps::Decider;
+    use finops_domain::spend_cards::{
+        CardCommand, CardStatus, DEFAULT_VARIANCE_THRESHOLD_PERCENT, DisputeOutcome, PortfolioRollup, RollupCard,
+        RollupCommand, SpendCard, rollup_id,
+    };
+    let engine = finops_attribution::AttributionEngine::new(objects, patterns);
+    store.seal_committed().await?;
+    let ingested = store.read_stream(&streams::cur_period("2026-11"), finops_eventlog::StreamRead::all()).await?;
+    let Some(batch) = ingested.last() else { return Ok(DemoCards { issued: 0, decided: 0 }) };
+    // As of the log's last event, as the server's card issuer evaluates when it catches up.
+    let head = store.seal_committed().await?.position;
+    let last = store
+        .read_all(finops_eventlog::AllRead::forwards_after(finops_eventlog::Position(head.0.saturating_sub(1)), 1))
+        .await?;
+    let trigger = last.first().unwrap_or(batch);
+    finops_processes::cards::issue_cards(&store, &engine, trigger, DEFAULT_VARIANCE_THRESHOLD_PERCENT).await?;
+    // The cards, in a fixed order: by week, then workload.
+    let handler = CommandHandler::<SpendCard>::new(store.clone());
+    let mut cards: Vec<(Uuid, SpendCard)> = Vec::new();
+    finops_governance::state::each_event(store.as_ref(), |event| {
+        if let Some(id) =
+            event.stream_id.as_str().strip_prefix(streams::SPEND_CARD).and_then(|i| Uuid::parse_str(i).ok())
+            && !cards.iter().any(|(c, _)| *c == id)
+        {
+            cards.push((id, SpendCard::default()));
+        }
+        Ok(())
+    })
+    .await?;
+    for (id, card) in cards.iter_mut() {
+        *card = handler.load(&streams::spend_card(*id)).await?.state;
+    }
+    cards.retain(|(_, c)| !c.versions.is_empty());
+    cards.sort_by_key(|(_, c)| c.versions.last().map(|v| (v.figures.week, v.figures.workload_id)));
+    let owners: std::collections::BTreeMap<Uuid, String> = finops_governance::state::state_as_of(store.as_ref(), None)
+        .await?
+        .workloads()
+        .into_iter()
+        .map(|w| (w.workload_id, w.owner))
+        .collect();
+    let owner = |workload: Uuid| owners.get(&workload).cloned().unwrap_or_default();
+    let at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z").expect("fixed").with_timezone(&Utc);
+    let decider = |by: &str, role: &str, why: &str, minutes: i64| Decider {
+        by: by.to_owned(),
+        role: role.to_owned(),
+        rationale: why.to_owned(),
+        at: at + Duration::minutes(minutes),
+    };
+    let run = |id: Uuid, command: CardCommand, key: String, by: String, role: &'static str, why: String| {
+        let handler = handler.clone();
+        async move {
+            let context = ctx(&by, role, &key, Some(&why));
+            match handler.execute(&streams::spend_card(id), &command, &context).await {
+                // Seeded before: the card moved on (a later demo decision); nothing to do.
+                Ok(_) | Err(finops_governance::GovernanceError::Refused(_)) => Ok(()),
+                Err(e) => Err(finops_processes::ProcessError::Command(e)),
+            }
+        }
+    };
+    let mut decided = 0;
+    // The first week's cards are all signed off (one resolved after a dispute) and its
+    // Customer Experience roll-up approved; the second week has one accepted and one
+    // disputed card; the rest wait.
+    let first_week = cards.first().and_then(|(_, c)| c.versions.last()).map(|v| v.figures.week);
+    let mut disputed_one = false;
+    for (i, (id, card)) in cards.iter().enumerate() {
+        let Some(current) = card.versions.last() else { continue };
+        let (workload, version) = (current.figures.workload_id, current.version);
+        let po = owner(workload);
+        let flagged: Vec<String> = current.figures.flagged_lines().into_iter().take(1).collect();
+        if Some(current.figures.week) == first_week {
+            if i == 0 && !flagged.is_empty() {
+                let why = "That line is the data team's experiment, not ours".to_owned();
+                let dispute =
+                    CardCommand::Dispute { version, lines: flagged, decider: decider(&po, "product_owner", &why, 1) };
+                run(*id, dispute, format!("card-dispute-{id}"), po.clone(), "product_owner", why).await?;
+                let why = "Moved to the data team's card; the rest stands".to_owned();
+                let charged = current.figures.actual_cents() * 9 / 10;
+                let resolve = CardCommand::Resolve {
+                    version,
+                    outcome: DisputeOutcome::Adjusted { cents: charged },
+                    decider: decider("fl-ana", "finops_lead", &why, 2),
+                };
+                run(*id, resolve, format!("card-resolve-{id}"), "fl-ana".into(), "finops_lead", why).await?;
+            } else {
+                let why = "Matches our load test".to_owned();
+                let accept = CardCommand::Accept { version, decider: decider(&po, "product_owner", &why, 3) };
+                run(*id, accept, format!("card-accept-{id}"), po.clone(), "product_owner", why).await?;
+            }
+            decided += 1;
+        } else if current.figures.week == first_week.unwrap_or_default() + Duration::days(7) {
+            if !disputed_one && !flagged.is_empty() {
+                let why = "We did not run that model this week".to_owned();
+                let dispute =
+                    CardCommand::Dispute { version, lines: flagged, decider: decider(&po, "product_owner", &why, 4) };
+                run(*id, dispute, format!("card-dispute-{id}"), po.clone(), "product_owner", why).await?;
+                disputed_one = true;
+            } else {
+                let why = "As planned".to_owned();
+                let accept = CardCommand::Accept { version, decider: decider(&po, "product_owner", &why, 5) };
+                run(*id, accept, format!("card-accept-{id}"), po.clone(), "product_owner", why).await?;
+            }
+            decided += 1;
+        }
+    }
+    // The first week's roll-ups, approved by their Portfolio Owners.
+    if let Some(week) = first_week {
+        let rollups = CommandHandler::<PortfolioRollup>::new(store.clone());
+        let mut by_portfolio: std::collections::BTreeMap<Uuid, Vec<RollupCard>> = Default::default();
+        for (id, _) in &cards {
+            let card = handler.load(&streams::spend_card(*id)).await?.state;
+            let Some(current) = card.versions.last() else { continue };
+            if current.figures.week == week {
+                by_portfolio.entry(current.figures.portfolio_id).or_default().push(RollupCard {
+                    workload_id: current.figures.workload_id,
+                    version: current.version,
+                    status: card.status,
+                    charged_cents: card.charged_cents().unwrap_or(0),
+                });
+            }
+        }
+        let org = CommandHandler::<finops_domain::org::Organisation>::new(store.clone())
+            .load(&streams::organisation())
+            .await?
+            .state;
+        for (portfolio, mut week_cards) in by_portfolio {
+            if !week_cards.iter().all(|c| c.status.signed_off())
+                || week_cards.iter().any(|c| c.status == CardStatus::Issued)
+            {
+                continue;
+            }
+            let Some(owner) = org.portfolios.get(&portfolio).map(|p| p.owner.clone()) else { continue };
+            week_cards.sort_by_key(|c| c.workload_id);
+            let why = "Every card signed off; chargeback-ready".to_owned();
+            let approve = RollupCommand::Approve {
+                portfolio_id: portfolio,
+                week,
+                cards: week_cards,
+                decider: decider(&owner, "portfolio_owner", &why, 10),
+            };
+            let context = ctx(&owner, "portfolio_owner", &format!("rollup-{portfolio}-{week}"), Some(&why));
+            match rollups.execute(&streams::spend_rollup(rollup_id(portfolio, week)), &approve, &context).await {
+                Ok(_) | Err(finops_governance::GovernanceError::Refused(_)) => decided += 1,
+                Err(e) => return Err(finops_processes::ProcessError::Command(e)),
+            }
+        }
+    }
+    Ok(DemoCards { issued: cards.len(), decided })
+}

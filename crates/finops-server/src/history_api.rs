@@ -18,6 +18,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::business_request_api::BusinessRequestApi;
 use crate::gap_api::GapApi;
 use crate::spaces_api::SpacesApi;
+use crate::spend_card_api::SpendCardApi;
 use crate::status::not_found;
 use crate::wire::{self, Fields};
 
@@ -31,12 +32,15 @@ enum Resource {
     Workload(Uuid),
     Gap(Uuid),
     GatewayRule(Uuid),
+    SpendCard(Uuid),
+    SpendRollup(Uuid),
     Organisation,
     RolePatterns,
 }
 
 const NAMES: &str = "businessRequests/{uuid}, tasks/{uuid}, catalogModels/{platform}/{model}, claims/{key}, \
-                     workloads/{uuid}, gaps/{uuid}, gatewayRules/{uuid}, organisation, rolePatterns";
+                     workloads/{uuid}, gaps/{uuid}, gatewayRules/{uuid}, spendCards/{uuid}, \
+                     spendRollups/{uuid}, organisation, rolePatterns";
 
 impl Resource {
     /// Reads a resource name; a fault is recorded on `name`.
@@ -52,6 +56,8 @@ impl Resource {
             "workloads" => id(fields).map(Self::Workload),
             "gaps" => id(fields).map(Self::Gap),
             "gatewayRules" => id(fields).map(Self::GatewayRule),
+            "spendCards" => id(fields).map(Self::SpendCard),
+            "spendRollups" => id(fields).map(Self::SpendRollup),
             "claims" if !rest.is_empty() => match StreamId::new(format!("{}{rest}", streams::CLAIM)) {
                 Ok(_) => Some(Self::Claim(rest.to_owned())),
                 Err(e) => {
@@ -92,6 +98,8 @@ impl Resource {
             Self::Workload(id) => streams::workload(*id),
             Self::Gap(id) => streams::gap(*id),
             Self::GatewayRule(id) => streams::gateway_rule(*id),
+            Self::SpendCard(id) => streams::spend_card(*id),
+            Self::SpendRollup(id) => streams::spend_rollup(*id),
             Self::Organisation => streams::organisation(),
             Self::RolePatterns => streams::role_patterns(),
         }
@@ -106,6 +114,7 @@ pub struct HistoryApi {
     requests: BusinessRequestApi,
     gaps: GapApi,
     spaces: SpacesApi,
+    cards: SpendCardApi,
 }
 
 impl HistoryApi {
@@ -117,8 +126,9 @@ impl HistoryApi {
         requests: BusinessRequestApi,
         gaps: GapApi,
         spaces: SpacesApi,
+        cards: SpendCardApi,
     ) -> Self {
-        Self { store, auth, requests, gaps, spaces }
+        Self { store, auth, requests, gaps, spaces, cards }
     }
 
     /// May `principal` read `resource`? As its own API decides.
@@ -129,6 +139,8 @@ impl HistoryApi {
             Resource::Claim(key) => self.spaces.claim_visible(principal, key).await,
             Resource::Workload(id) => self.spaces.workload_visible(principal, *id).await,
             Resource::Gap(id) => self.gaps.visible(principal, *id).await,
+            Resource::SpendCard(id) => self.cards.card_visible(principal, *id).await,
+            Resource::SpendRollup(id) => self.cards.rollup_visible(principal, *id).await,
             Resource::GatewayRule(_) => principal.require(&crate::gateway_rule_api::RULE_READERS, "read gateway rules"),
             // Everyone signed in reads the catalog, the organisation and the role patterns.
             Resource::CatalogModel(..) | Resource::Organisation | Resource::RolePatterns => Ok(()),
@@ -185,6 +197,8 @@ mod tests {
             (format!("workloads/{id}"), format!("workload-{id}")),
             (format!("gaps/{id}"), format!("allocation-gap-{id}")),
             (format!("gatewayRules/{id}"), format!("gateway-rule-{id}")),
+            (format!("spendCards/{id}"), format!("spend-card-{id}")),
+            (format!("spendRollups/{id}"), format!("spend-rollup-{id}")),
             ("claims/role:111122223333:support-bot".to_owned(), "claim-role:111122223333:support-bot".to_owned()),
             (
                 "catalogModels/amazon_bedrock/anthropic.claude-3-haiku-20240307-v1:0".to_owned(),

@@ -221,6 +221,7 @@ pub async fn serve(
     );
     let gaps = GapApi::new(store.clone(), read_models.clone(), auth.clone());
     let spaces = SpacesApi::new(store.clone(), read_models.clone(), auth.clone());
+    let cards = SpendCardApi::new(store.clone(), read_models.clone(), auth.clone());
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health_service)
@@ -233,6 +234,7 @@ pub async fn serve(
             requests.clone(),
             gaps.clone(),
             spaces.clone(),
+            cards.clone(),
         )))
         .add_service(BusinessRequestServiceServer::new(requests))
         .add_service(CatalogServiceServer::new(CatalogApi::new(store.clone(), read_models.clone(), auth.clone())))
@@ -255,7 +257,7 @@ pub async fn serve(
         )))
         .add_service(GapServiceServer::new(gaps))
         .add_service(GatewayRuleServiceServer::new(GatewayRuleApi::new(store.clone(), auth.clone())))
-        .add_service(SpendCardServiceServer::new(SpendCardApi::new(store, read_models.clone(), auth)))
+        .add_service(SpendCardServiceServer::new(cards))
         .add_service(SpacesServiceServer::new(spaces))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {

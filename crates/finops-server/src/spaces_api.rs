@@ -85,11 +85,13 @@ impl SpacesApi {
     /// when it does not exist or is not theirs to see.
     pub(crate) async fn claim_visible(&self, principal: &Principal, key: &str) -> Result<(), Status> {
         principal.require(&CLAIM_READERS, "read claims")?;
-        let doc = self.read_models.get(ClaimsView::NAME, key).await.map_err(|e| Status::unavailable(e.to_string()))?;
-        match doc {
-            Some(doc) if claim_concerns(&doc, self.own_workloads(principal).await?.as_deref()) => Ok(()),
-            _ => Err(not_found(format!("claims/{key}"))),
-        }
+        // From the claim's own stream: a claim just made is visible at once (the read
+        // model may not have folded it yet).
+        let claim = self.claims.load(&streams::claim(key)).await.map_err(from_governance)?.state;
+        let mine = self.own_workloads(principal).await?;
+        let concerns =
+            mine.as_ref().is_none_or(|mine| claim.periods.iter().any(|p| mine.contains(&p.workload_id.to_string())));
+        if claim.resource.is_some() && concerns { Ok(()) } else { Err(not_found(format!("claims/{key}"))) }
     }
 
     /// May `principal` read the workload `id` (as ListWorkloads would show it)?

@@ -24,6 +24,9 @@ use crate::auth::{Authenticator, Principal, Role};
 use crate::status::{from_governance, not_found};
 use crate::wire::{self, Fields};
 
+/// Who may read roll-ups (a Portfolio Owner only their portfolios').
+const ROLLUP_READERS: [Role; 4] = [Role::PortfolioOwner, Role::FinopsLead, Role::Finance, Role::Auditor];
+
 /// Who may read cards at all (each sees only theirs, see [`Sight`]).
 const READERS: [Role; 5] = [Role::ProductOwner, Role::PortfolioOwner, Role::FinopsLead, Role::Finance, Role::Auditor];
 
@@ -243,6 +246,26 @@ impl SpendCardApi {
         self.cards.execute(&streams::spend_card(id), &command, &context).await.map_err(from_governance)?;
         let doc = fold_stream(&self.store, &streams::spend_card(id), &SpendCardsView).await?;
         Ok(Response::new(card_to_wire(&doc)))
+    }
+
+    /// May `principal` read card `id` (as GetSpendCard would show it)? NOT_FOUND otherwise.
+    pub(crate) async fn card_visible(&self, principal: &Principal, id: Uuid) -> Result<(), Status> {
+        self.card(&self.sight(principal).await?, id, None).await.map(|_| ())
+    }
+
+    /// May `principal` read roll-up `id` (as ListRollups would show it)? NOT_FOUND otherwise.
+    pub(crate) async fn rollup_visible(&self, principal: &Principal, id: Uuid) -> Result<(), Status> {
+        principal.require(&ROLLUP_READERS, "read spend roll-ups")?;
+        let doc =
+            self.read_models.get(SpendRollupsView::NAME, &id.to_string()).await.map_err(wire::read_model_status)?;
+        let mine = match principal.role {
+            Role::PortfolioOwner => Some(self.portfolios_of(principal).await?),
+            _ => None,
+        };
+        match doc {
+            Some(d) if mine.is_none_or(|m| m.contains(&wire::text(&d, "portfolio_id"))) => Ok(()),
+            _ => Err(not_found(format!("spendRollups/{id}"))),
+        }
     }
 
     /// A card the Product Owner decides on: it exists and is theirs.
@@ -467,8 +490,7 @@ impl SpendCardService for SpendCardApi {
         request: Request<pb::ListRollupsRequest>,
     ) -> Result<Response<pb::ListRollupsResponse>, Status> {
         let principal = self.auth.principal(&request)?;
-        principal
-            .require(&[Role::PortfolioOwner, Role::FinopsLead, Role::Finance, Role::Auditor], "read spend roll-ups")?;
+        principal.require(&ROLLUP_READERS, "read spend roll-ups")?;
         let mine = match principal.role {
             Role::PortfolioOwner => Some(self.portfolios_of(&principal).await?),
             _ => None,

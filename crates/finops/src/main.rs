@@ -53,6 +53,11 @@ enum Command {
     /// The event log's events (auditors, operators): a stream, a page, a live subscription.
     #[command(subcommand)]
     Events(cli::EventsCommand),
+    /// Weekly Spend Cards: list, show, accept, dispute, resolve, approve the roll-up.
+    Cards {
+        #[command(subcommand)]
+        command: Option<cli::CardsCommand>,
+    },
     /// A resource's decision trail: when, who, role, what, why (now or --as-of).
     History(cli::HistoryArgs),
     /// Gateway mapping rules: a shared role's sessions charged to workloads.
@@ -210,6 +215,7 @@ fn main() -> anyhow::Result<()> {
             Command::GatewayRules { command } => cli::gateway_rules(&cli.connection, command).await,
             Command::Events(c) => cli::events(&cli.connection, c).await,
             Command::History(args) => cli::history(&cli.connection, args).await,
+            Command::Cards { command } => cli::cards(&cli.connection, command).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,
@@ -255,6 +261,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let objects = finops_ingest::objects::open(&config.objects)?;
         let gaps = finops_server::demo::seed_gaps(store.clone(), objects, config.role_patterns.clone()).await?;
         tracing::info!(detected = gaps.detected, decided = gaps.decided, "demo gaps seeded");
+        let objects = finops_ingest::objects::open(&config.objects)?;
+        let cards = finops_server::demo::seed_cards(store.clone(), objects, config.role_patterns.clone()).await?;
+        tracing::info!(issued = cards.issued, decided = cards.decided, "demo spend cards seeded");
     }
     let listener = finops_server::bind(&config).await?;
     finops_server::serve(listener, store, &config, finops_server::termination_signal()).await?;

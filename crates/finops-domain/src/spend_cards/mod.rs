@@ -212,6 +212,9 @@ pub enum CardCommand {
         batches: Vec<String>,
         /// Why a new version (the restatement), for versions after the first.
         reason: String,
+        /// The log position the figures were evaluated through: an evaluation older than
+        /// the current version's changes nothing (a re-run never walks a card backwards).
+        through: u64,
         /// When.
         at: DateTime<Utc>,
     },
@@ -258,6 +261,8 @@ pub enum CardEvent {
         batches: Vec<String>,
         /// Why this version (empty for the first).
         reason: String,
+        /// The log position its figures were evaluated through.
+        through: u64,
         /// When.
         at: DateTime<Utc>,
     },
@@ -299,6 +304,8 @@ pub struct CardVersion {
     pub batches: Vec<String>,
     /// Why it was issued (empty for the first).
     pub reason: String,
+    /// The log position its figures were evaluated through.
+    pub through: u64,
     /// When.
     pub at: DateTime<Utc>,
 }
@@ -354,14 +361,15 @@ impl SpendCard {
         if self.status == CardStatus::NotIssued {
             return Err(self.illegal(action));
         }
+        // The state first: a step the card is past is refused as such, whatever its input.
+        if self.status != expected {
+            return Err(self.illegal(action));
+        }
         v.require_rationale(&decider.rationale);
         if version != self.version() {
             v.add("version", format!("version {version} is not the card's current version {}", self.version()));
         }
         v.into_result()?;
-        if self.status != expected {
-            return Err(self.illegal(action));
-        }
         Ok(true)
     }
 }
@@ -373,8 +381,8 @@ impl Aggregate for SpendCard {
 
     fn decide(&self, command: &CardCommand) -> Result<Vec<CardEvent>, DomainError> {
         match command {
-            CardCommand::Issue { figures, batches, reason, at } => {
-                if self.versions.last().is_some_and(|v| v.figures == *figures) {
+            CardCommand::Issue { figures, batches, reason, through, at } => {
+                if self.versions.last().is_some_and(|v| v.figures == *figures || *through < v.through) {
                     return Ok(vec![]);
                 }
                 let version = self.version() + 1;
@@ -390,6 +398,7 @@ impl Aggregate for SpendCard {
                     figures: figures.clone(),
                     batches: batches.clone(),
                     reason: reason.clone(),
+                    through: *through,
                     at: *at,
                 }])
             }
@@ -406,10 +415,15 @@ impl Aggregate for SpendCard {
                     v.add("lines", "name at least one flagged line to dispute");
                 }
                 for (i, line) in lines.iter().enumerate().filter(|(_, l)| !flagged.contains(*l)) {
-                    let known = if flagged.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        flagged.iter().cloned().collect::<Vec<_>>().join(", ")
+                    // A few names to go on; the card lists them all.
+                    let known = match flagged.len() {
+                        0 => "none".to_owned(),
+                        n if n <= 3 => flagged.iter().cloned().collect::<Vec<_>>().join(", "),
+                        n => format!(
+                            "{} and {} more",
+                            flagged.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                            n - 3
+                        ),
                     };
                     v.add(
                         format!("lines[{i}]"),
@@ -446,12 +460,13 @@ impl Aggregate for SpendCard {
 
     fn evolve(mut self, event: &CardEvent) -> Self {
         match event {
-            CardEvent::SpendCardIssued { version, figures, batches, reason, at, .. } => {
+            CardEvent::SpendCardIssued { version, figures, batches, reason, through, at, .. } => {
                 self.versions.push(CardVersion {
                     version: *version,
                     figures: figures.clone(),
                     batches: batches.clone(),
                     reason: reason.clone(),
+                    through: *through,
                     at: *at,
                 });
                 // A new version reopens sign-off.

@@ -43,7 +43,17 @@ fn figures(output_cents: i64) -> CardFigures {
 }
 
 fn issue(output_cents: i64, reason: &str) -> CardCommand {
-    CardCommand::Issue { figures: figures(output_cents), batches: vec!["b1".into()], reason: reason.into(), at: at(1) }
+    issue_through(output_cents, reason, 10)
+}
+
+fn issue_through(output_cents: i64, reason: &str, through: u64) -> CardCommand {
+    CardCommand::Issue {
+        figures: figures(output_cents),
+        batches: vec!["b1".into()],
+        reason: reason.into(),
+        through,
+        at: at(1),
+    }
 }
 
 fn who(by: &str, role: &str, rationale: &str) -> Decider {
@@ -97,6 +107,8 @@ fn a_card_is_issued_once_per_figures_and_a_restatement_is_a_new_version_with_its
     assert!(
         matches!(&v2[..], [CardEvent::SpendCardIssued { version: 2, reason, .. }] if reason.starts_with("batch b2"))
     );
+    // An evaluation through an older position (a re-run, a process catching up) changes nothing.
+    assert_eq!(given::<SpendCard>(&h).when(issue_through(31_000, "older", 9)).unwrap(), vec![]);
 }
 
 fn card_id_of() -> Uuid {

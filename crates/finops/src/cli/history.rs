@@ -12,7 +12,8 @@ use super::{Connection, explain, print_trail};
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// businessRequests/{uuid}, tasks/{uuid}, catalogModels/{platform}/{model},
-    /// claims/{key}, workloads/{uuid}, gaps/{uuid}, gatewayRules/{uuid}, organisation,
+    /// claims/{key}, workloads/{uuid}, gaps/{uuid}, gatewayRules/{uuid}, spendCards/{uuid},
+    /// spendRollups/{uuid}, organisation,
     /// rolePatterns.
     pub name: String,
     /// As the log stood at this instant (RFC 3339).

@@ -5,6 +5,7 @@
 //! scripts; `--request-id` makes any command's retry safe.
 
 mod attribution;
+mod cards;
 mod catalog;
 mod events;
 mod gaps;
@@ -14,6 +15,7 @@ mod org;
 mod spaces;
 
 pub use attribution::{AttributionArgs, ChargebackArgs, ExportArgs, attribution, chargeback, export};
+pub use cards::{CardsCommand, cards};
 pub use catalog::{CatalogCommand, catalog};
 pub use events::{EventsCommand, events};
 pub use gaps::{GapsCommand, gaps};

@@ -1,0 +1,85 @@
+//! What a newcomer does with the demo's Weekly Spend Cards from the command line (issue
+//! 12): the demo has cards waiting, disputed and resolved, and an approved roll-up; a
+//! Product Owner accepts a card, the FinOps Lead settles a dispute, Finance reads the
+//! roll-ups — tables and `--json`; a refused step says why.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{finops, json, serve_demo, token};
+
+#[test]
+fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
+    let (server, dir) = serve_demo("cards-cli");
+    let fl = token("fl-ana", "finops_lead");
+    let finance = token("fin-eva", "finance");
+
+    // The cards read model follows the log: wait for the demo's cards (its one claimed
+    // workload's three whole weeks: resolved after a dispute, disputed, waiting).
+    let states = |cards: &serde_json::Value| -> BTreeSet<String> {
+        cards.as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap().to_owned()).collect()
+    };
+    let mut cards = json(&server, &fl, &["cards", "list"]);
+    for _ in 0..300 {
+        if states(&cards).len() == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        cards = json(&server, &fl, &["cards", "list"]);
+    }
+    assert_eq!(states(&cards), ["disputed", "issued", "resolved"].into_iter().map(str::to_owned).collect(), "{cards}");
+    let (ok, table, err) = finops(&server, &fl, &["cards"]);
+    assert!(ok && table.starts_with("CARD") && table.contains("WEEK"), "{err}{table}");
+    let rollups = json(&server, &finance, &["cards", "rollups", "--status", "approved"]);
+    assert!(!rollups.as_array().unwrap().is_empty(), "the demo approved a roll-up: {rollups}");
+
+    let owners = json(&server, &fl, &["workloads", "list"]);
+    let owner_of = |workload: &str| {
+        owners.as_array().unwrap().iter().find(|w| w["workload_id"] == workload).unwrap()["owner"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let find = |status: &str| cards.as_array().unwrap().iter().find(|c| c["status"] == status).unwrap().clone();
+
+    // The waiting card: its Product Owner reads it and accepts it; the FinOps Lead may not.
+    let waiting = find("issued");
+    let name = waiting["name"].as_str().unwrap().to_owned();
+    let po = token(&owner_of(waiting["workload_id"].as_str().unwrap()), "product_owner");
+    let (ok, shown, err) = finops(&server, &po, &["cards", "show", &name]);
+    assert!(ok && shown.contains("LINE") && shown.contains("estimate"), "{err}{shown}");
+    let refused = finops(&server, &fl, &["cards", "accept", &name, "--version", "1", "--rationale", "not mine"]);
+    assert!(!refused.0 && refused.2.contains("PermissionDenied"), "{}", refused.2);
+    let accepted = json(&server, &po, &["cards", "accept", &name, "--version", "1", "--rationale", "As planned"]);
+    assert_eq!(accepted["status"], "accepted");
+    // Disputing it now is refused, naming the state.
+    let line = waiting["lines"].as_array().unwrap().iter().find(|l| l["flagged"] == true).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let late =
+        finops(&server, &po, &["cards", "dispute", &name, "--version", "1", "--line", &line, "--rationale", "x"]);
+    assert!(!late.0 && late.2.contains("accepted"), "{}", late.2);
+
+    // The disputed card: the FinOps Lead adjusts the week's charge.
+    let disputed = find("disputed");
+    let name = disputed["name"].as_str().unwrap().to_owned();
+    let resolved = json(
+        &server,
+        &fl,
+        &["cards", "resolve", &name, "--version", "1", "--adjust-dollars", "10", "--rationale", "Half is theirs"],
+    );
+    assert_eq!((resolved["status"].as_str(), resolved["charged_cents"].as_i64()), (Some("resolved"), Some(1000)));
+    let last = resolved["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["who"].as_str(), last["why"].as_str()), (Some("fl-ana"), Some("Half is theirs")));
+
+    // The card's history, as its Product Owner reads it.
+    let trail = json(&server, &po, &["history", &name]);
+    let whats: Vec<String> =
+        trail["entries"].as_array().unwrap().iter().map(|e| e["what"].as_str().unwrap().to_owned()).collect();
+    assert!(whats[0].starts_with("version 1 issued for the week of"), "{whats:?}");
+    assert!(whats.iter().any(|w| w.contains("disputed")) && whats.last().unwrap().contains("adjusted to $10.00"));
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}
