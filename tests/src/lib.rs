@@ -87,6 +87,7 @@ impl RunningServer {
             ha_premium_percent: None,
             price_offer_files: None,
             task_sla_business_days: None,
+            card_variance_threshold_percent: None,
             coding_profile: None,
             objects: Some(objects.display().to_string()),
             broad_role_patterns: None,

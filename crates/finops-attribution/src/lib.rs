@@ -20,6 +20,7 @@ pub mod export;
 pub mod gaps;
 pub mod governance;
 pub mod lines;
+pub mod maturity;
 pub mod parquet_csv;
 pub mod scratch;
 

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub price_offer_files: Vec<std::path::PathBuf>,
     /// Business days after which an unimplemented task is overdue.
     pub task_sla_business_days: u32,
+    /// A Spend Card's variance over this percentage of its estimate is flagged.
+    pub card_variance_threshold_percent: u32,
     /// How Coding requests are estimated.
     pub coding_profile: finops_domain::pricing::UsageProfile,
     /// Where CUR batches are kept: a local folder, `file:///…` or `s3://bucket/prefix`.
@@ -157,6 +159,8 @@ pub struct ConfigLayer {
     pub price_offer_files: Option<Vec<std::path::PathBuf>>,
     /// `task_sla_business_days = 2`
     pub task_sla_business_days: Option<u32>,
+    /// `card_variance_threshold_percent = 20`
+    pub card_variance_threshold_percent: Option<u32>,
     /// `[coding_profile]` (TOML only)
     pub coding_profile: Option<CodingProfileLayer>,
     /// `objects = "s3://bucket/finops"` (or a local folder)
@@ -219,6 +223,9 @@ impl ConfigLayer {
             ha_premium_percent: self.ha_premium_percent.or(lower.ha_premium_percent),
             price_offer_files: self.price_offer_files.or(lower.price_offer_files),
             task_sla_business_days: self.task_sla_business_days.or(lower.task_sla_business_days),
+            card_variance_threshold_percent: self
+                .card_variance_threshold_percent
+                .or(lower.card_variance_threshold_percent),
             coding_profile: self.coding_profile.or(lower.coding_profile),
             objects: self.objects.or(lower.objects),
             broad_role_patterns: self.broad_role_patterns.or(lower.broad_role_patterns),
@@ -283,6 +290,17 @@ impl ConfigLayer {
             task_sla_business_days: self
                 .task_sla_business_days
                 .unwrap_or(finops_domain::tasks::DEFAULT_SLA_BUSINESS_DAYS),
+            card_variance_threshold_percent: match self.card_variance_threshold_percent {
+                Some(p) if p > 1_000 => {
+                    return Err(ConfigError::Value {
+                        field: "card_variance_threshold_percent",
+                        value: p.to_string(),
+                        reason: "must be 0–1000 (percent of the week's estimate)".into(),
+                    });
+                }
+                Some(p) => p,
+                None => finops_domain::spend_cards::DEFAULT_VARIANCE_THRESHOLD_PERCENT,
+            },
             coding_profile: self.coding_profile.unwrap_or_default().resolve()?,
             objects: self.objects.filter(|o| !o.trim().is_empty()).unwrap_or_else(|| DEFAULT_OBJECTS.to_owned()),
             role_patterns: {
@@ -322,6 +340,11 @@ mod tests {
         .unwrap();
         let config = file.resolve().unwrap();
         assert_eq!(config.task_sla_business_days, 5);
+        assert_eq!(config.card_variance_threshold_percent, 20, "the default threshold");
+        let file: ConfigLayer = toml::from_str("dev = true\ncard_variance_threshold_percent = 35").unwrap();
+        assert_eq!(file.resolve().unwrap().card_variance_threshold_percent, 35);
+        let file: ConfigLayer = toml::from_str("dev = true\ncard_variance_threshold_percent = 5000").unwrap();
+        assert!(file.resolve().unwrap_err().to_string().contains("card_variance_threshold_percent"));
         assert_eq!(config.coding_profile.hours_per_day, 6);
         assert_eq!(config.coding_profile.days_per_month, 21, "unset keys keep the default");
         assert_eq!(config.coding_profile.reference_model.as_str(), "amazon.nova-pro-v1:0");

@@ -693,11 +693,11 @@ pub async fn seed_cards(
     store: Arc<dyn EventStore>,
     objects: Arc<dyn object_store::ObjectStore>,
     patterns: finops_attribution::RolePatterns,
+    threshold_percent: u32,
 ) -> Result<DemoCards, finops_processes::ProcessError> {
     use finops_domain::gaps::Decider;
     use finops_domain::spend_cards::{
-        CardCommand, CardStatus, DEFAULT_VARIANCE_THRESHOLD_PERCENT, DisputeOutcome, PortfolioRollup, RollupCard,
-        RollupCommand, SpendCard, rollup_id,
+        CardCommand, CardStatus, DisputeOutcome, PortfolioRollup, RollupCard, RollupCommand, SpendCard, rollup_id,
     };
     let engine = finops_attribution::AttributionEngine::new(objects, patterns);
     store.seal_committed().await?;
@@ -709,7 +709,7 @@ pub async fn seed_cards(
         .read_all(finops_eventlog::AllRead::forwards_after(finops_eventlog::Position(head.0.saturating_sub(1)), 1))
         .await?;
     let trigger = last.first().unwrap_or(batch);
-    finops_processes::cards::issue_cards(&store, &engine, trigger, DEFAULT_VARIANCE_THRESHOLD_PERCENT).await?;
+    finops_processes::cards::issue_cards(&store, &engine, trigger, threshold_percent).await?;
     // The cards, in a fixed order: by week, then workload.
     let handler = CommandHandler::<SpendCard>::new(store.clone());
     let mut cards: Vec<(Uuid, SpendCard)> = Vec::new();

@@ -18,6 +18,7 @@ mod gap_actions;
 mod gap_api;
 mod gateway_rule_api;
 mod history_api;
+mod maturity_api;
 mod organisation_api;
 mod spaces_api;
 mod spend_card_api;
@@ -36,6 +37,7 @@ use finops_proto::v1::event_log_service_server::EventLogServiceServer;
 use finops_proto::v1::gap_service_server::GapServiceServer;
 use finops_proto::v1::gateway_rule_service_server::GatewayRuleServiceServer;
 use finops_proto::v1::history_service_server::HistoryServiceServer;
+use finops_proto::v1::maturity_service_server::MaturityServiceServer;
 use finops_proto::v1::organisation_service_server::OrganisationServiceServer;
 use finops_proto::v1::spaces_service_server::SpacesServiceServer;
 use finops_proto::v1::spend_card_service_server::SpendCardServiceServer;
@@ -53,6 +55,7 @@ pub use event_log_api::EventLogApi;
 pub use gap_api::GapApi;
 pub use gateway_rule_api::GatewayRuleApi;
 pub use history_api::HistoryApi;
+pub use maturity_api::MaturityApi;
 pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
 pub use spend_card_api::SpendCardApi;
@@ -142,6 +145,7 @@ pub async fn serve(
     health.set_serving::<GatewayRuleServiceServer<GatewayRuleApi>>().await;
     health.set_serving::<HistoryServiceServer<HistoryApi>>().await;
     health.set_serving::<SpendCardServiceServer<SpendCardApi>>().await;
+    health.set_serving::<MaturityServiceServer<MaturityApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
@@ -171,7 +175,7 @@ pub async fn serve(
         store.clone(),
         read_models.clone(),
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
-        finops_domain::spend_cards::DEFAULT_VARIANCE_THRESHOLD_PERCENT,
+        config.card_variance_threshold_percent,
     )
     .spawn(std::time::Duration::from_millis(500));
 
@@ -208,6 +212,7 @@ pub async fn serve(
             health.set_not_serving::<GatewayRuleServiceServer<GatewayRuleApi>>().await;
             health.set_not_serving::<HistoryServiceServer<HistoryApi>>().await;
             health.set_not_serving::<SpendCardServiceServer<SpendCardApi>>().await;
+            health.set_not_serving::<MaturityServiceServer<MaturityApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -251,13 +256,19 @@ pub async fn serve(
         )))
         .add_service(AttributionServiceServer::new(AttributionApi::new(
             store.clone(),
-            objects,
+            objects.clone(),
             config.role_patterns.clone(),
             auth.clone(),
         )))
         .add_service(GapServiceServer::new(gaps))
         .add_service(GatewayRuleServiceServer::new(GatewayRuleApi::new(store.clone(), auth.clone())))
         .add_service(SpendCardServiceServer::new(cards))
+        .add_service(MaturityServiceServer::new(MaturityApi::new(
+            store.clone(),
+            finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
+            auth.clone(),
+            config.task_sla_business_days,
+        )))
         .add_service(SpacesServiceServer::new(spaces))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {

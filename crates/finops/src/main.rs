@@ -58,6 +58,8 @@ enum Command {
         #[command(subcommand)]
         command: Option<cli::CardsCommand>,
     },
+    /// The AI Governance Maturity score of a period, its dimensions and next moves.
+    Maturity(cli::MaturityArgs),
     /// A resource's decision trail: when, who, role, what, why (now or --as-of).
     History(cli::HistoryArgs),
     /// Gateway mapping rules: a shared role's sessions charged to workloads.
@@ -166,6 +168,9 @@ struct ServeArgs {
     /// Business days after which an unimplemented task is overdue [default: 2].
     #[arg(long, env = "FINOPS_TASK_SLA_BUSINESS_DAYS")]
     task_sla_business_days: Option<u32>,
+    /// A Spend Card's variance over this percentage of its estimate is flagged [default: 20].
+    #[arg(long, env = "FINOPS_CARD_VARIANCE_THRESHOLD_PERCENT")]
+    card_variance_threshold_percent: Option<u32>,
     /// Where CUR batches are kept: a local folder (default finops-data/objects),
     /// file:///path or s3://bucket/prefix (standard AWS environment configuration).
     #[arg(long, env = "FINOPS_OBJECTS")]
@@ -216,6 +221,7 @@ fn main() -> anyhow::Result<()> {
             Command::Events(c) => cli::events(&cli.connection, c).await,
             Command::History(args) => cli::history(&cli.connection, args).await,
             Command::Cards { command } => cli::cards(&cli.connection, command).await,
+            Command::Maturity(args) => cli::maturity(&cli.connection, args).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,
@@ -244,6 +250,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ha_premium_percent: args.ha_premium_percent,
         price_offer_files: (!args.price_offer_file.is_empty()).then_some(args.price_offer_file),
         task_sla_business_days: args.task_sla_business_days,
+        card_variance_threshold_percent: args.card_variance_threshold_percent,
         coding_profile: None,
         objects: args.objects,
         broad_role_patterns: None,
@@ -262,7 +269,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let gaps = finops_server::demo::seed_gaps(store.clone(), objects, config.role_patterns.clone()).await?;
         tracing::info!(detected = gaps.detected, decided = gaps.decided, "demo gaps seeded");
         let objects = finops_ingest::objects::open(&config.objects)?;
-        let cards = finops_server::demo::seed_cards(store.clone(), objects, config.role_patterns.clone()).await?;
+        let cards = finops_server::demo::seed_cards(
+            store.clone(),
+            objects,
+            config.role_patterns.clone(),
+            config.card_variance_threshold_percent,
+        )
+        .await?;
         tracing::info!(issued = cards.issued, decided = cards.decided, "demo spend cards seeded");
     }
     let listener = finops_server::bind(&config).await?;

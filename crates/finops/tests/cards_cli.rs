@@ -80,6 +80,13 @@ fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
         trail["entries"].as_array().unwrap().iter().map(|e| e["what"].as_str().unwrap().to_owned()).collect();
     assert!(whats[0].starts_with("version 1 issued for the week of"), "{whats:?}");
     assert!(whats.iter().any(|w| w.contains("disputed")) && whats.last().unwrap().contains("adjusted to $10.00"));
+    // The maturity score of the demo month, as leadership reads it.
+    let score = json(&server, &finance, &["maturity"]);
+    assert_eq!(score["period"], "2026-11");
+    assert_eq!(score["dimensions"].as_array().unwrap().len(), 4);
+    assert!((0.0..=100.0).contains(&score["overall"].as_f64().unwrap()), "{score}");
+    let (ok, table, err) = finops(&server, &finance, &["maturity"]);
+    assert!(ok && table.starts_with("AI Governance Maturity 2026-11") && table.contains("NEXT MOVE"), "{err}{table}");
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -11,6 +11,7 @@ mod events;
 mod gaps;
 mod gateway_rules;
 mod history;
+mod maturity;
 mod org;
 mod spaces;
 
@@ -21,6 +22,7 @@ pub use events::{EventsCommand, events};
 pub use gaps::{GapsCommand, gaps};
 pub use gateway_rules::{GatewayRulesCommand, gateway_rules};
 pub use history::{HistoryArgs, history};
+pub use maturity::{MaturityArgs, maturity};
 pub use org::{OrgCommand, org};
 pub use spaces::{ClaimArgs, ClaimsCommand, WorkloadsCommand, claim, claims, workloads};
 
