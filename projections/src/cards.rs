@@ -58,6 +58,7 @@ impl Projector for SpendCardsView {
                 doc["variance_basis_points"] = json!(figures.variance_basis_points());
                 doc["variance_flagged"] = json!(figures.variance_flagged());
                 doc["threshold_percent"] = json!(figures.threshold_percent);
+                doc["forecast"] = json!(figures.forecast);
                 doc["flagged_lines"] = json!(figures.flagged_lines());
                 doc["charged_cents"] = json!(figures.actual_cents());
                 doc["disputed_lines"] = json!([]);

@@ -155,6 +155,20 @@ async fn spend_cards_loop(url: &str) {
             card.actual_cents
         );
         assert_eq!(card.lines.iter().map(|l| l.cents).sum::<i64>(), card.actual_cents);
+        // The forecast reads the month to date at the week's Sunday: attribution's days.
+        let sunday = start + chrono::Duration::days(6);
+        let month_to_date: i64 =
+            by_day.iter().filter(|r| &r.keys[0] == name && monday(&r.keys[1]) <= sunday).map(|r| r.cost_cents).sum();
+        assert!(
+            (card.month_to_date_cents - month_to_date).abs() <= 31,
+            "{} vs {month_to_date}",
+            card.month_to_date_cents
+        );
+        if !card.crossing_date.is_empty() {
+            let crossing = monday(&card.crossing_date);
+            assert_eq!(crossing.format("%Y-%m").to_string(), PERIOD);
+            assert_eq!(card.crossed, crossing <= sunday, "{card:?}");
+        }
     }
 
     // 2. Visibility: Maria sees her workloads' cards only; Juan does not find hers.

@@ -135,6 +135,8 @@ pub async fn issue_cards(
     // week: the spend by line, exact.
     let mut covered: BTreeMap<NaiveDate, (NaiveDate, String)> = BTreeMap::new();
     let mut weeks: BTreeMap<(Uuid, NaiveDate), BTreeMap<LineKey, (i128, f64)>> = BTreeMap::new();
+    // Per workload and day, exact: the month to date a card's forecast reads.
+    let mut daily: BTreeMap<Uuid, BTreeMap<NaiveDate, i128>> = BTreeMap::new();
     for cur in state.cur_periods.values() {
         let Some((batch, _)) = cur.batches.last() else { continue };
         let Some(start) = finops_domain::cur_batches::billing_period_start(&batch.period) else { continue };
@@ -152,6 +154,7 @@ pub async fn issue_cards(
         covered.insert(start, (last, batch.hash.clone()));
         for line in question.workload_day_lines().await.map_err(attribution)? {
             let Ok(workload) = Uuid::parse_str(&line.workload_id) else { continue };
+            *daily.entry(workload).or_default().entry(line.day).or_default() += line.raw_cost;
             let key = (line.model, line.token_type, line.region, line.out_of_scope);
             let sums = weeks.entry((workload, monday_of(line.day))).or_default().entry(key).or_default();
             sums.0 += line.raw_cost;
@@ -204,7 +207,20 @@ pub async fn issue_cards(
                 })
                 .collect();
             lines.sort_by_key(CardLine::key);
-            let estimate = state.card_plan(workload.workload_id).map_or(0, |plan| plan.week_cents(*monday));
+            let plan = state.card_plan(workload.workload_id);
+            let estimate = plan.map_or(0, |plan| plan.week_cents(*monday));
+            let days: Vec<(NaiveDate, i64)> = daily
+                .get(&workload.workload_id)
+                .map(|d| {
+                    d.iter()
+                        .map(|(day, raw)| {
+                            (*day, finops_attribution::cents(*raw, finops_attribution::lines::MONEY_SCALE))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let month_estimate = plan.map_or(0, |plan| plan.month_cents(sunday)) as i64;
+            let forecast = finops_domain::spend_cards::forecast::forecast(&days, month_estimate, sunday);
             let figures = CardFigures {
                 workload_id: workload.workload_id,
                 portfolio_id: workload.portfolio_id,
@@ -212,6 +228,7 @@ pub async fn issue_cards(
                 lines,
                 estimate_cents: estimate as i64,
                 threshold_percent,
+                forecast: Some(forecast),
             };
             let id = card_id(workload.workload_id, *monday);
             let stream = streams::spend_card(id);

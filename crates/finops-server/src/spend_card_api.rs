@@ -149,6 +149,12 @@ fn card_to_wire(doc: &Value) -> pb::SpendCard {
         charged_cents: doc["charged_cents"].as_i64().unwrap_or(0),
         versions,
         history: wire::history_from_doc(doc),
+        month_to_date_cents: doc["forecast"]["month_to_date_cents"].as_i64().unwrap_or(0),
+        month_estimate_cents: doc["forecast"]["estimate_cents"].as_i64().unwrap_or(0),
+        burn_per_day_cents: doc["forecast"]["burn_per_day_cents"].as_i64().unwrap_or(0),
+        projected_month_cents: doc["forecast"]["projected_month_cents"].as_i64().unwrap_or(0),
+        crossing_date: wire::text(&doc["forecast"], "crossing"),
+        crossed: doc["forecast"]["crossed"].as_bool().unwrap_or(false),
     }
 }
 

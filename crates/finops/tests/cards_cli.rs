@@ -48,7 +48,10 @@ fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
     let name = waiting["name"].as_str().unwrap().to_owned();
     let po = token(&owner_of(waiting["workload_id"].as_str().unwrap()), "product_owner");
     let (ok, shown, err) = finops(&server, &po, &["cards", "show", &name]);
-    assert!(ok && shown.contains("LINE") && shown.contains("estimate"), "{err}{shown}");
+    assert!(
+        ok && shown.contains("LINE") && shown.contains("forecast") && shown.contains("month to date"),
+        "{err}{shown}"
+    );
     let refused = finops(&server, &fl, &["cards", "accept", &name, "--version", "1", "--rationale", "not mine"]);
     assert!(!refused.0 && refused.2.contains("PermissionDenied"), "{}", refused.2);
     let accepted = json(&server, &po, &["cards", "accept", &name, "--version", "1", "--rationale", "As planned"]);

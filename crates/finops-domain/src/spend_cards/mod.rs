@@ -19,6 +19,7 @@ use crate::aggregate::Aggregate;
 use crate::error::{DomainError, Violations};
 use crate::gaps::Decider;
 
+pub mod forecast;
 pub mod proration;
 
 /// The namespace of card and roll-up ids.
@@ -114,6 +115,10 @@ pub struct CardFigures {
     pub estimate_cents: i64,
     /// Variance over this percentage of the estimate is flagged.
     pub threshold_percent: u32,
+    /// The month to date at the week's last day, and when the workload crosses its monthly
+    /// estimate at that rate.
+    #[serde(default)]
+    pub forecast: Option<forecast::Forecast>,
 }
 
 impl CardFigures {

@@ -39,6 +39,7 @@ fn figures(output_cents: i64) -> CardFigures {
         ],
         estimate_cents: 50_000,
         threshold_percent: DEFAULT_VARIANCE_THRESHOLD_PERCENT,
+        forecast: None,
     }
 }
 

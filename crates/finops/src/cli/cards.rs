@@ -105,6 +105,11 @@ fn card_json(c: &pb::SpendCard) -> Value {
         "estimate_cents": c.estimate_cents, "variance_cents": c.variance_cents,
         "variance_basis_points": c.variance_basis_points, "variance_flagged": c.variance_flagged,
         "disputed_lines": c.disputed_lines, "outcome": c.outcome, "charged_cents": c.charged_cents,
+        "forecast": {
+            "month_to_date_cents": c.month_to_date_cents, "month_estimate_cents": c.month_estimate_cents,
+            "burn_per_day_cents": c.burn_per_day_cents, "projected_month_cents": c.projected_month_cents,
+            "crossing_date": c.crossing_date, "crossed": c.crossed,
+        },
         "lines": c.lines.iter().map(|l| json!({
             "key": l.key, "model": l.model, "token_type": l.token_type, "region": l.region, "tokens": l.tokens,
             "cents": l.cents, "out_of_scope": l.out_of_scope, "flagged": l.flagged,
@@ -142,6 +147,20 @@ fn print_card(v: &Value) {
     let flag = if v["variance_flagged"] == true { "  (flagged)" } else { "" };
     println!("{:<16} {}{flag}", "variance", cents_of(v, "variance_cents"));
     println!("{:<16} {}", "charged", cents_of(v, "charged_cents"));
+    let f = &v["forecast"];
+    let crossing = match (text(&f["crossing_date"]), f["crossed"] == true) {
+        (d, _) if d.is_empty() => "not this month".to_owned(),
+        (d, true) => format!("crossed on {d}"),
+        (d, false) => format!("crosses on {d}"),
+    };
+    println!(
+        "{:<16} {} month to date, {}/day, {} projected of {}: {crossing}",
+        "forecast",
+        cents_of(f, "month_to_date_cents"),
+        cents_of(f, "burn_per_day_cents"),
+        cents_of(f, "projected_month_cents"),
+        cents_of(f, "month_estimate_cents"),
+    );
     println!();
     let rows = v["lines"].as_array().into_iter().flatten().map(|l| {
         vec![
