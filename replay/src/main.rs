@@ -74,7 +74,8 @@ enum Command {
     /// when caught up (the live one keeps answering meanwhile). Prints each read model's
     /// digest before and after: equal digests mean the live read model was right.
     Rebuild {
-        /// Only this read model (request_queue, catalog, task_queue, claims).
+        /// Only this read model (request_queue, catalog, task_queue, claims, workloads,
+        /// gap_lifecycle, notification_outbox, spend_cards, spend_rollups).
         #[arg(long)]
         projection: Option<String>,
     },
