@@ -11,7 +11,7 @@ use finops_domain::role_patterns::RolePatternEvent;
 use finops_domain::spaces::ClaimEvent;
 use finops_domain::spend_cards::{CardEvent, DisputeOutcome, RollupEvent};
 use finops_domain::tasks::TaskEvent;
-use finops_domain::vocabulary::MonthlyAmount;
+use finops_domain::vocabulary::{MonthlyAmount, dollars};
 use finops_domain::workload::WorkloadEvent;
 use finops_eventlog::RecordedEvent;
 use serde::de::DeserializeOwned;
@@ -260,10 +260,6 @@ fn role_patterns(e: &RolePatternEvent) -> (String, String) {
     match e {
         RolePatternEvent::RolePatternsSet { rationale, .. } => ("role patterns set".to_owned(), rationale.clone()),
     }
-}
-
-fn dollars(cents: i64) -> String {
-    format!("{}${}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100)
 }
 
 /// A card event in words; the person behind a sign-off is named (not the recorder).

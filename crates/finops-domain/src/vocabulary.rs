@@ -212,6 +212,13 @@ impl fmt::Display for Cents {
     }
 }
 
+/// Signed whole cents in a person's words: `$12.34`, `-$0.50`. The one way every trail,
+/// reason and table writes an amount that may be negative (credits, variances).
+pub fn dollars(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}${}.{:02}", cents.unsigned_abs() / 100, cents.unsigned_abs() % 100)
+}
+
 /// Tokens per month by type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TokenBreakdown {
@@ -258,6 +265,14 @@ impl MonthlyAmount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_amounts_keep_their_sign_below_a_dollar() {
+        assert_eq!(dollars(1234), "$12.34");
+        assert_eq!(dollars(-50), "-$0.50");
+        assert_eq!(dollars(-100_001), "-$1000.01");
+        assert_eq!(dollars(i64::MIN).chars().next(), Some('-'));
+    }
 
     #[test]
     fn aws_identifiers_are_checked() {

@@ -278,7 +278,7 @@ fn reason_for(current: &SpendCard, figures: &CardFigures, batches: &[String]) ->
     if last.figures == *figures {
         return None;
     }
-    let money = |c: i64| format!("${}.{:02}", c / 100, (c % 100).abs());
+    let money = finops_domain::vocabulary::dollars;
     let mut parts = Vec::new();
     if last.batches != batches {
         parts.push(format!("CUR batches {} → {}", short(&last.batches), short(batches)));

@@ -51,10 +51,7 @@ pub struct ExportArgs {
     out: Option<std::path::PathBuf>,
 }
 
-pub(crate) fn dollars(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}${}.{:02}", cents.abs() / 100, cents.abs() % 100)
-}
+pub(crate) use finops_domain::vocabulary::dollars;
 
 /// `finops attribution`.
 pub async fn attribution(conn: &Connection, args: AttributionArgs) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 //! (Portfolio Owner), and the roll-ups Finance reads.
 
 use clap::Subcommand;
+use finops_domain::vocabulary::dollars;
 use finops_proto::v1 as pb;
 use finops_proto::v1::spend_card_service_client::SpendCardServiceClient;
 use serde_json::{Value, json};
@@ -92,10 +93,6 @@ pub enum CardsCommand {
         #[arg(long)]
         as_of: Option<String>,
     },
-}
-
-fn dollars(cents: i64) -> String {
-    format!("{}${}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100)
 }
 
 fn card_json(c: &pb::SpendCard) -> Value {
