@@ -94,6 +94,7 @@ async fn spend_cards_loop(url: &str) {
     let lena = server.token("pf-lena", Role::PortfolioOwner);
 
     // The demo's November (ingested by the demo seed or not: this delivery is current now).
+    let before_cur = Utc::now();
     ingestor.ingest_file(&month(&dir, 0), Format::Cur, &operator("cards-month")).await.unwrap();
     settle(&server, url).await;
 
@@ -170,6 +171,47 @@ async fn spend_cards_loop(url: &str) {
             assert_eq!(card.crossed, crossing <= sunday, "{card:?}");
         }
     }
+
+    // The workload view's forecast reads the same days: through the last day CUR covers,
+    // the month to date is attribution's for the workload, against the month's estimate
+    // the cards read.
+    let theirs = |w: &&pb::Workload| w.owner == "po-maria" && all.iter().any(|c| c.workload_id == w.workload_id);
+    let mine = workloads.iter().find(theirs).expect("a card of Maria's").clone();
+    let get_workload = |name: String, as_of: String| pb::GetWorkloadRequest { name, as_of };
+    let name = format!("workloads/{}", mine.workload_id);
+    let shown =
+        spaces.get_workload(authed(get_workload(name.clone(), String::new()), &maria)).await.unwrap().into_inner();
+    assert_eq!((shown.name.as_str(), shown.owner.as_str()), (mine.name.as_str(), "po-maria"));
+    let f = shown.forecast.expect("a forecast once CUR is in");
+    assert_eq!((f.period.as_str(), monday(&f.through)), (PERIOD, last_day));
+    let month_to_date: i64 = by_day.iter().filter(|r| r.keys[0] == mine.name).map(|r| r.cost_cents).sum();
+    assert!((f.month_to_date_cents - month_to_date).abs() <= 31, "{} vs {month_to_date}", f.month_to_date_cents);
+    let latest = all.iter().filter(|c| c.workload_id == mine.workload_id).max_by_key(|c| c.week.clone()).unwrap();
+    assert_eq!(f.month_estimate_cents, latest.month_estimate_cents, "the month's estimate, as on its cards");
+    let elapsed = i64::from(chrono::Datelike::day(&last_day));
+    assert_eq!(f.projected_month_cents, f.month_to_date_cents * 30 / elapsed);
+    assert_eq!(f.burn_per_day_cents, f.month_to_date_cents / elapsed);
+    if !f.crossing_date.is_empty() {
+        assert_eq!(f.crossed, monday(&f.crossing_date) <= last_day, "{f:?}");
+    }
+    // Before the delivery there was no CUR to forecast from; the workload itself was there.
+    let then = spaces
+        .get_workload(authed(get_workload(mine.workload_id.clone(), before_cur.to_rfc3339()), &finance))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((then.name.as_str(), then.forecast), (mine.name.as_str(), None));
+    // Another Product Owner does not find it; a Cloud Engineer may not read workloads; a
+    // bad name or instant is named.
+    let refused = spaces.get_workload(authed(get_workload(name.clone(), String::new()), &juan)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    let ce = server.token("ce-li", Role::CloudEngineer);
+    let refused = spaces.get_workload(authed(get_workload(name, String::new()), &ce)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let bad =
+        spaces.get_workload(authed(get_workload("workloads/x".into(), "yesterday".into()), &fl)).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("name") && bad.message().contains("as_of"), "{}", bad.message());
 
     // 2. Visibility: Maria sees her workloads' cards only; Juan does not find hers.
     let hers = cards(&mut client, &maria, pb::ListSpendCardsRequest::default()).await;

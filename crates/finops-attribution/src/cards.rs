@@ -3,6 +3,8 @@
 //! spent outside the workload's approval — read from `classified`, the one pass over the
 //! lines a question already made.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type};
@@ -75,4 +77,20 @@ impl Question {
         }
         Ok(out)
     }
+}
+
+/// Each workload's spend per day in cents, rounded once per day from the exact sum: the
+/// month to date a forecast reads (DOMAIN.md §13), on a card and in the workload view alike.
+pub fn daily_cents(lines: &[WorkloadDayLine]) -> BTreeMap<&str, Vec<(NaiveDate, i64)>> {
+    let mut exact: BTreeMap<&str, BTreeMap<NaiveDate, i128>> = BTreeMap::new();
+    for line in lines {
+        *exact.entry(line.workload_id.as_str()).or_default().entry(line.day).or_default() += line.raw_cost;
+    }
+    exact
+        .into_iter()
+        .map(|(workload, days)| {
+            let days = days.into_iter().map(|(day, raw)| (day, crate::cents(raw, crate::lines::MONEY_SCALE))).collect();
+            (workload, days)
+        })
+        .collect()
 }

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
 use finops_attribution::{AttributionEngine, GovernanceView, Visibility, allocate_cents};
+use finops_domain::cur_batches::CurBatch;
+use finops_domain::spend_cards::proration::MonthlyPlan;
 use finops_domain::spend_cards::{
     CardCommand, CardFigures, CardLine, PortfolioRollup, RollupCommand, SpendCard, TokenType, card_id, rollup_id,
 };
@@ -113,32 +115,34 @@ fn token_type(text: &str) -> TokenType {
     }
 }
 
-/// Issues every complete week's cards as the log stood at `trigger`; returns how many
-/// versions it recorded.
-pub async fn issue_cards(
-    store: &Arc<dyn EventStore>,
+/// One card to issue: its figures and the CUR batches they were read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardToIssue {
+    /// The week's figures for the workload.
+    pub figures: CardFigures,
+    /// The content hashes of the batches current for the week's days.
+    pub batches: Vec<String>,
+}
+
+/// The figures of every card due: for each ISO week every day of which the current batch of
+/// its period covers, each workload with spend that week or claimed during it — read from
+/// `batches` (the current batch of each period) as judged by `view`, each week's estimate
+/// from `plan` (the workload's monthly plan), variance flagged over `threshold_percent`.
+/// Pure over its inputs: the same log and CUR give the same cards.
+pub async fn card_figures(
     engine: &AttributionEngine,
-    trigger: &RecordedEvent,
+    view: &GovernanceView,
+    batches: &[&CurBatch],
+    plan: impl Fn(Uuid) -> Option<MonthlyPlan>,
     threshold_percent: u32,
-) -> Result<u64, ProcessError> {
-    let through = trigger.position.ok_or_else(|| {
-        ProcessError::Command(GovernanceError::Undecodable {
-            stream: trigger.stream_id.to_string(),
-            event_id: trigger.event_id,
-            event_type: trigger.event_type.clone(),
-            reason: "issuing cards needs a sealed event (one with a position)".into(),
-        })
-    })?;
-    let state = state_through(store.as_ref(), through, |_| Ok(())).await?;
-    let view = GovernanceView::from(&state);
+) -> Result<Vec<CardToIssue>, ProcessError> {
     // Per period: the batch current then and the last day it covers; per workload and
     // week: the spend by line, exact.
     let mut covered: BTreeMap<NaiveDate, (NaiveDate, String)> = BTreeMap::new();
     let mut weeks: BTreeMap<(Uuid, NaiveDate), BTreeMap<LineKey, (i128, f64)>> = BTreeMap::new();
-    // Per workload and day, exact: the month to date a card's forecast reads.
-    let mut daily: BTreeMap<Uuid, BTreeMap<NaiveDate, i128>> = BTreeMap::new();
-    for cur in state.cur_periods.values() {
-        let Some((batch, _)) = cur.batches.last() else { continue };
+    // Per workload and day, in cents: the month to date a card's forecast reads.
+    let mut daily: BTreeMap<Uuid, Vec<(NaiveDate, i64)>> = BTreeMap::new();
+    for batch in batches {
         let Some(start) = finops_domain::cur_batches::billing_period_start(&batch.period) else { continue };
         let question = match engine.question(view.clone(), batch, Visibility::Everything).await {
             Ok(question) => question,
@@ -152,9 +156,14 @@ pub async fn issue_cards(
         let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
         let Some(last) = question.covered_through().await.map_err(attribution)? else { continue };
         covered.insert(start, (last, batch.hash.clone()));
-        for line in question.workload_day_lines().await.map_err(attribution)? {
+        let lines = question.workload_day_lines().await.map_err(attribution)?;
+        for (workload, days) in finops_attribution::cards::daily_cents(&lines) {
+            if let Ok(workload) = Uuid::parse_str(workload) {
+                daily.entry(workload).or_default().extend(days);
+            }
+        }
+        for line in lines {
             let Ok(workload) = Uuid::parse_str(&line.workload_id) else { continue };
-            *daily.entry(workload).or_default().entry(line.day).or_default() += line.raw_cost;
             let key = (line.model, line.token_type, line.region, line.out_of_scope);
             let sums = weeks.entry((workload, monday_of(line.day))).or_default().entry(key).or_default();
             sums.0 += line.raw_cost;
@@ -178,16 +187,13 @@ pub async fn issue_cards(
             monday += chrono::Duration::days(7);
         }
     }
-    let claims = state.claim_spans();
-    let cards = CommandHandler::<SpendCard>::new(store.clone());
-    let rollups = CommandHandler::<PortfolioRollup>::new(store.clone());
-    let mut issued = 0;
-    for (monday, batches) in &complete {
-        let sunday = *monday + chrono::Duration::days(6);
+    let mut due = Vec::new();
+    for (monday, batches) in complete {
+        let sunday = monday + chrono::Duration::days(6);
         for workload in &view.workloads {
-            let spend = weeks.remove(&(workload.workload_id, *monday)).unwrap_or_default();
-            let claimed = claims.iter().any(|c| {
-                c.workload_id == workload.workload_id && c.from <= sunday && c.until.is_none_or(|u| u >= *monday)
+            let spend = weeks.remove(&(workload.workload_id, monday)).unwrap_or_default();
+            let claimed = view.claims.iter().any(|c| {
+                c.workload_id == workload.workload_id && c.from <= sunday && c.until.is_none_or(|u| u >= monday)
             });
             if spend.is_empty() && !claimed {
                 continue;
@@ -207,63 +213,79 @@ pub async fn issue_cards(
                 })
                 .collect();
             lines.sort_by_key(CardLine::key);
-            let plan = state.card_plan(workload.workload_id);
-            let estimate = plan.map_or(0, |plan| plan.week_cents(*monday));
-            let days: Vec<(NaiveDate, i64)> = daily
-                .get(&workload.workload_id)
-                .map(|d| {
-                    d.iter()
-                        .map(|(day, raw)| {
-                            (*day, finops_attribution::cents(*raw, finops_attribution::lines::MONEY_SCALE))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let month_estimate = plan.map_or(0, |plan| plan.month_cents(sunday)) as i64;
-            let forecast = finops_domain::spend_cards::forecast::forecast(&days, month_estimate, sunday);
+            let monthly = plan(workload.workload_id);
+            let estimate = monthly.map_or(0, |plan| plan.week_cents(monday));
+            let days = daily.get(&workload.workload_id).map(Vec::as_slice).unwrap_or_default();
+            let month_estimate = monthly.map_or(0, |plan| plan.month_cents(sunday)) as i64;
+            let forecast = finops_domain::spend_cards::forecast::forecast(days, month_estimate, sunday);
             let figures = CardFigures {
                 workload_id: workload.workload_id,
                 portfolio_id: workload.portfolio_id,
-                week: *monday,
+                week: monday,
                 lines,
                 estimate_cents: estimate as i64,
                 threshold_percent,
                 forecast: Some(forecast),
             };
-            let id = card_id(workload.workload_id, *monday);
-            let stream = streams::spend_card(id);
-            let current = cards.load(&stream).await?.state;
-            let Some(reason) = reason_for(&current, &figures, batches) else { continue };
-            let fingerprint = serde_json::to_string(&figures).unwrap_or_default();
-            let context = |purpose: String| CommandContext {
-                actor_id: CARD_ISSUER_ACTOR.to_owned(),
-                actor_role: "process".to_owned(),
-                request_id: Uuid::new_v5(&id, purpose.as_bytes()),
-                rationale: None,
-                correlation_id: trigger.metadata.correlation_id,
-                causation_id: Some(trigger.event_id),
-                fingerprint: None,
-            };
-            let command = CardCommand::Issue {
-                figures: figures.clone(),
-                batches: batches.clone(),
-                reason,
-                through: through.0,
-                at: trigger.metadata.recorded_at,
-            };
-            let after =
-                cards.execute(&stream, &command, &context(format!("{}|{fingerprint}", batches.join(",")))).await?;
-            issued += 1;
-            let version = after.state.version();
-            if version > 1 {
-                let reopen = RollupCommand::Reopen {
-                    workload_id: workload.workload_id,
-                    version,
-                    at: trigger.metadata.recorded_at,
-                };
-                let rollup = streams::spend_rollup(rollup_id(workload.portfolio_id, *monday));
-                rollups.execute(&rollup, &reopen, &context(format!("reopen v{version}"))).await?;
-            }
+            due.push(CardToIssue { figures, batches: batches.clone() });
+        }
+    }
+    Ok(due)
+}
+
+/// Issues every complete week's cards as the log stood at `trigger`; returns how many
+/// versions it recorded.
+pub async fn issue_cards(
+    store: &Arc<dyn EventStore>,
+    engine: &AttributionEngine,
+    trigger: &RecordedEvent,
+    threshold_percent: u32,
+) -> Result<u64, ProcessError> {
+    let through = trigger.position.ok_or_else(|| {
+        ProcessError::Command(GovernanceError::Undecodable {
+            stream: trigger.stream_id.to_string(),
+            event_id: trigger.event_id,
+            event_type: trigger.event_type.clone(),
+            reason: "issuing cards needs a sealed event (one with a position)".into(),
+        })
+    })?;
+    let state = state_through(store.as_ref(), through, |_| Ok(())).await?;
+    let view = GovernanceView::from(&state);
+    let current: Vec<&CurBatch> = state.cur_periods.values().filter_map(|p| p.batches.last().map(|(b, _)| b)).collect();
+    let due = card_figures(engine, &view, &current, |w| state.card_plan(w), threshold_percent).await?;
+    let cards = CommandHandler::<SpendCard>::new(store.clone());
+    let rollups = CommandHandler::<PortfolioRollup>::new(store.clone());
+    let mut issued = 0;
+    for CardToIssue { figures, batches } in due {
+        let (workload, portfolio, monday) = (figures.workload_id, figures.portfolio_id, figures.week);
+        let id = card_id(workload, monday);
+        let stream = streams::spend_card(id);
+        let current = cards.load(&stream).await?.state;
+        let Some(reason) = reason_for(&current, &figures, &batches) else { continue };
+        let fingerprint = serde_json::to_string(&figures).unwrap_or_default();
+        let context = |purpose: String| CommandContext {
+            actor_id: CARD_ISSUER_ACTOR.to_owned(),
+            actor_role: "process".to_owned(),
+            request_id: Uuid::new_v5(&id, purpose.as_bytes()),
+            rationale: None,
+            correlation_id: trigger.metadata.correlation_id,
+            causation_id: Some(trigger.event_id),
+            fingerprint: None,
+        };
+        let command = CardCommand::Issue {
+            figures: figures.clone(),
+            batches: batches.clone(),
+            reason,
+            through: through.0,
+            at: trigger.metadata.recorded_at,
+        };
+        let after = cards.execute(&stream, &command, &context(format!("{}|{fingerprint}", batches.join(",")))).await?;
+        issued += 1;
+        let version = after.state.version();
+        if version > 1 {
+            let reopen = RollupCommand::Reopen { workload_id: workload, version, at: trigger.metadata.recorded_at };
+            let rollup = streams::spend_rollup(rollup_id(portfolio, monday));
+            rollups.execute(&rollup, &reopen, &context(format!("reopen v{version}"))).await?;
         }
     }
     if issued > 0 {

@@ -225,7 +225,12 @@ pub async fn serve(
         config.coding_profile.clone(),
     );
     let gaps = GapApi::new(store.clone(), read_models.clone(), auth.clone());
-    let spaces = SpacesApi::new(store.clone(), read_models.clone(), auth.clone());
+    let spaces = SpacesApi::new(
+        store.clone(),
+        read_models.clone(),
+        auth.clone(),
+        finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
+    );
     let cards = SpendCardApi::new(store.clone(), read_models.clone(), auth.clone());
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))

@@ -30,6 +30,7 @@ pub struct SpacesApi {
     store: Arc<dyn EventStore>,
     auth: Arc<Authenticator>,
     read_models: ReadModels,
+    engine: finops_attribution::AttributionEngine,
 }
 
 /// Who may read claims and workloads (a Product Owner only their own workloads').
@@ -47,7 +48,12 @@ fn claim_concerns(doc: &serde_json::Value, mine: Option<&[String]>) -> bool {
 
 impl SpacesApi {
     /// Serves `store`.
-    pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: ReadModels,
+        auth: Arc<Authenticator>,
+        engine: finops_attribution::AttributionEngine,
+    ) -> Self {
         Self {
             claims: CommandHandler::new(store.clone()),
             plans: CommandHandler::new(store.clone()),
@@ -57,7 +63,49 @@ impl SpacesApi {
             store,
             auth,
             read_models,
+            engine,
         }
+    }
+
+    /// Where `workload`'s latest month with CUR stands as of `instant` (`None`: no CUR then).
+    async fn forecast(
+        &self,
+        workload: Uuid,
+        instant: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Option<pb::WorkloadForecast>, Status> {
+        use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
+        let state =
+            finops_governance::state::state_as_of(self.store.as_ref(), instant).await.map_err(from_governance)?;
+        let at = instant.unwrap_or_else(Utc::now);
+        let Some(period) = state.cur_periods.iter().rev().find(|(_, p)| p.current_at(at).is_some()).map(|(k, _)| k)
+        else {
+            return Ok(None);
+        };
+        let attribution = crate::status::from_attribution;
+        let batch = AttributionEngine::batch_at(&state, period, instant).map_err(attribution)?;
+        let question = self
+            .engine
+            .question(GovernanceView::from(&state), batch, Visibility::Everything)
+            .await
+            .map_err(attribution)?;
+        let Some(through) = question.covered_through().await.map_err(attribution)? else { return Ok(None) };
+        let lines = question.workload_day_lines().await.map_err(attribution)?;
+        let id = workload.to_string();
+        let daily = finops_attribution::cards::daily_cents(&lines);
+        let days = daily.get(id.as_str()).map(Vec::as_slice).unwrap_or_default();
+        let estimate = state.card_plan(workload).map_or(0, |plan| plan.month_cents(through)) as i64;
+        let f = finops_domain::spend_cards::forecast::forecast(days, estimate, through);
+        Ok(Some(pb::WorkloadForecast {
+            period: period.clone(),
+            through: f.through.to_string(),
+            month_to_date_cents: f.month_to_date_cents,
+            month_estimate_cents: f.estimate_cents,
+            burn_per_day_cents: f.burn_per_day_cents,
+            projected_month_cents: f.projected_month_cents,
+            crossing_date: f.crossing.map(|d| d.to_string()).unwrap_or_default(),
+            crossed: f.crossed,
+            batch: batch.hash.clone(),
+        }))
     }
 
     /// The workloads a Product Owner owns (`None`: the caller's role sees every claim).
@@ -167,6 +215,26 @@ fn workload_to_wire(request_id: Uuid, request: &BusinessRequest, plan: &Loaded<W
             .or(approval.review.budget_id)
             .map(|b| b.to_string())
             .unwrap_or_default(),
+        forecast: None,
+    }
+}
+
+/// A workloads read-model document on the wire (no forecast: GetWorkload adds it).
+fn workload_doc_to_wire(d: &serde_json::Value) -> pb::Workload {
+    pb::Workload {
+        workload_id: wire::text(d, "workload_id"),
+        business_request: wire::text(d, "business_request"),
+        name: wire::text(d, "name"),
+        owner: wire::text(d, "owner"),
+        role_name: wire::text(d, "role_name"),
+        estimate: serde_json::from_value::<WorkloadEstimate>(d["estimate"].clone()).ok().as_ref().map(estimate_to_wire),
+        business_case: serde_json::from_value::<finops_domain::request::BusinessCase>(d["business_case"].clone())
+            .ok()
+            .as_ref()
+            .map(wire::business_case_to_wire),
+        version: 0,
+        budget_id: wire::text(d, "budget_id"),
+        forecast: None,
     }
 }
 
@@ -582,29 +650,29 @@ impl SpacesService for SpacesApi {
         let subject = principal.subject.clone();
         let keep = move |d: &serde_json::Value| !own_only || d["owner"] == subject.as_str();
         let page = wire::page_result(view.list(WorkloadsView::NAME, page_size, &body.page_token, keep).await)?;
-        let workloads = page
-            .documents
-            .iter()
-            .map(|d| pb::Workload {
-                workload_id: wire::text(d, "workload_id"),
-                business_request: wire::text(d, "business_request"),
-                name: wire::text(d, "name"),
-                owner: wire::text(d, "owner"),
-                role_name: wire::text(d, "role_name"),
-                estimate: serde_json::from_value::<WorkloadEstimate>(d["estimate"].clone())
-                    .ok()
-                    .as_ref()
-                    .map(estimate_to_wire),
-                business_case: serde_json::from_value::<finops_domain::request::BusinessCase>(
-                    d["business_case"].clone(),
-                )
-                .ok()
-                .as_ref()
-                .map(wire::business_case_to_wire),
-                version: 0,
-                budget_id: wire::text(d, "budget_id"),
-            })
-            .collect();
+        let workloads = page.documents.iter().map(workload_doc_to_wire).collect();
         Ok(Response::new(pb::ListWorkloadsResponse { workloads, next_page_token: page.next_page_token }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_workload(&self, request: Request<pb::GetWorkloadRequest>) -> Result<Response<pb::Workload>, Status> {
+        let principal = self.auth.principal(&request)?;
+        principal.require(&CLAIM_READERS, "read workloads")?;
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let name = body.name.trim();
+        let id = wire::uuid(&mut fields, "name", name.strip_prefix("workloads/").unwrap_or(name));
+        let as_of = wire::as_of(&mut fields, &body.as_of);
+        fields.finish()?;
+        let id = id.expect("checked");
+        let view = wire::read_model_view(&self.read_models, &self.store, Arc::new(WorkloadsView), as_of).await?;
+        let doc = view.get(WorkloadsView::NAME, &id.to_string()).await.map_err(wire::read_model_status)?;
+        // Another Product Owner's workload is not there for them, as in ListWorkloads.
+        let doc = doc
+            .filter(|d| principal.role != Role::ProductOwner || d["owner"] == principal.subject.as_str())
+            .ok_or_else(|| not_found(format!("workloads/{id}")))?;
+        let mut workload = workload_doc_to_wire(&doc);
+        workload.forecast = self.forecast(id, as_of).await?;
+        Ok(Response::new(workload))
     }
 }

@@ -34,7 +34,7 @@ enum Command {
     /// Claims: list, release, reassign.
     #[command(subcommand)]
     Claims(cli::ClaimsCommand),
-    /// Workloads: list, estimate, business case, budget.
+    /// Workloads: list, show (with the forecast), estimate, business case, budget.
     #[command(subcommand)]
     Workloads(cli::WorkloadsCommand),
     /// The model catalog: list, show, approve, add scope, revoke.
@@ -283,26 +283,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo's CUR: a generated November 2026 (20 000 rows; the same bytes every time, so
-/// seeding again records nothing), so attribution and chargeback answer out of the box.
+/// The demo's CUR: generated months (the same bytes every time, so seeding again records
+/// nothing) — September and October 2026 before any workload was claimed (10 000 rows
+/// each), and November 2026 (20 000 rows), so attribution and chargeback answer out of the
+/// box and the maturity score has a history to trend over.
 async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, objects: &str) -> anyhow::Result<()> {
-    let scratch = finops_ingest::scratch::Scratch::new("demo.csv");
-    let path = scratch.0.clone();
-    generate("2026-11", 20_000, 1, 0, &path)?;
     let ingestor = finops_ingest::Ingestor::new(store, finops_ingest::objects::open(objects)?);
-    let context = finops_governance::CommandContext {
-        actor_id: "demo".into(),
-        actor_role: "operator".into(),
-        request_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"demo-cur-2026-11"),
-        rationale: None,
-        correlation_id: None,
-        causation_id: None,
-        fingerprint: None,
-    };
-    let report = ingestor.ingest_file(&path, finops_ingest::Format::Cur, &context).await;
-    drop(scratch);
-    let report = report?;
-    tracing::info!(period = %report.batch.period, rows = report.batch.rows, "demo CUR month ingested");
+    for (period, rows) in [("2026-09", 10_000), ("2026-10", 10_000), ("2026-11", 20_000)] {
+        let scratch = finops_ingest::scratch::Scratch::new("demo.csv");
+        let path = scratch.0.clone();
+        generate(period, rows, 1, 0, &path)?;
+        let context = finops_governance::CommandContext {
+            actor_id: "demo".into(),
+            actor_role: "operator".into(),
+            request_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("demo-cur-{period}").as_bytes()),
+            rationale: None,
+            correlation_id: None,
+            causation_id: None,
+            fingerprint: None,
+        };
+        let report = ingestor.ingest_file(&path, finops_ingest::Format::Cur, &context).await;
+        drop(scratch);
+        let report = report?;
+        tracing::info!(period = %report.batch.period, rows = report.batch.rows, "demo CUR month ingested");
+    }
     Ok(())
 }
 

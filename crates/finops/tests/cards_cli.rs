@@ -90,6 +90,21 @@ fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
     assert!((0.0..=100.0).contains(&score["overall"].as_f64().unwrap()), "{score}");
     let (ok, table, err) = finops(&server, &finance, &["maturity"]);
     assert!(ok && table.starts_with("AI Governance Maturity 2026-11") && table.contains("NEXT MOVE"), "{err}{table}");
+    // Its history: the demo's three months, oldest first, the table's last line.
+    let periods: Vec<&str> = score["trend"].as_array().unwrap().iter().map(|p| p["period"].as_str().unwrap()).collect();
+    assert_eq!(periods, ["2026-09", "2026-10", "2026-11"]);
+    assert!(table.trim_end().lines().last().unwrap().starts_with("trend: 2026-09 "), "{table}");
+
+    // The workload view: the card's workload by name, with its month's forecast.
+    let po = token(&owner_of(waiting["workload_id"].as_str().unwrap()), "product_owner");
+    let shown = json(&server, &po, &["workloads", "show", waiting["workload_id"].as_str().unwrap()]);
+    let name = shown["name"].as_str().unwrap().to_owned();
+    assert_eq!(shown["forecast"]["period"], "2026-11", "{shown}");
+    assert!(shown["forecast"]["month_to_date_cents"].as_i64().unwrap() > 0, "{shown}");
+    let (ok, table, err) = finops(&server, &po, &["workloads", "show", &name]);
+    assert!(ok && table.contains("month to date") && table.contains("through 2026-11-"), "{err}{table}");
+    let other = finops(&server, &token("po-nobody", "product_owner"), &["workloads", "show", &name]);
+    assert!(!other.0 && other.2.contains("no workload named"), "{}", other.2);
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -135,6 +135,24 @@ fn cents_of(v: &Value, key: &str) -> String {
     dollars(v[key].as_i64().unwrap_or(0))
 }
 
+/// A forecast (the `forecast` object of a card's or a workload's JSON) in one line: the
+/// month to date, its burn per day, the month at that rate against its estimate, and the
+/// day it crosses.
+pub(crate) fn forecast_words(f: &Value) -> String {
+    let crossing = match (text(&f["crossing_date"]), f["crossed"] == true) {
+        (d, _) if d.is_empty() => "not this month".to_owned(),
+        (d, true) => format!("crossed on {d}"),
+        (d, false) => format!("crosses on {d}"),
+    };
+    format!(
+        "{} month to date, {}/day, {} projected of {}: {crossing}",
+        cents_of(f, "month_to_date_cents"),
+        cents_of(f, "burn_per_day_cents"),
+        cents_of(f, "projected_month_cents"),
+        cents_of(f, "month_estimate_cents"),
+    )
+}
+
 fn print_card(v: &Value) {
     for key in ["name", "week", "workload_id", "status", "version"] {
         println!("{key:<16} {}", text(&v[key]));
@@ -144,20 +162,7 @@ fn print_card(v: &Value) {
     let flag = if v["variance_flagged"] == true { "  (flagged)" } else { "" };
     println!("{:<16} {}{flag}", "variance", cents_of(v, "variance_cents"));
     println!("{:<16} {}", "charged", cents_of(v, "charged_cents"));
-    let f = &v["forecast"];
-    let crossing = match (text(&f["crossing_date"]), f["crossed"] == true) {
-        (d, _) if d.is_empty() => "not this month".to_owned(),
-        (d, true) => format!("crossed on {d}"),
-        (d, false) => format!("crosses on {d}"),
-    };
-    println!(
-        "{:<16} {} month to date, {}/day, {} projected of {}: {crossing}",
-        "forecast",
-        cents_of(f, "month_to_date_cents"),
-        cents_of(f, "burn_per_day_cents"),
-        cents_of(f, "projected_month_cents"),
-        cents_of(f, "month_estimate_cents"),
-    );
+    println!("{:<16} {}", "forecast", forecast_words(&v["forecast"]));
     println!();
     let rows = v["lines"].as_array().into_iter().flatten().map(|l| {
         vec![

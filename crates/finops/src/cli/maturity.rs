@@ -56,6 +56,14 @@ pub async fn maturity(conn: &Connection, args: MaturityArgs) -> anyhow::Result<(
             ]
         });
         print_rows(&["DIMENSION", "SCORE", "TIER", "FIGURES", "NEXT MOVE", "WORTH"], rows.collect());
+        let trend: Vec<String> = v["trend"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| format!("{} {:.1}", text(&p["period"]), p["overall"].as_f64().unwrap_or(0.0)))
+            .collect();
+        println!();
+        println!("trend: {}", trend.join(" → "));
     });
     Ok(())
 }

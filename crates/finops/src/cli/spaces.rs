@@ -1,5 +1,5 @@
 //! Spaces from the command line: claims of roles, guardrails and workspaces (claim,
-//! list, release, reassign) and workloads (list, estimate, business case, budget).
+//! list, release, reassign) and workloads (list, show, estimate, business case, budget).
 
 use clap::{Args, Subcommand};
 use finops_proto::v1 as pb;
@@ -78,12 +78,21 @@ pub enum ClaimsCommand {
     },
 }
 
-/// Workloads: list, estimate, business case, budget.
+/// Workloads: list, show (with the forecast), estimate, business case, budget.
 #[derive(Debug, Subcommand)]
 pub enum WorkloadsCommand {
     /// Workloads (a Product Owner sees their own).
     List {
         /// As the log stood at this instant (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// One workload and its forecast: the month to date of the latest month with CUR, its
+    /// burn per day and the day it crosses its monthly estimate.
+    Show {
+        /// workloads/{uuid}, the workload's id, or its name.
+        workload: String,
+        /// As the log and CUR stood at this instant (RFC 3339).
         #[arg(long)]
         as_of: Option<String>,
     },
@@ -200,6 +209,12 @@ fn workload_json(w: &pb::Workload) -> Value {
         "business_case": w.business_case.as_ref().map(|b| json!({
             "annual_cost_saving_cents": b.annual_cost_saving_cents, "annual_revenue_driving_cents": b.annual_revenue_driving_cents,
         })),
+        "forecast": w.forecast.as_ref().map(|f| json!({
+            "period": f.period, "through": f.through, "batch": f.batch,
+            "month_to_date_cents": f.month_to_date_cents, "month_estimate_cents": f.month_estimate_cents,
+            "burn_per_day_cents": f.burn_per_day_cents, "projected_month_cents": f.projected_month_cents,
+            "crossing_date": f.crossing_date, "crossed": f.crossed,
+        })),
     })
 }
 
@@ -306,6 +321,51 @@ pub async fn workloads(conn: &Connection, command: WorkloadsCommand) -> anyhow::
                         .collect()
                 });
                 print_rows(&["WORKLOAD", "OWNER", "ROLE", "REQUEST", "ESTIMATE (CENTS)"], rows.collect());
+            });
+        }
+        WorkloadsCommand::Show { workload, as_of } => {
+            let as_of = as_of.unwrap_or_default();
+            let name = if uuid::Uuid::parse_str(workload.trim_start_matches("workloads/")).is_ok() {
+                workload
+            } else {
+                // A name: the workload of that name the caller can see, as of the same instant.
+                let all = all_pages(|page_token| {
+                    let mut client = client.clone();
+                    let request =
+                        conn.request(pb::ListWorkloadsRequest { as_of: as_of.clone(), page_size: 1000, page_token });
+                    async move {
+                        let page = client.list_workloads(request?).await.map_err(explain)?.into_inner();
+                        Ok((page.workloads, page.next_page_token))
+                    }
+                })
+                .await?;
+                let found: Vec<&pb::Workload> = all.iter().filter(|w| w.name == workload).collect();
+                match found.as_slice() {
+                    [one] => one.workload_id.clone(),
+                    [] => {
+                        anyhow::bail!("no workload named `{workload}` that you can see (see `finops workloads list`)")
+                    }
+                    _ => anyhow::bail!("{} workloads are named `{workload}`: name one by its id", found.len()),
+                }
+            };
+            let w = client
+                .get_workload(conn.request(pb::GetWorkloadRequest { name, as_of })?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            conn.print(workload_json(&w), |v| {
+                for key in
+                    ["name", "workload_id", "business_request", "owner", "role_name", "budget_id", "estimate_cents"]
+                {
+                    println!("{key:<17} {}", text(&v[key]));
+                }
+                let f = &v["forecast"];
+                if f.is_null() {
+                    println!("{:<17} no CUR yet", "forecast");
+                } else {
+                    println!("{:<17} {} through {}", "period", text(&f["period"]), text(&f["through"]));
+                    println!("{:<17} {}", "forecast", super::cards::forecast_words(f));
+                }
             });
         }
         WorkloadsCommand::Estimate { request, dollars, start, end, growth_percent } => {
