@@ -4,18 +4,16 @@
 //! instant always scores the same; before any CUR there is nothing to score; refused
 //! roles and bad input say why.
 
-use std::sync::Arc;
+mod common;
 
 use chrono::Utc;
 use finops_domain::maturity::Tier;
 use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
-use finops_ingest::{Format, Ingestor};
 use finops_proto::v1 as pb;
 use finops_proto::v1::attribution_service_client::AttributionServiceClient;
 use finops_proto::v1::maturity_service_client::MaturityServiceClient;
 use finops_server::auth::Role;
 use tonic::Code;
-use uuid::Uuid;
 
 async fn maturity_loop(url: &str) {
     let server = RunningServer::start(url).await;
@@ -32,18 +30,7 @@ async fn maturity_loop(url: &str) {
     assert!(none.message().contains("no CUR ingested"), "{}", none.message());
     let before = Utc::now();
 
-    let dir = std::env::temp_dir().join(format!("finops-maturity-{}", Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("month.csv");
-    let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows: 3_000, seed: 7, restatement: 0 };
-    finops_cur::synthetic::write_month(&spec, &mut std::io::BufWriter::new(std::fs::File::create(&path).unwrap()))
-        .unwrap();
-    let objects: Arc<dyn object_store::ObjectStore> =
-        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
-    Ingestor::new(server.store.clone(), objects)
-        .ingest_file(&path, Format::Cur, &finops_e2e::operator_context("ops-kim"))
-        .await
-        .unwrap();
+    common::ingest_generated_month(&server, "2026-11", 3_000).await;
     let t = Utc::now().to_rfc3339();
 
     let score = maturity.get_maturity(authed(ask("", &t), &fl)).await.unwrap().into_inner();
@@ -86,7 +73,6 @@ async fn maturity_loop(url: &str) {
     let bad = maturity.get_maturity(authed(ask("November", "yesterday"), &fl)).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("period") && bad.message().contains("as_of"), "{}", bad.message());
-    std::fs::remove_dir_all(dir).unwrap();
     server.shutdown().await.unwrap();
 }
 

@@ -18,6 +18,7 @@ use finops_e2e::{RunningServer, authed, fresh_postgres_url, fresh_sqlite_url};
 use finops_ingest::{Format, Ingestor};
 use finops_proto::v1 as pb;
 use finops_proto::v1::attribution_service_client::AttributionServiceClient;
+use finops_proto::v1::maturity_service_client::MaturityServiceClient;
 use finops_proto::v1::spaces_service_client::SpacesServiceClient;
 use finops_proto::v1::spend_card_service_client::SpendCardServiceClient;
 use finops_server::auth::Role;
@@ -72,6 +73,142 @@ async fn cards(
 
 fn monday(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+/// One call of the role matrix, made with arguments its rightful caller could use.
+#[derive(Debug, Clone, Copy)]
+enum RoleCall {
+    GetCard,
+    ListCards,
+    Accept,
+    Dispute,
+    Resolve,
+    ApproveRollup,
+    ListRollups,
+    GetMaturity,
+    GetWorkload,
+}
+
+impl RoleCall {
+    const ALL: [RoleCall; 9] = [
+        Self::GetCard,
+        Self::ListCards,
+        Self::Accept,
+        Self::Dispute,
+        Self::Resolve,
+        Self::ApproveRollup,
+        Self::ListRollups,
+        Self::GetMaturity,
+        Self::GetWorkload,
+    ];
+
+    /// What `who` gets on po-maria's issued card in pf-omar's portfolio (`None`: an answer).
+    fn expect(self, who: &str, role: Role) -> Option<Code> {
+        use Role::*;
+        let denied = Some(Code::PermissionDenied);
+        match self {
+            Self::GetCard => match role {
+                CloudEngineer | Operator => denied,
+                // Another Product Owner's card, or another portfolio's, is not there for them.
+                ProductOwner => Some(Code::NotFound),
+                PortfolioOwner if who != "pf-omar" => Some(Code::NotFound),
+                _ => None,
+            },
+            Self::ListCards => matches!(role, CloudEngineer | Operator).then_some(Code::PermissionDenied),
+            Self::Accept | Self::Dispute => match role {
+                ProductOwner => Some(Code::NotFound),
+                _ => denied,
+            },
+            // The rightful caller (the FinOps Lead) would be told the card is not disputed.
+            Self::Resolve if role == FinopsLead => Some(Code::FailedPrecondition),
+            Self::Resolve => denied,
+            // The rightful caller (the portfolio's owner) would be told the week is waiting.
+            Self::ApproveRollup => match who {
+                "pf-omar" => Some(Code::FailedPrecondition),
+                _ => denied,
+            },
+            Self::ListRollups => {
+                matches!(role, ProductOwner | CloudEngineer | Operator).then_some(Code::PermissionDenied)
+            }
+            Self::GetMaturity => {
+                matches!(role, ProductOwner | CloudEngineer | Operator).then_some(Code::PermissionDenied)
+            }
+            Self::GetWorkload => match role {
+                ProductOwner => Some(Code::NotFound),
+                PortfolioOwner | CloudEngineer | Operator => denied,
+                _ => None,
+            },
+        }
+    }
+
+    async fn run(self, channel: &Channel, card: &pb::SpendCard, token: &str) -> Option<Code> {
+        let mut cards = SpendCardServiceClient::new(channel.clone());
+        let (name, request_id) = (card.name.clone(), Uuid::now_v7().to_string());
+        let why = "role matrix".to_owned();
+        let flagged = card.lines.iter().filter(|l| l.flagged).map(|l| l.key.clone()).take(1).collect();
+        let outcome = match self {
+            Self::GetCard => cards
+                .get_spend_card(authed(pb::GetSpendCardRequest { name, as_of: String::new() }, token))
+                .await
+                .map(drop),
+            Self::ListCards => {
+                cards.list_spend_cards(authed(pb::ListSpendCardsRequest::default(), token)).await.map(drop)
+            }
+            Self::Accept => cards
+                .accept_spend_card(authed(
+                    pb::AcceptSpendCardRequest { name, version: 1, rationale: why, request_id },
+                    token,
+                ))
+                .await
+                .map(drop),
+            Self::Dispute => cards
+                .dispute_spend_card(authed(
+                    pb::DisputeSpendCardRequest { name, version: 1, lines: flagged, rationale: why, request_id },
+                    token,
+                ))
+                .await
+                .map(drop),
+            Self::Resolve => cards
+                .resolve_spend_card_dispute(authed(
+                    pb::ResolveSpendCardDisputeRequest {
+                        name,
+                        version: 1,
+                        outcome: "upheld".into(),
+                        adjusted_cents: 0,
+                        rationale: why,
+                        request_id,
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            Self::ApproveRollup => cards
+                .approve_rollup(authed(
+                    pb::ApproveRollupRequest {
+                        portfolio_id: card.portfolio_id.clone(),
+                        week: card.week.clone(),
+                        rationale: why,
+                        request_id,
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            Self::ListRollups => cards.list_rollups(authed(pb::ListRollupsRequest::default(), token)).await.map(drop),
+            Self::GetMaturity => MaturityServiceClient::new(channel.clone())
+                .get_maturity(authed(pb::GetMaturityRequest::default(), token))
+                .await
+                .map(drop),
+            Self::GetWorkload => SpacesServiceClient::new(channel.clone())
+                .get_workload(authed(
+                    pb::GetWorkloadRequest { name: card.workload_id.clone(), as_of: String::new() },
+                    token,
+                ))
+                .await
+                .map(drop),
+        };
+        outcome.err().map(|status| status.code())
+    }
 }
 
 async fn spend_cards_loop(url: &str) {
@@ -236,6 +373,45 @@ async fn spend_cards_loop(url: &str) {
         Code::PermissionDenied
     );
 
+    // Other processes may still write (the gap detector); the cards' own events are counted.
+    let card_events = |stats: finops_eventlog::LogStats| -> u64 {
+        stats
+            .events_by_type
+            .iter()
+            .filter(|(t, _)| t.starts_with("SpendCard") || t.starts_with("SpendRollup"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    // Every role against every card call, on Maria's issued card: who may read what, and
+    // every refused decision refused before it is decided, writing nothing.
+    let card_events_before = card_events(server.store.stats().await.unwrap());
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let cells = [
+        ("po-juan", Role::ProductOwner),
+        ("fl-ana", Role::FinopsLead),
+        ("ce-li", Role::CloudEngineer),
+        ("pf-omar", Role::PortfolioOwner),
+        ("pf-lena", Role::PortfolioOwner),
+        ("fin-eva", Role::Finance),
+        ("aud-kim", Role::Auditor),
+        ("ops-kim", Role::Operator),
+    ];
+    let mut seen = Vec::new();
+    for (who, role) in cells {
+        for call in RoleCall::ALL {
+            let code = call.run(&channel, &card, &server.token(who, role)).await;
+            seen.push(format!("{who} {call:?} {code:?}"));
+        }
+    }
+    let expected: Vec<String> = cells
+        .iter()
+        .flat_map(|(who, role)| {
+            RoleCall::ALL.iter().map(move |call| format!("{who} {call:?} {:?}", call.expect(who, *role)))
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(card_events(server.store.stats().await.unwrap()), card_events_before, "refused calls write nothing");
+
     // 3. Maria disputes a flagged line; a line that is not flagged, or a stale version, is refused.
     let flagged = card.lines.iter().find(|l| l.flagged).unwrap().key.clone();
     let dispute = |lines: Vec<String>, version: u32, why: &str| pb::DisputeSpendCardRequest {
@@ -244,10 +420,6 @@ async fn spend_cards_loop(url: &str) {
         lines,
         rationale: why.into(),
         request_id: Uuid::now_v7().to_string(),
-    };
-    // Other processes may still write (the gap detector); the cards' own events are counted.
-    let card_events = |stats: finops_eventlog::LogStats| -> u64 {
-        stats.events_by_type.iter().filter(|(t, _)| t.starts_with("SpendCard")).map(|(_, n)| n).sum()
     };
     let before = card_events(server.store.stats().await.unwrap());
     let bad = client.dispute_spend_card(authed(dispute(vec!["no/such/line".into()], 2, ""), &maria)).await.unwrap_err();

@@ -8,6 +8,7 @@
 //! commands, so every decision is a pure function of state and command, replayable by an
 //! auditor.
 
+pub mod agent_bill;
 pub mod aggregate;
 pub mod artefacts;
 pub mod catalog;

@@ -11,7 +11,9 @@
 //! 3. attribution by workload and gap (the classification SQL over the batch's Parquet),
 //!    best of 3, in DataFusion and in DuckDB (`python3 -m pip install duckdb`) over the same
 //!    Parquet files and the same SQL (the rendered classification); the totals must agree
-//!    to the cent; prints the ratio.
+//!    to the cent; prints the ratio;
+//! 4. next to it, in the same run: gap detection, the Spend Cards of every claimed
+//!    workload and complete week, the maturity score, and the question with gateway rules.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -275,6 +277,50 @@ fn main() {
                 before.len()
             );
         }
+
+        // 3''''. Spend Cards and maturity (issue 12.8): the card issuer's evaluation of the
+        // month (every claimed workload, every complete week: question, covered days, the
+        // spend per workload, day and line, the figures with estimate and forecast) and the
+        // maturity score's spend figures and formulas, each from nothing to its answer, next
+        // to the attribution query of the same run.
+        let plan = |_: Uuid| {
+            Some(finops_domain::spend_cards::proration::MonthlyPlan {
+                cents: 310_000,
+                start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+                end: None,
+                growth_percent: 5.0,
+            })
+        };
+        let (mut cards_best, mut cards) = (f64::MAX, Vec::new());
+        for _ in 0..3 {
+            let started = Instant::now();
+            cards = finops_processes::cards::card_figures(&engine, &view, &[&report.batch], plan, 20).await.unwrap();
+            cards_best = cards_best.min(started.elapsed().as_secs_f64());
+        }
+        let weeks: std::collections::BTreeSet<NaiveDate> = cards.iter().map(|c| c.figures.week).collect();
+        let carded: i64 = cards.iter().map(|c| c.figures.actual_cents()).sum();
+        println!(
+            "spend cards: {} cards ({} workloads × {} complete weeks, ${:.2}) in {cards_best:.3} s = {:.2} × the attribution query ({best:.3} s) (target ≤ 1.5 ×)",
+            cards.len(),
+            view.workloads.len(),
+            weeks.len(),
+            carded as f64 / 100.0,
+            cards_best / best
+        );
+        let (mut maturity_best, mut overall) = (f64::MAX, 0.0);
+        for _ in 0..3 {
+            let started = Instant::now();
+            let question = engine.question(view.clone(), &report.batch, Visibility::Everything).await.unwrap();
+            let mut figures = question.maturity_spend().await.unwrap();
+            figures.claimed_workloads = view.workloads.len() as u32;
+            figures.with_estimate = figures.claimed_workloads;
+            overall = finops_domain::maturity::score(&figures).overall;
+            maturity_best = maturity_best.min(started.elapsed().as_secs_f64());
+        }
+        println!(
+            "maturity: {overall:.1} in {maturity_best:.3} s = {:.2} × the attribution query ({best:.3} s) (target ≤ 1.5 ×)",
+            maturity_best / best
+        );
 
         // 3'''. Gateway mapping rules (issue 11.5): the same question with two rules on the
         // LLM gateway role in every account (a session glob and a principal tag), against

@@ -7,6 +7,7 @@
 //! This crate maps between wire types (`finops-proto`) and the log/domain; it owns no
 //! storage of its own and never writes SQL.
 
+mod agent_bill_api;
 mod attribution_api;
 pub mod auth;
 mod business_request_api;
@@ -30,6 +31,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use finops_eventlog::{EventStore, Upcasters};
+use finops_proto::v1::agent_bill_service_server::AgentBillServiceServer;
 use finops_proto::v1::attribution_service_server::AttributionServiceServer;
 use finops_proto::v1::business_request_service_server::BusinessRequestServiceServer;
 use finops_proto::v1::catalog_service_server::CatalogServiceServer;
@@ -44,6 +46,7 @@ use finops_proto::v1::spend_card_service_server::SpendCardServiceServer;
 use finops_proto::v1::task_service_server::TaskServiceServer;
 use tokio::net::TcpListener;
 
+pub use agent_bill_api::AgentBillApi;
 pub use attribution_api::AttributionApi;
 pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
@@ -146,6 +149,7 @@ pub async fn serve(
     health.set_serving::<HistoryServiceServer<HistoryApi>>().await;
     health.set_serving::<SpendCardServiceServer<SpendCardApi>>().await;
     health.set_serving::<MaturityServiceServer<MaturityApi>>().await;
+    health.set_serving::<AgentBillServiceServer<AgentBillApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
@@ -213,6 +217,7 @@ pub async fn serve(
             health.set_not_serving::<HistoryServiceServer<HistoryApi>>().await;
             health.set_not_serving::<SpendCardServiceServer<SpendCardApi>>().await;
             health.set_not_serving::<MaturityServiceServer<MaturityApi>>().await;
+            health.set_not_serving::<AgentBillServiceServer<AgentBillApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -232,6 +237,22 @@ pub async fn serve(
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
     );
     let cards = SpendCardApi::new(store.clone(), read_models.clone(), auth.clone());
+    let attribution = AttributionApi::new(store.clone(), objects.clone(), config.role_patterns.clone(), auth.clone());
+    let maturity = MaturityApi::new(
+        store.clone(),
+        finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
+        auth.clone(),
+        config.task_sla_business_days,
+    );
+    let agent_bill = AgentBillApi::new(
+        store.clone(),
+        auth.clone(),
+        spaces.clone(),
+        attribution.clone(),
+        gaps.clone(),
+        cards.clone(),
+        maturity.clone(),
+    );
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health_service)
@@ -259,21 +280,12 @@ pub async fn serve(
             config.role_patterns.clone(),
             auth.clone(),
         )))
-        .add_service(AttributionServiceServer::new(AttributionApi::new(
-            store.clone(),
-            objects.clone(),
-            config.role_patterns.clone(),
-            auth.clone(),
-        )))
+        .add_service(AttributionServiceServer::new(attribution))
         .add_service(GapServiceServer::new(gaps))
         .add_service(GatewayRuleServiceServer::new(GatewayRuleApi::new(store.clone(), auth.clone())))
         .add_service(SpendCardServiceServer::new(cards))
-        .add_service(MaturityServiceServer::new(MaturityApi::new(
-            store.clone(),
-            finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
-            auth.clone(),
-            config.task_sla_business_days,
-        )))
+        .add_service(MaturityServiceServer::new(maturity))
+        .add_service(AgentBillServiceServer::new(agent_bill))
         .add_service(SpacesServiceServer::new(spaces))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {

@@ -74,7 +74,10 @@ impl MaturityApi {
         let workloads = state.workloads();
         let claimed: Vec<_> = workloads.iter().filter(|w| first_claim.contains_key(&w.workload_id)).collect();
         f.claimed_workloads = claimed.len() as u32;
-        let has_estimate = |w: &uuid::Uuid| state.plans.get(w).is_some_and(|p| p.estimate.is_some());
+        // An estimate the Product Owner stated, or the FA Confirmed Estimate of the approval:
+        // whichever the workload's cards and forecast are measured against.
+        let has_estimate =
+            |w: &uuid::Uuid| state.plans.get(w).is_some_and(|p| p.estimate.is_some()) || state.card_plan(*w).is_some();
         f.with_estimate = claimed.iter().filter(|w| has_estimate(&w.workload_id)).count() as u32;
         f.workload_without_estimate = claimed.iter().find(|w| !has_estimate(&w.workload_id)).map(|w| w.name.clone());
         // Submitted → claimed, in days, for the workloads claimed in the period.

@@ -60,6 +60,8 @@ enum Command {
     },
     /// The AI Governance Maturity score of a period, its dimensions and next moves.
     Maturity(cli::MaturityArgs),
+    /// Ask Agent Bill in plain English: "Am I on track against my estimate?"
+    Ask(cli::AskArgs),
     /// A resource's decision trail: when, who, role, what, why (now or --as-of).
     History(cli::HistoryArgs),
     /// Gateway mapping rules: a shared role's sessions charged to workloads.
@@ -222,6 +224,7 @@ fn main() -> anyhow::Result<()> {
             Command::History(args) => cli::history(&cli.connection, args).await,
             Command::Cards { command } => cli::cards(&cli.connection, command).await,
             Command::Maturity(args) => cli::maturity(&cli.connection, args).await,
+            Command::Ask(args) => cli::ask(&cli.connection, args).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,

@@ -105,6 +105,11 @@ fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
     assert!(ok && table.contains("month to date") && table.contains("through 2026-11-"), "{err}{table}");
     let other = finops(&server, &token("po-nobody", "product_owner"), &["workloads", "show", &name]);
     assert!(!other.0 && other.2.contains("no workload named"), "{}", other.2);
+
+    // Agent Bill, as that Product Owner: "am I on track?" with the same month to date.
+    let (ok, said, err) = finops(&server, &po, &["ask", "Am", "I", "on", "track?"]);
+    let month_to_date = finops_domain::vocabulary::dollars(shown["forecast"]["month_to_date_cents"].as_i64().unwrap());
+    assert!(ok && said.contains(&name) && said.contains(&month_to_date) && said.contains("on_track"), "{err}{said}");
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -4,6 +4,7 @@
 //! a running server with the caller's bearer token; tables by default, `--json` for
 //! scripts; `--request-id` makes any command's retry safe.
 
+mod ask;
 mod attribution;
 mod cards;
 mod catalog;
@@ -15,6 +16,7 @@ mod maturity;
 mod org;
 mod spaces;
 
+pub use ask::{AskArgs, ask};
 pub use attribution::{AttributionArgs, ChargebackArgs, ExportArgs, attribution, chargeback, export};
 pub use cards::{CardsCommand, cards};
 pub use catalog::{CatalogCommand, catalog};

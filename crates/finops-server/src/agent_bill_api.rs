@@ -1,0 +1,477 @@
+//! `finops.v1.AgentBillService` (DOMAIN.md §11, issue 16): a question in plain English
+//! answered with real figures. `finops_domain::agent_bill::understand` maps the question
+//! to a tool; each tool is a call of another finops.v1 service made in-process with the
+//! asker's own metadata, so it is authorised exactly as that call (a refusal is that
+//! call's status, and writes nothing) and the figures it quotes are that call's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Utc};
+use finops_domain::agent_bill::{Intent, Tool, understand};
+use finops_domain::vocabulary::dollars;
+use finops_eventlog::{EventStore, StreamRead};
+use finops_governance::streams;
+use finops_proto::v1 as pb;
+use finops_proto::v1::agent_bill_service_server::AgentBillService;
+use finops_proto::v1::attribution_service_server::AttributionService;
+use finops_proto::v1::gap_service_server::GapService;
+use finops_proto::v1::maturity_service_server::MaturityService;
+use finops_proto::v1::spaces_service_server::SpacesService;
+use finops_proto::v1::spend_card_service_server::SpendCardService;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::attribution_api::AttributionApi;
+use crate::auth::Authenticator;
+use crate::gap_api::GapApi;
+use crate::maturity_api::MaturityApi;
+use crate::spaces_api::SpacesApi;
+use crate::spend_card_api::SpendCardApi;
+use crate::wire::{self, Fields};
+
+/// How far back "the latest period with CUR" is looked for.
+const PERIODS_BACK: u32 = 24;
+
+/// The services Agent Bill's tools call.
+#[derive(Clone)]
+pub struct AgentBillApi {
+    store: Arc<dyn EventStore>,
+    auth: Arc<Authenticator>,
+    spaces: SpacesApi,
+    attribution: AttributionApi,
+    gaps: GapApi,
+    cards: SpendCardApi,
+    maturity: MaturityApi,
+}
+
+/// A model's spend within a workload (cents, model).
+type ModelCost = (i64, String);
+
+/// An answer being put together.
+struct Draft {
+    text: Vec<String>,
+    calls: Vec<&'static str>,
+    figures: Vec<pb::Figure>,
+    period: String,
+}
+
+impl Draft {
+    fn new(period: &str) -> Self {
+        Self { text: Vec::new(), calls: Vec::new(), figures: Vec::new(), period: period.to_owned() }
+    }
+
+    fn money(&mut self, name: String, cents: i64) {
+        self.figures.push(pb::Figure { name, unit: "cents".into(), amount: cents, ..Default::default() });
+    }
+
+    fn count(&mut self, name: String, n: u64) {
+        self.figures.push(pb::Figure { name, unit: "count".into(), amount: n as i64, ..Default::default() });
+    }
+
+    fn called(&mut self, call: &'static str) {
+        if !self.calls.contains(&call) {
+            self.calls.push(call);
+        }
+    }
+}
+
+impl AgentBillApi {
+    /// Answers with the services the server runs.
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        auth: Arc<Authenticator>,
+        spaces: SpacesApi,
+        attribution: AttributionApi,
+        gaps: GapApi,
+        cards: SpendCardApi,
+        maturity: MaturityApi,
+    ) -> Self {
+        Self { store, auth, spaces, attribution, gaps, cards, maturity }
+    }
+
+    /// The newest billing period with CUR recorded at or before `instant`.
+    async fn latest_period(&self, instant: DateTime<Utc>) -> Result<Option<String>, Status> {
+        let mut month = instant.date_naive().with_day(1).expect("a first day");
+        for _ in 0..PERIODS_BACK {
+            let period = format!("{:04}-{:02}", month.year(), month.month());
+            let events = self
+                .store
+                .read_stream(&streams::cur_period(&period), StreamRead::all())
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            if events.iter().any(|e| e.metadata.recorded_at <= instant) {
+                return Ok(Some(period));
+            }
+            month = month.pred_opt().and_then(|d| d.with_day(1)).expect("an earlier month");
+        }
+        Ok(None)
+    }
+
+    /// The period asked about, or the latest with CUR; a precondition failure without one.
+    async fn period(&self, intent: &Intent, instant: DateTime<Utc>) -> Result<String, Status> {
+        match &intent.period {
+            Some(period) => Ok(period.clone()),
+            None => self.latest_period(instant).await?.ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "no CUR has been ingested as of {}: there are no figures to answer with yet",
+                    instant.to_rfc3339()
+                ))
+            }),
+        }
+    }
+
+    async fn on_track(&self, meta: &MetadataMap, intent: &Intent, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new("");
+        d.called("finops.v1.SpacesService/ListWorkloads");
+        let list = pb::ListWorkloadsRequest { page_size: 1000, page_token: String::new(), as_of: as_of.to_owned() };
+        let mut workloads = self.spaces.list_workloads(forward(meta, list)).await?.into_inner().workloads;
+        if let Some(name) = &intent.workload {
+            workloads.retain(|w| w.name.eq_ignore_ascii_case(name));
+            if workloads.is_empty() {
+                return Err(Status::not_found(format!("no workload named \"{name}\" that you can see")));
+            }
+        }
+        if workloads.is_empty() {
+            d.text.push("You have no approved workloads yet, so there is nothing to be on track against.".into());
+            return Ok(d);
+        }
+        d.called("finops.v1.SpacesService/GetWorkload");
+        for w in workloads {
+            let get = pb::GetWorkloadRequest { name: format!("workloads/{}", w.workload_id), as_of: as_of.to_owned() };
+            let shown = self.spaces.get_workload(forward(meta, get)).await?.into_inner();
+            let Some(f) = shown.forecast else {
+                d.text.push(format!("{}: no CUR yet, so no spend to compare.", shown.name));
+                continue;
+            };
+            d.period = f.period.clone();
+            d.money(format!("{} month to date", shown.name), f.month_to_date_cents);
+            d.money(format!("{} monthly estimate", shown.name), f.month_estimate_cents);
+            d.money(format!("{} projected month", shown.name), f.projected_month_cents);
+            let spent = format!(
+                "{}: {} spent in {} through {}, {} a day",
+                shown.name,
+                dollars(f.month_to_date_cents),
+                f.period,
+                f.through,
+                dollars(f.burn_per_day_cents)
+            );
+            let verdict = if f.month_estimate_cents == 0 {
+                "no estimate is stated, so nothing to be on track against — state one (finops workloads estimate)"
+                    .to_owned()
+            } else if f.crossed {
+                format!(
+                    "over its estimate of {} since {}; at this rate the month ends at {}",
+                    dollars(f.month_estimate_cents),
+                    f.crossing_date,
+                    dollars(f.projected_month_cents)
+                )
+            } else if !f.crossing_date.is_empty() {
+                format!(
+                    "off track: at this rate it crosses its estimate of {} on {} and ends the month at {}",
+                    dollars(f.month_estimate_cents),
+                    f.crossing_date,
+                    dollars(f.projected_month_cents)
+                )
+            } else {
+                format!(
+                    "on track: the month ends at {} against an estimate of {}",
+                    dollars(f.projected_month_cents),
+                    dollars(f.month_estimate_cents)
+                )
+            };
+            if !f.crossing_date.is_empty() {
+                d.figures.push(pb::Figure {
+                    name: format!("{} crossing", shown.name),
+                    unit: "date".into(),
+                    text: f.crossing_date.clone(),
+                    ..Default::default()
+                });
+            }
+            d.text.push(format!("{spent} — {verdict}."));
+        }
+        Ok(d)
+    }
+
+    async fn attribute(
+        &self,
+        meta: &MetadataMap,
+        d: &mut Draft,
+        group_by: &[&str],
+        as_of: &str,
+    ) -> Result<pb::AttributeResponse, Status> {
+        d.called("finops.v1.AttributionService/Attribute");
+        let request = pb::AttributeRequest {
+            period: d.period.clone(),
+            group_by: group_by.iter().map(|g| (*g).to_owned()).collect(),
+            as_of: as_of.to_owned(),
+        };
+        Ok(self.attribution.attribute(forward(meta, request)).await?.into_inner())
+    }
+
+    async fn top_costs(&self, meta: &MetadataMap, period: String, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new(&period);
+        let answer = self.attribute(meta, &mut d, &["workload", "model"], as_of).await?;
+        // Per workload: its total and its models, largest first.
+        let mut by: BTreeMap<String, (i64, Vec<ModelCost>)> = BTreeMap::new();
+        for row in &answer.rows {
+            let entry = by.entry(row.keys[0].clone()).or_default();
+            entry.0 += row.cost_cents;
+            entry.1.push((row.cost_cents, row.keys[1].clone()));
+        }
+        let mut ranked: Vec<(String, (i64, Vec<ModelCost>))> = by.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
+        if ranked.is_empty() {
+            d.text.push(format!("No AI spend you can see in {period}."));
+        } else {
+            d.text.push(format!("AI spend in {period}, largest first ({} in all):", dollars(answer.total_cents)));
+        }
+        for (workload, (cents, mut models)) in ranked.into_iter().take(5) {
+            models.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            let name = if workload.is_empty() { "(no workload: Allocation Gaps)".to_owned() } else { workload };
+            let why = models
+                .iter()
+                .take(2)
+                .map(|(c, m)| format!("{} on {}", dollars(*c), if m.is_empty() { "other usage" } else { m }))
+                .collect::<Vec<_>>()
+                .join(", ");
+            d.text.push(format!("- {name}: {} — mostly {why}", dollars(cents)));
+            d.money(name, cents);
+        }
+        d.money("total".into(), answer.total_cents);
+        Ok(d)
+    }
+
+    async fn spend(&self, meta: &MetadataMap, period: String, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new(&period);
+        let answer = self.attribute(meta, &mut d, &["gap"], as_of).await?;
+        let attributed: i64 = answer.rows.iter().filter(|r| r.keys[0].is_empty()).map(|r| r.cost_cents).sum();
+        let in_gaps = answer.total_cents - attributed;
+        d.text.push(format!(
+            "AI spend in {period}: {} — {} charged to a workload, {} in Allocation Gaps.",
+            dollars(answer.total_cents),
+            dollars(attributed),
+            dollars(in_gaps)
+        ));
+        d.money("total".into(), answer.total_cents);
+        d.money("attributed".into(), attributed);
+        d.money("in gaps".into(), in_gaps);
+        Ok(d)
+    }
+
+    async fn gap_totals(
+        &self,
+        meta: &MetadataMap,
+        d: &mut Draft,
+        kind: &str,
+        as_of: &str,
+    ) -> Result<pb::ListGapsResponse, Status> {
+        d.called("finops.v1.GapService/ListGaps");
+        let request = pb::ListGapsRequest {
+            kind: kind.to_owned(),
+            state: "active".into(),
+            period: d.period.clone(),
+            page_size: 1000,
+            as_of: as_of.to_owned(),
+            ..Default::default()
+        };
+        Ok(self.gaps.list_gaps(forward(meta, request)).await?.into_inner())
+    }
+
+    async fn unapproved_models(&self, meta: &MetadataMap, period: String, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new(&period);
+        let mut any = false;
+        for kind in ["out_of_approved_scope", "not_business_approved"] {
+            let listed = self.gap_totals(meta, &mut d, kind, as_of).await?;
+            let (gaps, cents) =
+                listed.totals.iter().map(|t| (u64::from(t.gaps), t.cents)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            let scenario = listed.totals.first().map_or(kind.replace('_', " "), |t| t.scenario.clone());
+            d.money(format!("{kind} spend"), cents);
+            d.count(format!("{kind} gaps"), gaps);
+            if gaps == 0 {
+                continue;
+            }
+            any = true;
+            let mut models: BTreeMap<String, i64> = BTreeMap::new();
+            for gap in &listed.gaps {
+                for spend in gap.spend.iter().filter(|s| s.period == period) {
+                    for model in &spend.models {
+                        *models.entry(model.clone()).or_default() += spend.cents;
+                    }
+                }
+            }
+            let mut models: Vec<(String, i64)> = models.into_iter().collect();
+            models.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let named = models.iter().take(3).map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ");
+            d.text.push(format!("{scenario}: {} in {gaps} open gaps (models: {named}).", dollars(cents)));
+        }
+        if !any {
+            d.text.insert(0, format!("No: in {period} every model you can see ran where and as it was approved."));
+        } else {
+            d.text.insert(0, format!("Yes — in {period}:"));
+        }
+        Ok(d)
+    }
+
+    async fn gaps(&self, meta: &MetadataMap, period: String, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new(&period);
+        let listed = self.gap_totals(meta, &mut d, "", as_of).await?;
+        let (gaps, cents) = listed.totals.iter().fold((0u64, 0i64), |a, t| (a.0 + u64::from(t.gaps), a.1 + t.cents));
+        d.text.push(format!("{gaps} open Allocation Gaps hold {} of {period}'s AI spend:", dollars(cents)));
+        let mut totals = listed.totals.clone();
+        totals.sort_by(|a, b| b.cents.cmp(&a.cents).then_with(|| a.kind.cmp(&b.kind)));
+        for t in &totals {
+            d.text.push(format!("- {}: {} gaps, {}", t.scenario, t.gaps, dollars(t.cents)));
+            d.money(format!("{} spend", t.kind), t.cents);
+        }
+        d.money("open gaps spend".into(), cents);
+        d.count("open gaps".into(), gaps);
+        Ok(d)
+    }
+
+    async fn spend_cards(&self, meta: &MetadataMap, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new("");
+        d.called("finops.v1.SpendCardService/ListSpendCards");
+        let request = pb::ListSpendCardsRequest { as_of: as_of.to_owned(), page_size: 1000, ..Default::default() };
+        let cards = self.cards.list_spend_cards(forward(meta, request)).await?.into_inner().cards;
+        let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
+        for card in &cards {
+            *by_status.entry(card.status.as_str()).or_default() += 1;
+        }
+        let summary = by_status.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
+        d.text.push(if cards.is_empty() {
+            "No spend cards you can see yet.".to_owned()
+        } else {
+            format!("{} spend cards: {summary}.", cards.len())
+        });
+        for (status, n) in &by_status {
+            d.count(format!("{status} cards"), *n);
+        }
+        let waiting: Vec<&pb::SpendCard> =
+            cards.iter().filter(|c| c.status == "issued" || c.status == "disputed").collect();
+        if !waiting.is_empty() {
+            d.text.push("Waiting for sign-off:".into());
+        }
+        for c in waiting.iter().take(10) {
+            let flag = if c.variance_flagged { ", variance flagged" } else { "" };
+            d.text.push(format!(
+                "- {} week of {}: {} ({}) against {}{flag}",
+                c.name,
+                c.week,
+                dollars(c.actual_cents),
+                c.status,
+                dollars(c.estimate_cents)
+            ));
+        }
+        Ok(d)
+    }
+
+    async fn maturity(&self, meta: &MetadataMap, intent: &Intent, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new(intent.period.as_deref().unwrap_or_default());
+        d.called("finops.v1.MaturityService/GetMaturity");
+        let request = pb::GetMaturityRequest { period: d.period.clone(), as_of: as_of.to_owned() };
+        let m = self.maturity.get_maturity(forward(meta, request)).await?.into_inner();
+        d.period = m.period.clone();
+        d.text.push(format!("AI Governance Maturity for {}: {:.1} ({}).", m.period, m.overall, m.tier));
+        d.figures.push(pb::Figure {
+            name: "overall".into(),
+            unit: "points".into(),
+            score: m.overall,
+            ..Default::default()
+        });
+        for dim in &m.dimensions {
+            d.figures.push(pb::Figure {
+                name: dim.name.clone(),
+                unit: "points".into(),
+                score: dim.score,
+                ..Default::default()
+            });
+            d.text.push(format!("- {} {:.1} ({}): {}", dim.name, dim.score, dim.tier, dim.figures));
+        }
+        let best = m
+            .dimensions
+            .iter()
+            .filter(|dim| !dim.next_move.is_empty())
+            .max_by(|a, b| a.worth_points.total_cmp(&b.worth_points).then_with(|| b.name.cmp(&a.name)));
+        if let Some(next) = best {
+            d.text.push(format!("Next move: {} (+{:.1} points).", next.next_move, next.worth_points));
+        }
+        if m.trend.len() > 1 {
+            let trend = m.trend.iter().map(|p| format!("{} {:.1}", p.period, p.overall)).collect::<Vec<_>>();
+            d.text.push(format!("Trend: {}.", trend.join(" → ")));
+        }
+        Ok(d)
+    }
+}
+
+/// `message` with the asker's metadata (their bearer token), as the wrapped call sees it.
+fn forward<T>(meta: &MetadataMap, message: T) -> Request<T> {
+    Request::from_parts(meta.clone(), tonic::Extensions::default(), message)
+}
+
+/// What can be asked.
+fn help() -> Draft {
+    let mut d = Draft::new("");
+    d.text.push("Ask Agent Bill, for instance:".into());
+    for tool in Tool::ALL.iter().filter(|t| **t != Tool::Help) {
+        d.text.push(format!("- {}", tool.example()));
+    }
+    d.text.push("Name a month (\"in October\", \"2026-10\", \"last month\") or a workload in quotes.".into());
+    d
+}
+
+#[tonic::async_trait]
+impl AgentBillService for AgentBillApi {
+    #[tracing::instrument(skip_all)]
+    async fn ask(&self, request: Request<pb::AskRequest>) -> Result<Response<pb::Answer>, Status> {
+        // Signed in, as every call; what the asker may see is the wrapped call's to decide.
+        self.auth.principal(&request)?;
+        let meta = request.metadata().clone();
+        let body = request.into_inner();
+        let mut fields = Fields::default();
+        let as_of = wire::as_of(&mut fields, &body.as_of);
+        if body.question.trim().is_empty() {
+            fields.add("question", "is required: ask in plain English, e.g. \"Am I on track against my estimate?\"");
+        }
+        if body.question.len() > 2_000 {
+            fields.add("question", format!("is {} bytes; ask in at most 2000", body.question.len()));
+        }
+        fields.finish()?;
+        let instant = as_of.unwrap_or_else(Utc::now);
+        // The instant is pinned once, so every call of one answer reads the same log.
+        let pinned = instant.to_rfc3339();
+        let intent = match understand(&body.question, instant.date_naive()) {
+            Ok(intent) => intent,
+            Err(_) => Intent { tool: Tool::Help, period: None, workload: None, confirmed: false },
+        };
+        let draft = match intent.tool {
+            Tool::Help => help(),
+            Tool::OnTrack => self.on_track(&meta, &intent, &pinned).await?,
+            Tool::TopCosts => self.top_costs(&meta, self.period(&intent, instant).await?, &pinned).await?,
+            Tool::Spend => self.spend(&meta, self.period(&intent, instant).await?, &pinned).await?,
+            Tool::UnapprovedModels => {
+                self.unapproved_models(&meta, self.period(&intent, instant).await?, &pinned).await?
+            }
+            Tool::Gaps => self.gaps(&meta, self.period(&intent, instant).await?, &pinned).await?,
+            Tool::SpendCards => self.spend_cards(&meta, &pinned).await?,
+            Tool::Maturity => self.maturity(&meta, &intent, &pinned).await?,
+            Tool::Suspend | Tool::Resume => {
+                return Err(Status::unimplemented(
+                    "suspending and resuming a workload needs the kill switch, which FinOps Center does not have yet",
+                ));
+            }
+        };
+        let mut text = draft.text.join("\n");
+        if understand(&body.question, instant.date_naive()).is_err() {
+            text = format!("I do not understand \"{}\".\n{text}", body.question.trim());
+        }
+        Ok(Response::new(pb::Answer {
+            text,
+            tool: intent.tool.as_str().to_owned(),
+            calls: draft.calls.iter().map(|c| (*c).to_owned()).collect(),
+            figures: draft.figures,
+            period: draft.period,
+            as_of: pinned,
+        }))
+    }
+}

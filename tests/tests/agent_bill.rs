@@ -1,0 +1,173 @@
+//! Agent Bill over gRPC (issue 16 item 2), on PostgreSQL: questions in plain English
+//! answered with the figures of the call each wraps — asked again of that call at the
+//! answer's instant, the figures are equal — scoped and refused exactly as that call;
+//! a question it does not understand gets what can be asked; bad input is named.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{ingest_generated_month, read_models_caught_up};
+use finops_e2e::{RunningServer, authed, fresh_postgres_url};
+use finops_proto::v1 as pb;
+use finops_proto::v1::agent_bill_service_client::AgentBillServiceClient;
+use finops_proto::v1::attribution_service_client::AttributionServiceClient;
+use finops_proto::v1::gap_service_client::GapServiceClient;
+use finops_proto::v1::maturity_service_client::MaturityServiceClient;
+use finops_proto::v1::spaces_service_client::SpacesServiceClient;
+use finops_server::auth::Role;
+use tonic::Code;
+
+/// Waits until the gap detector, the card issuer and the read models have caught up.
+async fn settle(server: &RunningServer, url: &str) {
+    let models = finops_projections::ReadModels::open(url).await.unwrap();
+    for _ in 0..2400 {
+        let head = server.store.seal_committed().await.unwrap().position.0;
+        let mut behind = false;
+        for process in [finops_processes::GapDetector::NAME, finops_processes::CardIssuer::NAME] {
+            behind |= models.process_checkpoint(process).await.unwrap() < head;
+        }
+        if !behind {
+            read_models_caught_up(server, url).await;
+            if server.store.seal_committed().await.unwrap().position.0 == head {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the processes never caught up");
+}
+
+fn figures(answer: &pb::Answer) -> BTreeMap<String, pb::Figure> {
+    answer.figures.iter().map(|f| (f.name.clone(), f.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let server = RunningServer::start(&url).await;
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    ingest_generated_month(&server, "2026-11", 3_000).await;
+    settle(&server, &url).await;
+
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut bill = AgentBillServiceClient::new(channel.clone());
+    let mut spaces = SpacesServiceClient::new(channel.clone());
+    let mut attribution = AttributionServiceClient::new(channel.clone());
+    let mut gaps = GapServiceClient::new(channel.clone());
+    let mut maturity = MaturityServiceClient::new(channel);
+    let maria = server.token("po-maria", Role::ProductOwner);
+    let juan = server.token("po-juan", Role::ProductOwner);
+    let fl = server.token("fl-ana", Role::FinopsLead);
+    let finance = server.token("fin-eva", Role::Finance);
+    let ask = |question: &str| pb::AskRequest { question: question.into(), as_of: String::new() };
+
+    // 1. "Am I on track?" as a Product Owner: each of her workloads' forecast, the figures
+    // GetWorkload gives at the answer's instant.
+    let answer = bill.ask(authed(ask("Am I on track against my estimate?"), &maria)).await.unwrap().into_inner();
+    assert_eq!(answer.tool, "on_track");
+    assert_eq!(answer.period, "2026-11");
+    assert!(answer.calls.contains(&"finops.v1.SpacesService/GetWorkload".to_owned()), "{:?}", answer.calls);
+    let quoted = figures(&answer);
+    let hers = spaces
+        .list_workloads(authed(pb::ListWorkloadsRequest { page_size: 100, ..Default::default() }, &maria))
+        .await
+        .unwrap()
+        .into_inner()
+        .workloads;
+    assert!(!hers.is_empty());
+    for w in &hers {
+        let get = pb::GetWorkloadRequest { name: w.workload_id.clone(), as_of: answer.as_of.clone() };
+        let f = spaces.get_workload(authed(get, &maria)).await.unwrap().into_inner().forecast.unwrap();
+        assert_eq!(quoted[&format!("{} month to date", w.name)].amount, f.month_to_date_cents, "{}", w.name);
+        assert_eq!(quoted[&format!("{} monthly estimate", w.name)].amount, f.month_estimate_cents);
+        assert_eq!(quoted[&format!("{} projected month", w.name)].amount, f.projected_month_cents);
+        assert!(answer.text.contains(&w.name), "{}", answer.text);
+    }
+    assert!(quoted.keys().all(|k| hers.iter().any(|w| k.starts_with(&w.name))), "only her workloads: {quoted:?}");
+    // Another Product Owner's workload, named, is not there for Juan — as in GetWorkload.
+    let refused = bill.ask(authed(ask("Am I on track with \"Support Bot\"?"), &juan)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "{}", refused.message());
+
+    // 2. "Which workloads cost most, and why?" as the FinOps Lead: Attribute's figures.
+    let answer =
+        bill.ask(authed(ask("Which workloads cost most this month, and why?"), &fl)).await.unwrap().into_inner();
+    assert_eq!((answer.tool.as_str(), answer.period.as_str()), ("top_costs", "2026-11"));
+    let request = pb::AttributeRequest {
+        period: "2026-11".into(),
+        group_by: vec!["workload".into(), "model".into()],
+        as_of: answer.as_of.clone(),
+    };
+    let truth = attribution.attribute(authed(request, &fl)).await.unwrap().into_inner();
+    let quoted = figures(&answer);
+    assert_eq!(quoted["total"].amount, truth.total_cents);
+    let mut by_workload: BTreeMap<String, i64> = BTreeMap::new();
+    for row in &truth.rows {
+        *by_workload.entry(row.keys[0].clone()).or_default() += row.cost_cents;
+    }
+    let top = by_workload.iter().max_by_key(|(_, c)| **c).unwrap();
+    let named = if top.0.is_empty() { "(no workload: Allocation Gaps)".to_owned() } else { top.0.clone() };
+    assert_eq!(quoted[&named].amount, *top.1, "the largest is quoted with its own figure");
+    assert!(answer.text.lines().nth(1).unwrap().contains(&named), "largest first: {}", answer.text);
+
+    // 3. "Are any workloads using unapproved models?": the active gaps of both kinds.
+    let answer =
+        bill.ask(authed(ask("Are any workloads using unapproved models?"), &finance)).await.unwrap().into_inner();
+    assert_eq!(answer.tool, "unapproved_models");
+    let quoted = figures(&answer);
+    for kind in ["out_of_approved_scope", "not_business_approved"] {
+        let request = pb::ListGapsRequest {
+            kind: kind.into(),
+            state: "active".into(),
+            period: "2026-11".into(),
+            page_size: 1000,
+            as_of: answer.as_of.clone(),
+            ..Default::default()
+        };
+        let totals = gaps.list_gaps(authed(request, &finance)).await.unwrap().into_inner().totals;
+        assert_eq!(quoted[&format!("{kind} spend")].amount, totals.iter().map(|t| t.cents).sum::<i64>(), "{kind}");
+        assert_eq!(quoted[&format!("{kind} gaps")].amount, totals.iter().map(|t| i64::from(t.gaps)).sum::<i64>());
+    }
+
+    // 4. The maturity score, as GetMaturity gives it; refused to a Product Owner as
+    // GetMaturity refuses her.
+    let answer = bill.ask(authed(ask("What is our governance maturity score?"), &finance)).await.unwrap().into_inner();
+    let truth = maturity
+        .get_maturity(authed(pb::GetMaturityRequest { period: String::new(), as_of: answer.as_of.clone() }, &finance))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.tool, "maturity");
+    assert_eq!(figures(&answer)["overall"].score, truth.overall);
+    assert!(answer.text.contains("Next move:"), "{}", answer.text);
+    let refused = bill.ask(authed(ask("What is our maturity score?"), &maria)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let ce = server.token("ce-li", Role::CloudEngineer);
+    assert_eq!(bill.ask(authed(ask("Am I on track?"), &ce)).await.unwrap_err().code(), Code::PermissionDenied);
+
+    // 5. The same question at the same instant answers the same.
+    let at = answer.as_of.clone();
+    let again = |q: &str| pb::AskRequest { question: q.into(), as_of: at.clone() };
+    let first = bill.ask(authed(again("How much did we spend?"), &fl)).await.unwrap().into_inner();
+    let second = bill.ask(authed(again("How much did we spend?"), &fl)).await.unwrap().into_inner();
+    assert_eq!(first, second);
+    assert_eq!(first.tool, "spend");
+    let quoted = figures(&first);
+    assert_eq!(quoted["attributed"].amount + quoted["in gaps"].amount, quoted["total"].amount);
+
+    // 6. Not understood: what can be asked. Actions it cannot take yet say so. Bad input
+    // is named.
+    let help = bill.ask(authed(ask("What's the weather in Lisbon?"), &maria)).await.unwrap().into_inner();
+    assert_eq!(help.tool, "help");
+    assert!(help.text.contains("I do not understand") && help.text.contains("Am I on track"), "{}", help.text);
+    let suspend = bill.ask(authed(ask("Suspend \"Support Bot\", confirm"), &maria)).await.unwrap_err();
+    assert_eq!(suspend.code(), Code::Unimplemented);
+    let bad =
+        bill.ask(authed(pb::AskRequest { question: " ".into(), as_of: "yesterday".into() }, &maria)).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("question") && bad.message().contains("as_of"), "{}", bad.message());
+    assert_eq!(bill.ask(tonic::Request::new(ask("Am I on track?"))).await.unwrap_err().code(), Code::Unauthenticated);
+
+    server.shutdown().await.unwrap();
+}
