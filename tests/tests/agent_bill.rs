@@ -61,7 +61,7 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
     let juan = server.token("po-juan", Role::ProductOwner);
     let fl = server.token("fl-ana", Role::FinopsLead);
     let finance = server.token("fin-eva", Role::Finance);
-    let ask = |question: &str| pb::AskRequest { question: question.into(), as_of: String::new() };
+    let ask = |question: &str| pb::AskRequest { question: question.into(), ..Default::default() };
 
     // 1. "Am I on track?" as a Product Owner: each of her workloads' forecast, the figures
     // GetWorkload gives at the answer's instant.
@@ -148,11 +148,26 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
 
     // 5. The same question at the same instant answers the same.
     let at = answer.as_of.clone();
-    let again = |q: &str| pb::AskRequest { question: q.into(), as_of: at.clone() };
+    let again = |q: &str| pb::AskRequest { question: q.into(), as_of: at.clone(), ..Default::default() };
     let first = bill.ask(authed(again("How much did we spend?"), &fl)).await.unwrap().into_inner();
     let second = bill.ask(authed(again("How much did we spend?"), &fl)).await.unwrap().into_inner();
     assert_eq!(first, second);
     assert_eq!(first.tool, "spend");
+    // The same tool named (as an MCP client calls it) answers the same as the question.
+    let named = pb::AskRequest { tool: "spend".into(), as_of: at.clone(), ..Default::default() };
+    assert_eq!(bill.ask(authed(named, &fl)).await.unwrap().into_inner(), first);
+    let bad = pb::AskRequest {
+        tool: "spend".into(),
+        question: "How much?".into(),
+        period: "Nov".into(),
+        ..Default::default()
+    };
+    let bad = bill.ask(authed(bad, &fl)).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("question") && bad.message().contains("period"), "{}", bad.message());
+    let unknown = pb::AskRequest { tool: "weather".into(), ..Default::default() };
+    let unknown = bill.ask(authed(unknown, &fl)).await.unwrap_err();
+    assert!(unknown.message().contains("`weather` is not a tool"), "{}", unknown.message());
     let quoted = figures(&first);
     assert_eq!(quoted["attributed"].amount + quoted["in gaps"].amount, quoted["total"].amount);
 
@@ -163,8 +178,10 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
     assert!(help.text.contains("I do not understand") && help.text.contains("Am I on track"), "{}", help.text);
     let suspend = bill.ask(authed(ask("Suspend \"Support Bot\", confirm"), &maria)).await.unwrap_err();
     assert_eq!(suspend.code(), Code::Unimplemented);
-    let bad =
-        bill.ask(authed(pb::AskRequest { question: " ".into(), as_of: "yesterday".into() }, &maria)).await.unwrap_err();
+    let bad = bill
+        .ask(authed(pb::AskRequest { question: " ".into(), as_of: "yesterday".into(), ..Default::default() }, &maria))
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("question") && bad.message().contains("as_of"), "{}", bad.message());
     assert_eq!(bill.ask(tonic::Request::new(ask("Am I on track?"))).await.unwrap_err().code(), Code::Unauthenticated);

@@ -79,8 +79,10 @@ impl Question {
     }
 }
 
-/// Each workload's spend per day in cents, rounded once per day from the exact sum: the
-/// month to date a forecast reads (DOMAIN.md §13), on a card and in the workload view alike.
+/// Each workload's spend per day in cents, the days adding up to the workload's exact total
+/// rounded once ([`crate::allocate_cents`]), so a month to date matches what attribution
+/// says of the workload rather than drifting by a cent a day: what a forecast reads
+/// (DOMAIN.md §13), on a card and in the workload view alike.
 pub fn daily_cents(lines: &[WorkloadDayLine]) -> BTreeMap<&str, Vec<(NaiveDate, i64)>> {
     let mut exact: BTreeMap<&str, BTreeMap<NaiveDate, i128>> = BTreeMap::new();
     for line in lines {
@@ -89,8 +91,39 @@ pub fn daily_cents(lines: &[WorkloadDayLine]) -> BTreeMap<&str, Vec<(NaiveDate, 
     exact
         .into_iter()
         .map(|(workload, days)| {
-            let days = days.into_iter().map(|(day, raw)| (day, crate::cents(raw, crate::lines::MONEY_SCALE))).collect();
-            (workload, days)
+            let (days, raws): (Vec<NaiveDate>, Vec<i128>) = days.into_iter().unzip();
+            let (cents, _) = crate::allocate_cents(&raws);
+            (workload, days.into_iter().zip(cents).collect())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(workload: &str, day: u32, raw_cost: i128) -> WorkloadDayLine {
+        WorkloadDayLine {
+            workload_id: workload.into(),
+            day: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
+            model: "m".into(),
+            token_type: "input".into(),
+            region: "us-east-1".into(),
+            out_of_scope: false,
+            tokens: 1.0,
+            raw_cost,
+        }
+    }
+
+    #[test]
+    fn a_workloads_days_add_up_to_its_total_rounded_once() {
+        // 0.4 cents a day for 30 days: rounded per day that is $0.00, in all it is 12 cents.
+        let unit = 10i128.pow(u32::try_from(crate::lines::MONEY_SCALE - 2).unwrap());
+        let lines: Vec<WorkloadDayLine> =
+            (1..=30).map(|d| line("w", d, unit * 4 / 10)).chain([line("v", 1, unit * 250)]).collect();
+        let daily = daily_cents(&lines);
+        assert_eq!(daily["w"].iter().map(|(_, c)| c).sum::<i64>(), 12);
+        assert_eq!(daily["w"].len(), 30);
+        assert_eq!(daily["v"], vec![(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), 250)]);
+    }
 }

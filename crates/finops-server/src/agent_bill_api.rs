@@ -430,8 +430,24 @@ impl AgentBillService for AgentBillApi {
         let body = request.into_inner();
         let mut fields = Fields::default();
         let as_of = wire::as_of(&mut fields, &body.as_of);
-        if body.question.trim().is_empty() {
+        let named = body.tool.trim();
+        let tool = Tool::ALL.iter().copied().find(|t| t.as_str() == named);
+        if !named.is_empty() && tool.is_none() {
+            let known = Tool::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+            fields.add("tool", format!("`{named}` is not a tool: one of {known}"));
+        }
+        if named.is_empty() && body.question.trim().is_empty() {
             fields.add("question", "is required: ask in plain English, e.g. \"Am I on track against my estimate?\"");
+        }
+        if !named.is_empty() && !body.question.trim().is_empty() {
+            fields.add("question", "ask a question or name a tool, not both");
+        }
+        let period = body.period.trim();
+        if !period.is_empty() && (named.is_empty() || !finops_domain::cur_batches::is_billing_period(period)) {
+            fields.add("period", format!("`{period}` is not a billing period (YYYY-MM) given with a tool"));
+        }
+        if !body.workload.trim().is_empty() && named.is_empty() {
+            fields.add("workload", "is given with a tool; in a question, name the workload in quotes");
         }
         if body.question.len() > 2_000 {
             fields.add("question", format!("is {} bytes; ask in at most 2000", body.question.len()));
@@ -440,9 +456,16 @@ impl AgentBillService for AgentBillApi {
         let instant = as_of.unwrap_or_else(Utc::now);
         // The instant is pinned once, so every call of one answer reads the same log.
         let pinned = instant.to_rfc3339();
-        let intent = match understand(&body.question, instant.date_naive()) {
-            Ok(intent) => intent,
-            Err(_) => Intent { tool: Tool::Help, period: None, workload: None, confirmed: false },
+        let understood = understand(&body.question, instant.date_naive());
+        let intent = match (tool, &understood) {
+            (Some(tool), _) => Intent {
+                tool,
+                period: (!period.is_empty()).then(|| period.to_owned()),
+                workload: Some(body.workload.trim().to_owned()).filter(|w| !w.is_empty()),
+                confirmed: false,
+            },
+            (None, Ok(intent)) => intent.clone(),
+            (None, Err(_)) => Intent { tool: Tool::Help, period: None, workload: None, confirmed: false },
         };
         let draft = match intent.tool {
             Tool::Help => help(),
@@ -462,7 +485,7 @@ impl AgentBillService for AgentBillApi {
             }
         };
         let mut text = draft.text.join("\n");
-        if understand(&body.question, instant.date_naive()).is_err() {
+        if tool.is_none() && understood.is_err() {
             text = format!("I do not understand \"{}\".\n{text}", body.question.trim());
         }
         Ok(Response::new(pb::Answer {

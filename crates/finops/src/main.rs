@@ -62,6 +62,8 @@ enum Command {
     Maturity(cli::MaturityArgs),
     /// Ask Agent Bill in plain English: "Am I on track against my estimate?"
     Ask(cli::AskArgs),
+    /// Agent Bill's tools for an MCP client, over stdio, as the holder of --token.
+    Mcp,
     /// A resource's decision trail: when, who, role, what, why (now or --as-of).
     History(cli::HistoryArgs),
     /// Gateway mapping rules: a shared role's sessions charged to workloads.
@@ -225,6 +227,7 @@ fn main() -> anyhow::Result<()> {
             Command::Cards { command } => cli::cards(&cli.connection, command).await,
             Command::Maturity(args) => cli::maturity(&cli.connection, args).await,
             Command::Ask(args) => cli::ask(&cli.connection, args).await,
+            Command::Mcp => cli::mcp(&cli.connection).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,

@@ -31,7 +31,11 @@ fn answer_json(a: &pb::Answer) -> Value {
 /// `finops ask QUESTION [--as-of T]`
 pub async fn ask(conn: &Connection, args: AskArgs) -> anyhow::Result<()> {
     let mut client = AgentBillServiceClient::new(conn.channel().await?);
-    let message = pb::AskRequest { question: args.question.join(" "), as_of: args.as_of.unwrap_or_default() };
+    let message = pb::AskRequest {
+        question: args.question.join(" "),
+        as_of: args.as_of.unwrap_or_default(),
+        ..Default::default()
+    };
     let answer = client.ask(conn.request(message)?).await.map_err(explain)?.into_inner();
     conn.print(answer_json(&answer), |v| {
         println!("{}", text(&v["text"]));

@@ -13,6 +13,7 @@ mod gaps;
 mod gateway_rules;
 mod history;
 mod maturity;
+mod mcp;
 mod org;
 mod spaces;
 
@@ -25,6 +26,7 @@ pub use gaps::{GapsCommand, gaps};
 pub use gateway_rules::{GatewayRulesCommand, gateway_rules};
 pub use history::{HistoryArgs, history};
 pub use maturity::{MaturityArgs, maturity};
+pub use mcp::mcp;
 pub use org::{OrgCommand, org};
 pub use spaces::{ClaimArgs, ClaimsCommand, WorkloadsCommand, claim, claims, workloads};
 
@@ -214,9 +216,13 @@ impl Connection {
             .with_context(|| format!("cannot reach {}", self.server))
     }
 
+    /// The bearer token, or why there is none.
+    pub(crate) fn token(&self) -> anyhow::Result<&str> {
+        self.token.as_deref().context("no token: pass --token or set FINOPS_TOKEN (see `finops dev-token`)")
+    }
+
     pub(crate) fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
-        let token =
-            self.token.as_deref().context("no token: pass --token or set FINOPS_TOKEN (see `finops dev-token`)")?;
+        let token = self.token()?;
         let mut request = tonic::Request::new(message);
         request
             .metadata_mut()

@@ -1,0 +1,207 @@
+//! `finops mcp`: Agent Bill's tools for any MCP client (an LLM assistant), over stdio, with
+//! the official Rust SDK (`rmcp`). Each tool is one `AgentBillService.Ask` naming the tool,
+//! sent to the server with the token `finops mcp` was started with — so a tool sees what
+//! the token's holder may see, is refused as they are, and quotes the same figures. A
+//! refusal is an MCP error carrying the gRPC status's message.
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use finops_proto::v1 as pb;
+use finops_proto::v1::agent_bill_service_client::AgentBillServiceClient;
+
+use super::Connection;
+
+/// JSON-RPC's implementation-defined server error: a call the service refused or failed,
+/// with the gRPC code in `data.grpc_code`.
+const REFUSED: ErrorCode = ErrorCode(-32000);
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct PeriodArgs {
+    /// Billing period, YYYY-MM (default: the latest with CUR).
+    #[serde(default)]
+    period: Option<String>,
+    /// RFC 3339 instant: answer as the log and CUR stood then (default: now).
+    #[serde(default)]
+    as_of: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct OnTrackArgs {
+    /// A workload's name, to ask about it alone (default: every workload the caller sees).
+    #[serde(default)]
+    workload: Option<String>,
+    /// RFC 3339 instant (default: now).
+    #[serde(default)]
+    as_of: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct AsOfArgs {
+    /// RFC 3339 instant (default: now).
+    #[serde(default)]
+    as_of: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct QuestionArgs {
+    /// A question in plain English: "Am I on track against my estimate?"
+    question: String,
+    /// RFC 3339 instant (default: now).
+    #[serde(default)]
+    as_of: Option<String>,
+}
+
+/// The MCP server: Agent Bill's tools, answered by the FinOps Center server.
+#[derive(Clone)]
+pub struct FinopsMcp {
+    channel: Channel,
+    authorization: String,
+    #[expect(dead_code, reason = "read through the router the tool_handler macro generates")]
+    tool_router: ToolRouter<Self>,
+}
+
+impl FinopsMcp {
+    async fn ask(&self, message: pb::AskRequest) -> Result<CallToolResult, ErrorData> {
+        let mut request = tonic::Request::new(message);
+        let header = self.authorization.parse().map_err(|_| ErrorData::invalid_request("token is not ASCII", None))?;
+        request.metadata_mut().insert("authorization", header);
+        let answer =
+            AgentBillServiceClient::new(self.channel.clone()).ask(request).await.map_err(refused)?.into_inner();
+        let mut result = CallToolResult::success(vec![ContentBlock::text(answer.text.clone())]);
+        result.structured_content = Some(json!({
+            "tool": answer.tool, "period": answer.period, "as_of": answer.as_of, "calls": answer.calls,
+            "figures": answer.figures.iter().map(|f| json!({
+                "name": f.name, "unit": f.unit, "amount": f.amount, "score": f.score, "text": f.text,
+            })).collect::<Vec<_>>(),
+        }));
+        Ok(result)
+    }
+
+    async fn tool(
+        &self,
+        tool: &str,
+        period: Option<String>,
+        workload: Option<String>,
+        as_of: Option<String>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.ask(pb::AskRequest {
+            tool: tool.to_owned(),
+            period: period.unwrap_or_default(),
+            workload: workload.unwrap_or_default(),
+            as_of: as_of.unwrap_or_default(),
+            ..Default::default()
+        })
+        .await
+    }
+}
+
+/// A gRPC refusal as an MCP error: the same message, the code in the data.
+fn refused(status: tonic::Status) -> ErrorData {
+    use tonic_types::StatusExt;
+    let violations: Vec<serde_json::Value> = status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations.iter().map(|v| json!({"field": v.field, "description": v.description})).collect()
+        })
+        .unwrap_or_default();
+    let code = if status.code() == tonic::Code::InvalidArgument { ErrorCode::INVALID_PARAMS } else { REFUSED };
+    let data = json!({ "grpc_code": format!("{:?}", status.code()), "field_violations": violations });
+    ErrorData::new(code, status.message().to_owned(), Some(data))
+}
+
+#[tool_router]
+impl FinopsMcp {
+    /// Serves Agent Bill's tools from `channel`, as the holder of `token`.
+    pub fn new(channel: Channel, token: &str) -> Self {
+        Self { channel, authorization: format!("Bearer {token}"), tool_router: Self::tool_router() }
+    }
+
+    #[tool(
+        description = "Each of the caller's workloads against its monthly estimate: month to date, burn per day, the month projected at that rate, and the day it crosses (or crossed) the estimate.",
+        annotations(read_only_hint = true)
+    )]
+    async fn on_track(&self, Parameters(a): Parameters<OnTrackArgs>) -> Result<CallToolResult, ErrorData> {
+        self.tool("on_track", None, a.workload, a.as_of).await
+    }
+
+    #[tool(
+        description = "Where a period's AI dollars went, largest workload first, with the models that explain each.",
+        annotations(read_only_hint = true)
+    )]
+    async fn top_costs(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
+        self.tool("top_costs", a.period, None, a.as_of).await
+    }
+
+    #[tool(
+        description = "A period's AI spend in all: what is charged to a workload and what sits in Allocation Gaps.",
+        annotations(read_only_hint = true)
+    )]
+    async fn spend(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
+        self.tool("spend", a.period, None, a.as_of).await
+    }
+
+    #[tool(
+        description = "Spend on models used outside their approval (Out of Approved Scope) or with no Business Request (Not Business Approved), with the models.",
+        annotations(read_only_hint = true)
+    )]
+    async fn unapproved_models(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
+        self.tool("unapproved_models", a.period, None, a.as_of).await
+    }
+
+    #[tool(
+        description = "The open Allocation Gaps of a period by kind: how many and how many dollars.",
+        annotations(read_only_hint = true)
+    )]
+    async fn gaps(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
+        self.tool("gaps", a.period, None, a.as_of).await
+    }
+
+    #[tool(
+        description = "Weekly Spend Cards by status, and those waiting for sign-off.",
+        annotations(read_only_hint = true)
+    )]
+    async fn spend_cards(&self, Parameters(a): Parameters<AsOfArgs>) -> Result<CallToolResult, ErrorData> {
+        self.tool("spend_cards", None, None, a.as_of).await
+    }
+
+    #[tool(
+        description = "The AI Governance Maturity score of a period: its four dimensions, the next move and what it is worth, the trend.",
+        annotations(read_only_hint = true)
+    )]
+    async fn maturity(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
+        self.tool("maturity", a.period, None, a.as_of).await
+    }
+
+    #[tool(
+        description = "Ask Agent Bill in plain English; the question is mapped to one of the other tools. An unknown question is answered with what can be asked.",
+        annotations(read_only_hint = true)
+    )]
+    async fn ask_bill(&self, Parameters(a): Parameters<QuestionArgs>) -> Result<CallToolResult, ErrorData> {
+        self.ask(pb::AskRequest { question: a.question, as_of: a.as_of.unwrap_or_default(), ..Default::default() })
+            .await
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for FinopsMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "FinOps Center: AI spend governance. Every figure is real, read as the caller may see it; \
+             periods are YYYY-MM billing months; as_of reads the past.",
+        )
+    }
+}
+
+/// `finops mcp`: serves the tools over stdio until the client closes it.
+pub async fn mcp(conn: &Connection) -> anyhow::Result<()> {
+    let token = conn.token()?;
+    let server = FinopsMcp::new(conn.channel().await?, token).serve(rmcp::transport::stdio()).await?;
+    server.waiting().await?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Agent Bill's tools through MCP (issue 16 item 3): a real MCP client (the `rmcp` SDK's
+//! client) starts `finops mcp` over stdio against the demo server, lists the tools with
+//! their schemas, calls a read tool as a Product Owner and gets the figures the CLI shows
+//! her, and is refused as she is refused — the same message as the gRPC status — for
+//! another Product Owner's workload, the maturity score and a malformed period.
+
+mod common;
+
+use common::{finops, json, serve_demo, token};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+
+fn arguments(value: serde_json::Value) -> rmcp::model::JsonObject {
+    value.as_object().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_client_lists_the_tools_and_is_answered_and_refused_as_the_token_holder() {
+    let (server, dir) = serve_demo("mcp-cli");
+    let maria = token("po-maria", "product_owner");
+    let url = server.url.clone();
+    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_finops")).configure(|cmd| {
+        cmd.args(["--server", &url, "--token", &maria, "mcp"]);
+    });
+    let client = ().serve(TokioChildProcess::new(command).unwrap()).await.unwrap();
+    let mut transcript = Vec::new();
+
+    // The tools, each with a description and an input schema.
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for expected in
+        ["on_track", "top_costs", "spend", "unapproved_models", "gaps", "spend_cards", "maturity", "ask_bill"]
+    {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    let on_track = tools.iter().find(|t| t.name == "on_track").unwrap();
+    assert!(on_track.description.as_deref().unwrap_or_default().contains("estimate"));
+    assert!(on_track.input_schema["properties"].get("workload").is_some(), "{:?}", on_track.input_schema);
+    transcript.push(format!("> tools/list\n{}", names.join(", ")));
+
+    // A read tool: Support Bot's month, the figures `finops workloads show` gives her.
+    let called = client
+        .call_tool(CallToolRequestParams::new("on_track").with_arguments(arguments(serde_json::json!({
+            "workload": "Support Bot"
+        }))))
+        .await
+        .unwrap();
+    let figures = &called.structured_content.as_ref().unwrap()["figures"];
+    let quoted = figures.as_array().unwrap().iter().find(|f| f["name"] == "Support Bot month to date").unwrap();
+    let shown = json(&server, &maria, &["workloads", "show", "Support Bot"]);
+    assert_eq!(quoted["amount"], shown["forecast"]["month_to_date_cents"], "{figures}");
+    let text = called.content[0].as_text().unwrap().text.clone();
+    assert!(text.starts_with("Support Bot: "), "{text}");
+    transcript.push(format!("> tools/call on_track {{\"workload\": \"Support Bot\"}}\n{text}"));
+
+    // The question, in her words, through the grammar.
+    let asked = client
+        .call_tool(CallToolRequestParams::new("ask_bill").with_arguments(arguments(serde_json::json!({
+            "question": "Which of my workloads costs most this month, and why?"
+        }))))
+        .await
+        .unwrap();
+    assert_eq!(asked.structured_content.as_ref().unwrap()["tool"], "top_costs");
+    let text = asked.content[0].as_text().unwrap().text.clone();
+    transcript.push(format!(
+        "> tools/call ask_bill {{\"question\": \"Which of my workloads costs most this month, and why?\"}}\n{text}"
+    ));
+
+    // Refused as she is: another Product Owner's workload, the maturity score (the same
+    // message as the CLI's gRPC status), a malformed period (the field named).
+    let refusal = |e: rmcp::service::ServiceError| match e {
+        rmcp::service::ServiceError::McpError(data) => data,
+        other => panic!("not an MCP error: {other}"),
+    };
+    let theirs = client
+        .call_tool(CallToolRequestParams::new("on_track").with_arguments(arguments(serde_json::json!({
+            "workload": "Claims Triage"
+        }))))
+        .await
+        .map_err(refusal)
+        .unwrap_err();
+    assert_eq!(theirs.data.as_ref().unwrap()["grpc_code"], "NotFound", "{theirs:?}");
+    let score = client.call_tool(CallToolRequestParams::new("maturity")).await.map_err(refusal).unwrap_err();
+    let (ok, _, err) = finops(&server, &maria, &["maturity"]);
+    assert!(!ok && err.contains(score.message.as_ref()), "{err} vs {}", score.message);
+    assert_eq!(score.data.as_ref().unwrap()["grpc_code"], "PermissionDenied");
+    transcript.push(format!("> tools/call maturity {{}}\nerror {}: {}", score.code.0, score.message));
+    let bad = client
+        .call_tool(CallToolRequestParams::new("spend").with_arguments(arguments(serde_json::json!({"period": "Nov"}))))
+        .await
+        .map_err(refusal)
+        .unwrap_err();
+    assert_eq!(bad.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    assert_eq!(bad.data.as_ref().unwrap()["field_violations"][0]["field"], "period", "{bad:?}");
+
+    client.cancel().await.unwrap();
+    println!("{}", transcript.join("\n\n"));
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}
