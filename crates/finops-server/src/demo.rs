@@ -452,6 +452,26 @@ pub async fn seed(
                         task_handler.execute(&ts, &c, &ce(steps)).await?;
                     }
                 }
+                // Contract Drafts' Claude Platform workspace is claimed from the 9th: its
+                // first week's spend stays an Unclaimed AI Allocation, its later weeks get
+                // Spend Cards beside Support Bot's.
+                if story.key == "contract-drafts" {
+                    let resource = ClaimedResource::Workspace { name: "finance-contracts".into() };
+                    let claim = ClaimCommand::Claim {
+                        resource: resource.clone(),
+                        workload_id: id(&format!("workload-{}", story.key)),
+                        effective_from: chrono::NaiveDate::from_ymd_opt(2026, 11, 9).expect("date"),
+                        by: story.owner.into(),
+                        at: at + Duration::days(2),
+                    };
+                    claims
+                        .execute(
+                            &streams::claim(&resource.key()),
+                            &claim,
+                            &ctx(story.owner, "product_owner", "claim-contract-drafts", None),
+                        )
+                        .await?;
+                }
                 if story.key == "support-bot" {
                     let role = approved.approval.as_ref().expect("approved").role_name.clone();
                     let resource = ClaimedResource::IamRole { account: account(acct), role_name: role.to_string() };
@@ -687,7 +707,7 @@ pub struct DemoCards {
 /// commands the server runs: the first week's cards signed off (the first disputed and
 /// resolved with an adjusted charge, the rest accepted) and its roll-ups approved by their
 /// Portfolio Owners; in the second week one card disputed, the rest accepted; later weeks
-/// waiting. (The demo claims one workload, so its month shows one card a week.)
+/// waiting. (Support Bot has a card every week, Contract Drafts from the 9th.)
 /// Idempotent: the card issuer and every decision recognise what they already recorded.
 pub async fn seed_cards(
     store: Arc<dyn EventStore>,

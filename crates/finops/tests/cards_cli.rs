@@ -15,20 +15,22 @@ fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
     let fl = token("fl-ana", "finops_lead");
     let finance = token("fin-eva", "finance");
 
-    // The cards read model follows the log: wait for the demo's cards (its one claimed
-    // workload's three whole weeks: resolved after a dispute, disputed, waiting).
+    // The cards read model follows the log: wait for the demo's cards (Support Bot's three
+    // whole weeks: resolved after a dispute, disputed, waiting; Contract Drafts' two:
+    // accepted, waiting).
     let states = |cards: &serde_json::Value| -> BTreeSet<String> {
         cards.as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap().to_owned()).collect()
     };
     let mut cards = json(&server, &fl, &["cards", "list"]);
     for _ in 0..300 {
-        if states(&cards).len() == 3 {
+        if cards.as_array().unwrap().len() == 5 && states(&cards).len() == 4 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
         cards = json(&server, &fl, &["cards", "list"]);
     }
-    assert_eq!(states(&cards), ["disputed", "issued", "resolved"].into_iter().map(str::to_owned).collect(), "{cards}");
+    let every = ["accepted", "disputed", "issued", "resolved"];
+    assert_eq!(states(&cards), every.into_iter().map(str::to_owned).collect(), "{cards}");
     let (ok, table, err) = finops(&server, &fl, &["cards"]);
     assert!(ok && table.starts_with("CARD") && table.contains("WEEK"), "{err}{table}");
     let rollups = json(&server, &finance, &["cards", "rollups", "--status", "approved"]);
@@ -41,7 +43,10 @@ fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
             .unwrap()
             .to_owned()
     };
-    let find = |status: &str| cards.as_array().unwrap().iter().find(|c| c["status"] == status).unwrap().clone();
+    let flagged = |c: &&serde_json::Value| c["lines"].as_array().unwrap().iter().any(|l| l["flagged"] == true);
+    let find = |status: &str| {
+        cards.as_array().unwrap().iter().filter(|c| c["status"] == status).find(flagged).unwrap().clone()
+    };
 
     // The waiting card: its Product Owner reads it and accepts it; the FinOps Lead may not.
     let waiting = find("issued");

@@ -154,7 +154,7 @@ pub(crate) fn forecast_words(f: &Value) -> String {
 }
 
 fn print_card(v: &Value) {
-    for key in ["name", "week", "workload_id", "status", "version"] {
+    for key in ["name", "week", "workload_id", "portfolio_id", "status", "version"] {
         println!("{key:<16} {}", text(&v[key]));
     }
     println!("{:<16} {}", "actual", cents_of(v, "actual_cents"));
