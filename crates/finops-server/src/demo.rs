@@ -452,41 +452,34 @@ pub async fn seed(
                         task_handler.execute(&ts, &c, &ce(steps)).await?;
                     }
                 }
-                // Contract Drafts' Claude Platform workspace is claimed from the 9th: its
-                // first week's spend stays an Unclaimed AI Allocation, its later weeks get
-                // Spend Cards beside Support Bot's.
-                if story.key == "contract-drafts" {
-                    let resource = ClaimedResource::Workspace { name: "finance-contracts".into() };
+                // Support Bot's role is claimed once implemented; Contract Drafts' Claude
+                // Platform workspace from the 9th (its first week's spend stays an Unclaimed
+                // AI Allocation, its later weeks get Spend Cards beside Support Bot's).
+                let claimed = match story.key {
+                    "support-bot" => {
+                        let role = approved.approval.as_ref().expect("approved").role_name.to_string();
+                        Some((ClaimedResource::IamRole { account: account(acct), role_name: role }, at.date_naive()))
+                    }
+                    "contract-drafts" => Some((
+                        ClaimedResource::Workspace { name: "finance-contracts".into() },
+                        chrono::NaiveDate::from_ymd_opt(2026, 11, 9).expect("date"),
+                    )),
+                    _ => None,
+                };
+                if let Some((resource, effective_from)) = claimed {
                     let claim = ClaimCommand::Claim {
                         resource: resource.clone(),
                         workload_id: id(&format!("workload-{}", story.key)),
-                        effective_from: chrono::NaiveDate::from_ymd_opt(2026, 11, 9).expect("date"),
+                        effective_from,
                         by: story.owner.into(),
                         at: at + Duration::days(2),
                     };
+                    let key = format!("claim-{}", story.key);
                     claims
                         .execute(
                             &streams::claim(&resource.key()),
                             &claim,
-                            &ctx(story.owner, "product_owner", "claim-contract-drafts", None),
-                        )
-                        .await?;
-                }
-                if story.key == "support-bot" {
-                    let role = approved.approval.as_ref().expect("approved").role_name.clone();
-                    let resource = ClaimedResource::IamRole { account: account(acct), role_name: role.to_string() };
-                    let claim = ClaimCommand::Claim {
-                        resource: resource.clone(),
-                        workload_id: id(&format!("workload-{}", story.key)),
-                        effective_from: at.date_naive(),
-                        by: story.owner.into(),
-                        at: at + Duration::days(2),
-                    };
-                    claims
-                        .execute(
-                            &streams::claim(&resource.key()),
-                            &claim,
-                            &ctx(story.owner, "product_owner", "claim-support-bot", None),
+                            &ctx(story.owner, "product_owner", &key, None),
                         )
                         .await?;
                 }
