@@ -188,6 +188,16 @@ impl GapApi {
         self.decide(principal, &context, id, command(decider)).await
     }
 
+    /// Were the events of `stream` after its first `read` all recorded by processes?
+    async fn only_processes_since(&self, stream: &finops_eventlog::StreamId, read: u64) -> Result<bool, Status> {
+        let events = self
+            .store
+            .read_stream(stream, finops_eventlog::StreamRead::all())
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(events.iter().skip(read as usize).all(|e| e.metadata.actor_role == "process"))
+    }
+
     /// Decides a person's decision on a gap and answers with the gap after it.
     async fn decide(
         &self,
@@ -196,7 +206,25 @@ impl GapApi {
         id: Uuid,
         command: GapCommand,
     ) -> Result<Response<pb::Gap>, Status> {
-        self.gaps.execute(&streams::gap(id), &command, context).await.map_err(from_governance)?;
+        let stream = streams::gap(id);
+        // A gap's trail is also written by the detector, which may note a person's action's
+        // own side effect (a gateway rule it recorded) while the action is being decided.
+        // Overtaken only by processes, the decision is taken again on the newer trail — no
+        // other person's decision was missed; overtaken by a person, the caller is told.
+        let mut attempts = 0;
+        loop {
+            match self.gaps.execute(&stream, &command, context).await {
+                Err(finops_governance::GovernanceError::Conflict { read, .. })
+                    if attempts < 3 && self.only_processes_since(&stream, read).await? =>
+                {
+                    attempts += 1;
+                }
+                outcome => {
+                    outcome.map_err(from_governance)?;
+                    break;
+                }
+            }
+        }
         let doc = self.document(id, None).await?;
         Ok(Response::new(gap_to_wire(&doc, principal)))
     }
