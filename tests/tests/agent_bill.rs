@@ -16,6 +16,7 @@ use finops_proto::v1::attribution_service_client::AttributionServiceClient;
 use finops_proto::v1::gap_service_client::GapServiceClient;
 use finops_proto::v1::maturity_service_client::MaturityServiceClient;
 use finops_proto::v1::spaces_service_client::SpacesServiceClient;
+use finops_proto::v1::spend_card_service_client::SpendCardServiceClient;
 use finops_server::auth::Role;
 use tonic::Code;
 
@@ -171,7 +172,39 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
     let quoted = figures(&first);
     assert_eq!(quoted["attributed"].amount + quoted["in gaps"].amount, quoted["total"].amount);
 
-    // 6. Not understood: what can be asked. Actions it cannot take yet say so. Bad input
+    // 6. An action: accepting a card is the AcceptSpendCard command itself, taken only once
+    // confirmed, refused as that command is refused.
+    let mut cards = SpendCardServiceClient::new(
+        tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
+    );
+    let list = pb::ListSpendCardsRequest { status: "issued".into(), page_size: 100, ..Default::default() };
+    let card = cards.list_spend_cards(authed(list, &maria)).await.unwrap().into_inner().cards[0].clone();
+    let accepted_events = |stats: finops_eventlog::LogStats| -> u64 {
+        stats.events_by_type.iter().filter(|(t, _)| t.as_str() == "SpendCardAccepted").map(|(_, n)| n).sum()
+    };
+    let before = accepted_events(server.store.stats().await.unwrap());
+    let question = format!("Accept {} please", card.name);
+    let unconfirmed = bill.ask(authed(ask(&question), &maria)).await.unwrap().into_inner();
+    assert_eq!(unconfirmed.tool, "accept_card");
+    assert!(unconfirmed.text.starts_with("This would accept"), "{}", unconfirmed.text);
+    assert_eq!(accepted_events(server.store.stats().await.unwrap()), before, "nothing until confirmed");
+    let refused = bill.ask(authed(ask(&format!("{question}, confirm")), &juan)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "another Product Owner's card");
+    let done = bill.ask(authed(ask(&format!("{question}, confirm")), &maria)).await.unwrap().into_inner();
+    assert!(done.calls.contains(&"finops.v1.SpendCardService/AcceptSpendCard".to_owned()), "{done:?}");
+    assert_eq!(accepted_events(server.store.stats().await.unwrap()), before + 1);
+    read_models_caught_up(&server, &url).await;
+    let get = pb::GetSpendCardRequest { name: card.name.clone(), as_of: String::new() };
+    let after = cards.get_spend_card(authed(get, &maria)).await.unwrap().into_inner();
+    assert_eq!(after.status, "accepted");
+    let last = after.history.last().unwrap();
+    assert_eq!(
+        (last.event.as_str(), last.who.as_str(), last.role.as_str()),
+        ("SpendCardAccepted", "po-maria", "product_owner")
+    );
+    assert_eq!(last.why, format!("Accepted through Agent Bill: \"{question}, confirm\""));
+
+    // 7. Not understood: what can be asked. Actions it cannot take yet say so. Bad input
     // is named.
     let help = bill.ask(authed(ask("What's the weather in Lisbon?"), &maria)).await.unwrap().into_inner();
     assert_eq!(help.tool, "help");

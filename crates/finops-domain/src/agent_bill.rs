@@ -29,6 +29,8 @@ pub enum Tool {
     Gaps,
     /// Weekly Spend Cards by status, and those waiting for the asker.
     SpendCards,
+    /// Accept a Spend Card (its Product Owner), with an explicit confirmation.
+    AcceptCard,
     /// The AI Governance Maturity score and its next move.
     Maturity,
     /// The kill switch: suspend a workload.
@@ -39,13 +41,14 @@ pub enum Tool {
 
 impl Tool {
     /// Every tool, in the order the help lists them.
-    pub const ALL: [Tool; 10] = [
+    pub const ALL: [Tool; 11] = [
         Tool::OnTrack,
         Tool::TopCosts,
         Tool::Spend,
         Tool::UnapprovedModels,
         Tool::Gaps,
         Tool::SpendCards,
+        Tool::AcceptCard,
         Tool::Maturity,
         Tool::Suspend,
         Tool::Resume,
@@ -62,6 +65,7 @@ impl Tool {
             Tool::UnapprovedModels => "unapproved_models",
             Tool::Gaps => "gaps",
             Tool::SpendCards => "spend_cards",
+            Tool::AcceptCard => "accept_card",
             Tool::Maturity => "maturity",
             Tool::Suspend => "suspend",
             Tool::Resume => "resume",
@@ -78,6 +82,7 @@ impl Tool {
             Tool::UnapprovedModels => "Are any workloads using unapproved models?",
             Tool::Gaps => "Which AI spend has no owner?",
             Tool::SpendCards => "Which spend cards are waiting for me?",
+            Tool::AcceptCard => "Accept spendCards/{uuid} — the figures match our plan (confirm)",
             Tool::Maturity => "What is our governance maturity score?",
             Tool::Suspend => "Suspend \"Support Bot\" (confirm)",
             Tool::Resume => "Resume \"Support Bot\"",
@@ -96,6 +101,8 @@ pub struct Intent {
     pub workload: Option<String>,
     /// The asker confirmed an action in the question.
     pub confirmed: bool,
+    /// The Spend Card named (`spendCards/{uuid}`).
+    pub card: Option<String>,
 }
 
 /// The words that ask for each tool, tried in this order: the first rule with a phrase in
@@ -105,6 +112,7 @@ const RULES: &[(Tool, &[&str])] = &[
     (Tool::Help, &["help", "what can i ask", "what can you do", "what do you know"]),
     (Tool::Resume, &["resume", "unsuspend", "reactivate", "turn back on", "re-enable"]),
     (Tool::Suspend, &["suspend", "kill switch", "stop my workload", "stop the workload", "shut off", "pause"]),
+    (Tool::AcceptCard, &["accept"]),
     (Tool::OnTrack, &["on track", "forecast", "estimate", "burn rate", "run rate", "exceed", "overspend", "cross"]),
     (
         Tool::UnapprovedModels,
@@ -166,7 +174,7 @@ pub fn understand(question: &str, today: NaiveDate) -> Result<Intent, NotUnderst
         .map(|(tool, _)| *tool)
         .ok_or_else(|| NotUnderstood { question: question.trim().to_owned() })?;
     let confirmed = ["confirm", "confirmed", "yes"].iter().any(|w| words.split(' ').any(|x| x == *w));
-    Ok(Intent { tool, period: period(&words, today), workload, confirmed })
+    Ok(Intent { tool, period: period(&words, today), workload, confirmed, card: card(question) })
 }
 
 /// Lower case, letters, digits and `-` kept, everything else a single space.
@@ -197,6 +205,16 @@ fn quoted(text: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The first `spendCards/{uuid}` in `text`.
+fn card(text: &str) -> Option<String> {
+    let start = text.find("spendCards/")?;
+    let id: String = text[start + "spendCards/".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '-' || *c == '{' || *c == '}')
+        .collect();
+    (!id.is_empty()).then(|| format!("spendCards/{id}"))
 }
 
 /// The billing period named in `words`.
@@ -285,6 +303,9 @@ mod tests {
     fn arguments_come_from_the_question() {
         let i = understand("Suspend \"Support Bot\" — yes, confirm", today()).unwrap();
         assert_eq!((i.tool, i.workload.as_deref(), i.confirmed), (Tool::Suspend, Some("Support Bot"), true));
+        let i = understand("Accept spendCards/99d83fc9-9085-51cc-8c63-969c701c47fb, confirmed.", today()).unwrap();
+        assert_eq!(i.tool, Tool::AcceptCard);
+        assert_eq!((i.card.as_deref(), i.confirmed), (Some("spendCards/99d83fc9-9085-51cc-8c63-969c701c47fb"), true));
         let i = understand("Suspend “Claims Triage”", today()).unwrap();
         assert_eq!((i.workload.as_deref(), i.confirmed), (Some("Claims Triage"), false));
         // A name that holds a rule's words asks nothing by itself.
@@ -330,7 +351,7 @@ mod tests {
 
         // Politeness around a question does not change what it asks.
         #[test]
-        fn politeness_changes_nothing(t in 0usize..9, before in "(please|hi bill|hey)?", after in "(thanks|thank you|please)?") {
+        fn politeness_changes_nothing(t in 0usize..10, before in "(please|hi bill|hey)?", after in "(thanks|thank you|please)?") {
             let tool = Tool::ALL[t];
             let q = format!("{before} {} {after}", tool.example());
             prop_assert_eq!(understand(&q, today()).unwrap().tool, tool);

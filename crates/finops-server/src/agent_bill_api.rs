@@ -366,6 +366,49 @@ impl AgentBillApi {
         Ok(d)
     }
 
+    /// Accepts `card` (at `version`, 0: the current) as the asker, once confirmed — the
+    /// AcceptSpendCard command itself; unconfirmed, says what it would do.
+    async fn accept_card(
+        &self,
+        meta: &MetadataMap,
+        card: String,
+        version: u32,
+        rationale: String,
+        confirmed: bool,
+        request_id: &str,
+    ) -> Result<Draft, Status> {
+        let mut d = Draft::new("");
+        d.called("finops.v1.SpendCardService/GetSpendCard");
+        let get = pb::GetSpendCardRequest { name: card.clone(), as_of: String::new() };
+        let current = self.cards.get_spend_card(forward(meta, get)).await?.into_inner();
+        let version = if version == 0 { current.version } else { version };
+        let what = format!(
+            "{} (week of {}, version {version}): {} against an estimate of {}",
+            current.name,
+            current.week,
+            dollars(current.actual_cents),
+            dollars(current.estimate_cents)
+        );
+        d.money("actual".into(), current.actual_cents);
+        if !confirmed {
+            d.text.push(format!("This would accept {what}. Nothing is done until you confirm (say \"confirm\")."));
+            return Ok(d);
+        }
+        d.called("finops.v1.SpendCardService/AcceptSpendCard");
+        let accept = pb::AcceptSpendCardRequest {
+            name: card,
+            version,
+            rationale: rationale.clone(),
+            request_id: request_id.to_owned(),
+        };
+        let accepted = self.cards.accept_spend_card(forward(meta, accept)).await?.into_inner();
+        d.text.push(format!(
+            "Accepted {what}. Recorded as yours, with the reason \"{rationale}\"; the card is now {}.",
+            accepted.status
+        ));
+        Ok(d)
+    }
+
     async fn maturity(&self, meta: &MetadataMap, intent: &Intent, as_of: &str) -> Result<Draft, Status> {
         let mut d = Draft::new(intent.period.as_deref().unwrap_or_default());
         d.called("finops.v1.MaturityService/GetMaturity");
@@ -463,9 +506,10 @@ impl AgentBillService for AgentBillApi {
                 period: (!period.is_empty()).then(|| period.to_owned()),
                 workload: Some(body.workload.trim().to_owned()).filter(|w| !w.is_empty()),
                 confirmed: false,
+                card: Some(body.card.trim().to_owned()).filter(|c| !c.is_empty()),
             },
             (None, Ok(intent)) => intent.clone(),
-            (None, Err(_)) => Intent { tool: Tool::Help, period: None, workload: None, confirmed: false },
+            (None, Err(_)) => Intent { tool: Tool::Help, period: None, workload: None, confirmed: false, card: None },
         };
         let draft = match intent.tool {
             Tool::Help => help(),
@@ -477,6 +521,18 @@ impl AgentBillService for AgentBillApi {
             }
             Tool::Gaps => self.gaps(&meta, self.period(&intent, instant).await?, &pinned).await?,
             Tool::SpendCards => self.spend_cards(&meta, &pinned).await?,
+            // Without a card named, the cards that wait are the answer.
+            Tool::AcceptCard if intent.card.is_none() => self.spend_cards(&meta, &pinned).await?,
+            Tool::AcceptCard => {
+                let confirmed = body.confirm || intent.confirmed;
+                let rationale = if body.rationale.trim().is_empty() {
+                    format!("Accepted through Agent Bill: \"{}\"", body.question.trim())
+                } else {
+                    body.rationale.trim().to_owned()
+                };
+                let card = intent.card.clone().unwrap_or_default();
+                self.accept_card(&meta, card, body.version, rationale, confirmed, &body.request_id).await?
+            }
             Tool::Maturity => self.maturity(&meta, &intent, &pinned).await?,
             Tool::Suspend | Tool::Resume => {
                 return Err(Status::unimplemented(

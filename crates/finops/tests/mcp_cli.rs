@@ -94,6 +94,24 @@ async fn an_mcp_client_lists_the_tools_and_is_answered_and_refused_as_the_token_
     assert_eq!(bad.code, rmcp::model::ErrorCode::INVALID_PARAMS);
     assert_eq!(bad.data.as_ref().unwrap()["field_violations"][0]["field"], "period", "{bad:?}");
 
+    // An action, as the MCP client asks it: nothing until confirmed, then the acceptance,
+    // recorded as hers in the card's history.
+    let card = "spendCards/99d83fc9-9085-51cc-8c63-969c701c47fb";
+    let accept = |confirm: bool| {
+        CallToolRequestParams::new("accept_card").with_arguments(arguments(serde_json::json!({
+            "card": card, "rationale": "Matches our contract backlog", "confirm": confirm
+        })))
+    };
+    let dry = client.call_tool(accept(false)).await.unwrap();
+    assert!(dry.content[0].as_text().unwrap().text.starts_with("This would accept"), "{dry:?}");
+    let done = client.call_tool(accept(true)).await.unwrap();
+    let text = done.content[0].as_text().unwrap().text.clone();
+    assert!(text.starts_with("Accepted spendCards/99d83fc9"), "{text}");
+    transcript.push(format!("> tools/call accept_card {{\"card\": \"{card}\", \"confirm\": true, …}}\n{text}"));
+    let trail = json(&server, &maria, &["history", card]);
+    let last = trail["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["who"].as_str(), last["why"].as_str()), (Some("po-maria"), Some("Matches our contract backlog")));
+
     client.cancel().await.unwrap();
     println!("{}", transcript.join("\n\n"));
     drop(server);

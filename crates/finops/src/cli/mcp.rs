@@ -49,6 +49,21 @@ struct AsOfArgs {
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct AcceptCardArgs {
+    /// The card: spendCards/{uuid}.
+    card: String,
+    /// The version accepted (default: the current one).
+    #[serde(default)]
+    version: Option<u32>,
+    /// Why the figures are right, recorded with the acceptance.
+    rationale: String,
+    /// The caller's explicit go-ahead: without `true` nothing is done and the answer says
+    /// what would be.
+    #[serde(default)]
+    confirm: bool,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 struct QuestionArgs {
     /// A question in plain English: "Am I on track against my estimate?"
     question: String,
@@ -168,6 +183,22 @@ impl FinopsMcp {
     )]
     async fn spend_cards(&self, Parameters(a): Parameters<AsOfArgs>) -> Result<CallToolResult, ErrorData> {
         self.tool("spend_cards", None, None, a.as_of).await
+    }
+
+    #[tool(
+        description = "Accept a Weekly Spend Card as its Product Owner: the same AcceptSpendCard decision, with the caller as who and the rationale as why. Does nothing unless `confirm` is true.",
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true)
+    )]
+    async fn accept_card(&self, Parameters(a): Parameters<AcceptCardArgs>) -> Result<CallToolResult, ErrorData> {
+        self.ask(pb::AskRequest {
+            tool: "accept_card".into(),
+            card: a.card,
+            version: a.version.unwrap_or(0),
+            rationale: a.rationale,
+            confirm: a.confirm,
+            ..Default::default()
+        })
+        .await
     }
 
     #[tool(
