@@ -178,7 +178,9 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
         tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
     );
     let list = pb::ListSpendCardsRequest { status: "issued".into(), page_size: 100, ..Default::default() };
-    let card = cards.list_spend_cards(authed(list, &maria)).await.unwrap().into_inner().cards[0].clone();
+    let issued = cards.list_spend_cards(authed(list, &maria)).await.unwrap().into_inner().cards;
+    let flagged = issued.iter().find(|c| c.lines.iter().any(|l| l.flagged)).expect("a flagged card").clone();
+    let card = issued.iter().find(|c| c.name != flagged.name).expect("a second issued card").clone();
     let accepted_events = |stats: finops_eventlog::LogStats| -> u64 {
         stats.events_by_type.iter().filter(|(t, _)| t.as_str() == "SpendCardAccepted").map(|(_, n)| n).sum()
     };
@@ -203,6 +205,18 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
         ("SpendCardAccepted", "po-maria", "product_owner")
     );
     assert_eq!(last.why, format!("Accepted through Agent Bill: \"{question}, confirm\""));
+
+    // A dispute names its lines in the question, or takes every flagged line.
+    let line = flagged.lines.iter().find(|l| l.flagged).unwrap().key.clone();
+    let question = format!("Dispute {line} on {} — not ours, confirm", flagged.name);
+    let disputed = bill.ask(authed(ask(&question), &maria)).await.unwrap().into_inner();
+    assert_eq!(disputed.tool, "dispute_card");
+    assert!(disputed.text.starts_with("Disputed 1 line"), "{}", disputed.text);
+    read_models_caught_up(&server, &url).await;
+    let get = pb::GetSpendCardRequest { name: flagged.name.clone(), as_of: String::new() };
+    let after = cards.get_spend_card(authed(get, &maria)).await.unwrap().into_inner();
+    assert_eq!((after.status.as_str(), after.disputed_lines.clone()), ("disputed", vec![line]));
+    assert_eq!(after.history.last().unwrap().event, "SpendCardDisputed");
 
     // 7. Not understood: what can be asked. Actions it cannot take yet say so. Bad input
     // is named.

@@ -31,6 +31,8 @@ pub enum Tool {
     SpendCards,
     /// Accept a Spend Card (its Product Owner), with an explicit confirmation.
     AcceptCard,
+    /// Dispute a Spend Card's flagged lines (its Product Owner), with an explicit confirmation.
+    DisputeCard,
     /// The AI Governance Maturity score and its next move.
     Maturity,
     /// The kill switch: suspend a workload.
@@ -41,7 +43,7 @@ pub enum Tool {
 
 impl Tool {
     /// Every tool, in the order the help lists them.
-    pub const ALL: [Tool; 11] = [
+    pub const ALL: [Tool; 12] = [
         Tool::OnTrack,
         Tool::TopCosts,
         Tool::Spend,
@@ -49,6 +51,7 @@ impl Tool {
         Tool::Gaps,
         Tool::SpendCards,
         Tool::AcceptCard,
+        Tool::DisputeCard,
         Tool::Maturity,
         Tool::Suspend,
         Tool::Resume,
@@ -66,6 +69,7 @@ impl Tool {
             Tool::Gaps => "gaps",
             Tool::SpendCards => "spend_cards",
             Tool::AcceptCard => "accept_card",
+            Tool::DisputeCard => "dispute_card",
             Tool::Maturity => "maturity",
             Tool::Suspend => "suspend",
             Tool::Resume => "resume",
@@ -83,6 +87,7 @@ impl Tool {
             Tool::Gaps => "Which AI spend has no owner?",
             Tool::SpendCards => "Which spend cards are waiting for me?",
             Tool::AcceptCard => "Accept spendCards/{uuid} — the figures match our plan (confirm)",
+            Tool::DisputeCard => "Dispute spendCards/{uuid} model/token/region — not ours (confirm)",
             Tool::Maturity => "What is our governance maturity score?",
             Tool::Suspend => "Suspend \"Support Bot\" (confirm)",
             Tool::Resume => "Resume \"Support Bot\"",
@@ -103,6 +108,8 @@ pub struct Intent {
     pub confirmed: bool,
     /// The Spend Card named (`spendCards/{uuid}`).
     pub card: Option<String>,
+    /// Card lines named (`model/token type/region`, as a card keys them).
+    pub lines: Vec<String>,
 }
 
 /// The words that ask for each tool, tried in this order: the first rule with a phrase in
@@ -112,6 +119,7 @@ const RULES: &[(Tool, &[&str])] = &[
     (Tool::Help, &["help", "what can i ask", "what can you do", "what do you know"]),
     (Tool::Resume, &["resume", "unsuspend", "reactivate", "turn back on", "re-enable"]),
     (Tool::Suspend, &["suspend", "kill switch", "stop my workload", "stop the workload", "shut off", "pause"]),
+    (Tool::DisputeCard, &["dispute"]),
     (Tool::AcceptCard, &["accept"]),
     (Tool::OnTrack, &["on track", "forecast", "estimate", "burn rate", "run rate", "exceed", "overspend", "cross"]),
     (
@@ -174,7 +182,14 @@ pub fn understand(question: &str, today: NaiveDate) -> Result<Intent, NotUnderst
         .map(|(tool, _)| *tool)
         .ok_or_else(|| NotUnderstood { question: question.trim().to_owned() })?;
     let confirmed = ["confirm", "confirmed", "yes"].iter().any(|w| words.split(' ').any(|x| x == *w));
-    Ok(Intent { tool, period: period(&words, today), workload, confirmed, card: card(question) })
+    Ok(Intent {
+        tool,
+        period: period(&words, today),
+        workload,
+        confirmed,
+        card: card(question),
+        lines: lines(question),
+    })
 }
 
 /// Lower case, letters, digits and `-` kept, everything else a single space.
@@ -215,6 +230,16 @@ fn card(text: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_hexdigit() || *c == '-' || *c == '{' || *c == '}')
         .collect();
     (!id.is_empty()).then(|| format!("spendCards/{id}"))
+}
+
+/// The card lines named in `text`: words of three `/`-separated parts that are not a
+/// card's name (`amazon.nova-pro-v1:0/cache_read/eu-central-1`).
+fn lines(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| w.trim_matches(|c: char| matches!(c, ',' | ';' | '.' | '"' | '\'' | '(' | ')')))
+        .filter(|w| !w.starts_with("spendCards/") && w.split('/').count() == 3 && !w.contains("//"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The billing period named in `words`.
@@ -306,6 +331,13 @@ mod tests {
         let i = understand("Accept spendCards/99d83fc9-9085-51cc-8c63-969c701c47fb, confirmed.", today()).unwrap();
         assert_eq!(i.tool, Tool::AcceptCard);
         assert_eq!((i.card.as_deref(), i.confirmed), (Some("spendCards/99d83fc9-9085-51cc-8c63-969c701c47fb"), true));
+        let i = understand(
+            "Dispute amazon.nova-pro-v1:0/cache_read/eu-central-1, /other/us-east-1 on spendCards/cc821d8a-66fc-54fd-a651-667474e3a4e5",
+            today(),
+        )
+        .unwrap();
+        assert_eq!(i.tool, Tool::DisputeCard);
+        assert_eq!(i.lines, ["amazon.nova-pro-v1:0/cache_read/eu-central-1", "/other/us-east-1"]);
         let i = understand("Suspend “Claims Triage”", today()).unwrap();
         assert_eq!((i.workload.as_deref(), i.confirmed), (Some("Claims Triage"), false));
         // A name that holds a rule's words asks nothing by itself.
@@ -351,7 +383,7 @@ mod tests {
 
         // Politeness around a question does not change what it asks.
         #[test]
-        fn politeness_changes_nothing(t in 0usize..10, before in "(please|hi bill|hey)?", after in "(thanks|thank you|please)?") {
+        fn politeness_changes_nothing(t in 0usize..11, before in "(please|hi bill|hey)?", after in "(thanks|thank you|please)?") {
             let tool = Tool::ALL[t];
             let q = format!("{before} {} {after}", tool.example());
             prop_assert_eq!(understand(&q, today()).unwrap().tool, tool);

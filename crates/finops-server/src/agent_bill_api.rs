@@ -45,6 +45,21 @@ pub struct AgentBillApi {
     maturity: MaturityApi,
 }
 
+/// An action on a Spend Card, as asked.
+struct CardAction {
+    card: String,
+    version: u32,
+    rationale: String,
+    confirmed: bool,
+    request_id: String,
+    lines: Vec<String>,
+}
+
+/// `n` things, in words: "1 line", "2 lines".
+fn plural(n: usize, thing: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
+}
+
 /// A model's spend within a workload (cents, model).
 type ModelCost = (i64, String);
 
@@ -366,22 +381,19 @@ impl AgentBillApi {
         Ok(d)
     }
 
-    /// Accepts `card` (at `version`, 0: the current) as the asker, once confirmed — the
-    /// AcceptSpendCard command itself; unconfirmed, says what it would do.
-    async fn accept_card(
-        &self,
-        meta: &MetadataMap,
-        card: String,
-        version: u32,
-        rationale: String,
-        confirmed: bool,
-        request_id: &str,
-    ) -> Result<Draft, Status> {
+    /// Accepts or disputes a card as the asker, once confirmed — the AcceptSpendCard or
+    /// DisputeSpendCard command itself; unconfirmed, says what it would do.
+    async fn card_action(&self, meta: &MetadataMap, accept: bool, a: CardAction) -> Result<Draft, Status> {
         let mut d = Draft::new("");
         d.called("finops.v1.SpendCardService/GetSpendCard");
-        let get = pb::GetSpendCardRequest { name: card.clone(), as_of: String::new() };
+        let get = pb::GetSpendCardRequest { name: a.card.clone(), as_of: String::new() };
         let current = self.cards.get_spend_card(forward(meta, get)).await?.into_inner();
-        let version = if version == 0 { current.version } else { version };
+        let version = if a.version == 0 { current.version } else { a.version };
+        let lines: Vec<String> = if a.lines.is_empty() {
+            current.lines.iter().filter(|l| l.flagged).map(|l| l.key.clone()).collect()
+        } else {
+            a.lines.clone()
+        };
         let what = format!(
             "{} (week of {}, version {version}): {} against an estimate of {}",
             current.name,
@@ -389,22 +401,40 @@ impl AgentBillApi {
             dollars(current.actual_cents),
             dollars(current.estimate_cents)
         );
+        let named = format!("{} ({})", plural(lines.len(), "line"), lines.join(", "));
+        let (would, did) = if accept {
+            ("accept".to_owned(), "Accepted".to_owned())
+        } else {
+            (format!("dispute {named} of"), format!("Disputed {named} of"))
+        };
         d.money("actual".into(), current.actual_cents);
-        if !confirmed {
-            d.text.push(format!("This would accept {what}. Nothing is done until you confirm (say \"confirm\")."));
+        if !a.confirmed {
+            d.text.push(format!("This would {would} {what}. Nothing is done until you confirm (say \"confirm\")."));
             return Ok(d);
         }
-        d.called("finops.v1.SpendCardService/AcceptSpendCard");
-        let accept = pb::AcceptSpendCardRequest {
-            name: card,
-            version,
-            rationale: rationale.clone(),
-            request_id: request_id.to_owned(),
+        let after = if accept {
+            d.called("finops.v1.SpendCardService/AcceptSpendCard");
+            let request = pb::AcceptSpendCardRequest {
+                name: a.card,
+                version,
+                rationale: a.rationale.clone(),
+                request_id: a.request_id,
+            };
+            self.cards.accept_spend_card(forward(meta, request)).await?.into_inner()
+        } else {
+            d.called("finops.v1.SpendCardService/DisputeSpendCard");
+            let request = pb::DisputeSpendCardRequest {
+                name: a.card,
+                version,
+                lines,
+                rationale: a.rationale.clone(),
+                request_id: a.request_id,
+            };
+            self.cards.dispute_spend_card(forward(meta, request)).await?.into_inner()
         };
-        let accepted = self.cards.accept_spend_card(forward(meta, accept)).await?.into_inner();
         d.text.push(format!(
-            "Accepted {what}. Recorded as yours, with the reason \"{rationale}\"; the card is now {}.",
-            accepted.status
+            "{did} {what}. Recorded as yours, with the reason \"{}\"; the card is now {}.",
+            a.rationale, after.status
         ));
         Ok(d)
     }
@@ -507,9 +537,17 @@ impl AgentBillService for AgentBillApi {
                 workload: Some(body.workload.trim().to_owned()).filter(|w| !w.is_empty()),
                 confirmed: false,
                 card: Some(body.card.trim().to_owned()).filter(|c| !c.is_empty()),
+                lines: Vec::new(),
             },
             (None, Ok(intent)) => intent.clone(),
-            (None, Err(_)) => Intent { tool: Tool::Help, period: None, workload: None, confirmed: false, card: None },
+            (None, Err(_)) => Intent {
+                tool: Tool::Help,
+                period: None,
+                workload: None,
+                confirmed: false,
+                card: None,
+                lines: Vec::new(),
+            },
         };
         let draft = match intent.tool {
             Tool::Help => help(),
@@ -522,16 +560,23 @@ impl AgentBillService for AgentBillApi {
             Tool::Gaps => self.gaps(&meta, self.period(&intent, instant).await?, &pinned).await?,
             Tool::SpendCards => self.spend_cards(&meta, &pinned).await?,
             // Without a card named, the cards that wait are the answer.
-            Tool::AcceptCard if intent.card.is_none() => self.spend_cards(&meta, &pinned).await?,
-            Tool::AcceptCard => {
-                let confirmed = body.confirm || intent.confirmed;
-                let rationale = if body.rationale.trim().is_empty() {
-                    format!("Accepted through Agent Bill: \"{}\"", body.question.trim())
-                } else {
-                    body.rationale.trim().to_owned()
+            Tool::AcceptCard | Tool::DisputeCard if intent.card.is_none() => self.spend_cards(&meta, &pinned).await?,
+            Tool::AcceptCard | Tool::DisputeCard => {
+                let verb = if intent.tool == Tool::AcceptCard { "Accepted" } else { "Disputed" };
+                let action = CardAction {
+                    card: intent.card.clone().unwrap_or_default(),
+                    version: body.version,
+                    rationale: if body.rationale.trim().is_empty() {
+                        format!("{verb} through Agent Bill: \"{}\"", body.question.trim())
+                    } else {
+                        body.rationale.trim().to_owned()
+                    },
+                    confirmed: body.confirm || intent.confirmed,
+                    request_id: body.request_id.clone(),
+                    // Lines only dispute; named in the question, or given.
+                    lines: if body.lines.is_empty() { intent.lines.clone() } else { body.lines.clone() },
                 };
-                let card = intent.card.clone().unwrap_or_default();
-                self.accept_card(&meta, card, body.version, rationale, confirmed, &body.request_id).await?
+                self.card_action(&meta, intent.tool == Tool::AcceptCard, action).await?
             }
             Tool::Maturity => self.maturity(&meta, &intent, &pinned).await?,
             Tool::Suspend | Tool::Resume => {

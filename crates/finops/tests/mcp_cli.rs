@@ -112,6 +112,13 @@ async fn an_mcp_client_lists_the_tools_and_is_answered_and_refused_as_the_token_
     let last = trail["entries"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["who"].as_str(), last["why"].as_str()), (Some("po-maria"), Some("Matches our contract backlog")));
 
+    // A dispute, unconfirmed: what it would do, and nothing done.
+    let dispute = CallToolRequestParams::new("dispute_card").with_arguments(arguments(serde_json::json!({
+        "card": "spendCards/cc821d8a-66fc-54fd-a651-667474e3a4e5", "rationale": "Not ours"
+    })));
+    let dry = client.call_tool(dispute).await.unwrap();
+    assert!(dry.content[0].as_text().unwrap().text.starts_with("This would dispute"), "{dry:?}");
+
     client.cancel().await.unwrap();
     println!("{}", transcript.join("\n\n"));
     drop(server);

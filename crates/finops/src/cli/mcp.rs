@@ -64,6 +64,24 @@ struct AcceptCardArgs {
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct DisputeCardArgs {
+    /// The card: spendCards/{uuid}.
+    card: String,
+    /// The version disputed (default: the current one).
+    #[serde(default)]
+    version: Option<u32>,
+    /// The flagged lines disputed, as the card keys them (model/token type/region; default:
+    /// every flagged line).
+    #[serde(default)]
+    lines: Vec<String>,
+    /// Why these lines are not the workload's, recorded with the dispute.
+    rationale: String,
+    /// The caller's explicit go-ahead: without `true` nothing is done.
+    #[serde(default)]
+    confirm: bool,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 struct QuestionArgs {
     /// A question in plain English: "Am I on track against my estimate?"
     question: String,
@@ -194,6 +212,23 @@ impl FinopsMcp {
             tool: "accept_card".into(),
             card: a.card,
             version: a.version.unwrap_or(0),
+            rationale: a.rationale,
+            confirm: a.confirm,
+            ..Default::default()
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Dispute a Weekly Spend Card's flagged lines as its Product Owner (the FinOps Lead then resolves it): the same DisputeSpendCard decision. Does nothing unless `confirm` is true.",
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true)
+    )]
+    async fn dispute_card(&self, Parameters(a): Parameters<DisputeCardArgs>) -> Result<CallToolResult, ErrorData> {
+        self.ask(pb::AskRequest {
+            tool: "dispute_card".into(),
+            card: a.card,
+            version: a.version.unwrap_or(0),
+            lines: a.lines,
             rationale: a.rationale,
             confirm: a.confirm,
             ..Default::default()
