@@ -33,6 +33,7 @@ fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
     assert_eq!(states(&cards), every.into_iter().map(str::to_owned).collect(), "{cards}");
     let (ok, table, err) = finops(&server, &fl, &["cards"]);
     assert!(ok && table.starts_with("CARD") && table.contains("WEEK"), "{err}{table}");
+    assert!(table.contains("Support Bot") && table.contains("Contract Drafts"), "workloads by name: {table}");
     let rollups = json(&server, &finance, &["cards", "rollups", "--status", "approved"]);
     assert!(!rollups.as_array().unwrap().is_empty(), "the demo approved a roll-up: {rollups}");
 

@@ -5,6 +5,7 @@
 use clap::Subcommand;
 use finops_domain::vocabulary::dollars;
 use finops_proto::v1 as pb;
+use finops_proto::v1::spaces_service_client::SpacesServiceClient;
 use finops_proto::v1::spend_card_service_client::SpendCardServiceClient;
 use serde_json::{Value, json};
 
@@ -206,12 +207,25 @@ pub async fn cards(conn: &Connection, command: Option<CardsCommand>) -> anyhow::
                 }
             })
             .await?;
+            // The table names workloads where the caller may read them (a Portfolio Owner
+            // may not: ids then).
+            let list = pb::ListWorkloadsRequest {
+                page_size: 1000,
+                as_of: as_of.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let names: std::collections::BTreeMap<String, String> =
+                match SpacesServiceClient::new(conn.channel().await?).list_workloads(conn.request(list)?).await {
+                    Ok(page) => page.into_inner().workloads.into_iter().map(|w| (w.workload_id, w.name)).collect(),
+                    Err(_) => Default::default(),
+                };
             conn.print(Value::Array(all.iter().map(card_json).collect()), |v| {
                 let rows = v.as_array().into_iter().flatten().map(|c| {
+                    let id = text(&c["workload_id"]);
                     vec![
                         text(&c["name"]),
                         text(&c["week"]),
-                        text(&c["workload_id"]),
+                        names.get(&id).cloned().unwrap_or(id),
                         format!("{} v{}", text(&c["status"]), text(&c["version"])),
                         cents_of(c, "actual_cents"),
                         cents_of(c, "estimate_cents"),
