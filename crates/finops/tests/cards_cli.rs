@@ -34,7 +34,16 @@ fn the_demo_has_cards_in_every_state_and_the_cli_signs_one_off() {
     let (ok, table, err) = finops(&server, &fl, &["cards"]);
     assert!(ok && table.starts_with("CARD") && table.contains("WEEK"), "{err}{table}");
     assert!(table.contains("Support Bot") && table.contains("Contract Drafts"), "workloads by name: {table}");
-    let rollups = json(&server, &finance, &["cards", "rollups", "--status", "approved"]);
+    // The roll-ups read model follows the log on its own: wait for the approved one too.
+    let approved = || json(&server, &finance, &["cards", "rollups", "--status", "approved"]);
+    let mut rollups = approved();
+    for _ in 0..300 {
+        if !rollups.as_array().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        rollups = approved();
+    }
     assert!(!rollups.as_array().unwrap().is_empty(), "the demo approved a roll-up: {rollups}");
 
     let owners = json(&server, &fl, &["workloads", "list"]);
