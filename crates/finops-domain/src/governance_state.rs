@@ -238,6 +238,12 @@ impl GovernanceState {
             .collect()
     }
 
+    /// The billing periods with a CUR batch current at `instant`, oldest first: what a
+    /// trend runs over, and whose last is "the latest month with CUR" a question defaults to.
+    pub fn periods_with_cur(&self, instant: chrono::DateTime<chrono::Utc>) -> Vec<&str> {
+        self.cur_periods.iter().filter(|(_, p)| p.current_at(instant).is_some()).map(|(k, _)| k.as_str()).collect()
+    }
+
     /// The monthly plan a workload's weekly cards prorate (DOMAIN.md §8): the FA Confirmed
     /// Estimate in dollars, from the request's start date (else the workload's first claim
     /// day), growing at the rate its Product Owner stated (the plan's estimate, else the

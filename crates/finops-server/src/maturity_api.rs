@@ -156,8 +156,7 @@ impl MaturityService for MaturityApi {
         fields.finish()?;
         let instant = as_of.unwrap_or_else(Utc::now);
         let state = state_as_of(self.store.as_ref(), Some(instant)).await.map_err(from_governance)?;
-        let ingested: BTreeSet<String> =
-            state.cur_periods.iter().filter(|(_, p)| p.current_at(instant).is_some()).map(|(k, _)| k.clone()).collect();
+        let ingested: BTreeSet<String> = state.periods_with_cur(instant).into_iter().map(str::to_owned).collect();
         let period = if period.is_empty() {
             ingested.last().cloned().ok_or_else(|| {
                 Status::failed_precondition(format!("no CUR ingested as of {}: nothing to score", instant.to_rfc3339()))

@@ -77,12 +77,9 @@ impl SpacesApi {
         let state =
             finops_governance::state::state_as_of(self.store.as_ref(), instant).await.map_err(from_governance)?;
         let at = instant.unwrap_or_else(Utc::now);
-        let Some(period) = state.cur_periods.iter().rev().find(|(_, p)| p.current_at(at).is_some()).map(|(k, _)| k)
-        else {
-            return Ok(None);
-        };
+        let Some(period) = state.periods_with_cur(at).last().map(|p| (*p).to_owned()) else { return Ok(None) };
         let attribution = crate::status::from_attribution;
-        let batch = AttributionEngine::batch_at(&state, period, instant).map_err(attribution)?;
+        let batch = AttributionEngine::batch_at(&state, &period, instant).map_err(attribution)?;
         let question = self
             .engine
             .question(GovernanceView::from(&state), batch, Visibility::Everything)
@@ -96,7 +93,7 @@ impl SpacesApi {
         let estimate = state.card_plan(workload).map_or(0, |plan| plan.month_cents(through)) as i64;
         let f = finops_domain::spend_cards::forecast::forecast(days, estimate, through);
         Ok(Some(pb::WorkloadForecast {
-            period: period.clone(),
+            period,
             through: f.through.to_string(),
             month_to_date_cents: f.month_to_date_cents,
             month_estimate_cents: f.estimate_cents,

@@ -287,6 +287,23 @@ pub async fn claims(conn: &Connection, command: ClaimsCommand) -> anyhow::Result
     Ok(())
 }
 
+/// Every workload the caller can see, as of `as_of` (empty: now), page by page.
+async fn all_workloads(
+    conn: &Connection,
+    client: &SpacesServiceClient<tonic::transport::Channel>,
+    as_of: &str,
+) -> anyhow::Result<Vec<pb::Workload>> {
+    all_pages(|page_token| {
+        let mut client = client.clone();
+        let request = conn.request(pb::ListWorkloadsRequest { as_of: as_of.to_owned(), page_size: 1000, page_token });
+        async move {
+            let page = client.list_workloads(request?).await.map_err(explain)?.into_inner();
+            Ok((page.workloads, page.next_page_token))
+        }
+    })
+    .await
+}
+
 /// `finops workloads …`
 pub async fn workloads(conn: &Connection, command: WorkloadsCommand) -> anyhow::Result<()> {
     let mut client = SpacesServiceClient::new(conn.channel().await?);
@@ -300,19 +317,7 @@ pub async fn workloads(conn: &Connection, command: WorkloadsCommand) -> anyhow::
     };
     match command {
         WorkloadsCommand::List { as_of } => {
-            let all = all_pages(|page_token| {
-                let mut client = client.clone();
-                let request = conn.request(pb::ListWorkloadsRequest {
-                    as_of: as_of.clone().unwrap_or_default(),
-                    page_size: 1000,
-                    page_token,
-                });
-                async move {
-                    let page = client.list_workloads(request?).await.map_err(explain)?.into_inner();
-                    Ok((page.workloads, page.next_page_token))
-                }
-            })
-            .await?;
+            let all = all_workloads(conn, &client, &as_of.unwrap_or_default()).await?;
             conn.print(Value::Array(all.iter().map(workload_json).collect()), |v| {
                 let rows = v.as_array().into_iter().flatten().map(|w| {
                     ["name", "owner", "role_name", "business_request", "estimate_cents"]
@@ -329,16 +334,7 @@ pub async fn workloads(conn: &Connection, command: WorkloadsCommand) -> anyhow::
                 workload
             } else {
                 // A name: the workload of that name the caller can see, as of the same instant.
-                let all = all_pages(|page_token| {
-                    let mut client = client.clone();
-                    let request =
-                        conn.request(pb::ListWorkloadsRequest { as_of: as_of.clone(), page_size: 1000, page_token });
-                    async move {
-                        let page = client.list_workloads(request?).await.map_err(explain)?.into_inner();
-                        Ok((page.workloads, page.next_page_token))
-                    }
-                })
-                .await?;
+                let all = all_workloads(conn, &client, &as_of).await?;
                 let found: Vec<&pb::Workload> = all.iter().filter(|w| w.name == workload).collect();
                 match found.as_slice() {
                     [one] => one.workload_id.clone(),
