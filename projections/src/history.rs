@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use finops_domain::catalog::CatalogEvent;
 use finops_domain::gateway_rules::GatewayRuleEvent;
+use finops_domain::kill_switch::{ControlEvent, Enforcement};
 use finops_domain::org::OrgEvent;
 use finops_domain::request::{RequestEvent, UseCase};
 use finops_domain::role_patterns::RolePatternEvent;
@@ -90,6 +91,8 @@ fn describe(event: &RecordedEvent) -> Described {
         decode::<OrgEvent>(event).map(|e| plain(organisation(&e)))
     } else if stream == "role-patterns" {
         decode::<RolePatternEvent>(event).map(|e| plain(role_patterns(&e)))
+    } else if stream.starts_with("kill-switch-") {
+        decode::<ControlEvent>(event).map(|e| kill_switch(&e))
     } else if stream.starts_with("spend-card-") {
         decode::<CardEvent>(event).map(|e| card(&e))
     } else if stream.starts_with("spend-rollup-") {
@@ -292,6 +295,49 @@ fn card(e: &CardEvent) -> Described {
             decider.rationale.clone(),
             person(decider),
         ),
+    }
+}
+
+/// A kill-switch event in words: what was asked of AWS, and what came of it.
+fn kill_switch(e: &ControlEvent) -> Described {
+    let by = |d: &finops_domain::gaps::Decider| Some((d.by.clone(), d.role.clone()));
+    let how = |enforcement: &Enforcement| match enforcement {
+        Enforcement::Automatic => "run by FinOps Center",
+        Enforcement::Manual => "handed over as commands",
+    };
+    match e {
+        ControlEvent::WorkloadSuspended { calls, not_covered, enforcement, decider, .. } => {
+            let roles: std::collections::BTreeSet<&str> = calls.iter().map(|c| c.role_name()).collect();
+            let mut what = format!(
+                "suspended: Bedrock invocation denied to {} ({} IAM calls, {})",
+                if roles.is_empty() { "no IAM role".to_owned() } else { list(roles) },
+                calls.len(),
+                how(enforcement)
+            );
+            if !not_covered.is_empty() {
+                what.push_str(&format!("; not reachable by IAM: {}", not_covered.len()));
+            }
+            (what, decider.rationale.clone(), by(decider))
+        }
+        ControlEvent::WorkloadResumed { calls, enforcement, decider, .. } => (
+            format!("resumed: the suspension's {} IAM changes removed ({})", calls.len(), how(enforcement)),
+            decider.rationale.clone(),
+            by(decider),
+        ),
+        ControlEvent::EnforcementAttempted { decision, attempt, outcomes, .. } => {
+            let failed: Vec<&str> = outcomes.iter().filter(|o| !o.ok).map(|o| o.detail.as_str()).collect();
+            let what = if failed.is_empty() {
+                format!("decision {decision}, attempt {attempt}: every IAM call applied")
+            } else {
+                format!(
+                    "decision {decision}, attempt {attempt}: {} of {} IAM calls failed: {}",
+                    failed.len(),
+                    outcomes.len(),
+                    failed.join("; ")
+                )
+            };
+            (what, String::new(), None)
+        }
     }
 }
 

@@ -76,6 +76,15 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts the server on `store_url`.
     pub async fn start(store_url: &str) -> Self {
+        Self::start_with(store_url, |config| config).await
+    }
+
+    /// Starts the server on `store_url` with its resolved configuration changed by
+    /// `adjust` (an automatic kill switch, say).
+    pub async fn start_with(
+        store_url: &str,
+        adjust: impl FnOnce(finops_server::ServerConfig) -> finops_server::ServerConfig,
+    ) -> Self {
         let objects = std::env::temp_dir().join("finops-e2e").join(format!("objects-{}", uuid::Uuid::now_v7()));
         let config = finops_server::ConfigLayer {
             listen: Some("127.0.0.1:0".into()),
@@ -92,9 +101,12 @@ impl RunningServer {
             objects: Some(objects.display().to_string()),
             broad_role_patterns: None,
             dedicated_role_patterns: None,
+            kill_switch: None,
+            kill_switch_iam_endpoint: None,
         }
         .resolve()
         .expect("valid config");
+        let config = adjust(config);
         let store = finops_server::open_store(&config).await.expect("store opens");
         let listener = finops_server::bind(&config).await.expect("bind");
         let address = listener.local_addr().unwrap();

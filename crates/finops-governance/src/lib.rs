@@ -287,6 +287,10 @@ pub mod streams {
     /// A portfolio's weekly roll-up: `spend-rollup-{uuid}` (the id of portfolio and week).
     pub const SPEND_ROLLUP: &str = "spend-rollup-";
 
+    /// A workload's suspensions and resumptions: `kill-switch-{workload uuid}` (not under
+    /// `workload-`, whose streams the governance state folds as workload plans).
+    pub const KILL_SWITCH: &str = "kill-switch-";
+
     fn named(name: String) -> StreamId {
         StreamId::new(name).expect("valid stream id")
     }
@@ -338,6 +342,10 @@ pub mod streams {
     /// `spend-rollup-{id}`
     pub fn spend_rollup(id: Uuid) -> StreamId {
         named(format!("{SPEND_ROLLUP}{id}"))
+    }
+    /// `kill-switch-{workload id}`
+    pub fn kill_switch(workload_id: Uuid) -> StreamId {
+        named(format!("{KILL_SWITCH}{workload_id}"))
     }
     /// The gap detector's single record.
     pub fn gap_evaluations() -> StreamId {

@@ -21,10 +21,12 @@
 
 mod approval;
 pub mod cards;
+pub mod enforcement;
 pub mod gaps;
 
 pub use approval::{ApprovalFanOut, fan_out};
 pub use cards::CardIssuer;
+pub use enforcement::Enforcer;
 pub use gaps::GapDetector;
 
 use std::sync::Arc;

@@ -41,6 +41,25 @@ pub struct ServerConfig {
     pub objects: String,
     /// Broad and dedicated role patterns for attribution.
     pub role_patterns: finops_attribution::RolePatterns,
+    /// Who runs the kill switch's IAM calls.
+    pub kill_switch: KillSwitchMode,
+    /// The AWS credentials the kill switch's enforcer signs with (the standard
+    /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, read by `finops
+    /// serve`); required when the kill switch is automatic.
+    pub aws_credentials: Option<finops_aws::Credentials>,
+}
+
+/// Who runs a suspension's IAM calls (issue 13.4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum KillSwitchMode {
+    /// Shown to a person as `aws iam …` commands (the default: no AWS access needed).
+    #[default]
+    Manual,
+    /// Run by the server's enforcer through the IAM API at `iam_endpoint`.
+    Automatic {
+        /// `https://iam.amazonaws.com`, or a stand-in such as moto's server.
+        iam_endpoint: String,
+    },
 }
 
 /// The `[coding_profile]` table: any key left out keeps the documented default
@@ -169,6 +188,10 @@ pub struct ConfigLayer {
     pub broad_role_patterns: Option<Vec<String>>,
     /// `dedicated_role_patterns = ["finops-ai-*"]`
     pub dedicated_role_patterns: Option<Vec<String>>,
+    /// `kill_switch = "manual"` (default) or `"automatic"` (needs AWS credentials)
+    pub kill_switch: Option<String>,
+    /// `kill_switch_iam_endpoint = "https://iam.amazonaws.com"` (the default)
+    pub kill_switch_iam_endpoint: Option<String>,
 }
 
 /// A configuration that cannot be used, named precisely.
@@ -230,6 +253,8 @@ impl ConfigLayer {
             objects: self.objects.or(lower.objects),
             broad_role_patterns: self.broad_role_patterns.or(lower.broad_role_patterns),
             dedicated_role_patterns: self.dedicated_role_patterns.or(lower.dedicated_role_patterns),
+            kill_switch: self.kill_switch.or(lower.kill_switch),
+            kill_switch_iam_endpoint: self.kill_switch_iam_endpoint.or(lower.kill_switch_iam_endpoint),
         }
     }
 
@@ -279,7 +304,25 @@ impl ConfigLayer {
                 reason: "must be 0–100".into(),
             });
         }
+        let kill_switch = match self.kill_switch.as_deref().map(str::trim) {
+            None | Some("manual") => KillSwitchMode::Manual,
+            Some("automatic") => KillSwitchMode::Automatic {
+                iam_endpoint: self
+                    .kill_switch_iam_endpoint
+                    .filter(|e| !e.trim().is_empty())
+                    .unwrap_or_else(|| finops_aws::iam::DEFAULT_ENDPOINT.to_owned()),
+            },
+            Some(other) => {
+                return Err(ConfigError::Value {
+                    field: "kill_switch",
+                    value: other.to_owned(),
+                    reason: "expected manual (commands for a person) or automatic (the server calls IAM)".into(),
+                });
+            }
+        };
         Ok(ServerConfig {
+            kill_switch,
+            aws_credentials: None,
             listen,
             store,
             otlp_endpoint,

@@ -89,6 +89,15 @@ impl Resource {
         }
     }
 
+    /// The streams whose events make up the trail: a workload's is its plan and its
+    /// kill switch (suspensions show in the workload's history).
+    fn streams(&self) -> Vec<StreamId> {
+        match self {
+            Self::Workload(id) => vec![streams::workload(*id), streams::kill_switch(*id)],
+            _ => vec![self.stream()],
+        }
+    }
+
     fn stream(&self) -> StreamId {
         match self {
             Self::BusinessRequest(id) => streams::business_request(*id),
@@ -161,8 +170,12 @@ impl HistoryService for HistoryApi {
         let resource = resource.expect("checked");
         // Sealed first: every entry names its position, the same on every read.
         self.store.seal_committed().await.map_err(crate::status::from_log)?;
-        let events =
-            self.store.read_stream(&resource.stream(), StreamRead::all()).await.map_err(crate::status::from_log)?;
+        let mut events = Vec::new();
+        for stream in resource.streams() {
+            events.extend(self.store.read_stream(&stream, StreamRead::all()).await.map_err(crate::status::from_log)?);
+        }
+        // One trail in the log's order (every event is sealed, so every one has a position).
+        events.sort_by_key(|e| e.position);
         if events.is_empty() {
             return Err(not_found(body.name.trim().to_owned()));
         }

@@ -26,6 +26,7 @@ mod spend_card_api;
 mod status;
 mod task_api;
 mod wire;
+mod workload_control_api;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use finops_proto::v1::organisation_service_server::OrganisationServiceServer;
 use finops_proto::v1::spaces_service_server::SpacesServiceServer;
 use finops_proto::v1::spend_card_service_server::SpendCardServiceServer;
 use finops_proto::v1::task_service_server::TaskServiceServer;
+use finops_proto::v1::workload_control_service_server::WorkloadControlServiceServer;
 use tokio::net::TcpListener;
 
 pub use agent_bill_api::AgentBillApi;
@@ -52,7 +54,7 @@ pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
 pub use config::{
     AuthMode, CodingProfileLayer, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_OBJECTS, DEFAULT_STORE,
-    DEV_JWT_SECRET, ServerConfig,
+    DEV_JWT_SECRET, KillSwitchMode, ServerConfig,
 };
 pub use event_log_api::EventLogApi;
 pub use gap_api::GapApi;
@@ -63,6 +65,7 @@ pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
 pub use spend_card_api::SpendCardApi;
 pub use task_api::TaskApi;
+pub use workload_control_api::WorkloadControlApi;
 
 /// How long in-flight calls may take to finish once shutdown begins.
 pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -150,6 +153,7 @@ pub async fn serve(
     health.set_serving::<SpendCardServiceServer<SpendCardApi>>().await;
     health.set_serving::<MaturityServiceServer<MaturityApi>>().await;
     health.set_serving::<AgentBillServiceServer<AgentBillApi>>().await;
+    health.set_serving::<WorkloadControlServiceServer<WorkloadControlApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
@@ -182,6 +186,22 @@ pub async fn serve(
         config.card_variance_threshold_percent,
     )
     .spawn(std::time::Duration::from_millis(500));
+    // The kill switch's enforcer runs only when it is automatic (and has credentials).
+    let (enforcement, enforcer_task) = match &config.kill_switch {
+        KillSwitchMode::Manual => (finops_domain::kill_switch::Enforcement::Manual, None),
+        KillSwitchMode::Automatic { iam_endpoint } => {
+            let invalid = |reason: String| {
+                ServerError::Config(ConfigError::Value { field: "kill_switch", value: "automatic".into(), reason })
+            };
+            let credentials = config.aws_credentials.clone().ok_or_else(|| {
+                invalid("needs AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) to call IAM".into())
+            })?;
+            let iam = finops_aws::IamClient::new(iam_endpoint, credentials).map_err(invalid)?;
+            let task = finops_processes::Enforcer::new(store.clone(), read_models.clone(), iam)
+                .spawn(std::time::Duration::from_millis(500));
+            (finops_domain::kill_switch::Enforcement::Automatic, Some(task))
+        }
+    };
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -218,6 +238,7 @@ pub async fn serve(
             health.set_not_serving::<SpendCardServiceServer<SpendCardApi>>().await;
             health.set_not_serving::<MaturityServiceServer<MaturityApi>>().await;
             health.set_not_serving::<AgentBillServiceServer<AgentBillApi>>().await;
+            health.set_not_serving::<WorkloadControlServiceServer<WorkloadControlApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -244,6 +265,7 @@ pub async fn serve(
         auth.clone(),
         config.task_sla_business_days,
     );
+    let controls = WorkloadControlApi::new(store.clone(), auth.clone(), enforcement);
     let agent_bill = AgentBillApi::new(
         store.clone(),
         auth.clone(),
@@ -286,6 +308,7 @@ pub async fn serve(
         .add_service(SpendCardServiceServer::new(cards))
         .add_service(MaturityServiceServer::new(maturity))
         .add_service(AgentBillServiceServer::new(agent_bill))
+        .add_service(WorkloadControlServiceServer::new(controls))
         .add_service(SpacesServiceServer::new(spaces))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {
@@ -303,6 +326,9 @@ pub async fn serve(
     fan_out_task.abort();
     gap_detector_task.abort();
     card_issuer_task.abort();
+    if let Some(task) = enforcer_task {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -179,6 +179,13 @@ struct ServeArgs {
     /// file:///path or s3://bucket/prefix (standard AWS environment configuration).
     #[arg(long, env = "FINOPS_OBJECTS")]
     objects: Option<String>,
+    /// Who runs the kill switch's IAM calls: manual (shown as commands, the default) or
+    /// automatic (the server calls IAM with the standard AWS_* credentials).
+    #[arg(long, env = "FINOPS_KILL_SWITCH")]
+    kill_switch: Option<String>,
+    /// The IAM endpoint of an automatic kill switch [default: https://iam.amazonaws.com].
+    #[arg(long, env = "FINOPS_KILL_SWITCH_IAM_ENDPOINT")]
+    kill_switch_iam_endpoint: Option<String>,
     /// Seed the demo organisation (idempotent) before serving.
     #[arg(long, env = "FINOPS_DEMO")]
     demo: bool,
@@ -261,9 +268,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         objects: args.objects,
         broad_role_patterns: None,
         dedicated_role_patterns: None,
+        kill_switch: args.kill_switch,
+        kill_switch_iam_endpoint: args.kill_switch_iam_endpoint,
     }
     .over(file)
     .resolve()?;
+    let config = finops_server::ServerConfig { aws_credentials: finops_aws::Credentials::from_env(), ..config };
     let _telemetry = finops_telemetry::init("finops", config.otlp_endpoint.as_deref())?;
     let store =
         finops_server::open_store(&config).await.with_context(|| format!("opening store {}", redact(&config.store)))?;
