@@ -17,6 +17,7 @@ use finops_proto::v1::gap_service_client::GapServiceClient;
 use finops_proto::v1::maturity_service_client::MaturityServiceClient;
 use finops_proto::v1::spaces_service_client::SpacesServiceClient;
 use finops_proto::v1::spend_card_service_client::SpendCardServiceClient;
+use finops_proto::v1::workload_control_service_client::WorkloadControlServiceClient;
 use finops_server::auth::Role;
 use tonic::Code;
 
@@ -218,13 +219,37 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
     assert_eq!((after.status.as_str(), after.disputed_lines.clone()), ("disputed", vec![line]));
     assert_eq!(after.history.last().unwrap().event, "SpendCardDisputed");
 
-    // 7. Not understood: what can be asked. Actions it cannot take yet say so. Bad input
-    // is named.
+    // 7. The kill switch: which workload, when not named among several; what it would do
+    // until confirmed (nothing written); then the SuspendWorkload decision itself, as
+    // WorkloadControlService shows it. Resuming is the FinOps Lead's: refused as the call is.
+    let which = bill.ask(authed(ask("Suspend my workload"), &maria)).await.unwrap().into_inner();
+    assert!(which.text.starts_with("Which workload should I suspend?"), "{}", which.text);
+    let dry = bill.ask(authed(ask("Suspend \"Support Bot\""), &maria)).await.unwrap().into_inner();
+    assert_eq!(dry.tool, "suspend");
+    assert!(dry.text.contains("Support Bot is active. This would suspend it"), "{}", dry.text);
+    let mut control = WorkloadControlServiceClient::new(
+        tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
+    );
+    let get = || pb::GetWorkloadControlRequest { workload: "Support Bot".into(), as_of: String::new() };
+    assert_eq!(control.get_workload_control(authed(get(), &maria)).await.unwrap().into_inner().status, "active");
+    let question = "Suspend \"Support Bot\", confirm";
+    let done = bill.ask(authed(ask(question), &maria)).await.unwrap().into_inner();
+    assert!(done.calls.contains(&"finops.v1.WorkloadControlService/SuspendWorkload".to_owned()), "{done:?}");
+    assert!(done.text.starts_with("Suspended Support Bot: it is now suspended."), "{}", done.text);
+    let status = control.get_workload_control(authed(get(), &fl)).await.unwrap().into_inner();
+    assert_eq!(status.status, "suspended");
+    let decision = &status.decisions[0];
+    assert_eq!((decision.decided_by.as_str(), decision.role.as_str()), ("po-maria", "product_owner"));
+    assert_eq!(decision.rationale, format!("Suspended through Agent Bill: \"{question}\""));
+    let calls = figures(&done);
+    assert_eq!(calls["IAM calls"].amount, decision.calls.len() as i64);
+    let resume = bill.ask(authed(ask("Resume \"Support Bot\", confirm"), &maria)).await.unwrap_err();
+    assert_eq!(resume.code(), Code::PermissionDenied, "{resume:?}");
+
+    // 8. Not understood: what can be asked. Bad input is named.
     let help = bill.ask(authed(ask("What's the weather in Lisbon?"), &maria)).await.unwrap().into_inner();
     assert_eq!(help.tool, "help");
     assert!(help.text.contains("I do not understand") && help.text.contains("Am I on track"), "{}", help.text);
-    let suspend = bill.ask(authed(ask("Suspend \"Support Bot\", confirm"), &maria)).await.unwrap_err();
-    assert_eq!(suspend.code(), Code::Unimplemented);
     let bad = bill
         .ask(authed(pb::AskRequest { question: " ".into(), as_of: "yesterday".into(), ..Default::default() }, &maria))
         .await

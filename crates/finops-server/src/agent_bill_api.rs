@@ -19,6 +19,7 @@ use finops_proto::v1::gap_service_server::GapService;
 use finops_proto::v1::maturity_service_server::MaturityService;
 use finops_proto::v1::spaces_service_server::SpacesService;
 use finops_proto::v1::spend_card_service_server::SpendCardService;
+use finops_proto::v1::workload_control_service_server::WorkloadControlService;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -29,6 +30,7 @@ use crate::maturity_api::MaturityApi;
 use crate::spaces_api::SpacesApi;
 use crate::spend_card_api::SpendCardApi;
 use crate::wire::{self, Fields};
+use crate::workload_control_api::WorkloadControlApi;
 
 /// How far back "the latest period with CUR" is looked for.
 const PERIODS_BACK: u32 = 24;
@@ -43,6 +45,7 @@ pub struct AgentBillApi {
     gaps: GapApi,
     cards: SpendCardApi,
     maturity: MaturityApi,
+    controls: WorkloadControlApi,
 }
 
 /// An action on a Spend Card, as asked.
@@ -53,6 +56,15 @@ struct CardAction {
     confirmed: bool,
     request_id: String,
     lines: Vec<String>,
+}
+
+/// A suspend or resume, as asked.
+struct ControlRequest {
+    suspend: bool,
+    workload: Option<String>,
+    rationale: String,
+    confirmed: bool,
+    request_id: String,
 }
 
 /// `n` things, in words: "1 line", "2 lines".
@@ -101,8 +113,9 @@ impl AgentBillApi {
         gaps: GapApi,
         cards: SpendCardApi,
         maturity: MaturityApi,
+        controls: WorkloadControlApi,
     ) -> Self {
-        Self { store, auth, spaces, attribution, gaps, cards, maturity }
+        Self { store, auth, spaces, attribution, gaps, cards, maturity, controls }
     }
 
     /// The newest billing period with CUR recorded at or before `instant`.
@@ -439,6 +452,75 @@ impl AgentBillApi {
         Ok(d)
     }
 
+    /// The kill switch through Agent Bill: the status and what would be done, and — only
+    /// when confirmed — the SuspendWorkload or ResumeWorkload call itself.
+    async fn control(&self, meta: &MetadataMap, c: ControlRequest) -> Result<Draft, Status> {
+        let mut d = Draft::new("");
+        let verb = if c.suspend { "suspend" } else { "resume" };
+        let workload = match c.workload {
+            Some(name) => name,
+            None => {
+                // "Suspend my workload": the asker's only one, else ask which.
+                d.called("finops.v1.SpacesService/ListWorkloads");
+                let list = pb::ListWorkloadsRequest { page_size: 1000, ..Default::default() };
+                let mut visible = self.spaces.list_workloads(forward(meta, list)).await?.into_inner().workloads;
+                if visible.len() != 1 {
+                    let names: Vec<String> = visible.iter().map(|w| format!("\"{}\"", w.name)).collect();
+                    d.text.push(format!(
+                        "Which workload should I {verb}? Name it in quotes{}.",
+                        if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) }
+                    ));
+                    return Ok(d);
+                }
+                visible.remove(0).name
+            }
+        };
+        d.called("finops.v1.WorkloadControlService/GetWorkloadControl");
+        let get = pb::GetWorkloadControlRequest { workload: workload.clone(), as_of: String::new() };
+        let before = self.controls.get_workload_control(forward(meta, get)).await?.into_inner();
+        if !c.confirmed {
+            let what = if c.suspend {
+                "tag its IAM roles finops-suspended=true and deny them Bedrock invocation (the FinOps Lead resumes it)"
+            } else {
+                "remove exactly what its suspension added to its IAM roles"
+            };
+            d.text.push(format!(
+                "{} is {}. This would {verb} it: {what}. Nothing is done until you confirm (say \"confirm\").",
+                before.workload_name, before.status
+            ));
+            return Ok(d);
+        }
+        let after = if c.suspend {
+            d.called("finops.v1.WorkloadControlService/SuspendWorkload");
+            let request =
+                pb::SuspendWorkloadRequest { workload, rationale: c.rationale.clone(), request_id: c.request_id };
+            self.controls.suspend_workload(forward(meta, request)).await?.into_inner()
+        } else {
+            d.called("finops.v1.WorkloadControlService/ResumeWorkload");
+            let request =
+                pb::ResumeWorkloadRequest { workload, rationale: c.rationale.clone(), request_id: c.request_id };
+            self.controls.resume_workload(forward(meta, request)).await?.into_inner()
+        };
+        let decision = after.decisions.last().cloned().unwrap_or_default();
+        d.count("IAM calls".into(), decision.calls.len() as u64);
+        let how = if decision.enforcement == "manual" {
+            "run these with the account's credentials"
+        } else {
+            "FinOps Center runs them and retries until they succeed"
+        };
+        d.text.push(format!(
+            "{} {}: it is now {}. Recorded as yours, with the reason \"{}\". {} IAM call(s) — {how}:",
+            if c.suspend { "Suspended" } else { "Resumed" },
+            after.workload_name,
+            after.status,
+            c.rationale,
+            decision.calls.len()
+        ));
+        d.text.extend(decision.calls.iter().map(|call| format!("- {}", call.command)));
+        d.text.extend(decision.not_covered.iter().map(|step| format!("- not reachable by IAM: {step}")));
+        Ok(d)
+    }
+
     async fn maturity(&self, meta: &MetadataMap, intent: &Intent, as_of: &str) -> Result<Draft, Status> {
         let mut d = Draft::new(intent.period.as_deref().unwrap_or_default());
         d.called("finops.v1.MaturityService/GetMaturity");
@@ -580,9 +662,23 @@ impl AgentBillService for AgentBillApi {
             }
             Tool::Maturity => self.maturity(&meta, &intent, &pinned).await?,
             Tool::Suspend | Tool::Resume => {
-                return Err(Status::unimplemented(
-                    "suspending and resuming a workload needs the kill switch, which FinOps Center does not have yet",
-                ));
+                let suspend = intent.tool == Tool::Suspend;
+                let rationale = match body.rationale.trim() {
+                    "" if !body.question.trim().is_empty() => format!(
+                        "{} through Agent Bill: \"{}\"",
+                        if suspend { "Suspended" } else { "Resumed" },
+                        body.question.trim()
+                    ),
+                    given => given.to_owned(),
+                };
+                let request = ControlRequest {
+                    suspend,
+                    workload: intent.workload.clone(),
+                    rationale,
+                    confirmed: body.confirm || intent.confirmed,
+                    request_id: body.request_id.clone(),
+                };
+                self.control(&meta, request).await?
             }
         };
         let mut text = draft.text.join("\n");

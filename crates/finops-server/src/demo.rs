@@ -527,7 +527,38 @@ pub async fn seed(
             }
         }
     }
+    seed_kill_switch(&store, t0).await?;
     Ok(DemoSummary { requests: stories.len(), tasks: task_count })
+}
+
+/// Claims Triage was suspended by its Product Owner during a retry storm and resumed by
+/// the FinOps Lead the next day — with manual enforcement, as a demo has no AWS
+/// credentials: the calls are in the trail as commands (`finops control "Claims Triage"`).
+async fn seed_kill_switch(store: &Arc<dyn EventStore>, t0: DateTime<Utc>) -> Result<(), GovernanceError> {
+    use finops_domain::gaps::Decider;
+    use finops_domain::kill_switch::{ControlCommand, Enforcement, WorkloadControl, suspension_plan};
+    let workload_id = id("workload-claims-triage");
+    let state = finops_governance::state::state_as_of(store.as_ref(), None).await?;
+    let plan = suspension_plan(&state, workload_id)?;
+    let controls = CommandHandler::<WorkloadControl>::new(store.clone());
+    let stream = streams::kill_switch(workload_id);
+    let why = "Token spike from a retry storm in the nightly triage batch";
+    let decider =
+        |by: &str, role: &str, why: &str, at| Decider { by: by.into(), role: role.into(), rationale: why.into(), at };
+    let suspend = ControlCommand::Suspend {
+        workload_id,
+        plan,
+        enforcement: Enforcement::Manual,
+        decider: decider("po-juan", "product_owner", why, t0 + Duration::days(10) + Duration::hours(5)),
+    };
+    controls.execute(&stream, &suspend, &ctx("po-juan", "product_owner", "suspend-claims-triage", Some(why))).await?;
+    let why = "Batch job fixed (retries capped at 3); hourly spend back to its baseline";
+    let resume = ControlCommand::Resume {
+        enforcement: Enforcement::Manual,
+        decider: decider("fl-ana", "finops_lead", why, t0 + Duration::days(11) + Duration::hours(1)),
+    };
+    controls.execute(&stream, &resume, &ctx("fl-ana", "finops_lead", "resume-claims-triage", Some(why))).await?;
+    Ok(())
 }
 
 /// What the demo's gaps show.

@@ -274,6 +274,7 @@ pub async fn serve(
         gaps.clone(),
         cards.clone(),
         maturity.clone(),
+        controls.clone(),
     );
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))

@@ -64,6 +64,12 @@ enum Command {
     Ask(cli::AskArgs),
     /// Agent Bill's tools for an MCP client, over stdio, as the holder of --token.
     Mcp,
+    /// The kill switch: suspend a workload at once (its Product Owner or the FinOps Lead).
+    Suspend(cli::ControlArgs),
+    /// Undo a workload's suspension (FinOps Lead).
+    Resume(cli::ControlArgs),
+    /// A workload's kill-switch status: every suspend and resume, each IAM call and its result.
+    Control(cli::ControlStatusArgs),
     /// A resource's decision trail: when, who, role, what, why (now or --as-of).
     History(cli::HistoryArgs),
     /// Gateway mapping rules: a shared role's sessions charged to workloads.
@@ -235,6 +241,9 @@ fn main() -> anyhow::Result<()> {
             Command::Maturity(args) => cli::maturity(&cli.connection, args).await,
             Command::Ask(args) => cli::ask(&cli.connection, args).await,
             Command::Mcp => cli::mcp(&cli.connection).await,
+            Command::Suspend(args) => cli::suspend(&cli.connection, args).await,
+            Command::Resume(args) => cli::resume(&cli.connection, args).await,
+            Command::Control(args) => cli::control(&cli.connection, args).await,
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,

@@ -29,9 +29,18 @@ async fn an_mcp_client_lists_the_tools_and_is_answered_and_refused_as_the_token_
     // The tools, each with a description and an input schema.
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    for expected in
-        ["on_track", "top_costs", "spend", "unapproved_models", "gaps", "spend_cards", "maturity", "ask_bill"]
-    {
+    for expected in [
+        "on_track",
+        "top_costs",
+        "spend",
+        "unapproved_models",
+        "gaps",
+        "spend_cards",
+        "maturity",
+        "suspend",
+        "resume",
+        "ask_bill",
+    ] {
         assert!(names.contains(&expected), "{expected} in {names:?}");
     }
     let on_track = tools.iter().find(|t| t.name == "on_track").unwrap();
@@ -118,6 +127,46 @@ async fn an_mcp_client_lists_the_tools_and_is_answered_and_refused_as_the_token_
     })));
     let dry = client.call_tool(dispute).await.unwrap();
     assert!(dry.content[0].as_text().unwrap().text.starts_with("This would dispute"), "{dry:?}");
+
+    // The kill switch: nothing without confirmation; another's workload refused; with
+    // confirmation the SuspendWorkload decision, in the workload's history as hers.
+    let suspend = |workload: &str, confirm: bool| {
+        CallToolRequestParams::new("suspend").with_arguments(arguments(serde_json::json!({
+            "workload": workload, "rationale": "Runaway retry loop in the ticket classifier", "confirm": confirm
+        })))
+    };
+    let dry = client.call_tool(suspend("Support Bot", false)).await.unwrap();
+    let text = dry.content[0].as_text().unwrap().text.clone();
+    assert!(text.contains("This would suspend it") && text.contains("Nothing is done until you confirm"), "{text}");
+    assert_eq!(json(&server, &maria, &["control", "Support Bot"])["status"], "active", "unconfirmed: nothing done");
+    transcript.push(format!(
+        "> tools/call suspend {{\"workload\": \"Support Bot\", \"rationale\": \"…\", \"confirm\": false}}\n{text}"
+    ));
+    let theirs = client.call_tool(suspend("Claims Triage", true)).await.map_err(refusal).unwrap_err();
+    assert_eq!(theirs.data.as_ref().unwrap()["grpc_code"], "NotFound", "{theirs:?}");
+    let (ok, _, err) = finops(
+        &server,
+        &maria,
+        &["suspend", "Claims Triage", "--rationale", "Runaway retry loop in the ticket classifier"],
+    );
+    assert!(!ok && err.contains(theirs.message.as_ref()), "the CLI's refusal: {err} vs {}", theirs.message);
+    let done = client.call_tool(suspend("Support Bot", true)).await.unwrap();
+    let text = done.content[0].as_text().unwrap().text.clone();
+    assert!(text.starts_with("Suspended Support Bot: it is now suspended."), "{text}");
+    assert!(text.contains("aws iam put-role-policy"), "{text}");
+    transcript.push(format!(
+        "> tools/call suspend {{\"workload\": \"Support Bot\", \"rationale\": \"…\", \"confirm\": true}}\n{text}"
+    ));
+    let status = json(&server, &maria, &["control", "Support Bot"]);
+    assert_eq!(status["status"], "suspended");
+    let workload = status["workload"].as_str().unwrap().to_owned();
+    let trail = json(&server, &maria, &["history", &workload]);
+    let suspended = trail["entries"].as_array().unwrap().iter().find(|e| e["event"] == "WorkloadSuspended").cloned();
+    let suspended = suspended.expect("the suspension is in the workload's history");
+    assert_eq!(
+        (suspended["who"].as_str(), suspended["role"].as_str(), suspended["why"].as_str()),
+        (Some("po-maria"), Some("product_owner"), Some("Runaway retry loop in the ticket classifier"))
+    );
 
     client.cancel().await.unwrap();
     println!("{}", transcript.join("\n\n"));

@@ -82,6 +82,18 @@ struct DisputeCardArgs {
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct ControlArgs {
+    /// The workload: its name (as ListWorkloads shows it) or workloads/{uuid}.
+    workload: String,
+    /// Why, recorded with the decision (who and when are the caller and now).
+    rationale: String,
+    /// The caller's explicit go-ahead: without `true` nothing is done and the answer says
+    /// what would be.
+    #[serde(default)]
+    confirm: bool,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 struct QuestionArgs {
     /// A question in plain English: "Am I on track against my estimate?"
     question: String,
@@ -128,6 +140,19 @@ impl FinopsMcp {
             period: period.unwrap_or_default(),
             workload: workload.unwrap_or_default(),
             as_of: as_of.unwrap_or_default(),
+            ..Default::default()
+        })
+        .await
+    }
+}
+
+impl FinopsMcp {
+    async fn control(&self, tool: &str, a: ControlArgs) -> Result<CallToolResult, ErrorData> {
+        self.ask(pb::AskRequest {
+            tool: tool.to_owned(),
+            workload: a.workload,
+            rationale: a.rationale,
+            confirm: a.confirm,
             ..Default::default()
         })
         .await
@@ -237,6 +262,22 @@ impl FinopsMcp {
     }
 
     #[tool(
+        description = "The kill switch: suspend a workload at once (its Product Owner, or the FinOps Lead) — its IAM roles are tagged finops-suspended=true and denied Bedrock invocation; the answer lists the exact IAM calls. The same SuspendWorkload decision, shown in the workload's history. Does nothing unless `confirm` is true.",
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true)
+    )]
+    async fn suspend(&self, Parameters(a): Parameters<ControlArgs>) -> Result<CallToolResult, ErrorData> {
+        self.control("suspend", a).await
+    }
+
+    #[tool(
+        description = "Resume a suspended workload (the FinOps Lead): removes exactly what its suspension added. The same ResumeWorkload decision. Does nothing unless `confirm` is true.",
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true)
+    )]
+    async fn resume(&self, Parameters(a): Parameters<ControlArgs>) -> Result<CallToolResult, ErrorData> {
+        self.control("resume", a).await
+    }
+
+    #[tool(
         description = "The AI Governance Maturity score of a period: its four dimensions, the next move and what it is worth, the trend.",
         annotations(read_only_hint = true)
     )]
@@ -245,8 +286,8 @@ impl FinopsMcp {
     }
 
     #[tool(
-        description = "Ask Agent Bill in plain English; the question is mapped to one of the other tools. An unknown question is answered with what can be asked.",
-        annotations(read_only_hint = true)
+        description = "Ask Agent Bill in plain English; the question is mapped to one of the other tools. An unknown question is answered with what can be asked. An action asked for (accept, dispute, suspend, resume) is taken only if the question says \"confirm\".",
+        annotations(read_only_hint = false, destructive_hint = true)
     )]
     async fn ask_bill(&self, Parameters(a): Parameters<QuestionArgs>) -> Result<CallToolResult, ErrorData> {
         self.ask(pb::AskRequest { question: a.question, as_of: a.as_of.unwrap_or_default(), ..Default::default() })
