@@ -35,7 +35,24 @@ use crate::workload_control_api::WorkloadControlApi;
 /// How far back "the latest period with CUR" is looked for.
 const PERIODS_BACK: u32 = 24;
 
-/// The services Agent Bill's tools call.
+/// The services Agent Bill's tools call, in-process.
+#[derive(Clone)]
+pub struct AgentBillTools {
+    /// Workloads and their forecasts.
+    pub spaces: SpacesApi,
+    /// Attribution.
+    pub attribution: AttributionApi,
+    /// Allocation Gaps.
+    pub gaps: GapApi,
+    /// Spend Cards.
+    pub cards: SpendCardApi,
+    /// The maturity score.
+    pub maturity: MaturityApi,
+    /// The kill switch.
+    pub controls: WorkloadControlApi,
+}
+
+/// Answers questions with the services Agent Bill's tools call.
 #[derive(Clone)]
 pub struct AgentBillApi {
     store: Arc<dyn EventStore>,
@@ -105,16 +122,8 @@ impl Draft {
 
 impl AgentBillApi {
     /// Answers with the services the server runs.
-    pub fn new(
-        store: Arc<dyn EventStore>,
-        auth: Arc<Authenticator>,
-        spaces: SpacesApi,
-        attribution: AttributionApi,
-        gaps: GapApi,
-        cards: SpendCardApi,
-        maturity: MaturityApi,
-        controls: WorkloadControlApi,
-    ) -> Self {
+    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>, tools: AgentBillTools) -> Self {
+        let AgentBillTools { spaces, attribution, gaps, cards, maturity, controls } = tools;
         Self { store, auth, spaces, attribution, gaps, cards, maturity, controls }
     }
 

@@ -48,7 +48,7 @@ use finops_proto::v1::task_service_server::TaskServiceServer;
 use finops_proto::v1::workload_control_service_server::WorkloadControlServiceServer;
 use tokio::net::TcpListener;
 
-pub use agent_bill_api::AgentBillApi;
+pub use agent_bill_api::{AgentBillApi, AgentBillTools};
 pub use attribution_api::AttributionApi;
 pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
@@ -269,12 +269,14 @@ pub async fn serve(
     let agent_bill = AgentBillApi::new(
         store.clone(),
         auth.clone(),
-        spaces.clone(),
-        attribution.clone(),
-        gaps.clone(),
-        cards.clone(),
-        maturity.clone(),
-        controls.clone(),
+        agent_bill_api::AgentBillTools {
+            spaces: spaces.clone(),
+            attribution: attribution.clone(),
+            gaps: gaps.clone(),
+            cards: cards.clone(),
+            maturity: maturity.clone(),
+            controls: controls.clone(),
+        },
     );
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
