@@ -62,8 +62,9 @@ enum Command {
     Maturity(cli::MaturityArgs),
     /// Ask Agent Bill in plain English: "Am I on track against my estimate?"
     Ask(cli::AskArgs),
-    /// Agent Bill's tools for an MCP client, over stdio, as the holder of --token.
-    Mcp,
+    /// Agent Bill's tools for an MCP client: over stdio as the holder of --token, or over
+    /// streamable HTTP (--http ADDR) as each request's bearer.
+    Mcp(cli::McpArgs),
     /// The kill switch: suspend a workload at once (its Product Owner or the FinOps Lead).
     Suspend(cli::ControlArgs),
     /// Undo a workload's suspension (FinOps Lead).
@@ -240,7 +241,7 @@ fn main() -> anyhow::Result<()> {
             Command::Cards { command } => cli::cards(&cli.connection, command).await,
             Command::Maturity(args) => cli::maturity(&cli.connection, args).await,
             Command::Ask(args) => cli::ask(&cli.connection, args).await,
-            Command::Mcp => cli::mcp(&cli.connection).await,
+            Command::Mcp(args) => cli::mcp(&cli.connection, args).await,
             Command::Suspend(args) => cli::suspend(&cli.connection, args).await,
             Command::Resume(args) => cli::resume(&cli.connection, args).await,
             Command::Control(args) => cli::control(&cli.connection, args).await,

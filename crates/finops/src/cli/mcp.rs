@@ -1,12 +1,16 @@
-//! `finops mcp`: Agent Bill's tools for any MCP client (an LLM assistant), over stdio, with
-//! the official Rust SDK (`rmcp`). Each tool is one `AgentBillService.Ask` naming the tool,
-//! sent to the server with the token `finops mcp` was started with — so a tool sees what
-//! the token's holder may see, is refused as they are, and quotes the same figures. A
-//! refusal is an MCP error carrying the gRPC status's message.
+//! `finops mcp`: Agent Bill's tools for any MCP client (an LLM assistant), with the
+//! official Rust SDK (`rmcp`), over stdio (`finops mcp --token …`) or streamable HTTP
+//! (`finops mcp --http ADDR`). Each tool is one `AgentBillService.Ask` naming the tool,
+//! sent to the server with the caller's token — over stdio the one `finops mcp` was started
+//! with; over HTTP the bearer token of each request, so every session acts as the person
+//! whose token it carries, and a request without one is refused with 401 before any tool
+//! runs. A tool sees what the token's holder may see, is refused as they are, and quotes
+//! the same figures. A refusal is an MCP error carrying the gRPC status's message.
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ServerCapabilities, ServerConfig};
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::json;
@@ -106,15 +110,35 @@ struct QuestionArgs {
 #[derive(Clone)]
 pub struct FinopsMcp {
     channel: Channel,
-    authorization: String,
+    /// `Bearer …` of the stdio server's token; over HTTP, each request brings its own.
+    authorization: Option<String>,
     #[expect(dead_code, reason = "read through the router the tool_handler macro generates")]
     tool_router: ToolRouter<Self>,
 }
 
+/// The caller's `authorization` header: the HTTP request's, else the stdio server's token.
+fn authorization(ctx: &RequestContext<RoleServer>, fixed: Option<&str>) -> Result<String, ErrorData> {
+    let from_http = ctx
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.headers.get(http::header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    from_http
+        .or_else(|| fixed.map(str::to_owned))
+        .ok_or_else(|| ErrorData::invalid_request("no bearer token: send `Authorization: Bearer <token>`", None))
+}
+
 impl FinopsMcp {
-    async fn ask(&self, message: pb::AskRequest) -> Result<CallToolResult, ErrorData> {
+    async fn ask(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        message: pb::AskRequest,
+    ) -> Result<CallToolResult, ErrorData> {
         let mut request = tonic::Request::new(message);
-        let header = self.authorization.parse().map_err(|_| ErrorData::invalid_request("token is not ASCII", None))?;
+        let header = authorization(ctx, self.authorization.as_deref())?
+            .parse()
+            .map_err(|_| ErrorData::invalid_request("token is not ASCII", None))?;
         request.metadata_mut().insert("authorization", header);
         let answer =
             AgentBillServiceClient::new(self.channel.clone()).ask(request).await.map_err(refused)?.into_inner();
@@ -130,31 +154,43 @@ impl FinopsMcp {
 
     async fn tool(
         &self,
+        ctx: &RequestContext<RoleServer>,
         tool: &str,
         period: Option<String>,
         workload: Option<String>,
         as_of: Option<String>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.ask(pb::AskRequest {
-            tool: tool.to_owned(),
-            period: period.unwrap_or_default(),
-            workload: workload.unwrap_or_default(),
-            as_of: as_of.unwrap_or_default(),
-            ..Default::default()
-        })
+        self.ask(
+            ctx,
+            pb::AskRequest {
+                tool: tool.to_owned(),
+                period: period.unwrap_or_default(),
+                workload: workload.unwrap_or_default(),
+                as_of: as_of.unwrap_or_default(),
+                ..Default::default()
+            },
+        )
         .await
     }
 }
 
 impl FinopsMcp {
-    async fn control(&self, tool: &str, a: ControlArgs) -> Result<CallToolResult, ErrorData> {
-        self.ask(pb::AskRequest {
-            tool: tool.to_owned(),
-            workload: a.workload,
-            rationale: a.rationale,
-            confirm: a.confirm,
-            ..Default::default()
-        })
+    async fn control(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        tool: &str,
+        a: ControlArgs,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.ask(
+            ctx,
+            pb::AskRequest {
+                tool: tool.to_owned(),
+                workload: a.workload,
+                rationale: a.rationale,
+                confirm: a.confirm,
+                ..Default::default()
+            },
+        )
         .await
     }
 }
@@ -175,72 +211,104 @@ fn refused(status: tonic::Status) -> ErrorData {
 
 #[tool_router]
 impl FinopsMcp {
-    /// Serves Agent Bill's tools from `channel`, as the holder of `token`.
-    pub fn new(channel: Channel, token: &str) -> Self {
-        Self { channel, authorization: format!("Bearer {token}"), tool_router: Self::tool_router() }
+    /// Serves Agent Bill's tools from `channel`, as the holder of `token` (stdio), or as the
+    /// bearer of each request (HTTP, `None`).
+    pub fn new(channel: Channel, token: Option<&str>) -> Self {
+        Self { channel, authorization: token.map(|t| format!("Bearer {t}")), tool_router: Self::tool_router() }
     }
 
     #[tool(
         description = "Each of the caller's workloads against its monthly estimate: month to date, burn per day, the month projected at that rate, and the day it crosses (or crossed) the estimate.",
         annotations(read_only_hint = true)
     )]
-    async fn on_track(&self, Parameters(a): Parameters<OnTrackArgs>) -> Result<CallToolResult, ErrorData> {
-        self.tool("on_track", None, a.workload, a.as_of).await
+    async fn on_track(
+        &self,
+        Parameters(a): Parameters<OnTrackArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.tool(&ctx, "on_track", None, a.workload, a.as_of).await
     }
 
     #[tool(
         description = "Where a period's AI dollars went, largest workload first, with the models that explain each.",
         annotations(read_only_hint = true)
     )]
-    async fn top_costs(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
-        self.tool("top_costs", a.period, None, a.as_of).await
+    async fn top_costs(
+        &self,
+        Parameters(a): Parameters<PeriodArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.tool(&ctx, "top_costs", a.period, None, a.as_of).await
     }
 
     #[tool(
         description = "A period's AI spend in all: what is charged to a workload and what sits in Allocation Gaps.",
         annotations(read_only_hint = true)
     )]
-    async fn spend(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
-        self.tool("spend", a.period, None, a.as_of).await
+    async fn spend(
+        &self,
+        Parameters(a): Parameters<PeriodArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.tool(&ctx, "spend", a.period, None, a.as_of).await
     }
 
     #[tool(
         description = "Spend on models used outside their approval (Out of Approved Scope) or with no Business Request (Not Business Approved), with the models.",
         annotations(read_only_hint = true)
     )]
-    async fn unapproved_models(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
-        self.tool("unapproved_models", a.period, None, a.as_of).await
+    async fn unapproved_models(
+        &self,
+        Parameters(a): Parameters<PeriodArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.tool(&ctx, "unapproved_models", a.period, None, a.as_of).await
     }
 
     #[tool(
         description = "The open Allocation Gaps of a period by kind: how many and how many dollars.",
         annotations(read_only_hint = true)
     )]
-    async fn gaps(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
-        self.tool("gaps", a.period, None, a.as_of).await
+    async fn gaps(
+        &self,
+        Parameters(a): Parameters<PeriodArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.tool(&ctx, "gaps", a.period, None, a.as_of).await
     }
 
     #[tool(
         description = "Weekly Spend Cards by status, and those waiting for sign-off.",
         annotations(read_only_hint = true)
     )]
-    async fn spend_cards(&self, Parameters(a): Parameters<AsOfArgs>) -> Result<CallToolResult, ErrorData> {
-        self.tool("spend_cards", None, None, a.as_of).await
+    async fn spend_cards(
+        &self,
+        Parameters(a): Parameters<AsOfArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.tool(&ctx, "spend_cards", None, None, a.as_of).await
     }
 
     #[tool(
         description = "Accept a Weekly Spend Card as its Product Owner: the same AcceptSpendCard decision, with the caller as who and the rationale as why. Does nothing unless `confirm` is true.",
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true)
     )]
-    async fn accept_card(&self, Parameters(a): Parameters<AcceptCardArgs>) -> Result<CallToolResult, ErrorData> {
-        self.ask(pb::AskRequest {
-            tool: "accept_card".into(),
-            card: a.card,
-            version: a.version.unwrap_or(0),
-            rationale: a.rationale,
-            confirm: a.confirm,
-            ..Default::default()
-        })
+    async fn accept_card(
+        &self,
+        Parameters(a): Parameters<AcceptCardArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.ask(
+            &ctx,
+            pb::AskRequest {
+                tool: "accept_card".into(),
+                card: a.card,
+                version: a.version.unwrap_or(0),
+                rationale: a.rationale,
+                confirm: a.confirm,
+                ..Default::default()
+            },
+        )
         .await
     }
 
@@ -248,16 +316,23 @@ impl FinopsMcp {
         description = "Dispute a Weekly Spend Card's flagged lines as its Product Owner (the FinOps Lead then resolves it): the same DisputeSpendCard decision. Does nothing unless `confirm` is true.",
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true)
     )]
-    async fn dispute_card(&self, Parameters(a): Parameters<DisputeCardArgs>) -> Result<CallToolResult, ErrorData> {
-        self.ask(pb::AskRequest {
-            tool: "dispute_card".into(),
-            card: a.card,
-            version: a.version.unwrap_or(0),
-            lines: a.lines,
-            rationale: a.rationale,
-            confirm: a.confirm,
-            ..Default::default()
-        })
+    async fn dispute_card(
+        &self,
+        Parameters(a): Parameters<DisputeCardArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.ask(
+            &ctx,
+            pb::AskRequest {
+                tool: "dispute_card".into(),
+                card: a.card,
+                version: a.version.unwrap_or(0),
+                lines: a.lines,
+                rationale: a.rationale,
+                confirm: a.confirm,
+                ..Default::default()
+            },
+        )
         .await
     }
 
@@ -265,33 +340,52 @@ impl FinopsMcp {
         description = "The kill switch: suspend a workload at once (its Product Owner, or the FinOps Lead) — its IAM roles are tagged finops-suspended=true and denied Bedrock invocation; the answer lists the exact IAM calls. The same SuspendWorkload decision, shown in the workload's history. Does nothing unless `confirm` is true.",
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true)
     )]
-    async fn suspend(&self, Parameters(a): Parameters<ControlArgs>) -> Result<CallToolResult, ErrorData> {
-        self.control("suspend", a).await
+    async fn suspend(
+        &self,
+        Parameters(a): Parameters<ControlArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.control(&ctx, "suspend", a).await
     }
 
     #[tool(
         description = "Resume a suspended workload (the FinOps Lead): removes exactly what its suspension added. The same ResumeWorkload decision. Does nothing unless `confirm` is true.",
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true)
     )]
-    async fn resume(&self, Parameters(a): Parameters<ControlArgs>) -> Result<CallToolResult, ErrorData> {
-        self.control("resume", a).await
+    async fn resume(
+        &self,
+        Parameters(a): Parameters<ControlArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.control(&ctx, "resume", a).await
     }
 
     #[tool(
         description = "The AI Governance Maturity score of a period: its four dimensions, the next move and what it is worth, the trend.",
         annotations(read_only_hint = true)
     )]
-    async fn maturity(&self, Parameters(a): Parameters<PeriodArgs>) -> Result<CallToolResult, ErrorData> {
-        self.tool("maturity", a.period, None, a.as_of).await
+    async fn maturity(
+        &self,
+        Parameters(a): Parameters<PeriodArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.tool(&ctx, "maturity", a.period, None, a.as_of).await
     }
 
     #[tool(
         description = "Ask Agent Bill in plain English; the question is mapped to one of the other tools. An unknown question is answered with what can be asked. An action asked for (accept, dispute, suspend, resume) is taken only if the question says \"confirm\".",
         annotations(read_only_hint = false, destructive_hint = true)
     )]
-    async fn ask_bill(&self, Parameters(a): Parameters<QuestionArgs>) -> Result<CallToolResult, ErrorData> {
-        self.ask(pb::AskRequest { question: a.question, as_of: a.as_of.unwrap_or_default(), ..Default::default() })
-            .await
+    async fn ask_bill(
+        &self,
+        Parameters(a): Parameters<QuestionArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.ask(
+            &ctx,
+            pb::AskRequest { question: a.question, as_of: a.as_of.unwrap_or_default(), ..Default::default() },
+        )
+        .await
     }
 }
 
@@ -305,10 +399,102 @@ impl ServerHandler for FinopsMcp {
     }
 }
 
-/// `finops mcp`: serves the tools over stdio until the client closes it.
-pub async fn mcp(conn: &Connection) -> anyhow::Result<()> {
-    let token = conn.token()?;
-    let server = FinopsMcp::new(conn.channel().await?, token).serve(rmcp::transport::stdio()).await?;
-    server.waiting().await?;
-    Ok(())
+/// How `finops mcp` serves.
+#[derive(Debug, clap::Args)]
+pub struct McpArgs {
+    /// Serve over streamable HTTP at this address (`127.0.0.1:8765`; port 0: any) instead
+    /// of stdio; each request's `Authorization: Bearer` token is its caller. The URL is
+    /// printed on stdout once it listens.
+    #[arg(long)]
+    pub http: Option<std::net::SocketAddr>,
+    /// A `Host` the HTTP server answers besides loopback names (repeat; protects a local
+    /// server from DNS rebinding, so list only the names clients use).
+    #[arg(long)]
+    pub allowed_host: Vec<String>,
+}
+
+/// `finops mcp [--http ADDR]`: serves the tools over stdio (as the holder of `--token`)
+/// until the client closes it, or over streamable HTTP until interrupted.
+pub async fn mcp(conn: &Connection, args: McpArgs) -> anyhow::Result<()> {
+    match args.http {
+        None => {
+            let token = conn.token()?;
+            let server = FinopsMcp::new(conn.channel().await?, Some(token)).serve(rmcp::transport::stdio()).await?;
+            server.waiting().await?;
+            Ok(())
+        }
+        Some(address) => serve_http(conn.channel().await?, address, args.allowed_host).await,
+    }
+}
+
+/// Streamable HTTP at `/mcp`: rmcp's session-keeping service behind a check that every
+/// request carries a bearer token (401 with `WWW-Authenticate: Bearer` otherwise); the
+/// token itself is verified by the FinOps Center server on each tool call.
+async fn serve_http(channel: Channel, address: std::net::SocketAddr, hosts: Vec<String>) -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+    use tower_service::Service;
+
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let local = listener.local_addr()?;
+    let mut allowed: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), local.ip().to_string()];
+    allowed.extend(hosts);
+    let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed);
+    let mcp = StreamableHttpService::new(
+        move || Ok(FinopsMcp::new(channel.clone(), None)),
+        std::sync::Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    println!("MCP over streamable HTTP at http://{local}/mcp");
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let mcp = mcp.clone();
+        tokio::spawn(async move {
+            let handler = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let mut mcp = mcp.clone();
+                async move {
+                    let bearer = request
+                        .headers()
+                        .get(http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > "Bearer ".len());
+                    if request.uri().path() != "/mcp" {
+                        return Ok::<_, std::convert::Infallible>(plain(
+                            http::StatusCode::NOT_FOUND,
+                            "MCP is served at /mcp",
+                        ));
+                    }
+                    if !bearer {
+                        let mut refused = plain(
+                            http::StatusCode::UNAUTHORIZED,
+                            "send Authorization: Bearer <token> (finops dev-token, or your identity provider's)",
+                        );
+                        refused
+                            .headers_mut()
+                            .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                        return Ok(refused);
+                    }
+                    mcp.call(request).await
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, handler).await {
+                tracing::debug!(error = %e, "MCP HTTP connection ended");
+            }
+        });
+    }
+
+    fn plain(
+        status: http::StatusCode,
+        text: &'static str,
+    ) -> http::Response<http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>> {
+        let body = http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes())).boxed();
+        let mut response = http::Response::new(body);
+        *response.status_mut() = status;
+        response
+    }
 }

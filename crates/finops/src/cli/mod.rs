@@ -28,7 +28,7 @@ pub use gaps::{GapsCommand, gaps};
 pub use gateway_rules::{GatewayRulesCommand, gateway_rules};
 pub use history::{HistoryArgs, history};
 pub use maturity::{MaturityArgs, maturity};
-pub use mcp::mcp;
+pub use mcp::{McpArgs, mcp};
 pub use org::{OrgCommand, org};
 pub use spaces::{ClaimArgs, ClaimsCommand, WorkloadsCommand, claim, claims, workloads};
 
