@@ -132,6 +132,48 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
         assert_eq!(quoted[&format!("{kind} gaps")].amount, totals.iter().map(|t| i64::from(t.gaps)).sum::<i64>());
     }
 
+    // 3b. One gap explained with GetGap's figures; acted on only when confirmed — then
+    // the ActOnGap decision itself, the FinOps Lead's, with the question as the why;
+    // refused to a Product Owner as ActOnGap refuses her.
+    let listed = pb::ListGapsRequest {
+        kind: "not_business_approved".into(),
+        state: "active".into(),
+        page_size: 1000,
+        ..Default::default()
+    };
+    let gap = gaps.list_gaps(authed(listed, &fl)).await.unwrap().into_inner().gaps.remove(0);
+    let explained = bill.ask(authed(ask(&format!("Explain {}", gap.name)), &fl)).await.unwrap().into_inner();
+    assert_eq!(explained.tool, "explain_gap");
+    let shown = gaps
+        .get_gap(authed(pb::GetGapRequest { name: gap.name.clone(), as_of: explained.as_of.clone() }, &fl))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(figures(&explained)["gap spend"].amount, shown.total_cents);
+    assert!(explained.text.contains("block"), "{}", explained.text);
+    let question = format!("Act on {}: block — nobody asked for this caller", gap.name);
+    let dry = bill.ask(authed(ask(&question), &fl)).await.unwrap().into_inner();
+    assert!(dry.text.starts_with("This would block"), "{}", dry.text);
+    let unchanged = gaps
+        .get_gap(authed(pb::GetGapRequest { name: gap.name.clone(), as_of: String::new() }, &fl))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unchanged.version, shown.version, "unconfirmed: nothing written");
+    let refused = bill.ask(authed(ask(&format!("{question}, confirm")), &maria)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let done = bill.ask(authed(ask(&format!("{question}, confirm")), &fl)).await.unwrap().into_inner();
+    assert!(done.calls.contains(&"finops.v1.GapService/ActOnGap".to_owned()), "{done:?}");
+    let after = gaps
+        .get_gap(authed(pb::GetGapRequest { name: gap.name.clone(), as_of: String::new() }, &fl))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.status, "actioned");
+    let last = after.history.last().unwrap();
+    assert_eq!((last.who.as_str(), last.role.as_str()), ("fl-ana", "finops_lead"));
+    assert_eq!(last.why, format!("Actioned through Agent Bill: \"{question}, confirm\""));
+
     // 4. The maturity score, as GetMaturity gives it; refused to a Product Owner as
     // GetMaturity refuses her.
     let answer = bill.ask(authed(ask("What is our governance maturity score?"), &finance)).await.unwrap().into_inner();

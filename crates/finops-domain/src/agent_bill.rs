@@ -27,6 +27,11 @@ pub enum Tool {
     UnapprovedModels,
     /// The open Allocation Gaps, by kind.
     Gaps,
+    /// One gap explained: its cause, anchor, spend, the people it concerns, what can be
+    /// done and what was.
+    ExplainGap,
+    /// Act on a gap (one of its actions), with an explicit confirmation.
+    ActOnGap,
     /// Weekly Spend Cards by status, and those waiting for the asker.
     SpendCards,
     /// Accept a Spend Card (its Product Owner), with an explicit confirmation.
@@ -43,12 +48,14 @@ pub enum Tool {
 
 impl Tool {
     /// Every tool, in the order the help lists them.
-    pub const ALL: [Tool; 12] = [
+    pub const ALL: [Tool; 14] = [
         Tool::OnTrack,
         Tool::TopCosts,
         Tool::Spend,
         Tool::UnapprovedModels,
         Tool::Gaps,
+        Tool::ExplainGap,
+        Tool::ActOnGap,
         Tool::SpendCards,
         Tool::AcceptCard,
         Tool::DisputeCard,
@@ -67,6 +74,8 @@ impl Tool {
             Tool::Spend => "spend",
             Tool::UnapprovedModels => "unapproved_models",
             Tool::Gaps => "gaps",
+            Tool::ExplainGap => "explain_gap",
+            Tool::ActOnGap => "act_on_gap",
             Tool::SpendCards => "spend_cards",
             Tool::AcceptCard => "accept_card",
             Tool::DisputeCard => "dispute_card",
@@ -85,6 +94,8 @@ impl Tool {
             Tool::Spend => "How much did we spend on AI in October?",
             Tool::UnapprovedModels => "Are any workloads using unapproved models?",
             Tool::Gaps => "Which AI spend has no owner?",
+            Tool::ExplainGap => "Explain gaps/{uuid}",
+            Tool::ActOnGap => "Act on gaps/{uuid}: notify_product_owner — they run it (confirm)",
             Tool::SpendCards => "Which spend cards are waiting for me?",
             Tool::AcceptCard => "Accept spendCards/{uuid} — the figures match our plan (confirm)",
             Tool::DisputeCard => "Dispute spendCards/{uuid} model/token/region — not ours (confirm)",
@@ -110,6 +121,10 @@ pub struct Intent {
     pub card: Option<String>,
     /// Card lines named (`model/token type/region`, as a card keys them).
     pub lines: Vec<String>,
+    /// The Allocation Gap named (`gaps/{uuid}`).
+    pub gap: Option<String>,
+    /// A gap action named (`notify_product_owner`, or in words: "notify product owner").
+    pub gap_action: Option<String>,
 }
 
 /// The words that ask for each tool, tried in this order: the first rule with a phrase in
@@ -121,6 +136,8 @@ const RULES: &[(Tool, &[&str])] = &[
     (Tool::Suspend, &["suspend", "kill switch", "stop my workload", "stop the workload", "shut off", "pause"]),
     (Tool::DisputeCard, &["dispute"]),
     (Tool::AcceptCard, &["accept"]),
+    (Tool::ActOnGap, &["act on", "take action on"]),
+    (Tool::ExplainGap, &["explain"]),
     (Tool::OnTrack, &["on track", "forecast", "estimate", "burn rate", "run rate", "exceed", "overspend", "cross"]),
     (
         Tool::UnapprovedModels,
@@ -182,13 +199,23 @@ pub fn understand(question: &str, today: NaiveDate) -> Result<Intent, NotUnderst
         .map(|(tool, _)| *tool)
         .ok_or_else(|| NotUnderstood { question: question.trim().to_owned() })?;
     let confirmed = ["confirm", "confirmed", "yes"].iter().any(|w| words.split(' ').any(|x| x == *w));
+    let gap = named(question, "gaps/");
+    // "Which gaps…" about one named gap is its explanation.
+    let tool = if tool == Tool::Gaps && gap.is_some() { Tool::ExplainGap } else { tool };
+    let gap_action = crate::gaps::GapActionKind::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .find(|a| question.to_lowercase().contains(a) || padded.contains(&format!(" {} ", a.replace('_', " "))))
+        .map(str::to_owned);
     Ok(Intent {
         tool,
         period: period(&words, today),
         workload,
         confirmed,
-        card: card(question),
+        card: named(question, "spendCards/"),
         lines: lines(question),
+        gap,
+        gap_action,
     })
 }
 
@@ -222,14 +249,14 @@ fn quoted(text: &str) -> Option<String> {
     None
 }
 
-/// The first `spendCards/{uuid}` in `text`.
-fn card(text: &str) -> Option<String> {
-    let start = text.find("spendCards/")?;
-    let id: String = text[start + "spendCards/".len()..]
+/// The first `{collection}{uuid}` in `text` (`spendCards/…`, `gaps/…`).
+fn named(text: &str, collection: &str) -> Option<String> {
+    let start = text.find(collection)?;
+    let id: String = text[start + collection.len()..]
         .chars()
         .take_while(|c| c.is_ascii_hexdigit() || *c == '-' || *c == '{' || *c == '}')
         .collect();
-    (!id.is_empty()).then(|| format!("spendCards/{id}"))
+    (!id.is_empty()).then(|| format!("{collection}{id}"))
 }
 
 /// The card lines named in `text`: words of three `/`-separated parts that are not a
@@ -237,7 +264,9 @@ fn card(text: &str) -> Option<String> {
 fn lines(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| w.trim_matches(|c: char| matches!(c, ',' | ';' | '.' | '"' | '\'' | '(' | ')')))
-        .filter(|w| !w.starts_with("spendCards/") && w.split('/').count() == 3 && !w.contains("//"))
+        .filter(|w| {
+            !w.starts_with("spendCards/") && !w.starts_with("gaps/") && w.split('/').count() == 3 && !w.contains("//")
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -338,6 +367,15 @@ mod tests {
         .unwrap();
         assert_eq!(i.tool, Tool::DisputeCard);
         assert_eq!(i.lines, ["amazon.nova-pro-v1:0/cache_read/eu-central-1", "/other/us-east-1"]);
+        let gap = "gaps/0b3c2a5e-8f1d-5c9a-9e7b-1234567890ab";
+        let i = understand(&format!("Act on {gap}: block — unknown team, confirm"), today()).unwrap();
+        assert_eq!(i.tool, Tool::ActOnGap);
+        assert_eq!((i.gap.as_deref(), i.gap_action.as_deref(), i.confirmed), (Some(gap), Some("block"), true));
+        let i = understand(&format!("act on {gap} and notify product owner"), today()).unwrap();
+        assert_eq!(i.gap_action.as_deref(), Some("notify_product_owner"));
+        let i = understand(&format!("Which gap is {gap}?"), today()).unwrap();
+        assert_eq!((i.tool, i.gap.as_deref()), (Tool::ExplainGap, Some(gap)));
+        assert!(i.lines.is_empty(), "a gap's name is not a card line");
         let i = understand("Suspend “Claims Triage”", today()).unwrap();
         assert_eq!((i.workload.as_deref(), i.confirmed), (Some("Claims Triage"), false));
         // A name that holds a rule's words asks nothing by itself.
@@ -383,7 +421,7 @@ mod tests {
 
         // Politeness around a question does not change what it asks.
         #[test]
-        fn politeness_changes_nothing(t in 0usize..11, before in "(please|hi bill|hey)?", after in "(thanks|thank you|please)?") {
+        fn politeness_changes_nothing(t in 0usize..13, before in "(please|hi bill|hey)?", after in "(thanks|thank you|please)?") {
             let tool = Tool::ALL[t];
             let q = format!("{before} {} {after}", tool.example());
             prop_assert_eq!(understand(&q, today()).unwrap().tool, tool);

@@ -75,6 +75,17 @@ struct CardAction {
     lines: Vec<String>,
 }
 
+/// An action on a gap, as asked.
+struct GapAction {
+    gap: String,
+    action: Option<String>,
+    rationale: String,
+    confirmed: bool,
+    request_id: String,
+    business_request: String,
+    product_owner: String,
+}
+
 /// A suspend or resume, as asked.
 struct ControlRequest {
     suspend: bool,
@@ -366,6 +377,91 @@ impl AgentBillApi {
         Ok(d)
     }
 
+    /// One gap in words: what it is, what it holds, who it concerns, what can be done and
+    /// what was — GetGap's figures.
+    async fn explain_gap(&self, meta: &MetadataMap, gap: &str, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new("");
+        d.called("finops.v1.GapService/GetGap");
+        let request = pb::GetGapRequest { name: gap.to_owned(), as_of: as_of.to_owned() };
+        let g = self.gaps.get_gap(forward(meta, request)).await?.into_inner();
+        d.period = g.spend.last().map(|s| s.period.clone()).unwrap_or_default();
+        d.text.push(format!(
+            "{} is {} ({}), anchored on {}{}: {} in all, {}.",
+            g.name,
+            g.scenario,
+            g.kind,
+            g.anchor,
+            if g.account.is_empty() { String::new() } else { format!(" in account {}", g.account) },
+            dollars(g.total_cents),
+            g.status
+        ));
+        d.money("gap spend".into(), g.total_cents);
+        for s in &g.spend {
+            d.text.push(format!("- {}: {}", s.period, dollars(s.cents)));
+            d.money(format!("{} spend", s.period), s.cents);
+        }
+        if !g.principal.is_empty() {
+            d.text.push(format!("Caller: {}.", g.principal));
+        }
+        if !g.concerns.is_empty() {
+            d.text.push(format!("It concerns {}.", g.concerns.join(", ")));
+        }
+        if let Some(last) = &g.last_action {
+            d.text.push(format!("Last action: {} by {}.", last.action, last.by));
+        }
+        if !g.actions.is_empty() {
+            d.text.push(format!("What can be done: {} (act on it with one, and confirm).", g.actions.join(", ")));
+        }
+        Ok(d)
+    }
+
+    /// Acts on a gap as the asker, once confirmed — the ActOnGap command itself; unconfirmed
+    /// (or without an action named), says what can be done.
+    async fn act_on_gap(&self, meta: &MetadataMap, a: GapAction) -> Result<Draft, Status> {
+        let mut d = Draft::new("");
+        let what =
+            |g: &pb::Gap| format!("{} ({}, {} in all, {})", g.name, g.scenario, dollars(g.total_cents), g.status);
+        let action = match a.action {
+            // Confirmed: the ActOnGap call alone, so it is refused exactly as ActOnGap is.
+            Some(action) if a.confirmed => action,
+            action => {
+                d.called("finops.v1.GapService/GetGap");
+                let get = pb::GetGapRequest { name: a.gap.clone(), as_of: String::new() };
+                let g = self.gaps.get_gap(forward(meta, get)).await?.into_inner();
+                match action.filter(|action| g.actions.contains(action)) {
+                    None => d.text.push(format!("Which action on {}? One of: {}.", what(&g), g.actions.join(", "))),
+                    Some(action) => d.text.push(format!(
+                        "This would {action} on {}. Nothing is done until you confirm (say \"confirm\").",
+                        what(&g)
+                    )),
+                }
+                return Ok(d);
+            }
+        };
+        d.called("finops.v1.GapService/ActOnGap");
+        let request = pb::ActOnGapRequest {
+            name: a.gap,
+            action: action.clone(),
+            rationale: a.rationale.clone(),
+            request_id: a.request_id,
+            business_request: a.business_request,
+            product_owner: a.product_owner,
+            ..Default::default()
+        };
+        let after = self.gaps.act_on_gap(forward(meta, request)).await?.into_inner();
+        d.money("gap spend".into(), after.total_cents);
+        d.text.push(format!(
+            "Did {action} on {}. Recorded as yours, with the reason \"{}\".",
+            what(&after),
+            a.rationale
+        ));
+        if let Some(outcome) = &after.last_action {
+            d.text.extend(outcome.steps.iter().map(|step| format!("- {step}")));
+            d.text.extend(outcome.commands.iter().map(|c| format!("- {c}")));
+        }
+        Ok(d)
+    }
+
     async fn spend_cards(&self, meta: &MetadataMap, as_of: &str) -> Result<Draft, Status> {
         let mut d = Draft::new("");
         d.called("finops.v1.SpendCardService/ListSpendCards");
@@ -629,6 +725,8 @@ impl AgentBillService for AgentBillApi {
                 confirmed: false,
                 card: Some(body.card.trim().to_owned()).filter(|c| !c.is_empty()),
                 lines: Vec::new(),
+                gap: Some(body.gap.trim().to_owned()).filter(|g| !g.is_empty()),
+                gap_action: Some(body.gap_action.trim().to_owned()).filter(|a| !a.is_empty()),
             },
             (None, Ok(intent)) => intent.clone(),
             (None, Err(_)) => Intent {
@@ -638,6 +736,8 @@ impl AgentBillService for AgentBillApi {
                 confirmed: false,
                 card: None,
                 lines: Vec::new(),
+                gap: None,
+                gap_action: None,
             },
         };
         let draft = match intent.tool {
@@ -649,6 +749,31 @@ impl AgentBillService for AgentBillApi {
                 self.unapproved_models(&meta, self.period(&intent, instant).await?, &pinned).await?
             }
             Tool::Gaps => self.gaps(&meta, self.period(&intent, instant).await?, &pinned).await?,
+            Tool::ExplainGap | Tool::ActOnGap if intent.gap.is_none() => {
+                return Err(Status::invalid_argument(format!(
+                    "name the gap: gaps/{{uuid}}, as \"{}\" lists them",
+                    Tool::Gaps.example()
+                )));
+            }
+            Tool::ExplainGap => self.explain_gap(&meta, intent.gap.as_deref().unwrap_or_default(), &pinned).await?,
+            Tool::ActOnGap => {
+                let rationale = match body.rationale.trim() {
+                    "" if !body.question.trim().is_empty() => {
+                        format!("Actioned through Agent Bill: \"{}\"", body.question.trim())
+                    }
+                    given => given.to_owned(),
+                };
+                let action = GapAction {
+                    gap: intent.gap.clone().unwrap_or_default(),
+                    action: intent.gap_action.clone(),
+                    rationale,
+                    confirmed: body.confirm || intent.confirmed,
+                    request_id: body.request_id.clone(),
+                    business_request: body.business_request.trim().to_owned(),
+                    product_owner: body.product_owner.trim().to_owned(),
+                };
+                self.act_on_gap(&meta, action).await?
+            }
             Tool::SpendCards => self.spend_cards(&meta, &pinned).await?,
             // Without a card named, the cards that wait are the answer.
             Tool::AcceptCard | Tool::DisputeCard if intent.card.is_none() => self.spend_cards(&meta, &pinned).await?,

@@ -35,6 +35,8 @@ async fn an_mcp_client_lists_the_tools_and_is_answered_and_refused_as_the_token_
         "spend",
         "unapproved_models",
         "gaps",
+        "explain_gap",
+        "act_on_gap",
         "spend_cards",
         "maturity",
         "suspend",

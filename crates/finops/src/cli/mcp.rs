@@ -86,6 +86,38 @@ struct DisputeCardArgs {
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct GapArgs {
+    /// The gap: gaps/{uuid} (the `gaps` tool and ListGaps name them).
+    gap: String,
+    /// RFC 3339 instant (default: now).
+    #[serde(default)]
+    as_of: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct ActOnGapArgs {
+    /// The gap: gaps/{uuid}.
+    gap: String,
+    /// One of the gap's actions (explain_gap lists them): recommend_dedicated_role,
+    /// approve, block, add_scope, flag_for_cloud_engineer, notify_product_owner,
+    /// claim_in_spaces, guided_cur_setup, request_business_case, map_gateway_sessions.
+    action: String,
+    /// Why, recorded with the decision.
+    rationale: String,
+    /// claim_in_spaces, approve: the approved request whose workload takes the resource
+    /// (businessRequests/{uuid}).
+    #[serde(default)]
+    business_request: Option<String>,
+    /// notify_product_owner (or a new request) when the gap names no Product Owner: whom
+    /// it concerns.
+    #[serde(default)]
+    product_owner: Option<String>,
+    /// The caller's explicit go-ahead: without `true` nothing is done.
+    #[serde(default)]
+    confirm: bool,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 struct ControlArgs {
     /// The workload: its name (as ListWorkloads shows it) or workloads/{uuid}.
     workload: String,
@@ -275,6 +307,52 @@ impl FinopsMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         self.tool(&ctx, "gaps", a.period, None, a.as_of).await
+    }
+
+    #[tool(
+        description = "One Allocation Gap explained: its scenario, anchor, account and caller, spend per period, the people it concerns, the last action and the actions that answer it.",
+        annotations(read_only_hint = true)
+    )]
+    async fn explain_gap(
+        &self,
+        Parameters(a): Parameters<GapArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.ask(
+            &ctx,
+            pb::AskRequest {
+                tool: "explain_gap".into(),
+                gap: a.gap,
+                as_of: a.as_of.unwrap_or_default(),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    #[tool(
+        description = "Act on an Allocation Gap (the FinOps Lead, or a Product Owner where the action is theirs): the same ActOnGap decision, with the caller as who and the rationale as why; the answer lists the steps and commands the action hands over. Does nothing unless `confirm` is true.",
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true)
+    )]
+    async fn act_on_gap(
+        &self,
+        Parameters(a): Parameters<ActOnGapArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.ask(
+            &ctx,
+            pb::AskRequest {
+                tool: "act_on_gap".into(),
+                gap: a.gap,
+                gap_action: a.action,
+                rationale: a.rationale,
+                business_request: a.business_request.unwrap_or_default(),
+                product_owner: a.product_owner.unwrap_or_default(),
+                confirm: a.confirm,
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     #[tool(
