@@ -23,6 +23,7 @@ fn main() -> std::io::Result<()> {
         "../../proto/finops/v1/maturity.proto",
         "../../proto/finops/v1/agent_bill.proto",
         "../../proto/finops/v1/workload_control.proto",
+        "../../proto/finops/v1/investigations.proto",
     ];
     tonic_prost_build::configure().file_descriptor_set_path(out.join("finops_v1_descriptor.bin")).compile_with_config(
         config,

@@ -20,7 +20,7 @@ impl SpendCardsView {
     pub const PREFIX: &'static str = "spend-card-";
 }
 
-fn trail(doc: &mut Value, event: &RecordedEvent) {
+pub(crate) fn trail(doc: &mut Value, event: &RecordedEvent) {
     let entry = crate::history::entry(event);
     if let Some(history) = doc["history"].as_array_mut() {
         history.push(json!({

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use finops_domain::catalog::CatalogEvent;
 use finops_domain::gateway_rules::GatewayRuleEvent;
+use finops_domain::investigations::InvestigationEvent;
 use finops_domain::kill_switch::{ControlEvent, Enforcement};
 use finops_domain::org::OrgEvent;
 use finops_domain::request::{RequestEvent, UseCase};
@@ -91,6 +92,8 @@ fn describe(event: &RecordedEvent) -> Described {
         decode::<OrgEvent>(event).map(|e| plain(organisation(&e)))
     } else if stream == "role-patterns" {
         decode::<RolePatternEvent>(event).map(|e| plain(role_patterns(&e)))
+    } else if stream.starts_with("investigation-") {
+        decode::<InvestigationEvent>(event).map(|e| investigation(&e))
     } else if stream.starts_with("kill-switch-") {
         decode::<ControlEvent>(event).map(|e| kill_switch(&e))
     } else if stream.starts_with("spend-card-") {
@@ -295,6 +298,28 @@ fn card(e: &CardEvent) -> Described {
             decider.rationale.clone(),
             person(decider),
         ),
+    }
+}
+
+/// An investigation event in words.
+fn investigation(e: &InvestigationEvent) -> Described {
+    let by = |d: &finops_domain::gaps::Decider| Some((d.by.clone(), d.role.clone()));
+    match e {
+        InvestigationEvent::InvestigationOpened { firing, .. } => {
+            (format!("opened ({}): {}", firing.signal.as_str(), firing.summary), String::new(), None)
+        }
+        InvestigationEvent::InvestigationAssigned { owner, decider } => {
+            (format!("assigned to {owner}"), decider.rationale.clone(), by(decider))
+        }
+        InvestigationEvent::InvestigationNoted { note, decider } => {
+            (format!("noted: {note}"), note.clone(), by(decider))
+        }
+        InvestigationEvent::InvestigationLinkedToGap { gap, decider } => {
+            (format!("linked to {gap}"), decider.rationale.clone(), by(decider))
+        }
+        InvestigationEvent::InvestigationClosed { decider } => {
+            ("closed".to_owned(), decider.rationale.clone(), by(decider))
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod as_of;
 mod cards;
 mod gaps;
 pub mod history;
+mod investigations;
 mod projectors;
 mod runner;
 mod store;
@@ -27,6 +28,7 @@ mod store;
 pub use as_of::{ReadModelView, ReadModelsAsOf};
 pub use cards::{SpendCardsView, SpendRollupsView};
 pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
+pub use investigations::InvestigationsView;
 pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
 pub use runner::{ProjectionRunner, RebuildReport};
 pub use store::{Page, ProjectionStatus, ReadModelError, ReadModels};
@@ -48,6 +50,7 @@ pub fn governance_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(NotificationOutbox),
         Arc::new(SpendCardsView),
         Arc::new(SpendRollupsView),
+        Arc::new(InvestigationsView),
     ]
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::Projector;
 
 /// Every governance projector, in the order they are run.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     RequestQueue::NAME,
     CatalogView::NAME,
     TaskQueue::NAME,
@@ -22,6 +22,7 @@ pub const ALL: [&str; 9] = [
     crate::gaps::NotificationOutbox::NAME,
     crate::cards::SpendCardsView::NAME,
     crate::cards::SpendRollupsView::NAME,
+    crate::investigations::InvestigationsView::NAME,
 ];
 
 pub(crate) fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E> {

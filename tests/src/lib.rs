@@ -101,6 +101,7 @@ impl RunningServer {
             objects: Some(objects.display().to_string()),
             broad_role_patterns: None,
             dedicated_role_patterns: None,
+            detectors: None,
             kill_switch: None,
             kill_switch_iam_endpoint: None,
         }

@@ -239,18 +239,100 @@ pub fn write_month(spec: &MonthSpec, out: &mut impl Write) -> io::Result<u64> {
         if spec.restatement > 0 && (n.wrapping_mul(2_654_435_761) ^ u64::from(spec.restatement)) % 8 == 0 {
             cost *= 1.0 + f64::from(spec.restatement) * 0.03;
         }
+        let line = Line { entity, code: &code, usage_type: &usage_type, op, resource: &resource, amount, cost, unit };
+        let id = format!("{:016x}", spec.seed ^ n.wrapping_mul(0x9E37_79B9));
+        line.write(out, &id, &period_start, account, &start, (&product, region), &tags, &principal)?;
+    }
+    Ok(spec.rows)
+}
+
+/// One line's billing fields, written in [`HEADER`]'s order by [`Line::write`].
+struct Line<'a> {
+    entity: &'a str,
+    code: &'a str,
+    usage_type: &'a str,
+    op: &'a str,
+    resource: &'a str,
+    amount: f64,
+    cost: f64,
+    unit: &'a str,
+}
+
+impl Line<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        out: &mut impl Write,
+        id: &str,
+        period_start: &str,
+        account: &str,
+        start: &str,
+        (product, region): (&str, &str),
+        tags: &str,
+        principal: &str,
+    ) -> io::Result<()> {
+        let Line { entity, code, usage_type, op, resource, amount, cost, unit } = self;
         let product = serde_json::json!({ "product_name": product, "region": region }).to_string();
-        let principal_tags = principal_tags(&principal);
+        let principal_tags = principal_tags(principal);
         writeln!(
             out,
             "{id},{entity},{period_start},{account},Usage,{start},{code},{usage_type},{op},{resource},{amount},{cost:.10},{unit},\"{product}\",\"{tags}\",{principal},\"{principal_tags}\"",
-            id = format_args!("{:016x}", spec.seed ^ n.wrapping_mul(0x9E37_79B9)),
             product = product.replace('"', "\"\""),
             tags = tags.replace('"', "\"\""),
             principal_tags = principal_tags.replace('"', "\"\""),
+        )
+    }
+}
+
+/// A runaway hour by hour: one role calling Claude 3 Haiku in us-west-2 far beyond its
+/// usual rate, as a retry storm does — what the investigation detector is for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// The account.
+    pub account: String,
+    /// The calling role.
+    pub role: String,
+    /// The day of the month.
+    pub day: u32,
+    /// The hours it ran, `[from, until)`.
+    pub hours: std::ops::Range<u32>,
+    /// Thousands of input tokens each hour.
+    pub thousands_per_hour: f64,
+}
+
+/// Appends `incident`'s lines (no header) to a month written by [`write_month`]; returns
+/// rows written.
+pub fn write_incident(incident: &Incident, out: &mut impl Write) -> io::Result<u64> {
+    let period_start = format!("{}-01T00:00:00Z", incident.period);
+    let principal = format!("arn:aws:sts::{}:assumed-role/{}/retry-worker", incident.account, incident.role);
+    let resource = "arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-3-haiku-20240307-v1:0";
+    for hour in incident.hours.clone() {
+        let start = format!("{}-{:02}T{hour:02}:00:00Z", incident.period, incident.day);
+        let line = Line {
+            entity: "AWS",
+            code: "AmazonBedrock",
+            usage_type: "USW2-Claude3Haiku-input-tokens",
+            op: "InvokeModelInference",
+            resource,
+            amount: incident.thousands_per_hour,
+            cost: incident.thousands_per_hour * 0.00025,
+            unit: "1K tokens",
+        };
+        let id = format!("incident-{}-{}-{:02}-{hour:02}", incident.role, incident.period, incident.day);
+        line.write(
+            out,
+            &id,
+            &period_start,
+            &incident.account,
+            &start,
+            ("Amazon Bedrock", "us-west-2"),
+            "",
+            &principal,
         )?;
     }
-    Ok(spec.rows)
+    Ok(u64::from(incident.hours.end.saturating_sub(incident.hours.start)))
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub enum Tool {
     DisputeCard,
     /// The AI Governance Maturity score and its next move.
     Maturity,
+    /// Open investigations: what fired, on what, who owns it.
+    Investigations,
     /// The kill switch: suspend a workload.
     Suspend,
     /// Resume a suspended workload.
@@ -48,7 +50,7 @@ pub enum Tool {
 
 impl Tool {
     /// Every tool, in the order the help lists them.
-    pub const ALL: [Tool; 14] = [
+    pub const ALL: [Tool; 15] = [
         Tool::OnTrack,
         Tool::TopCosts,
         Tool::Spend,
@@ -60,6 +62,7 @@ impl Tool {
         Tool::AcceptCard,
         Tool::DisputeCard,
         Tool::Maturity,
+        Tool::Investigations,
         Tool::Suspend,
         Tool::Resume,
         Tool::Help,
@@ -80,6 +83,7 @@ impl Tool {
             Tool::AcceptCard => "accept_card",
             Tool::DisputeCard => "dispute_card",
             Tool::Maturity => "maturity",
+            Tool::Investigations => "investigations",
             Tool::Suspend => "suspend",
             Tool::Resume => "resume",
         }
@@ -100,6 +104,7 @@ impl Tool {
             Tool::AcceptCard => "Accept spendCards/{uuid} — the figures match our plan (confirm)",
             Tool::DisputeCard => "Dispute spendCards/{uuid} model/token/region — not ours (confirm)",
             Tool::Maturity => "What is our governance maturity score?",
+            Tool::Investigations => "Which investigations are open?",
             Tool::Suspend => "Suspend \"Support Bot\" (confirm)",
             Tool::Resume => "Resume \"Support Bot\"",
         }
@@ -138,6 +143,7 @@ const RULES: &[(Tool, &[&str])] = &[
     (Tool::AcceptCard, &["accept"]),
     (Tool::ActOnGap, &["act on", "take action on"]),
     (Tool::ExplainGap, &["explain"]),
+    (Tool::Investigations, &["investigation", "anomal", "spike", "alert", "runaway", "surge"]),
     (Tool::OnTrack, &["on track", "forecast", "estimate", "burn rate", "run rate", "exceed", "overspend", "cross"]),
     (
         Tool::UnapprovedModels,
@@ -346,6 +352,8 @@ mod tests {
             ("Resume \"Support Bot\"", Tool::Resume),
             ("Use the kill switch on 'Claims Triage', confirmed", Tool::Suspend),
             ("HELP", Tool::Help),
+            ("Any spend spikes this week?", Tool::Investigations),
+            ("show me the anomalies", Tool::Investigations),
             ("May I see what Maria's team spent?", Tool::Spend),
         ];
         for (q, t) in cases {
@@ -421,7 +429,7 @@ mod tests {
 
         // Politeness around a question does not change what it asks.
         #[test]
-        fn politeness_changes_nothing(t in 0usize..13, before in "(please|hi bill|hey)?", after in "(thanks|thank you|please)?") {
+        fn politeness_changes_nothing(t in 0usize..14, before in "(please|hi bill|hey)?", after in "(thanks|thank you|please)?") {
             let tool = Tool::ALL[t];
             let q = format!("{before} {} {after}", tool.example());
             prop_assert_eq!(understand(&q, today()).unwrap().tool, tool);

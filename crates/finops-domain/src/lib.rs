@@ -17,6 +17,7 @@ pub mod error;
 pub mod gaps;
 pub mod gateway_rules;
 pub mod governance_state;
+pub mod investigations;
 pub mod kill_switch;
 pub mod maturity;
 pub mod org;

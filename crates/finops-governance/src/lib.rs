@@ -287,6 +287,9 @@ pub mod streams {
     /// A portfolio's weekly roll-up: `spend-rollup-{uuid}` (the id of portfolio and week).
     pub const SPEND_ROLLUP: &str = "spend-rollup-";
 
+    /// An investigation's stream: `investigation-{uuid}`.
+    pub const INVESTIGATION: &str = "investigation-";
+
     /// A workload's suspensions and resumptions: `kill-switch-{workload uuid}` (not under
     /// `workload-`, whose streams the governance state folds as workload plans).
     pub const KILL_SWITCH: &str = "kill-switch-";
@@ -342,6 +345,10 @@ pub mod streams {
     /// `spend-rollup-{id}`
     pub fn spend_rollup(id: Uuid) -> StreamId {
         named(format!("{SPEND_ROLLUP}{id}"))
+    }
+    /// `investigation-{id}`
+    pub fn investigation(id: Uuid) -> StreamId {
+        named(format!("{INVESTIGATION}{id}"))
     }
     /// `kill-switch-{workload id}`
     pub fn kill_switch(workload_id: Uuid) -> StreamId {

@@ -23,11 +23,13 @@ mod approval;
 pub mod cards;
 pub mod enforcement;
 pub mod gaps;
+pub mod investigations;
 
 pub use approval::{ApprovalFanOut, fan_out};
 pub use cards::CardIssuer;
 pub use enforcement::Enforcer;
 pub use gaps::GapDetector;
+pub use investigations::InvestigationDetector;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,6 +16,7 @@ use finops_proto::v1 as pb;
 use finops_proto::v1::agent_bill_service_server::AgentBillService;
 use finops_proto::v1::attribution_service_server::AttributionService;
 use finops_proto::v1::gap_service_server::GapService;
+use finops_proto::v1::investigation_service_server::InvestigationService;
 use finops_proto::v1::maturity_service_server::MaturityService;
 use finops_proto::v1::spaces_service_server::SpacesService;
 use finops_proto::v1::spend_card_service_server::SpendCardService;
@@ -26,6 +27,7 @@ use tonic::{Request, Response, Status};
 use crate::attribution_api::AttributionApi;
 use crate::auth::Authenticator;
 use crate::gap_api::GapApi;
+use crate::investigation_api::InvestigationApi;
 use crate::maturity_api::MaturityApi;
 use crate::spaces_api::SpacesApi;
 use crate::spend_card_api::SpendCardApi;
@@ -50,6 +52,8 @@ pub struct AgentBillTools {
     pub maturity: MaturityApi,
     /// The kill switch.
     pub controls: WorkloadControlApi,
+    /// Investigations.
+    pub investigations: InvestigationApi,
 }
 
 /// Answers questions with the services Agent Bill's tools call.
@@ -63,6 +67,7 @@ pub struct AgentBillApi {
     cards: SpendCardApi,
     maturity: MaturityApi,
     controls: WorkloadControlApi,
+    investigations: InvestigationApi,
 }
 
 /// An action on a Spend Card, as asked.
@@ -134,8 +139,8 @@ impl Draft {
 impl AgentBillApi {
     /// Answers with the services the server runs.
     pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>, tools: AgentBillTools) -> Self {
-        let AgentBillTools { spaces, attribution, gaps, cards, maturity, controls } = tools;
-        Self { store, auth, spaces, attribution, gaps, cards, maturity, controls }
+        let AgentBillTools { spaces, attribution, gaps, cards, maturity, controls, investigations } = tools;
+        Self { store, auth, spaces, attribution, gaps, cards, maturity, controls, investigations }
     }
 
     /// The newest billing period with CUR recorded at or before `instant`.
@@ -458,6 +463,43 @@ impl AgentBillApi {
         if let Some(outcome) = &after.last_action {
             d.text.extend(outcome.steps.iter().map(|step| format!("- {step}")));
             d.text.extend(outcome.commands.iter().map(|c| format!("- {c}")));
+        }
+        Ok(d)
+    }
+
+    /// The investigations not yet closed, as ListInvestigations shows them to the asker.
+    async fn investigations(&self, meta: &MetadataMap, as_of: &str) -> Result<Draft, Status> {
+        let mut d = Draft::new("");
+        d.called("finops.v1.InvestigationService/ListInvestigations");
+        let mut open = Vec::new();
+        for status in ["open", "investigating"] {
+            let request = pb::ListInvestigationsRequest {
+                status: status.into(),
+                page_size: 1000,
+                as_of: as_of.to_owned(),
+                ..Default::default()
+            };
+            open.extend(
+                self.investigations.list_investigations(forward(meta, request)).await?.into_inner().investigations,
+            );
+        }
+        let unassigned = open.iter().filter(|i| i.status == "open").count();
+        d.count("open investigations".into(), unassigned as u64);
+        d.count("investigating".into(), (open.len() - unassigned) as u64);
+        if open.is_empty() {
+            d.text.push("No open investigations you can see: no signal has fired, or all are closed.".into());
+            return Ok(d);
+        }
+        d.text.push(format!(
+            "{} investigation(s) not closed — {unassigned} waiting for an owner, {} being investigated:",
+            open.len(),
+            open.len() - unassigned
+        ));
+        for i in &open {
+            let observed = i.evidence.as_ref().map_or(0, |e| e.observed_cents);
+            d.money(format!("{} observed", i.name), observed);
+            let owner = if i.owner.is_empty() { "no owner yet".to_owned() } else { format!("owner {}", i.owner) };
+            d.text.push(format!("- {} ({}, {owner}): {}", i.name, i.signal, i.summary));
         }
         Ok(d)
     }
@@ -795,6 +837,7 @@ impl AgentBillService for AgentBillApi {
                 self.card_action(&meta, intent.tool == Tool::AcceptCard, action).await?
             }
             Tool::Maturity => self.maturity(&meta, &intent, &pinned).await?,
+            Tool::Investigations => self.investigations(&meta, &pinned).await?,
             Tool::Suspend | Tool::Resume => {
                 let suspend = intent.tool == Tool::Suspend;
                 let rationale = match body.rationale.trim() {

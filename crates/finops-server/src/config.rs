@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub objects: String,
     /// Broad and dedicated role patterns for attribution.
     pub role_patterns: finops_attribution::RolePatterns,
+    /// The investigation detectors' thresholds.
+    pub detectors: finops_domain::investigations::DetectorSettings,
     /// Who runs the kill switch's IAM calls.
     pub kill_switch: KillSwitchMode,
     /// The AWS credentials the kill switch's enforcer signs with (the standard
@@ -156,6 +158,48 @@ pub const DEV_JWT_SECRET: &str = "finops-center-dev-mode-secret-not-for-producti
 /// Used in Coding tasks when no Identity Center instance is configured.
 pub const DEFAULT_IDENTITY_CENTER_INSTANCE: &str = "arn:aws:sso:::instance/ssoins-CONFIGURE-ME";
 
+/// The `[detectors]` table: the investigation detectors' thresholds; any key left out
+/// keeps its default (`finops_domain::investigations::DetectorSettings`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorsLayer {
+    /// A spike is at least this many times the trailing daily baseline (default 3)…
+    pub spike_factor: Option<u32>,
+    /// …and at least this many dollars above it (default 250).
+    pub spike_floor_dollars: Option<u32>,
+    /// A model surge is at least this many times its baseline (default 10)…
+    pub surge_factor: Option<u32>,
+    /// …and at least this many dollars above it (default 100).
+    pub surge_floor_dollars: Option<u32>,
+    /// The trailing window in days (default 7).
+    pub baseline_days: Option<u32>,
+}
+
+impl DetectorsLayer {
+    fn resolve(self) -> Result<finops_domain::investigations::DetectorSettings, ConfigError> {
+        let mut d = finops_domain::investigations::DetectorSettings::default();
+        d.spike_factor = self.spike_factor.unwrap_or(d.spike_factor);
+        d.spike_floor_cents = self.spike_floor_dollars.map_or(d.spike_floor_cents, |f| i64::from(f) * 100);
+        d.surge_factor = self.surge_factor.unwrap_or(d.surge_factor);
+        d.surge_floor_cents = self.surge_floor_dollars.map_or(d.surge_floor_cents, |f| i64::from(f) * 100);
+        d.baseline_days = self.baseline_days.unwrap_or(d.baseline_days);
+        for (field, value, range) in [
+            ("detectors.spike_factor", d.spike_factor, 2..=1000),
+            ("detectors.surge_factor", d.surge_factor, 2..=1000),
+            ("detectors.baseline_days", d.baseline_days, 3..=31),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::Value {
+                    field: "detectors",
+                    value: format!("{field} = {value}"),
+                    reason: format!("must be {}–{}", range.start(), range.end()),
+                });
+            }
+        }
+        Ok(d)
+    }
+}
+
 /// One layer of configuration; unset fields fall through to the next layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +232,8 @@ pub struct ConfigLayer {
     pub broad_role_patterns: Option<Vec<String>>,
     /// `dedicated_role_patterns = ["finops-ai-*"]`
     pub dedicated_role_patterns: Option<Vec<String>>,
+    /// `[detectors]` (TOML only)
+    pub detectors: Option<DetectorsLayer>,
     /// `kill_switch = "manual"` (default) or `"automatic"` (needs AWS credentials)
     pub kill_switch: Option<String>,
     /// `kill_switch_iam_endpoint = "https://iam.amazonaws.com"` (the default)
@@ -253,6 +299,7 @@ impl ConfigLayer {
             objects: self.objects.or(lower.objects),
             broad_role_patterns: self.broad_role_patterns.or(lower.broad_role_patterns),
             dedicated_role_patterns: self.dedicated_role_patterns.or(lower.dedicated_role_patterns),
+            detectors: self.detectors.or(lower.detectors),
             kill_switch: self.kill_switch.or(lower.kill_switch),
             kill_switch_iam_endpoint: self.kill_switch_iam_endpoint.or(lower.kill_switch_iam_endpoint),
         }
@@ -321,6 +368,7 @@ impl ConfigLayer {
             }
         };
         Ok(ServerConfig {
+            detectors: self.detectors.unwrap_or_default().resolve()?,
             kill_switch,
             aws_credentials: None,
             listen,

@@ -887,3 +887,58 @@ pub async fn seed_cards(
     }
     Ok(DemoCards { issued: cards.len(), decided })
 }
+
+/// What the demo's investigations show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoInvestigations {
+    /// Investigations the detector opened over the demo months.
+    pub opened: u64,
+}
+
+/// Runs the investigation detector over every demo batch (as the server's detector does
+/// when it catches up) — November's retry storm of Claims Triage's role on the 12th opens
+/// a spend spike — then the FinOps Lead assigns that investigation to Juan, who notes what
+/// he found; it stays open (investigating). Idempotent.
+pub async fn seed_investigations(
+    store: Arc<dyn EventStore>,
+    objects: Arc<dyn object_store::ObjectStore>,
+    patterns: finops_attribution::RolePatterns,
+    settings: finops_domain::investigations::DetectorSettings,
+) -> Result<DemoInvestigations, finops_processes::ProcessError> {
+    use finops_domain::gaps::Decider;
+    use finops_domain::investigations::{Investigation, InvestigationCommand, Signal, investigation_id};
+    let engine = finops_attribution::AttributionEngine::new(objects, patterns);
+    store.seal_committed().await?;
+    let mut opened = 0;
+    for period in ["2026-09", "2026-10", "2026-11"] {
+        for batch in store.read_stream(&streams::cur_period(period), finops_eventlog::StreamRead::all()).await? {
+            opened += finops_processes::investigations::detect_batch(&store, &engine, &settings, &batch).await?;
+        }
+    }
+    let subject = "principal/111122223333/finops-claims-triage-u88g";
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 12).expect("date");
+    let id = investigation_id(Signal::SpendSpike, subject, day);
+    let handler = CommandHandler::<Investigation>::new(store.clone());
+    let stream = streams::investigation(id);
+    if handler.load(&stream).await?.version == 0 {
+        tracing::warn!(%subject, "the demo's retry storm opened no investigation");
+        return Ok(DemoInvestigations { opened });
+    }
+    let t: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-11-13T09:00:00Z").expect("fixed").with_timezone(&Utc);
+    let why = "Claims Triage's role: its Product Owner knows the batch";
+    let decider = Decider { by: "fl-ana".into(), role: "finops_lead".into(), rationale: why.into(), at: t };
+    let assign = InvestigationCommand::Assign { owner: "po-juan".into(), decider };
+    handler.execute(&stream, &assign, &ctx("fl-ana", "finops_lead", "assign-claims-triage-spike", Some(why))).await?;
+    let note = "Nightly triage batch retried every failed call without a cap; retries now capped at 3";
+    let decider = Decider {
+        by: "po-juan".into(),
+        role: "product_owner".into(),
+        rationale: note.into(),
+        at: t + Duration::hours(2),
+    };
+    let command = InvestigationCommand::Note { note: note.into(), decider };
+    handler
+        .execute(&stream, &command, &ctx("po-juan", "product_owner", "note-claims-triage-spike", Some(note)))
+        .await?;
+    Ok(DemoInvestigations { opened })
+}

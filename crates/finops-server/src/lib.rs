@@ -19,6 +19,7 @@ mod gap_actions;
 mod gap_api;
 mod gateway_rule_api;
 mod history_api;
+mod investigation_api;
 mod maturity_api;
 mod organisation_api;
 mod spaces_api;
@@ -40,6 +41,7 @@ use finops_proto::v1::event_log_service_server::EventLogServiceServer;
 use finops_proto::v1::gap_service_server::GapServiceServer;
 use finops_proto::v1::gateway_rule_service_server::GatewayRuleServiceServer;
 use finops_proto::v1::history_service_server::HistoryServiceServer;
+use finops_proto::v1::investigation_service_server::InvestigationServiceServer;
 use finops_proto::v1::maturity_service_server::MaturityServiceServer;
 use finops_proto::v1::organisation_service_server::OrganisationServiceServer;
 use finops_proto::v1::spaces_service_server::SpacesServiceServer;
@@ -54,12 +56,13 @@ pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
 pub use config::{
     AuthMode, CodingProfileLayer, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_OBJECTS, DEFAULT_STORE,
-    DEV_JWT_SECRET, KillSwitchMode, ServerConfig,
+    DEV_JWT_SECRET, DetectorsLayer, KillSwitchMode, ServerConfig,
 };
 pub use event_log_api::EventLogApi;
 pub use gap_api::GapApi;
 pub use gateway_rule_api::GatewayRuleApi;
 pub use history_api::HistoryApi;
+pub use investigation_api::InvestigationApi;
 pub use maturity_api::MaturityApi;
 pub use organisation_api::OrganisationApi;
 pub use spaces_api::SpacesApi;
@@ -154,6 +157,7 @@ pub async fn serve(
     health.set_serving::<MaturityServiceServer<MaturityApi>>().await;
     health.set_serving::<AgentBillServiceServer<AgentBillApi>>().await;
     health.set_serving::<WorkloadControlServiceServer<WorkloadControlApi>>().await;
+    health.set_serving::<InvestigationServiceServer<InvestigationApi>>().await;
 
     let prices = Arc::new(price_table(config)?);
     let objects = finops_ingest::objects::open(&config.objects).map_err(|e| {
@@ -184,6 +188,13 @@ pub async fn serve(
         read_models.clone(),
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
         config.card_variance_threshold_percent,
+    )
+    .spawn(std::time::Duration::from_millis(500));
+    let investigation_detector_task = finops_processes::InvestigationDetector::new(
+        store.clone(),
+        read_models.clone(),
+        finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
+        config.detectors,
     )
     .spawn(std::time::Duration::from_millis(500));
     // The kill switch's enforcer runs only when it is automatic (and has credentials).
@@ -239,6 +250,7 @@ pub async fn serve(
             health.set_not_serving::<MaturityServiceServer<MaturityApi>>().await;
             health.set_not_serving::<AgentBillServiceServer<AgentBillApi>>().await;
             health.set_not_serving::<WorkloadControlServiceServer<WorkloadControlApi>>().await;
+            health.set_not_serving::<InvestigationServiceServer<InvestigationApi>>().await;
             let _ = draining_tx.send(());
         }
     };
@@ -265,7 +277,8 @@ pub async fn serve(
         auth.clone(),
         config.task_sla_business_days,
     );
-    let controls = WorkloadControlApi::new(store.clone(), auth.clone(), enforcement);
+    let controls = WorkloadControlApi::new(store.clone(), read_models.clone(), auth.clone(), enforcement);
+    let investigations = InvestigationApi::new(store.clone(), read_models.clone(), auth.clone());
     let agent_bill = AgentBillApi::new(
         store.clone(),
         auth.clone(),
@@ -276,6 +289,7 @@ pub async fn serve(
             cards: cards.clone(),
             maturity: maturity.clone(),
             controls: controls.clone(),
+            investigations: investigations.clone(),
         },
     );
     let server = tonic::transport::Server::builder()
@@ -312,6 +326,7 @@ pub async fn serve(
         .add_service(MaturityServiceServer::new(maturity))
         .add_service(AgentBillServiceServer::new(agent_bill))
         .add_service(WorkloadControlServiceServer::new(controls))
+        .add_service(InvestigationServiceServer::new(investigations))
         .add_service(SpacesServiceServer::new(spaces))
         .serve_with_incoming_shutdown(incoming(listener), drain);
     let grace = async {
@@ -329,6 +344,7 @@ pub async fn serve(
     fan_out_task.abort();
     gap_detector_task.abort();
     card_issuer_task.abort();
+    investigation_detector_task.abort();
     if let Some(task) = enforcer_task {
         task.abort();
     }

@@ -13,7 +13,7 @@ use finops_domain::spend_cards::{
 };
 use finops_eventlog::EventStore;
 use finops_governance::{CommandHandler, streams};
-use finops_projections::{ReadModelView, ReadModels, SpendCardsView, SpendRollupsView, WorkloadsView};
+use finops_projections::{ReadModelView, ReadModels, SpendCardsView, SpendRollupsView};
 use finops_proto::v1 as pb;
 use finops_proto::v1::spend_card_service_server::SpendCardService;
 use serde_json::Value;
@@ -202,21 +202,7 @@ impl SpendCardApi {
         principal.require(&READERS, "read spend cards")?;
         match principal.role {
             Role::ProductOwner => {
-                let subject = principal.subject.clone();
-                let mut mine = BTreeSet::new();
-                let mut token = String::new();
-                loop {
-                    let page = wire::page_result(
-                        self.read_models
-                            .list(WorkloadsView::NAME, 1000, &token, |d| d["owner"] == subject.as_str())
-                            .await,
-                    )?;
-                    mine.extend(page.documents.iter().map(|d| wire::text(d, "workload_id")));
-                    if page.next_page_token.is_empty() {
-                        return Ok(Sight::Workloads(mine));
-                    }
-                    token = page.next_page_token;
-                }
+                Ok(Sight::Workloads(wire::owned_workloads(&self.read_models, &principal.subject).await?))
             }
             Role::PortfolioOwner => Ok(Sight::Portfolios(self.portfolios_of(principal).await?)),
             _ => Ok(Sight::Everything),
@@ -250,7 +236,7 @@ impl SpendCardApi {
     ) -> Result<Response<pb::SpendCard>, Status> {
         let context = principal.context(fingerprint, request_id, Some(rationale.to_owned()));
         self.cards.execute(&streams::spend_card(id), &command, &context).await.map_err(from_governance)?;
-        let doc = fold_stream(&self.store, &streams::spend_card(id), &SpendCardsView).await?;
+        let doc = wire::fold_stream(&self.store, &streams::spend_card(id), &SpendCardsView).await?;
         Ok(Response::new(card_to_wire(&doc)))
     }
 
@@ -279,23 +265,6 @@ impl SpendCardApi {
         principal.require(&[Role::ProductOwner], "accept or dispute spend cards")?;
         self.card(&self.sight(principal).await?, id, None).await.map(|_| ())
     }
-}
-
-/// The document a projector folds from one stream (for answers that must not lag).
-async fn fold_stream(
-    store: &Arc<dyn EventStore>,
-    stream: &finops_eventlog::StreamId,
-    projector: &dyn finops_projections::Projector,
-) -> Result<Value, Status> {
-    let events =
-        store.read_stream(stream, finops_eventlog::StreamRead::all()).await.map_err(crate::status::from_log)?;
-    let mut doc = None;
-    for event in &events {
-        for key in projector.keys(event) {
-            doc = projector.apply(event, &key, doc.take());
-        }
-    }
-    doc.ok_or_else(|| not_found(stream.to_string()))
 }
 
 #[tonic::async_trait]
@@ -487,7 +456,7 @@ impl SpendCardService for SpendCardApi {
         };
         let context = principal.context(&fingerprint, request_id, Some(body.rationale.clone()));
         self.rollups.execute(&stream, &command, &context).await.map_err(from_governance)?;
-        Ok(Response::new(rollup_to_wire(&fold_stream(&self.store, &stream, &SpendRollupsView).await?)))
+        Ok(Response::new(rollup_to_wire(&wire::fold_stream(&self.store, &stream, &SpendRollupsView).await?)))
     }
 
     #[tracing::instrument(skip_all)]

@@ -554,3 +554,43 @@ pub fn history_from_doc(doc: &serde_json::Value) -> Vec<pb::HistoryEntry> {
         })
         .unwrap_or_default()
 }
+
+/// The document a projector folds from one stream (for answers that must not lag).
+pub async fn fold_stream(
+    store: &std::sync::Arc<dyn finops_eventlog::EventStore>,
+    stream: &finops_eventlog::StreamId,
+    projector: &dyn finops_projections::Projector,
+) -> Result<serde_json::Value, tonic::Status> {
+    let events =
+        store.read_stream(stream, finops_eventlog::StreamRead::all()).await.map_err(crate::status::from_log)?;
+    let mut doc = None;
+    for event in &events {
+        for key in projector.keys(event) {
+            doc = projector.apply(event, &key, doc.take());
+        }
+    }
+    doc.ok_or_else(|| crate::status::not_found(stream.to_string()))
+}
+
+/// The ids of the workloads `owner` owns, from the workloads read model: what a Product
+/// Owner's view of cards and investigations is scoped to.
+pub async fn owned_workloads(
+    read_models: &finops_projections::ReadModels,
+    owner: &str,
+) -> Result<std::collections::BTreeSet<String>, tonic::Status> {
+    let mut mine = std::collections::BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let subject = owner.to_owned();
+        let page = page_result(
+            read_models
+                .list(finops_projections::WorkloadsView::NAME, 1000, &token, move |d| d["owner"] == subject.as_str())
+                .await,
+        )?;
+        mine.extend(page.documents.iter().map(|d| text(d, "workload_id")));
+        if page.next_page_token.is_empty() {
+            return Ok(mine);
+        }
+        token = page.next_page_token;
+    }
+}

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use finops_domain::governance_state::{ApprovedWorkload, GovernanceState};
 use finops_domain::kill_switch::{
-    ControlAction, ControlCommand, ControlDecision, Enforcement, WorkloadControl, suspension_plan,
+    ControlAction, ControlCommand, ControlDecision, ControlStatus, Enforcement, WorkloadControl, suspension_plan,
 };
 use finops_eventlog::EventStore;
 use finops_governance::{CommandHandler, streams};
+use finops_projections::{InvestigationsView, ReadModels};
 use finops_proto::v1 as pb;
 use finops_proto::v1::workload_control_service_server::WorkloadControlService;
 use tonic::{Request, Response, Status};
@@ -31,6 +32,7 @@ const READERS: [Role; 5] = [Role::ProductOwner, Role::FinopsLead, Role::Finance,
 #[derive(Clone)]
 pub struct WorkloadControlApi {
     store: Arc<dyn EventStore>,
+    read_models: ReadModels,
     controls: CommandHandler<WorkloadControl>,
     auth: Arc<Authenticator>,
     enforcement: Enforcement,
@@ -39,8 +41,27 @@ pub struct WorkloadControlApi {
 impl WorkloadControlApi {
     /// The kill switch over `store`; decisions are enforced as `enforcement` says (automatic
     /// when the server has an enforcer with AWS credentials).
-    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Authenticator>, enforcement: Enforcement) -> Self {
-        Self { controls: CommandHandler::new(store.clone()), store, auth, enforcement }
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: ReadModels,
+        auth: Arc<Authenticator>,
+        enforcement: Enforcement,
+    ) -> Self {
+        Self { controls: CommandHandler::new(store.clone()), store, read_models, auth, enforcement }
+    }
+
+    /// The workload's investigations not closed at `as_of`: (name, assigned).
+    async fn investigations(
+        &self,
+        workload_id: Uuid,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(String, bool)>, Status> {
+        let view = wire::read_model_view(&self.read_models, &self.store, Arc::new(InvestigationsView), as_of).await?;
+        let id = workload_id.to_string();
+        let keep =
+            move |d: &serde_json::Value| wire::text(d, "workload_id") == id && wire::text(d, "status") != "closed";
+        let page = wire::page_result(view.list(InvestigationsView::NAME, 1000, "", keep).await)?;
+        Ok(page.documents.iter().map(|d| (wire::text(d, "name"), wire::text(d, "status") == "investigating")).collect())
     }
 
     /// The workload `text` names (`workloads/{uuid}`, a bare uuid, or its name), as
@@ -76,7 +97,8 @@ impl WorkloadControlApi {
     ) -> Result<pb::WorkloadControlStatus, Status> {
         let stream = streams::kill_switch(workload.workload_id);
         let control = self.controls.load_as_of(&stream, as_of).await.map_err(from_governance)?.state;
-        Ok(status_to_wire(workload, &control))
+        let investigations = self.investigations(workload.workload_id, as_of).await?;
+        Ok(status_to_wire(workload, &control, &investigations))
     }
 
     /// Suspend or resume, as `principal`.
@@ -114,7 +136,8 @@ impl WorkloadControlApi {
         let context = principal.context(fingerprint, request_id, Some(rationale.to_owned()));
         let stream = streams::kill_switch(workload.workload_id);
         let control = self.controls.execute(&stream, &command, &context).await.map_err(from_governance)?.state;
-        Ok(Response::new(status_to_wire(&workload, &control)))
+        let investigations = self.investigations(workload.workload_id, None).await?;
+        Ok(Response::new(status_to_wire(&workload, &control, &investigations)))
     }
 }
 
@@ -166,12 +189,26 @@ fn decision_to_wire(d: &ControlDecision) -> pb::ControlDecision {
     }
 }
 
-fn status_to_wire(workload: &ApprovedWorkload, control: &WorkloadControl) -> pb::WorkloadControlStatus {
+/// The status: the kill switch's, unless the workload runs (active or resumed) with an
+/// investigation not closed — then alerting, or investigating once one is assigned.
+fn status_to_wire(
+    workload: &ApprovedWorkload,
+    control: &WorkloadControl,
+    investigations: &[(String, bool)],
+) -> pb::WorkloadControlStatus {
+    let status = match control.status() {
+        ControlStatus::Active | ControlStatus::Resumed if investigations.iter().any(|(_, assigned)| *assigned) => {
+            "investigating"
+        }
+        ControlStatus::Active | ControlStatus::Resumed if !investigations.is_empty() => "alerting",
+        other => other.as_str(),
+    };
     pb::WorkloadControlStatus {
         workload: format!("workloads/{}", workload.workload_id),
         workload_name: workload.name.clone(),
-        status: control.status().as_str().to_owned(),
+        status: status.to_owned(),
         decisions: control.decisions.iter().map(decision_to_wire).collect(),
+        investigations: investigations.iter().map(|(name, _)| name.clone()).collect(),
     }
 }
 

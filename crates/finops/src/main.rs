@@ -65,6 +65,11 @@ enum Command {
     /// Agent Bill's tools for an MCP client: over stdio as the holder of --token, or over
     /// streamable HTTP (--http ADDR) as each request's bearer.
     Mcp(cli::McpArgs),
+    /// Investigations the detectors opened: list, show, assign, note, link, close.
+    Investigations {
+        #[command(subcommand)]
+        command: Option<cli::InvestigationsCommand>,
+    },
     /// The kill switch: suspend a workload at once (its Product Owner or the FinOps Lead).
     Suspend(cli::ControlArgs),
     /// Undo a workload's suspension (FinOps Lead).
@@ -242,6 +247,7 @@ fn main() -> anyhow::Result<()> {
             Command::Maturity(args) => cli::maturity(&cli.connection, args).await,
             Command::Ask(args) => cli::ask(&cli.connection, args).await,
             Command::Mcp(args) => cli::mcp(&cli.connection, args).await,
+            Command::Investigations { command } => cli::investigations(&cli.connection, command).await,
             Command::Suspend(args) => cli::suspend(&cli.connection, args).await,
             Command::Resume(args) => cli::resume(&cli.connection, args).await,
             Command::Control(args) => cli::control(&cli.connection, args).await,
@@ -278,6 +284,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         objects: args.objects,
         broad_role_patterns: None,
         dedicated_role_patterns: None,
+        detectors: None,
         kill_switch: args.kill_switch,
         kill_switch_iam_endpoint: args.kill_switch_iam_endpoint,
     }
@@ -303,6 +310,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .await?;
         tracing::info!(issued = cards.issued, decided = cards.decided, "demo spend cards seeded");
+        let objects = finops_ingest::objects::open(&config.objects)?;
+        let investigations = finops_server::demo::seed_investigations(
+            store.clone(),
+            objects,
+            config.role_patterns.clone(),
+            config.detectors,
+        )
+        .await?;
+        tracing::info!(opened = investigations.opened, "demo investigations seeded");
     }
     let listener = finops_server::bind(&config).await?;
     finops_server::serve(listener, store, &config, finops_server::termination_signal()).await?;
@@ -319,6 +335,19 @@ async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, obje
         let scratch = finops_ingest::scratch::Scratch::new("demo.csv");
         let path = scratch.0.clone();
         generate(period, rows, 1, 0, &path)?;
+        if period == "2026-11" {
+            // Claims Triage's retry storm on the 12th, 02:00–14:00 (it was suspended at 14:00).
+            let incident = finops_cur::synthetic::Incident {
+                period: period.into(),
+                account: "111122223333".into(),
+                role: "finops-claims-triage-u88g".into(),
+                day: 12,
+                hours: 2..14,
+                thousands_per_hour: 200_000.0,
+            };
+            let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
+            finops_cur::synthetic::write_incident(&incident, &mut file)?;
+        }
         let context = finops_governance::CommandContext {
             actor_id: "demo".into(),
             actor_role: "operator".into(),

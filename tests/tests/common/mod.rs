@@ -25,12 +25,30 @@ pub async fn read_models_caught_up(server: &RunningServer, url: &str) {
 /// ingests it into `server` as an operator would; returns when the batch is recorded.
 #[allow(dead_code)] // Not every test that shares this module ingests.
 pub async fn ingest_generated_month(server: &RunningServer, period: &str, rows: u64) {
+    ingest_month(server, period, rows, 0, &[]).await;
+}
+
+/// [`ingest_generated_month`] as restatement `restatement`, with `incidents`' lines
+/// appended (runaway roles for the investigation detector).
+#[allow(dead_code)] // Not every test that shares this module ingests.
+pub async fn ingest_month(
+    server: &RunningServer,
+    period: &str,
+    rows: u64,
+    restatement: u32,
+    incidents: &[finops_cur::synthetic::Incident],
+) {
     let dir = std::env::temp_dir().join(format!("finops-month-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("month.csv");
-    let spec = finops_cur::synthetic::MonthSpec { period: period.into(), rows, seed: 7, restatement: 0 };
-    finops_cur::synthetic::write_month(&spec, &mut std::io::BufWriter::new(std::fs::File::create(&path).unwrap()))
-        .unwrap();
+    let spec = finops_cur::synthetic::MonthSpec { period: period.into(), rows, seed: 7, restatement };
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        finops_cur::synthetic::write_month(&spec, &mut out).unwrap();
+        for incident in incidents {
+            finops_cur::synthetic::write_incident(incident, &mut out).unwrap();
+        }
+    }
     let objects: std::sync::Arc<dyn object_store::ObjectStore> =
         std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
     finops_ingest::Ingestor::new(server.store.clone(), objects)

@@ -439,6 +439,18 @@ impl FinopsMcp {
     }
 
     #[tool(
+        description = "Investigations not yet closed: what fired (spend spike, model surge, new principal), on what, the evidence in one line, and who owns it.",
+        annotations(read_only_hint = true)
+    )]
+    async fn investigations(
+        &self,
+        Parameters(a): Parameters<AsOfArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.tool(&ctx, "investigations", None, None, a.as_of).await
+    }
+
+    #[tool(
         description = "The AI Governance Maturity score of a period: its four dimensions, the next move and what it is worth, the trend.",
         annotations(read_only_hint = true)
     )]

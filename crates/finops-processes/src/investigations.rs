@@ -1,0 +1,180 @@
+//! The investigation detector (issue 13.2): when a CUR batch lands, the period's daily
+//! spend per account, caller, model and workload is read as the log stood at the batch
+//! (`Question::attribute`) and [`finops_domain::investigations::detect`] says what fires;
+//! each firing opens an Investigation, at most one open per signal and subject (an open
+//! one on the same subject stands; a closed one lets a new firing open another).
+//!
+//! Idempotent: an investigation's id derives from its signal, subject and first day, and
+//! each Open command's id from the batch event and that id, so a re-run opens nothing
+//! twice. CUR is daily here: the spike signal is about days until invocation logs bring
+//! hours (issue 13.1).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Visibility};
+use finops_domain::Aggregate;
+use finops_domain::investigations::{
+    DailySpend, DetectorSettings, Investigation, InvestigationCommand, InvestigationEvent, InvestigationStatus, Signal,
+    detect,
+};
+use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
+use finops_governance::state::state_through;
+use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
+use finops_projections::ReadModels;
+use uuid::Uuid;
+
+use crate::ProcessError;
+
+/// Events read per round.
+const PAGE: usize = 500;
+
+/// Who the detector records as.
+pub const DETECTOR_ACTOR: &str = "investigation-detector";
+
+/// Opens investigations from each new CUR batch.
+#[derive(Clone)]
+pub struct InvestigationDetector {
+    store: Arc<dyn EventStore>,
+    checkpoints: ReadModels,
+    engine: AttributionEngine,
+    settings: DetectorSettings,
+    failures: Arc<AtomicU64>,
+}
+
+impl InvestigationDetector {
+    /// The checkpoint's key.
+    pub const NAME: &'static str = "investigation_detector";
+
+    /// A detector over `store` with `settings`.
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        checkpoints: ReadModels,
+        engine: AttributionEngine,
+        settings: DetectorSettings,
+    ) -> Self {
+        Self { store, checkpoints, engine, settings, failures: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Handles every sealed event after the checkpoint; returns how many investigations
+    /// it opened.
+    pub async fn run_once(&self) -> Result<u64, ProcessError> {
+        let mut opened = 0;
+        loop {
+            let from = self.checkpoints.process_checkpoint(Self::NAME).await?;
+            let page = self.store.read_all(AllRead::forwards_after(Position(from), PAGE)).await?;
+            let Some(to) = page.last().and_then(|e| e.position) else { return Ok(opened) };
+            for batch in page.iter().filter(|e| is_batch(e)) {
+                opened += detect_batch(&self.store, &self.engine, &self.settings, batch).await?;
+            }
+            self.checkpoints.advance_process(Self::NAME, from, to.0).await?;
+        }
+    }
+
+    /// Follows the head until the handle is aborted.
+    pub fn spawn(self, poll: Duration) -> tokio::task::JoinHandle<()> {
+        let (store, failures) = (self.store.clone(), self.failures.clone());
+        crate::follow(store, Self::NAME, poll, failures, move || {
+            let this = self.clone();
+            async move { this.run_once().await }
+        })
+    }
+}
+
+fn is_batch(event: &RecordedEvent) -> bool {
+    event.event_type == "CurBatchIngested" && event.stream_id.as_str().starts_with(streams::CUR_PERIOD)
+}
+
+/// Opens what `batch` (a `CurBatchIngested`) fires, as the log stood at it; returns how
+/// many investigations it opened.
+pub async fn detect_batch(
+    store: &Arc<dyn EventStore>,
+    engine: &AttributionEngine,
+    settings: &DetectorSettings,
+    batch: &RecordedEvent,
+) -> Result<u64, ProcessError> {
+    let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
+    let Some(through) = batch.position else { return Ok(0) };
+    let Some(period) = batch.stream_id.as_str().strip_prefix(streams::CUR_PERIOD) else { return Ok(0) };
+    // The investigations as they stand now, folded in the same pass as the state then.
+    let mut investigations: BTreeMap<Uuid, Investigation> = BTreeMap::new();
+    let state = state_through(store.as_ref(), through, |event| {
+        if let Some(id) = event.stream_id.as_str().strip_prefix(streams::INVESTIGATION) {
+            let id = Uuid::parse_str(id).map_err(|e| GovernanceError::Undecodable {
+                stream: event.stream_id.to_string(),
+                event_id: event.event_id,
+                event_type: event.event_type.clone(),
+                reason: e.to_string(),
+            })?;
+            let current = investigations.remove(&id).unwrap_or_default();
+            investigations.insert(id, current.evolve(&decode::<InvestigationEvent>(event)?));
+        }
+        Ok(())
+    })
+    .await?;
+    let Some((cur, _)) = state.cur_periods.get(period).and_then(|p| p.batches.last()) else { return Ok(0) };
+    let question = match engine.question(GovernanceView::from(&state), cur, Visibility::Everything).await {
+        Ok(question) => question,
+        Err(e @ finops_attribution::AttributionError::Outdated { .. }) => {
+            tracing::warn!(%period, error = %e, "period skipped by the investigation detector");
+            return Ok(0);
+        }
+        Err(e) => return Err(attribution(e)),
+    };
+    let answer = question
+        .attribute(&[Dimension::Day, Dimension::Account, Dimension::Principal, Dimension::Model, Dimension::Workload])
+        .await
+        .map_err(attribution)?;
+    // Attribution names workloads; the detector keys them by id.
+    let workloads: BTreeMap<String, Uuid> =
+        state.workloads().into_iter().rev().map(|w| (w.name.clone(), w.workload_id)).collect();
+    let rows: Vec<DailySpend> = answer
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let [day, account, principal, model, workload] = r.keys.as_slice() else { return None };
+            Some(DailySpend {
+                day: NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?,
+                account: account.clone(),
+                principal: principal.clone(),
+                model: model.clone(),
+                workload_id: workloads.get(workload).copied(),
+                cents: r.cost_cents,
+            })
+        })
+        .collect();
+    let with_requests: BTreeSet<String> =
+        state.requests.values().filter_map(|r| r.approval.as_ref().map(|a| a.review.account.to_string())).collect();
+    let open: BTreeSet<(Signal, String)> = investigations
+        .values()
+        .filter(|i| matches!(i.status, InvestigationStatus::Open | InvestigationStatus::Investigating))
+        .filter_map(|i| i.firing.as_ref().map(|f| (f.signal, f.subject.clone())))
+        .collect();
+    let handler = CommandHandler::<Investigation>::new(store.clone());
+    let mut opened = 0;
+    for firing in detect(&rows, &with_requests, settings) {
+        let id = firing.investigation_id();
+        if open.contains(&(firing.signal, firing.subject.clone())) || investigations.contains_key(&id) {
+            continue;
+        }
+        let context = CommandContext {
+            actor_id: DETECTOR_ACTOR.to_owned(),
+            actor_role: "process".to_owned(),
+            request_id: Uuid::new_v5(&batch.event_id, format!("investigation {id}").as_bytes()),
+            rationale: Some(firing.summary.clone()),
+            correlation_id: batch.metadata.correlation_id,
+            causation_id: Some(batch.event_id),
+            fingerprint: None,
+        };
+        let command = InvestigationCommand::Open { firing, through: through.0, at: batch.metadata.recorded_at };
+        handler.execute(&streams::investigation(id), &command, &context).await?;
+        opened += 1;
+    }
+    if opened > 0 {
+        tracing::info!(%period, opened, "investigations opened");
+    }
+    Ok(opened)
+}
