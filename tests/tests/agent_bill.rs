@@ -215,6 +215,35 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
     let quoted = figures(&first);
     assert_eq!(quoted["attributed"].amount + quoted["in gaps"].amount, quoted["total"].amount);
 
+    // Spend for one workload, with the breakdown that explains it: sums of Attribute's
+    // rows for the same question; day by day adds up to the total.
+    let asked = pb::AskRequest {
+        question: "How much did \"Support Bot\" spend?".into(),
+        as_of: at.clone(),
+        ..Default::default()
+    };
+    let answer = bill.ask(authed(asked, &maria)).await.unwrap().into_inner();
+    assert_eq!(answer.tool, "spend");
+    let request = pb::AttributeRequest {
+        period: "2026-11".into(),
+        group_by: ["workload", "gap", "model", "token_type", "region", "principal", "day"].map(str::to_owned).to_vec(),
+        as_of: at.clone(),
+    };
+    let truth = attribution.attribute(authed(request, &maria)).await.unwrap().into_inner();
+    let rows: Vec<&pb::AttributionRow> = truth.rows.iter().filter(|r| r.keys[0] == "Support Bot").collect();
+    let quoted = figures(&answer);
+    assert_eq!(quoted["total"].amount, rows.iter().map(|r| r.cost_cents).sum::<i64>());
+    let model = rows.iter().map(|r| r.keys[2].clone()).next().unwrap();
+    let by_model: i64 = rows.iter().filter(|r| r.keys[2] == model).map(|r| r.cost_cents).sum();
+    if let Some(figure) = quoted.get(&format!("model {model}")) {
+        assert_eq!(figure.amount, by_model);
+    }
+    let days: i64 = quoted.iter().filter(|(k, _)| k.starts_with("day ")).map(|(_, f)| f.amount).sum();
+    assert_eq!(days, quoted["total"].amount, "day by day adds up");
+    for words in ["By model:", "By token type:", "By region:", "By caller:", "Day by day:"] {
+        assert!(answer.text.contains(words), "{words} in {}", answer.text);
+    }
+
     // 6. An action: accepting a card is the AcceptSpendCard command itself, taken only once
     // confirmed, refused as that command is refused.
     let mut cards = SpendCardServiceClient::new(

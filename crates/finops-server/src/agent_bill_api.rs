@@ -34,6 +34,9 @@ use crate::spend_card_api::SpendCardApi;
 use crate::wire::{self, Fields};
 use crate::workload_control_api::WorkloadControlApi;
 
+/// The one Attribute question the spend tool asks: its breakdowns are sums of these rows.
+const SPEND_BREAKDOWN: [&str; 7] = ["workload", "gap", "model", "token_type", "region", "principal", "day"];
+
 /// How far back "the latest period with CUR" is looked for.
 const PERIODS_BACK: u32 = 24;
 
@@ -295,20 +298,75 @@ impl AgentBillApi {
         Ok(d)
     }
 
-    async fn spend(&self, meta: &MetadataMap, period: String, as_of: &str) -> Result<Draft, Status> {
+    /// The period's AI spend for the asker's scope (a workload, when named), with the
+    /// breakdown that explains it — by model, token type, region and caller, and day by
+    /// day — all from one Attribute call, so every figure is a sum of its rows.
+    async fn spend(
+        &self,
+        meta: &MetadataMap,
+        period: String,
+        workload: Option<&str>,
+        as_of: &str,
+    ) -> Result<Draft, Status> {
         let mut d = Draft::new(&period);
-        let answer = self.attribute(meta, &mut d, &["gap"], as_of).await?;
-        let attributed: i64 = answer.rows.iter().filter(|r| r.keys[0].is_empty()).map(|r| r.cost_cents).sum();
-        let in_gaps = answer.total_cents - attributed;
-        d.text.push(format!(
-            "AI spend in {period}: {} — {} charged to a workload, {} in Allocation Gaps.",
-            dollars(answer.total_cents),
-            dollars(attributed),
-            dollars(in_gaps)
-        ));
-        d.money("total".into(), answer.total_cents);
+        let answer = self.attribute(meta, &mut d, &SPEND_BREAKDOWN, as_of).await?;
+        let rows: Vec<&pb::AttributionRow> =
+            answer.rows.iter().filter(|r| workload.is_none_or(|w| r.keys[0].eq_ignore_ascii_case(w))).collect();
+        let total: i64 = rows.iter().map(|r| r.cost_cents).sum();
+        let attributed: i64 = rows.iter().filter(|r| r.keys[1].is_empty()).map(|r| r.cost_cents).sum();
+        let scope = workload.map_or_else(|| "AI spend".to_owned(), |w| format!("{w}'s AI spend"));
+        if rows.is_empty() {
+            d.text.push(format!("No {scope} you can see in {period}."));
+        } else {
+            d.text.push(format!(
+                "{scope} in {period}: {} — {} charged to a workload, {} in Allocation Gaps.",
+                dollars(total),
+                dollars(attributed),
+                dollars(total - attributed)
+            ));
+        }
+        d.money("total".into(), total);
         d.money("attributed".into(), attributed);
-        d.money("in gaps".into(), in_gaps);
+        d.money("in gaps".into(), total - attributed);
+        for (column, label, words) in [
+            (2, "model", "By model"),
+            (3, "token type", "By token type"),
+            (4, "region", "By region"),
+            (5, "caller", "By caller"),
+        ] {
+            let mut by: BTreeMap<&str, i64> = BTreeMap::new();
+            for r in &rows {
+                *by.entry(r.keys[column].as_str()).or_default() += r.cost_cents;
+            }
+            let mut by: Vec<(&str, i64)> = by.into_iter().collect();
+            by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            let shown: Vec<String> = by
+                .iter()
+                .take(5)
+                .map(|(k, c)| format!("{} {}", if k.is_empty() { "(none)" } else { k }, dollars(*c)))
+                .collect();
+            if !shown.is_empty() {
+                let more = if by.len() > 5 { format!(" and {} more", by.len() - 5) } else { String::new() };
+                d.text.push(format!("{words}: {}{more}.", shown.join(", ")));
+            }
+            for (k, c) in by.iter().take(5) {
+                d.money(format!("{label} {k}"), *c);
+            }
+        }
+        let mut days: BTreeMap<&str, i64> = BTreeMap::new();
+        for r in &rows {
+            *days.entry(r.keys[6].as_str()).or_default() += r.cost_cents;
+        }
+        if !days.is_empty() {
+            let line: Vec<String> = days
+                .iter()
+                .map(|(day, c)| format!("{} {}", &day[day.len().saturating_sub(5)..], dollars(*c)))
+                .collect();
+            d.text.push(format!("Day by day: {}.", line.join(", ")));
+        }
+        for (day, c) in days {
+            d.money(format!("day {day}"), c);
+        }
         Ok(d)
     }
 
@@ -786,7 +844,10 @@ impl AgentBillService for AgentBillApi {
             Tool::Help => help(),
             Tool::OnTrack => self.on_track(&meta, &intent, &pinned).await?,
             Tool::TopCosts => self.top_costs(&meta, self.period(&intent, instant).await?, &pinned).await?,
-            Tool::Spend => self.spend(&meta, self.period(&intent, instant).await?, &pinned).await?,
+            Tool::Spend => {
+                let period = self.period(&intent, instant).await?;
+                self.spend(&meta, period, intent.workload.as_deref(), &pinned).await?
+            }
             Tool::UnapprovedModels => {
                 self.unapproved_models(&meta, self.period(&intent, instant).await?, &pinned).await?
             }

@@ -36,6 +36,19 @@ struct PeriodArgs {
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+struct SpendArgs {
+    /// Billing period, YYYY-MM (default: the latest with CUR).
+    #[serde(default)]
+    period: Option<String>,
+    /// A workload's name, to ask about its spend alone (default: all the caller sees).
+    #[serde(default)]
+    workload: Option<String>,
+    /// RFC 3339 instant (default: now).
+    #[serde(default)]
+    as_of: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 struct OnTrackArgs {
     /// A workload's name, to ask about it alone (default: every workload the caller sees).
     #[serde(default)]
@@ -274,15 +287,15 @@ impl FinopsMcp {
     }
 
     #[tool(
-        description = "A period's AI spend in all: what is charged to a workload and what sits in Allocation Gaps.",
+        description = "A period's AI spend for the caller's scope (or one workload): what is charged to a workload and what sits in Allocation Gaps, with the breakdown that explains it — by model, token type, region and caller, and day by day.",
         annotations(read_only_hint = true)
     )]
     async fn spend(
         &self,
-        Parameters(a): Parameters<PeriodArgs>,
+        Parameters(a): Parameters<SpendArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.tool(&ctx, "spend", a.period, None, a.as_of).await
+        self.tool(&ctx, "spend", a.period, a.workload, a.as_of).await
     }
 
     #[tool(
