@@ -21,6 +21,7 @@ mod cards;
 mod gaps;
 pub mod history;
 mod investigations;
+mod operations;
 mod projectors;
 mod runner;
 mod store;
@@ -29,6 +30,7 @@ pub use as_of::{ReadModelView, ReadModelsAsOf};
 pub use cards::{SpendCardsView, SpendRollupsView};
 pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
 pub use investigations::InvestigationsView;
+pub use operations::{CurBatchesView, WorkloadControlsView};
 pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
 pub use runner::{ProjectionRunner, RebuildReport};
 pub use store::{Page, ProjectionStatus, ReadModelError, ReadModels};
@@ -51,6 +53,8 @@ pub fn governance_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(SpendCardsView),
         Arc::new(SpendRollupsView),
         Arc::new(InvestigationsView),
+        Arc::new(WorkloadControlsView),
+        Arc::new(CurBatchesView),
     ]
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::Projector;
 
 /// Every governance projector, in the order they are run.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 12] = [
     RequestQueue::NAME,
     CatalogView::NAME,
     TaskQueue::NAME,
@@ -23,6 +23,8 @@ pub const ALL: [&str; 10] = [
     crate::cards::SpendCardsView::NAME,
     crate::cards::SpendRollupsView::NAME,
     crate::investigations::InvestigationsView::NAME,
+    crate::operations::WorkloadControlsView::NAME,
+    crate::operations::CurBatchesView::NAME,
 ];
 
 pub(crate) fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E> {

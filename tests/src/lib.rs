@@ -69,6 +69,8 @@ pub struct RunningServer {
     pub store: Arc<dyn EventStore>,
     /// The folder holding its CUR batches (a fresh temporary one).
     pub objects: std::path::PathBuf,
+    /// Where its Prometheus metrics are served, when the configuration asked for them.
+    pub metrics: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), finops_server::ServerError>>>,
 }
@@ -101,6 +103,7 @@ impl RunningServer {
             objects: Some(objects.display().to_string()),
             broad_role_patterns: None,
             dedicated_role_patterns: None,
+            metrics_listen: None,
             detectors: None,
             kill_switch: None,
             kill_switch_iam_endpoint: None,
@@ -110,17 +113,22 @@ impl RunningServer {
         let config = adjust(config);
         let store = finops_server::open_store(&config).await.expect("store opens");
         let listener = finops_server::bind(&config).await.expect("bind");
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.expect("bind metrics")),
+            None => None,
+        };
+        let metrics = metrics_listener.as_ref().map(|l| l.local_addr().unwrap());
         let address = listener.local_addr().unwrap();
         let store_for_server = store.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let serve_config = config.clone();
         let task = tokio::spawn(async move {
-            finops_server::serve(listener, store_for_server, &serve_config, async move {
+            finops_server::serve_with_metrics(listener, metrics_listener, store_for_server, &serve_config, async move {
                 let _ = stopped.await;
             })
             .await
         });
-        Self { address, store, objects, stop: Some(stop), task: Some(task) }
+        Self { address, store, objects, metrics, stop: Some(stop), task: Some(task) }
     }
 
     /// A bearer token for `subject` in `role`, valid for this server (dev mode).

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub objects: String,
     /// Broad and dedicated role patterns for attribution.
     pub role_patterns: finops_attribution::RolePatterns,
+    /// Where Prometheus metrics are served (`GET /metrics`); off when `None`.
+    pub metrics_listen: Option<SocketAddr>,
     /// The investigation detectors' thresholds.
     pub detectors: finops_domain::investigations::DetectorSettings,
     /// Who runs the kill switch's IAM calls.
@@ -232,6 +234,8 @@ pub struct ConfigLayer {
     pub broad_role_patterns: Option<Vec<String>>,
     /// `dedicated_role_patterns = ["finops-ai-*"]`
     pub dedicated_role_patterns: Option<Vec<String>>,
+    /// `metrics_listen = "127.0.0.1:9464"` (off by default)
+    pub metrics_listen: Option<String>,
     /// `[detectors]` (TOML only)
     pub detectors: Option<DetectorsLayer>,
     /// `kill_switch = "manual"` (default) or `"automatic"` (needs AWS credentials)
@@ -299,6 +303,7 @@ impl ConfigLayer {
             objects: self.objects.or(lower.objects),
             broad_role_patterns: self.broad_role_patterns.or(lower.broad_role_patterns),
             dedicated_role_patterns: self.dedicated_role_patterns.or(lower.dedicated_role_patterns),
+            metrics_listen: self.metrics_listen.or(lower.metrics_listen),
             detectors: self.detectors.or(lower.detectors),
             kill_switch: self.kill_switch.or(lower.kill_switch),
             kill_switch_iam_endpoint: self.kill_switch_iam_endpoint.or(lower.kill_switch_iam_endpoint),
@@ -367,7 +372,16 @@ impl ConfigLayer {
                 });
             }
         };
+        let metrics_listen = match self.metrics_listen.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|e: std::net::AddrParseError| ConfigError::Value {
+                field: "metrics_listen",
+                value: text.to_owned(),
+                reason: format!("{e} (expected HOST:PORT such as 127.0.0.1:9464)"),
+            })?),
+        };
         Ok(ServerConfig {
+            metrics_listen,
             detectors: self.detectors.unwrap_or_default().resolve()?,
             kill_switch,
             aws_credentials: None,

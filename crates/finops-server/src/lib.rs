@@ -21,6 +21,7 @@ mod gateway_rule_api;
 mod history_api;
 mod investigation_api;
 mod maturity_api;
+pub mod metrics;
 mod organisation_api;
 mod spaces_api;
 mod spend_card_api;
@@ -127,9 +128,29 @@ pub async fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
 }
 
 /// Serves every service on `listener` until `shutdown` resolves, then drains in-flight
-/// calls and returns.
+/// calls and returns. Metrics are served where the configuration says (if anywhere).
 pub async fn serve(
     listener: TcpListener,
+    store: Arc<dyn EventStore>,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let metrics = match config.metrics_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|e| ServerError::Bind { address: address.to_string(), reason: e.to_string() })?,
+        ),
+        None => None,
+    };
+    serve_with_metrics(listener, metrics, store, config, shutdown).await
+}
+
+/// [`serve`], with Prometheus metrics on `metrics` when given (a listener the caller
+/// bound: a test on port 0 knows where to scrape).
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
     store: Arc<dyn EventStore>,
     config: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -292,8 +313,16 @@ pub async fn serve(
             investigations: investigations.clone(),
         },
     );
+    let latency = Arc::new(metrics::GrpcLatency::default());
+    let metrics_task = metrics.map(|listener| {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "serving Prometheus metrics at /metrics");
+        }
+        metrics::Metrics::new(store.clone(), read_models.clone(), spaces.clone(), latency.clone()).serve(listener)
+    });
     let server = tonic::transport::Server::builder()
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .layer(metrics::LatencyLayer(latency))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -345,6 +374,9 @@ pub async fn serve(
     gap_detector_task.abort();
     card_issuer_task.abort();
     investigation_detector_task.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     if let Some(task) = enforcer_task {
         task.abort();
     }

@@ -68,7 +68,7 @@ impl SpacesApi {
     }
 
     /// Where `workload`'s latest month with CUR stands as of `instant` (`None`: no CUR then).
-    async fn forecast(
+    pub(crate) async fn forecast(
         &self,
         workload: Uuid,
         instant: Option<chrono::DateTime<Utc>>,

@@ -191,6 +191,9 @@ struct ServeArgs {
     /// file:///path or s3://bucket/prefix (standard AWS environment configuration).
     #[arg(long, env = "FINOPS_OBJECTS")]
     objects: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+    #[arg(long, env = "FINOPS_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Who runs the kill switch's IAM calls: manual (shown as commands, the default) or
     /// automatic (the server calls IAM with the standard AWS_* credentials).
     #[arg(long, env = "FINOPS_KILL_SWITCH")]
@@ -284,6 +287,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         objects: args.objects,
         broad_role_patterns: None,
         dedicated_role_patterns: None,
+        metrics_listen: args.metrics_listen,
         detectors: None,
         kill_switch: args.kill_switch,
         kill_switch_iam_endpoint: args.kill_switch_iam_endpoint,
