@@ -3,6 +3,7 @@
 //! trail is shown: `HistoryService`, a gap's and a gateway rule's own history, the CLI.
 
 use chrono::{DateTime, Utc};
+use finops_domain::alerts::AlertEvent;
 use finops_domain::catalog::CatalogEvent;
 use finops_domain::gateway_rules::GatewayRuleEvent;
 use finops_domain::investigations::InvestigationEvent;
@@ -92,6 +93,8 @@ fn describe(event: &RecordedEvent) -> Described {
         decode::<OrgEvent>(event).map(|e| plain(organisation(&e)))
     } else if stream == "role-patterns" {
         decode::<RolePatternEvent>(event).map(|e| plain(role_patterns(&e)))
+    } else if stream.starts_with("threshold-alerts-") {
+        decode::<AlertEvent>(event).map(|e| plain(alert(&e)))
     } else if stream.starts_with("investigation-") {
         decode::<InvestigationEvent>(event).map(|e| investigation(&e))
     } else if stream.starts_with("kill-switch-") {
@@ -297,6 +300,31 @@ fn card(e: &CardEvent) -> Described {
             },
             decider.rationale.clone(),
             person(decider),
+        ),
+    }
+}
+
+/// A threshold alert event in words.
+fn alert(e: &AlertEvent) -> (String, String) {
+    match e {
+        AlertEvent::EstimateThresholdCrossed { crossing, webhook_id, .. } => (
+            format!(
+                "{} crossed {} % of its estimate for {}: {} of {} through {} (webhook {webhook_id})",
+                crossing.workload,
+                crossing.threshold_percent,
+                crossing.period,
+                dollars(crossing.month_to_date_cents),
+                dollars(crossing.estimate_cents),
+                crossing.through
+            ),
+            String::new(),
+        ),
+        AlertEvent::WebhookDeliveryAttempted { webhook_id, endpoint, attempt, delivered, detail, .. } => (
+            format!(
+                "webhook {webhook_id} to {endpoint}, attempt {attempt}: {} ({detail})",
+                if *delivered { "delivered" } else { "not delivered" }
+            ),
+            String::new(),
         ),
     }
 }

@@ -104,6 +104,7 @@ impl RunningServer {
             broad_role_patterns: None,
             dedicated_role_patterns: None,
             metrics_listen: None,
+            webhooks: None,
             detectors: None,
             kill_switch: None,
             kill_switch_iam_endpoint: None,

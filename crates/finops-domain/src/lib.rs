@@ -10,6 +10,7 @@
 
 pub mod agent_bill;
 pub mod aggregate;
+pub mod alerts;
 pub mod artefacts;
 pub mod catalog;
 pub mod cur_batches;

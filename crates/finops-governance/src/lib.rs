@@ -287,6 +287,8 @@ pub mod streams {
     /// A portfolio's weekly roll-up: `spend-rollup-{uuid}` (the id of portfolio and week).
     pub const SPEND_ROLLUP: &str = "spend-rollup-";
 
+    /// A workload's month of threshold alerts: `threshold-alerts-{uuid}` (of workload and month).
+    pub const THRESHOLD_ALERTS: &str = "threshold-alerts-";
     /// An investigation's stream: `investigation-{uuid}`.
     pub const INVESTIGATION: &str = "investigation-";
 
@@ -345,6 +347,10 @@ pub mod streams {
     /// `spend-rollup-{id}`
     pub fn spend_rollup(id: Uuid) -> StreamId {
         named(format!("{SPEND_ROLLUP}{id}"))
+    }
+    /// `threshold-alerts-{id}`
+    pub fn threshold_alerts(id: Uuid) -> StreamId {
+        named(format!("{THRESHOLD_ALERTS}{id}"))
     }
     /// `investigation-{id}`
     pub fn investigation(id: Uuid) -> StreamId {

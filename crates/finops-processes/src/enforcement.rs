@@ -9,23 +9,20 @@
 //! record re-runs the calls and records the attempt once. The checkpoint never passes a
 //! decision still pending: after a restart it is read again and retried.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use finops_aws::IamClient;
 use finops_domain::kill_switch::{ControlCommand, ControlDecision, WorkloadControl};
-use finops_eventlog::{AllRead, EventStore, Position, StreamId, StreamRead};
+use finops_eventlog::{EventStore, StreamId, StreamRead};
 use finops_governance::{CommandContext, CommandHandler, streams};
 use finops_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::ProcessError;
-
-/// Events read per page.
-const PAGE: usize = 500;
+use crate::backlog::Backlog;
 
 /// The wait before attempt `n + 1` after `n` failed ones.
 pub fn backoff(failed_attempts: usize) -> Duration {
@@ -38,21 +35,12 @@ pub fn backoff(failed_attempts: usize) -> Duration {
     }
 }
 
-/// Where the enforcer is, between rounds: the position read up to, and the decisions
-/// still pending (stream → the position of its decision event).
-#[derive(Default)]
-struct Progress {
-    cursor: Option<u64>,
-    pending: BTreeMap<String, u64>,
-}
-
 /// Carries out automatic kill-switch decisions through IAM.
 #[derive(Clone)]
 pub struct Enforcer {
     store: Arc<dyn EventStore>,
-    checkpoints: ReadModels,
     iam: IamClient,
-    progress: Arc<Mutex<Progress>>,
+    backlog: Arc<Backlog>,
     failures: Arc<AtomicU64>,
 }
 
@@ -62,58 +50,32 @@ impl Enforcer {
 
     /// An enforcer over `store` sending through `iam`.
     pub fn new(store: Arc<dyn EventStore>, checkpoints: ReadModels, iam: IamClient) -> Self {
-        Self {
-            store,
-            checkpoints,
-            iam,
-            progress: Arc::new(Mutex::new(Progress::default())),
-            failures: Arc::new(AtomicU64::new(0)),
-        }
+        let backlog = Arc::new(Backlog::new(Self::NAME, store.clone(), checkpoints));
+        Self { store, iam, backlog, failures: Arc::new(AtomicU64::new(0)) }
     }
 
     /// Reads what was decided since the last round and attempts every pending decision
     /// that is due; returns how many attempts it recorded.
     pub async fn run_once(&self) -> Result<u64, ProcessError> {
-        let checkpoint = self.checkpoints.process_checkpoint(Self::NAME).await?;
-        let mut cursor = self.progress.lock().expect("not poisoned").cursor.unwrap_or(checkpoint).max(checkpoint);
-        let mut found = Vec::new();
-        loop {
-            let page = self.store.read_all(AllRead::forwards_after(Position(cursor), PAGE)).await?;
-            let Some(last) = page.last().and_then(|e| e.position) else { break };
-            for event in &page {
+        let (checkpoint, owed) = self
+            .backlog
+            .owed(|event| {
                 let decision = matches!(event.event_type.as_str(), "WorkloadSuspended" | "WorkloadResumed");
-                if decision && event.stream_id.as_str().starts_with(streams::KILL_SWITCH) {
-                    found.push((event.stream_id.to_string(), event.position.map_or(last.0, |p| p.0)));
-                }
-            }
-            cursor = last.0;
-            if page.len() < PAGE {
-                break;
-            }
-        }
-        let pending: Vec<(String, u64)> = {
-            let mut progress = self.progress.lock().expect("not poisoned");
-            progress.cursor = Some(cursor);
-            for (stream, position) in found {
-                progress.pending.entry(stream).or_insert(position);
-            }
-            progress.pending.iter().map(|(s, p)| (s.clone(), *p)).collect()
-        };
+                (decision && event.stream_id.as_str().starts_with(streams::KILL_SWITCH))
+                    .then(|| event.stream_id.to_string())
+            })
+            .await?;
         let mut attempts = 0;
-        for (stream, _) in &pending {
-            let stream = StreamId::new(stream.clone()).expect("read from the log");
+        for stream in owed {
+            let stream = StreamId::new(stream).expect("read from the log");
             let (settled, attempted) = self.attempt_if_due(&stream).await?;
             attempts += u64::from(attempted);
             if settled {
-                self.progress.lock().expect("not poisoned").pending.remove(stream.as_str());
+                self.backlog.settle(stream.as_str());
             }
         }
         // Never past a decision still pending: a restart reads it again.
-        let hold = self.progress.lock().expect("not poisoned").pending.values().min().map(|p| p - 1);
-        let to = hold.map_or(cursor, |h| h.min(cursor)).max(checkpoint);
-        if to > checkpoint {
-            self.checkpoints.advance_process(Self::NAME, checkpoint, to).await?;
-        }
+        self.backlog.advance(checkpoint).await?;
         Ok(attempts)
     }
 

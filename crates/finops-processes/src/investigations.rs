@@ -21,16 +21,13 @@ use finops_domain::investigations::{
     DailySpend, DetectorSettings, Investigation, InvestigationCommand, InvestigationEvent, InvestigationStatus, Signal,
     detect,
 };
-use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
+use finops_eventlog::{EventStore, RecordedEvent};
 use finops_governance::state::state_through;
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
 use finops_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::ProcessError;
-
-/// Events read per round.
-const PAGE: usize = 500;
 
 /// Who the detector records as.
 pub const DETECTOR_ACTOR: &str = "investigation-detector";
@@ -62,16 +59,11 @@ impl InvestigationDetector {
     /// Handles every sealed event after the checkpoint; returns how many investigations
     /// it opened.
     pub async fn run_once(&self) -> Result<u64, ProcessError> {
-        let mut opened = 0;
-        loop {
-            let from = self.checkpoints.process_checkpoint(Self::NAME).await?;
-            let page = self.store.read_all(AllRead::forwards_after(Position(from), PAGE)).await?;
-            let Some(to) = page.last().and_then(|e| e.position) else { return Ok(opened) };
-            for batch in page.iter().filter(|e| is_batch(e)) {
-                opened += detect_batch(&self.store, &self.engine, &self.settings, batch).await?;
-            }
-            self.checkpoints.advance_process(Self::NAME, from, to.0).await?;
-        }
+        crate::each_cur_batch(&self.store, &self.checkpoints, Self::NAME, |batch| {
+            let this = self.clone();
+            async move { detect_batch(&this.store, &this.engine, &this.settings, &batch).await }
+        })
+        .await
     }
 
     /// Follows the head until the handle is aborted.
@@ -82,10 +74,6 @@ impl InvestigationDetector {
             async move { this.run_once().await }
         })
     }
-}
-
-fn is_batch(event: &RecordedEvent) -> bool {
-    event.event_type == "CurBatchIngested" && event.stream_id.as_str().starts_with(streams::CUR_PERIOD)
 }
 
 /// Opens what `batch` (a `CurBatchIngested`) fires, as the log stood at it; returns how

@@ -20,16 +20,19 @@
 //! reaction stops the round (and is retried) rather than moving the checkpoint past it.
 
 mod approval;
+mod backlog;
 pub mod cards;
 pub mod enforcement;
 pub mod gaps;
 pub mod investigations;
+pub mod webhooks;
 
 pub use approval::{ApprovalFanOut, fan_out};
 pub use cards::CardIssuer;
 pub use enforcement::Enforcer;
 pub use gaps::GapDetector;
 pub use investigations::InvestigationDetector;
+pub use webhooks::{ThresholdWatcher, WebhookEndpoint, WebhookOutbox};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +55,37 @@ pub enum ProcessError {
     /// Attribution could not answer (the gap detector's question).
     #[error("attribution: {0}")]
     Attribution(String),
+}
+
+/// Is `event` a CUR batch landing (`CurBatchIngested` in a billing period's stream)?
+pub(crate) fn is_cur_batch(event: &finops_eventlog::RecordedEvent) -> bool {
+    event.event_type == "CurBatchIngested"
+        && event.stream_id.as_str().starts_with(finops_governance::streams::CUR_PERIOD)
+}
+
+/// Shows `react` every CUR batch after the checkpoint of process `name`, a page at a
+/// time, moving the checkpoint past a page once every reaction in it is stored; returns
+/// the sum of what `react` returned.
+pub(crate) async fn each_cur_batch<Fut>(
+    store: &Arc<dyn EventStore>,
+    checkpoints: &finops_projections::ReadModels,
+    name: &str,
+    mut react: impl FnMut(finops_eventlog::RecordedEvent) -> Fut,
+) -> Result<u64, ProcessError>
+where
+    Fut: std::future::Future<Output = Result<u64, ProcessError>>,
+{
+    let mut total = 0;
+    loop {
+        let from = checkpoints.process_checkpoint(name).await?;
+        let page =
+            store.read_all(finops_eventlog::AllRead::forwards_after(finops_eventlog::Position(from), 500)).await?;
+        let Some(to) = page.last().and_then(|e| e.position) else { return Ok(total) };
+        for batch in page.iter().filter(|e| is_cur_batch(e)) {
+            total += react(batch.clone()).await?;
+        }
+        checkpoints.advance_process(name, from, to.0).await?;
+    }
 }
 
 /// Follows the head with `round` until the returned handle is aborted; failures are

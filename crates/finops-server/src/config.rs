@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub role_patterns: finops_attribution::RolePatterns,
     /// Where Prometheus metrics are served (`GET /metrics`); off when `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Endpoints that receive threshold alerts as signed webhooks.
+    pub webhooks: Vec<finops_processes::WebhookEndpoint>,
     /// The investigation detectors' thresholds.
     pub detectors: finops_domain::investigations::DetectorSettings,
     /// Who runs the kill switch's IAM calls.
@@ -202,6 +204,16 @@ impl DetectorsLayer {
     }
 }
 
+/// One `[[webhooks]]` entry: an endpoint that receives threshold alerts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookLayer {
+    /// `url = "https://hooks.example.com/finops"`
+    pub url: String,
+    /// `secret = "whsec_…"` (base64 of 24–64 random bytes)
+    pub secret: String,
+}
+
 /// One layer of configuration; unset fields fall through to the next layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +248,8 @@ pub struct ConfigLayer {
     pub dedicated_role_patterns: Option<Vec<String>>,
     /// `metrics_listen = "127.0.0.1:9464"` (off by default)
     pub metrics_listen: Option<String>,
+    /// `[[webhooks]]` (TOML only)
+    pub webhooks: Option<Vec<WebhookLayer>>,
     /// `[detectors]` (TOML only)
     pub detectors: Option<DetectorsLayer>,
     /// `kill_switch = "manual"` (default) or `"automatic"` (needs AWS credentials)
@@ -304,6 +318,7 @@ impl ConfigLayer {
             broad_role_patterns: self.broad_role_patterns.or(lower.broad_role_patterns),
             dedicated_role_patterns: self.dedicated_role_patterns.or(lower.dedicated_role_patterns),
             metrics_listen: self.metrics_listen.or(lower.metrics_listen),
+            webhooks: self.webhooks.or(lower.webhooks),
             detectors: self.detectors.or(lower.detectors),
             kill_switch: self.kill_switch.or(lower.kill_switch),
             kill_switch_iam_endpoint: self.kill_switch_iam_endpoint.or(lower.kill_switch_iam_endpoint),
@@ -380,8 +395,21 @@ impl ConfigLayer {
                 reason: format!("{e} (expected HOST:PORT such as 127.0.0.1:9464)"),
             })?),
         };
+        let webhooks = self
+            .webhooks
+            .unwrap_or_default()
+            .iter()
+            .map(|w| {
+                finops_processes::WebhookEndpoint::new(&w.url, &w.secret).map_err(|reason| ConfigError::Value {
+                    field: "webhooks",
+                    value: w.url.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ServerConfig {
             metrics_listen,
+            webhooks,
             detectors: self.detectors.unwrap_or_default().resolve()?,
             kill_switch,
             aws_credentials: None,

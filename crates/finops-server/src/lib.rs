@@ -57,7 +57,7 @@ pub use business_request_api::BusinessRequestApi;
 pub use catalog_api::CatalogApi;
 pub use config::{
     AuthMode, CodingProfileLayer, ConfigError, ConfigLayer, DEFAULT_LISTEN, DEFAULT_OBJECTS, DEFAULT_STORE,
-    DEV_JWT_SECRET, DetectorsLayer, KillSwitchMode, ServerConfig,
+    DEV_JWT_SECRET, DetectorsLayer, KillSwitchMode, ServerConfig, WebhookLayer,
 };
 pub use event_log_api::EventLogApi;
 pub use gap_api::GapApi;
@@ -218,6 +218,17 @@ pub async fn serve_with_metrics(
         config.detectors,
     )
     .spawn(std::time::Duration::from_millis(500));
+    let threshold_watcher_task = finops_processes::ThresholdWatcher::new(
+        store.clone(),
+        read_models.clone(),
+        finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
+    )
+    .spawn(std::time::Duration::from_millis(500));
+    // Crossings wait in the log until endpoints are configured: the outbox runs with some.
+    let webhook_outbox_task = (!config.webhooks.is_empty()).then(|| {
+        finops_processes::WebhookOutbox::new(store.clone(), read_models.clone(), config.webhooks.clone())
+            .spawn(std::time::Duration::from_millis(500))
+    });
     // The kill switch's enforcer runs only when it is automatic (and has credentials).
     let (enforcement, enforcer_task) = match &config.kill_switch {
         KillSwitchMode::Manual => (finops_domain::kill_switch::Enforcement::Manual, None),
@@ -374,6 +385,10 @@ pub async fn serve_with_metrics(
     gap_detector_task.abort();
     card_issuer_task.abort();
     investigation_detector_task.abort();
+    threshold_watcher_task.abort();
+    if let Some(task) = webhook_outbox_task {
+        task.abort();
+    }
     if let Some(task) = metrics_task {
         task.abort();
     }

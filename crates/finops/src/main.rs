@@ -288,6 +288,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broad_role_patterns: None,
         dedicated_role_patterns: None,
         metrics_listen: args.metrics_listen,
+        webhooks: None,
         detectors: None,
         kill_switch: args.kill_switch,
         kill_switch_iam_endpoint: args.kill_switch_iam_endpoint,

@@ -1,0 +1,165 @@
+//! Threshold alerts as signed webhooks (issue 13.6), on PostgreSQL: a month to date
+//! crossing 80, 90 and 100 % of Support Bot's estimate is recorded once per threshold and
+//! POSTed to a local receiver that verifies every Standard Webhooks signature (its own
+//! HMAC, not the server's code); the receiver refuses each first attempt, the outbox
+//! retries with the same id and the same bytes, and every attempt is in the alerts' trail.
+//! A restatement of the month crosses nothing again.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::ingest_month;
+use finops_domain::alerts::{alerts_id, webhook_id};
+use finops_e2e::{RunningServer, fresh_postgres_url};
+use hmac::Mac;
+use http_body_util::BodyExt;
+
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// What the receiver got: (id, timestamp, signature, body), in order.
+type Received = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+/// A receiver that refuses the first attempt of every message (503), then accepts.
+async fn receiver() -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/finops", listener.local_addr().unwrap());
+    let received: Received = Arc::default();
+    let log = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let handler = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let header = |name: &str| {
+                            request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+                        };
+                        let (id, ts, sig) =
+                            (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let body = String::from_utf8(body.to_vec()).unwrap();
+                        let mut log = log.lock().unwrap();
+                        let first = !log.iter().any(|(seen, ..)| *seen == id);
+                        log.push((id, ts, sig, body));
+                        let status = if first { 503 } else { 200 };
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .status(status)
+                                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
+                    .await;
+            });
+        }
+    });
+    (url, received)
+}
+
+/// The receiver's own check of a Standard Webhooks signature.
+fn verifies(id: &str, timestamp: &str, signature: &str, body: &str) -> bool {
+    let key = base64::engine::general_purpose::STANDARD.decode(SECRET.trim_start_matches("whsec_")).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    signature.split(' ').any(|s| s == expected)
+}
+
+fn storm(thousands_per_hour: f64) -> finops_cur::synthetic::Incident {
+    finops_cur::synthetic::Incident {
+        period: "2026-11".into(),
+        account: "111122223333".into(),
+        role: "finops-support-bot-88aa".into(),
+        day: 20,
+        hours: 2..14,
+        thousands_per_hour,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_threshold_is_delivered_once_signed_and_retried_with_the_same_id() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let (hook, received) = receiver().await;
+    let endpoint = finops_processes::WebhookEndpoint::new(&hook, SECRET).unwrap();
+    let server =
+        RunningServer::start_with(&url, |config| finops_server::ServerConfig { webhooks: vec![endpoint], ..config })
+            .await;
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    // About $6,000 on the 20th: well past Support Bot's $3,100 estimate.
+    ingest_month(&server, "2026-11", 3_000, 0, &[storm(2_000_000.0)]).await;
+
+    let workload = finops_server::demo::id("workload-support-bot");
+    let ids: Vec<String> = [80, 90, 100].map(|t| webhook_id(workload, "2026-11", t)).to_vec();
+    // Every message seen delivered (Contract Drafts is far over its estimate too), and
+    // Support Bot's three among them.
+    let delivered = || {
+        let log = received.lock().unwrap();
+        let twice = |id: &String| log.iter().filter(|(seen, ..)| seen == id).count() >= 2;
+        ids.iter().all(twice) && log.iter().all(|(id, ..)| twice(id))
+    };
+    for _ in 0..1200 {
+        if delivered() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered(), "every threshold delivered after one refusal: {:#?}", received.lock().unwrap());
+
+    // Each message: signed, the same id and bytes on the retry, the threshold it names.
+    let log = received.lock().unwrap().clone();
+    let mut by_id: BTreeMap<String, Vec<(String, String, String)>> = BTreeMap::new();
+    for (id, ts, sig, body) in &log {
+        assert!(verifies(id, ts, sig, body), "signature of {id} at {ts}");
+        by_id.entry(id.clone()).or_default().push((ts.clone(), sig.clone(), body.clone()));
+    }
+    assert!(by_id.values().all(|a| a.len() == 2), "each refused once, then delivered once: {by_id:#?}");
+    for (threshold, id) in [80, 90, 100].iter().zip(&ids) {
+        let attempts = &by_id[id];
+        assert_eq!(attempts.len(), 2, "refused once, then delivered: {attempts:?}");
+        assert_eq!(attempts[0].2, attempts[1].2, "the same bytes on the retry");
+        let body: serde_json::Value = serde_json::from_str(&attempts[0].2).unwrap();
+        assert_eq!(body["type"], "workload.estimate.threshold_crossed");
+        assert_eq!(body["data"]["threshold_percent"], *threshold);
+        assert_eq!(body["data"]["workload"], "Support Bot");
+        assert!(
+            body["data"]["month_to_date_cents"].as_i64().unwrap() * 100
+                >= i64::from(*threshold) * body["data"]["estimate_cents"].as_i64().unwrap()
+        );
+    }
+
+    // The trail: three crossings and six attempts, each with its result.
+    let stream = finops_governance::streams::threshold_alerts(alerts_id(workload, "2026-11"));
+    let trail = server.store.read_stream(&stream, finops_eventlog::StreamRead::all()).await.unwrap();
+    let kinds: Vec<&str> = trail.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "EstimateThresholdCrossed").count(), 3, "{kinds:?}");
+    let attempts: Vec<&finops_eventlog::RecordedEvent> =
+        trail.iter().filter(|e| e.event_type == "WebhookDeliveryAttempted").collect();
+    assert_eq!(attempts.len(), 6, "{kinds:?}");
+    assert_eq!(attempts.iter().filter(|e| e.payload["delivered"] == true).count(), 3);
+    assert!(attempts.iter().filter(|e| e.payload["delivered"] == false).all(|e| e.payload["detail"] == "HTTP 503"));
+
+    // A restatement of the month crosses nothing again: nothing new is sent.
+    ingest_month(&server, "2026-11", 3_000, 1, &[storm(2_000_000.0)]).await;
+    let models = finops_projections::ReadModels::open(&url).await.unwrap();
+    for _ in 0..2400 {
+        let head = server.store.seal_committed().await.unwrap().position.0;
+        let watcher = models.process_checkpoint(finops_processes::ThresholdWatcher::NAME).await.unwrap();
+        let outbox = models.process_checkpoint(finops_processes::WebhookOutbox::NAME).await.unwrap();
+        if watcher >= head && outbox >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(received.lock().unwrap().len(), log.len(), "no second alert for a threshold already crossed");
+    server.shutdown().await.unwrap();
+}
