@@ -28,6 +28,7 @@
 pub mod ai_facts;
 pub mod csv_lines;
 pub mod focus_lines;
+pub mod invocation_log;
 pub mod principal;
 pub mod resource;
 pub mod synthetic;

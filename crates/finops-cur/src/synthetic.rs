@@ -284,6 +284,50 @@ impl Line<'_> {
     }
 }
 
+/// Bedrock model-invocation logs (JSON lines, as AWS delivers them) that match a CUR
+/// month: one record per AI token line of `cur` that names its caller — same account,
+/// caller, model, Region, hour and tokens — so the logs' hourly usage is the CUR's
+/// (what reconciliation compares). Guardrail, Claude Platform and caller-less lines have
+/// no record, as in AWS. Returns records written.
+pub fn write_invocation_logs(cur: &[u8], out: &mut impl Write) -> io::Result<u64> {
+    use crate::ai_facts::{AiFacts, AiPlatform};
+    let csv = crate::csv_lines::CurCsv::new("synthetic.csv", cur).map_err(io::Error::other)?;
+    let mut written = 0;
+    for (n, line) in csv.enumerate() {
+        let line = line.map_err(io::Error::other)?;
+        let facts = AiFacts::of(&line);
+        let bedrock = matches!(facts.platform, Some(AiPlatform::Bedrock | AiPlatform::Marketplace));
+        let Some(principal) = line.iam_principal.as_deref().filter(|p| p.starts_with("arn:")) else { continue };
+        if !bedrock || facts.guardrail || facts.token_type.is_empty() || !facts.model.contains('.') {
+            continue;
+        }
+        let tokens = facts.tokens.round() as u64;
+        let count = |kind: &str| if facts.token_type == kind { tokens } else { 0 };
+        let record = serde_json::json!({
+            "schemaType": "ModelInvocationLog",
+            "schemaVersion": "1.0",
+            "timestamp": (line.usage_start + chrono::Duration::minutes((n % 60) as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "accountId": line.usage_account_id,
+            "identity": { "arn": principal },
+            "region": facts.region,
+            "requestId": format!("00000000-0000-4000-8000-{n:012x}"),
+            "operation": if n % 2 == 0 { "InvokeModel" } else { "Converse" },
+            "modelId": facts.model,
+            "input": {
+                "inputContentType": "application/json",
+                "inputTokenCount": count("input"),
+                "cacheReadInputTokenCount": count("cache_read"),
+                "cacheWriteInputTokenCount": count("cache_write"),
+            },
+            "output": { "outputContentType": "application/json", "outputTokenCount": count("output") },
+        });
+        writeln!(out, "{record}")?;
+        written += 1;
+    }
+    Ok(written)
+}
+
 /// A runaway hour by hour: one role calling Claude 3 Haiku in us-west-2 far beyond its
 /// usual rate, as a retry storm does — what the investigation detector is for.
 #[derive(Debug, Clone, PartialEq)]
@@ -397,6 +441,46 @@ mod tests {
         ] {
             assert!(seen.contains(expected), "{expected} missing from {seen:?}");
         }
+    }
+
+    #[test]
+    fn invocation_logs_match_the_months_tokens_hour_by_hour() {
+        use crate::ai_facts::{AiFacts, AiPlatform};
+        let cur = month(2_000, 0);
+        let mut logs = Vec::new();
+        let written = write_invocation_logs(&cur, &mut logs).unwrap();
+        assert!(written > 500, "{written}");
+        let records = crate::invocation_log::read_file("logs.json", &logs).unwrap();
+        assert_eq!(records.len() as u64, written);
+        let usage = crate::invocation_log::hourly(&records);
+        // The CUR's tokens of the same lines, by hour and token type.
+        let mut expected: std::collections::BTreeMap<(String, &str), u64> = Default::default();
+        for line in CurCsv::new("m", cur.as_slice()).unwrap() {
+            let line = line.unwrap();
+            let facts = AiFacts::of(&line);
+            let bedrock = matches!(facts.platform, Some(AiPlatform::Bedrock | AiPlatform::Marketplace));
+            if bedrock
+                && !facts.guardrail
+                && facts.model.contains('.')
+                && !facts.token_type.is_empty()
+                && line.iam_principal.as_deref().is_some_and(|p| p.starts_with("arn:"))
+            {
+                *expected.entry((line.usage_start.to_rfc3339(), facts.token_type)).or_default() +=
+                    facts.tokens.round() as u64;
+            }
+        }
+        let mut got: std::collections::BTreeMap<(String, &str), u64> = Default::default();
+        for (key, tokens) in &usage {
+            let kind = match key.token_type {
+                crate::invocation_log::LogTokenType::Input => "input",
+                crate::invocation_log::LogTokenType::Output => "output",
+                crate::invocation_log::LogTokenType::CacheRead => "cache_read",
+                crate::invocation_log::LogTokenType::CacheWrite => "cache_write",
+            };
+            *got.entry((key.hour.to_rfc3339(), kind)).or_default() += tokens;
+        }
+        expected.retain(|_, t| *t > 0);
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -136,6 +136,10 @@ enum CurCommand {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// Also write the Bedrock model-invocation logs that match the month (JSON lines;
+        /// gzip when the name ends in .gz): one record per AI token line with a caller.
+        #[arg(long)]
+        logs: Option<PathBuf>,
     },
 }
 
@@ -257,8 +261,12 @@ fn main() -> anyhow::Result<()> {
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,
-            Command::Cur(CurCommand::Generate { period, rows, seed, restatement, out }) => {
-                generate(&period, rows, seed, restatement, &out)
+            Command::Cur(CurCommand::Generate { period, rows, seed, restatement, out, logs }) => {
+                generate(&period, rows, seed, restatement, &out)?;
+                match logs {
+                    Some(logs) => generate_logs(&out, &logs),
+                    None => Ok(()),
+                }
             }
             Command::Cur(CurCommand::Ingest { files, format, store, objects, actor }) => {
                 ingest(&files, &format, &store, &objects, &actor).await
@@ -390,6 +398,32 @@ fn generate(period: &str, rows: u64, seed: u64, restatement: u32, out: &std::pat
         out.display(),
         rows as f64 / seconds.max(1e-9)
     );
+    Ok(())
+}
+
+/// The invocation logs matching the CUR month in `cur` (as `generate` wrote it).
+fn generate_logs(cur: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let raw = std::fs::read(cur).with_context(|| format!("reading {}", cur.display()))?;
+    let text = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(raw.as_slice()), &mut text)?;
+        text
+    } else {
+        raw
+    };
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let records = if out.extension().is_some_and(|e| e == "gz") {
+        let mut gz = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+        let n = finops_cur::synthetic::write_invocation_logs(&text, &mut gz)?;
+        gz.finish()?;
+        n
+    } else {
+        let n = finops_cur::synthetic::write_invocation_logs(&text, &mut writer)?;
+        std::io::Write::flush(&mut writer)?;
+        n
+    };
+    eprintln!("wrote {records} invocation log records to {}", out.display());
     Ok(())
 }
 
