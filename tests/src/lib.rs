@@ -108,6 +108,8 @@ impl RunningServer {
             detectors: None,
             kill_switch: None,
             kill_switch_iam_endpoint: None,
+            kill_switch_role: None,
+            kill_switch_sts_endpoint: None,
         }
         .resolve()
         .expect("valid config");

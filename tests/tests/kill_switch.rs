@@ -69,7 +69,11 @@ async fn a_suspension_runs_its_iam_calls_retries_a_failure_and_resume_removes_ex
     let Some(url) = fresh_postgres_url().await else { return };
     let Some(aws) = aws_endpoint() else { return };
     let server = RunningServer::start_with(&url, |config| finops_server::ServerConfig {
-        kill_switch: finops_server::KillSwitchMode::Automatic { iam_endpoint: aws.clone() },
+        kill_switch: finops_server::KillSwitchMode::Automatic {
+            iam_endpoint: aws.clone(),
+            role_template: None,
+            sts_endpoint: aws.clone(),
+        },
         aws_credentials: Some(credentials()),
         ..config
     })

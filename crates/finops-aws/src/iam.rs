@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
 use finops_domain::kill_switch::{AwsCall, CallOutcome};
 
 use crate::sigv4::{Credentials, Signable, sign};
@@ -43,6 +47,33 @@ pub struct IamClient {
     endpoint: String,
     host: String,
     credentials: Credentials,
+    /// Per-account roles to assume, when configured (see [`IamClient::assuming`]).
+    assume: Option<Arc<AssumeRole>>,
+}
+
+/// How the client reaches each workload account: STS `AssumeRole` into the account's role
+/// (`arn:aws:iam::{account}:role/…`), the session's credentials kept until shortly before
+/// they expire.
+struct AssumeRole {
+    endpoint: String,
+    host: String,
+    role_template: String,
+    sessions: Mutex<BTreeMap<String, (Credentials, DateTime<Utc>)>>,
+}
+
+/// STS signs in this region at its global endpoint.
+const STS_VERSION: &str = "2011-06-15";
+
+/// The default STS endpoint.
+pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.amazonaws.com";
+
+fn host_of(endpoint: &str) -> Result<String, String> {
+    endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("`{endpoint}` is not an http(s) endpoint without a path"))
 }
 
 impl std::fmt::Debug for IamClient {
@@ -56,14 +87,62 @@ impl IamClient {
     /// stand-in such as moto's server), or why the endpoint is unusable.
     pub fn new(endpoint: &str, credentials: Credentials) -> Result<Self, String> {
         let endpoint = endpoint.trim_end_matches('/').to_owned();
-        let host = endpoint
-            .strip_prefix("https://")
-            .or_else(|| endpoint.strip_prefix("http://"))
-            .filter(|h| !h.is_empty() && !h.contains('/'))
-            .ok_or_else(|| format!("`{endpoint}` is not an http(s) endpoint without a path"))?
-            .to_owned();
+        let host = host_of(&endpoint)?;
         let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build().map_err(|e| e.to_string())?;
-        Ok(Self { http, endpoint, host, credentials })
+        Ok(Self { http, endpoint, host, credentials, assume: None })
+    }
+
+    /// This client acting in each workload account through the role `role_template` names
+    /// (`arn:aws:iam::{account}:role/finops-kill-switch`; `{account}` is the call's
+    /// account), assumed with STS at `sts_endpoint` with the client's own credentials.
+    pub fn assuming(mut self, sts_endpoint: &str, role_template: &str) -> Result<Self, String> {
+        if !role_template.contains("{account}") || !role_template.starts_with("arn:") {
+            return Err(format!("`{role_template}` is not a role ARN template with {{account}}"));
+        }
+        let endpoint = sts_endpoint.trim_end_matches('/').to_owned();
+        self.assume = Some(Arc::new(AssumeRole {
+            host: host_of(&endpoint)?,
+            endpoint,
+            role_template: role_template.to_owned(),
+            sessions: Mutex::new(BTreeMap::new()),
+        }));
+        Ok(self)
+    }
+
+    /// The credentials to act in `account` with: the role's session there when roles are
+    /// assumed, else the client's own.
+    async fn credentials_for(&self, account: Option<&str>) -> Result<Credentials, IamError> {
+        let (Some(assume), Some(account)) = (&self.assume, account) else { return Ok(self.credentials.clone()) };
+        if let Some((credentials, until)) = assume.sessions.lock().expect("not poisoned").get(account)
+            && Utc::now() + chrono::Duration::minutes(5) < *until
+        {
+            return Ok(credentials.clone());
+        }
+        let role = assume.role_template.replace("{account}", account);
+        let parameters = [
+            ("RoleArn", role.clone()),
+            ("RoleSessionName", "finops-kill-switch".to_owned()),
+            ("DurationSeconds", "900".to_owned()),
+        ];
+        let answer = self
+            .post(&assume.endpoint, &assume.host, "sts", STS_VERSION, "AssumeRole", &parameters, &self.credentials)
+            .await?;
+        let field = |name: &str| {
+            element(&answer, name).ok_or_else(|| IamError::Transport {
+                endpoint: assume.endpoint.clone(),
+                reason: format!("AssumeRole of {role} answered without {name}"),
+            })
+        };
+        let credentials = Credentials {
+            access_key_id: field("AccessKeyId")?,
+            secret_access_key: field("SecretAccessKey")?,
+            session_token: Some(field("SessionToken")?),
+        };
+        let until = DateTime::parse_from_rfc3339(&field("Expiration")?)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now() + chrono::Duration::minutes(10));
+        assume.sessions.lock().expect("not poisoned").insert(account.to_owned(), (credentials.clone(), until));
+        Ok(credentials)
     }
 
     /// Where it sends.
@@ -71,12 +150,39 @@ impl IamClient {
         &self.endpoint
     }
 
-    /// Sends `action` with `parameters`; IAM's answer (XML) on success.
+    /// Sends `action` with `parameters` with the client's own credentials; IAM's answer
+    /// (XML) on success.
     pub async fn call(&self, action: &str, parameters: &[(&str, String)]) -> Result<String, IamError> {
+        self.call_in(None, action, parameters).await
+    }
+
+    /// [`IamClient::call`] in `account` (through its assumed role, when configured).
+    pub async fn call_in(
+        &self,
+        account: Option<&str>,
+        action: &str,
+        parameters: &[(&str, String)],
+    ) -> Result<String, IamError> {
+        let credentials = self.credentials_for(account).await?;
+        self.post(&self.endpoint, &self.host, "iam", "2010-05-08", action, parameters, &credentials).await
+    }
+
+    /// One signed Query API call.
+    #[allow(clippy::too_many_arguments)]
+    async fn post(
+        &self,
+        endpoint: &str,
+        host: &str,
+        service: &str,
+        version: &str,
+        action: &str,
+        parameters: &[(&str, String)],
+        credentials: &Credentials,
+    ) -> Result<String, IamError> {
         let body = {
             // The serializer is not Send: finished before the first await.
             let mut form = form_urlencoded::Serializer::new(String::new());
-            form.append_pair("Action", action).append_pair("Version", "2010-05-08");
+            form.append_pair("Action", action).append_pair("Version", version);
             for (name, value) in parameters {
                 form.append_pair(name, value);
             }
@@ -86,21 +192,21 @@ impl IamClient {
         let signed = sign(
             &Signable {
                 method: "POST",
-                host: &self.host,
+                host,
                 query: "",
                 headers: &[("content-type", content_type)],
                 payload: body.as_bytes(),
                 region: SIGNING_REGION,
-                service: "iam",
+                service,
                 at: chrono::Utc::now(),
             },
-            &self.credentials,
+            credentials,
         );
-        let mut request = self.http.post(format!("{}/", self.endpoint)).header("content-type", content_type);
+        let mut request = self.http.post(format!("{endpoint}/")).header("content-type", content_type);
         for (name, value) in signed {
             request = request.header(name, value);
         }
-        let transport = |reason: String| IamError::Transport { endpoint: self.endpoint.clone(), reason };
+        let transport = |reason: String| IamError::Transport { endpoint: endpoint.to_owned(), reason };
         let response = request.body(body).send().await.map_err(|e| transport(e.to_string()))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| transport(e.to_string()))?;
@@ -116,7 +222,7 @@ impl IamClient {
     /// Sends one decided call; what came of it, as the decision records it. Deleting what
     /// is already gone counts as done (a retry after a crash, or a person ran it first).
     pub async fn apply(&self, index: usize, call: &AwsCall) -> CallOutcome {
-        let result = self.call(call.action(), &call.parameters()).await;
+        let result = self.call_in(Some(call.account().as_str()), call.action(), &call.parameters()).await;
         let (ok, detail) = match result {
             Ok(answer) => (true, format!("done (request {})", element(&answer, "RequestId").unwrap_or_default())),
             Err(IamError::Aws { code, message })

@@ -98,3 +98,37 @@ async fn suspend_and_resume_calls_take_effect_and_undo_exactly() {
 async fn list(iam: &IamClient, action: &str, role: &str) -> String {
     iam.call(action, &[("RoleName", role.to_owned())]).await.unwrap()
 }
+
+/// With a role per account, each call acts in its own account: a role that exists only in
+/// account 111122223333 is tagged through the assumed role there, and is not found with
+/// the client's own credentials (moto's default account).
+#[tokio::test]
+async fn each_account_is_reached_through_its_assumed_role() {
+    let Some(endpoint) = endpoint() else { return };
+    let own = client(&endpoint);
+    let assuming = client(&endpoint).assuming(&endpoint, "arn:aws:iam::{account}:role/finops-kill-switch").unwrap();
+    let account = "111122223333";
+    let role = format!("finops-cross-account-{}", std::process::id());
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"bedrock.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    assuming
+        .call_in(
+            Some(account),
+            "CreateRole",
+            &[("RoleName", role.clone()), ("AssumeRolePolicyDocument", trust.to_owned())],
+        )
+        .await
+        .unwrap();
+    let tag = AwsCall::TagRole {
+        account: AccountId::parse(account).unwrap(),
+        role_name: role.clone(),
+        key: SUSPENDED_TAG.into(),
+        value: "true".into(),
+    };
+    let outcome = assuming.apply(0, &tag).await;
+    assert!(outcome.ok, "{}", outcome.detail);
+    let tags = assuming.call_in(Some(account), "ListRoleTags", &[("RoleName", role.clone())]).await.unwrap();
+    assert!(tags.contains(SUSPENDED_TAG), "{tags}");
+    let elsewhere = own.apply(0, &tag).await;
+    assert!(!elsewhere.ok && elsewhere.detail.starts_with("NoSuchEntity"), "{}", elsewhere.detail);
+    assert!(client(&endpoint).assuming(&endpoint, "arn:aws:iam::1:role/x").is_err(), "a template names {{account}}");
+}

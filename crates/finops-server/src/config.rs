@@ -65,6 +65,11 @@ pub enum KillSwitchMode {
     Automatic {
         /// `https://iam.amazonaws.com`, or a stand-in such as moto's server.
         iam_endpoint: String,
+        /// The role assumed in each workload account (`arn:aws:iam::{account}:role/…`);
+        /// `None`: the credentials act in their own account.
+        role_template: Option<String>,
+        /// Where roles are assumed.
+        sts_endpoint: String,
     },
 }
 
@@ -256,6 +261,11 @@ pub struct ConfigLayer {
     pub kill_switch: Option<String>,
     /// `kill_switch_iam_endpoint = "https://iam.amazonaws.com"` (the default)
     pub kill_switch_iam_endpoint: Option<String>,
+    /// `kill_switch_role = "arn:aws:iam::{account}:role/finops-kill-switch"`: assumed in each
+    /// workload account (default: none, the credentials act in their own account)
+    pub kill_switch_role: Option<String>,
+    /// `kill_switch_sts_endpoint = "https://sts.amazonaws.com"` (the default)
+    pub kill_switch_sts_endpoint: Option<String>,
 }
 
 /// A configuration that cannot be used, named precisely.
@@ -322,6 +332,8 @@ impl ConfigLayer {
             detectors: self.detectors.or(lower.detectors),
             kill_switch: self.kill_switch.or(lower.kill_switch),
             kill_switch_iam_endpoint: self.kill_switch_iam_endpoint.or(lower.kill_switch_iam_endpoint),
+            kill_switch_role: self.kill_switch_role.or(lower.kill_switch_role),
+            kill_switch_sts_endpoint: self.kill_switch_sts_endpoint.or(lower.kill_switch_sts_endpoint),
         }
     }
 
@@ -378,6 +390,11 @@ impl ConfigLayer {
                     .kill_switch_iam_endpoint
                     .filter(|e| !e.trim().is_empty())
                     .unwrap_or_else(|| finops_aws::iam::DEFAULT_ENDPOINT.to_owned()),
+                role_template: self.kill_switch_role.filter(|r| !r.trim().is_empty()),
+                sts_endpoint: self
+                    .kill_switch_sts_endpoint
+                    .filter(|e| !e.trim().is_empty())
+                    .unwrap_or_else(|| finops_aws::iam::DEFAULT_STS_ENDPOINT.to_owned()),
             },
             Some(other) => {
                 return Err(ConfigError::Value {
@@ -483,6 +500,46 @@ mod tests {
         assert_eq!(config.coding_profile.reference_model.as_str(), "amazon.nova-pro-v1:0");
         let bad: ConfigLayer = toml::from_str("dev = true\n[coding_profile]\nreference_region = \"moon-1\"").unwrap();
         assert!(bad.resolve().unwrap_err().to_string().contains("coding_profile.reference_region"));
+    }
+
+    #[test]
+    fn near_real_time_settings_come_from_the_file_and_bad_ones_are_named() {
+        let text = r#"
+            dev = true
+            metrics_listen = "127.0.0.1:9464"
+            kill_switch = "automatic"
+            kill_switch_role = "arn:aws:iam::{account}:role/finops-kill-switch"
+            [detectors]
+            spike_factor = 4
+            spike_floor_dollars = 500
+            [[webhooks]]
+            url = "https://hooks.example.com/finops"
+            secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+        "#;
+        let config = toml::from_str::<ConfigLayer>(text).unwrap().resolve().unwrap();
+        assert_eq!(config.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(
+            config.kill_switch,
+            KillSwitchMode::Automatic {
+                iam_endpoint: "https://iam.amazonaws.com".into(),
+                role_template: Some("arn:aws:iam::{account}:role/finops-kill-switch".into()),
+                sts_endpoint: "https://sts.amazonaws.com".into(),
+            }
+        );
+        assert_eq!((config.detectors.spike_factor, config.detectors.spike_floor_cents), (4, 50_000));
+        assert_eq!(config.detectors.surge_factor, 10, "a key left out keeps its default");
+        assert_eq!(config.webhooks.len(), 1);
+        let defaults = ConfigLayer { dev: Some(true), ..Default::default() }.resolve().unwrap();
+        assert_eq!((defaults.kill_switch, defaults.metrics_listen), (KillSwitchMode::Manual, None), "off by default");
+        for (bad, named) in [
+            ("dev = true\nkill_switch = \"sometimes\"", "kill_switch"),
+            ("dev = true\nmetrics_listen = \"nowhere\"", "metrics_listen"),
+            ("dev = true\n[detectors]\nbaseline_days = 1", "detectors"),
+            ("dev = true\n[[webhooks]]\nurl = \"https://x\"\nsecret = \"plain\"", "webhooks"),
+        ] {
+            let err = toml::from_str::<ConfigLayer>(bad).unwrap().resolve().unwrap_err();
+            assert!(err.to_string().contains(named), "{bad}: {err}");
+        }
     }
 
     #[test]

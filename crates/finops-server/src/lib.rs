@@ -232,14 +232,17 @@ pub async fn serve_with_metrics(
     // The kill switch's enforcer runs only when it is automatic (and has credentials).
     let (enforcement, enforcer_task) = match &config.kill_switch {
         KillSwitchMode::Manual => (finops_domain::kill_switch::Enforcement::Manual, None),
-        KillSwitchMode::Automatic { iam_endpoint } => {
+        KillSwitchMode::Automatic { iam_endpoint, role_template, sts_endpoint } => {
             let invalid = |reason: String| {
                 ServerError::Config(ConfigError::Value { field: "kill_switch", value: "automatic".into(), reason })
             };
             let credentials = config.aws_credentials.clone().ok_or_else(|| {
                 invalid("needs AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) to call IAM".into())
             })?;
-            let iam = finops_aws::IamClient::new(iam_endpoint, credentials).map_err(invalid)?;
+            let mut iam = finops_aws::IamClient::new(iam_endpoint, credentials).map_err(invalid)?;
+            if let Some(template) = role_template {
+                iam = iam.assuming(sts_endpoint, template).map_err(invalid)?;
+            }
             let task = finops_processes::Enforcer::new(store.clone(), read_models.clone(), iam)
                 .spawn(std::time::Duration::from_millis(500));
             (finops_domain::kill_switch::Enforcement::Automatic, Some(task))

@@ -202,6 +202,13 @@ struct ServeArgs {
     /// automatic (the server calls IAM with the standard AWS_* credentials).
     #[arg(long, env = "FINOPS_KILL_SWITCH")]
     kill_switch: Option<String>,
+    /// The role an automatic kill switch assumes in each workload account, as an ARN with
+    /// {account} (e.g. arn:aws:iam::{account}:role/finops-kill-switch) [default: none].
+    #[arg(long, env = "FINOPS_KILL_SWITCH_ROLE")]
+    kill_switch_role: Option<String>,
+    /// Where that role is assumed [default: https://sts.amazonaws.com].
+    #[arg(long, env = "FINOPS_KILL_SWITCH_STS_ENDPOINT")]
+    kill_switch_sts_endpoint: Option<String>,
     /// The IAM endpoint of an automatic kill switch [default: https://iam.amazonaws.com].
     #[arg(long, env = "FINOPS_KILL_SWITCH_IAM_ENDPOINT")]
     kill_switch_iam_endpoint: Option<String>,
@@ -300,6 +307,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         detectors: None,
         kill_switch: args.kill_switch,
         kill_switch_iam_endpoint: args.kill_switch_iam_endpoint,
+        kill_switch_role: args.kill_switch_role,
+        kill_switch_sts_endpoint: args.kill_switch_sts_endpoint,
     }
     .over(file)
     .resolve()?;
