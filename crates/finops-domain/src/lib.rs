@@ -23,6 +23,7 @@ pub mod kill_switch;
 pub mod maturity;
 pub mod org;
 pub mod pricing;
+pub mod reconciliation;
 pub mod request;
 pub mod role;
 pub mod role_patterns;
