@@ -233,10 +233,14 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
     let rows: Vec<&pb::AttributionRow> = truth.rows.iter().filter(|r| r.keys[0] == "Support Bot").collect();
     let quoted = figures(&answer);
     assert_eq!(quoted["total"].amount, rows.iter().map(|r| r.cost_cents).sum::<i64>());
-    let model = rows.iter().map(|r| r.keys[2].clone()).next().unwrap();
-    let by_model: i64 = rows.iter().filter(|r| r.keys[2] == model).map(|r| r.cost_cents).sum();
-    if let Some(figure) = quoted.get(&format!("model {model}")) {
-        assert_eq!(figure.amount, by_model);
+    // Each breakdown's largest value is quoted, as the sum of its rows.
+    for (column, label) in [(2, "model"), (3, "token type"), (4, "region"), (5, "caller")] {
+        let mut by: BTreeMap<&str, i64> = BTreeMap::new();
+        for r in &rows {
+            *by.entry(r.keys[column].as_str()).or_default() += r.cost_cents;
+        }
+        let (top, cents) = by.iter().max_by_key(|(k, c)| (**c, std::cmp::Reverse(**k))).unwrap();
+        assert_eq!(quoted[&format!("{label} {top}")].amount, *cents, "{label}");
     }
     let days: i64 = quoted.iter().filter(|(k, _)| k.starts_with("day ")).map(|(_, f)| f.amount).sum();
     assert_eq!(days, quoted["total"].amount, "day by day adds up");
@@ -244,11 +248,43 @@ async fn agent_bill_answers_with_the_figures_of_the_calls_it_wraps() {
         assert!(answer.text.contains(words), "{words} in {}", answer.text);
     }
 
-    // 6. An action: accepting a card is the AcceptSpendCard command itself, taken only once
-    // confirmed, refused as that command is refused.
+    // The open gaps, as ListGaps totals them for the period at the answer's instant.
+    let answer = bill.ask(authed(ask("Which AI spend has no owner?"), &fl)).await.unwrap().into_inner();
+    assert_eq!(answer.tool, "gaps");
+    let request = pb::ListGapsRequest {
+        state: "active".into(),
+        period: answer.period.clone(),
+        page_size: 1000,
+        as_of: answer.as_of.clone(),
+        ..Default::default()
+    };
+    let totals = gaps.list_gaps(authed(request, &fl)).await.unwrap().into_inner().totals;
+    let quoted = figures(&answer);
+    assert_eq!(quoted["open gaps spend"].amount, totals.iter().map(|t| t.cents).sum::<i64>());
+    assert_eq!(quoted["open gaps"].amount, totals.iter().map(|t| i64::from(t.gaps)).sum::<i64>());
+    for t in &totals {
+        assert_eq!(quoted[&format!("{} spend", t.kind)].amount, t.cents, "{}", t.kind);
+    }
+
+    // 6. The spend cards by status, as ListSpendCards has them for the asker. An action:
+    // accepting a card is the AcceptSpendCard command itself, taken only once confirmed,
+    // refused as that command is refused.
     let mut cards = SpendCardServiceClient::new(
         tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap(),
     );
+    let answer = bill.ask(authed(ask("Which spend cards are waiting for me?"), &maria)).await.unwrap().into_inner();
+    assert_eq!(answer.tool, "spend_cards");
+    let list = pb::ListSpendCardsRequest { page_size: 1000, as_of: answer.as_of.clone(), ..Default::default() };
+    let hers = cards.list_spend_cards(authed(list, &maria)).await.unwrap().into_inner().cards;
+    let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
+    for c in &hers {
+        *by_status.entry(format!("{} cards", c.status)).or_default() += 1;
+    }
+    let quoted = figures(&answer);
+    assert!(!by_status.is_empty());
+    for (name, n) in &by_status {
+        assert_eq!(quoted[name].amount, *n, "{name}");
+    }
     let list = pb::ListSpendCardsRequest { status: "issued".into(), page_size: 100, ..Default::default() };
     let issued = cards.list_spend_cards(authed(list, &maria)).await.unwrap().into_inner().cards;
     let flagged = issued.iter().find(|c| c.lines.iter().any(|l| l.flagged)).expect("a flagged card").clone();

@@ -10,6 +10,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type};
 use datafusion::arrow::util::display::array_value_to_string;
 use finops_domain::gaps::GapKind;
+use finops_domain::spend_cards::forecast::Forecast;
 
 use crate::{AttributionError, Question, raw_at};
 
@@ -96,6 +97,30 @@ pub fn daily_cents(lines: &[WorkloadDayLine]) -> BTreeMap<&str, Vec<(NaiveDate, 
             (workload, days.into_iter().zip(cents).collect())
         })
         .collect()
+}
+
+/// Every approved workload's month in `question`'s period, through the last day CUR
+/// covers: month to date ([`daily_cents`]), burn, projection and crossing against its
+/// monthly estimate. The one reading `GetWorkload`'s forecast, the threshold alerts and the
+/// metrics share; `None` while CUR covers no day of the period.
+pub async fn month_forecasts(
+    question: &Question,
+    state: &finops_domain::governance_state::GovernanceState,
+) -> Result<Option<(NaiveDate, BTreeMap<uuid::Uuid, Forecast>)>, AttributionError> {
+    let Some(through) = question.covered_through().await? else { return Ok(None) };
+    let lines = question.workload_day_lines().await?;
+    let daily = daily_cents(&lines);
+    let forecasts = state
+        .workloads()
+        .iter()
+        .map(|w| {
+            let id = w.workload_id.to_string();
+            let days = daily.get(id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let estimate = state.card_plan(w.workload_id).map_or(0, |plan| plan.month_cents(through)) as i64;
+            (w.workload_id, finops_domain::spend_cards::forecast::forecast(days, estimate, through))
+        })
+        .collect();
+    Ok(Some((through, forecasts)))
 }
 
 #[cfg(test)]

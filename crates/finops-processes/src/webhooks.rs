@@ -155,16 +155,15 @@ pub async fn watch_batch(
         }
         Err(e) => return Err(attribution(e)),
     };
-    let Some(covered) = question.covered_through().await.map_err(attribution)? else { return Ok(0) };
-    let lines = question.workload_day_lines().await.map_err(attribution)?;
-    let daily = finops_attribution::cards::daily_cents(&lines);
+    let Some((covered, forecasts)) =
+        finops_attribution::cards::month_forecasts(&question, &state).await.map_err(attribution)?
+    else {
+        return Ok(0);
+    };
     let handler = CommandHandler::<ThresholdAlerts>::new(store.clone());
     let mut crossed = 0;
     for workload in state.workloads() {
-        let id = workload.workload_id.to_string();
-        let days = daily.get(id.as_str()).map(Vec::as_slice).unwrap_or_default();
-        let estimate = state.card_plan(workload.workload_id).map_or(0, |plan| plan.month_cents(covered)) as i64;
-        let f = finops_domain::spend_cards::forecast::forecast(days, estimate, covered);
+        let Some(f) = forecasts.get(&workload.workload_id) else { continue };
         for threshold in thresholds_reached(f.month_to_date_cents, f.estimate_cents) {
             let crossing = Crossing {
                 workload_id: workload.workload_id,

@@ -185,11 +185,13 @@ impl Metrics {
             return Ok(cached);
         }
         let mut out = Vec::new();
+        // One reading of the month for every workload.
+        let month = self.spaces.month_forecasts(None).await.map_err(|s| s.message().to_owned())?;
         for doc in self.documents(WorkloadsView::NAME).await? {
             let Ok(id) = Uuid::parse_str(&crate::wire::text(&doc, "workload_id")) else { continue };
-            let forecast = self.spaces.forecast(id, None).await.map_err(|s| s.message().to_owned())?;
-            if let Some(f) = forecast.filter(|f| f.month_estimate_cents > 0) {
-                out.push((crate::wire::text(&doc, "name"), f.month_estimate_cents - f.month_to_date_cents));
+            let forecast = month.as_ref().and_then(|m| m.workloads.get(&id));
+            if let Some(f) = forecast.filter(|f| f.estimate_cents > 0) {
+                out.push((crate::wire::text(&doc, "name"), f.estimate_cents - f.month_to_date_cents));
             }
         }
         out.sort();

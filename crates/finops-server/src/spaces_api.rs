@@ -19,6 +19,18 @@ use crate::auth::{Authenticator, Principal, Role};
 use crate::status::{from_governance, not_found};
 use crate::wire::{self, Fields};
 
+/// Every workload's forecast for the latest month with CUR.
+pub(crate) struct MonthForecasts {
+    /// The period.
+    pub period: String,
+    /// The batch read.
+    pub batch: String,
+    /// The last day CUR covers.
+    pub through: chrono::NaiveDate,
+    /// By workload.
+    pub workloads: std::collections::BTreeMap<Uuid, finops_domain::spend_cards::forecast::Forecast>,
+}
+
 /// Serves Spaces.
 #[derive(Clone)]
 pub struct SpacesApi {
@@ -67,12 +79,13 @@ impl SpacesApi {
         }
     }
 
-    /// Where `workload`'s latest month with CUR stands as of `instant` (`None`: no CUR then).
-    pub(crate) async fn forecast(
+    /// Every workload's latest month with CUR as of `instant` (`None`: no CUR then): the
+    /// period, its batch and each workload's forecast, from one reading of the state and
+    /// one attribution question.
+    pub(crate) async fn month_forecasts(
         &self,
-        workload: Uuid,
         instant: Option<chrono::DateTime<Utc>>,
-    ) -> Result<Option<pb::WorkloadForecast>, Status> {
+    ) -> Result<Option<MonthForecasts>, Status> {
         use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
         let state =
             finops_governance::state::state_as_of(self.store.as_ref(), instant).await.map_err(from_governance)?;
@@ -85,15 +98,24 @@ impl SpacesApi {
             .question(GovernanceView::from(&state), batch, Visibility::Everything)
             .await
             .map_err(attribution)?;
-        let Some(through) = question.covered_through().await.map_err(attribution)? else { return Ok(None) };
-        let lines = question.workload_day_lines().await.map_err(attribution)?;
-        let id = workload.to_string();
-        let daily = finops_attribution::cards::daily_cents(&lines);
-        let days = daily.get(id.as_str()).map(Vec::as_slice).unwrap_or_default();
-        let estimate = state.card_plan(workload).map_or(0, |plan| plan.month_cents(through)) as i64;
-        let f = finops_domain::spend_cards::forecast::forecast(days, estimate, through);
+        let found = finops_attribution::cards::month_forecasts(&question, &state).await.map_err(attribution)?;
+        Ok(found.map(|(through, workloads)| MonthForecasts { period, batch: batch.hash.clone(), through, workloads }))
+    }
+
+    /// Where `workload`'s latest month with CUR stands as of `instant` (`None`: no CUR then).
+    pub(crate) async fn forecast(
+        &self,
+        workload: Uuid,
+        instant: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Option<pb::WorkloadForecast>, Status> {
+        let Some(month) = self.month_forecasts(instant).await? else { return Ok(None) };
+        let f = month
+            .workloads
+            .get(&workload)
+            .cloned()
+            .unwrap_or_else(|| finops_domain::spend_cards::forecast::forecast(&[], 0, month.through));
         Ok(Some(pb::WorkloadForecast {
-            period,
+            period: month.period,
             through: f.through.to_string(),
             month_to_date_cents: f.month_to_date_cents,
             month_estimate_cents: f.estimate_cents,
@@ -101,7 +123,7 @@ impl SpacesApi {
             projected_month_cents: f.projected_month_cents,
             crossing_date: f.crossing.map(|d| d.to_string()).unwrap_or_default(),
             crossed: f.crossed,
-            batch: batch.hash.clone(),
+            batch: month.batch,
         }))
     }
 
