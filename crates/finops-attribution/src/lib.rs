@@ -19,6 +19,7 @@ pub mod chargeback;
 pub mod export;
 pub mod gaps;
 pub mod governance;
+pub mod invocation_usage;
 pub mod lines;
 pub mod maturity;
 pub mod parquet_csv;
@@ -82,6 +83,9 @@ pub enum AttributionError {
     /// The query engine failed.
     #[error("query: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    /// Stored hourly usage of invocation logs could not be written or read.
+    #[error("invocation-log usage: {0}")]
+    Usage(String),
 }
 
 /// The columnar layout's version, part of the object names: a batch stored by an earlier
@@ -328,6 +332,11 @@ impl AttributionEngine {
     /// An engine reading batches from `objects`.
     pub fn new(objects: Arc<dyn ObjectStore>, patterns: RolePatterns) -> Self {
         Self { objects, patterns }
+    }
+
+    /// The object store it reads (batches, and the logs' hourly usage).
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
     }
 
     /// Prepares the question "`batch`'s period, judged by `view`" for `visibility`. `batch`

@@ -1,17 +1,16 @@
 //! Bedrock model-invocation log records (issue 13.1; NEAR-REAL-TIME.md §1): the fast
 //! signal beside CUR's late one. A record says who (`identity.arn`) called which model
 //! (`modelId`, as the caller passed it) in which account and region, when, and how many
-//! tokens of each kind it used; [`hourly`] folds records into hourly usage per account ×
-//! caller × model × region × token type, the shape the detectors and reconciliation read.
+//! tokens of each kind it used. `finops_attribution::invocation_usage` folds a file's
+//! records into priced hourly usage (this reader is its definition of a valid file).
 //!
 //! Files come as AWS delivers them — JSON lines, gzip or not — or as one JSON object or
 //! array. A malformed record gets a precise error (file, line, field) and the whole file is
 //! refused: a partial file would under-count silently.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::resource::BedrockResource;
@@ -49,27 +48,49 @@ pub struct InvocationRecord {
 }
 
 impl InvocationRecord {
-    /// The model behind `model_id`: a bare id as is, a foundation-model ARN's id, a system
-    /// profile's model (its geography prefix dropped: `us.`, `eu.`, `apac.`, `global.`); an
-    /// application inference profile is named as such (its model is its owner's to say).
+    /// The model behind `model_id` ([`model_of`]).
     pub fn model(&self) -> String {
-        if let Some(resource) = BedrockResource::parse(&self.model_id) {
-            return match (&resource, resource.model()) {
-                (_, Some(model)) => model.to_owned(),
-                (BedrockResource::ApplicationInferenceProfile { id, .. }, None) => {
-                    format!("application-inference-profile/{id}")
-                }
-                _ => self.model_id.clone(),
-            };
-        }
-        for geography in ["us.", "eu.", "apac.", "us-gov.", "ca.", "jp.", "au.", "global."] {
-            if let Some(model) = self.model_id.strip_prefix(geography)
-                && model.contains('.')
-            {
-                return model.to_owned();
+        model_of(&self.model_id)
+    }
+}
+
+/// The model behind a `modelId` as a caller passes it: a bare id as is, a foundation-model
+/// ARN's id, a system profile's model (its geography prefix dropped: `us.`, `eu.`, `apac.`,
+/// `global.`); an application inference profile is named as such (its model is its owner's
+/// to say).
+pub fn model_of(model_id: &str) -> String {
+    if let Some(resource) = BedrockResource::parse(model_id) {
+        return match (&resource, resource.model()) {
+            (_, Some(model)) => model.to_owned(),
+            (BedrockResource::ApplicationInferenceProfile { id, .. }, None) => {
+                format!("application-inference-profile/{id}")
             }
+            _ => model_id.to_owned(),
+        };
+    }
+    for geography in GEOGRAPHIES {
+        if let Some(model) = model_id.strip_prefix(geography)
+            && model.contains('.')
+        {
+            return model.to_owned();
         }
-        self.model_id.clone()
+    }
+    model_id.to_owned()
+}
+
+/// The geography prefixes of system-defined cross-Region inference profiles.
+const GEOGRAPHIES: [&str; 8] = ["us.", "eu.", "apac.", "us-gov.", "ca.", "jp.", "au.", "global."];
+
+/// The id a price table prices a `modelId` under: a bare id or system profile id as is
+/// (a `global.` profile has its own rate, a geographic one its source Region's), a
+/// foundation-model or system-profile ARN's id; `None` for an application inference
+/// profile or a guardrail, whose model the call does not say.
+pub fn priced_model_id(model_id: &str) -> Option<String> {
+    match BedrockResource::parse(model_id) {
+        Some(BedrockResource::FoundationModel { model, .. }) => Some(model),
+        Some(BedrockResource::SystemInferenceProfile { profile, .. }) => Some(profile),
+        Some(_) => None,
+        None => Some(model_id.to_owned()),
     }
 }
 
@@ -204,50 +225,24 @@ pub enum LogTokenType {
     CacheWrite,
 }
 
-/// One hour of one caller's use of one model in one account and Region.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UsageKey {
-    /// The hour's start.
-    pub hour: DateTime<Utc>,
-    /// The account.
-    pub account: String,
-    /// The caller's ARN.
-    pub principal_arn: String,
-    /// The model ([`InvocationRecord::model`]).
-    pub model: String,
-    /// The Region called.
-    pub region: String,
-    /// Which tokens.
-    pub token_type: LogTokenType,
-}
+impl LogTokenType {
+    /// Every token type, in the order usage lists them.
+    pub const ALL: [LogTokenType; 4] = [Self::Input, Self::Output, Self::CacheRead, Self::CacheWrite];
 
-/// Tokens per hour × account × caller × model × Region × token type (zero counts left out).
-pub fn hourly(records: &[InvocationRecord]) -> BTreeMap<UsageKey, u64> {
-    let mut out = BTreeMap::new();
-    for r in records {
-        let hour = r.timestamp.duration_trunc(TimeDelta::hours(1)).unwrap_or(r.timestamp);
-        let model = r.model();
-        for (token_type, tokens) in [
-            (LogTokenType::Input, r.input_tokens),
-            (LogTokenType::Output, r.output_tokens),
-            (LogTokenType::CacheRead, r.cache_read_tokens),
-            (LogTokenType::CacheWrite, r.cache_write_tokens),
-        ] {
-            if tokens == 0 {
-                continue;
-            }
-            let key = UsageKey {
-                hour,
-                account: r.account.clone(),
-                principal_arn: r.principal_arn.clone(),
-                model: model.clone(),
-                region: r.region.clone(),
-                token_type,
-            };
-            *out.entry(key).or_insert(0) += tokens;
+    /// Its name, as CUR's AI facts name token types.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Output => "output",
+            Self::CacheRead => "cache_read",
+            Self::CacheWrite => "cache_write",
         }
     }
-    out
+
+    /// The token type named `name` ([`Self::as_str`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
 }
 
 #[cfg(test)]
@@ -327,24 +322,6 @@ mod tests {
         assert_eq!((e.line, e.field.as_str()), (2, "record"));
         let e = read_file("x", A.replace("ConverseStream", "Embed").as_bytes()).unwrap_err();
         assert!(e.to_string().starts_with("x, line 1: `operation` `Embed` is not one of"), "{e}");
-    }
-
-    #[test]
-    fn usage_is_summed_per_hour_caller_model_region_and_token_type() {
-        let mut records = read_file("a", format!("{A}\n{B}\n").as_bytes()).unwrap();
-        let mut later = records[0].clone();
-        later.request_id = "other".into();
-        later.timestamp += TimeDelta::minutes(10);
-        records.push(later);
-        let usage = hourly(&records);
-        let nova_input = usage
-            .iter()
-            .find(|(k, _)| k.model == "amazon.nova-lite-v1:0" && k.token_type == LogTokenType::Input)
-            .unwrap();
-        assert_eq!(*nova_input.1, 8, "two calls in the same hour");
-        assert_eq!(nova_input.0.hour.to_rfc3339(), "2025-03-11T00:00:00+00:00");
-        assert!(usage.keys().all(|k| k.token_type != LogTokenType::CacheRead), "zero counts are left out");
-        assert_eq!(usage.values().sum::<u64>(), 4 + 38 + 4 + 38 + 3 + 28857 + 142);
     }
 
     proptest! {

@@ -452,7 +452,6 @@ mod tests {
         assert!(written > 500, "{written}");
         let records = crate::invocation_log::read_file("logs.json", &logs).unwrap();
         assert_eq!(records.len() as u64, written);
-        let usage = crate::invocation_log::hourly(&records);
         // The CUR's tokens of the same lines, by hour and token type.
         let mut expected: std::collections::BTreeMap<(String, &str), u64> = Default::default();
         for line in CurCsv::new("m", cur.as_slice()).unwrap() {
@@ -470,14 +469,19 @@ mod tests {
             }
         }
         let mut got: std::collections::BTreeMap<(String, &str), u64> = Default::default();
-        for (key, tokens) in &usage {
-            let kind = match key.token_type {
-                crate::invocation_log::LogTokenType::Input => "input",
-                crate::invocation_log::LogTokenType::Output => "output",
-                crate::invocation_log::LogTokenType::CacheRead => "cache_read",
-                crate::invocation_log::LogTokenType::CacheWrite => "cache_write",
-            };
-            *got.entry((key.hour.to_rfc3339(), kind)).or_default() += tokens;
+        for r in &records {
+            use chrono::DurationRound;
+            let hour = r.timestamp.duration_trunc(chrono::TimeDelta::hours(1)).unwrap().to_rfc3339();
+            for (kind, tokens) in [
+                ("input", r.input_tokens),
+                ("output", r.output_tokens),
+                ("cache_read", r.cache_read_tokens),
+                ("cache_write", r.cache_write_tokens),
+            ] {
+                if tokens > 0 {
+                    *got.entry((hour.clone(), kind)).or_default() += tokens;
+                }
+            }
         }
         expected.retain(|_, t| *t > 0);
         assert_eq!(got, expected);

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::aggregate::Aggregate;
 use crate::cur_batches::{CurPeriod, CurPeriodEvent};
 use crate::gateway_rules::{GatewayRule, GatewayRuleEvent, GatewayRuleSpec};
+use crate::invocation_logs::{LogDay, LogDayEvent};
 use crate::org::{OrgEvent, Organisation};
 use crate::request::{BusinessRequest, RequestEvent, RequestStatus};
 use crate::role_patterns::{RolePatternEvent, RolePatternPolicy};
@@ -36,6 +37,8 @@ pub struct GovernanceState {
     pub role_patterns: RolePatternPolicy,
     /// Gateway mapping rules by id, in the order they were recorded.
     pub gateway_rules: Vec<(Uuid, GatewayRule)>,
+    /// Invocation-log files by the day of their first hour.
+    pub invocation_logs: BTreeMap<NaiveDate, LogDay>,
 }
 
 /// A gateway mapping rule as attribution applies it.
@@ -181,6 +184,42 @@ impl GovernanceState {
         self.cur_periods.insert(period.to_owned(), p);
     }
 
+    /// Applies a day's invocation-log event.
+    pub fn apply_invocation_logs(&mut self, day: NaiveDate, event: &LogDayEvent) {
+        let d = self.invocation_logs.remove(&day).unwrap_or_default().evolve(event);
+        self.invocation_logs.insert(day, d);
+    }
+
+    /// The workload a caller's invocation on `day` is charged to on the fast path (logs):
+    /// the claim in force that day of its role in its account — by the role's name, or,
+    /// for an Identity Center session (`AWSReservedSSO_{set}_{hex}`), by its permission set
+    /// as the classification reads a role claim (the generated role's set, the set of a
+    /// claimed reserved role, or the claimed name itself). Users, broad roles and gateway
+    /// sessions are CUR's to classify: `None`.
+    pub fn workload_of_caller(&self, account: &str, principal_name: &str, day: NaiveDate) -> Option<Uuid> {
+        let session_set = crate::role::permission_set_of_reserved_role(principal_name);
+        let generated: std::collections::BTreeSet<String> = self.workloads().into_iter().map(|w| w.role_name).collect();
+        self.claim_spans()
+            .into_iter()
+            .filter(|s| s.from <= day && s.until.is_none_or(|u| day <= u))
+            .filter(|s| match &s.resource {
+                ClaimedResource::IamRole { account: a, role_name } if a.as_str() == account => {
+                    role_name == principal_name
+                        || session_set.is_some_and(|set| {
+                            let claimed = if generated.contains(role_name) {
+                                crate::role::permission_set_for(role_name)
+                            } else {
+                                crate::role::permission_set_of_reserved_role(role_name).unwrap_or(role_name).to_owned()
+                            };
+                            claimed == set
+                        })
+                }
+                _ => false,
+            })
+            .max_by_key(|s| s.from)
+            .map(|s| s.workload_id)
+    }
+
     /// The budget an approval that named none charges: the account's only budget, if it
     /// has exactly one (approvals recorded before budgets were named).
     fn only_budget_of(&self, account: &AccountId) -> Option<Uuid> {
@@ -270,6 +309,7 @@ impl GovernanceState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spaces::ClaimPeriod;
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
@@ -289,5 +329,44 @@ mod tests {
         );
         let spans = budget_spans(Some(a), &[(day(10), b), (day(20), c)]);
         assert_eq!(spans[1], BudgetSpan { budget_id: b, from: Some(day(10)), until: Some(day(19)) });
+    }
+
+    #[test]
+    fn a_callers_invocation_is_charged_to_the_claim_of_its_role_that_day() {
+        let (bot, triage) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let account = "111122223333";
+        let role = |name: &str| ClaimedResource::IamRole {
+            account: AccountId::parse(account).unwrap(),
+            role_name: name.to_owned(),
+        };
+        let mut state = GovernanceState::default();
+        state.claims.insert(
+            "bot".into(),
+            ClaimableResource {
+                resource: Some(role("finops-support-bot-88aa")),
+                periods: vec![
+                    ClaimPeriod { workload_id: bot, from: day(1), until: Some(day(14)) },
+                    ClaimPeriod { workload_id: triage, from: day(15), until: None },
+                ],
+                reserved_for: None,
+            },
+        );
+        state.claims.insert(
+            "coding".into(),
+            ClaimableResource {
+                resource: Some(role("AWSReservedSSO_DataScience_0a1b2c3d")),
+                periods: vec![ClaimPeriod { workload_id: bot, from: day(1), until: None }],
+                reserved_for: None,
+            },
+        );
+        assert_eq!(state.workload_of_caller(account, "finops-support-bot-88aa", day(3)), Some(bot));
+        assert_eq!(state.workload_of_caller(account, "finops-support-bot-88aa", day(20)), Some(triage));
+        assert_eq!(state.workload_of_caller("999988887777", "finops-support-bot-88aa", day(3)), None, "account");
+        assert_eq!(state.workload_of_caller(account, "SharedAppRole", day(3)), None, "unclaimed");
+        // Identity Center: any session of the claimed permission set, whatever its suffix.
+        assert_eq!(state.workload_of_caller(account, "AWSReservedSSO_DataScience_ffee0011", day(3)), Some(bot));
+        assert_eq!(state.workload_of_caller(account, "AWSReservedSSO_Admin_ffee0011", day(3)), None);
+        let before = NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+        assert_eq!(state.workload_of_caller(account, "finops-support-bot-88aa", before), None, "before the claim");
     }
 }

@@ -19,6 +19,7 @@ pub mod gaps;
 pub mod gateway_rules;
 pub mod governance_state;
 pub mod investigations;
+pub mod invocation_logs;
 pub mod kill_switch;
 pub mod maturity;
 pub mod org;

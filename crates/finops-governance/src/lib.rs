@@ -272,6 +272,8 @@ pub mod streams {
     pub const WORKLOAD: &str = "workload-";
     /// Prefix of CUR billing-period streams.
     pub const CUR_PERIOD: &str = "cur-period-";
+    /// Prefix of a day's invocation-log files: `invocation-logs-YYYY-MM-DD`.
+    pub const INVOCATION_LOGS: &str = "invocation-logs-";
     /// The organisation's stream.
     pub const ORGANISATION: &str = "organisation";
     /// The role patterns' stream.
@@ -323,6 +325,10 @@ pub mod streams {
     /// `cur-period-{YYYY-MM}`: the period's CUR batches.
     pub fn cur_period(period: &str) -> StreamId {
         named(format!("{CUR_PERIOD}{period}"))
+    }
+    /// `invocation-logs-{YYYY-MM-DD}`: the log files whose first hour is on that day.
+    pub fn invocation_logs(day: chrono::NaiveDate) -> StreamId {
+        named(format!("{INVOCATION_LOGS}{day}"))
     }
     /// The organisation's single stream.
     pub fn organisation() -> StreamId {

@@ -7,7 +7,9 @@ use finops_domain::governance_state::GovernanceState;
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
 use uuid::Uuid;
 
-use crate::streams::{BUSINESS_REQUEST, CLAIM, CUR_PERIOD, GATEWAY_RULE, ORGANISATION, ROLE_PATTERNS, WORKLOAD};
+use crate::streams::{
+    BUSINESS_REQUEST, CLAIM, CUR_PERIOD, GATEWAY_RULE, INVOCATION_LOGS, ORGANISATION, ROLE_PATTERNS, WORKLOAD,
+};
 use crate::{GovernanceError, decode};
 
 const PAGE: usize = 2_000;
@@ -96,6 +98,14 @@ fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), Gover
         state.apply_gateway_rule(id(rest)?, &decode(event)?);
     } else if let Some(period) = stream.strip_prefix(CUR_PERIOD) {
         state.apply_cur_period(period, &decode(event)?);
+    } else if let Some(day) = stream.strip_prefix(INVOCATION_LOGS) {
+        let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|e| GovernanceError::Undecodable {
+            stream: stream.clone(),
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            reason: format!("stream name does not end in a day: {e}"),
+        })?;
+        state.apply_invocation_logs(day, &decode(event)?);
     }
     Ok(())
 }

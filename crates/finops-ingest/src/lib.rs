@@ -23,6 +23,7 @@
 //! export's manifest); [`fetch`] copies an `s3://` prefix to a local folder first.
 
 pub mod discover;
+pub mod logs;
 pub mod objects;
 
 pub use discover::{Delivery, discover, fetch};

@@ -15,13 +15,16 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use finops_attribution::invocation_usage::read_usage;
 use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Visibility};
 use finops_domain::Aggregate;
+use finops_domain::governance_state::GovernanceState;
 use finops_domain::investigations::{
-    DailySpend, DetectorSettings, Investigation, InvestigationCommand, InvestigationEvent, InvestigationStatus, Signal,
-    detect,
+    DailySpend, DetectorSettings, Firing, HourlySpend, Investigation, InvestigationCommand, InvestigationEvent,
+    InvestigationStatus, Signal, detect, detect_hourly,
 };
-use finops_eventlog::{EventStore, RecordedEvent};
+use finops_domain::invocation_logs::LogDayEvent;
+use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
 use finops_governance::state::state_through;
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
 use finops_projections::ReadModels;
@@ -56,14 +59,24 @@ impl InvestigationDetector {
         Self { store, checkpoints, engine, settings, failures: Arc::new(AtomicU64::new(0)) }
     }
 
-    /// Handles every sealed event after the checkpoint; returns how many investigations
+    /// Handles every sealed event after the checkpoint — each CUR batch, and the
+    /// invocation-log files of a page at its last one (a follower records many files at a
+    /// time; the hours they hold are read together) —; returns how many investigations
     /// it opened.
     pub async fn run_once(&self) -> Result<u64, ProcessError> {
-        crate::each_cur_batch(&self.store, &self.checkpoints, Self::NAME, |batch| {
-            let this = self.clone();
-            async move { detect_batch(&this.store, &this.engine, &this.settings, &batch).await }
-        })
-        .await
+        let mut total = 0;
+        loop {
+            let from = self.checkpoints.process_checkpoint(Self::NAME).await?;
+            let page = self.store.read_all(AllRead::forwards_after(Position(from), 500)).await?;
+            let Some(to) = page.last().and_then(|e| e.position) else { return Ok(total) };
+            for batch in page.iter().filter(|e| crate::is_cur_batch(e)) {
+                total += detect_batch(&self.store, &self.engine, &self.settings, batch).await?;
+            }
+            if let Some(logs) = page.iter().rev().find(|e| is_log_file(e)) {
+                total += detect_logs(&self.store, &self.engine, &self.settings, logs).await?;
+            }
+            self.checkpoints.advance_process(Self::NAME, from, to.0).await?;
+        }
     }
 
     /// Follows the head until the handle is aborted.
@@ -87,22 +100,7 @@ pub async fn detect_batch(
     let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
     let Some(through) = batch.position else { return Ok(0) };
     let Some(period) = batch.stream_id.as_str().strip_prefix(streams::CUR_PERIOD) else { return Ok(0) };
-    // The investigations as they stand now, folded in the same pass as the state then.
-    let mut investigations: BTreeMap<Uuid, Investigation> = BTreeMap::new();
-    let state = state_through(store.as_ref(), through, |event| {
-        if let Some(id) = event.stream_id.as_str().strip_prefix(streams::INVESTIGATION) {
-            let id = Uuid::parse_str(id).map_err(|e| GovernanceError::Undecodable {
-                stream: event.stream_id.to_string(),
-                event_id: event.event_id,
-                event_type: event.event_type.clone(),
-                reason: e.to_string(),
-            })?;
-            let current = investigations.remove(&id).unwrap_or_default();
-            investigations.insert(id, current.evolve(&decode::<InvestigationEvent>(event)?));
-        }
-        Ok(())
-    })
-    .await?;
+    let (state, investigations) = state_and_investigations(store, through).await?;
     let Some((cur, _)) = state.cur_periods.get(period).and_then(|p| p.batches.last()) else { return Ok(0) };
     let question = match engine.question(GovernanceView::from(&state), cur, Visibility::Everything).await {
         Ok(question) => question,
@@ -134,8 +132,57 @@ pub async fn detect_batch(
             })
         })
         .collect();
-    let with_requests: BTreeSet<String> =
-        state.requests.values().filter_map(|r| r.approval.as_ref().map(|a| a.review.account.to_string())).collect();
+    let firings = detect(&rows, &accounts_with_requests(&state), settings);
+    let opened = open(store, batch, through, firings, &investigations).await?;
+    if opened > 0 {
+        tracing::info!(%period, opened, "investigations opened");
+    }
+    Ok(opened)
+}
+
+/// Is `event` an invocation-log file landing?
+fn is_log_file(event: &RecordedEvent) -> bool {
+    event.event_type == "InvocationLogIngested" && event.stream_id.as_str().starts_with(streams::INVOCATION_LOGS)
+}
+
+/// The governance state through `through`, and the investigations as they stand now,
+/// folded in one pass.
+async fn state_and_investigations(
+    store: &Arc<dyn EventStore>,
+    through: Position,
+) -> Result<(GovernanceState, BTreeMap<Uuid, Investigation>), ProcessError> {
+    let mut investigations: BTreeMap<Uuid, Investigation> = BTreeMap::new();
+    let state = state_through(store.as_ref(), through, |event| {
+        if let Some(id) = event.stream_id.as_str().strip_prefix(streams::INVESTIGATION) {
+            let id = Uuid::parse_str(id).map_err(|e| GovernanceError::Undecodable {
+                stream: event.stream_id.to_string(),
+                event_id: event.event_id,
+                event_type: event.event_type.clone(),
+                reason: e.to_string(),
+            })?;
+            let current = investigations.remove(&id).unwrap_or_default();
+            investigations.insert(id, current.evolve(&decode::<InvestigationEvent>(event)?));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((state, investigations))
+}
+
+/// The accounts with an approved Business Request.
+fn accounts_with_requests(state: &GovernanceState) -> BTreeSet<String> {
+    state.requests.values().filter_map(|r| r.approval.as_ref().map(|a| a.review.account.to_string())).collect()
+}
+
+/// Opens each firing whose signal and subject has no open investigation, on behalf of the
+/// detector, with ids derived from `cause` (the event reacted to) and the investigation.
+async fn open(
+    store: &Arc<dyn EventStore>,
+    cause: &RecordedEvent,
+    through: Position,
+    firings: Vec<Firing>,
+    investigations: &BTreeMap<Uuid, Investigation>,
+) -> Result<u64, ProcessError> {
     let open: BTreeSet<(Signal, String)> = investigations
         .values()
         .filter(|i| matches!(i.status, InvestigationStatus::Open | InvestigationStatus::Investigating))
@@ -143,7 +190,7 @@ pub async fn detect_batch(
         .collect();
     let handler = CommandHandler::<Investigation>::new(store.clone());
     let mut opened = 0;
-    for firing in detect(&rows, &with_requests, settings) {
+    for firing in firings {
         let id = firing.investigation_id();
         if open.contains(&(firing.signal, firing.subject.clone())) || investigations.contains_key(&id) {
             continue;
@@ -151,18 +198,71 @@ pub async fn detect_batch(
         let context = CommandContext {
             actor_id: DETECTOR_ACTOR.to_owned(),
             actor_role: "process".to_owned(),
-            request_id: Uuid::new_v5(&batch.event_id, format!("investigation {id}").as_bytes()),
+            request_id: Uuid::new_v5(&cause.event_id, format!("investigation {id}").as_bytes()),
             rationale: Some(firing.summary.clone()),
-            correlation_id: batch.metadata.correlation_id,
-            causation_id: Some(batch.event_id),
+            correlation_id: cause.metadata.correlation_id,
+            causation_id: Some(cause.event_id),
             fingerprint: None,
         };
-        let command = InvestigationCommand::Open { firing, through: through.0, at: batch.metadata.recorded_at };
+        let command = InvestigationCommand::Open { firing, through: through.0, at: cause.metadata.recorded_at };
         handler.execute(&streams::investigation(id), &command, &context).await?;
         opened += 1;
     }
+    Ok(opened)
+}
+
+/// Opens what the invocation logs' hours fire, as the log stood at `logs` (an
+/// `InvocationLogIngested`): the hourly usage of every file recorded through it whose hours
+/// fall in the trailing window before its last hour, priced, each caller charged to the
+/// workload its role's claim holds that day; returns how many investigations it opened.
+pub async fn detect_logs(
+    store: &Arc<dyn EventStore>,
+    engine: &AttributionEngine,
+    settings: &DetectorSettings,
+    logs: &RecordedEvent,
+) -> Result<u64, ProcessError> {
+    let Some(through) = logs.position else { return Ok(0) };
+    let LogDayEvent::InvocationLogIngested { file, .. } = decode::<LogDayEvent>(logs)?;
+    let (state, investigations) = state_and_investigations(store, through).await?;
+    // The window the detectors read: the baseline's days before the newest hour, and it.
+    let newest = state
+        .invocation_logs
+        .values()
+        .flat_map(|d| d.files.iter().map(|(f, _)| f.last_hour))
+        .max()
+        .unwrap_or(file.last_hour);
+    let since = newest - chrono::Duration::days(i64::from(settings.baseline_days.max(1)) + 1);
+    let locations: Vec<String> = state
+        .invocation_logs
+        .range(since.date_naive()..)
+        .flat_map(|(_, d)| d.files.iter().map(|(f, _)| f))
+        .filter(|f| f.last_hour >= since)
+        .map(|f| f.usage_location.clone())
+        .collect();
+    let usage = read_usage(engine.objects().as_ref(), &locations)
+        .await
+        .map_err(|e| ProcessError::Attribution(e.to_string()))?;
+    // Cents per caller, model and hour (a row per token type and Region before).
+    let mut spend: BTreeMap<(chrono::DateTime<chrono::Utc>, String, String, String), u64> = BTreeMap::new();
+    for row in usage.iter().filter(|r| r.hour >= since) {
+        *spend.entry((row.hour, row.account.clone(), row.principal.clone(), row.model.clone())).or_default() +=
+            row.micro_usd.unwrap_or(0);
+    }
+    let rows: Vec<HourlySpend> = spend
+        .into_iter()
+        .map(|((hour, account, principal, model), micro_usd)| HourlySpend {
+            workload_id: state.workload_of_caller(&account, &principal, hour.date_naive()),
+            hour,
+            account,
+            principal,
+            model,
+            cents: i64::try_from((micro_usd + 5_000) / 10_000).unwrap_or(i64::MAX),
+        })
+        .collect();
+    let firings = detect_hourly(&rows, &accounts_with_requests(&state), settings);
+    let opened = open(store, logs, through, firings, &investigations).await?;
     if opened > 0 {
-        tracing::info!(%period, opened, "investigations opened");
+        tracing::info!(file = %file.source, opened, "investigations opened from invocation logs");
     }
     Ok(opened)
 }

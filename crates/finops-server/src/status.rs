@@ -71,5 +71,6 @@ pub fn from_attribution(e: finops_attribution::AttributionError) -> Status {
         e @ A::NotIngested { .. } => with_reason(Code::FailedPrecondition, e.to_string(), "CUR_NOT_INGESTED"),
         e @ A::Outdated { .. } => with_reason(Code::FailedPrecondition, e.to_string(), "CUR_LAYOUT_OUTDATED"),
         e @ A::Query(_) => with_reason(Code::Internal, e.to_string(), "QUERY_FAILED"),
+        e @ A::Usage(_) => with_reason(Code::Internal, e.to_string(), "LOG_USAGE_UNREADABLE"),
     }
 }

@@ -68,6 +68,11 @@ pub struct DetectorSettings {
     pub surge_floor_cents: i64,
     /// The trailing window, in days (at least one earlier day with spend is needed).
     pub baseline_days: u32,
+    /// On hours (invocation logs): a spike is at least this many cents above the trailing
+    /// hourly baseline (the factor is `spike_factor`).
+    pub hourly_spike_floor_cents: i64,
+    /// On hours: a surge is at least this many cents above the model's hourly baseline.
+    pub hourly_surge_floor_cents: i64,
 }
 
 impl Default for DetectorSettings {
@@ -79,6 +84,8 @@ impl Default for DetectorSettings {
             surge_factor: 10,
             surge_floor_cents: 10_000,
             baseline_days: 7,
+            hourly_spike_floor_cents: 5_000,
+            hourly_surge_floor_cents: 2_500,
         }
     }
 }
@@ -100,6 +107,23 @@ pub struct DailySpend {
     pub cents: i64,
 }
 
+/// One hour's AI spend of one caller on one model, as the invocation logs price it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlySpend {
+    /// The hour's start.
+    pub hour: DateTime<Utc>,
+    /// The usage account.
+    pub account: String,
+    /// The caller (role or user name).
+    pub principal: String,
+    /// The model.
+    pub model: String,
+    /// The workload its role's claim charges (`None`: unattributed).
+    pub workload_id: Option<Uuid>,
+    /// Cents.
+    pub cents: i64,
+}
+
 /// What a firing rests on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -107,7 +131,11 @@ pub struct Evidence {
     pub day: NaiveDate,
     /// Every day it fired, in order.
     pub days: Vec<NaiveDate>,
-    /// The subject's spend on `day` (cents).
+    /// Every hour it fired, in order, when it fired on hours (invocation logs); empty for
+    /// a firing on CUR's days (absent in events recorded before logs were read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hours: Vec<DateTime<Utc>>,
+    /// The subject's spend on `day` — on the first hour, for a firing on hours (cents).
     pub observed_cents: i64,
     /// Its trailing baseline before `day` (cents per day; 0 for a new principal).
     pub baseline_cents: i64,
@@ -151,23 +179,90 @@ fn dollars(cents: i64) -> String {
     crate::vocabulary::dollars(cents)
 }
 
-/// The subjects' daily totals and who and what is behind each day.
-#[derive(Default)]
-struct Series {
-    account: String,
-    workload_id: Option<Uuid>,
-    days: BTreeMap<NaiveDate, i64>,
-    principals: BTreeMap<NaiveDate, BTreeMap<String, i64>>,
-    models: BTreeMap<NaiveDate, BTreeMap<String, i64>>,
+/// A unit of time spend is summed over: CUR's days, or the logs' hours.
+trait Bucket: Copy + Ord + std::fmt::Display {
+    /// Buckets in a day.
+    const PER_DAY: u32;
+    /// `n` buckets earlier.
+    fn back(self, n: u32) -> Self;
+    /// Buckets from `from` to `to`.
+    fn span(from: Self, to: Self) -> i64;
+    /// The day it is in.
+    fn day(self) -> NaiveDate;
+    /// The hour, for hours.
+    fn hour(self) -> Option<DateTime<Utc>>;
 }
 
-impl Series {
-    fn add(&mut self, row: &DailySpend) {
-        self.account.clone_from(&row.account);
+impl Bucket for NaiveDate {
+    const PER_DAY: u32 = 1;
+    fn back(self, n: u32) -> Self {
+        self - Duration::days(i64::from(n))
+    }
+    fn span(from: Self, to: Self) -> i64 {
+        (to - from).num_days()
+    }
+    fn day(self) -> NaiveDate {
+        self
+    }
+    fn hour(self) -> Option<DateTime<Utc>> {
+        None
+    }
+}
+
+impl Bucket for DateTime<Utc> {
+    const PER_DAY: u32 = 24;
+    fn back(self, n: u32) -> Self {
+        self - Duration::hours(i64::from(n))
+    }
+    fn span(from: Self, to: Self) -> i64 {
+        (to - from).num_hours()
+    }
+    fn day(self) -> NaiveDate {
+        self.date_naive()
+    }
+    fn hour(self) -> Option<DateTime<Utc>> {
+        Some(self)
+    }
+}
+
+/// One bucket of one caller's spend on one model: a day from CUR or an hour from the logs.
+struct Spend<'a, K> {
+    at: K,
+    account: &'a str,
+    principal: &'a str,
+    model: &'a str,
+    workload_id: Option<Uuid>,
+    cents: i64,
+}
+
+/// The subjects' totals per bucket and who and what is behind each.
+struct Series<K> {
+    account: String,
+    workload_id: Option<Uuid>,
+    buckets: BTreeMap<K, i64>,
+    principals: BTreeMap<K, BTreeMap<String, i64>>,
+    models: BTreeMap<K, BTreeMap<String, i64>>,
+}
+
+impl<K> Default for Series<K> {
+    fn default() -> Self {
+        Self {
+            account: String::new(),
+            workload_id: None,
+            buckets: BTreeMap::new(),
+            principals: BTreeMap::new(),
+            models: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Bucket> Series<K> {
+    fn add(&mut self, row: &Spend<'_, K>) {
+        row.account.clone_into(&mut self.account);
         self.workload_id = row.workload_id;
-        *self.days.entry(row.day).or_default() += row.cents;
-        *self.principals.entry(row.day).or_default().entry(row.principal.clone()).or_default() += row.cents;
-        *self.models.entry(row.day).or_default().entry(row.model.clone()).or_default() += row.cents;
+        *self.buckets.entry(row.at).or_default() += row.cents;
+        *self.principals.entry(row.at).or_default().entry(row.principal.to_owned()).or_default() += row.cents;
+        *self.models.entry(row.at).or_default().entry(row.model.to_owned()).or_default() += row.cents;
     }
 
     fn largest(map: Option<&BTreeMap<String, i64>>) -> Vec<String> {
@@ -176,19 +271,20 @@ impl Series {
         all.into_iter().take(5).map(|(k, _)| k.clone()).collect()
     }
 
-    /// The days far above their trailing baseline: `(day, observed, baseline)`. Days with
-    /// no spend since the first day with spend count as zero.
-    fn above(&self, factor: u32, floor: i64, window: u32) -> Vec<(NaiveDate, i64, i64)> {
-        let Some(first) = self.days.keys().next().copied() else { return vec![] };
+    /// The buckets far above their trailing baseline: `(bucket, observed, baseline)`.
+    /// Buckets with no spend since the first with spend count as zero.
+    fn above(&self, factor: u32, floor: i64, window: u32) -> Vec<(K, i64, i64)> {
+        let Some(first) = self.buckets.keys().next().copied() else { return vec![] };
+        // Three days of history at least on days (a second day is no baseline), a day on hours.
+        let least = i64::from(window.min(K::PER_DAY.max(3)));
         let mut out = Vec::new();
-        for (&day, &observed) in &self.days {
-            let start = (day - Duration::days(i64::from(window))).max(first);
-            let span = (day - start).num_days();
-            // Three days of history at least: a second day is no baseline.
-            if span < i64::from(window.min(3)) {
+        for (&at, &observed) in &self.buckets {
+            let start = at.back(window).max(first);
+            let span = K::span(start, at);
+            if span < least {
                 continue;
             }
-            let before: i64 = self.days.range(start..day).map(|(_, c)| c).sum();
+            let before: i64 = self.buckets.range(start..at).map(|(_, c)| c).sum();
             if before <= 0 {
                 continue;
             }
@@ -197,7 +293,7 @@ impl Series {
             if i128::from(observed) * i128::from(span) >= i128::from(factor) * i128::from(before)
                 && observed - baseline >= floor
             {
-                out.push((day, observed, baseline));
+                out.push((at, observed, baseline));
             }
         }
         out
@@ -212,55 +308,106 @@ pub fn detect(
     accounts_with_requests: &BTreeSet<String>,
     settings: &DetectorSettings,
 ) -> Vec<Firing> {
-    let mut spend: BTreeMap<String, Series> = BTreeMap::new();
-    let mut models: BTreeMap<String, Series> = BTreeMap::new();
-    let mut newcomers: BTreeMap<String, Series> = BTreeMap::new();
-    for row in rows.iter().filter(|r| r.cents > 0) {
+    let spends = rows.iter().map(|r| Spend {
+        at: r.day,
+        account: &r.account,
+        principal: &r.principal,
+        model: &r.model,
+        workload_id: r.workload_id,
+        cents: r.cents,
+    });
+    let floors = (settings.spike_floor_cents, settings.surge_floor_cents);
+    detect_in(spends, accounts_with_requests, settings, floors)
+}
+
+/// What the invocation logs' hourly spend fires (issue 13.2): the same signals on hours —
+/// an hour at least `spike_factor` × its trailing hourly baseline (over `baseline_days`
+/// days, a day of history at least) and `hourly_spike_floor_cents` above it; a model's
+/// hour at least `surge_factor` × its baseline and `hourly_surge_floor_cents` above it; a
+/// caller in an account with no Business Request. The investigation's id is the same one
+/// CUR's daily firing on that subject and day would open, so the late signal finds the
+/// fast one open and opens nothing twice.
+pub fn detect_hourly(
+    rows: &[HourlySpend],
+    accounts_with_requests: &BTreeSet<String>,
+    settings: &DetectorSettings,
+) -> Vec<Firing> {
+    let spends = rows.iter().map(|r| Spend {
+        at: r.hour,
+        account: &r.account,
+        principal: &r.principal,
+        model: &r.model,
+        workload_id: r.workload_id,
+        cents: r.cents,
+    });
+    let floors = (settings.hourly_spike_floor_cents, settings.hourly_surge_floor_cents);
+    detect_in(spends, accounts_with_requests, settings, floors)
+}
+
+fn detect_in<'a, K: Bucket>(
+    rows: impl Iterator<Item = Spend<'a, K>>,
+    accounts_with_requests: &BTreeSet<String>,
+    settings: &DetectorSettings,
+    (spike_floor, surge_floor): (i64, i64),
+) -> Vec<Firing> {
+    let mut spend: BTreeMap<String, Series<K>> = BTreeMap::new();
+    let mut models: BTreeMap<String, Series<K>> = BTreeMap::new();
+    let mut newcomers: BTreeMap<String, Series<K>> = BTreeMap::new();
+    for row in rows.filter(|r| r.cents > 0) {
         let subject = match row.workload_id {
             Some(id) => format!("workload/{id}"),
             None => format!("principal/{}/{}", row.account, row.principal),
         };
-        spend.entry(subject).or_default().add(row);
+        spend.entry(subject).or_default().add(&row);
         if !row.model.is_empty() {
-            models.entry(format!("model/{}/{}", row.account, row.model)).or_default().add(row);
+            models.entry(format!("model/{}/{}", row.account, row.model)).or_default().add(&row);
         }
-        if !accounts_with_requests.contains(&row.account) && !row.principal.is_empty() {
-            newcomers.entry(format!("account/{}", row.account)).or_default().add(row);
+        if !accounts_with_requests.contains(row.account) && !row.principal.is_empty() {
+            newcomers.entry(format!("account/{}", row.account)).or_default().add(&row);
         }
     }
+    let unit = if K::PER_DAY == 1 { "daily" } else { "hourly" };
     let mut out = Vec::new();
-    let mut fire = |signal: Signal, subject: &str, series: &Series, hits: Vec<(NaiveDate, i64, i64)>| {
-        let Some(&(day, observed, baseline)) = hits.first() else { return };
+    let mut fire = |signal: Signal, subject: &str, series: &Series<K>, hits: Vec<(K, i64, i64)>| {
+        let Some(&(at, observed, baseline)) = hits.first() else { return };
+        let when = match at.hour() {
+            Some(hour) => format!("in the hour from {}", hour.format("%Y-%m-%d %H:%M UTC")),
+            None => format!("on {at}"),
+        };
         let summary = match signal {
             Signal::SpendSpike => format!(
-                "{subject} spent {} on {day}, {}× its trailing daily baseline of {}",
+                "{subject} spent {} {when}, {}× its trailing {unit} baseline of {}",
                 dollars(observed),
                 if baseline > 0 { observed / baseline } else { 0 },
                 dollars(baseline)
             ),
             Signal::ModelSurge => format!(
-                "{subject} consumed {} on {day} against a trailing daily baseline of {}",
+                "{subject} consumed {} {when} against a trailing {unit} baseline of {}",
                 dollars(observed),
                 dollars(baseline)
             ),
             Signal::NewPrincipal => {
                 let callers: BTreeSet<&String> = series.principals.values().flat_map(|p| p.keys()).collect();
                 format!(
-                    "{} caller(s) spent {} in account {} from {day}, and the account has no approved Business Request",
+                    "{} caller(s) spent {} in account {} from {}, and the account has no approved Business Request",
                     callers.len(),
-                    dollars(series.days.values().sum()),
-                    series.account
+                    dollars(series.buckets.values().sum()),
+                    series.account,
+                    at.day()
                 )
             }
         };
+        let mut days: Vec<NaiveDate> = hits.iter().map(|h| h.0.day()).collect();
+        days.dedup();
         out.push(Firing {
             signal,
             subject: subject.to_owned(),
             account: series.account.clone(),
             workload_id: if signal == Signal::SpendSpike { series.workload_id } else { None },
             evidence: Evidence {
-                day,
-                days: hits.iter().map(|h| h.0).collect(),
+                day: at.day(),
+                days,
+                hours: hits.iter().filter_map(|h| h.0.hour()).collect(),
                 observed_cents: observed,
                 baseline_cents: baseline,
                 principals: if signal == Signal::NewPrincipal {
@@ -273,32 +420,22 @@ pub fn detect(
                     all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                     all.into_iter().take(20).map(|(p, _)| p).collect()
                 } else {
-                    Series::largest(series.principals.get(&day))
+                    Series::<K>::largest(series.principals.get(&at))
                 },
-                models: Series::largest(series.models.get(&day)),
+                models: Series::<K>::largest(series.models.get(&at)),
             },
             summary,
         });
     };
-    let window = settings.baseline_days.max(1);
+    let window = settings.baseline_days.max(1) * K::PER_DAY;
     for (subject, series) in &spend {
-        fire(
-            Signal::SpendSpike,
-            subject,
-            series,
-            series.above(settings.spike_factor, settings.spike_floor_cents, window),
-        );
+        fire(Signal::SpendSpike, subject, series, series.above(settings.spike_factor, spike_floor, window));
     }
     for (subject, series) in &models {
-        fire(
-            Signal::ModelSurge,
-            subject,
-            series,
-            series.above(settings.surge_factor, settings.surge_floor_cents, window),
-        );
+        fire(Signal::ModelSurge, subject, series, series.above(settings.surge_factor, surge_floor, window));
     }
     for (subject, series) in &newcomers {
-        let hits: Vec<(NaiveDate, i64, i64)> = series.days.iter().map(|(d, c)| (*d, *c, 0)).collect();
+        let hits: Vec<(K, i64, i64)> = series.buckets.iter().map(|(d, c)| (*d, *c, 0)).collect();
         fire(Signal::NewPrincipal, subject, series, hits);
     }
     out
