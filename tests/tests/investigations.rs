@@ -252,3 +252,98 @@ async fn a_retry_storm_opens_one_investigation_that_people_work_through_to_close
     assert!(!answer.text.contains(&name), "a closed investigation is not listed: {}", answer.text);
     server.shutdown().await.unwrap();
 }
+
+/// A month's invocation logs with Support Bot's storm on the 20th, one gzip file per day as
+/// a follower would find them, in a fresh folder.
+fn daily_log_files(storm: &finops_cur::synthetic::Incident) -> std::path::PathBuf {
+    let mut cur = Vec::new();
+    let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows: 3_000, seed: 7, restatement: 0 };
+    finops_cur::synthetic::write_month(&spec, &mut cur).unwrap();
+    finops_cur::synthetic::write_incident(storm, &mut cur).unwrap();
+    let mut logs = Vec::new();
+    finops_cur::synthetic::write_invocation_logs(&cur, &mut logs).unwrap();
+    let mut days: std::collections::BTreeMap<String, String> = Default::default();
+    for line in String::from_utf8(logs).unwrap().lines() {
+        let at = line.find("\"timestamp\":\"").unwrap() + 13;
+        days.entry(line[at..at + 10].to_owned()).or_default().push_str(&format!("{line}\n"));
+    }
+    let dir = std::env::temp_dir().join(format!("finops-logs-{}", uuid::Uuid::now_v7()));
+    for (day, text) in days {
+        let path = dir.join(format!("AWSLogs/111122223333/BedrockModelInvocationLogs/{day}.json.gz"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        std::fs::write(path, gz.finish().unwrap()).unwrap();
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocation_logs_open_the_storm_hours_before_cur_and_cur_opens_nothing_twice() {
+    use finops_ingest::logs::{LogIngestor, find_logs};
+    let Some(url) = fresh_postgres_url().await else { return };
+    let server = RunningServer::start(&url).await;
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    let storm = finops_cur::synthetic::Incident {
+        period: "2026-11".into(),
+        account: "111122223333".into(),
+        role: "finops-support-bot-88aa".into(),
+        day: 20,
+        hours: 2..14,
+        thousands_per_hour: 2_000_000.0,
+    };
+    let dir = daily_log_files(&storm);
+    let objects: std::sync::Arc<dyn object_store::ObjectStore> =
+        std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
+    let ingestor = LogIngestor::new(server.store.clone(), objects);
+    let files = find_logs(&dir.display().to_string()).await.unwrap();
+    assert!(files.len() >= 28, "a file per day: {}", files.len());
+    for file in &files {
+        let report = ingestor.ingest(file, "ops-kim").await.unwrap();
+        assert!(report.recorded && report.columnar, "{report:?}");
+    }
+    detected(&server, &url).await;
+
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut investigations = InvestigationServiceClient::new(channel);
+    let fl = server.token("fl-ana", Role::FinopsLead);
+    let listed =
+        || pb::ListInvestigationsRequest { signal: "spend_spike".into(), page_size: 100, ..Default::default() };
+    let spikes = investigations.list_investigations(authed(listed(), &fl)).await.unwrap().into_inner().investigations;
+    // The storm's first hour, on Support Bot's workload (its role is claimed), from the logs.
+    let storm_spike = spikes
+        .iter()
+        .find(|i| i.evidence.as_ref().is_some_and(|e| e.principals.contains(&"finops-support-bot-88aa".to_owned())))
+        .unwrap_or_else(|| panic!("no spike on Support Bot's role: {spikes:#?}"));
+    assert!(storm_spike.subject.starts_with("workload/"), "{storm_spike:#?}");
+    let evidence = storm_spike.evidence.clone().unwrap();
+    assert_eq!(evidence.day, "2026-11-20");
+    assert_eq!(evidence.hours.first().map(String::as_str), Some("2026-11-20T02:00:00Z"), "{evidence:?}");
+    // 2 billion Haiku input tokens at $0.25 a million, and the workload's usual calls that hour.
+    assert!((50_000..51_000).contains(&evidence.observed_cents), "{evidence:?}");
+    assert_eq!(evidence.principals[0], "finops-support-bot-88aa");
+    assert!(storm_spike.summary.contains("in the hour from 2026-11-20 02:00 UTC"), "{}", storm_spike.summary);
+    let before = spikes.len();
+
+    // The same files again (a follower's second look, a re-run): nothing recorded, nothing opened.
+    let head = server.store.seal_committed().await.unwrap().position.0;
+    for file in &files {
+        assert!(!ingestor.ingest(file, "ops-kim").await.unwrap().recorded);
+    }
+    assert_eq!(server.store.seal_committed().await.unwrap().position.0, head, "the log did not move");
+    // A malformed file is refused whole, by file, line and field, and leaves no trace.
+    let bad = "{\"schemaType\":\"ModelInvocationLog\",\"timestamp\":\"2026-11-21T00:00:00Z\"}\n";
+    let refused = ingestor.ingest_bytes("bad.json", bad.as_bytes(), "ops-kim").await.unwrap_err();
+    assert!(refused.to_string().starts_with("bad.json, line 1: `accountId` is missing"), "{refused}");
+    assert_eq!(server.store.seal_committed().await.unwrap().position.0, head);
+
+    // CUR for the month arrives a day or two later: its daily spike on the same workload and
+    // day is the investigation the logs opened.
+    ingest_month(&server, "2026-11", 3_000, 0, std::slice::from_ref(&storm)).await;
+    detected(&server, &url).await;
+    let after = investigations.list_investigations(authed(listed(), &fl)).await.unwrap().into_inner().investigations;
+    let on_subject: Vec<_> = after.iter().filter(|i| i.subject == storm_spike.subject).collect();
+    assert_eq!(on_subject.len(), 1, "{on_subject:#?}");
+    assert!(after.len() >= before);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -72,8 +72,9 @@ impl InvestigationDetector {
             for batch in page.iter().filter(|e| crate::is_cur_batch(e)) {
                 total += detect_batch(&self.store, &self.engine, &self.settings, batch).await?;
             }
-            if let Some(logs) = page.iter().rev().find(|e| is_log_file(e)) {
-                total += detect_logs(&self.store, &self.engine, &self.settings, logs).await?;
+            let logs: Vec<&RecordedEvent> = page.iter().filter(|e| is_log_file(e)).collect();
+            if !logs.is_empty() {
+                total += detect_logs(&self.store, &self.engine, &self.settings, &logs).await?;
             }
             self.checkpoints.advance_process(Self::NAME, from, to.0).await?;
         }
@@ -211,31 +212,32 @@ async fn open(
     Ok(opened)
 }
 
-/// Opens what the invocation logs' hours fire, as the log stood at `logs` (an
-/// `InvocationLogIngested`): the hourly usage of every file recorded through it whose hours
-/// fall in the trailing window before its last hour, priced, each caller charged to the
-/// workload its role's claim holds that day; returns how many investigations it opened.
+/// Opens what the invocation logs' hours fire, as the log stood at the last of `logs`
+/// (`InvocationLogIngested` events, in order): the hourly usage of every file recorded
+/// through it with hours from the baseline's days before the earliest new hour on, priced,
+/// each caller charged to the workload its role's claim holds that day; returns how many
+/// investigations it opened.
 pub async fn detect_logs(
     store: &Arc<dyn EventStore>,
     engine: &AttributionEngine,
     settings: &DetectorSettings,
-    logs: &RecordedEvent,
+    logs: &[&RecordedEvent],
 ) -> Result<u64, ProcessError> {
-    let Some(through) = logs.position else { return Ok(0) };
-    let LogDayEvent::InvocationLogIngested { file, .. } = decode::<LogDayEvent>(logs)?;
+    let Some(last) = logs.last() else { return Ok(0) };
+    let Some(through) = last.position else { return Ok(0) };
+    let mut earliest = None;
+    for event in logs {
+        let LogDayEvent::InvocationLogIngested { file, .. } = decode::<LogDayEvent>(event)?;
+        earliest = earliest.min(Some(file.first_hour)).or(Some(file.first_hour));
+    }
+    let Some(earliest) = earliest else { return Ok(0) };
     let (state, investigations) = state_and_investigations(store, through).await?;
-    // The window the detectors read: the baseline's days before the newest hour, and it.
-    let newest = state
-        .invocation_logs
-        .values()
-        .flat_map(|d| d.files.iter().map(|(f, _)| f.last_hour))
-        .max()
-        .unwrap_or(file.last_hour);
-    let since = newest - chrono::Duration::days(i64::from(settings.baseline_days.max(1)) + 1);
+    // The new hours and the baseline's days before them.
+    let since = earliest - chrono::Duration::days(i64::from(settings.baseline_days.max(1)) + 1);
     let locations: Vec<String> = state
         .invocation_logs
-        .range(since.date_naive()..)
-        .flat_map(|(_, d)| d.files.iter().map(|(f, _)| f))
+        .values()
+        .flat_map(|d| d.files.iter().map(|(f, _)| f))
         .filter(|f| f.last_hour >= since)
         .map(|f| f.usage_location.clone())
         .collect();
@@ -260,9 +262,9 @@ pub async fn detect_logs(
         })
         .collect();
     let firings = detect_hourly(&rows, &accounts_with_requests(&state), settings);
-    let opened = open(store, logs, through, firings, &investigations).await?;
+    let opened = open(store, last, through, firings, &investigations).await?;
     if opened > 0 {
-        tracing::info!(file = %file.source, opened, "investigations opened from invocation logs");
+        tracing::info!(files = logs.len(), opened, "investigations opened from invocation logs");
     }
     Ok(opened)
 }

@@ -182,6 +182,11 @@ pub struct DetectorsLayer {
     pub surge_floor_dollars: Option<u32>,
     /// The trailing window in days (default 7).
     pub baseline_days: Option<u32>,
+    /// On the invocation logs' hours: a spike at least this many dollars above the hourly
+    /// baseline (default 250).
+    pub hourly_spike_floor_dollars: Option<u32>,
+    /// On hours: a model surge at least this many dollars above it (default 250).
+    pub hourly_surge_floor_dollars: Option<u32>,
 }
 
 impl DetectorsLayer {
@@ -192,6 +197,10 @@ impl DetectorsLayer {
         d.surge_factor = self.surge_factor.unwrap_or(d.surge_factor);
         d.surge_floor_cents = self.surge_floor_dollars.map_or(d.surge_floor_cents, |f| i64::from(f) * 100);
         d.baseline_days = self.baseline_days.unwrap_or(d.baseline_days);
+        d.hourly_spike_floor_cents =
+            self.hourly_spike_floor_dollars.map_or(d.hourly_spike_floor_cents, |f| i64::from(f) * 100);
+        d.hourly_surge_floor_cents =
+            self.hourly_surge_floor_dollars.map_or(d.hourly_surge_floor_cents, |f| i64::from(f) * 100);
         for (field, value, range) in [
             ("detectors.spike_factor", d.spike_factor, 2..=1000),
             ("detectors.surge_factor", d.surge_factor, 2..=1000),
@@ -512,6 +521,7 @@ mod tests {
             [detectors]
             spike_factor = 4
             spike_floor_dollars = 500
+            hourly_spike_floor_dollars = 400
             [[webhooks]]
             url = "https://hooks.example.com/finops"
             secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
@@ -527,6 +537,11 @@ mod tests {
             }
         );
         assert_eq!((config.detectors.spike_factor, config.detectors.spike_floor_cents), (4, 50_000));
+        assert_eq!(
+            (config.detectors.hourly_spike_floor_cents, config.detectors.hourly_surge_floor_cents),
+            (40_000, 25_000),
+            "an hourly floor set, the other its default"
+        );
         assert_eq!(config.detectors.surge_factor, 10, "a key left out keeps its default");
         assert_eq!(config.webhooks.len(), 1);
         let defaults = ConfigLayer { dev: Some(true), ..Default::default() }.resolve().unwrap();

@@ -82,6 +82,7 @@ fn to_wire(doc: &Value, with_history: bool) -> pb::Investigation {
             baseline_cents: e["baseline_cents"].as_i64().unwrap_or(0),
             principals: texts(&e["principals"]),
             models: texts(&e["models"]),
+            hours: texts(&e["hours"]),
         }),
         notes: doc["notes"]
             .as_array()

@@ -92,6 +92,9 @@ enum Command {
     /// CUR 2.0 tools.
     #[command(subcommand)]
     Cur(CurCommand),
+    /// Bedrock model-invocation logs: the fast signal beside CUR's late one.
+    #[command(subcommand)]
+    Logs(LogsCommand),
     /// Print a bearer token for a user and role (signed with FINOPS_JWT_SECRET, or the
     /// development key when none is set — for servers started with --dev).
     DevToken(DevTokenArgs),
@@ -140,6 +143,55 @@ enum CurCommand {
         /// gzip when the name ends in .gz): one record per AI token line with a caller.
         #[arg(long)]
         logs: Option<PathBuf>,
+        /// Add a retry storm by this role in account 111122223333 (Claude 3 Haiku in
+        /// us-west-2, 2 billion input tokens — $500 — an hour from 02:00 to 14:00) to the
+        /// month and its logs: what the investigation detector is for.
+        #[arg(long)]
+        spike: Option<String>,
+        /// The day of the month of the storm.
+        #[arg(long, default_value_t = 20)]
+        spike_day: u32,
+    },
+}
+
+/// Where log commands write: the store, the object store and who records.
+#[derive(Debug, clap::Args)]
+struct LogsTarget {
+    /// The event store.
+    #[arg(long, env = "FINOPS_STORE", default_value = finops_server::DEFAULT_STORE)]
+    store: String,
+    /// Where the files and their hourly usage are stored: a local folder, file:///path or
+    /// s3://bucket/prefix.
+    #[arg(long, env = "FINOPS_OBJECTS", default_value = finops_server::DEFAULT_OBJECTS)]
+    objects: String,
+    /// Who ingests (recorded on each file).
+    #[arg(long, default_value = "operator")]
+    actor: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogsCommand {
+    /// Validate invocation-log files (JSON lines, gzip or not), store them and their hourly
+    /// usage, and record each once by content (an operator's command; it works on the store
+    /// directly). A file with a malformed record is refused whole; the others go on.
+    Ingest {
+        /// Files, folders (recursively: *.json, *.json.gz, *.jsonl[.gz]) or
+        /// s3://bucket/prefix (e.g. …/AWSLogs/{account}/BedrockModelInvocationLogs/).
+        #[arg(required = true)]
+        sources: Vec<String>,
+        #[command(flatten)]
+        target: LogsTarget,
+    },
+    /// Follow folders or s3:// prefixes: ingest each new file as it lands (Ctrl-C stops).
+    Follow {
+        /// Folders or s3://bucket/prefix.
+        #[arg(required = true)]
+        sources: Vec<String>,
+        /// Seconds between looks.
+        #[arg(long, default_value_t = 10)]
+        every: u64,
+        #[command(flatten)]
+        target: LogsTarget,
     },
 }
 
@@ -268,8 +320,16 @@ fn main() -> anyhow::Result<()> {
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,
-            Command::Cur(CurCommand::Generate { period, rows, seed, restatement, out, logs }) => {
-                generate(&period, rows, seed, restatement, &out)?;
+            Command::Cur(CurCommand::Generate { period, rows, seed, restatement, out, logs, spike, spike_day }) => {
+                let spike = spike.map(|role| finops_cur::synthetic::Incident {
+                    period: period.clone(),
+                    account: "111122223333".into(),
+                    role,
+                    day: spike_day,
+                    hours: 2..14,
+                    thousands_per_hour: 2_000_000.0,
+                });
+                generate(&period, rows, seed, restatement, spike.as_ref(), &out)?;
                 match logs {
                     Some(logs) => generate_logs(&out, &logs),
                     None => Ok(()),
@@ -277,6 +337,12 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Cur(CurCommand::Ingest { files, format, store, objects, actor }) => {
                 ingest(&files, &format, &store, &objects, &actor).await
+            }
+            Command::Logs(LogsCommand::Ingest { sources, target }) => {
+                cli::logs::ingest(&sources, &target.store, &target.objects, &target.actor).await
+            }
+            Command::Logs(LogsCommand::Follow { sources, every, target }) => {
+                cli::logs::follow(sources, every, &target.store, &target.objects, &target.actor).await
             }
         }
     })
@@ -356,7 +422,7 @@ async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, obje
     for (period, rows) in [("2026-09", 10_000), ("2026-10", 10_000), ("2026-11", 20_000)] {
         let scratch = finops_ingest::scratch::Scratch::new("demo.csv");
         let path = scratch.0.clone();
-        generate(period, rows, 1, 0, &path)?;
+        generate(period, rows, 1, 0, None, &path)?;
         if period == "2026-11" {
             // Claims Triage's retry storm on the 12th, 02:00–14:00 (it was suspended at 14:00).
             let incident = finops_cur::synthetic::Incident {
@@ -387,18 +453,43 @@ async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, obje
     Ok(())
 }
 
-fn generate(period: &str, rows: u64, seed: u64, restatement: u32, out: &std::path::Path) -> anyhow::Result<()> {
+fn generate(
+    period: &str,
+    rows: u64,
+    seed: u64,
+    restatement: u32,
+    spike: Option<&finops_cur::synthetic::Incident>,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
     anyhow::ensure!(finops_domain::cur_batches::is_billing_period(period), "--period `{period}` is not YYYY-MM");
+    if let Some(spike) = spike {
+        let days = finops_domain::cur_batches::billing_period_start(period)
+            .and_then(|start| start.checked_add_months(chrono::Months::new(1)).map(|end| (end - start).num_days()))
+            .unwrap_or(28);
+        anyhow::ensure!(
+            (1..=days).contains(&i64::from(spike.day)),
+            "--spike-day {} is not a day of {period}",
+            spike.day
+        );
+    }
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let spec = finops_cur::synthetic::MonthSpec { period: period.to_owned(), rows, seed, restatement };
     let started = std::time::Instant::now();
+    let write = |out: &mut dyn std::io::Write| -> std::io::Result<()> {
+        let mut out = out;
+        finops_cur::synthetic::write_month(&spec, &mut out)?;
+        if let Some(spike) = spike {
+            finops_cur::synthetic::write_incident(spike, &mut out)?;
+        }
+        Ok(())
+    };
     let mut writer = std::io::BufWriter::new(file);
     if out.extension().is_some_and(|e| e == "gz") {
         let mut gz = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
-        finops_cur::synthetic::write_month(&spec, &mut gz)?;
+        write(&mut gz)?;
         gz.finish()?;
     } else {
-        finops_cur::synthetic::write_month(&spec, &mut writer)?;
+        write(&mut writer)?;
         std::io::Write::flush(&mut writer)?;
     }
     let seconds = started.elapsed().as_secs_f64();

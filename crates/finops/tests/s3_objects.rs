@@ -124,3 +124,47 @@ fn an_export_prefix_on_s3_is_ingested_into_a_bucket_and_answered_from_it() {
     assert!(answer["total_cents"].as_i64().unwrap() > 0);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn invocation_logs_under_an_s3_prefix_are_ingested_as_bedrock_delivers_them() {
+    let Ok(endpoint) = std::env::var("FINOPS_TEST_S3_ENDPOINT") else {
+        assert!(
+            !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+            "CI needs an S3-compatible server at FINOPS_TEST_S3_ENDPOINT (.ci/run starts one)"
+        );
+        eprintln!("SKIPPED: FINOPS_TEST_S3_ENDPOINT is not set");
+        return;
+    };
+    let bucket = format!("finops-{}", uuid::Uuid::now_v7().simple());
+    assert_eq!(http(&endpoint, "PUT", &format!("/{bucket}"), b"").0, 200);
+    let dir = std::env::temp_dir().join(format!("finops-s3-logs-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut generate = finops(&endpoint, &["cur", "generate", "--period", "2026-11", "--rows", "1000", "--out"]);
+    generate.arg(dir.join("m.csv")).arg("--logs").arg(dir.join("m.json.gz"));
+    run(generate);
+    // Bedrock's layout, and the permission-check marker it writes beside the logs.
+    let prefix = "AWSLogs/111122223333/BedrockModelInvocationLogs";
+    let key = format!("{prefix}/us-west-2/2026/11/01/00/20261101T000000000Z_0a1b.json.gz");
+    assert_eq!(
+        http(&endpoint, "PUT", &format!("/{bucket}/{key}"), &std::fs::read(dir.join("m.json.gz")).unwrap()).0,
+        200
+    );
+    assert_eq!(http(&endpoint, "PUT", &format!("/{bucket}/{prefix}/amazon-bedrock-logs-permission-check"), b"").0, 200);
+
+    let store = format!("sqlite://{}", dir.join("finops.db").display());
+    let objects = format!("s3://{bucket}/objects");
+    let out = run(finops(
+        &endpoint,
+        &["logs", "ingest", &format!("s3://{bucket}/{prefix}"), "--store", &store, "--objects", &objects],
+    ));
+    assert_eq!(out.lines().count(), 1, "the log file, not the marker: {out}");
+    assert!(
+        out.contains(&format!("s3://{bucket}/{prefix}/{}", key.trim_start_matches(prefix).trim_start_matches('/')))
+    );
+    assert!(out.trim_end().ends_with("recorded"), "{out}");
+    let (_, listing) = http(&endpoint, "GET", &format!("/{bucket}?list-type=2&prefix=objects/logs/"), b"");
+    let keys: Vec<&str> = listing.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).collect();
+    assert_eq!(keys.len(), 2, "the file and its hourly usage, by content: {keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(".usage-1.parquet")), "{keys:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

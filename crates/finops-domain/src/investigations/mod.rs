@@ -84,8 +84,11 @@ impl Default for DetectorSettings {
             surge_factor: 10,
             surge_floor_cents: 10_000,
             baseline_days: 7,
-            hourly_spike_floor_cents: 5_000,
-            hourly_surge_floor_cents: 2_500,
+            // An hour's floors are a day's spike floor: a single busy hour of a lumpy
+            // workload (tens of dollars, or a hundred) is not news; a storm burning
+            // hundreds an hour is.
+            hourly_spike_floor_cents: 25_000,
+            hourly_surge_floor_cents: 25_000,
         }
     }
 }

@@ -203,31 +203,32 @@ fn hourly(d: u32, h: u32, principal: &str, workload: Option<Uuid>, cents: i64) -
 
 #[test]
 fn an_hour_far_above_the_trailing_hourly_baseline_opens_the_spike_cur_would_open_that_day() {
-    // $5 an hour from the 10th, then three hours at $100 from 09:00 on the 12th.
+    // $5 an hour from the 10th, then three hours at $400 from 09:00 on the 12th.
     let mut rows: Vec<HourlySpend> =
         (0..57).map(|h| hourly(10 + h / 24, h % 24, "triage-role", Some(W), 500)).collect();
-    rows.extend((9..12).map(|h| hourly(12, h, "triage-role", Some(W), 10_000)));
+    rows.extend((9..12).map(|h| hourly(12, h, "triage-role", Some(W), 40_000)));
     let firings = detect_hourly(&rows, &accounts(), &DetectorSettings::default());
     let spike = firings.iter().find(|f| f.signal == Signal::SpendSpike).expect("a spike");
     assert_eq!(spike.evidence.hours, [hour(12, 9), hour(12, 10), hour(12, 11)]);
     assert_eq!((spike.evidence.day, spike.evidence.days.as_slice()), (day(12), [day(12)].as_slice()));
-    assert_eq!((spike.evidence.observed_cents, spike.evidence.baseline_cents), (10_000, 500));
+    assert_eq!((spike.evidence.observed_cents, spike.evidence.baseline_cents), (40_000, 500));
     assert!(
-        spike.summary.contains("$100.00 in the hour from 2026-11-12 09:00 UTC, 20× its trailing hourly"),
+        spike.summary.contains("$400.00 in the hour from 2026-11-12 09:00 UTC, 80× its trailing hourly"),
         "{}",
         spike.summary
     );
     // CUR's daily firing on the same subject and day is the same investigation.
     assert_eq!(spike.investigation_id(), investigation_id(Signal::SpendSpike, &format!("workload/{W}"), day(12)));
-    // The model surged too (20× its hourly baseline, $95 above the $25 floor).
+    // The model surged too (80× its hourly baseline, $395 above the $250 floor).
     assert!(firings.iter().any(|f| f.signal == Signal::ModelSurge));
 }
 
 #[test]
 fn on_hours_nothing_fires_under_the_floor_or_without_a_day_of_history() {
-    // 20× but $9.50 above: under the $50 hourly floor.
-    let mut rows: Vec<HourlySpend> = (0..48).map(|h| hourly(10 + h / 24, h % 24, "r", Some(W), 50)).collect();
-    rows.push(hourly(12, 9, "r", Some(W), 1_000));
+    // 23× the hourly baseline ($4.21: the quiet hours count) but $95.79 above it: under the
+    // $250 hourly floors.
+    let mut rows: Vec<HourlySpend> = (0..48).map(|h| hourly(10 + h / 24, h % 24, "r", Some(W), 500)).collect();
+    rows.push(hourly(12, 9, "r", Some(W), 10_000));
     assert!(detect_hourly(&rows, &accounts(), &DetectorSettings::default()).is_empty());
     // Ten hours of history: no baseline yet, whatever the hour after.
     let mut rows: Vec<HourlySpend> = (0..10).map(|h| hourly(12, h, "r", Some(W), 500)).collect();

@@ -79,6 +79,7 @@ fn investigation_json(i: &pb::Investigation) -> Value {
         "evidence": {
             "day": e.day, "days": e.days, "observed_cents": e.observed_cents,
             "baseline_cents": e.baseline_cents, "principals": e.principals, "models": e.models,
+            "hours": e.hours,
         },
         "notes": i.notes.iter().map(|n| json!({"note": n.note, "by": n.by, "at": n.at})).collect::<Vec<_>>(),
         "gaps": i.gaps,
@@ -93,14 +94,22 @@ fn show(conn: &Connection, i: &pb::Investigation) {
         println!("{} ({}): {}", text(&v["name"]), text(&v["signal"]), text(&v["status"]));
         println!("{}", text(&v["summary"]));
         let e = &v["evidence"];
+        // A firing on the logs' hours names its first hour and an hourly baseline.
+        let hours = e["hours"].as_array().map(Vec::len).unwrap_or(0);
+        let (when, per) = match e["hours"].get(0) {
+            Some(first) => (format!("in the hour from {}", text(first)), "an hour"),
+            None => (format!("on {}", text(&e["day"])), "a day"),
+        };
         println!(
-            "evidence: {} observed on {} against a baseline of {} a day; principals {}; models {}",
+            "evidence: {} observed {when} against a baseline of {} {per}; principals {}; models {}",
             finops_domain::vocabulary::dollars(e["observed_cents"].as_i64().unwrap_or(0)),
-            text(&e["day"]),
             finops_domain::vocabulary::dollars(e["baseline_cents"].as_i64().unwrap_or(0)),
             list(&e["principals"]),
             list(&e["models"]),
         );
+        if hours > 1 {
+            println!("fired in {hours} hours: {}", list(&e["hours"]));
+        }
         if !text(&v["owner"]).is_empty() {
             println!("owner: {}", text(&v["owner"]));
         }

@@ -14,6 +14,7 @@ mod gaps;
 mod gateway_rules;
 mod history;
 mod investigations;
+pub mod logs;
 mod maturity;
 mod mcp;
 mod org;
