@@ -215,6 +215,19 @@ pub enum Visibility {
     OwnPortfolios(String),
 }
 
+impl Visibility {
+    /// Whether a workload is one this visibility shows.
+    pub fn shows(&self, organisation: &Organisation, workload: &ApprovedWorkload) -> bool {
+        match self {
+            Self::Everything => true,
+            Self::OwnWorkloads(owner) => &workload.owner == owner,
+            Self::OwnPortfolios(owner) => {
+                organisation.portfolios.get(&workload.portfolio_id).is_some_and(|p| &p.owner == owner)
+            }
+        }
+    }
+}
+
 fn days(date: NaiveDate) -> i32 {
     date.num_days_from_ce() - 719_163
 }
@@ -236,14 +249,7 @@ fn register(ctx: &SessionContext, name: &str, columns: Vec<(&str, DataType, bool
 pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibility: &Visibility) -> Result<()> {
     let org = &view.organisation;
     let all = &view.workloads;
-    let workloads: Vec<_> = all
-        .iter()
-        .filter(|w| match visibility {
-            Visibility::Everything => true,
-            Visibility::OwnWorkloads(owner) => &w.owner == owner,
-            Visibility::OwnPortfolios(owner) => org.portfolios.get(&w.portfolio_id).is_some_and(|p| &p.owner == owner),
-        })
-        .collect();
+    let workloads: Vec<_> = all.iter().filter(|w| visibility.shows(org, w)).collect();
     let id = |u: uuid::Uuid| u.to_string();
     register(
         ctx,

@@ -27,6 +27,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::SessionContext;
 use finops_cur::invocation_log::{self, LogError, LogTokenType, OPERATIONS, model_of, priced_model_id};
 use finops_cur::principal::Principal;
+use finops_domain::governance_state::GovernanceState;
 use finops_domain::pricing::{PriceTable, TokenKind};
 use finops_domain::reconciliation::estimate_micro_usd;
 use finops_domain::vocabulary::{ModelId, Region};
@@ -469,6 +470,67 @@ pub fn usage_from_parquet(bytes: bytes::Bytes) -> Result<Vec<HourlyUsage>, Attri
         }
     }
     Ok(out)
+}
+
+/// The log files recorded at or before `instant` (all when `None`) with hours from `since`
+/// (inclusive) to `until` (exclusive): their hourly usage's locations.
+pub fn usage_locations(
+    state: &GovernanceState,
+    instant: Option<DateTime<Utc>>,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Vec<String> {
+    state
+        .invocation_logs
+        .values()
+        .flat_map(|d| d.files.iter())
+        .filter(|(f, at)| instant.is_none_or(|i| *at <= i) && f.last_hour >= since)
+        .filter(|(f, _)| until.is_none_or(|u| f.first_hour < u))
+        .map(|(f, _)| f.usage_location.clone())
+        .collect()
+}
+
+/// One hour of a caller's use of a model, priced, with the workload the fast path charges
+/// it to ([`GovernanceState::workload_of_caller`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargedHour {
+    /// The hour's start.
+    pub hour: DateTime<Utc>,
+    /// The account.
+    pub account: String,
+    /// The caller (role or user name).
+    pub principal: String,
+    /// The model.
+    pub model: String,
+    /// Its workload, when its role's claim holds it that day.
+    pub workload_id: Option<uuid::Uuid>,
+    /// The priced estimate (millionths of a dollar; unpriced tokens count 0).
+    pub micro_usd: u64,
+}
+
+/// Usage summed per hour, account, caller and model (token types and Regions together),
+/// each charged to its workload as of `state`.
+pub fn charged_hours(state: &GovernanceState, usage: &[HourlyUsage]) -> Vec<ChargedHour> {
+    let mut spend: BTreeMap<(DateTime<Utc>, &str, &str, &str), u64> = BTreeMap::new();
+    for row in usage {
+        *spend.entry((row.hour, &row.account, &row.principal, &row.model)).or_default() += row.micro_usd.unwrap_or(0);
+    }
+    spend
+        .into_iter()
+        .map(|((hour, account, principal, model), micro_usd)| ChargedHour {
+            workload_id: state.workload_of_caller(account, principal, hour.date_naive()),
+            hour,
+            account: account.to_owned(),
+            principal: principal.to_owned(),
+            model: model.to_owned(),
+            micro_usd,
+        })
+        .collect()
+}
+
+/// Millionths of a dollar in whole cents, rounded half up.
+pub fn micro_usd_cents(micro_usd: u64) -> i64 {
+    i64::try_from(micro_usd.saturating_add(5_000) / 10_000).unwrap_or(i64::MAX)
 }
 
 /// The hourly usage stored at `locations`, in one list.

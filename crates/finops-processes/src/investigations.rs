@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use finops_attribution::invocation_usage::read_usage;
+use finops_attribution::invocation_usage::{charged_hours, micro_usd_cents, read_usage, usage_locations};
 use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Visibility};
 use finops_domain::Aggregate;
 use finops_domain::governance_state::GovernanceState;
@@ -234,31 +234,20 @@ pub async fn detect_logs(
     let (state, investigations) = state_and_investigations(store, through).await?;
     // The new hours and the baseline's days before them.
     let since = earliest - chrono::Duration::days(i64::from(settings.baseline_days.max(1)) + 1);
-    let locations: Vec<String> = state
-        .invocation_logs
-        .values()
-        .flat_map(|d| d.files.iter().map(|(f, _)| f))
-        .filter(|f| f.last_hour >= since)
-        .map(|f| f.usage_location.clone())
-        .collect();
+    let locations = usage_locations(&state, None, since, None);
     let usage = read_usage(engine.objects().as_ref(), &locations)
         .await
         .map_err(|e| ProcessError::Attribution(e.to_string()))?;
-    // Cents per caller, model and hour (a row per token type and Region before).
-    let mut spend: BTreeMap<(chrono::DateTime<chrono::Utc>, String, String, String), u64> = BTreeMap::new();
-    for row in usage.iter().filter(|r| r.hour >= since) {
-        *spend.entry((row.hour, row.account.clone(), row.principal.clone(), row.model.clone())).or_default() +=
-            row.micro_usd.unwrap_or(0);
-    }
-    let rows: Vec<HourlySpend> = spend
+    let in_window: Vec<_> = usage.into_iter().filter(|r| r.hour >= since).collect();
+    let rows: Vec<HourlySpend> = charged_hours(&state, &in_window)
         .into_iter()
-        .map(|((hour, account, principal, model), micro_usd)| HourlySpend {
-            workload_id: state.workload_of_caller(&account, &principal, hour.date_naive()),
-            hour,
-            account,
-            principal,
-            model,
-            cents: i64::try_from((micro_usd + 5_000) / 10_000).unwrap_or(i64::MAX),
+        .map(|h| HourlySpend {
+            hour: h.hour,
+            account: h.account,
+            principal: h.principal,
+            model: h.model,
+            workload_id: h.workload_id,
+            cents: micro_usd_cents(h.micro_usd),
         })
         .collect();
     let firings = detect_hourly(&rows, &accounts_with_requests(&state), settings);

@@ -1,17 +1,22 @@
 //! `finops.v1.AttributionService`: attribution, chargeback and exports of a billing period,
 //! now or as of a past instant (DOMAIN.md §6).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Months, NaiveDate, NaiveTime, Utc};
 use finops_attribution::export::ExportFormat;
+use finops_attribution::invocation_usage::{charged_hours, micro_usd_cents, read_usage, usage_locations};
 use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Question, RolePatterns, Visibility};
+use finops_domain::cur_batches::billing_period_start;
+use finops_domain::reconciliation::{Tolerance, reconcile};
 use finops_eventlog::EventStore;
 use finops_governance::state::state_as_of;
 use finops_proto::v1 as pb;
 use finops_proto::v1::attribution_service_server::AttributionService;
 use object_store::ObjectStore;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::auth::{Authenticator, Principal, Role};
 use crate::status::{from_attribution, from_governance};
@@ -69,6 +74,18 @@ impl AttributionApi {
         as_of_text: &str,
         extra: impl FnOnce(&mut Fields),
     ) -> Result<(Question, DateTime<Utc>), Status> {
+        self.prepared(request, period_text, as_of_text, extra).await.map(|p| (p.question, p.instant))
+    }
+
+    /// [`Self::question`], with the governance state it was judged by and the caller's
+    /// visibility.
+    async fn prepared<T>(
+        &self,
+        request: &Request<T>,
+        period_text: &str,
+        as_of_text: &str,
+        extra: impl FnOnce(&mut Fields),
+    ) -> Result<Prepared, Status> {
         let principal = self.auth.principal(request)?;
         let visibility = visibility(&principal)?;
         let mut fields = Fields::default();
@@ -80,10 +97,21 @@ impl AttributionApi {
         let instant = as_of.unwrap_or_else(Utc::now);
         let state = state_as_of(self.store.as_ref(), Some(instant)).await.map_err(from_governance)?;
         let batch = AttributionEngine::batch_at(&state, &period, Some(instant)).map_err(from_attribution)?;
-        let question =
-            self.engine.question(GovernanceView::from(&state), batch, visibility).await.map_err(from_attribution)?;
-        Ok((question, instant))
+        let question = self
+            .engine
+            .question(GovernanceView::from(&state), batch, visibility.clone())
+            .await
+            .map_err(from_attribution)?;
+        Ok(Prepared { question, instant, state, visibility })
     }
+}
+
+/// A question ready to answer, and what it was prepared from.
+struct Prepared {
+    question: Question,
+    instant: DateTime<Utc>,
+    state: finops_domain::governance_state::GovernanceState,
+    visibility: Visibility,
 }
 
 #[tonic::async_trait]
@@ -161,6 +189,81 @@ impl AttributionService for AttributionApi {
             total_cents: s.total_cents,
             absorbed_by_non_ai_cents: s.absorbed_by_non_ai_cents,
             as_of: instant.to_rfc3339(),
+        }))
+    }
+
+    async fn reconcile(
+        &self,
+        request: Request<pb::ReconcileRequest>,
+    ) -> Result<Response<pb::ReconcileResponse>, Status> {
+        let b = request.get_ref();
+        let defaults = Tolerance::default();
+        let tolerance = Tolerance {
+            percent: if b.tolerance_percent == 0 { defaults.percent } else { b.tolerance_percent },
+            floor_cents: if b.tolerance_floor_cents == 0 { defaults.floor_cents } else { b.tolerance_floor_cents },
+        };
+        let p = self
+            .prepared(&request, &b.period, &b.as_of, |fields| {
+                if b.tolerance_floor_cents < 0 {
+                    fields.add("tolerance_floor_cents", "is negative");
+                }
+            })
+            .await?;
+        // What CUR billed each workload and day (only what the caller may see).
+        let billed_rows =
+            p.question.attribute(&[Dimension::Workload, Dimension::Day]).await.map_err(from_attribution)?;
+        let workloads: Vec<_> =
+            p.state.workloads().into_iter().filter(|w| p.visibility.shows(&p.state.organisation, w)).collect();
+        let by_name: BTreeMap<&str, Uuid> = workloads.iter().map(|w| (w.name.as_str(), w.workload_id)).collect();
+        let mut billed: BTreeMap<(String, NaiveDate), i64> = BTreeMap::new();
+        for row in &billed_rows.rows {
+            let [workload, day] = row.keys.as_slice() else { continue };
+            let (Some(id), Ok(day)) = (by_name.get(workload.as_str()), NaiveDate::parse_from_str(day, "%Y-%m-%d"))
+            else {
+                continue;
+            };
+            *billed.entry((id.to_string(), day)).or_default() += row.cost_cents;
+        }
+        // The logs' estimate of the same, over the files recorded by then.
+        let start = billing_period_start(b.period.trim()).unwrap_or_default();
+        let (since, until) = (start.and_time(NaiveTime::MIN).and_utc(), start + Months::new(1));
+        let until = until.and_time(NaiveTime::MIN).and_utc();
+        let locations = usage_locations(&p.state, Some(p.instant), since, Some(until));
+        let usage = read_usage(self.engine.objects().as_ref(), &locations).await.map_err(from_attribution)?;
+        let usage: Vec<_> = usage.into_iter().filter(|u| u.hour >= since && u.hour < until).collect();
+        let covered: BTreeSet<NaiveDate> = usage.iter().map(|u| u.hour.date_naive()).collect();
+        let mut micro: BTreeMap<(String, NaiveDate), u64> = BTreeMap::new();
+        for hour in charged_hours(&p.state, &usage) {
+            if let Some(id) = hour.workload_id.filter(|id| workloads.iter().any(|w| w.workload_id == *id)) {
+                *micro.entry((id.to_string(), hour.hour.date_naive())).or_default() += hour.micro_usd;
+            }
+        }
+        let estimated = micro.into_iter().map(|(k, m)| (k, micro_usd_cents(m))).collect();
+        // Only the days the logs cover: a day without logs is not a difference.
+        billed.retain(|(_, day), _| covered.contains(day));
+        let days = reconcile(&estimated, &billed, tolerance);
+        let names: BTreeMap<String, &str> =
+            workloads.iter().map(|w| (w.workload_id.to_string(), w.name.as_str())).collect();
+        Ok(Response::new(pb::ReconcileResponse {
+            period: p.question.period().to_owned(),
+            batch_hash: p.question.batch().hash.clone(),
+            as_of: p.instant.to_rfc3339(),
+            flagged: days.iter().filter(|d| d.flagged).count() as i64,
+            days: days
+                .iter()
+                .map(|d| pb::ReconciledDay {
+                    workload: names.get(&d.subject).copied().unwrap_or_default().to_owned(),
+                    workload_id: d.subject.clone(),
+                    day: d.day.to_string(),
+                    estimated_cents: d.estimated_cents,
+                    billed_cents: d.billed_cents,
+                    difference_cents: d.difference_cents,
+                    flagged: d.flagged,
+                })
+                .collect(),
+            tolerance_percent: tolerance.percent,
+            tolerance_floor_cents: tolerance.floor_cents,
+            log_files: locations.len() as i64,
         }))
     }
 

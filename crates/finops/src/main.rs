@@ -89,6 +89,9 @@ enum Command {
     Chargeback(cli::ChargebackArgs),
     /// Export a period's classified spend as CSV, Parquet or FOCUS.
     Export(cli::ExportArgs),
+    /// The invocation logs' estimate of each workload's day against what CUR billed (now or
+    /// --as-of); days apart beyond the tolerance flagged.
+    Reconcile(cli::ReconcileArgs),
     /// CUR 2.0 tools.
     #[command(subcommand)]
     Cur(CurCommand),
@@ -112,15 +115,8 @@ enum CurCommand {
         /// The input format: cur (CUR 2.0 or legacy CUR) or focus (FOCUS 1.x).
         #[arg(long, default_value = "cur")]
         format: String,
-        /// The event store.
-        #[arg(long, env = "FINOPS_STORE", default_value = finops_server::DEFAULT_STORE)]
-        store: String,
-        /// Where batches are stored: a local folder, file:///path or s3://bucket/prefix.
-        #[arg(long, env = "FINOPS_OBJECTS", default_value = finops_server::DEFAULT_OBJECTS)]
-        objects: String,
-        /// Who ingests (recorded on each batch).
-        #[arg(long, default_value = "operator")]
-        actor: String,
+        #[command(flatten)]
+        target: IngestTarget,
     },
     /// Write a realistic synthetic CUR 2.0 month (CSV; gzip when OUT ends in .gz).
     Generate {
@@ -154,17 +150,17 @@ enum CurCommand {
     },
 }
 
-/// Where log commands write: the store, the object store and who records.
+/// Where an operator's ingest writes: the store, the object store and who records.
 #[derive(Debug, clap::Args)]
-struct LogsTarget {
+struct IngestTarget {
     /// The event store.
     #[arg(long, env = "FINOPS_STORE", default_value = finops_server::DEFAULT_STORE)]
     store: String,
-    /// Where the files and their hourly usage are stored: a local folder, file:///path or
-    /// s3://bucket/prefix.
+    /// Where what is ingested is stored (CUR batches, log files and their hourly usage): a
+    /// local folder, file:///path or s3://bucket/prefix.
     #[arg(long, env = "FINOPS_OBJECTS", default_value = finops_server::DEFAULT_OBJECTS)]
     objects: String,
-    /// Who ingests (recorded on each file).
+    /// Who ingests (recorded on each batch or file).
     #[arg(long, default_value = "operator")]
     actor: String,
 }
@@ -180,7 +176,7 @@ enum LogsCommand {
         #[arg(required = true)]
         sources: Vec<String>,
         #[command(flatten)]
-        target: LogsTarget,
+        target: IngestTarget,
     },
     /// Follow folders or s3:// prefixes: ingest each new file as it lands (Ctrl-C stops).
     Follow {
@@ -191,7 +187,7 @@ enum LogsCommand {
         #[arg(long, default_value_t = 10)]
         every: u64,
         #[command(flatten)]
-        target: LogsTarget,
+        target: IngestTarget,
     },
 }
 
@@ -320,6 +316,7 @@ fn main() -> anyhow::Result<()> {
             Command::Attribution(a) => cli::attribution(&cli.connection, a).await,
             Command::Chargeback(a) => cli::chargeback(&cli.connection, a).await,
             Command::Export(a) => cli::export(&cli.connection, a).await,
+            Command::Reconcile(a) => cli::reconcile(&cli.connection, a).await,
             Command::Cur(CurCommand::Generate { period, rows, seed, restatement, out, logs, spike, spike_day }) => {
                 let spike = spike.map(|role| finops_cur::synthetic::Incident {
                     period: period.clone(),
@@ -335,8 +332,8 @@ fn main() -> anyhow::Result<()> {
                     None => Ok(()),
                 }
             }
-            Command::Cur(CurCommand::Ingest { files, format, store, objects, actor }) => {
-                ingest(&files, &format, &store, &objects, &actor).await
+            Command::Cur(CurCommand::Ingest { files, format, target }) => {
+                ingest(&files, &format, &target.store, &target.objects, &target.actor).await
             }
             Command::Logs(LogsCommand::Ingest { sources, target }) => {
                 cli::logs::ingest(&sources, &target.store, &target.objects, &target.actor).await

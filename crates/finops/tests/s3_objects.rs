@@ -23,6 +23,19 @@ fn aws_env(endpoint: &str) -> [(&'static str, &str); 5] {
     ]
 }
 
+/// The test server's address; `None` (the test skipped) without one, except in CI.
+fn test_server() -> Option<String> {
+    let endpoint = std::env::var("FINOPS_TEST_S3_ENDPOINT").ok();
+    if endpoint.is_none() {
+        assert!(
+            !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+            "CI needs an S3-compatible server at FINOPS_TEST_S3_ENDPOINT (.ci/run starts one)"
+        );
+        eprintln!("SKIPPED: FINOPS_TEST_S3_ENDPOINT is not set");
+    }
+    endpoint
+}
+
 /// One unsigned HTTP/1.1 request (the test server accepts them); returns status and body.
 fn http(endpoint: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
@@ -56,14 +69,7 @@ fn run(mut command: Command) -> String {
 
 #[test]
 fn an_export_prefix_on_s3_is_ingested_into_a_bucket_and_answered_from_it() {
-    let Ok(endpoint) = std::env::var("FINOPS_TEST_S3_ENDPOINT") else {
-        assert!(
-            !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
-            "CI needs an S3-compatible server at FINOPS_TEST_S3_ENDPOINT (.ci/run starts one)"
-        );
-        eprintln!("SKIPPED: FINOPS_TEST_S3_ENDPOINT is not set");
-        return;
-    };
+    let Some(endpoint) = test_server() else { return };
     let bucket = format!("finops-{}", uuid::Uuid::now_v7().simple());
     let (status, text) = http(&endpoint, "PUT", &format!("/{bucket}"), b"");
     assert_eq!(status, 200, "creating the bucket: {text}");
@@ -127,14 +133,7 @@ fn an_export_prefix_on_s3_is_ingested_into_a_bucket_and_answered_from_it() {
 
 #[test]
 fn invocation_logs_under_an_s3_prefix_are_ingested_as_bedrock_delivers_them() {
-    let Ok(endpoint) = std::env::var("FINOPS_TEST_S3_ENDPOINT") else {
-        assert!(
-            !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
-            "CI needs an S3-compatible server at FINOPS_TEST_S3_ENDPOINT (.ci/run starts one)"
-        );
-        eprintln!("SKIPPED: FINOPS_TEST_S3_ENDPOINT is not set");
-        return;
-    };
+    let Some(endpoint) = test_server() else { return };
     let bucket = format!("finops-{}", uuid::Uuid::now_v7().simple());
     assert_eq!(http(&endpoint, "PUT", &format!("/{bucket}"), b"").0, 200);
     let dir = std::env::temp_dir().join(format!("finops-s3-logs-{}", uuid::Uuid::now_v7()));

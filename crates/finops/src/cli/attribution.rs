@@ -34,6 +34,26 @@ pub struct ChargebackArgs {
     as_of: Option<String>,
 }
 
+/// The logs' estimate of each workload's day next to what CUR billed.
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// Billing period, YYYY-MM.
+    #[arg(long)]
+    period: String,
+    /// As of this instant (RFC 3339).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Flag a day apart by more than this percent of its billed cost [default: 5] …
+    #[arg(long)]
+    tolerance_percent: Option<u32>,
+    /// … and by more than this many dollars [default: 5].
+    #[arg(long)]
+    tolerance_dollars: Option<u32>,
+    /// Only the flagged days.
+    #[arg(long)]
+    flagged: bool,
+}
+
 /// An export of a billing period's classified spend.
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -160,5 +180,55 @@ pub async fn export(conn: &Connection, args: ExportArgs) -> anyhow::Result<()> {
     let out = args.out.unwrap_or_else(|| e.file_name.clone().into());
     std::fs::write(&out, &e.content).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {} rows ({} bytes) to {}", e.rows, e.content.len(), out.display());
+    Ok(())
+}
+
+/// `finops reconcile`
+pub async fn reconcile(conn: &Connection, args: ReconcileArgs) -> anyhow::Result<()> {
+    let mut client = AttributionServiceClient::new(conn.channel().await?);
+    let request = pb::ReconcileRequest {
+        period: args.period,
+        as_of: args.as_of.unwrap_or_default(),
+        tolerance_percent: args.tolerance_percent.unwrap_or(0),
+        tolerance_floor_cents: args.tolerance_dollars.map_or(0, |d| i64::from(d) * 100),
+    };
+    let r = client.reconcile(conn.request(request)?).await.map_err(explain)?.into_inner();
+    let days: Vec<&pb::ReconciledDay> = r.days.iter().filter(|d| d.flagged || !args.flagged).collect();
+    let value = json!({
+        "period": r.period, "as_of": r.as_of, "batch_hash": r.batch_hash, "log_files": r.log_files,
+        "tolerance_percent": r.tolerance_percent, "tolerance_floor_cents": r.tolerance_floor_cents,
+        "flagged": r.flagged,
+        "days": days.iter().map(|d| json!({
+            "workload_id": d.workload_id, "workload": d.workload, "day": d.day,
+            "estimated_cents": d.estimated_cents, "billed_cents": d.billed_cents,
+            "difference_cents": d.difference_cents, "flagged": d.flagged,
+        })).collect::<Vec<_>>(),
+    });
+    conn.print(value, |_| {
+        println!(
+            "Reconciliation {} as of {}: CUR batch {} against {} log file(s); {} day(s) flagged (beyond {} % and {})",
+            r.period,
+            r.as_of,
+            &r.batch_hash[..12.min(r.batch_hash.len())],
+            r.log_files,
+            r.flagged,
+            r.tolerance_percent,
+            dollars(r.tolerance_floor_cents)
+        );
+        let rows = days
+            .iter()
+            .map(|d| {
+                vec![
+                    d.workload.clone(),
+                    d.day.clone(),
+                    dollars(d.estimated_cents),
+                    dollars(d.billed_cents),
+                    dollars(d.difference_cents),
+                    if d.flagged { "FLAGGED" } else { "" }.to_owned(),
+                ]
+            })
+            .collect();
+        print_rows(&["WORKLOAD", "DAY", "LOGS ESTIMATE", "CUR BILLED", "DIFFERENCE", ""], rows);
+    });
     Ok(())
 }

@@ -21,7 +21,9 @@ mod org;
 mod spaces;
 
 pub use ask::{AskArgs, ask};
-pub use attribution::{AttributionArgs, ChargebackArgs, ExportArgs, attribution, chargeback, export};
+pub use attribution::{
+    AttributionArgs, ChargebackArgs, ExportArgs, ReconcileArgs, attribution, chargeback, export, reconcile,
+};
 pub use cards::{CardsCommand, cards};
 pub use catalog::{CatalogCommand, catalog};
 pub use control::{ControlArgs, ControlStatusArgs, control, resume, suspend};
