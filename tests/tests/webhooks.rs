@@ -163,3 +163,68 @@ async fn each_threshold_is_delivered_once_signed_and_retried_with_the_same_id() 
     assert_eq!(received.lock().unwrap().len(), log.len(), "no second alert for a threshold already crossed");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocation_logs_beyond_curs_last_day_cross_the_estimate_before_cur_shows_it() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let (hook, received) = receiver().await;
+    let endpoint = finops_processes::WebhookEndpoint::new(&hook, SECRET).unwrap();
+    let server =
+        RunningServer::start_with(&url, |config| finops_server::ServerConfig { webhooks: vec![endpoint], ..config })
+            .await;
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    let models = finops_projections::ReadModels::open(&url).await.unwrap();
+    let watched = || async {
+        for _ in 0..2400 {
+            let head = server.store.seal_committed().await.unwrap().position.0;
+            if models.process_checkpoint(finops_processes::ThresholdWatcher::NAME).await.unwrap() >= head {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the threshold watcher never caught up");
+    };
+    // A quiet month in CUR (through the 28th): Support Bot far under its $3,100 estimate.
+    ingest_month(&server, "2026-11", 300, 0, &[]).await;
+    watched().await;
+    let workload = finops_server::demo::id("workload-support-bot");
+    let stream = finops_governance::streams::threshold_alerts(alerts_id(workload, "2026-11"));
+    let crossed = || async {
+        let trail = server.store.read_stream(&stream, finops_eventlog::StreamRead::all()).await.unwrap();
+        trail.into_iter().filter(|e| e.event_type == "EstimateThresholdCrossed").collect::<Vec<_>>()
+    };
+    assert!(crossed().await.is_empty(), "CUR alone crosses nothing");
+
+    // The logs of the 29th: Support Bot's role burning $1,000 an hour for ten hours.
+    let storm: String = (0..10)
+        .map(|h| {
+            format!(
+                "{{\"schemaType\":\"ModelInvocationLog\",\"timestamp\":\"2026-11-29T{h:02}:30:00Z\",\"accountId\":\"111122223333\",\"identity\":{{\"arn\":\"arn:aws:sts::111122223333:assumed-role/finops-support-bot-88aa/worker\"}},\"region\":\"us-west-2\",\"requestId\":\"storm-{h}\",\"operation\":\"InvokeModel\",\"modelId\":\"anthropic.claude-3-haiku-20240307-v1:0\",\"input\":{{\"inputTokenCount\":4000000000}},\"output\":{{\"outputTokenCount\":100}}}}\n"
+            )
+        })
+        .collect();
+    let objects: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
+    finops_ingest::logs::LogIngestor::new(server.store.clone(), objects)
+        .ingest_bytes("storm.json", storm.as_bytes(), "ops-kim")
+        .await
+        .unwrap();
+    watched().await;
+    let crossings = crossed().await;
+    assert_eq!(crossings.len(), 3, "80, 90 and 100 % at once: {crossings:#?}");
+    for c in &crossings {
+        let crossing = &c.payload["crossing"];
+        assert_eq!(crossing["through"], "2026-11-29", "through the logs' last day: {crossing}");
+        assert!(crossing["month_to_date_cents"].as_i64().unwrap() >= 1_000_000, "CUR's month and the logs' $10,000");
+    }
+    // And delivered as any crossing is.
+    let ids: Vec<String> = [80, 90, 100].map(|t| webhook_id(workload, "2026-11", t)).to_vec();
+    for _ in 0..1200 {
+        if ids.iter().all(|id| received.lock().unwrap().iter().any(|(seen, ..)| seen == id)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ids.iter().all(|id| received.lock().unwrap().iter().any(|(seen, ..)| seen == id)));
+    server.shutdown().await.unwrap();
+}

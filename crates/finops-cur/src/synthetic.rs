@@ -328,6 +328,49 @@ pub fn write_invocation_logs(cur: &[u8], out: &mut impl Write) -> io::Result<u64
     Ok(written)
 }
 
+/// Invocation-log records at scale (benchmarks): `records` calls numbered from `first`,
+/// spread over the first 28 days of `period` (`YYYY-MM`), by the month's callers, models and
+/// Regions, each with a short prompt and reply in its bodies as Bedrock logs them. The same
+/// seed and numbers give the same bytes; request ids are unique across numbers.
+pub fn write_log_records(period: &str, seed: u64, first: u64, records: u64, out: &mut impl Write) -> io::Result<()> {
+    let mut d = Draw(seed ^ first.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    for n in first..first + records {
+        let account = *d.pick(&ACCOUNTS[..3]);
+        let (_, region) = *d.pick(&REGIONS);
+        let (_, _, model_id, _, _) = *d.pick(&FIRST_PARTY);
+        let model_id = if d.below(5) == 0 { format!("us.{model_id}") } else { model_id.to_owned() };
+        let (input, output) = (50 + d.below(4_000), 10 + d.below(1_500));
+        let cache_read = if d.below(4) == 0 { d.below(20_000) } else { 0 };
+        let record = serde_json::json!({
+            "schemaType": "ModelInvocationLog",
+            "schemaVersion": "1.0",
+            "timestamp": format!("{period}-{:02}T{:02}:{:02}:{:02}Z", 1 + d.below(28), d.below(24), d.below(60), d.below(60)),
+            "accountId": account,
+            "identity": { "arn": principal(&mut d, account) },
+            "region": region,
+            "requestId": format!("{:08x}-{:04x}-4000-8000-{n:012x}", seed as u32, (n >> 48) as u16),
+            "operation": *d.pick(&OPERATIONS_LOGGED),
+            "modelId": model_id,
+            "input": {
+                "inputContentType": "application/json",
+                "inputBodyJson": { "messages": [{ "role": "user", "content": [{ "text": "Summarise the claim notes for case {n} and list the missing documents." }] }], "inferenceConfig": { "maxTokens": 1024 } },
+                "inputTokenCount": input,
+                "cacheReadInputTokenCount": cache_read,
+                "cacheWriteInputTokenCount": 0,
+            },
+            "output": {
+                "outputContentType": "application/json",
+                "outputBodyJson": { "output": { "message": { "role": "assistant", "content": [{ "text": "The claim is missing the repair estimate and the police report." }] } }, "stopReason": "end_turn", "usage": { "inputTokens": input, "outputTokens": output } },
+                "outputTokenCount": output,
+            },
+        });
+        writeln!(out, "{record}")?;
+    }
+    Ok(())
+}
+
+const OPERATIONS_LOGGED: [&str; 4] = ["Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"];
+
 /// A runaway hour by hour: one role calling Claude 3 Haiku in us-west-2 far beyond its
 /// usual rate, as a retry storm does — what the investigation detector is for.
 #[derive(Debug, Clone, PartialEq)]

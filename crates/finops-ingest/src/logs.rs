@@ -241,7 +241,7 @@ impl LogFollower {
         &mut self,
         ingestor: &LogIngestor,
         actor: &str,
-        report: &mut dyn FnMut(&str, &Result<LogReport, LogIngestError>),
+        report: &mut (dyn FnMut(&str, &Result<LogReport, LogIngestError>) + Send),
     ) -> Result<usize, IngestError> {
         let mut handled = 0;
         for source in &self.sources {

@@ -24,7 +24,7 @@ use finops_domain::investigations::{
     InvestigationStatus, Signal, detect, detect_hourly,
 };
 use finops_domain::invocation_logs::LogDayEvent;
-use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
+use finops_eventlog::{EventStore, Position, RecordedEvent};
 use finops_governance::state::state_through;
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
 use finops_projections::ReadModels;
@@ -64,20 +64,20 @@ impl InvestigationDetector {
     /// time; the hours they hold are read together) —; returns how many investigations
     /// it opened.
     pub async fn run_once(&self) -> Result<u64, ProcessError> {
-        let mut total = 0;
-        loop {
-            let from = self.checkpoints.process_checkpoint(Self::NAME).await?;
-            let page = self.store.read_all(AllRead::forwards_after(Position(from), 500)).await?;
-            let Some(to) = page.last().and_then(|e| e.position) else { return Ok(total) };
-            for batch in page.iter().filter(|e| crate::is_cur_batch(e)) {
-                total += detect_batch(&self.store, &self.engine, &self.settings, batch).await?;
-            }
-            let logs: Vec<&RecordedEvent> = page.iter().filter(|e| is_log_file(e)).collect();
-            if !logs.is_empty() {
-                total += detect_logs(&self.store, &self.engine, &self.settings, &logs).await?;
-            }
-            self.checkpoints.advance_process(Self::NAME, from, to.0).await?;
-        }
+        crate::each_landing(
+            &self.store,
+            &self.checkpoints,
+            Self::NAME,
+            |batch| {
+                let this = self.clone();
+                async move { detect_batch(&this.store, &this.engine, &this.settings, &batch).await }
+            },
+            |logs| {
+                let this = self.clone();
+                async move { detect_logs(&this.store, &this.engine, &this.settings, &logs).await }
+            },
+        )
+        .await
     }
 
     /// Follows the head until the handle is aborted.
@@ -139,11 +139,6 @@ pub async fn detect_batch(
         tracing::info!(%period, opened, "investigations opened");
     }
     Ok(opened)
-}
-
-/// Is `event` an invocation-log file landing?
-fn is_log_file(event: &RecordedEvent) -> bool {
-    event.event_type == "InvocationLogIngested" && event.stream_id.as_str().starts_with(streams::INVOCATION_LOGS)
 }
 
 /// The governance state through `through`, and the investigations as they stand now,
@@ -221,7 +216,7 @@ pub async fn detect_logs(
     store: &Arc<dyn EventStore>,
     engine: &AttributionEngine,
     settings: &DetectorSettings,
-    logs: &[&RecordedEvent],
+    logs: &[RecordedEvent],
 ) -> Result<u64, ProcessError> {
     let Some(last) = logs.last() else { return Ok(0) };
     let Some(through) = last.position else { return Ok(0) };

@@ -63,17 +63,26 @@ pub(crate) fn is_cur_batch(event: &finops_eventlog::RecordedEvent) -> bool {
         && event.stream_id.as_str().starts_with(finops_governance::streams::CUR_PERIOD)
 }
 
-/// Shows `react` every CUR batch after the checkpoint of process `name`, a page at a
-/// time, moving the checkpoint past a page once every reaction in it is stored; returns
-/// the sum of what `react` returned.
-pub(crate) async fn each_cur_batch<Fut>(
+/// Is `event` an invocation-log file landing (`InvocationLogIngested` in a day's stream)?
+pub(crate) fn is_log_file(event: &finops_eventlog::RecordedEvent) -> bool {
+    event.event_type == "InvocationLogIngested"
+        && event.stream_id.as_str().starts_with(finops_governance::streams::INVOCATION_LOGS)
+}
+
+/// Shows `on_batch` every CUR batch after the checkpoint of process `name`, and `on_logs`
+/// the invocation-log files of each page together (a follower records many at a time;
+/// their hours are read together), a page at a time, moving the checkpoint past a page
+/// once every reaction in it is stored; returns the sum of what the reactions returned.
+pub(crate) async fn each_landing<B, L>(
     store: &Arc<dyn EventStore>,
     checkpoints: &finops_projections::ReadModels,
     name: &str,
-    mut react: impl FnMut(finops_eventlog::RecordedEvent) -> Fut,
+    mut on_batch: impl FnMut(finops_eventlog::RecordedEvent) -> B,
+    mut on_logs: impl FnMut(Vec<finops_eventlog::RecordedEvent>) -> L,
 ) -> Result<u64, ProcessError>
 where
-    Fut: std::future::Future<Output = Result<u64, ProcessError>>,
+    B: std::future::Future<Output = Result<u64, ProcessError>>,
+    L: std::future::Future<Output = Result<u64, ProcessError>>,
 {
     let mut total = 0;
     loop {
@@ -82,7 +91,11 @@ where
             store.read_all(finops_eventlog::AllRead::forwards_after(finops_eventlog::Position(from), 500)).await?;
         let Some(to) = page.last().and_then(|e| e.position) else { return Ok(total) };
         for batch in page.iter().filter(|e| is_cur_batch(e)) {
-            total += react(batch.clone()).await?;
+            total += on_batch(batch.clone()).await?;
+        }
+        let logs: Vec<_> = page.iter().filter(|e| is_log_file(e)).cloned().collect();
+        if !logs.is_empty() {
+            total += on_logs(logs).await?;
         }
         checkpoints.advance_process(name, from, to.0).await?;
     }

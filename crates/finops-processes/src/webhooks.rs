@@ -3,7 +3,8 @@
 //! [`ThresholdWatcher`] follows the log: on every CUR batch of the newest month it reads
 //! each workload's month to date and monthly estimate (the same `daily_cents` and forecast
 //! the cards and `GetWorkload` read) and records each threshold crossed, once per month
-//! ([`finops_domain::alerts`]).
+//! ([`finops_domain::alerts`]); on invocation-log files it adds the logs' priced estimate
+//! of the days after CUR's last one, so a crossing is known before CUR shows it.
 //!
 //! [`WebhookOutbox`] follows the log too: every crossing is POSTed to every configured
 //! endpoint as a Standard Webhooks message — `webhook-id` (stable: the crossing's),
@@ -14,14 +15,19 @@
 //! that endpoint. Delivery is at least once: a crash between the POST and its record
 //! repeats the POST with the same id, which the receiver deduplicates.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
+use finops_attribution::invocation_usage::{charged_hours, micro_usd_cents, read_usage, usage_locations};
 use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
 use finops_domain::alerts::{AlertCommand, AlertEvent, Crossing, ThresholdAlerts, alerts_id, thresholds_reached};
+use finops_domain::cur_batches::billing_period_start;
+use finops_domain::governance_state::GovernanceState;
+use finops_domain::spend_cards::forecast::Forecast;
 use finops_eventlog::{EventStore, RecordedEvent, StreamId};
 use finops_governance::state::state_through;
 use finops_governance::{CommandContext, CommandHandler, decode, streams};
@@ -115,10 +121,24 @@ impl ThresholdWatcher {
 
     /// Handles every sealed event after the checkpoint; returns the crossings recorded.
     pub async fn run_once(&self) -> Result<u64, ProcessError> {
-        crate::each_cur_batch(&self.store, &self.checkpoints, Self::NAME, |batch| {
-            let this = self.clone();
-            async move { watch_batch(&this.store, &this.engine, &batch).await }
-        })
+        crate::each_landing(
+            &self.store,
+            &self.checkpoints,
+            Self::NAME,
+            |batch| {
+                let this = self.clone();
+                async move { watch_batch(&this.store, &this.engine, &batch).await }
+            },
+            |logs| {
+                let this = self.clone();
+                async move {
+                    match logs.last() {
+                        Some(last) => watch_logs(&this.store, &this.engine, last).await,
+                        None => Ok(0),
+                    }
+                }
+            },
+        )
         .await
     }
 
@@ -139,55 +159,122 @@ pub async fn watch_batch(
     engine: &AttributionEngine,
     batch: &RecordedEvent,
 ) -> Result<u64, ProcessError> {
-    let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
     let Some(through) = batch.position else { return Ok(0) };
     let Some(period) = batch.stream_id.as_str().strip_prefix(streams::CUR_PERIOD) else { return Ok(0) };
     let state = state_through(store.as_ref(), through, |_| Ok(())).await?;
     if state.cur_periods.keys().next_back().map(String::as_str) != Some(period) {
         return Ok(0);
     }
-    let Some((cur, _)) = state.cur_periods.get(period).and_then(|p| p.batches.last()) else { return Ok(0) };
-    let question = match engine.question(GovernanceView::from(&state), cur, Visibility::Everything).await {
-        Ok(q) => q,
-        Err(e @ finops_attribution::AttributionError::Outdated { .. }) => {
-            tracing::warn!(%period, error = %e, "period skipped by the threshold watcher");
-            return Ok(0);
-        }
-        Err(e) => return Err(attribution(e)),
-    };
-    let Some((covered, forecasts)) =
-        finops_attribution::cards::month_forecasts(&question, &state).await.map_err(attribution)?
+    let Some((covered, forecasts)) = newest_month(engine, &state, period).await? else { return Ok(0) };
+    let month: BTreeMap<Uuid, (i64, i64)> =
+        forecasts.iter().map(|(id, f)| (*id, (f.month_to_date_cents, f.estimate_cents))).collect();
+    record_crossings(store, batch, &state, period, covered, &month).await
+}
+
+/// Records what the invocation logs add beyond CUR's last day crosses, as the log stood at
+/// `logs` (the last `InvocationLogIngested` of a page): the newest month with CUR, its month
+/// to date through CUR's last day plus the logs' priced estimate of every later day of the
+/// month (callers charged by their role's claim), each workload against its estimate.
+pub async fn watch_logs(
+    store: &Arc<dyn EventStore>,
+    engine: &AttributionEngine,
+    logs: &RecordedEvent,
+) -> Result<u64, ProcessError> {
+    let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
+    let Some(through) = logs.position else { return Ok(0) };
+    let state = state_through(store.as_ref(), through, |_| Ok(())).await?;
+    let Some(period) = state.cur_periods.keys().next_back() else { return Ok(0) };
+    let Some((covered, forecasts)) = newest_month(engine, &state, period).await? else { return Ok(0) };
+    // The logs' hours after CUR's last day, within the month.
+    let since = (covered + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN).and_utc();
+    let Some(until) = billing_period_start(period).and_then(|start| start.checked_add_months(chrono::Months::new(1)))
     else {
         return Ok(0);
     };
+    let until = until.and_time(chrono::NaiveTime::MIN).and_utc();
+    let locations = usage_locations(&state, None, since, Some(until));
+    if locations.is_empty() {
+        return Ok(0);
+    }
+    let usage = read_usage(engine.objects().as_ref(), &locations).await.map_err(attribution)?;
+    let beyond: Vec<_> = usage.into_iter().filter(|u| u.hour >= since && u.hour < until).collect();
+    let Some(last_day) = beyond.iter().map(|u| u.hour.date_naive()).max() else { return Ok(0) };
+    let mut logged: BTreeMap<Uuid, u64> = BTreeMap::new();
+    for hour in charged_hours(&state, &beyond) {
+        if let Some(id) = hour.workload_id {
+            *logged.entry(id).or_default() += hour.micro_usd;
+        }
+    }
+    let month: BTreeMap<Uuid, (i64, i64)> = forecasts
+        .iter()
+        .map(|(id, f)| {
+            let extra = logged.get(id).copied().map_or(0, micro_usd_cents);
+            (*id, (f.month_to_date_cents + extra, f.estimate_cents))
+        })
+        .collect();
+    record_crossings(store, logs, &state, period, last_day, &month).await
+}
+
+/// Every workload's month of `period` from its current CUR batch, through the last day CUR
+/// covers (`month_forecasts`); `None` without a batch, a covered day, or in an earlier
+/// columnar layout (skipped with a warning).
+async fn newest_month(
+    engine: &AttributionEngine,
+    state: &GovernanceState,
+    period: &str,
+) -> Result<Option<(NaiveDate, BTreeMap<Uuid, Forecast>)>, ProcessError> {
+    let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
+    let Some((cur, _)) = state.cur_periods.get(period).and_then(|p| p.batches.last()) else { return Ok(None) };
+    let question = match engine.question(GovernanceView::from(state), cur, Visibility::Everything).await {
+        Ok(q) => q,
+        Err(e @ finops_attribution::AttributionError::Outdated { .. }) => {
+            tracing::warn!(%period, error = %e, "period skipped by the threshold watcher");
+            return Ok(None);
+        }
+        Err(e) => return Err(attribution(e)),
+    };
+    finops_attribution::cards::month_forecasts(&question, state).await.map_err(attribution)
+}
+
+/// Records each workload's thresholds reached by its month to date (`month`: workload →
+/// month to date and estimate, in cents, through `through`) that its month has not recorded
+/// yet, on behalf of the watcher, with ids derived from `cause`.
+async fn record_crossings(
+    store: &Arc<dyn EventStore>,
+    cause: &RecordedEvent,
+    state: &GovernanceState,
+    period: &str,
+    through: NaiveDate,
+    month: &BTreeMap<Uuid, (i64, i64)>,
+) -> Result<u64, ProcessError> {
     let handler = CommandHandler::<ThresholdAlerts>::new(store.clone());
     let mut crossed = 0;
     for workload in state.workloads() {
-        let Some(f) = forecasts.get(&workload.workload_id) else { continue };
-        for threshold in thresholds_reached(f.month_to_date_cents, f.estimate_cents) {
+        let Some(&(month_to_date_cents, estimate_cents)) = month.get(&workload.workload_id) else { continue };
+        for threshold in thresholds_reached(month_to_date_cents, estimate_cents) {
             let crossing = Crossing {
                 workload_id: workload.workload_id,
                 workload: workload.name.clone(),
                 owner: workload.owner.clone(),
                 period: period.to_owned(),
                 threshold_percent: threshold,
-                month_to_date_cents: f.month_to_date_cents,
-                estimate_cents: f.estimate_cents,
-                through: covered,
+                month_to_date_cents,
+                estimate_cents,
+                through,
             };
             let stream = streams::threshold_alerts(alerts_id(workload.workload_id, period));
             let context = CommandContext {
                 actor_id: ACTOR.to_owned(),
                 actor_role: "process".to_owned(),
-                request_id: Uuid::new_v5(&batch.event_id, format!("{stream} {threshold}").as_bytes()),
+                request_id: Uuid::new_v5(&cause.event_id, format!("{stream} {threshold}").as_bytes()),
                 rationale: None,
-                correlation_id: batch.metadata.correlation_id,
-                causation_id: Some(batch.event_id),
+                correlation_id: cause.metadata.correlation_id,
+                causation_id: Some(cause.event_id),
                 fingerprint: None,
             };
             let before = handler.load(&stream).await?.version;
             let after = handler
-                .execute(&stream, &AlertCommand::Cross { crossing, at: batch.metadata.recorded_at }, &context)
+                .execute(&stream, &AlertCommand::Cross { crossing, at: cause.metadata.recorded_at }, &context)
                 .await?
                 .version;
             crossed += u64::from(after > before);

@@ -1,0 +1,211 @@
+//! Invocation-log ingest (issue 13.10) against DuckDB's `read_json` of the same files in the
+//! same run, and the time from a file landing in a followed folder to its investigation.
+//!
+//! `cargo bench --workspace --bench logs` (records: `FINOPS_BENCH_LOG_RECORDS`, default
+//! 1 000 000, in gzip files of 100 000 as Bedrock delivers them — many smaller files in
+//! reality). Steps:
+//!
+//! 1. generate the files (`finops_cur::synthetic::write_log_records`: real record shape,
+//!    short prompt and reply bodies);
+//! 2. ingest them through the real `LogIngestor` (columnar read, hash, usage Parquet, local
+//!    object store, `InvocationLogIngested` in a SQLite log): records/s, MB/s of gzip and
+//!    of JSON text, and peak resident memory;
+//! 3. DuckDB (`python3 -m pip install duckdb`), a new connection, the same hourly sums from
+//!    the same files with `read_json` — the token totals must agree — and the ratio;
+//! 4. latency: a file with a storm dropped into a folder a follower watches (one look a
+//!    second), to the investigation recorded by the detector (polling the log).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use finops_ingest::logs::{LogFollower, LogIngestor, find_logs};
+use uuid::Uuid;
+
+const PER_FILE: u64 = 100_000;
+
+/// Peak resident memory of this process so far, MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn gzip_file(path: &Path, write: impl FnOnce(&mut dyn std::io::Write)) -> u64 {
+    let file = std::fs::File::create(path).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
+    let mut counted = Counted(&mut gz, 0);
+    write(&mut counted);
+    let text = counted.1;
+    gz.finish().unwrap();
+    text
+}
+
+/// A writer that counts what passes (the JSON text's bytes).
+struct Counted<'a, W: std::io::Write>(&'a mut W, u64);
+
+impl<W: std::io::Write> std::io::Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+const DUCKDB_SCRIPT: &str = r#"
+import duckdb, json, sys, time
+t = time.perf_counter()
+con = duckdb.connect()
+con.execute("SET threads TO %d" % int(sys.argv[2]))
+rows = con.execute(f"""
+  SELECT date_trunc('hour', CAST("timestamp" AS TIMESTAMP)) AS hour, accountId, identity.arn, modelId, region,
+         sum(input.inputTokenCount), sum(output.outputTokenCount), sum(input.cacheReadInputTokenCount), count(*)
+  FROM read_json('{sys.argv[1]}/*.json.gz', format = 'newline_delimited')
+  GROUP BY ALL""").fetchall()
+s = time.perf_counter() - t
+print(json.dumps({"seconds": s, "groups": len(rows), "tokens": int(sum(r[5] + r[6] + r[7] for r in rows)),
+                  "records": int(sum(r[8] for r in rows)), "version": duckdb.__version__}))
+"#;
+
+fn main() {
+    let records: u64 = std::env::var("FINOPS_BENCH_LOG_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir: PathBuf = std::env::temp_dir().join(format!("finops-bench-logs-{}", Uuid::now_v7()));
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+
+    // 1. Generate.
+    let started = Instant::now();
+    let (mut text_bytes, mut first) = (0u64, 0u64);
+    while first < records {
+        let n = PER_FILE.min(records - first);
+        let path = files.join(format!("part-{first:010}.json.gz"));
+        text_bytes += gzip_file(&path, |out| {
+            let mut out = out;
+            finops_cur::synthetic::write_log_records("2026-11", 7, first, n, &mut out).unwrap();
+        });
+        first += n;
+    }
+    let found = runtime.block_on(find_logs(&files.display().to_string())).unwrap();
+    let gz_bytes: u64 = found.iter().map(|f| f.size).sum();
+    println!(
+        "generated {records} records in {} files ({:.0} MB gzip, {:.0} MB JSON) in {:.1} s",
+        found.len(),
+        gz_bytes as f64 / 1e6,
+        text_bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    // 2. Ingest.
+    let store_url = format!("sqlite://{}", dir.join("finops.db").display());
+    let store = runtime.block_on(finops_eventlog::open(&store_url, finops_eventlog::Upcasters::default())).unwrap();
+    std::fs::create_dir_all(dir.join("objects")).unwrap();
+    let objects: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.join("objects")).unwrap());
+    let ingestor = LogIngestor::new(store.clone(), objects.clone());
+    let started = Instant::now();
+    let mut ingested = 0u64;
+    let mut tokens = 0u64;
+    for file in &found {
+        let report = runtime.block_on(ingestor.ingest(file, "bench")).unwrap();
+        assert!(report.columnar, "the columnar path read {}", file.name);
+        ingested += report.file.records;
+        let usage = runtime
+            .block_on(finops_attribution::invocation_usage::read_usage(
+                objects.as_ref(),
+                std::slice::from_ref(&report.file.usage_location),
+            ))
+            .unwrap();
+        tokens += usage.iter().map(|u| u.tokens).sum::<u64>();
+    }
+    let ours = started.elapsed().as_secs_f64();
+    assert_eq!(ingested, records);
+    println!(
+        "ingest: {ingested} records in {ours:.2} s — {:.0} records/s, {:.1} MB/s gzip, {:.1} MB/s JSON; peak RSS {:.0} MiB",
+        ingested as f64 / ours,
+        gz_bytes as f64 / 1e6 / ours,
+        text_bytes as f64 / 1e6 / ours,
+        peak_rss_mib()
+    );
+
+    // 3. DuckDB on the same files.
+    let script = dir.join("duckdb_logs.py");
+    std::fs::write(&script, DUCKDB_SCRIPT).unwrap();
+    let out = std::process::Command::new("python3").arg(&script).arg(&files).arg(threads.to_string()).output().unwrap();
+    if out.status.success() {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let duck = v["seconds"].as_f64().unwrap();
+        assert_eq!(v["records"].as_u64(), Some(records), "DuckDB read every record");
+        assert_eq!(v["tokens"].as_u64(), Some(tokens), "the same token totals (input, output, cache read)");
+        println!(
+            "duckdb {} read_json + hourly sums: {duck:.2} s — {:.0} records/s; ours / duckdb = {:.2}×",
+            v["version"].as_str().unwrap_or("?"),
+            records as f64 / duck,
+            ours / duck
+        );
+    } else {
+        println!("duckdb: not run ({})", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+    }
+
+    // 4. Latency: a storm file lands in a followed folder → the investigation is recorded.
+    let followed = dir.join("followed");
+    std::fs::create_dir_all(&followed).unwrap();
+    let checkpoints = runtime.block_on(finops_projections::ReadModels::open(&store_url)).unwrap();
+    let engine = finops_attribution::AttributionEngine::new(objects.clone(), Default::default());
+    let detector = finops_processes::InvestigationDetector::new(
+        store.clone(),
+        checkpoints,
+        engine,
+        finops_domain::investigations::DetectorSettings::default(),
+    );
+    // Catch up with what step 2 recorded first: the latency is of the new file alone.
+    runtime.block_on(detector.run_once()).unwrap();
+    // `spawn` needs the runtime's context.
+    let _context = runtime.enter();
+    let detecting = detector.spawn(Duration::from_secs(1));
+    let following = {
+        let followed = followed.display().to_string();
+        let ingestor = LogIngestor::new(store.clone(), objects.clone());
+        runtime.spawn(async move {
+            let mut follower = LogFollower::new(vec![followed]);
+            loop {
+                let _ = follower.round(&ingestor, "bench", &mut |_, _| {}).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let storm = (2..6)
+        .map(|h| {
+            format!(
+                "{{\"schemaType\":\"ModelInvocationLog\",\"timestamp\":\"2026-11-28T{h:02}:10:00Z\",\"accountId\":\"111122223333\",\"identity\":{{\"arn\":\"arn:aws:sts::111122223333:assumed-role/runaway-batch/w\"}},\"region\":\"us-east-1\",\"requestId\":\"storm-{h}\",\"operation\":\"InvokeModel\",\"modelId\":\"anthropic.claude-sonnet-4-20250514-v1:0\",\"input\":{{\"inputTokenCount\":400000000}},\"output\":{{\"outputTokenCount\":1000}}}}\n"
+            )
+        })
+        .collect::<String>();
+    let staged = dir.join("storm.json");
+    std::fs::write(&staged, storm).unwrap();
+    let before = runtime.block_on(store.seal_committed()).unwrap().position;
+    let landed = Instant::now();
+    std::fs::rename(&staged, followed.join("storm.json")).unwrap();
+    let latency = runtime.block_on(async {
+        loop {
+            let page = store.read_all(finops_eventlog::AllRead::forwards_after(before, 1_000)).await.unwrap();
+            if page.iter().any(|e| e.event_type == "InvestigationOpened") {
+                return landed.elapsed().as_secs_f64();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    following.abort();
+    detecting.abort();
+    println!(
+        "latency: a log file landing in a followed folder (looked at every 1 s) → investigation recorded: {latency:.2} s"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
