@@ -30,7 +30,7 @@ pub use as_of::{ReadModelView, ReadModelsAsOf};
 pub use cards::{SpendCardsView, SpendRollupsView};
 pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
 pub use investigations::InvestigationsView;
-pub use operations::{CurBatchesView, WorkloadControlsView};
+pub use operations::{CurBatchesView, LogFilesView, WorkloadControlsView};
 pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
 pub use runner::{ProjectionRunner, RebuildReport};
 pub use store::{Page, ProjectionStatus, ReadModelError, ReadModels};
@@ -55,6 +55,7 @@ pub fn governance_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(InvestigationsView),
         Arc::new(WorkloadControlsView),
         Arc::new(CurBatchesView),
+        Arc::new(LogFilesView),
     ]
 }
 

@@ -1,7 +1,9 @@
 //! Read models operators and the metrics endpoint read (issue 13.7): each workload's
-//! kill-switch status, and every CUR batch ingested with its rows and bytes.
+//! kill-switch status, every CUR batch ingested with its rows and bytes, and every
+//! invocation-log file with its records and bytes.
 
 use finops_domain::cur_batches::CurPeriodEvent;
+use finops_domain::invocation_logs::LogDayEvent;
 use finops_domain::kill_switch::{ControlEvent, Enforcement};
 use finops_eventlog::RecordedEvent;
 use serde_json::{Value, json};
@@ -99,6 +101,41 @@ impl Projector for CurBatchesView {
         Some(json!({
             "period": batch.period, "hash": batch.hash, "format": batch.format, "source": batch.source,
             "rows": batch.rows, "bytes": batch.bytes, "supersedes": supersedes, "at": at,
+        }))
+    }
+}
+
+/// Every invocation-log file ingested, by hash: its records, bytes, hours and estimate.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogFilesView;
+
+impl LogFilesView {
+    /// The projection's name.
+    pub const NAME: &'static str = "log_files";
+    /// The log days' streams' prefix.
+    pub const PREFIX: &'static str = "invocation-logs-";
+}
+
+impl Projector for LogFilesView {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn keys(&self, event: &RecordedEvent) -> Vec<String> {
+        match decode::<LogDayEvent>(event, Self::PREFIX) {
+            Some(LogDayEvent::InvocationLogIngested { file, .. }) => vec![file.hash],
+            None => vec![],
+        }
+    }
+
+    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Value>) -> Option<Value> {
+        let Some(LogDayEvent::InvocationLogIngested { file, at }) = decode::<LogDayEvent>(event, Self::PREFIX) else {
+            return current;
+        };
+        Some(json!({
+            "hash": file.hash, "source": file.source, "records": file.records, "bytes": file.bytes,
+            "first_hour": file.first_hour, "last_hour": file.last_hour,
+            "estimated_micro_usd": file.estimated_micro_usd, "unpriced_tokens": file.unpriced_tokens, "at": at,
         }))
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::Projector;
 
 /// Every governance projector, in the order they are run.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     RequestQueue::NAME,
     CatalogView::NAME,
     TaskQueue::NAME,
@@ -25,6 +25,7 @@ pub const ALL: [&str; 12] = [
     crate::investigations::InvestigationsView::NAME,
     crate::operations::WorkloadControlsView::NAME,
     crate::operations::CurBatchesView::NAME,
+    crate::operations::LogFilesView::NAME,
 ];
 
 pub(crate) fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -> Option<E> {

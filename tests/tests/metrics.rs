@@ -61,6 +61,19 @@ async fn the_metrics_endpoint_shows_what_the_service_shows() {
         thousands_per_hour: 200_000.0,
     };
     ingest_month(&server, "2026-11", 3_000, 0, &[storm]).await;
+    // A day of invocation logs too (two records; the same bytes again count once).
+    let record = |n: u32| {
+        format!(
+            "{{\"schemaType\":\"ModelInvocationLog\",\"timestamp\":\"2026-11-29T01:0{n}:00Z\",\"accountId\":\"111122223333\",\"identity\":{{\"arn\":\"arn:aws:sts::111122223333:assumed-role/finops-support-bot-88aa/w\"}},\"region\":\"us-east-1\",\"requestId\":\"r{n}\",\"operation\":\"Converse\",\"modelId\":\"anthropic.claude-3-haiku-20240307-v1:0\",\"input\":{{\"inputTokenCount\":10}},\"output\":{{\"outputTokenCount\":5}}}}\n"
+        )
+    };
+    let logs = format!("{}{}", record(1), record(2));
+    let objects: std::sync::Arc<dyn object_store::ObjectStore> =
+        std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
+    let ingestor = finops_ingest::logs::LogIngestor::new(server.store.clone(), objects);
+    for _ in 0..2 {
+        ingestor.ingest_bytes("day.json", logs.as_bytes(), "ops-kim").await.unwrap();
+    }
     let models = finops_projections::ReadModels::open(&url).await.unwrap();
     for _ in 0..2400 {
         let head = server.store.seal_committed().await.unwrap().position.0;
@@ -132,6 +145,8 @@ async fn the_metrics_endpoint_shows_what_the_service_shows() {
     // Ingest, lag per read model, latency per method.
     assert!(samples["finops_cur_ingested_rows_total"] >= 3_000.0);
     assert!(samples["finops_cur_ingested_bytes_total"] > 0.0);
+    assert_eq!(samples["finops_invocation_log_records_total"], 2.0);
+    assert_eq!(samples["finops_invocation_log_bytes_total"], logs.len() as f64);
     for projection in finops_projections::ALL {
         assert!(
             samples.contains_key(&format!("finops_projection_lag_events{{projection=\"{projection}\"}}")),

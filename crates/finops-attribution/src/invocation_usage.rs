@@ -515,10 +515,15 @@ pub fn charged_hours(state: &GovernanceState, usage: &[HourlyUsage]) -> Vec<Char
     for row in usage {
         *spend.entry((row.hour, &row.account, &row.principal, &row.model)).or_default() += row.micro_usd.unwrap_or(0);
     }
+    // A caller's workload is asked once per day, not per hour and model: the answer folds
+    // every claim (measured: 30 s for a week of 10 M records asked per row).
+    let mut workloads: BTreeMap<(&str, &str, chrono::NaiveDate), Option<uuid::Uuid>> = BTreeMap::new();
     spend
         .into_iter()
         .map(|((hour, account, principal, model), micro_usd)| ChargedHour {
-            workload_id: state.workload_of_caller(account, principal, hour.date_naive()),
+            workload_id: *workloads
+                .entry((account, principal, hour.date_naive()))
+                .or_insert_with(|| state.workload_of_caller(account, principal, hour.date_naive())),
             hour,
             account: account.to_owned(),
             principal: principal.to_owned(),

@@ -28,7 +28,7 @@ use finops_cur::invocation_log::LogError;
 use finops_domain::invocation_logs::{LogDay, LogDayCommand, LogFile};
 use finops_domain::pricing::PriceTable;
 use finops_eventlog::EventStore;
-use finops_governance::{CommandContext, CommandHandler, streams};
+use finops_governance::{CommandContext, CommandHandler, GovernanceError, streams};
 use futures_util::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -213,12 +213,47 @@ impl LogIngestor {
             fingerprint: None,
         };
         let stream = streams::invocation_logs(day);
-        let before = self.days.load(&stream).await.map_err(IngestError::from)?;
         let command = LogDayCommand::Record { file: file.clone(), at: Utc::now() };
-        let after = self.days.execute(&stream, &command, &context).await.map_err(IngestError::from)?;
-        let recorded = after.version != before.version;
+        // Files of the same day ingested side by side append to one stream: recording a
+        // file is idempotent, so a write overtaken by another file's is decided again.
+        let mut overtaken = 0;
+        let recorded = loop {
+            let before = self.days.load(&stream).await.map_err(IngestError::from)?;
+            match self.days.execute(&stream, &command, &context).await {
+                Ok(after) => break after.version != before.version,
+                Err(GovernanceError::Conflict { .. }) if overtaken < 10 => overtaken += 1,
+                Err(e) => return Err(IngestError::from(e).into()),
+            }
+        };
         tracing::info!(%source, %hash, records = usage.records, recorded, "invocation log ingested");
         Ok(LogReport { file, recorded, columnar: usage.columnar })
+    }
+}
+
+impl LogIngestor {
+    /// Ingests `files` as `actor`, up to `parallel` at a time, each on its own task (reading
+    /// a file is CPU work: decompressing, decoding, summing); results in the order of
+    /// `files`.
+    pub async fn ingest_all(
+        self: &Arc<Self>,
+        files: &[FoundLog],
+        actor: &str,
+        parallel: usize,
+    ) -> Vec<Result<LogReport, LogIngestError>> {
+        use futures_util::StreamExt;
+        let tasks = files.iter().cloned().map(|file| {
+            let (this, actor) = (self.clone(), actor.to_owned());
+            tokio::spawn(async move { this.ingest(&file, &actor).await })
+        });
+        futures_util::stream::iter(tasks)
+            .buffered(parallel.max(1))
+            .map(|joined| {
+                joined.unwrap_or_else(|e| {
+                    Err(LogIngestError::Ingest(IngestError::Io { file: "(ingest task)".into(), reason: e.to_string() }))
+                })
+            })
+            .collect()
+            .await
     }
 }
 

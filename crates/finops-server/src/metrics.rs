@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use finops_eventlog::EventStore;
 use finops_projections::{
-    CurBatchesView, GapLifecycle, InvestigationsView, ReadModels, WorkloadControlsView, WorkloadsView,
+    CurBatchesView, GapLifecycle, InvestigationsView, LogFilesView, ReadModels, WorkloadControlsView, WorkloadsView,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -272,6 +272,24 @@ impl Metrics {
             "CUR bytes ingested, every batch counted.",
         )
         .sample("finops_cur_ingested_bytes_total", &[], bytes as f64);
+
+        let files = self.documents(LogFilesView::NAME).await?;
+        let records: u64 = files.iter().map(|f| f["records"].as_u64().unwrap_or(0)).sum();
+        let bytes: u64 = files.iter().map(|f| f["bytes"].as_u64().unwrap_or(0)).sum();
+        Family::start(
+            &mut out,
+            "finops_invocation_log_records_total",
+            "counter",
+            "Invocation-log records ingested, every file counted once.",
+        )
+        .sample("finops_invocation_log_records_total", &[], records as f64);
+        Family::start(
+            &mut out,
+            "finops_invocation_log_bytes_total",
+            "counter",
+            "Invocation-log bytes ingested as delivered, every file counted once.",
+        )
+        .sample("finops_invocation_log_bytes_total", &[], bytes as f64);
 
         let head = self.store.head().await.map_err(|e| e.to_string())?.position.0;
         let mut f = Family::start(

@@ -55,9 +55,12 @@ pub async fn ingest(sources: &[String], store: &str, objects: &str, actor: &str)
         anyhow::ensure!(!files.is_empty(), "{source}: holds no .json, .json.gz, .jsonl or .jsonl.gz files");
         found.extend(files);
     }
+    // A file at a time per core: reading one is CPU work.
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results = Arc::new(ingestor).ingest_all(&found, actor, parallel).await;
     let mut refused = 0;
-    for file in &found {
-        if !show(&file.name, &ingestor.ingest(file, actor).await) {
+    for (file, result) in found.iter().zip(&results) {
+        if !show(&file.name, result) {
             refused += 1;
         }
     }
