@@ -1,7 +1,10 @@
 //! `finops logs ingest|follow` as an operator runs them: generated logs with a storm are
 //! ingested from a folder and recorded once; the same files again change nothing; a
 //! malformed file is refused by file, line and field (status 1) while the rest go on; a
-//! follower picks up a file dropped into its folder.
+//! follower picks up a file dropped into its folder; `finops reconcile` prints the logs'
+//! estimate of each workload's day against the demo's CUR.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -111,4 +114,41 @@ fn uuid_like() -> String {
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
     )
+}
+
+#[test]
+fn reconcile_prints_each_workloads_day_and_flags_the_storm_cur_never_billed() {
+    let (server, dir) = common::serve_demo("reconcile");
+    // The demo's November is `cur generate --rows 20000` (seed 1): these logs are its calls,
+    // and a storm by Support Bot's role on the 20th that its CUR does not hold.
+    generate(&dir, "logs/nov.json.gz");
+    let mut ingest = finops(&["logs", "ingest"]);
+    ingest.arg(dir.join("logs")).arg("--store").arg(format!("sqlite://{}", dir.join("finops.db").display()));
+    ingest.arg("--objects").arg(dir.join("objects"));
+    let (ok, _, err) = run(ingest);
+    assert!(ok, "{err}");
+    let fl = common::token("fl-ana", "finops_lead");
+    let all = common::json(&server, &fl, &["reconcile", "--period", "2026-11"]);
+    assert_eq!(all["log_files"], 1);
+    let days = all["days"].as_array().unwrap();
+    assert!(!days.is_empty());
+    for d in days {
+        let cents = |k: &str| d[k].as_i64().unwrap();
+        assert_eq!(cents("difference_cents"), cents("billed_cents") - cents("estimated_cents"), "{d}");
+    }
+    let storm = days.iter().find(|d| d["workload"] == "Support Bot" && d["day"] == "2026-11-20").unwrap();
+    assert_eq!(storm["flagged"], true, "{storm}");
+    // Twelve hours at $500 the logs priced and CUR never billed.
+    assert!(storm["estimated_cents"].as_i64().unwrap() >= 600_000, "{storm}");
+    assert!(storm["billed_cents"].as_i64().unwrap() < 100_000, "{storm}");
+    let flagged = common::json(&server, &fl, &["reconcile", "--period", "2026-11", "--flagged"]);
+    let shown = flagged["days"].as_array().unwrap();
+    assert!(shown.iter().all(|d| d["flagged"] == true));
+    assert_eq!(shown.len() as i64, all["flagged"].as_i64().unwrap());
+    // The table says the same, with its header.
+    let (ok, table, err) = common::finops(&server, &fl, &["reconcile", "--period", "2026-11", "--flagged"]);
+    assert!(ok, "{err}");
+    assert!(table.contains("LOGS ESTIMATE") && table.contains("Support Bot") && table.contains("FLAGGED"), "{table}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
 }
