@@ -6,8 +6,8 @@
 //!
 //! Idempotent: an investigation's id derives from its signal, subject and first day, and
 //! each Open command's id from the batch event and that id, so a re-run opens nothing
-//! twice. CUR is daily here: the spike signal is about days until invocation logs bring
-//! hours (issue 13.1).
+//! twice. CUR is daily here; invocation-log files bring hours (`detect_logs`), with the
+//! same investigation ids, so the later CUR batch finds the logs' investigation open.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

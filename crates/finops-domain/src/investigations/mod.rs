@@ -7,7 +7,7 @@
 //! - **spend spike** — a workload's (or, unattributed, a principal's) day far above its
 //!   trailing baseline: at least `spike_factor` × the mean of the previous
 //!   `baseline_days`, and at least `spike_floor_cents` above it. CUR is daily here; the
-//!   same rule runs on hours once invocation logs are ingested (issue 13.1).
+//!   same rule runs on the invocation logs' hours ([`detect_hourly`]).
 //! - **model surge** — a model in an account consuming at least `surge_factor` × its
 //!   trailing baseline (and `surge_floor_cents` above it).
 //! - **new principal** — callers with AI spend in an account that has no approved
