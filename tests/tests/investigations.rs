@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{ingest_month, read_models_caught_up};
+use common::{ingest_daily_month, ingest_month, read_models_caught_up};
 use finops_domain::investigations::{Signal, investigation_id};
 use finops_e2e::{RunningServer, authed, fresh_postgres_url};
 use finops_proto::v1 as pb;
@@ -284,14 +284,7 @@ async fn invocation_logs_open_the_storm_hours_before_cur_and_cur_opens_nothing_t
     let Some(url) = fresh_postgres_url().await else { return };
     let server = RunningServer::start(&url).await;
     finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
-    let storm = finops_cur::synthetic::Incident {
-        period: "2026-11".into(),
-        account: "111122223333".into(),
-        role: "finops-support-bot-88aa".into(),
-        day: 20,
-        hours: 2..14,
-        thousands_per_hour: 2_000_000.0,
-    };
+    let storm = hourly_storm();
     let dir = daily_log_files(&storm);
     let objects: std::sync::Arc<dyn object_store::ObjectStore> =
         std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
@@ -346,4 +339,61 @@ async fn invocation_logs_open_the_storm_hours_before_cur_and_cur_opens_nothing_t
     assert_eq!(on_subject.len(), 1, "{on_subject:#?}");
     assert!(after.len() >= before);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Support Bot's $500-an-hour storm on the 20th, from 02:00 to 14:00.
+fn hourly_storm() -> finops_cur::synthetic::Incident {
+    finops_cur::synthetic::Incident {
+        period: "2026-11".into(),
+        account: "111122223333".into(),
+        role: "finops-support-bot-88aa".into(),
+        day: 20,
+        hours: 2..14,
+        thousands_per_hour: 2_000_000.0,
+    }
+}
+
+/// The spend spikes on Support Bot's role, as the FinOps Lead lists them.
+async fn support_bot_spikes(server: &RunningServer) -> Vec<pb::Investigation> {
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut investigations = InvestigationServiceClient::new(channel);
+    let listed = pb::ListInvestigationsRequest { signal: "spend_spike".into(), page_size: 100, ..Default::default() };
+    let fl = server.token("fl-ana", Role::FinopsLead);
+    let all = investigations.list_investigations(authed(listed, &fl)).await.unwrap().into_inner().investigations;
+    all.into_iter()
+        .filter(|i| i.evidence.as_ref().is_some_and(|e| e.principals.contains(&"finops-support-bot-88aa".to_owned())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_logs_an_hourly_cur_export_opens_the_storm_on_its_hours_and_a_daily_one_on_its_day() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let server = RunningServer::start(&url).await;
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    ingest_month(&server, "2026-11", 3_000, 0, &[hourly_storm()]).await;
+    detected(&server, &url).await;
+    // One investigation on the workload, opened on the storm's first hour with its hours.
+    let spikes = support_bot_spikes(&server).await;
+    assert_eq!(spikes.len(), 1, "one per signal and subject, hours and day together: {spikes:#?}");
+    let evidence = spikes[0].evidence.clone().unwrap();
+    assert!(spikes[0].subject.starts_with("workload/"), "{:#?}", spikes[0]);
+    assert_eq!(evidence.day, "2026-11-20");
+    assert_eq!(evidence.hours.first().map(String::as_str), Some("2026-11-20T02:00:00Z"), "{evidence:?}");
+    assert_eq!(evidence.hours.len(), 12, "every storm hour: {evidence:?}");
+    assert!((50_000..51_000).contains(&evidence.observed_cents), "$500 and the usual calls: {evidence:?}");
+    assert!(spikes[0].summary.contains("in the hour from 2026-11-20 02:00 UTC"), "{}", spikes[0].summary);
+    server.shutdown().await.unwrap();
+
+    // A daily export has no hours: the same storm opens on its day, as before.
+    let Some(url) = fresh_postgres_url().await else { return };
+    let server = RunningServer::start(&url).await;
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    ingest_daily_month(&server, "2026-11", 3_000, &[hourly_storm()]).await;
+    detected(&server, &url).await;
+    let spikes = support_bot_spikes(&server).await;
+    assert_eq!(spikes.len(), 1, "{spikes:#?}");
+    let evidence = spikes[0].evidence.clone().unwrap();
+    assert_eq!((evidence.day.as_str(), evidence.hours.len()), ("2026-11-20", 0), "{evidence:?}");
+    assert!(spikes[0].summary.contains("on 2026-11-20"), "{}", spikes[0].summary);
+    server.shutdown().await.unwrap();
 }

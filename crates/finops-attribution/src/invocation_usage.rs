@@ -490,49 +490,6 @@ pub fn usage_locations(
         .collect()
 }
 
-/// One hour of a caller's use of a model, priced, with the workload the fast path charges
-/// it to ([`GovernanceState::workload_of_caller`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChargedHour {
-    /// The hour's start.
-    pub hour: DateTime<Utc>,
-    /// The account.
-    pub account: String,
-    /// The caller (role or user name).
-    pub principal: String,
-    /// The model.
-    pub model: String,
-    /// Its workload, when its role's claim holds it that day.
-    pub workload_id: Option<uuid::Uuid>,
-    /// The priced estimate (millionths of a dollar; unpriced tokens count 0).
-    pub micro_usd: u64,
-}
-
-/// Usage summed per hour, account, caller and model (token types and Regions together),
-/// each charged to its workload as of `state`.
-pub fn charged_hours(state: &GovernanceState, usage: &[HourlyUsage]) -> Vec<ChargedHour> {
-    let mut spend: BTreeMap<(DateTime<Utc>, &str, &str, &str), u64> = BTreeMap::new();
-    for row in usage {
-        *spend.entry((row.hour, &row.account, &row.principal, &row.model)).or_default() += row.micro_usd.unwrap_or(0);
-    }
-    // A caller's workload is asked once per day, not per hour and model: the answer folds
-    // every claim (measured: 30 s for a week of 10 M records asked per row).
-    let mut workloads: BTreeMap<(&str, &str, chrono::NaiveDate), Option<uuid::Uuid>> = BTreeMap::new();
-    spend
-        .into_iter()
-        .map(|((hour, account, principal, model), micro_usd)| ChargedHour {
-            workload_id: *workloads
-                .entry((account, principal, hour.date_naive()))
-                .or_insert_with(|| state.workload_of_caller(account, principal, hour.date_naive())),
-            hour,
-            account: account.to_owned(),
-            principal: principal.to_owned(),
-            model: model.to_owned(),
-            micro_usd,
-        })
-        .collect()
-}
-
 /// Millionths of a dollar in whole cents, rounded half up.
 pub fn micro_usd_cents(micro_usd: u64) -> i64 {
     i64::try_from(micro_usd.saturating_add(5_000) / 10_000).unwrap_or(i64::MAX)

@@ -19,6 +19,7 @@ pub mod chargeback;
 pub mod export;
 pub mod gaps;
 pub mod governance;
+pub mod hours;
 pub mod invocation_usage;
 pub mod lines;
 pub mod maturity;

@@ -173,6 +173,7 @@ fn parse(text: &str) -> Fixture {
             || trimmed.starts_with("attribute")
             || trimmed == "chargeback"
             || trimmed == "unbacked"
+            || trimmed == "cur_hours"
         {
             let mut what = trimmed.to_owned();
             if trimmed == "query" {
@@ -248,6 +249,18 @@ async fn run(name: &str, text: &str) -> Vec<String> {
                     format!("{} | {} | {} | {estimate}", u.workload, u.owner, dollars(u.spend_cents))
                 })
                 .collect()
+        } else if what == "cur_hours" {
+            let hours = question.cur_hours().await.unwrap();
+            let mut out: Vec<String> = hours
+                .rows
+                .iter()
+                .map(|h| {
+                    let at = h.hour.format("%Y-%m-%dT%H:%MZ");
+                    format!("{at} | {} | {} | {} | {}", h.account, h.principal, h.model, h.micro_usd)
+                })
+                .collect();
+            out.push(format!("hourly: {}", hours.hourly));
+            out
         } else {
             let statement = question.chargeback().await.unwrap();
             let mut out: Vec<String> = statement

@@ -6,8 +6,9 @@
 //!
 //! Idempotent: an investigation's id derives from its signal, subject and first day, and
 //! each Open command's id from the batch event and that id, so a re-run opens nothing
-//! twice. CUR is daily here; invocation-log files bring hours (`detect_logs`), with the
-//! same investigation ids, so the later CUR batch finds the logs' investigation open.
+//! twice. Invocation-log files bring hours (`detect_logs`), with the same investigation
+//! ids, so the later CUR batch finds the logs' investigation open; an hourly CUR export's
+//! hours are judged too, on the accounts and days no log file covers (`cur_hour_firings`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,13 +16,14 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use finops_attribution::invocation_usage::{charged_hours, micro_usd_cents, read_usage, usage_locations};
+use finops_attribution::hours::{ChargedHour, charged};
+use finops_attribution::invocation_usage::{micro_usd_cents, usage_locations};
 use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Visibility};
 use finops_domain::Aggregate;
 use finops_domain::governance_state::GovernanceState;
 use finops_domain::investigations::{
     DailySpend, DetectorSettings, Firing, HourlySpend, Investigation, InvestigationCommand, InvestigationEvent,
-    InvestigationStatus, Signal, detect, detect_hourly,
+    InvestigationStatus, Signal, detect, detect_hourly, detect_hourly_where,
 };
 use finops_domain::invocation_logs::LogDayEvent;
 use finops_eventlog::{EventStore, Position, RecordedEvent};
@@ -133,12 +135,56 @@ pub async fn detect_batch(
             })
         })
         .collect();
-    let firings = detect(&rows, &accounts_with_requests(&state), settings);
+    let accounts = accounts_with_requests(&state);
+    // Hours first: where they fire, their evidence is the more precise.
+    let mut firings = cur_hour_firings(engine, settings, &state, &question, &accounts).await?;
+    firings.extend(detect(&rows, &accounts, settings));
     let opened = open(store, batch, through, firings, &investigations).await?;
     if opened > 0 {
         tracing::info!(%period, opened, "investigations opened");
     }
     Ok(opened)
+}
+
+/// What an hourly CUR export's hours fire where the invocation logs do not speak (issue
+/// 13.2): the batch's AI usage per hour, charged the way the logs' is, judged on the
+/// accounts and days no log file covers (the logs judged those as they landed). A daily
+/// export has no hours to judge: its lines all start at midnight.
+async fn cur_hour_firings(
+    engine: &AttributionEngine,
+    settings: &DetectorSettings,
+    state: &GovernanceState,
+    question: &finops_attribution::Question,
+    accounts: &BTreeSet<String>,
+) -> Result<Vec<Firing>, ProcessError> {
+    let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
+    let hours = question.cur_hours().await.map_err(attribution)?;
+    let (Some(first), Some(last)) = (hours.rows.first(), hours.rows.last()) else { return Ok(vec![]) };
+    if !hours.hourly {
+        return Ok(vec![]);
+    }
+    let until = last.hour + chrono::Duration::hours(1);
+    let locations = usage_locations(state, None, first.hour, Some(until));
+    let logs = engine.log_hours(&locations, first.hour, Some(until)).await.map_err(attribution)?;
+    let covered: BTreeSet<(String, NaiveDate)> = logs.into_iter().map(|h| (h.account, h.hour.date_naive())).collect();
+    let rows = hourly_spend(charged(state, &hours.rows));
+    let judged = |account: &str, day: NaiveDate| !covered.contains(&(account.to_owned(), day));
+    Ok(detect_hourly_where(&rows, accounts, settings, &judged))
+}
+
+/// Charged hours in the detector's terms, in whole cents.
+fn hourly_spend(charged: Vec<ChargedHour>) -> Vec<HourlySpend> {
+    charged
+        .into_iter()
+        .map(|h| HourlySpend {
+            hour: h.hour,
+            account: h.account,
+            principal: h.principal,
+            model: h.model,
+            workload_id: h.workload_id,
+            cents: micro_usd_cents(h.micro_usd),
+        })
+        .collect()
 }
 
 /// The governance state through `through`, and the investigations as they stand now,
@@ -170,8 +216,9 @@ fn accounts_with_requests(state: &GovernanceState) -> BTreeSet<String> {
     state.requests.values().filter_map(|r| r.approval.as_ref().map(|a| a.review.account.to_string())).collect()
 }
 
-/// Opens each firing whose signal and subject has no open investigation, on behalf of the
-/// detector, with ids derived from `cause` (the event reacted to) and the investigation.
+/// Opens each firing whose signal and subject has no open investigation (nor one opened by
+/// an earlier firing of the same call), on behalf of the detector, with ids derived from
+/// `cause` (the event reacted to) and the investigation.
 async fn open(
     store: &Arc<dyn EventStore>,
     cause: &RecordedEvent,
@@ -179,7 +226,7 @@ async fn open(
     firings: Vec<Firing>,
     investigations: &BTreeMap<Uuid, Investigation>,
 ) -> Result<u64, ProcessError> {
-    let open: BTreeSet<(Signal, String)> = investigations
+    let mut open: BTreeSet<(Signal, String)> = investigations
         .values()
         .filter(|i| matches!(i.status, InvestigationStatus::Open | InvestigationStatus::Investigating))
         .filter_map(|i| i.firing.as_ref().map(|f| (f.signal, f.subject.clone())))
@@ -188,7 +235,7 @@ async fn open(
     let mut opened = 0;
     for firing in firings {
         let id = firing.investigation_id();
-        if open.contains(&(firing.signal, firing.subject.clone())) || investigations.contains_key(&id) {
+        if !open.insert((firing.signal, firing.subject.clone())) || investigations.contains_key(&id) {
             continue;
         }
         let context = CommandContext {
@@ -229,22 +276,11 @@ pub async fn detect_logs(
     let (state, investigations) = state_and_investigations(store, through).await?;
     // The new hours and the baseline's days before them.
     let since = earliest - chrono::Duration::days(i64::from(settings.baseline_days.max(1)) + 1);
-    let locations = usage_locations(&state, None, since, None);
-    let usage = read_usage(engine.objects().as_ref(), &locations)
+    let usage = engine
+        .log_hours(&usage_locations(&state, None, since, None), since, None)
         .await
         .map_err(|e| ProcessError::Attribution(e.to_string()))?;
-    let in_window: Vec<_> = usage.into_iter().filter(|r| r.hour >= since).collect();
-    let rows: Vec<HourlySpend> = charged_hours(&state, &in_window)
-        .into_iter()
-        .map(|h| HourlySpend {
-            hour: h.hour,
-            account: h.account,
-            principal: h.principal,
-            model: h.model,
-            workload_id: h.workload_id,
-            cents: micro_usd_cents(h.micro_usd),
-        })
-        .collect();
+    let rows = hourly_spend(charged(&state, &usage));
     let firings = detect_hourly(&rows, &accounts_with_requests(&state), settings);
     let opened = open(store, last, through, firings, &investigations).await?;
     if opened > 0 {

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{NaiveDate, Utc};
-use finops_attribution::invocation_usage::{charged_hours, micro_usd_cents, read_usage, usage_locations};
+use finops_attribution::hours::charged;
+use finops_attribution::invocation_usage::{micro_usd_cents, usage_locations};
 use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
 use finops_domain::alerts::{AlertCommand, AlertEvent, Crossing, ThresholdAlerts, alerts_id, thresholds_reached};
 use finops_domain::cur_batches::billing_period_start;
@@ -196,11 +197,10 @@ pub async fn watch_logs(
     if locations.is_empty() {
         return Ok(0);
     }
-    let usage = read_usage(engine.objects().as_ref(), &locations).await.map_err(attribution)?;
-    let beyond: Vec<_> = usage.into_iter().filter(|u| u.hour >= since && u.hour < until).collect();
+    let beyond = engine.log_hours(&locations, since, Some(until)).await.map_err(attribution)?;
     let Some(last_day) = beyond.iter().map(|u| u.hour.date_naive()).max() else { return Ok(0) };
     let mut logged: BTreeMap<Uuid, u64> = BTreeMap::new();
-    for hour in charged_hours(&state, &beyond) {
+    for hour in charged(&state, &beyond) {
         if let Some(id) = hour.workload_id {
             *logged.entry(id).or_default() += hour.micro_usd;
         }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Months, NaiveDate, NaiveTime, Utc};
 use finops_attribution::export::ExportFormat;
-use finops_attribution::invocation_usage::{charged_hours, micro_usd_cents, read_usage, usage_locations};
+use finops_attribution::hours::charged;
+use finops_attribution::invocation_usage::{micro_usd_cents, usage_locations};
 use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Question, RolePatterns, Visibility};
 use finops_domain::cur_batches::billing_period_start;
 use finops_domain::reconciliation::{Tolerance, reconcile};
@@ -229,11 +230,10 @@ impl AttributionService for AttributionApi {
         let (since, until) = (start.and_time(NaiveTime::MIN).and_utc(), start + Months::new(1));
         let until = until.and_time(NaiveTime::MIN).and_utc();
         let locations = usage_locations(&p.state, Some(p.instant), since, Some(until));
-        let usage = read_usage(self.engine.objects().as_ref(), &locations).await.map_err(from_attribution)?;
-        let usage: Vec<_> = usage.into_iter().filter(|u| u.hour >= since && u.hour < until).collect();
+        let usage = self.engine.log_hours(&locations, since, Some(until)).await.map_err(from_attribution)?;
         let covered: BTreeSet<NaiveDate> = usage.iter().map(|u| u.hour.date_naive()).collect();
         let mut micro: BTreeMap<(String, NaiveDate), u64> = BTreeMap::new();
-        for hour in charged_hours(&p.state, &usage) {
+        for hour in charged(&p.state, &usage) {
             if let Some(id) = hour.workload_id.filter(|id| workloads.iter().any(|w| w.workload_id == *id)) {
                 *micro.entry((id.to_string(), hour.hour.date_naive())).or_default() += hour.micro_usd;
             }

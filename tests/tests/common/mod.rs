@@ -38,17 +38,48 @@ pub async fn ingest_month(
     restatement: u32,
     incidents: &[finops_cur::synthetic::Incident],
 ) {
+    ingest_cur_text(server, &generated_month(period, rows, restatement, incidents)).await;
+}
+
+/// The CSV text of [`ingest_month`]'s month.
+fn generated_month(period: &str, rows: u64, restatement: u32, incidents: &[finops_cur::synthetic::Incident]) -> String {
+    let spec = finops_cur::synthetic::MonthSpec { period: period.into(), rows, seed: 7, restatement };
+    let mut out = Vec::new();
+    finops_cur::synthetic::write_month(&spec, &mut out).unwrap();
+    for incident in incidents {
+        finops_cur::synthetic::write_incident(incident, &mut out).unwrap();
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// [`ingest_month`] as a daily export delivers it: every line's usage starts at midnight.
+#[allow(dead_code)] // Not every test that shares this module ingests.
+pub async fn ingest_daily_month(
+    server: &RunningServer,
+    period: &str,
+    rows: u64,
+    incidents: &[finops_cur::synthetic::Incident],
+) {
+    let hourly = generated_month(period, rows, 0, incidents);
+    // Timestamps are `…THH:00:00Z` in the generator; midnight is `T00:00:00Z`.
+    let mut daily = String::with_capacity(hourly.len());
+    let mut rest = hourly.as_str();
+    while let Some(at) = rest.find(":00:00Z") {
+        let hour = at.checked_sub(3).filter(|h| rest.as_bytes()[*h] == b'T').expect("a generated timestamp");
+        daily.push_str(&rest[..hour]);
+        daily.push_str("T00:00:00Z");
+        rest = &rest[at + 7..];
+    }
+    daily.push_str(rest);
+    ingest_cur_text(server, &daily).await;
+}
+
+/// Ingests CUR CSV `text` into `server` as an operator would.
+async fn ingest_cur_text(server: &RunningServer, text: &str) {
     let dir = std::env::temp_dir().join(format!("finops-month-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("month.csv");
-    let spec = finops_cur::synthetic::MonthSpec { period: period.into(), rows, seed: 7, restatement };
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        finops_cur::synthetic::write_month(&spec, &mut out).unwrap();
-        for incident in incidents {
-            finops_cur::synthetic::write_incident(incident, &mut out).unwrap();
-        }
-    }
+    std::fs::write(&path, text).unwrap();
     let objects: std::sync::Arc<dyn object_store::ObjectStore> =
         std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
     finops_ingest::Ingestor::new(server.store.clone(), objects)

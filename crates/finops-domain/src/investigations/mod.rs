@@ -320,7 +320,7 @@ pub fn detect(
         cents: r.cents,
     });
     let floors = (settings.spike_floor_cents, settings.surge_floor_cents);
-    detect_in(spends, accounts_with_requests, settings, floors)
+    detect_in(spends, accounts_with_requests, settings, floors, &|_, _| true)
 }
 
 /// What the invocation logs' hourly spend fires (issue 13.2): the same signals on hours —
@@ -335,6 +335,19 @@ pub fn detect_hourly(
     accounts_with_requests: &BTreeSet<String>,
     settings: &DetectorSettings,
 ) -> Vec<Firing> {
+    detect_hourly_where(rows, accounts_with_requests, settings, &|_, _| true)
+}
+
+/// [`detect_hourly`] judging only the hours of the accounts and days `judged` admits,
+/// every hour still counting towards the baselines: CUR's hours of an account and day the
+/// invocation logs cover were judged when the logs landed, yet they are the history the
+/// uncovered hours after them are measured against.
+pub fn detect_hourly_where(
+    rows: &[HourlySpend],
+    accounts_with_requests: &BTreeSet<String>,
+    settings: &DetectorSettings,
+    judged: &dyn Fn(&str, NaiveDate) -> bool,
+) -> Vec<Firing> {
     let spends = rows.iter().map(|r| Spend {
         at: r.hour,
         account: &r.account,
@@ -344,7 +357,7 @@ pub fn detect_hourly(
         cents: r.cents,
     });
     let floors = (settings.hourly_spike_floor_cents, settings.hourly_surge_floor_cents);
-    detect_in(spends, accounts_with_requests, settings, floors)
+    detect_in(spends, accounts_with_requests, settings, floors, judged)
 }
 
 fn detect_in<'a, K: Bucket>(
@@ -352,6 +365,7 @@ fn detect_in<'a, K: Bucket>(
     accounts_with_requests: &BTreeSet<String>,
     settings: &DetectorSettings,
     (spike_floor, surge_floor): (i64, i64),
+    judged: &dyn Fn(&str, NaiveDate) -> bool,
 ) -> Vec<Firing> {
     let mut spend: BTreeMap<String, Series<K>> = BTreeMap::new();
     let mut models: BTreeMap<String, Series<K>> = BTreeMap::new();
@@ -372,6 +386,7 @@ fn detect_in<'a, K: Bucket>(
     let unit = if K::PER_DAY == 1 { "daily" } else { "hourly" };
     let mut out = Vec::new();
     let mut fire = |signal: Signal, subject: &str, series: &Series<K>, hits: Vec<(K, i64, i64)>| {
+        let hits: Vec<(K, i64, i64)> = hits.into_iter().filter(|h| judged(&series.account, h.0.day())).collect();
         let Some(&(at, observed, baseline)) = hits.first() else { return };
         let when = match at.hour() {
             Some(hour) => format!("in the hour from {}", hour.format("%Y-%m-%d %H:%M UTC")),

@@ -235,3 +235,21 @@ fn on_hours_nothing_fires_under_the_floor_or_without_a_day_of_history() {
     rows.push(hourly(12, 10, "r", Some(W), 100_000));
     assert!(detect_hourly(&rows, &accounts(), &DetectorSettings::default()).is_empty());
 }
+
+#[test]
+fn hours_of_covered_days_count_for_the_baseline_but_only_uncovered_days_are_judged() {
+    // $5 an hour from the 10th; a storm at 09:00 on the 12th and another at 09:00 on the 13th.
+    let mut rows: Vec<HourlySpend> = (0..81).map(|h| hourly(10 + h / 24, h % 24, "r", Some(W), 500)).collect();
+    rows.push(hourly(12, 9, "r", Some(W), 40_000));
+    rows.push(hourly(13, 9, "r", Some(W), 80_000));
+    // The 12th is the logs' (they judged it): CUR's firing starts on the 13th, measured
+    // against a baseline that holds the 12th's storm.
+    let judged = |_: &str, d: NaiveDate| d != day(12);
+    let firings = detect_hourly_where(&rows, &accounts(), &DetectorSettings::default(), &judged);
+    let spike = firings.iter().find(|f| f.signal == Signal::SpendSpike).expect("a spike on the 13th");
+    assert_eq!(spike.evidence.hours, [hour(13, 9)]);
+    assert_eq!(spike.evidence.day, day(13));
+    assert!(spike.evidence.baseline_cents > 500, "the 12th's storm is in the baseline: {:?}", spike.evidence);
+    // Nothing is judged: nothing fires.
+    assert!(detect_hourly_where(&rows, &accounts(), &DetectorSettings::default(), &|_, _| false).is_empty());
+}
