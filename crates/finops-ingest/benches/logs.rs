@@ -14,7 +14,10 @@
 //! 3. DuckDB (`python3 -m pip install duckdb`), a new connection, the same hourly sums from
 //!    the same files with `read_json` — the token totals must agree — and the ratio;
 //! 4. latency: a file with a storm dropped into a folder a follower watches (one look a
-//!    second), to the investigation recorded by the detector (polling the log).
+//!    second), to the investigation recorded by the detector (polling the log);
+//! 5. the whole path on a small log, through the real server's processes: a file of a
+//!    governed workload's role burning its estimate lands → the investigation recorded and
+//!    the threshold webhook received by a local endpoint.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -209,5 +212,130 @@ fn main() {
     println!(
         "latency: a log file landing in a followed folder (looked at every 1 s) → investigation recorded: {latency:.2} s"
     );
+    let (investigated, delivered) = runtime.block_on(webhook_leg(&dir));
+    println!(
+        "latency, the whole path on a small log (the real server's processes): a log file landing → investigation \
+         recorded {investigated:.2} s, → webhook received {delivered:.2} s"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One invocation record of Support Bot's role calling Claude 3 Haiku.
+fn record(timestamp: &str, request_id: &str, input_tokens: u64) -> String {
+    format!(
+        "{{\"schemaType\":\"ModelInvocationLog\",\"timestamp\":\"{timestamp}\",\"accountId\":\"111122223333\",\"identity\":{{\"arn\":\"arn:aws:sts::111122223333:assumed-role/finops-support-bot-88aa/worker\"}},\"region\":\"us-west-2\",\"requestId\":\"{request_id}\",\"operation\":\"InvokeModel\",\"modelId\":\"anthropic.claude-3-haiku-20240307-v1:0\",\"input\":{{\"inputTokenCount\":{input_tokens}}},\"output\":{{\"outputTokenCount\":100}}}}\n"
+    )
+}
+
+/// The webhook leg of the latency (step 5), on a small log: the demo organisation and a
+/// quiet November in CUR through the 28th, served by the real server (its detector,
+/// threshold watcher and webhook outbox following the log) with a webhook endpoint, and two
+/// ordinary days of Support Bot's logs; a file of its role burning $10,000 on the 29th
+/// lands in a followed folder. Returns the
+/// seconds from landing to the investigation recorded and to the first webhook received.
+async fn webhook_leg(dir: &Path) -> (f64, f64) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hooks", listener.local_addr().unwrap());
+    // Support Bot's 100 % crossing (demo ids): other workloads' crossings may arrive too.
+    let awaited = finops_domain::alerts::webhook_id(finops_server::demo::id("workload-support-bot"), "2026-11", 100);
+    let received: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    let first = received.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0u8; 64 * 1024];
+            let n = stream.read(&mut buffer).await.unwrap_or(0);
+            // The headers come first, in the first read; the id is the `webhook-id` header.
+            if String::from_utf8_lossy(&buffer[..n]).contains(&awaited) {
+                let _ = first.set(Instant::now());
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        }
+    });
+    let endpoint = finops_processes::WebhookEndpoint::new(&hook, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let url = finops_e2e::fresh_sqlite_url();
+    let server = finops_e2e::RunningServer::start_with(&url, |config| finops_server::ServerConfig {
+        webhooks: vec![endpoint],
+        ..config
+    })
+    .await;
+    finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
+    let objects: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
+    let month = dir.join("quiet-month.csv");
+    let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows: 300, seed: 7, restatement: 0 };
+    finops_cur::synthetic::write_month(&spec, &mut std::fs::File::create(&month).unwrap()).unwrap();
+    finops_ingest::Ingestor::new(server.store.clone(), objects.clone())
+        .ingest_file(&month, finops_ingest::Format::Cur, &finops_e2e::operator_context("bench"))
+        .await
+        .unwrap();
+    // Two ordinary days of its logs before (the baseline an hour is measured against):
+    // a million input tokens an hour.
+    let ordinary: String = (0..48)
+        .map(|h| {
+            record(&format!("2026-11-{:02}T{:02}:30:00Z", 27 + h / 24, h % 24), &format!("ordinary-{h}"), 1_000_000)
+        })
+        .collect();
+    LogIngestor::new(server.store.clone(), objects.clone())
+        .ingest_bytes("ordinary.json", ordinary.as_bytes(), "bench")
+        .await
+        .unwrap();
+    // The processes have read everything before the file lands.
+    let models = finops_projections::ReadModels::open(&url).await.unwrap();
+    let processes = [
+        finops_processes::InvestigationDetector::NAME,
+        finops_processes::ThresholdWatcher::NAME,
+        finops_processes::WebhookOutbox::NAME,
+    ];
+    loop {
+        let head = server.store.seal_committed().await.unwrap().position.0;
+        let mut behind = false;
+        for name in processes {
+            behind |= models.process_checkpoint(name).await.unwrap() < head;
+        }
+        if !behind {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(received.get().is_none(), "a quiet month crosses nothing of Support Bot's");
+    let followed = dir.join("followed-server");
+    std::fs::create_dir_all(&followed).unwrap();
+    let following = {
+        let followed = followed.display().to_string();
+        let ingestor = LogIngestor::new(server.store.clone(), objects);
+        tokio::spawn(async move {
+            let mut follower = LogFollower::new(vec![followed]);
+            loop {
+                let _ = follower.round(&ingestor, "bench", &mut |_, _| {}).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    // Then ten hours of 4 billion input tokens ($1,000 each).
+    let storm: String =
+        (0..10).map(|h| record(&format!("2026-11-29T{h:02}:30:00Z"), &format!("storm-{h}"), 4_000_000_000)).collect();
+    let staged = dir.join("support-bot-storm.json");
+    std::fs::write(&staged, storm).unwrap();
+    let before = server.store.seal_committed().await.unwrap().position;
+    let landed = Instant::now();
+    std::fs::rename(&staged, followed.join("support-bot-storm.json")).unwrap();
+    let mut investigated = None;
+    let delivered = loop {
+        if investigated.is_none() {
+            let page = server.store.read_all(finops_eventlog::AllRead::forwards_after(before, 1_000)).await.unwrap();
+            if page.iter().any(|e| e.event_type == "InvestigationOpened") {
+                investigated = Some(landed.elapsed().as_secs_f64());
+            }
+        }
+        if let (Some(_), Some(at)) = (investigated, received.get()) {
+            break at.duration_since(landed).as_secs_f64();
+        }
+        assert!(landed.elapsed() < Duration::from_secs(300), "no investigation or webhook within 5 minutes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    following.abort();
+    server.shutdown().await.unwrap();
+    (investigated.unwrap_or(f64::NAN), delivered)
 }

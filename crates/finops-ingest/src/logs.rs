@@ -213,14 +213,16 @@ impl LogIngestor {
             fingerprint: None,
         };
         let stream = streams::invocation_logs(day);
-        let command = LogDayCommand::Record { file: file.clone(), at: Utc::now() };
+        let at = Utc::now();
+        let command = LogDayCommand::Record { file: file.clone(), at };
         // Files of the same day ingested side by side append to one stream: recording a
         // file is idempotent, so a write overtaken by another file's is decided again.
         let mut overtaken = 0;
         let recorded = loop {
-            let before = self.days.load(&stream).await.map_err(IngestError::from)?;
             match self.days.execute(&stream, &command, &context).await {
-                Ok(after) => break after.version != before.version,
+                // This command recorded it when the day holds it at this command's instant
+                // (an earlier ingest of the same bytes holds it at its own).
+                Ok(after) => break after.state.files.iter().any(|(f, t)| f.hash == hash && *t == at),
                 Err(GovernanceError::Conflict { .. }) if overtaken < 10 => overtaken += 1,
                 Err(e) => return Err(IngestError::from(e).into()),
             }
