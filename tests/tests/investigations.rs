@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{ingest_daily_month, ingest_month, read_models_caught_up};
+use common::{ingest_daily_month, ingest_month, read_models_caught_up, support_bot_storm};
 use finops_domain::investigations::{Signal, investigation_id};
 use finops_e2e::{RunningServer, authed, fresh_postgres_url};
 use finops_proto::v1 as pb;
@@ -284,7 +284,7 @@ async fn invocation_logs_open_the_storm_hours_before_cur_and_cur_opens_nothing_t
     let Some(url) = fresh_postgres_url().await else { return };
     let server = RunningServer::start(&url).await;
     finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
-    let storm = hourly_storm();
+    let storm = support_bot_storm(2_000_000.0);
     let dir = daily_log_files(&storm);
     let objects: std::sync::Arc<dyn object_store::ObjectStore> =
         std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&server.objects).unwrap());
@@ -341,18 +341,6 @@ async fn invocation_logs_open_the_storm_hours_before_cur_and_cur_opens_nothing_t
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Support Bot's $500-an-hour storm on the 20th, from 02:00 to 14:00.
-fn hourly_storm() -> finops_cur::synthetic::Incident {
-    finops_cur::synthetic::Incident {
-        period: "2026-11".into(),
-        account: "111122223333".into(),
-        role: "finops-support-bot-88aa".into(),
-        day: 20,
-        hours: 2..14,
-        thousands_per_hour: 2_000_000.0,
-    }
-}
-
 /// The spend spikes on Support Bot's role, as the FinOps Lead lists them.
 async fn support_bot_spikes(server: &RunningServer) -> Vec<pb::Investigation> {
     let channel = tonic::transport::Endpoint::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
@@ -370,7 +358,7 @@ async fn without_logs_an_hourly_cur_export_opens_the_storm_on_its_hours_and_a_da
     let Some(url) = fresh_postgres_url().await else { return };
     let server = RunningServer::start(&url).await;
     finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
-    ingest_month(&server, "2026-11", 3_000, 0, &[hourly_storm()]).await;
+    ingest_month(&server, "2026-11", 3_000, 0, &[support_bot_storm(2_000_000.0)]).await;
     detected(&server, &url).await;
     // One investigation on the workload, opened on the storm's first hour with its hours.
     let spikes = support_bot_spikes(&server).await;
@@ -388,7 +376,7 @@ async fn without_logs_an_hourly_cur_export_opens_the_storm_on_its_hours_and_a_da
     let Some(url) = fresh_postgres_url().await else { return };
     let server = RunningServer::start(&url).await;
     finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
-    ingest_daily_month(&server, "2026-11", 3_000, &[hourly_storm()]).await;
+    ingest_daily_month(&server, "2026-11", 3_000, &[support_bot_storm(2_000_000.0)]).await;
     detected(&server, &url).await;
     let spikes = support_bot_spikes(&server).await;
     assert_eq!(spikes.len(), 1, "{spikes:#?}");

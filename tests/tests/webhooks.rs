@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::ingest_month;
+use common::{ingest_month, support_bot_storm};
 use finops_domain::alerts::{alerts_id, webhook_id};
 use finops_e2e::{RunningServer, fresh_postgres_url};
 use hmac::Mac;
@@ -74,17 +74,6 @@ fn verifies(id: &str, timestamp: &str, signature: &str, body: &str) -> bool {
     signature.split(' ').any(|s| s == expected)
 }
 
-fn storm(thousands_per_hour: f64) -> finops_cur::synthetic::Incident {
-    finops_cur::synthetic::Incident {
-        period: "2026-11".into(),
-        account: "111122223333".into(),
-        role: "finops-support-bot-88aa".into(),
-        day: 20,
-        hours: 2..14,
-        thousands_per_hour,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_threshold_is_delivered_once_signed_and_retried_with_the_same_id() {
     let Some(url) = fresh_postgres_url().await else { return };
@@ -95,7 +84,7 @@ async fn each_threshold_is_delivered_once_signed_and_retried_with_the_same_id() 
             .await;
     finops_server::demo::seed(server.store.clone(), "arn:aws:sso:::instance/ssoins-demo").await.unwrap();
     // About $6,000 on the 20th: well past Support Bot's $3,100 estimate.
-    ingest_month(&server, "2026-11", 3_000, 0, &[storm(2_000_000.0)]).await;
+    ingest_month(&server, "2026-11", 3_000, 0, &[support_bot_storm(2_000_000.0)]).await;
 
     let workload = finops_server::demo::id("workload-support-bot");
     let ids: Vec<String> = [80, 90, 100].map(|t| webhook_id(workload, "2026-11", t)).to_vec();
@@ -148,7 +137,7 @@ async fn each_threshold_is_delivered_once_signed_and_retried_with_the_same_id() 
     assert!(attempts.iter().filter(|e| e.payload["delivered"] == false).all(|e| e.payload["detail"] == "HTTP 503"));
 
     // A restatement of the month crosses nothing again: nothing new is sent.
-    ingest_month(&server, "2026-11", 3_000, 1, &[storm(2_000_000.0)]).await;
+    ingest_month(&server, "2026-11", 3_000, 1, &[support_bot_storm(2_000_000.0)]).await;
     let models = finops_projections::ReadModels::open(&url).await.unwrap();
     for _ in 0..2400 {
         let head = server.store.seal_committed().await.unwrap().position.0;

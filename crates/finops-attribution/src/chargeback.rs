@@ -10,14 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::{ArrayRef, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::AsArray;
 use finops_domain::vocabulary::AccountId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AttributionError, Question, Visibility, allocate_cents, raw_at};
+use crate::{AttributionError, Question, Visibility, allocate_cents, raw_at, text_column};
 
 /// One budget's line of the statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,11 +67,6 @@ pub fn split_evenly(amount: i128, parts: usize) -> Vec<i128> {
     let n = parts as i128;
     let (base, rest) = (amount.div_euclid(n), amount.rem_euclid(n));
     (0..n).map(|i| base + i128::from(i < rest)).collect()
-}
-
-/// Any text column (Utf8, LargeUtf8, Utf8View) as Utf8.
-fn text_column(column: &ArrayRef) -> Result<ArrayRef, AttributionError> {
-    Ok(cast(column, &DataType::Utf8).map_err(datafusion::error::DataFusionError::from)?)
 }
 
 impl Question {

@@ -22,7 +22,7 @@ use datafusion::functions_aggregate::expr_fn::sum;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col, lit};
 use finops_domain::governance_state::GovernanceState;
 
-use crate::{AttributionEngine, AttributionError, OBJECTS_URL, Question, lines};
+use crate::{AttributionEngine, AttributionError, OBJECTS_URL, Question, lines, text_column};
 
 /// One hour of one caller's use of one model in one account, priced.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -130,11 +130,7 @@ fn each_hour(
     let hours = datafusion::arrow::compute::cast(batch.column(0), &DataType::Timestamp(TimeUnit::Second, None))
         .map_err(datafusion::error::DataFusionError::from)?;
     let hours = hours.as_primitive::<TimestampSecondType>();
-    // Parquet text may arrive as a view type: read text columns as plain strings.
-    let text = |i: usize| {
-        datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
-            .map_err(datafusion::error::DataFusionError::from)
-    };
+    let text = |i: usize| text_column(batch.column(i));
     let (accounts, principals, models) = (text(1)?, text(2)?, text(3)?);
     let (accounts, principals, models) =
         (accounts.as_string::<i32>(), principals.as_string::<i32>(), models.as_string::<i32>());

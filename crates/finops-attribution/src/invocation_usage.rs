@@ -1,8 +1,10 @@
 //! Invocation logs as hourly usage, columnar (issue 13.1): a delivered file is decoded by
-//! Arrow's JSON reader into record batches (only the fields usage needs; the prompt and
-//! response bodies are skipped unread), checked column by column, and summed per hour ×
-//! account × caller × `modelId` × Region by one DataFusion aggregate; pricing and the
-//! model behind each `modelId` are then read once per distinct row of that small result.
+//! Arrow's JSON reader into record batches as it is decompressed (only the fields usage
+//! needs are kept; the prompt and response bodies are tokenised, not stored), checked
+//! column by column, and summed per hour × account × caller × `modelId` × Region by one
+//! DataFusion aggregate. A file spanning weeks barely shrinks in that sum, so the rows
+//! after it carry numbers for their accounts, callers, models and Regions: each distinct
+//! value is copied, parsed and priced once, and the rows are ordered by the values' ranks.
 //!
 //! The row reader of `finops_cur::invocation_log` stays the definition of a valid file: a
 //! file the columnar checks do not pass whole — a malformed record, a request id repeated,
@@ -10,7 +12,7 @@
 //! lines — is read by it instead, so the error is its precise one (file, line, field) and
 //! an unusual but valid file gives the same usage. Both paths are tested to agree.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Read};
 use std::sync::Arc;
 
@@ -171,45 +173,103 @@ fn by_rows(name: &str, text: &[u8], prices: &PriceTable) -> Result<LogUsage, Log
             *sum += n;
         }
     }
+    let groups = groups.iter().map(|((hour, account, arn, model_id, region), sums)| {
+        (*hour, account.as_str(), arn.as_str(), model_id.as_str(), region.as_str(), *sums)
+    });
     Ok(LogUsage { records: records.len() as u64, rows: priced(groups, prices), columnar: false })
 }
 
 /// Hour, account, caller ARN, `modelId` as called, Region.
 type Group = (DateTime<Utc>, String, String, String, String);
 
+/// The distinct values of one text column, numbered in order of first sight: a file's
+/// usage repeats a few accounts, callers, models and Regions over thousands of rows, so
+/// each is stored, parsed and compared once, and rows carry their numbers.
+#[derive(Default)]
+struct Distinct {
+    numbers: HashMap<String, u32>,
+    values: Vec<String>,
+}
+
+impl Distinct {
+    fn number(&mut self, value: &str) -> u32 {
+        if let Some(n) = self.numbers.get(value) {
+            return *n;
+        }
+        let n = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct values");
+        self.numbers.insert(value.to_owned(), n);
+        self.values.push(value.to_owned());
+        n
+    }
+
+    /// Each number's place in the values' text order (so numbers sort as the text does).
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.values.len() as u32).collect();
+        order.sort_by(|a, b| self.values[*a as usize].cmp(&self.values[*b as usize]));
+        let mut ranks = vec![0; order.len()];
+        for (rank, n) in order.into_iter().enumerate() {
+            ranks[n as usize] = rank as u32;
+        }
+        ranks
+    }
+}
+
 /// Each group's tokens (input, output, cache read, cache write) as priced hourly usage per
-/// model and token type: the `modelId` decides the price (a `global.` profile has its own
-/// rate), the model behind it the row.
-fn priced(groups: BTreeMap<Group, [u64; 4]>, prices: &PriceTable) -> Vec<HourlyUsage> {
-    // Hour, account, caller ARN, model, Region, token type → tokens and their cost.
-    type Row = (DateTime<Utc>, String, String, String, String, LogTokenType);
-    let mut rows: BTreeMap<Row, (u64, Option<u64>)> = BTreeMap::new();
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for ((hour, account, arn, model_id, region), sums) in groups {
+/// model and token type, in key order: the `modelId` decides the price (a `global.`
+/// profile has its own rate), the model behind it the row, so two groups of one model
+/// through different profiles make one row.
+fn priced<'a>(
+    groups: impl Iterator<Item = (DateTime<Utc>, &'a str, &'a str, &'a str, &'a str, [u64; 4])>,
+    prices: &PriceTable,
+) -> Vec<HourlyUsage> {
+    let (mut accounts, mut arns, mut model_ids, mut regions) =
+        (Distinct::default(), Distinct::default(), Distinct::default(), Distinct::default());
+    // Per `modelId`: the model behind it (numbered in `models`); per `modelId` and Region:
+    // what the price snapshot is asked with (`None`: no price).
+    let mut models = Distinct::default();
+    let mut model_of_id: Vec<u32> = Vec::new();
+    let mut priced_as: HashMap<(u32, u32), Option<(ModelId, Region)>> = HashMap::new();
+    // Hour, account, caller ARN, model, Region (their numbers), token type.
+    type RowKey = (i64, u32, u32, u32, u32, LogTokenType);
+    let mut rows: HashMap<RowKey, (u64, Option<u64>)> = HashMap::new();
+    for (hour, account, arn, model_id, region, sums) in groups {
+        let (account, arn, region) = (accounts.number(account), arns.number(arn), regions.number(region));
+        let id = model_ids.number(model_id);
+        if id as usize == model_of_id.len() {
+            model_of_id.push(models.number(&model_of(model_id)));
+        }
+        let asked = priced_as.entry((id, region)).or_insert_with(|| {
+            let model = ModelId::parse(&priced_model_id(model_id)?).ok()?;
+            Some((model, Region::parse(&regions.values[region as usize]).ok()?))
+        });
         for (n, t) in sums.into_iter().zip(LogTokenType::ALL) {
             if n == 0 {
                 continue;
             }
-            let cost = price(prices, &model_id, &region, t, n);
-            let slot = rows
-                .entry((hour, account.clone(), arn.clone(), model_of(&model_id), region.clone(), t))
-                .or_insert((0, Some(0)));
+            let cost = asked.as_ref().and_then(|(model, region)| price(prices, model, region, t, n));
+            let key = (hour.timestamp(), account, arn, model_of_id[id as usize], region, t);
+            let slot = rows.entry(key).or_insert((0, Some(0)));
             slot.0 += n;
             slot.1 = match (slot.1, cost) {
                 (Some(a), Some(b)) => Some(a + b),
                 _ => None,
             };
         }
-        names.entry(arn.clone()).or_insert_with(|| principal_name(&arn));
     }
+    let names: Vec<String> = arns.values.iter().map(|arn| principal_name(arn)).collect();
+    let ranks = (accounts.ranks(), arns.ranks(), models.ranks(), regions.ranks());
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_unstable_by_key(|((hour, a, c, m, r, t), _)| {
+        (*hour, ranks.0[*a as usize], ranks.1[*c as usize], ranks.2[*m as usize], ranks.3[*r as usize], *t)
+    });
     rows.into_iter()
-        .map(|((hour, account, principal_arn, model, region, token_type), (tokens, micro_usd))| HourlyUsage {
-            hour,
-            principal: names.get(&principal_arn).cloned().unwrap_or_default(),
-            account,
-            principal_arn,
-            model,
-            region,
+        .map(|((hour, a, c, m, r, token_type), (tokens, micro_usd))| HourlyUsage {
+            hour: DateTime::from_timestamp(hour, 0).unwrap_or_default(),
+            account: accounts.values[a as usize].clone(),
+            principal_arn: arns.values[c as usize].clone(),
+            principal: names[c as usize].clone(),
+            model: models.values[m as usize].clone(),
+            region: regions.values[r as usize].clone(),
             token_type,
             tokens,
             micro_usd,
@@ -235,16 +295,14 @@ fn principal_name(arn: &str) -> String {
     }
 }
 
-fn price(prices: &PriceTable, model_id: &str, region: &str, t: LogTokenType, tokens: u64) -> Option<u64> {
-    let model = ModelId::parse(&priced_model_id(model_id)?).ok()?;
-    let region = Region::parse(region).ok()?;
+fn price(prices: &PriceTable, model: &ModelId, region: &Region, t: LogTokenType, tokens: u64) -> Option<u64> {
     let kind = match t {
         LogTokenType::Input => TokenKind::Input,
         LogTokenType::Output => TokenKind::Output,
         LogTokenType::CacheRead => TokenKind::CacheRead,
         LogTokenType::CacheWrite => TokenKind::CacheWrite,
     };
-    u64::try_from(estimate_micro_usd(prices, &model, &region, kind, tokens).ok()?).ok()
+    u64::try_from(estimate_micro_usd(prices, model, region, kind, tokens).ok()?).ok()
 }
 
 /// The columnar path: `None` when the file is not one it passes whole.
@@ -296,8 +354,10 @@ async fn columnar(mut text: impl BufRead, prices: &PriceTable) -> Option<LogUsag
         .collect()
         .await
         .ok()?;
-    // The small result: one row per hour × account × caller × `modelId` × Region.
-    let mut groups: BTreeMap<Group, [u64; 4]> = BTreeMap::new();
+    // One row per hour × account × caller × `modelId` × Region — about as many as records
+    // when a file spans weeks — read in place (each distinct hour parsed once).
+    let mut hours: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    let mut groups = Vec::new();
     for batch in &summed {
         let text = |i: usize| batch.column(i).as_string::<i32>();
         let (hour, account, arn, model_id, region) = (text(0), text(1), text(2), text(3), text(4));
@@ -307,17 +367,14 @@ async fn columnar(mut text: impl BufRead, prices: &PriceTable) -> Option<LogUsag
                 let tokens = batch.column(5 + k).as_primitive::<Int64Type>();
                 *sum = if tokens.is_null(i) { 0 } else { u64::try_from(tokens.value(i)).ok()? };
             }
-            let key = (
-                hour_of(hour.value(i))?,
-                account.value(i).to_owned(),
-                arn.value(i).to_owned(),
-                model_id.value(i).to_owned(),
-                region.value(i).to_owned(),
-            );
-            groups.insert(key, sums);
+            let hour = match hours.get(hour.value(i)) {
+                Some(at) => *at,
+                None => *hours.entry(hour.value(i)).or_insert(hour_of(hour.value(i))?),
+            };
+            groups.push((hour, account.value(i), arn.value(i), model_id.value(i), region.value(i), sums));
         }
     }
-    Some(LogUsage { records, rows: priced(groups, prices), columnar: true })
+    Some(LogUsage { records, rows: priced(groups.into_iter(), prices), columnar: true })
 }
 
 /// The decoded batch as flat columns — `ts, account, arn, region, request_id, model_id,
@@ -640,6 +697,43 @@ mod tests {
             let columnar = rt.block_on(read_log("p.json", text.as_bytes(), &prices)).unwrap();
             prop_assert!(columnar.columnar);
             prop_assert_eq!(columnar, LogUsage { columnar: true, ..by_rows("p.json", text.as_bytes(), &prices).unwrap() });
+        }
+
+        // The rows are the records' tokens summed per hour, caller, model (a model called
+        // directly and through a `us.` profile is one model) and token type, each key once,
+        // in key order; a row is priced when the snapshot prices it.
+        #[test]
+        fn rows_are_the_records_summed_once_per_key_in_key_order(records in proptest::collection::vec(
+            (0u8..3, 0usize..4, 0usize..3, 0u64..5_000_000, 0u64..5_000_000), 1..60)
+        ) {
+            let models = ["anthropic.claude-3-5-haiku-20241022-v1:0", "us.anthropic.claude-3-5-haiku-20241022-v1:0", "some.unknown-model"];
+            let mut expected: BTreeMap<(String, String, String, &str), u64> = BTreeMap::new();
+            let text: Vec<String> = records.iter().enumerate().map(|(n, (h, role, model, i, o))| {
+                let hour = format!("2026-11-03T1{h}:00:00+00:00");
+                let model_name = model_of(models[*model]);
+                for (kind, tokens) in [("input", *i), ("output", *o)] {
+                    if tokens > 0 {
+                        *expected.entry((hour.clone(), format!("role{role}"), model_name.clone(), kind)).or_default() += tokens;
+                    }
+                }
+                RECORD.replace("1H", &format!("1{h}")).replace("MM", "07")
+                    .replace("ROLE", &format!("role{role}")).replace("ID", &format!("id{n}"))
+                    .replace("MODEL", models[*model]).replace("IN", &i.to_string())
+                    .replace("OUT", &o.to_string()).replace("CR", "0")
+            }).collect();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let usage = rt.block_on(read_log("k.json", text.join("\n").as_bytes(), &PriceTable::shipped())).unwrap();
+            let keys: Vec<_> = usage.rows.iter()
+                .map(|r| (r.hour, r.account.clone(), r.principal_arn.clone(), r.model.clone(), r.region.clone(), r.token_type))
+                .collect();
+            prop_assert!(keys.windows(2).all(|w| w[0] < w[1]), "strictly in key order: {:?}", keys);
+            let got: BTreeMap<(String, String, String, &str), u64> = usage.rows.iter()
+                .map(|r| ((r.hour.to_rfc3339(), r.principal.clone(), r.model.clone(), r.token_type.as_str()), r.tokens))
+                .collect();
+            prop_assert_eq!(got, expected);
+            for row in &usage.rows {
+                prop_assert_eq!(row.micro_usd.is_some(), row.model != "some.unknown-model", "{:?}", row);
+            }
         }
     }
 }

@@ -30,7 +30,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::datasource::MemTable;
@@ -411,6 +411,12 @@ impl AttributionEngine {
     }
 }
 
+/// Any text column (Utf8, LargeUtf8, Utf8View) as Utf8: Parquet text may arrive as a view
+/// type, and the readers here take plain strings.
+pub(crate) fn text_column(column: &ArrayRef) -> Result<ArrayRef, AttributionError> {
+    Ok(datafusion::arrow::compute::cast(column, &DataType::Utf8).map_err(datafusion::error::DataFusionError::from)?)
+}
+
 /// What the gateway rules of `rules` take in this batch: their roles' facets and the
 /// sessions each matches ([`RuleFacets`]); nothing is read without rules.
 async fn rule_facets(
@@ -419,14 +425,9 @@ async fn rule_facets(
 ) -> Result<RuleFacets, AttributionError> {
     let mut out = RuleFacets::default();
     let Some(sql) = RuleFacets::facets_query(rules) else { return Ok(out) };
-    // Parquet text may arrive as a view type: read text columns as plain strings.
-    let text = |batch: &RecordBatch, i: usize| {
-        datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
-            .map_err(datafusion::error::DataFusionError::from)
-    };
     for batch in ctx.sql(&sql).await?.collect().await? {
         let facet = batch.column(0).as_primitive::<datafusion::arrow::datatypes::Int32Type>();
-        let (account, role) = (text(&batch, 1)?, text(&batch, 2)?);
+        let (account, role) = (text_column(batch.column(1))?, text_column(batch.column(2))?);
         let (account, role) = (account.as_string::<i32>(), role.as_string::<i32>());
         for row in 0..batch.num_rows() {
             let key = (account.value(row).to_owned(), role.value(row).to_owned());

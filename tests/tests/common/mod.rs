@@ -88,3 +88,18 @@ async fn ingest_cur_text(server: &RunningServer, text: &str) {
         .unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Support Bot's role (claimed in the demo) calling Claude 3 Haiku on the 20th of
+/// November from 02:00 to 14:00, `thousands_per_hour` thousand input tokens an hour
+/// (2 000 000: $500 an hour).
+#[allow(dead_code)] // Not every test that shares this module storms.
+pub fn support_bot_storm(thousands_per_hour: f64) -> finops_cur::synthetic::Incident {
+    finops_cur::synthetic::Incident {
+        period: "2026-11".into(),
+        account: "111122223333".into(),
+        role: "finops-support-bot-88aa".into(),
+        day: 20,
+        hours: 2..14,
+        thousands_per_hour,
+    }
+}
