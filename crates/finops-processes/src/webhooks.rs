@@ -25,6 +25,7 @@ use chrono::{NaiveDate, Utc};
 use finops_attribution::hours::charged;
 use finops_attribution::invocation_usage::{micro_usd_cents, usage_locations};
 use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
+use finops_domain::Aggregate;
 use finops_domain::alerts::{AlertCommand, AlertEvent, Crossing, ThresholdAlerts, alerts_id, thresholds_reached};
 use finops_domain::cur_batches::billing_period_start;
 use finops_domain::governance_state::GovernanceState;
@@ -339,26 +340,31 @@ impl WebhookOutbox {
     /// `(settled, attempts made)` for one month of one workload's crossings.
     async fn deliver_due(&self, stream: &StreamId) -> Result<(bool, u64), ProcessError> {
         let handler = CommandHandler::<ThresholdAlerts>::new(self.store.clone());
+        // One read, folded here: the state and the events it came from are the same ones,
+        // whatever the watcher appends meanwhile (a second load could hold a crossing the
+        // first read had not seen).
         let recorded = self.store.read_stream(stream, finops_eventlog::StreamRead::all()).await?;
-        let alerts = handler.load(stream).await?.state;
+        let events =
+            recorded.iter().map(|e| Ok((e, decode::<AlertEvent>(e)?))).collect::<Result<Vec<_>, ProcessError>>()?;
+        let alerts = events.iter().fold(ThresholdAlerts::default(), |state, (_, event)| state.evolve(event));
         let mut settled = true;
         let mut made = 0;
         for (crossing, webhook_id, recorded_at) in alerts.crossed.values() {
-            let cause = recorded
+            let (cause, _) = events
                 .iter()
-                .find(|e| {
-                    matches!(decode::<AlertEvent>(e), Ok(AlertEvent::EstimateThresholdCrossed { webhook_id: w, .. }) if w == *webhook_id)
-                })
-                .expect("a crossing has its event");
+                .find(
+                    |(_, e)| matches!(e, AlertEvent::EstimateThresholdCrossed { webhook_id: w, .. } if w == webhook_id),
+                )
+                .expect("a crossing is folded from its event");
             for endpoint in self.endpoints.iter() {
                 let key = (webhook_id.clone(), endpoint.url.clone());
                 if alerts.delivered.contains(&key) {
                     continue;
                 }
                 let (done, last) = alerts.attempts.get(&key).map_or((0, None), |(n, at)| (*n, Some(*at)));
-                let gone = recorded.iter().any(|e| {
-                    matches!(decode::<AlertEvent>(e), Ok(AlertEvent::WebhookDeliveryAttempted { webhook_id: w, endpoint: u, detail, .. })
-                        if w == *webhook_id && u == endpoint.url && detail.starts_with("HTTP 410"))
+                let gone = events.iter().any(|(_, e)| {
+                    matches!(e, AlertEvent::WebhookDeliveryAttempted { webhook_id: w, endpoint: u, detail, .. }
+                        if w == webhook_id && *u == endpoint.url && detail.starts_with("HTTP 410"))
                 });
                 if gone || done as usize > RETRY_SCHEDULE.len() {
                     continue; // Given up on: the attempts say why.
