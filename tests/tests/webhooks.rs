@@ -125,9 +125,19 @@ async fn each_threshold_is_delivered_once_signed_and_retried_with_the_same_id() 
         );
     }
 
-    // The trail: three crossings and six attempts, each with its result.
+    // The trail: three crossings and six attempts, each with its result. The outbox records
+    // an attempt once the receiver has answered, so the last one may land just after the
+    // receiver saw it: wait for the trail to settle.
     let stream = finops_governance::streams::threshold_alerts(alerts_id(workload, "2026-11"));
-    let trail = server.store.read_stream(&stream, finops_eventlog::StreamRead::all()).await.unwrap();
+    let read_trail = || server.store.read_stream(&stream, finops_eventlog::StreamRead::all());
+    let mut trail = read_trail().await.unwrap();
+    for _ in 0..1200 {
+        if trail.iter().filter(|e| e.event_type == "WebhookDeliveryAttempted").count() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        trail = read_trail().await.unwrap();
+    }
     let kinds: Vec<&str> = trail.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "EstimateThresholdCrossed").count(), 3, "{kinds:?}");
     let attempts: Vec<&finops_eventlog::RecordedEvent> =
