@@ -41,6 +41,17 @@ pub async fn fresh_postgres_url() -> Option<String> {
     Some(format!("{url}{separator}options[search_path]={schema}"))
 }
 
+/// Peak resident memory of this process so far (`VmHWM`), MiB; NaN where `/proc` has no
+/// such line (benchmarks print it beside their figures).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 /// An operator's command context (ingest, rebuilds) with a fresh request id.
 pub fn operator_context(actor_id: &str) -> finops_governance::CommandContext {
     finops_governance::CommandContext {

@@ -227,3 +227,129 @@ async fn invocation_logs_beyond_curs_last_day_cross_the_estimate_before_cur_show
     assert!(ids.iter().all(|id| received.lock().unwrap().iter().any(|(seen, ..)| seen == id)));
     server.shutdown().await.unwrap();
 }
+
+/// The real store, with another writer's append slipped in just before the first append
+/// of a delivery record: the window between a command's read and its append, made certain.
+struct Interleaved {
+    inner: Arc<dyn finops_eventlog::EventStore>,
+    slip: tokio::sync::Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
+}
+
+#[async_trait::async_trait]
+impl finops_eventlog::EventStore for Interleaved {
+    async fn append(
+        &self,
+        stream: &finops_eventlog::StreamId,
+        expected: finops_eventlog::ExpectedVersion,
+        events: Vec<finops_eventlog::NewEvent>,
+    ) -> finops_eventlog::Result<finops_eventlog::AppendOutcome> {
+        if events.iter().any(|e| e.event_type == "WebhookDeliveryAttempted")
+            && let Some(slip) = self.slip.lock().await.take()
+        {
+            slip.await;
+        }
+        self.inner.append(stream, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &finops_eventlog::StreamId,
+        read: finops_eventlog::StreamRead,
+    ) -> finops_eventlog::Result<Vec<finops_eventlog::RecordedEvent>> {
+        self.inner.read_stream(stream, read).await
+    }
+    async fn read_all(
+        &self,
+        read: finops_eventlog::AllRead,
+    ) -> finops_eventlog::Result<Vec<finops_eventlog::RecordedEvent>> {
+        self.inner.read_all(read).await
+    }
+    async fn head(&self) -> finops_eventlog::Result<finops_eventlog::LogHead> {
+        self.inner.head().await
+    }
+    async fn chain_links(
+        &self,
+        after: finops_eventlog::Position,
+        limit: usize,
+    ) -> finops_eventlog::Result<Vec<finops_eventlog::ChainLink>> {
+        self.inner.chain_links(after, limit).await
+    }
+    async fn stats(&self) -> finops_eventlog::Result<finops_eventlog::LogStats> {
+        self.inner.stats().await
+    }
+    async fn seal_committed(&self) -> finops_eventlog::Result<finops_eventlog::LogHead> {
+        self.inner.seal_committed().await
+    }
+    fn head_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.head_signal()
+    }
+    fn backend(&self) -> finops_eventlog::Backend {
+        self.inner.backend()
+    }
+}
+
+/// Regression: the watcher recording a crossing between the outbox's read of a month's
+/// alerts and its append of a delivery's record made the record a version conflict; the
+/// attempt went missing from the trail and the message was posted again as a first
+/// attempt (seen in CI as a trail one attempt short).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crossing_recorded_while_a_delivery_is_recorded_loses_no_attempt() {
+    use finops_domain::alerts::{AlertCommand, Crossing, ThresholdAlerts};
+    let Some(url) = fresh_postgres_url().await else { return };
+    // No server: the outbox alone, run here, against the log and its checkpoints.
+    let inner = finops_eventlog::open(&url, finops_eventlog::Upcasters::new()).await.unwrap();
+    let models = finops_projections::ReadModels::open(&url).await.unwrap();
+    let workload = uuid::Uuid::now_v7();
+    let stream = finops_governance::streams::threshold_alerts(alerts_id(workload, "2026-11"));
+    let alerts_stream = stream.clone();
+    let cross = move |store: Arc<dyn finops_eventlog::EventStore>, threshold: u32| {
+        let stream = alerts_stream.clone();
+        async move {
+            let crossing = Crossing {
+                workload_id: workload,
+                workload: "Support Bot".into(),
+                owner: "po-maria".into(),
+                period: "2026-11".into(),
+                threshold_percent: threshold,
+                month_to_date_cents: i64::from(threshold) * 3_100,
+                estimate_cents: 310_000,
+                through: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            };
+            let context = finops_e2e::operator_context("threshold-alerts");
+            let alerts = finops_governance::CommandHandler::<ThresholdAlerts>::new(store);
+            alerts.execute(&stream, &AlertCommand::Cross { crossing, at: chrono::Utc::now() }, &context).await.unwrap();
+        }
+    };
+    cross(inner.clone(), 80).await;
+    // The watcher's 90 % lands while the outbox records its first attempt at 80 %.
+    let slip = Box::pin(cross(inner.clone(), 90));
+    let store: Arc<dyn finops_eventlog::EventStore> =
+        Arc::new(Interleaved { inner: inner.clone(), slip: tokio::sync::Mutex::new(Some(slip)) });
+    let (hook, received) = receiver().await;
+    let endpoint = finops_processes::WebhookEndpoint::new(&hook, SECRET).unwrap();
+    let outbox = finops_processes::WebhookOutbox::new(store.clone(), models, vec![endpoint]);
+    let mut attempts = outbox.run_once().await.expect("the record is decided again, not lost");
+    // The retries are due after the schedule's first wait (5 s).
+    for _ in 0..300 {
+        if received.lock().unwrap().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        attempts += outbox.run_once().await.unwrap();
+    }
+    let trail = inner.read_stream(&stream, finops_eventlog::StreamRead::all()).await.unwrap();
+    let recorded: Vec<(String, u64, bool)> = trail
+        .iter()
+        .filter(|e| e.event_type == "WebhookDeliveryAttempted")
+        .map(|e| {
+            let p = &e.payload;
+            (p["webhook_id"].as_str().unwrap().to_owned(), p["attempt"].as_u64().unwrap(), p["delivered"] == true)
+        })
+        .collect();
+    assert_eq!(received.lock().unwrap().len(), 4, "each of the two refused once, then delivered: {recorded:?}");
+    assert_eq!(attempts, 4);
+    for threshold in [80, 90] {
+        let id = webhook_id(workload, "2026-11", threshold);
+        let mine: Vec<_> = recorded.iter().filter(|(w, ..)| *w == id).map(|(_, n, ok)| (*n, *ok)).collect();
+        assert_eq!(mine, [(1, false), (2, true)], "{threshold} %: every POST has its record");
+    }
+}

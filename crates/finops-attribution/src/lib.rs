@@ -16,6 +16,7 @@
 
 pub mod cards;
 pub mod chargeback;
+pub mod cur_parquet;
 pub mod export;
 pub mod gaps;
 pub mod governance;

@@ -43,7 +43,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
-use finops_cur::ai_facts::{AiFacts, AiSource};
+use finops_cur::ai_facts::{AiFacts, AiSource, tokens};
 use finops_cur::csv_lines::CurLine;
 
 /// Ten decimal places, as CUR writes them.
@@ -152,6 +152,64 @@ impl Sessions {
     }
 }
 
+/// What a line's text fields decide (everything but its amounts, time and line type):
+/// its AI facts without tokens, the tokens per unit of its usage amount, its facet and its
+/// session pair.
+struct Known {
+    facts: AiFacts,
+    per_unit: f64,
+    facet: i32,
+    session_key: i32,
+}
+
+/// Distinct texts remembered before the memory is cleared (and refilled as lines come).
+const KNOWN_LIMIT: usize = 256 * 1024;
+
+/// [`Known`] per distinct text of the fields [`AiFacts::of_text`] reads and the account:
+/// a month repeats a few hundred thousand distinct texts over millions of lines, and
+/// reading the facts (parsing the principal, the usage type, the resource, the tags) costs
+/// far more than finding them again. Exact by construction: the key holds every field the
+/// facts, the facet and the session are read from, each prefixed by its length.
+struct KnownTexts {
+    entries: HashMap<Vec<u8>, Known, foldhash::fast::RandomState>,
+    key: Vec<u8>,
+}
+
+impl KnownTexts {
+    fn new() -> Self {
+        Self { entries: HashMap::default(), key: Vec::new() }
+    }
+
+    fn of(&mut self, line: &CurLine, facets: &mut Facets, sessions: &mut Sessions) -> &Known {
+        self.key.clear();
+        for field in [
+            &line.usage_account_id,
+            &line.product_code,
+            &line.usage_type,
+            &line.operation,
+            &line.resource_id,
+            &line.billing_entity,
+            &line.product_name,
+            line.iam_principal.as_deref().unwrap_or(""),
+            &line.tags,
+            &line.resource_tags,
+        ] {
+            self.key.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            self.key.extend_from_slice(field.as_bytes());
+        }
+        if !self.entries.contains_key(self.key.as_slice()) {
+            if self.entries.len() >= KNOWN_LIMIT {
+                self.entries.clear();
+            }
+            let (facts, per_unit) = AiFacts::of_text(line);
+            let facet = facets.number(line, &facts);
+            let session_key = sessions.number(&facts);
+            self.entries.insert(self.key.clone(), Known { facts, per_unit, facet, session_key });
+        }
+        &self.entries[self.key.as_slice()]
+    }
+}
+
 /// Days a facet number is multiplied by in `facet_day` (a month has at most 31).
 pub const FACET_DAYS: i32 = 32;
 
@@ -246,7 +304,9 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, line: &CurLine, facts: &AiFacts, facet: i32, session_key: i32, cost: i128) {
+    fn push(&mut self, line: &CurLine, known: &Known, cost: i128) {
+        let Known { facts, per_unit, facet, session_key } = known;
+        let (facet, session_key) = (*facet, *session_key);
         // Days since 1970-01-01: chrono counts from 0001-01-01 (day 1).
         let day = line.usage_start.date_naive().num_days_from_ce() - 719_163;
         // One integer per line for the one per-line grouping: the facet and the day of the
@@ -268,7 +328,7 @@ impl Columns {
         self.region.append_value(&facts.region);
         self.model.append_value(&facts.model);
         self.token_type.append_value(facts.token_type);
-        self.tokens.append_value(facts.tokens);
+        self.tokens.append_value(tokens(line.usage_amount, *per_unit));
         self.guardrail.append_value(facts.guardrail);
         self.anchor.append_value(&facts.anchor);
         self.principal_kind.append_value(facts.principal_kind.as_str());
@@ -506,6 +566,7 @@ pub struct LinesWriter<W: Write + Send> {
     clusters: Vec<Columns>,
     facets: Facets,
     sessions: Sessions,
+    known: KnownTexts,
     spill: Spill,
     lines_out: W,
     facets_out: W,
@@ -545,6 +606,7 @@ impl<W: Write + Send> LinesWriter<W> {
             clusters: (0..=cluster(CLUSTERS)).map(|_| Columns::new()).collect(),
             facets: Facets::new(),
             sessions: Sessions::new(),
+            known: KnownTexts::new(),
             spill: Spill::new()?,
             lines_out: lines,
             facets_out: facets,
@@ -570,18 +632,16 @@ impl<W: Write + Send> LinesWriter<W> {
 
     /// Adds a line.
     pub fn push(&mut self, line: &CurLine) -> Result<(), LinesWriteError> {
-        let facts = AiFacts::of(line);
+        let known = self.known.of(line, &mut self.facets, &mut self.sessions);
         let cost = money(line.unblended_cost);
-        if let Some(source) = facts.source() {
+        if let Some(source) = known.facts.source() {
             let total = &mut self.sources[source as usize];
             total.lines += 1;
             total.cost += cost;
         }
-        let facet = self.facets.number(line, &facts);
-        let session_key = self.sessions.number(&facts);
-        let cluster = cluster(facet);
+        let cluster = cluster(known.facet);
         let columns = &mut self.clusters[cluster];
-        columns.push(line, &facts, facet, session_key, cost);
+        columns.push(line, known, cost);
         self.rows += 1;
         if columns.rows >= self.spill_rows {
             self.spill.write(cluster, &columns.finish())?;

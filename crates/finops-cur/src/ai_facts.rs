@@ -219,6 +219,16 @@ impl AiFacts {
 
     /// Reads the AI facts of `line`.
     pub fn of(line: &CurLine) -> AiFacts {
+        let (mut facts, per_unit) = Self::of_text(line);
+        facts.tokens = tokens(line.usage_amount, per_unit);
+        facts
+    }
+
+    /// The AI facts of `line` without its tokens, and the tokens per unit of its usage
+    /// amount (0 for a line that counts none): everything here is read from the line's text
+    /// fields alone, so a cache of it keyed by them is exact ([`AiFacts::of`] is this and
+    /// [`tokens`]). Ingest reads the facts once per distinct text and scales per line.
+    pub fn of_text(line: &CurLine) -> (AiFacts, f64) {
         let platform = is_ai(line);
         let principal = Principal::parse(line.iam_principal.as_deref().unwrap_or(""));
         let session = match &principal {
@@ -261,8 +271,9 @@ impl AiFacts {
             principal_tags: principal_tags(&line.tags),
         };
         if platform.is_none() {
-            return facts;
+            return (facts, 0.0);
         }
+        let mut per_unit = 0.0;
         let resource = BedrockResource::parse(&line.resource_id);
         if let Ok(usage) = UsageType::parse(&line.usage_type) {
             facts.region = usage.region.unwrap_or_default().to_owned();
@@ -274,7 +285,7 @@ impl AiFacts {
                         TokenDirection::CacheRead => "cache_read",
                         TokenDirection::CacheWrite | TokenDirection::CacheWrite1h => "cache_write",
                     };
-                    facts.tokens = line.usage_amount * usage.tokens_per_unit() as f64;
+                    per_unit = usage.tokens_per_unit() as f64;
                     facts.model = model.clone().unwrap_or_default();
                 }
                 UsageKind::Guardrail { .. } => facts.guardrail = true,
@@ -301,12 +312,18 @@ impl AiFacts {
         if facts.guardrail {
             facts.anchor = line.resource_id.trim().to_owned();
             facts.token_type = "";
-            facts.tokens = 0.0;
+            per_unit = 0.0;
         } else if platform == Some(AiPlatform::ClaudePlatform) {
             facts.anchor = workspace_tag(&line.resource_tags).unwrap_or_default();
         }
-        facts
+        (facts, per_unit)
     }
+}
+
+/// The tokens of a line: its usage amount × the tokens per unit of its usage type
+/// ([`AiFacts::of_text`]); 0 for a line that counts none, whatever its amount's sign.
+pub fn tokens(usage_amount: f64, per_unit: f64) -> f64 {
+    if per_unit == 0.0 { 0.0 } else { usage_amount * per_unit }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A CUR line, the fields attribution needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CurLine {
     /// `line_item_usage_account_id` (12 digits, leading zeros kept).
     pub usage_account_id: String,
@@ -98,6 +98,14 @@ pub enum CurCsvError {
         value: String,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// A bad value of a Parquet delivery, and the row group it is in.
+    #[error("{error} (Parquet row group {row_group})")]
+    InRowGroup {
+        /// The row group (from 0, as Parquet tools number them).
+        row_group: usize,
+        /// The value and where it is (the row counted from the file's first).
+        error: Box<CurCsvError>,
     },
     /// The file is not readable CSV (or not gzip when it says so).
     #[error("{file}: unreadable CSV at row {row}: {reason}")]
@@ -408,9 +416,9 @@ struct ProductNames<'a> {
     servicename: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// The product name of a `product` map: `product_name`, else `servicename`; `None` for an
-/// empty or unreadable map.
-fn product_name_of(map: &str) -> Option<String> {
+/// The product name of a `product` map as JSON text: `product_name`, else `servicename`;
+/// `None` for an empty or unreadable map.
+pub fn product_name_of(map: &str) -> Option<String> {
     let map = map.trim();
     if !map.starts_with('{') {
         return None;
@@ -427,7 +435,7 @@ pub fn account_id(text: &str) -> Option<String> {
 }
 
 /// `2026-04-01T00:00:00Z`, `2026-04-01T00:00:00.000Z` or `2026-04-01 00:00:00`.
-pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }

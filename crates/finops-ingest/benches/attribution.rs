@@ -37,16 +37,6 @@ fn id(name: &str) -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
 }
 
-/// Peak resident memory of this process so far, MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// The governance the synthetic month is judged by: three claimed workloads (one claimed
 /// mid-month), a claimed guardrail and workspace, budgets on every account.
 fn governance() -> GovernanceView {
@@ -196,7 +186,7 @@ fn main() {
         let started = Instant::now();
         let report = ingestor.ingest_file(&csv, Format::Cur, &context).await.unwrap();
         let ingest_s = started.elapsed().as_secs_f64();
-        let peak = peak_rss_mib();
+        let peak = finops_e2e::peak_rss_mib();
         println!(
             "ingest: {rows} rows in {ingest_s:.2} s = {:.0} rows/s, {:.0} MB/s; peak RSS {peak:.0} MiB",
             rows as f64 / ingest_s,

@@ -28,16 +28,6 @@ use uuid::Uuid;
 
 const PER_FILE: u64 = 100_000;
 
-/// Peak resident memory of this process so far, MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn gzip_file(path: &Path, write: impl FnOnce(&mut dyn std::io::Write)) -> u64 {
     let file = std::fs::File::create(path).unwrap();
     let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
@@ -137,7 +127,7 @@ fn main() {
         ingested as f64 / ours,
         gz_bytes as f64 / 1e6 / ours,
         text_bytes as f64 / 1e6 / ours,
-        peak_rss_mib()
+        finops_e2e::peak_rss_mib()
     );
 
     // 3. DuckDB on the same files.

@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Datelike, Utc};
+use finops_attribution::cur_parquet::{BatchLines, CurParquet, CurParquetError};
 use finops_attribution::lines::LinesWriter;
 use finops_attribution::parquet_csv::parquet_as_csv;
 /// Scratch files and folders that a killed process leaves for the next one to sweep.
@@ -114,6 +115,15 @@ pub enum IngestError {
     Log(#[from] GovernanceError),
 }
 
+impl From<CurParquetError> for IngestError {
+    fn from(e: CurParquetError) -> Self {
+        match e {
+            CurParquetError::Invalid(e) => Self::Invalid(e),
+            CurParquetError::Parquet { file, reason } => Self::Parquet { file, reason },
+        }
+    }
+}
+
 /// Which vocabulary a delivery's rows use (the container — CSV, gzip CSV, Parquet — comes
 /// from each file's name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,8 +188,9 @@ pub fn period_stream(period: &str) -> StreamId {
     finops_governance::streams::cur_period(period)
 }
 
-fn period_of(line: &CurLine) -> String {
-    format!("{:04}-{:02}", line.usage_start.year(), line.usage_start.month())
+/// `YYYY-MM`.
+fn period_name((year, month): (i32, u32)) -> String {
+    format!("{year:04}-{month:02}")
 }
 
 /// What one part of a delivery held.
@@ -265,8 +276,32 @@ impl Ingestor {
                 });
             };
             let part = match container(path) {
+                "parquet" if format == Format::Cur => {
+                    // Parquet needs to seek: the bytes are hashed on one thread while the
+                    // batches are decoded and checked on another and written as lines here.
+                    let parquet = CurParquet::open(&name, File::open(path).map_err(io(path))?)?;
+                    let identity = parquet.caller_identity();
+                    std::thread::scope(|threads| {
+                        let hashed = threads.spawn(|| std::io::copy(&mut hashing, &mut std::io::sink()));
+                        let (batches, decoded) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+                        threads.spawn(move || {
+                            for batch in parquet {
+                                // The receiver has stopped at a bad line or a failed write.
+                                if batches.send(batch).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        let mut batch_lines = BatchLines::new(decoded.into_iter());
+                        let next =
+                            |line: &mut CurLine| batch_lines.next_line(line).map(|r| r.map_err(IngestError::from));
+                        let part = read_lines(&name, next, identity, &mut lines, &mut report);
+                        hashed.join().expect("hashing does not panic").map_err(io(path))?;
+                        part
+                    })?
+                }
                 "parquet" => {
-                    // Parquet needs to seek: hash the bytes, then read the file again.
+                    // FOCUS Parquet: hash the bytes, then read the file again as CSV text.
                     std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io(path))?;
                     let file = File::open(path).map_err(io(path))?;
                     let csv = parquet_as_csv(file)
@@ -382,6 +417,9 @@ impl Ingestor {
 /// Multipart parts uploading at once (each up to 5 MB): bounds memory while storing.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
 
+/// Checked Parquet batches (32 K lines each) decoded ahead of the lines being written.
+const BATCHES_AHEAD: usize = 2;
+
 /// Rows between progress reports.
 const PROGRESS_EVERY: u64 = 64 * 1024;
 
@@ -402,29 +440,49 @@ fn validate(
             }
             Format::Focus => (Box::new(FocusCsv::new(file, input)?), CallerIdentity::Absent),
         };
+    let mut lines = lines;
+    let next = |line: &mut CurLine| {
+        lines.next().map(|read| {
+            *line = read?;
+            Ok(())
+        })
+    };
+    read_lines(file, next, caller_identity, lines_out, progress)
+}
+
+/// Reads every line `next` fills in (one line reused: no allocation per line) into
+/// `lines_out`, or stops at the first problem.
+fn read_lines(
+    file: &str,
+    mut next: impl FnMut(&mut CurLine) -> Option<Result<(), IngestError>>,
+    caller_identity: CallerIdentity,
+    lines_out: &mut LinesWriter<impl Write + Send>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PartSummary, IngestError> {
     let mut rows = 0u64;
-    let mut period: Option<String> = None;
-    for line in lines {
-        let line = line?;
+    let mut period: Option<(i32, u32)> = None;
+    let mut line = CurLine::default();
+    while let Some(read) = next(&mut line) {
+        read?;
         lines_out.push(&line)?;
         rows += 1;
         if rows.is_multiple_of(PROGRESS_EVERY) {
             progress(rows);
         }
-        let this = period_of(&line);
-        match &period {
+        let this = (line.usage_start.year(), line.usage_start.month());
+        match period {
             None => period = Some(this),
-            Some(p) if *p != this => {
+            Some(p) if p != this => {
                 return Err(IngestError::MixedPeriods {
                     file: file.to_owned(),
                     row: rows,
-                    period: p.clone(),
-                    found: this,
+                    period: period_name(p),
+                    found: period_name(this),
                 });
             }
             Some(_) => {}
         }
     }
-    let period = period.ok_or_else(|| IngestError::Empty(file.to_owned()))?;
+    let period = period.map(period_name).ok_or_else(|| IngestError::Empty(file.to_owned()))?;
     Ok(PartSummary { rows, period, caller_identity })
 }

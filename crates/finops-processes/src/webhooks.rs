@@ -32,7 +32,7 @@ use finops_domain::governance_state::GovernanceState;
 use finops_domain::spend_cards::forecast::Forecast;
 use finops_eventlog::{EventStore, RecordedEvent, StreamId};
 use finops_governance::state::state_through;
-use finops_governance::{CommandContext, CommandHandler, decode, streams};
+use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
 use finops_projections::ReadModels;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -46,6 +46,10 @@ pub const ACTOR: &str = "threshold-alerts";
 
 /// How long one delivery may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Times a delivery's record is decided again after a concurrent append to its stream
+/// (the watcher records at most three crossings a month per stream).
+const RECORD_CONFLICT_RETRIES: u32 = 8;
 
 /// The waits after each failed attempt (Standard Webhooks' suggested schedule, after the
 /// immediate first attempt); after the last, delivery to that endpoint stops.
@@ -394,7 +398,17 @@ impl WebhookOutbox {
                     detail,
                     at: Utc::now(),
                 };
-                handler.execute(stream, &command, &context).await?;
+                // The watcher may record the next crossing in this stream while the POST is in
+                // flight: decide the record again on the stream as it now stands (it depends on
+                // nothing the watcher writes), never drop it — a lost record would post the
+                // message again as a first attempt and leave the trail one attempt short.
+                let mut conflicts = 0;
+                loop {
+                    match handler.execute(stream, &command, &context).await {
+                        Err(GovernanceError::Conflict { .. }) if conflicts < RECORD_CONFLICT_RETRIES => conflicts += 1,
+                        recorded => break recorded.map(drop)?,
+                    }
+                }
                 made += 1;
             }
         }
