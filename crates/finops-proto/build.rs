@@ -24,6 +24,7 @@ fn main() -> std::io::Result<()> {
         "../../proto/finops/v1/agent_bill.proto",
         "../../proto/finops/v1/workload_control.proto",
         "../../proto/finops/v1/investigations.proto",
+        "../../proto/finops/v1/cur_ingest.proto",
     ];
     tonic_prost_build::configure().file_descriptor_set_path(out.join("finops_v1_descriptor.bin")).compile_with_config(
         config,
@@ -33,5 +34,8 @@ fn main() -> std::io::Result<()> {
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }
+    // Once paths are listed, cargo watches only them: without this, a proto added to the
+    // list above would not be generated until some listed file changed.
+    println!("cargo:rerun-if-changed=build.rs");
     Ok(())
 }

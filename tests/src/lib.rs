@@ -112,6 +112,7 @@ impl RunningServer {
             card_variance_threshold_percent: None,
             coding_profile: None,
             objects: Some(objects.display().to_string()),
+            cur_ingest_root: None,
             broad_role_patterns: None,
             dedicated_role_patterns: None,
             metrics_listen: None,

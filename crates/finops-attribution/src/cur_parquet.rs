@@ -88,6 +88,8 @@ pub struct CurParquet {
     group_starts: Vec<u64>,
     /// File rows before the next batch.
     row: u64,
+    /// Rows in the file.
+    rows: u64,
 }
 
 /// Checked batches, in file order: decoding and checking a batch can run on one thread
@@ -184,7 +186,12 @@ impl CurParquet {
         }
         let mask = ProjectionMask::roots(builder.parquet_schema(), ordered.iter().copied());
         let batches = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(parquet)?;
-        Ok(Self { file: name.to_owned(), batches, at, group_starts: starts, row: 0 })
+        Ok(Self { file: name.to_owned(), batches, at, group_starts: starts, row: 0, rows: first })
+    }
+
+    /// Its rows, as its metadata counts them.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// Whether this export carries `line_item_iam_principal`.

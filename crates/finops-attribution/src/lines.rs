@@ -171,13 +171,16 @@ const KNOWN_LIMIT: usize = 256 * 1024;
 /// far more than finding them again. Exact by construction: the key holds every field the
 /// facts, the facet and the session are read from, each prefixed by its length.
 struct KnownTexts {
-    entries: HashMap<Vec<u8>, Known, foldhash::fast::RandomState>,
+    /// Each text's place in `known` (one lookup per line: hashing and comparing a few
+    /// hundred bytes is most of what a line costs here).
+    entries: HashMap<Vec<u8>, u32, foldhash::fast::RandomState>,
+    known: Vec<Known>,
     key: Vec<u8>,
 }
 
 impl KnownTexts {
     fn new() -> Self {
-        Self { entries: HashMap::default(), key: Vec::new() }
+        Self { entries: HashMap::default(), known: Vec::new(), key: Vec::new() }
     }
 
     fn of(&mut self, line: &CurLine, facets: &mut Facets, sessions: &mut Sessions) -> &Known {
@@ -197,16 +200,19 @@ impl KnownTexts {
             self.key.extend_from_slice(&(field.len() as u32).to_le_bytes());
             self.key.extend_from_slice(field.as_bytes());
         }
-        if !self.entries.contains_key(self.key.as_slice()) {
-            if self.entries.len() >= KNOWN_LIMIT {
-                self.entries.clear();
-            }
-            let (facts, per_unit) = AiFacts::of_text(line);
-            let facet = facets.number(line, &facts);
-            let session_key = sessions.number(&facts);
-            self.entries.insert(self.key.clone(), Known { facts, per_unit, facet, session_key });
+        if let Some(at) = self.entries.get(self.key.as_slice()) {
+            return &self.known[*at as usize];
         }
-        &self.entries[self.key.as_slice()]
+        if self.known.len() >= KNOWN_LIMIT {
+            self.entries.clear();
+            self.known.clear();
+        }
+        let (facts, per_unit) = AiFacts::of_text(line);
+        let facet = facets.number(line, &facts);
+        let session_key = sessions.number(&facts);
+        self.entries.insert(self.key.clone(), self.known.len() as u32);
+        self.known.push(Known { facts, per_unit, facet, session_key });
+        self.known.last().expect("just pushed")
     }
 }
 

@@ -267,19 +267,24 @@ impl Ingestor {
                 hasher: &mut hasher,
                 bytes: &bytes,
             };
+            // A Parquet part is hashed ahead of its reading: its progress in bytes is its
+            // share of rows read, (part's bytes, part's rows), rather than the bytes hashed.
+            let rows_share: std::cell::Cell<Option<(u64, u64)>> = std::cell::Cell::new(None);
+            let part_start = bytes.load(Ordering::Relaxed);
             let mut report = |part_rows: u64| {
-                progress(&Progress {
-                    file: name.clone(),
-                    rows: rows + part_rows,
-                    bytes: bytes.load(Ordering::Relaxed),
-                    total_bytes,
-                });
+                let bytes = match rows_share.get() {
+                    Some((size, of)) => part_start + size * part_rows / of.max(1),
+                    None => bytes.load(Ordering::Relaxed),
+                };
+                progress(&Progress { file: name.clone(), rows: rows + part_rows, bytes, total_bytes });
             };
             let part = match container(path) {
                 "parquet" if format == Format::Cur => {
                     // Parquet needs to seek: the bytes are hashed on one thread while the
                     // batches are decoded and checked on another and written as lines here.
                     let parquet = CurParquet::open(&name, File::open(path).map_err(io(path))?)?;
+                    let size = std::fs::metadata(path).map_err(io(path))?.len();
+                    rows_share.set(Some((size, parquet.rows())));
                     let identity = parquet.caller_identity();
                     std::thread::scope(|threads| {
                         let hashed = threads.spawn(|| std::io::copy(&mut hashing, &mut std::io::sink()));

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub coding_profile: finops_domain::pricing::UsageProfile,
     /// Where CUR batches are kept: a local folder, `file:///…` or `s3://bucket/prefix`.
     pub objects: String,
+    /// The folder `IngestCur` may read local deliveries from (relative paths under it);
+    /// `None`: only `s3://` sources.
+    pub cur_ingest_root: Option<std::path::PathBuf>,
     /// Broad and dedicated role patterns for attribution.
     pub role_patterns: finops_attribution::RolePatterns,
     /// Where Prometheus metrics are served (`GET /metrics`); off when `None`.
@@ -256,6 +259,9 @@ pub struct ConfigLayer {
     pub coding_profile: Option<CodingProfileLayer>,
     /// `objects = "s3://bucket/finops"` (or a local folder)
     pub objects: Option<String>,
+    /// `cur_ingest_root = "/srv/cur"`: where `IngestCur` may read local deliveries (off by
+    /// default: `s3://` only)
+    pub cur_ingest_root: Option<std::path::PathBuf>,
     /// `broad_role_patterns = ["*AdministratorAccess*"]` (globs over role names)
     pub broad_role_patterns: Option<Vec<String>>,
     /// `dedicated_role_patterns = ["finops-ai-*"]`
@@ -334,6 +340,7 @@ impl ConfigLayer {
                 .or(lower.card_variance_threshold_percent),
             coding_profile: self.coding_profile.or(lower.coding_profile),
             objects: self.objects.or(lower.objects),
+            cur_ingest_root: self.cur_ingest_root.or(lower.cur_ingest_root),
             broad_role_patterns: self.broad_role_patterns.or(lower.broad_role_patterns),
             dedicated_role_patterns: self.dedicated_role_patterns.or(lower.dedicated_role_patterns),
             metrics_listen: self.metrics_listen.or(lower.metrics_listen),
@@ -462,6 +469,7 @@ impl ConfigLayer {
             },
             coding_profile: self.coding_profile.unwrap_or_default().resolve()?,
             objects: self.objects.filter(|o| !o.trim().is_empty()).unwrap_or_else(|| DEFAULT_OBJECTS.to_owned()),
+            cur_ingest_root: self.cur_ingest_root.filter(|r| !r.as_os_str().is_empty()),
             role_patterns: {
                 let defaults = finops_attribution::RolePatterns::default();
                 finops_attribution::RolePatterns {

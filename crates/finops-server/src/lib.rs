@@ -13,6 +13,7 @@ pub mod auth;
 mod business_request_api;
 mod catalog_api;
 mod config;
+mod cur_ingest_api;
 pub mod demo;
 mod event_log_api;
 mod gap_actions;
@@ -38,6 +39,7 @@ use finops_proto::v1::agent_bill_service_server::AgentBillServiceServer;
 use finops_proto::v1::attribution_service_server::AttributionServiceServer;
 use finops_proto::v1::business_request_service_server::BusinessRequestServiceServer;
 use finops_proto::v1::catalog_service_server::CatalogServiceServer;
+use finops_proto::v1::cur_ingest_service_server::CurIngestServiceServer;
 use finops_proto::v1::event_log_service_server::EventLogServiceServer;
 use finops_proto::v1::gap_service_server::GapServiceServer;
 use finops_proto::v1::gateway_rule_service_server::GatewayRuleServiceServer;
@@ -341,6 +343,12 @@ pub async fn serve_with_metrics(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(EventLogServiceServer::new(EventLogApi::new(store.clone(), read_models.clone(), auth.clone())))
+        .add_service(CurIngestServiceServer::new(cur_ingest_api::CurIngestApi::new(
+            store.clone(),
+            objects.clone(),
+            config.cur_ingest_root.clone(),
+            auth.clone(),
+        )))
         .add_service(HistoryServiceServer::new(HistoryApi::new(
             store.clone(),
             auth.clone(),

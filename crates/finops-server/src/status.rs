@@ -74,3 +74,18 @@ pub fn from_attribution(e: finops_attribution::AttributionError) -> Status {
         e @ A::Usage(_) => with_reason(Code::Internal, e.to_string(), "LOG_USAGE_UNREADABLE"),
     }
 }
+
+/// Maps a CUR ingest's failure: bad input (a row, a delivery, a period) is the caller's to
+/// fix, `INVALID_ARGUMENT` with the file, row, column and value in the message; storage and
+/// the log are the server's.
+pub fn from_ingest(e: finops_ingest::IngestError) -> Status {
+    use finops_ingest::IngestError as E;
+    match e {
+        E::Invalid(_) | E::MixedPeriods { .. } | E::Empty(_) | E::Delivery { .. } | E::Parquet { .. } => {
+            with_reason(Code::InvalidArgument, e.to_string(), "CUR_DELIVERY_INVALID")
+        }
+        E::Io { .. } => with_reason(Code::NotFound, e.to_string(), "CUR_DELIVERY_UNREADABLE"),
+        E::Log(e) => from_governance(e),
+        E::Objects(_) | E::Lines(_) => with_reason(Code::Unavailable, e.to_string(), "CUR_STORAGE_FAILED"),
+    }
+}

@@ -243,6 +243,10 @@ struct ServeArgs {
     /// file:///path or s3://bucket/prefix (standard AWS environment configuration).
     #[arg(long, env = "FINOPS_OBJECTS")]
     objects: Option<String>,
+    /// The folder IngestCur may read local CUR deliveries from (paths relative to it);
+    /// without it, IngestCur reads s3:// prefixes only.
+    #[arg(long, env = "FINOPS_CUR_INGEST_ROOT")]
+    cur_ingest_root: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
     #[arg(long, env = "FINOPS_METRICS_LISTEN")]
     metrics_listen: Option<String>,
@@ -363,6 +367,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         card_variance_threshold_percent: args.card_variance_threshold_percent,
         coding_profile: None,
         objects: args.objects,
+        cur_ingest_root: args.cur_ingest_root,
         broad_role_patterns: None,
         dedicated_role_patterns: None,
         metrics_listen: args.metrics_listen,
@@ -608,12 +613,24 @@ async fn ingest(sources: &[String], format: &str, store: &str, objects: &str, ac
     Ok(())
 }
 
-/// `[#########-----------]  45%  1234567 rows  300.1/700.0 MB  850123 rows/s  file`
+/// `[#########-----------]  45%  1234567 rows  300.1/700.0 MB  850123 rows/s  ETA 12 s  file`
+/// (the ETA from the bytes still to read at the rate so far).
 fn progress_line(p: &finops_ingest::Progress, seconds: f64) -> String {
     let fraction = if p.total_bytes == 0 { 0.0 } else { (p.bytes as f64 / p.total_bytes as f64).min(1.0) };
     let filled = (fraction * 20.0).round() as usize;
+    let eta = match p.bytes {
+        0 => "ETA –".to_owned(),
+        read => {
+            let left = p.total_bytes.saturating_sub(read) as f64 * seconds / read as f64;
+            if left < 60.0 {
+                format!("ETA {left:.0} s")
+            } else {
+                format!("ETA {:.0} min {:02.0} s", (left / 60.0).floor(), left % 60.0)
+            }
+        }
+    };
     format!(
-        "[{}{}] {:>3.0}%  {} rows  {:.1}/{:.1} MB  {:.0} rows/s  {}",
+        "[{}{}] {:>3.0}%  {} rows  {:.1}/{:.1} MB  {:.0} rows/s  {eta}  {}",
         "#".repeat(filled),
         "-".repeat(20 - filled),
         fraction * 100.0,
@@ -667,7 +684,7 @@ mod tests {
     }
 
     #[test]
-    fn the_progress_bar_shows_share_rows_bytes_and_rate() {
+    fn the_progress_bar_shows_share_rows_bytes_rate_and_eta() {
         let p = finops_ingest::Progress {
             file: "m.csv.gz".into(),
             rows: 500_000,
@@ -676,9 +693,12 @@ mod tests {
         };
         assert_eq!(
             progress_line(&p, 2.0),
-            "[#########-----------]  45%  500000 rows  45.0/100.0 MB  250000 rows/s  m.csv.gz"
+            "[#########-----------]  45%  500000 rows  45.0/100.0 MB  250000 rows/s  ETA 2 s  m.csv.gz"
         );
-        let done = finops_ingest::Progress { bytes: 100_000_000, ..p };
+        let done = finops_ingest::Progress { bytes: 100_000_000, ..p.clone() };
         assert!(progress_line(&done, 1.0).starts_with("[####################] 100%"));
+        assert!(progress_line(&done, 1.0).contains("ETA 0 s"));
+        let slow = finops_ingest::Progress { bytes: 10_000_000, ..p };
+        assert!(progress_line(&slow, 30.0).contains("ETA 4 min 30 s"), "{}", progress_line(&slow, 30.0));
     }
 }
