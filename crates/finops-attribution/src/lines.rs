@@ -43,7 +43,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
-use finops_cur::ai_facts::{AiFacts, AiSource, tokens};
+use finops_cur::ai_facts::{AiSource, CallerFacts, UsageFacts, tokens};
 use finops_cur::csv_lines::CurLine;
 
 /// Ten decimal places, as CUR writes them.
@@ -124,8 +124,8 @@ impl Sessions {
 
     /// The number of an AI line's pair (a new one the first time it is met); 0 for a line
     /// that is not AI spend or names neither.
-    fn number(&mut self, facts: &AiFacts) -> i32 {
-        if facts.platform.is_none() || (facts.session.is_empty() && facts.principal_tags.is_empty()) {
+    fn number(&mut self, usage: &UsageFacts, facts: &CallerFacts) -> i32 {
+        if usage.platform.is_none() || (facts.session.is_empty() && facts.principal_tags.is_empty()) {
             return 0;
         }
         self.key.clear();
@@ -153,66 +153,122 @@ impl Sessions {
 }
 
 /// What a line's text fields decide (everything but its amounts, time and line type):
-/// its AI facts without tokens, the tokens per unit of its usage amount, its facet and its
-/// session pair.
-struct Known {
-    facts: AiFacts,
-    per_unit: f64,
+/// what it used, who called, its facet and its session pair.
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    usage: &'a UsageFacts,
+    caller: &'a CallerFacts,
     facet: i32,
     session_key: i32,
 }
 
-/// Distinct texts remembered before the memory is cleared (and refilled as lines come).
+/// Distinct texts of either part remembered before every memory here is cleared (and
+/// refilled as lines come): bounds memory whatever a month's sessions.
 const KNOWN_LIMIT: usize = 256 * 1024;
+/// Distinct (account, usage, caller) combinations remembered before the same.
+const COMBINATIONS_LIMIT: usize = 4 * 1024 * 1024;
 
-/// [`Known`] per distinct text of the fields [`AiFacts::of_text`] reads and the account:
-/// a month repeats a few hundred thousand distinct texts over millions of lines, and
-/// reading the facts (parsing the principal, the usage type, the resource, the tags) costs
-/// far more than finding them again. Exact by construction: the key holds every field the
-/// facts, the facet and the session are read from, each prefixed by its length.
+/// One part's facts per distinct text of the fields it is read from, each numbered.
+struct Memo<T> {
+    numbers: HashMap<Vec<u8>, u32, foldhash::fast::RandomState>,
+    facts: Vec<T>,
+}
+
+impl<T> Memo<T> {
+    fn new() -> Self {
+        Self { numbers: HashMap::default(), facts: Vec::new() }
+    }
+
+    /// The number of `key`'s facts, read by `read` the first time it is met.
+    fn number(&mut self, key: &[u8], read: impl FnOnce() -> T) -> u32 {
+        if let Some(n) = self.numbers.get(key) {
+            return *n;
+        }
+        let n = self.facts.len() as u32;
+        self.numbers.insert(key.to_vec(), n);
+        self.facts.push(read());
+        n
+    }
+
+    fn clear(&mut self) {
+        self.numbers.clear();
+        self.facts.clear();
+    }
+}
+
+/// A line's facts read once per distinct text: what it used ([`UsageFacts`], from its
+/// product, usage type, operation, resource and resource tags) and who called
+/// ([`CallerFacts`], from its principal and tags) each from a memo of its own fields — a
+/// month repeats a few thousand of each over millions of lines, and reading them (parsing
+/// the principal, the usage type, the resource, the tags) costs far more than finding them
+/// again — and the facet and session of each (account, usage, caller) combination met.
+/// Exact by construction: each key holds every field its facts are read from, each
+/// prefixed by its length.
 struct KnownTexts {
-    /// Each text's place in `known` (one lookup per line: hashing and comparing a few
-    /// hundred bytes is most of what a line costs here).
-    entries: HashMap<Vec<u8>, u32, foldhash::fast::RandomState>,
-    known: Vec<Known>,
     key: Vec<u8>,
+    accounts: Memo<()>,
+    usages: Memo<UsageFacts>,
+    callers: Memo<CallerFacts>,
+    /// (account, usage, caller) → (facet, session).
+    combinations: HashMap<(u32, u32, u32), (i32, i32), foldhash::fast::RandomState>,
 }
 
 impl KnownTexts {
     fn new() -> Self {
-        Self { entries: HashMap::default(), known: Vec::new(), key: Vec::new() }
+        Self {
+            key: Vec::new(),
+            accounts: Memo::new(),
+            usages: Memo::new(),
+            callers: Memo::new(),
+            combinations: HashMap::default(),
+        }
     }
 
-    fn of(&mut self, line: &CurLine, facets: &mut Facets, sessions: &mut Sessions) -> &Known {
-        self.key.clear();
-        for field in [
-            &line.usage_account_id,
-            &line.product_code,
-            &line.usage_type,
-            &line.operation,
-            &line.resource_id,
-            &line.billing_entity,
-            &line.product_name,
-            line.iam_principal.as_deref().unwrap_or(""),
-            &line.tags,
-            &line.resource_tags,
-        ] {
-            self.key.extend_from_slice(&(field.len() as u32).to_le_bytes());
-            self.key.extend_from_slice(field.as_bytes());
+    fn key_of(key: &mut Vec<u8>, fields: &[&str]) {
+        key.clear();
+        for field in fields {
+            key.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            key.extend_from_slice(field.as_bytes());
         }
-        if let Some(at) = self.entries.get(self.key.as_slice()) {
-            return &self.known[*at as usize];
+    }
+
+    fn of(&mut self, line: &CurLine, facets: &mut Facets, sessions: &mut Sessions) -> Known<'_> {
+        if self.usages.facts.len() >= KNOWN_LIMIT
+            || self.callers.facts.len() >= KNOWN_LIMIT
+            || self.combinations.len() >= COMBINATIONS_LIMIT
+        {
+            // The combinations name parts by number: they go with the parts.
+            self.accounts.clear();
+            self.usages.clear();
+            self.callers.clear();
+            self.combinations.clear();
         }
-        if self.known.len() >= KNOWN_LIMIT {
-            self.entries.clear();
-            self.known.clear();
-        }
-        let (facts, per_unit) = AiFacts::of_text(line);
-        let facet = facets.number(line, &facts);
-        let session_key = sessions.number(&facts);
-        self.entries.insert(self.key.clone(), self.known.len() as u32);
-        self.known.push(Known { facts, per_unit, facet, session_key });
-        self.known.last().expect("just pushed")
+        let account = self.accounts.number(line.usage_account_id.as_bytes(), || ());
+        Self::key_of(
+            &mut self.key,
+            &[
+                &line.billing_entity,
+                &line.product_code,
+                &line.product_name,
+                &line.usage_type,
+                &line.operation,
+                &line.resource_id,
+                &line.resource_tags,
+            ],
+        );
+        let usage = self.usages.number(&self.key, || UsageFacts::of(line));
+        let principal = line.iam_principal.as_deref().unwrap_or("");
+        Self::key_of(&mut self.key, &[principal, &line.tags]);
+        let caller = self.callers.number(&self.key, || CallerFacts::of(principal, &line.tags));
+        let (usage_facts, caller_facts) = (&self.usages.facts[usage as usize], &self.callers.facts[caller as usize]);
+        let (facet, session_key) = *self.combinations.entry((account, usage, caller)).or_insert_with(|| {
+            (
+                facets.number(&line.usage_account_id, usage_facts, caller_facts),
+                sessions.number(usage_facts, caller_facts),
+            )
+        });
+        let (usage, caller) = (usage_facts, caller_facts);
+        Known { usage, caller, facet, session_key }
     }
 }
 
@@ -310,9 +366,8 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, line: &CurLine, known: &Known, cost: i128) {
-        let Known { facts, per_unit, facet, session_key } = known;
-        let (facet, session_key) = (*facet, *session_key);
+    fn push(&mut self, line: &CurLine, known: &Known<'_>, cost: i128) {
+        let Known { usage, caller, facet, session_key } = *known;
         // Days since 1970-01-01: chrono counts from 0001-01-01 (day 1).
         let day = line.usage_start.date_naive().num_days_from_ce() - 719_163;
         // One integer per line for the one per-line grouping: the facet and the day of the
@@ -330,16 +385,16 @@ impl Columns {
         let (dollars, fraction) = split_money(cost);
         self.cost_dollars.append_value(dollars);
         self.cost_fraction.append_value(fraction);
-        self.platform.append_option(facts.platform.map(|p| p.as_str()));
-        self.region.append_value(&facts.region);
-        self.model.append_value(&facts.model);
-        self.token_type.append_value(facts.token_type);
-        self.tokens.append_value(tokens(line.usage_amount, *per_unit));
-        self.guardrail.append_value(facts.guardrail);
-        self.anchor.append_value(&facts.anchor);
-        self.principal_kind.append_value(facts.principal_kind.as_str());
-        self.principal_account.append_value(&facts.principal_account);
-        self.principal_name.append_value(&facts.principal_name);
+        self.platform.append_option(usage.platform.map(|p| p.as_str()));
+        self.region.append_value(&usage.region);
+        self.model.append_value(&usage.model);
+        self.token_type.append_value(usage.token_type);
+        self.tokens.append_value(tokens(line.usage_amount, usage.per_unit));
+        self.guardrail.append_value(usage.guardrail);
+        self.anchor.append_value(&usage.anchor);
+        self.principal_kind.append_value(caller.principal_kind.as_str());
+        self.principal_account.append_value(&caller.principal_account);
+        self.principal_name.append_value(&caller.principal_name);
         self.session_key.append_value(session_key);
         self.rows += 1;
     }
@@ -413,23 +468,23 @@ impl Facets {
 
     /// The facet number of an AI line (a new one the first time its facet is met); 0 for
     /// a line that is not AI spend.
-    fn number(&mut self, line: &CurLine, facts: &AiFacts) -> i32 {
-        let Some(platform) = facts.platform else { return 0 };
+    fn number(&mut self, account: &str, usage: &UsageFacts, caller: &CallerFacts) -> i32 {
+        let Some(platform) = usage.platform else { return 0 };
         self.key.clear();
         // The unit separator cannot occur in CUR's identifiers, so keys cannot collide.
         let _ = write!(
             self.key,
             "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            line.usage_account_id,
+            account,
             platform.as_str(),
-            facts.region,
-            facts.model,
-            facts.token_type,
-            facts.guardrail,
-            facts.anchor,
-            facts.principal_kind.as_str(),
-            facts.principal_account,
-            facts.principal_name,
+            usage.region,
+            usage.model,
+            usage.token_type,
+            usage.guardrail,
+            usage.anchor,
+            caller.principal_kind.as_str(),
+            caller.principal_account,
+            caller.principal_name,
         );
         if let Some(n) = self.numbers.get(self.key.as_str()) {
             return *n;
@@ -437,16 +492,16 @@ impl Facets {
         let n = i32::try_from(self.numbers.len() + 1).expect("fewer than 2^31 facets in a month");
         self.numbers.insert(self.key.clone(), n);
         self.facet.append_value(n);
-        self.account.append_value(&line.usage_account_id);
+        self.account.append_value(account);
         self.platform.append_value(platform.as_str());
-        self.region.append_value(&facts.region);
-        self.model.append_value(&facts.model);
-        self.token_type.append_value(facts.token_type);
-        self.guardrail.append_value(facts.guardrail);
-        self.anchor.append_value(&facts.anchor);
-        self.principal_kind.append_value(facts.principal_kind.as_str());
-        self.principal_account.append_value(&facts.principal_account);
-        self.principal_name.append_value(&facts.principal_name);
+        self.region.append_value(&usage.region);
+        self.model.append_value(&usage.model);
+        self.token_type.append_value(usage.token_type);
+        self.guardrail.append_value(usage.guardrail);
+        self.anchor.append_value(&usage.anchor);
+        self.principal_kind.append_value(caller.principal_kind.as_str());
+        self.principal_account.append_value(&caller.principal_account);
+        self.principal_name.append_value(&caller.principal_name);
         n
     }
 
@@ -640,14 +695,14 @@ impl<W: Write + Send> LinesWriter<W> {
     pub fn push(&mut self, line: &CurLine) -> Result<(), LinesWriteError> {
         let known = self.known.of(line, &mut self.facets, &mut self.sessions);
         let cost = money(line.unblended_cost);
-        if let Some(source) = known.facts.source() {
+        if let Some(source) = known.usage.source() {
             let total = &mut self.sources[source as usize];
             total.lines += 1;
             total.cost += cost;
         }
         let cluster = cluster(known.facet);
         let columns = &mut self.clusters[cluster];
-        columns.push(line, known, cost);
+        columns.push(line, &known, cost);
         self.rows += 1;
         if columns.rows >= self.spill_rows {
             self.spill.write(cluster, &columns.finish())?;

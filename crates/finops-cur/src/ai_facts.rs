@@ -206,31 +206,36 @@ pub fn workspace_tag(tags: &str) -> Option<String> {
     ["user_workspace", "user:workspace", "workspace"].iter().find_map(|k| map.get(*k)?.as_str().map(str::to_owned))
 }
 
-impl AiFacts {
-    /// Where the line's dollars come from, for an ingest's report; `None` for non-AI lines.
-    pub fn source(&self) -> Option<AiSource> {
-        match self.platform? {
-            _ if self.guardrail => Some(AiSource::Guardrails),
-            AiPlatform::Bedrock => Some(AiSource::Bedrock),
-            AiPlatform::Marketplace => Some(AiSource::Marketplace),
-            AiPlatform::ClaudePlatform => Some(AiSource::ClaudePlatform),
-        }
+/// Where an AI line's dollars come from: guardrails of either platform, else its platform.
+fn source_of(platform: Option<AiPlatform>, guardrail: bool) -> Option<AiSource> {
+    match platform? {
+        _ if guardrail => Some(AiSource::Guardrails),
+        AiPlatform::Bedrock => Some(AiSource::Bedrock),
+        AiPlatform::Marketplace => Some(AiSource::Marketplace),
+        AiPlatform::ClaudePlatform => Some(AiSource::ClaudePlatform),
     }
+}
 
-    /// Reads the AI facts of `line`.
-    pub fn of(line: &CurLine) -> AiFacts {
-        let (mut facts, per_unit) = Self::of_text(line);
-        facts.tokens = tokens(line.usage_amount, per_unit);
-        facts
-    }
+/// Who called: the facts read from a line's `line_item_iam_principal` and `tags` alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallerFacts {
+    /// How the caller is named.
+    pub principal_kind: PrincipalKind,
+    /// The caller's account (from the ARN), empty without a principal.
+    pub principal_account: String,
+    /// The role or user name (see [`AiFacts::principal_name`]).
+    pub principal_name: String,
+    /// The session behind a role, empty otherwise.
+    pub session: String,
+    /// The caller's `iamPrincipal/` tags in [`principal_tags`]'s form.
+    pub principal_tags: String,
+}
 
-    /// The AI facts of `line` without its tokens, and the tokens per unit of its usage
-    /// amount (0 for a line that counts none): everything here is read from the line's text
-    /// fields alone, so a cache of it keyed by them is exact ([`AiFacts::of`] is this and
-    /// [`tokens`]). Ingest reads the facts once per distinct text and scales per line.
-    pub fn of_text(line: &CurLine) -> (AiFacts, f64) {
-        let platform = is_ai(line);
-        let principal = Principal::parse(line.iam_principal.as_deref().unwrap_or(""));
+impl CallerFacts {
+    /// Reads the caller of a line from its principal ARN (empty when absent) and its
+    /// CUR 2.0 `tags` (JSON text).
+    pub fn of(principal_arn: &str, tags: &str) -> CallerFacts {
+        let principal = Principal::parse(principal_arn);
         let session = match &principal {
             Ok(Some(Principal::AssumedRole { session, .. })) => session.clone(),
             Ok(Some(Principal::IdentityCenter { user, .. })) => user.clone(),
@@ -238,7 +243,7 @@ impl AiFacts {
         };
         let (principal_kind, principal_account, principal_name) = match &principal {
             Ok(None) => (PrincipalKind::None, String::new(), String::new()),
-            Err(_) => (PrincipalKind::Unrecognised, String::new(), line.iam_principal.clone().unwrap_or_default()),
+            Err(_) => (PrincipalKind::Unrecognised, String::new(), principal_arn.to_owned()),
             Ok(Some(p)) => {
                 let kind = match p {
                     Principal::IamUser { .. } if p.is_bedrock_api_key() => PrincipalKind::ApiKey,
@@ -256,24 +261,47 @@ impl AiFacts {
                 (kind, p.account().to_owned(), name)
             }
         };
-        let mut facts = AiFacts {
+        CallerFacts { principal_kind, principal_account, principal_name, session, principal_tags: principal_tags(tags) }
+    }
+}
+
+/// What was used: the facts read from a line's billing entity, product code and name, usage
+/// type, operation, resource id and resource tags alone — everything but its caller and its
+/// amounts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageFacts {
+    /// `None` for non-AI lines.
+    pub platform: Option<AiPlatform>,
+    /// AWS region, empty when unknown.
+    pub region: String,
+    /// The model (see [`AiFacts::model`]).
+    pub model: String,
+    /// `input`, `output`, `cache_read`, `cache_write`, or empty.
+    pub token_type: &'static str,
+    /// Tokens per unit of the usage amount (0 for a line that counts none).
+    pub per_unit: f64,
+    /// A guardrail line.
+    pub guardrail: bool,
+    /// The guardrail or Claude Platform workspace that anchors the line, empty otherwise.
+    pub anchor: String,
+}
+
+impl UsageFacts {
+    /// Reads what `line` used.
+    pub fn of(line: &CurLine) -> UsageFacts {
+        let platform = is_ai(line);
+        let mut facts = UsageFacts {
             platform,
             region: String::new(),
             model: String::new(),
             token_type: "",
-            tokens: 0.0,
+            per_unit: 0.0,
             guardrail: false,
             anchor: String::new(),
-            principal_kind,
-            principal_account,
-            principal_name,
-            session,
-            principal_tags: principal_tags(&line.tags),
         };
         if platform.is_none() {
-            return (facts, 0.0);
+            return facts;
         }
-        let mut per_unit = 0.0;
         let resource = BedrockResource::parse(&line.resource_id);
         if let Ok(usage) = UsageType::parse(&line.usage_type) {
             facts.region = usage.region.unwrap_or_default().to_owned();
@@ -285,7 +313,7 @@ impl AiFacts {
                         TokenDirection::CacheRead => "cache_read",
                         TokenDirection::CacheWrite | TokenDirection::CacheWrite1h => "cache_write",
                     };
-                    per_unit = usage.tokens_per_unit() as f64;
+                    facts.per_unit = usage.tokens_per_unit() as f64;
                     facts.model = model.clone().unwrap_or_default();
                 }
                 UsageKind::Guardrail { .. } => facts.guardrail = true,
@@ -312,16 +340,49 @@ impl AiFacts {
         if facts.guardrail {
             facts.anchor = line.resource_id.trim().to_owned();
             facts.token_type = "";
-            per_unit = 0.0;
+            facts.per_unit = 0.0;
         } else if platform == Some(AiPlatform::ClaudePlatform) {
             facts.anchor = workspace_tag(&line.resource_tags).unwrap_or_default();
         }
-        (facts, per_unit)
+        facts
+    }
+
+    /// Where the line's dollars come from, for an ingest's report; `None` for non-AI lines.
+    pub fn source(&self) -> Option<AiSource> {
+        source_of(self.platform, self.guardrail)
+    }
+}
+
+impl AiFacts {
+    /// Where the line's dollars come from, for an ingest's report; `None` for non-AI lines.
+    pub fn source(&self) -> Option<AiSource> {
+        source_of(self.platform, self.guardrail)
+    }
+
+    /// Reads the AI facts of `line`: what it used, who called, and its tokens. The two
+    /// parts depend on disjoint fields, so ingest reads each once per distinct text.
+    pub fn of(line: &CurLine) -> AiFacts {
+        let usage = UsageFacts::of(line);
+        let caller = CallerFacts::of(line.iam_principal.as_deref().unwrap_or(""), &line.tags);
+        AiFacts {
+            platform: usage.platform,
+            region: usage.region,
+            model: usage.model,
+            token_type: usage.token_type,
+            tokens: tokens(line.usage_amount, usage.per_unit),
+            guardrail: usage.guardrail,
+            anchor: usage.anchor,
+            principal_kind: caller.principal_kind,
+            principal_account: caller.principal_account,
+            principal_name: caller.principal_name,
+            session: caller.session,
+            principal_tags: caller.principal_tags,
+        }
     }
 }
 
 /// The tokens of a line: its usage amount × the tokens per unit of its usage type
-/// ([`AiFacts::of_text`]); 0 for a line that counts none, whatever its amount's sign.
+/// ([`UsageFacts::per_unit`]); 0 for a line that counts none, whatever its amount's sign.
 pub fn tokens(usage_amount: f64, per_unit: f64) -> f64 {
     if per_unit == 0.0 { 0.0 } else { usage_amount * per_unit }
 }
