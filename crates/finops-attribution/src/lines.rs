@@ -36,7 +36,6 @@ use datafusion::arrow::array::{
     TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::arrow::ipc::CompressionType;
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -576,10 +575,10 @@ impl Spill {
         let scratch = Scratch::new("lines.spill.arrow");
         let fail = |e: &dyn std::fmt::Display| spill_error(&scratch.0, e);
         let file = std::fs::File::create(&scratch.0).map_err(|e| fail(&e))?;
-        // LZ4: the spill holds every line once more; compressed it stays a fraction of the
-        // delivery's size on disk.
-        let options =
-            IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME)).map_err(|e| fail(&e))?;
+        // Uncompressed: LZ4 on the way out and back in was measured at a sixth of the
+        // lines writer's time on columnar ingest (BENCHMARKS.md, issue 15 step 4); the
+        // spill is a few hundred bytes a line on disk, read once and removed.
+        let options = IpcWriteOptions::default();
         let writer = FileWriter::try_new_with_options(std::io::BufWriter::new(file), &schema(), options)
             .map_err(|e| fail(&e))?;
         Ok(Self { writer: Some(writer), batches: vec![Vec::new(); cluster(CLUSTERS) + 1], written: 0, file: scratch })
