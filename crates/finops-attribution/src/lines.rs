@@ -213,6 +213,9 @@ struct KnownTexts {
     callers: Memo<CallerFacts>,
     /// (account, usage, caller) → (facet, session).
     combinations: HashMap<(u32, u32, u32), (i32, i32), foldhash::fast::RandomState>,
+    /// Texts of either part remembered before everything is forgotten ([`KNOWN_LIMIT`];
+    /// a handful in tests, so that forgetting is exercised).
+    limit: usize,
 }
 
 impl KnownTexts {
@@ -223,6 +226,7 @@ impl KnownTexts {
             usages: Memo::new(),
             callers: Memo::new(),
             combinations: HashMap::default(),
+            limit: KNOWN_LIMIT,
         }
     }
 
@@ -235,9 +239,9 @@ impl KnownTexts {
     }
 
     fn of(&mut self, line: &CurLine, facets: &mut Facets, sessions: &mut Sessions) -> Known<'_> {
-        if self.usages.facts.len() >= KNOWN_LIMIT
-            || self.callers.facts.len() >= KNOWN_LIMIT
-            || self.combinations.len() >= COMBINATIONS_LIMIT
+        if self.usages.facts.len() >= self.limit
+            || self.callers.facts.len() >= self.limit
+            || self.combinations.len() >= COMBINATIONS_LIMIT.min(self.limit * 16)
         {
             // The combinations name parts by number: they go with the parts.
             self.accounts.clear();
@@ -790,6 +794,13 @@ impl<W: Write + Send> LinesWriter<W> {
         self
     }
 
+    /// Forgets the texts it has read after `texts` of either part (tests: forgetting often).
+    #[cfg(test)]
+    fn with_memo_limit(mut self, texts: usize) -> Self {
+        self.known.limit = texts;
+        self
+    }
+
     /// Adds a line.
     pub fn push(&mut self, line: &CurLine) -> Result<(), LinesWriteError> {
         let known = self.known.of(line, &mut self.facets, &mut self.sessions);
@@ -912,6 +923,31 @@ mod tests {
             expected.sort();
             written.sort();
             proptest::prop_assert_eq!(written, expected);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+        /// The memos are a cache: forgetting them every few texts writes the same lines,
+        /// facets and sessions, byte for byte, as remembering everything.
+        #[test]
+        fn forgetting_the_memos_changes_no_byte(seed in 0u64..1_000, rows in 1u64..3_000, limit in 1usize..40) {
+            let mut csv = Vec::new();
+            let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows, seed, restatement: 0 };
+            finops_cur::synthetic::write_month(&spec, &mut csv).unwrap();
+            let write = |limit: Option<usize>| {
+                let mut writer = LinesWriter::new(Vec::new(), Vec::new(), Vec::new()).unwrap();
+                if let Some(limit) = limit {
+                    writer = writer.with_memo_limit(limit);
+                }
+                for line in CurCsv::new("t.csv", csv.as_slice()).unwrap() {
+                    writer.push(&line.unwrap()).unwrap();
+                }
+                let sources = writer.source_totals();
+                (writer.finish().unwrap(), sources)
+            };
+            let (remembered, forgetful) = (write(None), write(Some(limit)));
+            proptest::prop_assert!(remembered == forgetful, "outputs differ with a memo limit of {}", limit);
         }
     }
 
