@@ -66,9 +66,11 @@ as "$MARIA" suspend "Support Bot" --rationale "Runaway retry loop since 02:00 on
 status() { as "$FL" --json control "Support Bot" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])'; }
 suspended() { [ "$(status)" = suspended ]; }
 wait_for "Support Bot never suspended" suspended
-as "$FL" control "Support Bot" | head -6
-iam tags finops-support-bot-88aa | grep -q '"finops-suspended"'
-iam policies finops-support-bot-88aa | grep -q FinOpsKillSwitch
+# sed and grep read to the end: `head`/`grep -q` stop early, and under pipefail the writer's
+# SIGPIPE (exit 141) failed the walkthrough whenever it had more to write.
+as "$FL" control "Support Bot" | sed -n '1,6p'
+iam tags finops-support-bot-88aa | grep '"finops-suspended"' >/dev/null
+iam policies finops-support-bot-88aa | grep FinOpsKillSwitch >/dev/null
 echo "   moto: tag finops-suspended and inline policy FinOpsKillSwitch on finops-support-bot-88aa"
 
 echo "4. Ana resumes it; exactly what the suspension added is removed"
