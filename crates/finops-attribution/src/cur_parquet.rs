@@ -41,7 +41,7 @@ use finops_cur::csv_lines::{
 };
 
 /// Rows decoded at a time.
-const BATCH_ROWS: usize = 32 * 1024;
+pub(crate) const BATCH_ROWS: usize = 32 * 1024;
 
 /// The columns read: (CUR 2.0 name, legacy name, required). Their order is the order the
 /// CSV reader checks a row's lengths in, so both name the same first offender.
@@ -62,16 +62,16 @@ const COLUMNS: [(&str, &str, bool); 15] = [
     ("line_item_usage_amount", "lineItem/UsageAmount", true),
     ("line_item_unblended_cost", "lineItem/UnblendedCost", true),
 ];
-const ACCOUNT: usize = 0;
-const LINE_TYPE: usize = 1;
-const PRODUCT_CODE: usize = 2;
-const USAGE_TYPE: usize = 3;
-const OPERATION: usize = 4;
-const RESOURCE_ID: usize = 5;
-const BILLING_ENTITY: usize = 6;
-const PRODUCT_NAME: usize = 7;
+pub(crate) const ACCOUNT: usize = 0;
+pub(crate) const LINE_TYPE: usize = 1;
+pub(crate) const PRODUCT_CODE: usize = 2;
+pub(crate) const USAGE_TYPE: usize = 3;
+pub(crate) const OPERATION: usize = 4;
+pub(crate) const RESOURCE_ID: usize = 5;
+pub(crate) const BILLING_ENTITY: usize = 6;
+pub(crate) const PRODUCT_NAME: usize = 7;
 const PRINCIPAL: usize = 8;
-const RESOURCE_TAGS: usize = 9;
+pub(crate) const RESOURCE_TAGS: usize = 9;
 const TAGS: usize = 10;
 const PRODUCT: usize = 11;
 const START: usize = 12;
@@ -136,13 +136,15 @@ impl<I: Iterator<Item = Result<CurBatch, CurParquetError>>> BatchLines<I> {
 
 /// A decoded batch, checked, in the types lines are copied from.
 pub struct CurBatch {
-    len: usize,
+    pub(crate) len: usize,
     /// Whether the export carries `line_item_iam_principal`.
-    has_principal: bool,
-    text: [Option<StringArray>; 12],
-    start: Vec<i64>,
-    amount: Float64Array,
-    cost: Float64Array,
+    pub(crate) has_principal: bool,
+    /// Per text column of [`COLUMNS`] (the first twelve), its values.
+    pub(crate) text: [Option<StringArray>; 12],
+    /// Usage starts, microseconds since the epoch.
+    pub(crate) start: Vec<i64>,
+    pub(crate) amount: Float64Array,
+    pub(crate) cost: Float64Array,
 }
 
 impl CurParquet {
@@ -375,7 +377,7 @@ fn set(to: &mut String, from: &str) {
 }
 
 /// A column as text (nulls empty); a JSON-text `product` column becomes its names.
-fn as_text(array: &ArrayRef) -> Result<StringArray, String> {
+pub(crate) fn as_text(array: &ArrayRef) -> Result<StringArray, String> {
     let strings = match array.data_type() {
         DataType::Utf8 => array.as_string::<i32>().clone(),
         _ => cast(array, &DataType::Utf8).map_err(|e| e.to_string())?.as_string::<i32>().clone(),
@@ -407,7 +409,7 @@ fn product_names(map: &MapArray) -> StringArray {
 
 /// A map column per row as the JSON object a CSV export writes (empty for a null or empty
 /// map; values that are not text are left out).
-fn map_as_json(map: &MapArray) -> StringArray {
+pub(crate) fn map_as_json(map: &MapArray) -> StringArray {
     let (keys, values) = (map.keys(), map.values());
     let (Some(keys), Some(values)) = (keys.as_string_opt::<i32>(), values.as_string_opt::<i32>()) else {
         return StringArray::from(vec![""; map.len()]);
@@ -436,7 +438,7 @@ fn map_as_json(map: &MapArray) -> StringArray {
 
 /// The column's instants in microseconds since the epoch, or the text of a value that is
 /// not one (typed timestamps of any unit, dates, or text in the CSV reader's forms).
-fn timestamps(array: &ArrayRef) -> Vec<Result<i64, String>> {
+pub(crate) fn timestamps(array: &ArrayRef) -> Vec<Result<i64, String>> {
     let len = array.len();
     let typed = |scale: &dyn Fn(i64) -> i64, values: &dyn Fn(usize) -> i64| -> Vec<Result<i64, String>> {
         (0..len).map(|r| if array.is_valid(r) { Ok(scale(values(r))) } else { Err(String::new()) }).collect()
@@ -471,7 +473,7 @@ fn timestamps(array: &ArrayRef) -> Vec<Result<i64, String>> {
 }
 
 /// The column as finite doubles (nulls where a value is bad), and the first bad value.
-fn numbers_of(array: &ArrayRef) -> (Float64Array, Option<(usize, String)>) {
+pub(crate) fn numbers_of(array: &ArrayRef) -> (Float64Array, Option<(usize, String)>) {
     let len = array.len();
     let mut out = Float64Builder::with_capacity(len);
     let mut bad = None;

@@ -18,6 +18,7 @@ pub mod cards;
 pub mod chargeback;
 pub mod cur_parquet;
 pub mod export;
+pub mod focus_parquet;
 pub mod gaps;
 pub mod governance;
 pub mod hours;

@@ -1,6 +1,9 @@
 //! Parquet deliveries (CUR 2.0 and FOCUS exports) read as CSV text, a record batch at a
-//! time, so that one reader — with its schema checks and its precise errors naming file,
-//! row, column and value — serves every format. Row numbers are the Parquet rows, from 1.
+//! time, so that the CSV readers serve them. Row numbers are the Parquet rows, from 1.
+//!
+//! No longer the ingest's path (CUR 2.0 and FOCUS Parquet are read column by column:
+//! [`crate::cur_parquet`], [`crate::focus_parquet`]); kept as the baseline the benchmark
+//! (`benches/cur_ingest.rs`) measures the columnar reading against.
 //!
 //! Map columns (`resource_tags`, `tags`, `product`, `discount`) become JSON objects, which
 //! is how CSV exports write them; other nested columns are left out (attribution reads

@@ -14,7 +14,8 @@ use std::io::Read;
 
 use crate::csv_lines::{CurCsvError, CurLine, NEVER_NEGATIVE, account_id, parse_timestamp};
 
-const REQUIRED: [&str; 5] = ["SubAccountId", "ChargeCategory", "ChargePeriodStart", "BilledCost", "ProviderName"];
+/// The columns a FOCUS delivery must have.
+pub const REQUIRED: [&str; 5] = ["SubAccountId", "ChargeCategory", "ChargePeriodStart", "BilledCost", "ProviderName"];
 
 /// A FOCUS CSV being read.
 pub struct FocusCsv<R: Read> {
@@ -30,7 +31,7 @@ pub struct FocusCsv<R: Read> {
 
 /// The longest value each FOCUS column read here may hold, in bytes (as
 /// [`crate::csv_lines::FIELD_LIMITS`] for CUR).
-const FOCUS_LIMITS: [(&str, usize); 10] = [
+pub const FOCUS_LIMITS: [(&str, usize); 10] = [
     ("SubAccountId", 64),
     ("ChargeCategory", 64),
     ("x_ServiceCode", 128),

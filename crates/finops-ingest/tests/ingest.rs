@@ -101,7 +101,75 @@ async fn check(store: Arc<dyn EventStore>) {
     std::fs::write(&mixed, a).unwrap();
     let err = ingestor.ingest_file(&mixed, Format::Cur, &context()).await.unwrap_err();
     assert!(err.to_string().contains("row 6 is in billing period 2026-08"), "{err}");
+    assert_eq!(files_under(&objects_dir.join("cur/incoming")), 0, "refused deliveries leave no temporary object");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Files anywhere under `dir` (none when it does not exist).
+fn files_under(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries.map(|e| e.unwrap().path()).map(|p| if p.is_dir() { files_under(&p) } else { 1 }).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_is_stored_while_its_rows_are_read() {
+    let dir = std::env::temp_dir().join(format!("finops-ingest-{}", uuid::Uuid::now_v7()));
+    let objects_dir = dir.join("objects");
+    std::fs::create_dir_all(&objects_dir).unwrap();
+    let objects = Arc::new(LocalFileSystem::new_with_prefix(&objects_dir).unwrap());
+    let store = finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), Upcasters::new()).await.unwrap();
+    let ingestor = Ingestor::new(store, objects.clone());
+    // More rows than a progress report's worth (64 K), so that one comes mid-pass.
+    const ROWS: u64 = 70_000;
+    let path = dir.join("big.csv");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    write_month(&MonthSpec { period: "2026-11".into(), rows: ROWS, seed: 5, restatement: 0 }, &mut file).unwrap();
+    file.flush().unwrap();
+    drop(file);
+
+    // The delivered bytes go to storage as they are read: by the first progress report
+    // (written after the first megabyte was handed over) a temporary object exists.
+    let incoming = objects_dir.join("cur/incoming");
+    let mut mid_pass = Vec::new();
+    let report = ingestor
+        .ingest(&finops_ingest::Delivery::file(&path), Format::Cur, &context(), &mut |p| {
+            if p.rows < ROWS {
+                mid_pass.push(files_under(&incoming));
+            }
+        })
+        .await
+        .unwrap();
+    assert!(!mid_pass.is_empty(), "a progress report came while rows were read");
+    assert!(mid_pass.iter().all(|&files| files > 0), "stored while read: {mid_pass:?}");
+
+    // Once accepted, the bytes are under their content name and nothing temporary is left.
+    assert_eq!(report.batch.rows, ROWS);
+    let stored = objects.head(&object_store::path::Path::from(report.batch.location.clone())).await.unwrap();
+    assert_eq!(stored.size, std::fs::metadata(&path).unwrap().len(), "the object holds the delivered bytes");
+    let delivered = std::fs::read(&path).unwrap();
+    let kept = objects.get(&stored.location).await.unwrap().bytes().await.unwrap();
+    assert!(kept == delivered.as_slice(), "byte for byte");
+    assert_eq!(files_under(&incoming), 0, "no temporary object is left");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn temporary_objects_of_a_dead_ingest_are_swept_once_stale() {
+    let objects = object_store::memory::InMemory::new();
+    let left = object_store::path::Path::from("cur/incoming/0190-dead/0");
+    let kept = object_store::path::Path::from("cur/2026-11/abc.csv");
+    objects.put(&left, b"half a delivery".to_vec().into()).await.unwrap();
+    objects.put(&kept, b"a delivery".to_vec().into()).await.unwrap();
+
+    // Younger than the threshold (an ingest may still be writing it): kept.
+    let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    assert_eq!(finops_ingest::staging::sweep_incoming(&objects, an_hour_ago).await.unwrap(), 0);
+    assert!(objects.head(&left).await.is_ok());
+    // Older: removed; nothing outside `cur/incoming/` is touched.
+    let later = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    assert_eq!(finops_ingest::staging::sweep_incoming(&objects, later).await.unwrap(), 1);
+    assert!(objects.head(&left).await.is_err());
+    assert!(objects.head(&kept).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -169,6 +169,28 @@ async fn an_export_prefix_of_parquet_parts_ingests_as_one_batch() {
         "{err}"
     );
     assert!(!objects_dir.join("cur/2026-10").exists());
+
+    // Parts are read one after the other without waiting: a later part in another period,
+    // or not Parquet at all, still stops the delivery, named, and keeps nothing of it.
+    let mixed_dir = root.join("mixed/BILLING_PERIOD=2026-11");
+    std::fs::create_dir_all(&mixed_dir).unwrap();
+    write_part(&mixed_dir.join("part-1.parquet"), &lines[..500], false);
+    let mut december = lines[500..600].to_vec();
+    for l in &mut december {
+        l.usage_start += chrono::Duration::days(30);
+    }
+    write_part(&mixed_dir.join("part-2.parquet"), &december, false);
+    let mixed = discover(&root.join("mixed")).unwrap();
+    let err = ingestor.ingest(&mixed[0], Format::Cur, &context(), &mut |_| {}).await.unwrap_err();
+    assert!(matches!(err, IngestError::MixedPeriods { .. }), "{err}");
+    assert!(err.to_string().contains("part-2.parquet"), "{err}");
+    std::fs::write(mixed_dir.join("part-2.parquet"), b"not parquet at all").unwrap();
+    let err = ingestor.ingest(&mixed[0], Format::Cur, &context(), &mut |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("part-2.parquet"), "{err}");
+    let incoming = objects_dir.join("cur/incoming");
+    let left = std::fs::read_dir(&incoming)
+        .map_or(0, |d| d.flat_map(|e| std::fs::read_dir(e.unwrap().path())).flatten().count());
+    assert_eq!(left, 0, "a refused delivery leaves no temporary object");
     std::fs::remove_dir_all(root).unwrap();
 }
 
