@@ -188,6 +188,9 @@ impl Pass {
             // Parquet needs to seek: the parts' bytes are hashed (and handed over for
             // storing) on one thread, their batches decoded and checked on another, part
             // after part without waiting for the writer, and written as lines on this one.
+            let (decoding, decoded): (Vec<_>, Vec<_>) =
+                files.iter().map(|_| std::sync::mpsc::sync_channel(BATCHES_AHEAD)).unzip();
+            let next_part = std::sync::atomic::AtomicUsize::new(0);
             std::thread::scope(|threads| {
                 let hashed = threads.spawn(|| {
                     for (index, path) in files.iter().enumerate() {
@@ -198,35 +201,27 @@ impl Pass {
                     }
                     Ok::<(), IngestError>(())
                 });
-                let (decoding, decoded) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+                // Parts decode in parallel, up to the core count, each at most
+                // `BATCHES_AHEAD` batches ahead of the writer (which takes them in order:
+                // facet numbers follow the lines' order). A worker takes the next part not
+                // yet taken, so the part being written is always being decoded.
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
                 let files = &files;
-                threads.spawn(move || {
-                    for path in files {
-                        let name = path.display().to_string();
-                        let (parquet, rows, identity) = match open_parquet(format, &name, path) {
-                            Ok(opened) => opened,
-                            Err(e) => {
-                                let _ = decoding.send(Decoded::Batch(Box::new(Err(e))));
-                                return;
-                            }
-                        };
-                        let part = Decoded::Part { rows, identity };
-                        // The receiver has stopped at a bad line or a failed write.
-                        if decoding.send(part).is_err() {
-                            return;
-                        }
-                        for batch in parquet {
-                            if decoding.send(Decoded::Batch(Box::new(batch))).is_err() {
+                for _ in 0..workers {
+                    let (decoding, next_part) = (&decoding, &next_part);
+                    threads.spawn(move || {
+                        loop {
+                            let index = next_part.fetch_add(1, Ordering::Relaxed);
+                            let Some(path) = files.get(index) else { return };
+                            // A failed send: the writer stopped at a bad line or a failed write.
+                            if decode_part(format, path, &decoding[index]).is_err() {
                                 return;
                             }
                         }
-                        if decoding.send(Decoded::PartEnd).is_err() {
-                            return;
-                        }
-                    }
-                });
+                    });
+                }
                 let mut read = || {
-                    for (index, path) in files.iter().enumerate() {
+                    for ((index, path), decoded) in files.iter().enumerate().zip(&decoded) {
                         let name = path.display().to_string();
                         let size = std::fs::metadata(path).map_err(io(path))?.len();
                         let (rows, identity) = match decoded.recv() {
@@ -236,7 +231,7 @@ impl Pass {
                                 Ok(_) => unreachable!("a part begins with its footer"),
                             },
                             Ok(Decoded::PartEnd) => unreachable!("a part begins with its footer or an error"),
-                            Err(_) => panic!("the decoding thread stopped before the last part"),
+                            Err(_) => panic!("a decoding thread stopped before its part's end"),
                         };
                         let batches = std::iter::from_fn(|| match decoded.recv() {
                             Ok(Decoded::Batch(batch)) => Some(*batch),
@@ -309,6 +304,25 @@ impl Pass {
             sources,
         })
     }
+}
+
+/// Decodes one Parquet part into `decoding`: its footer, its checked batches (or the error
+/// that stops it), its end. Fails when nobody receives any more.
+fn decode_part(
+    format: Format,
+    path: &Path,
+    decoding: &std::sync::mpsc::SyncSender<Decoded>,
+) -> Result<(), std::sync::mpsc::SendError<Decoded>> {
+    let name = path.display().to_string();
+    let (parquet, rows, identity) = match open_parquet(format, &name, path) {
+        Ok(opened) => opened,
+        Err(e) => return decoding.send(Decoded::Batch(Box::new(Err(e)))),
+    };
+    decoding.send(Decoded::Part { rows, identity })?;
+    for batch in parquet {
+        decoding.send(Decoded::Batch(Box::new(batch)))?;
+    }
+    decoding.send(Decoded::PartEnd)
 }
 
 /// A Parquet part opened for checked batches: the batches, its rows and whether it carries

@@ -101,13 +101,15 @@ async fn an_export_prefix_of_parquet_parts_ingests_as_one_batch() {
     let lines: Vec<CurLine> = CurCsv::new("m.csv", csv.as_slice()).unwrap().collect::<Result<_, _>>().unwrap();
     let data = root.join("export/cur2/data/BILLING_PERIOD=2026-11");
     std::fs::create_dir_all(&data).unwrap();
-    write_part(&data.join("cur2-00001.snappy.parquet"), &lines[..1_200], false);
-    write_part(&data.join("cur2-00002.snappy.parquet"), &lines[1_200..], false);
+    // Three parts, decoded in parallel (up to the core count), written in order.
+    write_part(&data.join("cur2-00001.snappy.parquet"), &lines[..700], false);
+    write_part(&data.join("cur2-00002.snappy.parquet"), &lines[700..1_200], false);
+    write_part(&data.join("cur2-00003.snappy.parquet"), &lines[1_200..], false);
     let metadata = root.join("export/cur2/metadata/BILLING_PERIOD=2026-11");
     std::fs::create_dir_all(&metadata).unwrap();
     std::fs::write(
         metadata.join("cur2-Manifest.json"),
-        r#"{"billingPeriod":{"start":"2026-11-01"},"dataFiles":["s3://b/export/cur2/data/BILLING_PERIOD=2026-11/cur2-00001.snappy.parquet","s3://b/export/cur2/data/BILLING_PERIOD=2026-11/cur2-00002.snappy.parquet"]}"#,
+        r#"{"billingPeriod":{"start":"2026-11-01"},"dataFiles":["s3://b/export/cur2/data/BILLING_PERIOD=2026-11/cur2-00001.snappy.parquet","s3://b/export/cur2/data/BILLING_PERIOD=2026-11/cur2-00002.snappy.parquet","s3://b/export/cur2/data/BILLING_PERIOD=2026-11/cur2-00003.snappy.parquet"]}"#,
     )
     .unwrap();
 
