@@ -5,6 +5,8 @@
 //! When it cannot be reached, PostgreSQL tests are skipped with a message, unless
 //! `CI=true` or `FINOPS_REQUIRE_POSTGRES=1`, where they fail.
 
+pub mod governance_log;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! log up to an instant. Folding is the caller's loop; this type only knows how each
 //! aggregate grows, so the same state comes out of the same events, always.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use uuid::Uuid;
@@ -20,25 +20,43 @@ use crate::spaces::{ClaimEvent, ClaimableResource, ClaimedResource};
 use crate::vocabulary::{AccountId, ApprovalScope};
 use crate::workload::{WorkloadEvent, WorkloadPlan};
 
-/// The governance state at one instant.
+/// Aggregates by key in a persistent map: cloning the map is O(1) and two clones share
+/// every entry neither changed since, so keeping the state as the log stood every thousand
+/// events (`finops_governance::timeline`) costs the entries that changed, not the state.
+/// Each aggregate sits behind an `Arc`, so an entry shared with a kept state is copied on
+/// its first change only, and a shared node of the tree copies pointers, not aggregates.
+pub type SharedMap<K, V> = imbl::OrdMap<K, Arc<V>>;
+
+/// The governance state at one instant. Cloning it is cheap (see [`SharedMap`]).
 #[derive(Debug, Clone, Default)]
 pub struct GovernanceState {
     /// The organisation.
     pub organisation: Organisation,
     /// Business Requests by request id.
-    pub requests: BTreeMap<Uuid, BusinessRequest>,
+    pub requests: SharedMap<Uuid, BusinessRequest>,
     /// Claim histories by resource key.
-    pub claims: BTreeMap<String, ClaimableResource>,
+    pub claims: SharedMap<String, ClaimableResource>,
     /// Workload plans by workload id.
-    pub plans: BTreeMap<Uuid, WorkloadPlan>,
+    pub plans: SharedMap<Uuid, WorkloadPlan>,
     /// CUR periods by `YYYY-MM`.
-    pub cur_periods: BTreeMap<String, CurPeriod>,
+    pub cur_periods: SharedMap<String, CurPeriod>,
     /// The role patterns the FinOps Lead recorded.
     pub role_patterns: RolePatternPolicy,
     /// Gateway mapping rules by id, in the order they were recorded.
     pub gateway_rules: Vec<(Uuid, GatewayRule)>,
     /// Invocation-log files by the day of their first hour.
-    pub invocation_logs: BTreeMap<NaiveDate, LogDay>,
+    pub invocation_logs: SharedMap<NaiveDate, LogDay>,
+}
+
+/// Applies `event` to the aggregate at `key`, a default one if there is none yet; the
+/// aggregate is copied first only while a kept state still shares it.
+fn evolve_at<K, V>(map: &mut SharedMap<K, V>, key: K, event: &V::Event)
+where
+    K: Ord + Clone,
+    V: Aggregate + Clone + Default,
+{
+    let aggregate = Arc::make_mut(map.entry(key).or_default());
+    *aggregate = std::mem::take(aggregate).evolve(event);
 }
 
 /// A gateway mapping rule as attribution applies it.
@@ -134,20 +152,17 @@ impl GovernanceState {
 
     /// Applies a Business Request event.
     pub fn apply_request(&mut self, request_id: Uuid, event: &RequestEvent) {
-        let r = self.requests.remove(&request_id).unwrap_or_default().evolve(event);
-        self.requests.insert(request_id, r);
+        evolve_at(&mut self.requests, request_id, event);
     }
 
     /// Applies a claim event of the resource keyed `key`.
     pub fn apply_claim(&mut self, key: &str, event: &ClaimEvent) {
-        let c = self.claims.remove(key).unwrap_or_default().evolve(event);
-        self.claims.insert(key.to_owned(), c);
+        evolve_at(&mut self.claims, key.to_owned(), event);
     }
 
     /// Applies a workload-plan event.
     pub fn apply_plan(&mut self, workload_id: Uuid, event: &WorkloadEvent) {
-        let p = self.plans.remove(&workload_id).unwrap_or_default().evolve(event);
-        self.plans.insert(workload_id, p);
+        evolve_at(&mut self.plans, workload_id, event);
     }
 
     /// Applies a role-pattern decision.
@@ -180,14 +195,12 @@ impl GovernanceState {
 
     /// Applies a CUR period event.
     pub fn apply_cur_period(&mut self, period: &str, event: &CurPeriodEvent) {
-        let p = self.cur_periods.remove(period).unwrap_or_default().evolve(event);
-        self.cur_periods.insert(period.to_owned(), p);
+        evolve_at(&mut self.cur_periods, period.to_owned(), event);
     }
 
     /// Applies a day's invocation-log event.
     pub fn apply_invocation_logs(&mut self, day: NaiveDate, event: &LogDayEvent) {
-        let d = self.invocation_logs.remove(&day).unwrap_or_default().evolve(event);
-        self.invocation_logs.insert(day, d);
+        evolve_at(&mut self.invocation_logs, day, event);
     }
 
     /// The workload a caller's invocation on `day` is charged to on the fast path (logs):
@@ -342,22 +355,22 @@ mod tests {
         let mut state = GovernanceState::default();
         state.claims.insert(
             "bot".into(),
-            ClaimableResource {
+            Arc::new(ClaimableResource {
                 resource: Some(role("finops-support-bot-88aa")),
                 periods: vec![
                     ClaimPeriod { workload_id: bot, from: day(1), until: Some(day(14)) },
                     ClaimPeriod { workload_id: triage, from: day(15), until: None },
                 ],
                 reserved_for: None,
-            },
+            }),
         );
         state.claims.insert(
             "coding".into(),
-            ClaimableResource {
+            Arc::new(ClaimableResource {
                 resource: Some(role("AWSReservedSSO_DataScience_0a1b2c3d")),
                 periods: vec![ClaimPeriod { workload_id: bot, from: day(1), until: None }],
                 reserved_for: None,
-            },
+            }),
         );
         assert_eq!(state.workload_of_caller(account, "finops-support-bot-88aa", day(3)), Some(bot));
         assert_eq!(state.workload_of_caller(account, "finops-support-bot-88aa", day(20)), Some(triage));

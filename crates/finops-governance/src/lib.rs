@@ -241,7 +241,8 @@ fn encode<E: Serialize>(stream: &StreamId, index: usize, event: &E, context: &Co
 
 /// Decodes a stored event into the aggregate's event type.
 pub fn decode<E: DeserializeOwned>(recorded: &RecordedEvent) -> Result<E, GovernanceError> {
-    serde_json::from_value(recorded.payload.clone()).map_err(|e| GovernanceError::Undecodable {
+    // Deserialised from the borrowed value: no copy of the payload per event per fold.
+    E::deserialize(&recorded.payload).map_err(|e| GovernanceError::Undecodable {
         stream: recorded.stream_id.to_string(),
         event_id: recorded.event_id,
         event_type: recorded.event_type.clone(),
@@ -250,6 +251,7 @@ pub fn decode<E: DeserializeOwned>(recorded: &RecordedEvent) -> Result<E, Govern
 }
 
 pub mod state;
+pub mod timeline;
 
 /// The log's upcasters for every domain event ([`finops_domain::schema`]): a store
 /// opened with them reads every stored version in the current shape.

@@ -15,7 +15,9 @@ use crate::{GovernanceError, decode};
 const PAGE: usize = 2_000;
 
 /// Folds the governance state from `store`, counting events recorded at or before `as_of`
-/// (all of them when `None`). Events committed but not yet in the global order are sealed
+/// (all of them when `None`): the whole log, every time — the definition a
+/// [`GovernanceTimeline`](crate::timeline::GovernanceTimeline) answers by and is tested
+/// against; a server asks its timeline. Events committed but not yet in the global order are sealed
 /// first, so "now" includes every command that has returned.
 pub async fn state_as_of(
     store: &dyn EventStore,
@@ -74,7 +76,8 @@ pub async fn each_event(
     }
 }
 
-fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), GovernanceError> {
+/// Folds one event into the state, if its stream is one the state is made of.
+pub(crate) fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), GovernanceError> {
     let stream = event.stream_id.to_string();
     let id = |rest: &str| {
         Uuid::parse_str(rest).map_err(|e| GovernanceError::Undecodable {

@@ -11,8 +11,7 @@ use finops_attribution::invocation_usage::{micro_usd_cents, usage_locations};
 use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Question, RolePatterns, Visibility};
 use finops_domain::cur_batches::billing_period_start;
 use finops_domain::reconciliation::{Tolerance, reconcile};
-use finops_eventlog::EventStore;
-use finops_governance::state::state_as_of;
+use finops_governance::timeline::GovernanceTimeline;
 use finops_proto::v1 as pb;
 use finops_proto::v1::attribution_service_server::AttributionService;
 use object_store::ObjectStore;
@@ -26,7 +25,7 @@ use crate::wire::{self, Fields};
 /// Serves attribution.
 #[derive(Clone)]
 pub struct AttributionApi {
-    store: Arc<dyn EventStore>,
+    timeline: Arc<GovernanceTimeline>,
     engine: AttributionEngine,
     auth: Arc<Authenticator>,
 }
@@ -57,12 +56,12 @@ fn visibility(principal: &Principal) -> Result<Visibility, Status> {
 impl AttributionApi {
     /// Serves `store`'s governance state over the batches in `objects`.
     pub fn new(
-        store: Arc<dyn EventStore>,
+        timeline: Arc<GovernanceTimeline>,
         objects: Arc<dyn ObjectStore>,
         patterns: RolePatterns,
         auth: Arc<Authenticator>,
     ) -> Self {
-        Self { store, engine: AttributionEngine::new(objects, patterns), auth }
+        Self { timeline, engine: AttributionEngine::new(objects, patterns), auth }
     }
 
     /// Authenticates and authorises, checks period and as_of (with whatever `extra` checks
@@ -96,7 +95,7 @@ impl AttributionApi {
         fields.finish()?;
         // "Now" is pinned to one instant so the state and the batch agree.
         let instant = as_of.unwrap_or_else(Utc::now);
-        let state = state_as_of(self.store.as_ref(), Some(instant)).await.map_err(from_governance)?;
+        let state = self.timeline.state_as_of(Some(instant)).await.map_err(from_governance)?;
         let batch = AttributionEngine::batch_at(&state, &period, Some(instant)).map_err(from_attribution)?;
         let question = self
             .engine

@@ -14,7 +14,7 @@ use finops_domain::gaps::{
 };
 use finops_domain::request::RequestStatus;
 use finops_eventlog::{EventStore, RecordedEvent, StreamRead};
-use finops_governance::state::state_as_of;
+use finops_governance::timeline::GovernanceTimeline;
 use finops_governance::{CommandContext, CommandHandler, decode, streams};
 use finops_projections::{GapLifecycle, NotificationOutbox, Projector, ReadModels, gap_document};
 use finops_proto::v1 as pb;
@@ -32,6 +32,7 @@ use crate::wire::{self, Fields};
 #[derive(Clone)]
 pub struct GapApi {
     store: Arc<dyn EventStore>,
+    timeline: Arc<GovernanceTimeline>,
     actions: GapActions,
     gaps: CommandHandler<AllocationGap>,
     read_models: ReadModels,
@@ -89,8 +90,14 @@ fn fold_into(docs: &mut BTreeMap<String, Value>, event: &RecordedEvent) -> Resul
 
 impl GapApi {
     /// Serves `store`'s gaps.
-    pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        timeline: Arc<GovernanceTimeline>,
+        read_models: ReadModels,
+        auth: Arc<Authenticator>,
+    ) -> Self {
         Self {
+            timeline,
             actions: GapActions::new(store.clone(), read_models.clone()),
             gaps: CommandHandler::new(store.clone()),
             store,
@@ -526,7 +533,7 @@ impl GapService for GapApi {
         let as_of = wire::as_of(&mut fields, &body.as_of);
         fields.finish()?;
         let instant = as_of.unwrap_or_else(Utc::now);
-        let state = state_as_of(self.store.as_ref(), Some(instant)).await.map_err(from_governance)?;
+        let state = self.timeline.state_as_of(Some(instant)).await.map_err(from_governance)?;
         let (mut saving, mut revenue, mut cases) = (0i64, 0i64, 0u32);
         for request in state.requests.values().filter(|r| r.status == RequestStatus::Approved) {
             if let Sight::Concerning(subject) = &sight

@@ -299,22 +299,37 @@ pub async fn serve_with_metrics(
         config.ha_premium_percent,
         config.coding_profile.clone(),
     );
-    let gaps = GapApi::new(store.clone(), read_models.clone(), auth.clone());
+    // Every point-in-time question reads the governance state through one timeline: the
+    // log folded once, followed as it grows, with the state kept every thousand events.
+    let timeline = Arc::new(finops_governance::timeline::GovernanceTimeline::new(store.clone()));
+    let timeline_task = tokio::spawn({
+        let timeline = timeline.clone();
+        async move {
+            if let Err(e) = timeline.follow().await {
+                tracing::warn!(error = %e, "governance timeline: the first fold failed; questions will retry it");
+            }
+        }
+    });
+    let gaps = GapApi::new(store.clone(), timeline.clone(), read_models.clone(), auth.clone());
     let spaces = SpacesApi::new(
         store.clone(),
+        timeline.clone(),
         read_models.clone(),
         auth.clone(),
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
     );
     let cards = SpendCardApi::new(store.clone(), read_models.clone(), auth.clone());
-    let attribution = AttributionApi::new(store.clone(), objects.clone(), config.role_patterns.clone(), auth.clone());
+    let attribution =
+        AttributionApi::new(timeline.clone(), objects.clone(), config.role_patterns.clone(), auth.clone());
     let maturity = MaturityApi::new(
         store.clone(),
+        timeline.clone(),
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
         auth.clone(),
         config.task_sla_business_days,
     );
-    let controls = WorkloadControlApi::new(store.clone(), read_models.clone(), auth.clone(), enforcement);
+    let controls =
+        WorkloadControlApi::new(store.clone(), timeline.clone(), read_models.clone(), auth.clone(), enforcement);
     let investigations = InvestigationApi::new(store.clone(), read_models.clone(), auth.clone());
     let agent_bill = AgentBillApi::new(
         store.clone(),
@@ -392,6 +407,7 @@ pub async fn serve_with_metrics(
         _ = grace => tracing::warn!(grace = ?DRAIN_GRACE, "connections still open after the drain grace; closing them"),
     }
     projection_task.abort();
+    timeline_task.abort();
     fan_out_task.abort();
     gap_detector_task.abort();
     card_issuer_task.abort();

@@ -12,7 +12,7 @@ use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
 use finops_domain::governance_state::GovernanceState;
 use finops_domain::maturity::{MaturityFigures, MaturityScore, score};
 use finops_eventlog::EventStore;
-use finops_governance::state::state_as_of;
+use finops_governance::timeline::GovernanceTimeline;
 use finops_projections::{ReadModelsAsOf, RequestQueue, TaskQueue};
 use finops_proto::v1 as pb;
 use finops_proto::v1::maturity_service_server::MaturityService;
@@ -29,6 +29,7 @@ const TREND: usize = 6;
 #[derive(Clone)]
 pub struct MaturityApi {
     store: Arc<dyn EventStore>,
+    timeline: Arc<GovernanceTimeline>,
     engine: AttributionEngine,
     auth: Arc<Authenticator>,
     sla_business_days: u32,
@@ -38,11 +39,12 @@ impl MaturityApi {
     /// Scores `store`'s organisation, reading CUR through `engine`.
     pub fn new(
         store: Arc<dyn EventStore>,
+        timeline: Arc<GovernanceTimeline>,
         engine: AttributionEngine,
         auth: Arc<Authenticator>,
         sla_business_days: u32,
     ) -> Self {
-        Self { store, engine, auth, sla_business_days }
+        Self { store, timeline, engine, auth, sla_business_days }
     }
 
     /// Every figure of `period` as of `instant`.
@@ -155,7 +157,7 @@ impl MaturityService for MaturityApi {
         }
         fields.finish()?;
         let instant = as_of.unwrap_or_else(Utc::now);
-        let state = state_as_of(self.store.as_ref(), Some(instant)).await.map_err(from_governance)?;
+        let state = self.timeline.state_as_of(Some(instant)).await.map_err(from_governance)?;
         let ingested: BTreeSet<String> = state.periods_with_cur(instant).into_iter().map(str::to_owned).collect();
         let period = if period.is_empty() {
             ingested.last().cloned().ok_or_else(|| {

@@ -8,6 +8,7 @@ use finops_domain::spaces::{ClaimCommand, ClaimableResource, ClaimedResource};
 use finops_domain::tasks::Task;
 use finops_domain::workload::{WorkloadCommand, WorkloadEstimate, WorkloadPlan};
 use finops_eventlog::EventStore;
+use finops_governance::timeline::GovernanceTimeline;
 use finops_governance::{CommandHandler, Loaded, streams};
 use finops_projections::{ClaimsView, ReadModels, RequestQueue, WorkloadsView};
 use finops_proto::v1 as pb;
@@ -40,6 +41,7 @@ pub struct SpacesApi {
     org: CommandHandler<finops_domain::org::Organisation>,
     tasks: CommandHandler<Task>,
     store: Arc<dyn EventStore>,
+    timeline: Arc<GovernanceTimeline>,
     auth: Arc<Authenticator>,
     read_models: ReadModels,
     engine: finops_attribution::AttributionEngine,
@@ -62,6 +64,7 @@ impl SpacesApi {
     /// Serves `store`.
     pub fn new(
         store: Arc<dyn EventStore>,
+        timeline: Arc<GovernanceTimeline>,
         read_models: ReadModels,
         auth: Arc<Authenticator>,
         engine: finops_attribution::AttributionEngine,
@@ -73,6 +76,7 @@ impl SpacesApi {
             org: CommandHandler::new(store.clone()),
             tasks: CommandHandler::new(store.clone()),
             store,
+            timeline,
             auth,
             read_models,
             engine,
@@ -87,8 +91,7 @@ impl SpacesApi {
         instant: Option<chrono::DateTime<Utc>>,
     ) -> Result<Option<MonthForecasts>, Status> {
         use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
-        let state =
-            finops_governance::state::state_as_of(self.store.as_ref(), instant).await.map_err(from_governance)?;
+        let state = self.timeline.state_as_of(instant).await.map_err(from_governance)?;
         let at = instant.unwrap_or_else(Utc::now);
         let Some(period) = state.periods_with_cur(at).last().map(|p| (*p).to_owned()) else { return Ok(None) };
         let attribution = crate::status::from_attribution;

@@ -11,6 +11,7 @@ use finops_domain::kill_switch::{
     ControlAction, ControlCommand, ControlDecision, ControlStatus, Enforcement, WorkloadControl, suspension_plan,
 };
 use finops_eventlog::EventStore;
+use finops_governance::timeline::GovernanceTimeline;
 use finops_governance::{CommandHandler, streams};
 use finops_projections::{InvestigationsView, ReadModels};
 use finops_proto::v1 as pb;
@@ -32,6 +33,7 @@ const READERS: [Role; 5] = [Role::ProductOwner, Role::FinopsLead, Role::Finance,
 #[derive(Clone)]
 pub struct WorkloadControlApi {
     store: Arc<dyn EventStore>,
+    timeline: Arc<GovernanceTimeline>,
     read_models: ReadModels,
     controls: CommandHandler<WorkloadControl>,
     auth: Arc<Authenticator>,
@@ -43,11 +45,12 @@ impl WorkloadControlApi {
     /// when the server has an enforcer with AWS credentials).
     pub fn new(
         store: Arc<dyn EventStore>,
+        timeline: Arc<GovernanceTimeline>,
         read_models: ReadModels,
         auth: Arc<Authenticator>,
         enforcement: Enforcement,
     ) -> Self {
-        Self { controls: CommandHandler::new(store.clone()), store, read_models, auth, enforcement }
+        Self { controls: CommandHandler::new(store.clone()), store, timeline, read_models, auth, enforcement }
     }
 
     /// The workload's investigations not closed at `as_of`: (name, assigned).
@@ -72,7 +75,7 @@ impl WorkloadControlApi {
         text: &str,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<(GovernanceState, ApprovedWorkload), Status> {
-        let state = finops_governance::state::state_as_of(self.store.as_ref(), as_of).await.map_err(from_governance)?;
+        let state = self.timeline.state_as_of(as_of).await.map_err(from_governance)?;
         let text = text.trim();
         let id = Uuid::parse_str(text.strip_prefix("workloads/").unwrap_or(text)).ok();
         let found = state

@@ -56,7 +56,7 @@ fn state(use_case: UseCase, workspace: Option<&str>) -> GovernanceState {
         ..BusinessRequest::default()
     };
     let mut state = GovernanceState::default();
-    state.requests.insert(Uuid::from_u128(1), request);
+    state.requests.insert(Uuid::from_u128(1), request.into());
     state
 }
 
@@ -69,7 +69,7 @@ fn claim(state: &mut GovernanceState, resource: ClaimedResource, workload_id: Uu
         at: at(1),
     };
     let folded = ClaimableResource::default().evolve(&event);
-    state.claims.insert(resource.key(), folded);
+    state.claims.insert(resource.key(), folded.into());
 }
 
 fn operations() -> UseCase {

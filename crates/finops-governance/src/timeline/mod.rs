@@ -1,0 +1,225 @@
+//! The governance state as of any instant without folding the whole log for each question
+//! (issue 14.4). [`state_as_of`](crate::state::state_as_of) folds every event recorded up
+//! to the instant — 22–25 µs per event, so seconds once the log is large. A
+//! [`GovernanceTimeline`] folds the log once, follows it as it grows, and keeps the state
+//! as it stood every [`SPACING`] events (a [`Mark`]); the state is made of persistent maps
+//! (`finops_domain::governance_state::SharedMap`), so a mark costs what changed since the
+//! one before, not a copy of the state.
+//!
+//! Asked about an instant `t`, it answers from the mark nearest before `t` and folds only
+//! the events after it that were recorded at or before `t`. Positions order the log;
+//! `recorded_at` is taken when an event is appended and positions when it is sealed, so
+//! the two orders can disagree slightly. The marks therefore keep the latest `recorded_at`
+//! up to them (a mark whose latest is at or before `t` holds exactly the events the
+//! instant counts) and the earliest after them up to the next mark (so the fold knows
+//! where no later event can count any more). The answer is the full fold's, event for
+//! event; tests compare the two by digest at every instant of a log.
+//!
+//! The marks live in memory, built by the first question (or [`GovernanceTimeline::follow`]
+//! at start-up) with one pass over the log. At most [`MAX_MARKS`] are kept: past that,
+//! every other mark is dropped and the spacing doubles, so a log of any length costs a
+//! bounded number of marks.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use finops_domain::governance_state::GovernanceState;
+use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
+use tokio::sync::Mutex;
+
+use crate::GovernanceError;
+use crate::state::apply;
+
+/// Events between two marks, at first.
+pub const SPACING: u64 = 1_000;
+
+/// The most marks kept; past it the spacing doubles.
+pub const MAX_MARKS: usize = 1_024;
+
+const PAGE: usize = 2_000;
+
+/// The governance state at every instant of one log (see the module's documentation).
+pub struct GovernanceTimeline {
+    store: Arc<dyn EventStore>,
+    kept: Mutex<Kept>,
+}
+
+/// The state as the log stood at one position.
+#[derive(Clone)]
+struct Mark {
+    /// Every event up to and including this position is folded into `state`.
+    position: Position,
+    /// How many events that is.
+    events: u64,
+    /// The latest `recorded_at` among them (`None`: no event).
+    latest: Option<DateTime<Utc>>,
+    /// The earliest `recorded_at` among the events after this mark up to the next one (or
+    /// the head, for the last mark); `None` while there are none.
+    earliest_after: Option<DateTime<Utc>>,
+    state: GovernanceState,
+}
+
+/// What the timeline holds: the state at the head and the marks behind it.
+struct Kept {
+    head: Mark,
+    marks: Vec<Mark>,
+    spacing: u64,
+    max_marks: usize,
+}
+
+impl Kept {
+    fn new(spacing: u64, max_marks: usize) -> Self {
+        let empty = Mark {
+            position: Position::START,
+            events: 0,
+            latest: None,
+            earliest_after: None,
+            state: GovernanceState::default(),
+        };
+        Self { head: empty.clone(), marks: vec![empty], spacing: spacing.max(1), max_marks: max_marks.max(2) }
+    }
+
+    /// Folds every sealed event after the head.
+    async fn catch_up(&mut self, store: &dyn EventStore) -> Result<(), GovernanceError> {
+        store.seal_committed().await?;
+        loop {
+            let page = store.read_all(AllRead::forwards_after(self.head.position, PAGE)).await?;
+            for event in &page {
+                self.absorb(event)?;
+            }
+            if page.len() < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Folds the next event of the log into the head, keeping a mark every `spacing` events.
+    fn absorb(&mut self, event: &RecordedEvent) -> Result<(), GovernanceError> {
+        let Some(position) = event.position else { return Ok(()) };
+        apply(&mut self.head.state, event)?;
+        let at = event.metadata.recorded_at;
+        self.head.position = position;
+        self.head.events += 1;
+        self.head.latest = self.head.latest.max(Some(at));
+        let last = self.marks.last_mut().expect("the empty mark is never dropped");
+        last.earliest_after = Some(last.earliest_after.map_or(at, |e| e.min(at)));
+        if self.head.events - last.events >= self.spacing {
+            self.marks.push(self.head.clone());
+            if self.marks.len() > self.max_marks {
+                self.thin();
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every other mark (never the first, the empty state) and doubles the spacing;
+    /// a dropped mark's events join the segment of the mark kept before it.
+    fn thin(&mut self) {
+        let mut kept: Vec<Mark> = Vec::with_capacity(self.marks.len() / 2 + 1);
+        for (i, mark) in std::mem::take(&mut self.marks).into_iter().enumerate() {
+            match kept.last_mut() {
+                Some(previous) if i % 2 == 1 => {
+                    previous.earliest_after = match (previous.earliest_after, mark.earliest_after) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                _ => kept.push(mark),
+            }
+        }
+        self.marks = kept;
+        self.spacing *= 2;
+    }
+
+    /// How to answer for `instant`: the head's state when every event counts; else the
+    /// last mark holding only events recorded at or before `instant` and the end of the last
+    /// segment after it with an event that counts (`None`: none does, the mark is the answer).
+    fn plan(&self, instant: Option<DateTime<Utc>>) -> (&Mark, Option<Position>) {
+        let Some(instant) = instant.filter(|t| self.head.latest.is_some_and(|l| l > *t)) else {
+            return (&self.head, None);
+        };
+        // `latest` never decreases along the marks, so they split in two.
+        let from = self.marks.partition_point(|m| m.latest.is_none_or(|l| l <= instant)) - 1;
+        let last_counting =
+            (from..self.marks.len()).rev().find(|&i| self.marks[i].earliest_after.is_some_and(|e| e <= instant));
+        let through = last_counting.map(|i| self.marks.get(i + 1).map_or(self.head.position, |m| m.position));
+        (&self.marks[from], through)
+    }
+}
+
+/// Folds into `state` the events of `page` up to `through` recorded at or before `instant`;
+/// `true` once the page went past `through` (nothing further can count).
+fn fold_until(
+    state: &mut GovernanceState,
+    page: &[RecordedEvent],
+    through: Position,
+    instant: DateTime<Utc>,
+) -> Result<bool, GovernanceError> {
+    for event in page {
+        let Some(position) = event.position else { continue };
+        if position > through {
+            return Ok(true);
+        }
+        if event.metadata.recorded_at <= instant {
+            apply(state, event)?;
+        }
+    }
+    Ok(false)
+}
+
+impl GovernanceTimeline {
+    /// A timeline of `store`'s log; nothing is read until it is asked (or followed).
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self::with_spacing(store, SPACING, MAX_MARKS)
+    }
+
+    /// A timeline keeping a mark every `spacing` events, at most `max_marks` of them (tests
+    /// use small figures to exercise the marks on a small log).
+    pub fn with_spacing(store: Arc<dyn EventStore>, spacing: u64, max_marks: usize) -> Self {
+        Self { store, kept: Mutex::new(Kept::new(spacing, max_marks)) }
+    }
+
+    /// Folds the log up to its head now, so the first question does not pay for it.
+    pub async fn follow(&self) -> Result<(), GovernanceError> {
+        self.kept.lock().await.catch_up(self.store.as_ref()).await
+    }
+
+    /// The governance state from every event recorded at or before `as_of` (every event
+    /// when `None`), in log order: what [`crate::state::state_as_of`] answers, without
+    /// folding the whole log. Events committed but not yet in the global order are sealed
+    /// first, so "now" includes every command that has returned.
+    pub async fn state_as_of(&self, as_of: Option<DateTime<Utc>>) -> Result<GovernanceState, GovernanceError> {
+        let (mut state, from, through, instant) = {
+            let mut kept = self.kept.lock().await;
+            kept.catch_up(self.store.as_ref()).await?;
+            let (mark, through) = kept.plan(as_of);
+            match (through, as_of) {
+                (Some(through), Some(instant)) => (mark.state.clone(), mark.position, through, instant),
+                _ => return Ok(mark.state.clone()),
+            }
+        };
+        // The marks' states are shared, not copied: folding changes this clone only.
+        let mut after = from;
+        while after < through {
+            // Read no further than `through`: positions are dense, so this is exact.
+            let wanted = usize::try_from(through.0 - after.0).unwrap_or(PAGE).min(PAGE);
+            let page = self.store.read_all(AllRead::forwards_after(after, wanted)).await?;
+            let Some(last) = page.last().and_then(|e| e.position) else { break };
+            if fold_until(&mut state, &page, through, instant)? {
+                break;
+            }
+            after = last;
+        }
+        Ok(state)
+    }
+
+    /// How many marks are kept and how many events lie between two of them: for the
+    /// benchmark and the operator's figures.
+    pub async fn marks(&self) -> (usize, u64) {
+        let kept = self.kept.lock().await;
+        (kept.marks.len(), kept.spacing)
+    }
+}
+
+#[cfg(test)]
+mod tests;

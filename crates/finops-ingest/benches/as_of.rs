@@ -1,0 +1,198 @@
+//! Point-in-time answers on a growing log (issue 14.4): the governance state as of an
+//! instant, and an attribution question, folded from the whole log each time (the full
+//! fold, `state::state_as_of`) next to the server's `GovernanceTimeline` (the state kept
+//! every thousand events, only the events after the nearest mark folded), in the same run
+//! on the same log.
+//!
+//! `cargo bench --workspace --bench as_of`. For each log size (`FINOPS_BENCH_SIZES`, default
+//! `0,10000,100000,1000000`; 0 is the empty log) a fresh SQLite store gets one ingested CUR
+//! month (`FINOPS_BENCH_ROWS` rows, default 100 000) and then that many governance events
+//! (`finops_e2e::governance_log`: request lives, mostly Business Requests). Then:
+//!
+//! - *full fold*: the state as of three instants (a quarter, half and nine tenths into the
+//!   log's recording), mean per question;
+//! - *timeline*: its first fold (what a server does once at start-up), then the state as of
+//!   twelve instants spread over the log and "now" — median and worst; the three instants the
+//!   full fold was asked are checked to give the same state (a digest of every field);
+//! - *attribution*: the question a server answers for `Attribute` — the state now, the batch
+//!   current then, the question by workload and gap — best of three, through the timeline,
+//!   and its ratio to the same question on the empty log.
+//!
+//! `FINOPS_BENCH_STORE=postgres` runs on PostgreSQL (`DATABASE_URL`) instead.
+
+use std::hash::{DefaultHasher, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use finops_attribution::{AttributionEngine, Dimension, GovernanceView, RolePatterns, Visibility};
+use finops_domain::governance_state::GovernanceState;
+use finops_eventlog::{AllRead, EventStore, Position};
+use finops_governance::state::state_as_of;
+use finops_governance::timeline::GovernanceTimeline;
+use finops_ingest::{Format, Ingestor};
+use uuid::Uuid;
+
+const PERIOD: &str = "2026-11";
+
+/// A digest of every field of the state (its `Debug` form, hashed as it is written).
+fn digest(state: &GovernanceState) -> u64 {
+    struct Digest(DefaultHasher);
+    impl std::fmt::Write for Digest {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut d = Digest(DefaultHasher::new());
+    std::fmt::write(&mut d, format_args!("{state:?}")).unwrap();
+    d.0.finish()
+}
+
+async fn open_store(dir: &std::path::Path, size: usize) -> Arc<dyn EventStore> {
+    let url = if std::env::var("FINOPS_BENCH_STORE").is_ok_and(|v| v == "postgres") {
+        let base =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let schema = format!("bench_as_of_{}", Uuid::now_v7().simple());
+        let admin = sqlx::PgPool::connect(&base).await.expect("PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}options[search_path]={schema}")
+    } else {
+        format!("sqlite://{}", dir.join(format!("log-{size}.db")).display())
+    };
+    finops_eventlog::open(&url, finops_governance::upcasters()).await.unwrap()
+}
+
+/// The first and last `recorded_at` of the log.
+async fn recording_span(store: &dyn EventStore) -> (DateTime<Utc>, DateTime<Utc>) {
+    store.seal_committed().await.unwrap();
+    let first = store.read_all(AllRead::forwards_after(Position::START, 1)).await.unwrap();
+    let last = store.read_all(AllRead::backwards_from(None, 1)).await.unwrap();
+    (first[0].metadata.recorded_at, last[0].metadata.recorded_at)
+}
+
+fn at_fraction(span: (DateTime<Utc>, DateTime<Utc>), f: f64) -> DateTime<Utc> {
+    let micros = (span.1 - span.0).num_microseconds().unwrap_or(0) as f64;
+    span.0 + chrono::Duration::microseconds((micros * f) as i64)
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// The question `AttributionService/Attribute` answers, through the timeline.
+async fn attribution(timeline: &GovernanceTimeline, engine: &AttributionEngine, as_of: Option<DateTime<Utc>>) -> usize {
+    let instant = as_of.unwrap_or_else(Utc::now);
+    let state = timeline.state_as_of(Some(instant)).await.unwrap();
+    let batch = AttributionEngine::batch_at(&state, PERIOD, Some(instant)).unwrap();
+    let question = engine.question(GovernanceView::from(&state), batch, Visibility::Everything).await.unwrap();
+    question.attribute(&[Dimension::Workload, Dimension::Gap]).await.unwrap().rows.len()
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("FINOPS_BENCH_SIZES")
+        .unwrap_or_else(|_| "0,10000,100000,1000000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("FINOPS_BENCH_SIZES: sizes separated by commas"))
+        .collect();
+    let rows: u64 = std::env::var("FINOPS_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir: PathBuf = std::env::temp_dir().join(format!("finops-bench-as-of-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("objects")).unwrap();
+    let csv = dir.join(format!("{PERIOD}.csv"));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    let spec = finops_cur::synthetic::MonthSpec { period: PERIOD.into(), rows, seed: 7, restatement: 0 };
+    finops_cur::synthetic::write_month(&spec, &mut out).unwrap();
+    drop(out);
+
+    runtime.block_on(async {
+        let objects: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.join("objects")).unwrap());
+        let engine = AttributionEngine::new(objects.clone(), RolePatterns::default());
+        let context = finops_e2e::operator_context("bench");
+        println!("CUR month: {rows} rows; store: {}", std::env::var("FINOPS_BENCH_STORE").unwrap_or("sqlite".into()));
+        println!(
+            "{:>9} | {:>10} | {:>13} | {:>15} | {:>19} | {:>6} | {:>16} | {:>16} | {:>8}",
+            "events",
+            "full fold",
+            "timeline: 1st",
+            "as_of median",
+            "as_of worst (× full)",
+            "marks",
+            "attribution now",
+            "attribution mid",
+            "RSS MiB"
+        );
+        let mut empty_question = None;
+        for size in sizes {
+            let store = open_store(&dir, size).await;
+            Ingestor::new(store.clone(), objects.clone()).ingest_file(&csv, Format::Cur, &context).await.unwrap();
+            let written = if size > 0 { finops_e2e::governance_log::generate(&store, size).await } else { 0 };
+            let span = recording_span(store.as_ref()).await;
+            let checked: Vec<DateTime<Utc>> = [0.25, 0.5, 0.9].iter().map(|f| at_fraction(span, *f)).collect();
+
+            let mut full = Vec::new();
+            let mut expected = Vec::new();
+            for t in &checked {
+                let started = Instant::now();
+                let state = state_as_of(store.as_ref(), Some(*t)).await.unwrap();
+                full.push(started.elapsed());
+                expected.push(digest(&state));
+            }
+            let full_mean = full.iter().sum::<Duration>() / full.len() as u32;
+
+            let timeline = GovernanceTimeline::new(store.clone());
+            let started = Instant::now();
+            timeline.follow().await.unwrap();
+            let first = started.elapsed();
+            for (t, want) in checked.iter().zip(&expected) {
+                let got = digest(&timeline.state_as_of(Some(*t)).await.unwrap());
+                assert_eq!(got, *want, "{written} events: the timeline's state as of {t} is the full fold's");
+            }
+            let mut asked: Vec<Option<DateTime<Utc>>> = (0..12).map(|i| Some(at_fraction(span, i as f64 / 11.0))).collect();
+            asked.push(None);
+            let mut times: Vec<Duration> = Vec::new();
+            for t in &asked {
+                let started = Instant::now();
+                timeline.state_as_of(*t).await.unwrap();
+                times.push(started.elapsed());
+            }
+            times.sort();
+            let (median, worst) = (times[times.len() / 2], *times.last().unwrap());
+            let (marks, _) = timeline.marks().await;
+
+            let best_of_3 = |as_of: Option<DateTime<Utc>>| {
+                let (timeline, engine) = (&timeline, &engine);
+                async move {
+                    let mut best = Duration::MAX;
+                    for _ in 0..3 {
+                        let started = Instant::now();
+                        let groups = attribution(timeline, engine, as_of).await;
+                        assert!(groups > 0, "the question has an answer");
+                        best = best.min(started.elapsed());
+                    }
+                    best
+                }
+            };
+            let now = best_of_3(None).await;
+            let mid = best_of_3(Some(at_fraction(span, 0.5))).await;
+            let empty = *empty_question.get_or_insert(now);
+            println!(
+                "{written:>9} | {:>8.3} s | {:>11.3} s | {:>12.1} ms | {:>9.1} ms ({:>5.3}) | {marks:>6} | {:>6.1} ms ({:.2}×) | {:>6.1} ms ({:.2}×) | {:>8.0}",
+                seconds(full_mean),
+                seconds(first),
+                seconds(median) * 1e3,
+                seconds(worst) * 1e3,
+                seconds(worst) / seconds(full_mean),
+                seconds(now) * 1e3,
+                seconds(now) / seconds(empty),
+                seconds(mid) * 1e3,
+                seconds(mid) / seconds(empty),
+                finops_e2e::peak_rss_mib(),
+            );
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

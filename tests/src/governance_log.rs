@@ -1,0 +1,173 @@
+//! A governance log at scale, written through the domain's own decisions — Business
+//! Requests submitted, approved or rejected, Cloud Engineer tasks created with their
+//! commands and worked through, roles claimed, estimates stated — for the benchmarks that
+//! read the log (projection rebuild, point-in-time state).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use finops_domain::Aggregate;
+use finops_domain::request::{
+    Availability, BusinessRequest, CatalogStanding, RequestCommand, RequestDetails, Review, UseCase, WorkloadType,
+};
+use finops_domain::role::RoleSuffix;
+use finops_domain::tasks::{self, Task, TaskCommand, TaskContext};
+use finops_domain::vocabulary::{
+    AccountId, ApprovalScope, Cents, InvokeAction, ModelId, MonthlyAmount, Platform, Region,
+};
+use finops_eventlog::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
+use uuid::Uuid;
+
+fn at(n: u64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(n as i64)
+}
+
+fn to_new<E: serde::Serialize>(event: &E, actor: &str, role: &str) -> NewEvent {
+    let payload = serde_json::to_value(event).unwrap();
+    let kind = payload["type"].as_str().unwrap().to_owned();
+    NewEvent::new(kind, payload).with_metadata(EventMetadata {
+        actor_id: actor.into(),
+        actor_role: role.into(),
+        rationale: Some("generated for the rebuild benchmark".into()),
+        ..Default::default()
+    })
+}
+
+/// The streams and events of one Business Request's life.
+fn request_life(i: u64) -> Vec<(StreamId, Vec<NewEvent>)> {
+    let id = Uuid::from_u128(0x0192_f0c4_0000_7000_8000_0000_0000_0000 | u128::from(i));
+    let details = RequestDetails {
+        workload_name: format!("Support assistant {i}"),
+        use_case: UseCase::Operations {
+            workload_type: WorkloadType::CustomerSupport,
+            description: "Answers tier-1 tickets from the help centre and drafts replies for agents.".into(),
+            availability: if i.is_multiple_of(3) { Availability::HighAvailability } else { Availability::Standard },
+            monthly_budget: MonthlyAmount::Dollars(Cents(150_000 + i % 1_000 * 100)),
+        },
+        priority: i.is_multiple_of(7),
+        start: None,
+        end: None,
+        monthly_growth_percent: Some(3.0),
+        business_case: None,
+    };
+    let mut state = BusinessRequest::default();
+    let mut request_events = Vec::new();
+    let mut decide = |state: &mut BusinessRequest, command: RequestCommand, actor: &str, role: &str| {
+        let events = state.decide(&command).unwrap();
+        for e in &events {
+            *state = std::mem::take(state).evolve(e);
+            request_events.push(to_new(e, actor, role));
+        }
+    };
+    decide(
+        &mut state,
+        RequestCommand::Submit {
+            request_id: id,
+            product_id: Uuid::from_u128(7),
+            requested_by: format!("po-{}", i % 50),
+            details,
+            at: at(i * 10),
+        },
+        "po",
+        "product_owner",
+    );
+    let mut streams = Vec::new();
+    if i % 5 == 4 {
+        decide(
+            &mut state,
+            RequestCommand::Reject { by: "fl-ana".into(), rationale: "Budget too vague".into(), at: at(i * 10 + 1) },
+            "fl-ana",
+            "finops_lead",
+        );
+    } else {
+        let account = AccountId::parse("123456789012").unwrap();
+        let region = Region::parse("us-east-1").unwrap();
+        let actions = [InvokeAction::InvokeModel, InvokeAction::Converse].into();
+        let scope = ApprovalScope { accounts: [account.clone()].into(), regions: [region.clone()].into(), actions };
+        decide(
+            &mut state,
+            RequestCommand::Approve {
+                review: Review {
+                    platform: Platform::AmazonBedrock,
+                    model_id: ModelId::parse("anthropic.claude-3-haiku-20240307-v1:0").unwrap(),
+                    account,
+                    region,
+                    actions: scope.actions.clone(),
+                    role_suffix: RoleSuffix::from_entropy(i as u32),
+                    workspace: None,
+                    map_mpe_id: None,
+                    confirmed_estimate: MonthlyAmount::Dollars(Cents(140_000)),
+                    budget_id: None,
+                },
+                workload_id: Uuid::new_v5(&id, b"workload"),
+                catalog: CatalogStanding::Approved(scope),
+                account_budgets: vec![],
+                by: "fl-ana".into(),
+                rationale: "Fits the support pilot".into(),
+                at: at(i * 10 + 1),
+            },
+            "fl-ana",
+            "finops_lead",
+        );
+        let context = TaskContext {
+            identity_center_instance_arn: "arn:aws:sso:::instance/ssoins-0000".into(),
+            portfolio: String::new(),
+            product: String::new(),
+        };
+        for plan in tasks::plan_tasks(&state, "Fits the support pilot", &context) {
+            let stream = StreamId::new(format!("task-{}", plan.task_id)).unwrap();
+            let steps = plan.steps.len();
+            let mut task = Task::default();
+            let mut events = Vec::new();
+            let mut commands = vec![TaskCommand::Create { plan, at: at(i * 10 + 2) }];
+            if i.is_multiple_of(2) {
+                for step in 1..steps {
+                    commands.push(TaskCommand::CompleteStep {
+                        step,
+                        by: "ce-li".into(),
+                        note: None,
+                        dependency_implemented: true,
+                        at: at(i * 10 + 3),
+                    });
+                }
+                commands.push(TaskCommand::MarkImplemented { by: "ce-li".into(), note: None, at: at(i * 10 + 4) });
+            }
+            for command in commands {
+                for e in task.decide(&command).unwrap() {
+                    task = task.evolve(&e);
+                    events.push(to_new(&e, "ce-li", "cloud_engineer"));
+                }
+            }
+            streams.push((stream, events));
+        }
+    }
+    streams.insert(0, (StreamId::new(format!("business-request-{id}")).unwrap(), request_events));
+    streams
+}
+
+/// Appends whole request lives (about a dozen events each, 2 000 events at a time, the
+/// streams of a page concurrently) until at least `target` events are written; how many were.
+pub async fn generate(store: &Arc<dyn EventStore>, target: usize) -> usize {
+    let mut written = 0;
+    let mut i = 0u64;
+    while written < target {
+        let mut batch = Vec::new();
+        while batch.iter().map(|(_, e): &(StreamId, Vec<NewEvent>)| e.len()).sum::<usize>() < 2_000 {
+            batch.extend(request_life(i));
+            i += 1;
+        }
+        written += batch.iter().map(|(_, e)| e.len()).sum::<usize>();
+        let tasks: Vec<_> = batch
+            .into_iter()
+            .map(|(stream, events)| {
+                let store = store.clone();
+                tokio::spawn(async move { store.append(&stream, ExpectedVersion::NoStream, events).await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    store.seal_committed().await.unwrap();
+    written
+}
