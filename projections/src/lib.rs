@@ -24,6 +24,7 @@ mod investigations;
 mod operations;
 mod projectors;
 mod runner;
+mod snapshots;
 mod store;
 
 pub use as_of::{ReadModelView, ReadModelsAsOf};

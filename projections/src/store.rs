@@ -33,7 +33,7 @@ pub enum ReadModelError {
     BadPageToken(String),
 }
 
-const SCHEMA: [&str; 3] = [
+const SCHEMA: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS read_model_projections (
         name TEXT NOT NULL PRIMARY KEY,
         active_generation BIGINT NOT NULL,
@@ -51,6 +51,17 @@ const SCHEMA: [&str; 3] = [
         doc_key TEXT NOT NULL,
         doc TEXT NOT NULL,
         PRIMARY KEY (projection, generation, doc_key)
+    )",
+    // The governance state written down at a position (`finops_governance::timeline`).
+    "CREATE TABLE IF NOT EXISTS governance_snapshots (
+        version BIGINT NOT NULL,
+        position BIGINT NOT NULL,
+        events BIGINT NOT NULL,
+        chain_hash TEXT NOT NULL,
+        earliest TEXT NOT NULL,
+        latest TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (version, position)
     )",
 ];
 
@@ -192,6 +203,11 @@ impl ReadModels {
                 Ok(false)
             }
         }
+    }
+
+    /// The pool, for the other tables kept beside the read models.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// A write transaction. On SQLite it takes the write lock at `BEGIN` (`IMMEDIATE`),

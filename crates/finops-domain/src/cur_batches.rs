@@ -74,7 +74,7 @@ pub enum CurPeriodEvent {
 }
 
 /// A period's batches, oldest first; the last is current.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CurPeriod {
     /// Every batch ever ingested, with when.
     pub batches: Vec<(CurBatch, DateTime<Utc>)>,

@@ -154,7 +154,7 @@ impl GatewayRuleSpec {
 }
 
 /// A rule's life: recorded, then perhaps retired from a day on.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GatewayRule {
     /// What it says; `None` before it is recorded.
     pub spec: Option<GatewayRuleSpec>,

@@ -4,6 +4,7 @@
 //! log up to an instant. Folding is the caller's loop; this type only knows how each
 //! aggregate grows, so the same state comes out of the same events, always.
 
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -46,6 +47,73 @@ pub struct GovernanceState {
     pub gateway_rules: Vec<(Uuid, GatewayRule)>,
     /// Invocation-log files by the day of their first hour.
     pub invocation_logs: SharedMap<NaiveDate, LogDay>,
+}
+
+/// The state as it is written to a snapshot: each map as its entries in key order.
+#[derive(Serialize)]
+struct Written<'a> {
+    organisation: &'a Organisation,
+    requests: Vec<(&'a Uuid, &'a BusinessRequest)>,
+    claims: Vec<(&'a String, &'a ClaimableResource)>,
+    plans: Vec<(&'a Uuid, &'a WorkloadPlan)>,
+    cur_periods: Vec<(&'a String, &'a CurPeriod)>,
+    role_patterns: &'a RolePatternPolicy,
+    gateway_rules: &'a [(Uuid, GatewayRule)],
+    invocation_logs: Vec<(&'a NaiveDate, &'a LogDay)>,
+}
+
+/// [`Written`], read back.
+#[derive(Deserialize)]
+struct Read {
+    organisation: Organisation,
+    requests: Vec<(Uuid, BusinessRequest)>,
+    claims: Vec<(String, ClaimableResource)>,
+    plans: Vec<(Uuid, WorkloadPlan)>,
+    cur_periods: Vec<(String, CurPeriod)>,
+    role_patterns: RolePatternPolicy,
+    gateway_rules: Vec<(Uuid, GatewayRule)>,
+    invocation_logs: Vec<(NaiveDate, LogDay)>,
+}
+
+fn entries<K: Ord + Clone, V>(map: &SharedMap<K, V>) -> Vec<(&K, &V)> {
+    map.iter().map(|(k, v)| (k, v.as_ref())).collect()
+}
+
+fn shared<K: Ord + Clone, V>(entries: Vec<(K, V)>) -> SharedMap<K, V> {
+    entries.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+}
+
+/// Snapshots of the state (`finops_governance::timeline`) are its serde form.
+impl Serialize for GovernanceState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Written {
+            organisation: &self.organisation,
+            requests: entries(&self.requests),
+            claims: entries(&self.claims),
+            plans: entries(&self.plans),
+            cur_periods: entries(&self.cur_periods),
+            role_patterns: &self.role_patterns,
+            gateway_rules: &self.gateway_rules,
+            invocation_logs: entries(&self.invocation_logs),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for GovernanceState {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let read = Read::deserialize(deserializer)?;
+        Ok(Self {
+            organisation: read.organisation,
+            requests: shared(read.requests),
+            claims: shared(read.claims),
+            plans: shared(read.plans),
+            cur_periods: shared(read.cur_periods),
+            role_patterns: read.role_patterns,
+            gateway_rules: read.gateway_rules,
+            invocation_logs: shared(read.invocation_logs),
+        })
+    }
 }
 
 /// Applies `event` to the aggregate at `key`, a default one if there is none yet; the

@@ -81,7 +81,7 @@ pub enum LogDayEvent {
 }
 
 /// The files recorded for one day, in the order recorded, with when.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LogDay {
     /// Every file.
     pub files: Vec<(LogFile, DateTime<Utc>)>,

@@ -128,7 +128,7 @@ pub enum OrgEvent {
 }
 
 /// The organisation folded from its events.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Organisation {
     /// Portfolios by id.
     pub portfolios: BTreeMap<Uuid, Portfolio>,

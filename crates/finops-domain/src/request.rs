@@ -388,7 +388,7 @@ pub enum RequestEvent {
 }
 
 /// A Business Request folded from its events.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BusinessRequest {
     /// Where it stands.
     pub status: RequestStatus,
@@ -409,7 +409,7 @@ pub struct BusinessRequest {
 }
 
 /// What approval fixed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     /// The configuration.
     pub review: Review,

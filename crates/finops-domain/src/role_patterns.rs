@@ -66,7 +66,7 @@ impl RolePatterns {
 }
 
 /// The recorded patterns (one aggregate for the organisation).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RolePatternPolicy {
     /// The patterns in force; `None` until the FinOps Lead first sets them (the
     /// configured defaults apply until then).

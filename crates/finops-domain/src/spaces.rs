@@ -226,7 +226,7 @@ pub enum ClaimEvent {
 }
 
 /// A resource's claim history.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ClaimableResource {
     /// The resource (set on first claim).
     pub resource: Option<ClaimedResource>,

@@ -124,7 +124,7 @@ pub enum WorkloadEvent {
 }
 
 /// A workload's plan folded from its events.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkloadPlan {
     /// The current estimate.
     pub estimate: Option<WorkloadEstimate>,

@@ -301,12 +301,20 @@ pub async fn serve_with_metrics(
     );
     // Every point-in-time question reads the governance state through one timeline: the
     // log folded once, followed as it grows, with the state kept every thousand events.
-    let timeline = Arc::new(finops_governance::timeline::GovernanceTimeline::new(store.clone()));
+    // It starts from the newest snapshot beside the read models (checked against the log
+    // in the background) and writes one every `SAVE_EVERY` events.
+    let timeline = Arc::new(
+        finops_governance::timeline::GovernanceTimeline::new(store.clone())
+            .with_snapshots(Arc::new(read_models.clone()), finops_governance::timeline::SAVE_EVERY),
+    );
     let timeline_task = tokio::spawn({
         let timeline = timeline.clone();
         async move {
-            if let Err(e) = timeline.follow().await {
-                tracing::warn!(error = %e, "governance timeline: the first fold failed; questions will retry it");
+            loop {
+                if let Err(e) = timeline.follow().await {
+                    tracing::warn!(error = %e, "governance timeline: following the log failed; retrying");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
         }
     });

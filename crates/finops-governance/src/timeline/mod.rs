@@ -18,13 +18,20 @@
 //! The marks live in memory, built by the first question (or [`GovernanceTimeline::follow`]
 //! at start-up) with one pass over the log. At most [`MAX_MARKS`] are kept: past that,
 //! every other mark is dropped and the spacing doubles, so a log of any length costs a
-//! bounded number of marks.
+//! bounded number of marks. With a [`SnapshotStore`] the head's state is also written down
+//! every [`SAVE_EVERY`] events (`snapshots`), so a restarted server answers "now" from it
+//! at once while the marks before it are folded again in the background — and checked
+//! against it: a snapshot is never trusted over the log.
+
+mod snapshots;
+
+pub use snapshots::{BoxError, SAVE_EVERY, SNAPSHOT_VERSION, Snapshot, SnapshotStore};
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use finops_domain::governance_state::GovernanceState;
-use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
+use finops_eventlog::{AllRead, ChainHash, EventStore, Position, RecordedEvent};
 use tokio::sync::Mutex;
 
 use crate::GovernanceError;
@@ -42,6 +49,11 @@ const PAGE: usize = 2_000;
 pub struct GovernanceTimeline {
     store: Arc<dyn EventStore>,
     kept: Mutex<Kept>,
+    snapshots: Option<Arc<dyn SnapshotStore>>,
+    /// The version snapshots are written and read under ([`SNAPSHOT_VERSION`]).
+    version: u32,
+    /// Events folded between two snapshots written.
+    save_every: u64,
 }
 
 /// The state as the log stood at one position.
@@ -65,6 +77,18 @@ struct Kept {
     marks: Vec<Mark>,
     spacing: u64,
     max_marks: usize,
+    /// The earliest `recorded_at` of every event folded (a snapshot's first segment).
+    earliest: Option<DateTime<Utc>>,
+    /// The chain hash at the head (what a snapshot is checked against).
+    head_hash: Option<ChainHash>,
+    /// Whether a snapshot was looked for (once, before the first fold).
+    started: bool,
+    /// A snapshot restored but not yet checked against the log's own fold.
+    unverified: Option<Mark>,
+    /// The head's event count when a snapshot was last written (or restored).
+    saved_events: u64,
+    /// The position of the snapshot this started from, if it did.
+    restored: Option<Position>,
 }
 
 impl Kept {
@@ -76,7 +100,18 @@ impl Kept {
             earliest_after: None,
             state: GovernanceState::default(),
         };
-        Self { head: empty.clone(), marks: vec![empty], spacing: spacing.max(1), max_marks: max_marks.max(2) }
+        Self {
+            head: empty.clone(),
+            marks: vec![empty],
+            spacing: spacing.max(1),
+            max_marks: max_marks.max(2),
+            earliest: None,
+            head_hash: None,
+            started: false,
+            unverified: None,
+            saved_events: 0,
+            restored: None,
+        }
     }
 
     /// Folds every sealed event after the head.
@@ -101,6 +136,8 @@ impl Kept {
         self.head.position = position;
         self.head.events += 1;
         self.head.latest = self.head.latest.max(Some(at));
+        self.earliest = Some(self.earliest.map_or(at, |e| e.min(at)));
+        self.head_hash = event.hash;
         let last = self.marks.last_mut().expect("the empty mark is never dropped");
         last.earliest_after = Some(last.earliest_after.map_or(at, |e| e.min(at)));
         if self.head.events - last.events >= self.spacing {
@@ -176,12 +213,61 @@ impl GovernanceTimeline {
     /// A timeline keeping a mark every `spacing` events, at most `max_marks` of them (tests
     /// use small figures to exercise the marks on a small log).
     pub fn with_spacing(store: Arc<dyn EventStore>, spacing: u64, max_marks: usize) -> Self {
-        Self { store, kept: Mutex::new(Kept::new(spacing, max_marks)) }
+        Self {
+            store,
+            kept: Mutex::new(Kept::new(spacing, max_marks)),
+            snapshots: None,
+            version: SNAPSHOT_VERSION,
+            save_every: SAVE_EVERY,
+        }
     }
 
-    /// Folds the log up to its head now, so the first question does not pay for it.
+    /// Starts from the newest snapshot in `snapshots` (if the log holds it) and writes one
+    /// there every `save_every` events folded.
+    pub fn with_snapshots(mut self, snapshots: Arc<dyn SnapshotStore>, save_every: u64) -> Self {
+        self.snapshots = Some(snapshots);
+        self.save_every = save_every.max(1);
+        self
+    }
+
+    /// Reads and writes snapshots under `version` rather than [`SNAPSHOT_VERSION`] (tests
+    /// of a version change).
+    pub fn with_snapshot_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Folds the log up to its head now, so the first question does not pay for it; checks
+    /// a restored snapshot against the log's own fold (in the background of questions,
+    /// which go on being answered), and writes a snapshot when one is due. A server calls
+    /// it at start-up and then every few seconds.
     pub async fn follow(&self) -> Result<(), GovernanceError> {
-        self.kept.lock().await.catch_up(self.store.as_ref()).await
+        let (due, unverified) = {
+            let mut kept = self.kept.lock().await;
+            self.ready(&mut kept).await?;
+            let due = (self.snapshots.is_some() && kept.head.events >= kept.saved_events + self.save_every)
+                .then(|| (kept.head.clone(), kept.earliest, kept.head_hash));
+            if due.is_some() {
+                kept.saved_events = kept.head.events;
+            }
+            (due, kept.unverified.take())
+        };
+        if let Some(restored) = unverified {
+            self.verify(restored).await?;
+        }
+        if let Some((mark, earliest, hash)) = due {
+            self.save(&mark, earliest, hash).await;
+        }
+        Ok(())
+    }
+
+    /// Restores a snapshot the first time, then folds every sealed event after the head.
+    async fn ready(&self, kept: &mut Kept) -> Result<(), GovernanceError> {
+        if !kept.started {
+            kept.started = true;
+            self.restore(kept).await?;
+        }
+        kept.catch_up(self.store.as_ref()).await
     }
 
     /// The governance state from every event recorded at or before `as_of` (every event
@@ -191,7 +277,7 @@ impl GovernanceTimeline {
     pub async fn state_as_of(&self, as_of: Option<DateTime<Utc>>) -> Result<GovernanceState, GovernanceError> {
         let (mut state, from, through, instant) = {
             let mut kept = self.kept.lock().await;
-            kept.catch_up(self.store.as_ref()).await?;
+            self.ready(&mut kept).await?;
             let (mark, through) = kept.plan(as_of);
             match (through, as_of) {
                 (Some(through), Some(instant)) => (mark.state.clone(), mark.position, through, instant),
