@@ -18,6 +18,9 @@
 //!   current then, the question by workload and gap — best of three, through the timeline,
 //!   and its ratio to the same question on the empty log.
 //!
+//! - *restart*: the head written down as a snapshot, then a new timeline's first answer
+//!   from it, and its check of the snapshot against the log (the fold before it).
+//!
 //! `FINOPS_BENCH_STORE=postgres` runs on PostgreSQL (`DATABASE_URL`) instead.
 
 use std::hash::{DefaultHasher, Hasher};
@@ -50,7 +53,7 @@ fn digest(state: &GovernanceState) -> u64 {
     d.0.finish()
 }
 
-async fn open_store(dir: &std::path::Path, size: usize) -> Arc<dyn EventStore> {
+async fn open_store(dir: &std::path::Path, size: usize) -> (Arc<dyn EventStore>, String) {
     let url = if std::env::var("FINOPS_BENCH_STORE").is_ok_and(|v| v == "postgres") {
         let base =
             std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
@@ -62,7 +65,7 @@ async fn open_store(dir: &std::path::Path, size: usize) -> Arc<dyn EventStore> {
     } else {
         format!("sqlite://{}", dir.join(format!("log-{size}.db")).display())
     };
-    finops_eventlog::open(&url, finops_governance::upcasters()).await.unwrap()
+    (finops_eventlog::open(&url, finops_governance::upcasters()).await.unwrap(), url)
 }
 
 /// The first and last `recorded_at` of the log.
@@ -126,8 +129,9 @@ fn main() {
             "RSS MiB"
         );
         let mut empty_question = None;
+        let mut restart_rows = Vec::new();
         for size in sizes {
-            let store = open_store(&dir, size).await;
+            let (store, url) = open_store(&dir, size).await;
             Ingestor::new(store.clone(), objects.clone()).ingest_file(&csv, Format::Cur, &context).await.unwrap();
             let written = if size > 0 { finops_e2e::governance_log::generate(&store, size).await } else { 0 };
             let span = recording_span(store.as_ref()).await;
@@ -176,6 +180,32 @@ fn main() {
                     best
                 }
             };
+            // A restart: the head written down (as a server does every 50 000 events), then a
+            // new timeline's first answer ("now", from the snapshot) and its check of the
+            // snapshot against the log (the fold before it, in the background).
+            let models = finops_projections::ReadModels::open(&url).await.unwrap();
+            let writer = GovernanceTimeline::new(store.clone()).with_snapshots(Arc::new(models.clone()), 1);
+            writer.follow().await.unwrap();
+            let snapshot_mb = finops_governance::timeline::SnapshotStore::load_snapshot(
+                &models,
+                finops_governance::timeline::SNAPSHOT_VERSION,
+            )
+            .await
+            .unwrap()
+            .map_or(0.0, |s| s.state.len() as f64 / 1e6);
+            let restarted = GovernanceTimeline::new(store.clone()).with_snapshots(Arc::new(models), 1);
+            let started = Instant::now();
+            restarted.state_as_of(None).await.unwrap();
+            let restart_answer = started.elapsed();
+            let started = Instant::now();
+            restarted.follow().await.unwrap();
+            let restart_check = started.elapsed();
+            restart_rows.push(format!(
+                "{written:>9} | {snapshot_mb:>8.1} MB | {:>10.1} ms | {:>9.3} s",
+                seconds(restart_answer) * 1e3,
+                seconds(restart_check)
+            ));
+
             let now = best_of_3(None).await;
             let mid = best_of_3(Some(at_fraction(span, 0.5))).await;
             let empty = *empty_question.get_or_insert(now);
@@ -192,6 +222,11 @@ fn main() {
                 seconds(mid) / seconds(empty),
                 finops_e2e::peak_rss_mib(),
             );
+        }
+        println!("\nrestart from a snapshot:");
+        println!("{:>9} | {:>11} | {:>13} | {:>11}", "events", "snapshot", "first answer", "log's check");
+        for row in restart_rows {
+            println!("{row}");
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
