@@ -2,9 +2,10 @@
 --
 -- Inputs: `lines` and `facets` (the period's current batch, see lines.rs), and the
 -- governance tables (see governance.rs): workloads, scope_accounts, scope_regions, claims.
--- The two role predicates are filled in from the configured patterns and the generated
--- role names (governance.rs `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per
--- pattern and an IN list for generated names (and their permission sets); {year} and {month} are the period's, and
+-- The two role predicates are filled in from the configured patterns (governance.rs
+-- `classify_sql`): {is_broad} and {is_dedicated}, a LIKE per pattern; a role generated
+-- for a workload is dedicated too (`generated_roles`, and `generated_sets` for the
+-- permission sets of generated Coding roles, one row per distinct name); {year} and {month} are the period's, and
 -- {facet_days} is lines.rs's FACET_DAYS. {facet_key} is the one integer the lines are
 -- summed by: `facet_day` without gateway mapping rules; with rules, `facet_day` ×
 -- {key_base} + the line's session number when some rule matches that session (else 0), so
@@ -78,8 +79,13 @@ roles AS (
         CASE WHEN guardrail THEN 'guardrail' WHEN platform = 'claude_platform' THEN 'workspace' ELSE '' END AS anchor_kind,
         principal_kind IN ('assumed_role', 'identity_center') AS is_role,
         principal_kind IN ('assumed_role', 'identity_center') AND ({is_broad}) AS is_broad,
-        principal_kind IN ('assumed_role', 'identity_center') AND ({is_dedicated}) AS is_dedicated
+        principal_kind IN ('assumed_role', 'identity_center')
+            AND (({is_dedicated}) OR generated.name IS NOT NULL OR generated_set.name IS NOT NULL) AS is_dedicated
     FROM keyed
+    -- Generated names are tables, not IN lists in this text: an organisation with tens of
+    -- thousands of workloads would otherwise make the plan itself the slow part.
+    LEFT JOIN generated_roles generated ON generated.name = keyed.principal_name
+    LEFT JOIN generated_sets generated_set ON keyed.claim_kind = 'sso' AND generated_set.name = keyed.claim_key
 ),
 -- Per facet, its gap on a day no claim holds it (rules 1, 2, 3, 5, 6 and the workspace).
 kinds AS (

@@ -2,6 +2,7 @@
 //! (with product, portfolio and budget names), their approval scopes, every claim period,
 //! the generated dedicated roles, and the configured role patterns.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
@@ -173,24 +174,6 @@ pub fn classify_sql(
             .map(|g| format!("principal_name LIKE {} ESCAPE '\\'", literal(&like_pattern(g))))
             .collect::<Vec<_>>()
     };
-    let mut dedicated = like(&patterns.dedicated);
-    let mut generated: Vec<&str> = view.workloads.iter().map(|w| w.role_name.as_str()).collect();
-    generated.sort_unstable();
-    generated.dedup();
-    if !generated.is_empty() {
-        dedicated.push(format!(
-            "principal_name IN ({})",
-            generated.iter().map(|r| literal(r)).collect::<Vec<_>>().join(", ")
-        ));
-        // A generated Coding workload's developers arrive as sessions of its permission set.
-        let mut sets: Vec<String> = generated.iter().map(|r| permission_set_for(r)).collect();
-        sets.sort_unstable();
-        sets.dedup();
-        dedicated.push(format!(
-            "(claim_kind = 'sso' AND claim_key IN ({}))",
-            sets.iter().map(|r| literal(r)).collect::<Vec<_>>().join(", ")
-        ));
-    }
     let or = |terms: Vec<String>| if terms.is_empty() { "FALSE".to_owned() } else { terms.join(" OR ") };
     let (key, base, rule) = rule_sql(&view.gateway_rules, facets, period_start);
     crate::CLASSIFY_SQL
@@ -198,7 +181,7 @@ pub fn classify_sql(
         .replace("{key_base}", &base.to_string())
         .replace("{sum_rule}", &rule)
         .replace("{is_broad}", &or(like(&patterns.broad)))
-        .replace("{is_dedicated}", &or(dedicated))
+        .replace("{is_dedicated}", &or(like(&patterns.dedicated)))
         .replace("{year}", &period_start.year().to_string())
         .replace("{month}", &period_start.month().to_string())
         .replace("{facet_days}", &crate::lines::FACET_DAYS.to_string())
@@ -249,6 +232,15 @@ fn register(ctx: &SessionContext, name: &str, columns: Vec<(&str, DataType, bool
 pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibility: &Visibility) -> Result<()> {
     let org = &view.organisation;
     let all = &view.workloads;
+    // Every generated role is dedicated, whoever may see its workload (classify.sql).
+    let generated: BTreeSet<&str> = all.iter().map(|w| w.role_name.as_str()).collect();
+    let sets: BTreeSet<String> = generated.iter().map(|r| permission_set_for(r)).collect();
+    register(
+        ctx,
+        "generated_roles",
+        vec![("name", DataType::Utf8, false, text(generated.iter().map(|r| (*r).to_owned()).collect()))],
+    )?;
+    register(ctx, "generated_sets", vec![("name", DataType::Utf8, false, text(sets.into_iter().collect()))])?;
     let workloads: Vec<_> = all.iter().filter(|w| visibility.shows(org, w)).collect();
     let id = |u: uuid::Uuid| u.to_string();
     register(
@@ -354,7 +346,6 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
     // holds assumed-role sessions by the role's name (`role`) and Identity Center sessions
     // by the permission set (`sso`): the generated role's set, the set of a claimed
     // `AWSReservedSSO_{set}_{hex}` role, or the claimed name itself.
-    let generated: std::collections::BTreeSet<&str> = all.iter().map(|w| w.role_name.as_str()).collect();
     let rows: Vec<(&str, String, String, &ClaimSpan)> = view
         .claims
         .iter()
@@ -442,7 +433,10 @@ mod tests {
         assert!(sql.contains("make_date(2026, 9, "), "the period's year and month");
         assert!(sql.contains("facet_day % 32 + 1"), "facet_day decoded with the writer's constant");
         assert!(sql.contains("principal_name LIKE 'it''s%' ESCAPE '\\'"), "{sql}");
-        assert!(sql.contains("AND (FALSE) AS is_dedicated"), "no dedicated pattern, no generated role");
+        assert!(
+            sql.contains("AND ((FALSE) OR generated.name IS NOT NULL"),
+            "no dedicated pattern: generated roles only"
+        );
         assert!(!sql.contains("{is_"));
     }
 }

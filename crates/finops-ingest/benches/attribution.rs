@@ -118,7 +118,7 @@ for _ in range(3):
     t = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET threads TO %d" % int(sys.argv[6]))
-    for name in ["workloads", "scope_accounts", "scope_regions", "claims"]:
+    for name in ["workloads", "scope_accounts", "scope_regions", "claims", "generated_roles", "generated_sets"]:
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{folder}/{name}.parquet')")
     # The benchmark's governance records no gateway rule.
     con.execute("CREATE TABLE gateway_rules (rule INTEGER, rule_id VARCHAR, workload_id VARCHAR)")
@@ -134,7 +134,7 @@ print(json.dumps({"seconds": best, "groups": len(rows), "total_cents": int((tota
 "#;
 
 async fn write_governance_parquet(question: &finops_attribution::Question, folder: &Path) {
-    for table in ["workloads", "scope_accounts", "scope_regions", "claims"] {
+    for table in ["workloads", "scope_accounts", "scope_regions", "claims", "generated_roles", "generated_sets"] {
         let batches = question.sql(&format!("SELECT * FROM {table}")).await.unwrap();
         let schema = batches[0].schema();
         let file = std::fs::File::create(folder.join(format!("{table}.parquet"))).unwrap();
