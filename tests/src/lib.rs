@@ -46,10 +46,19 @@ pub async fn fresh_postgres_url() -> Option<String> {
 /// Peak resident memory of this process so far (`VmHWM`), MiB; NaN where `/proc` has no
 /// such line (benchmarks print it beside their figures).
 pub fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Resident memory of this process now (`VmRSS`), MiB; NaN where `/proc` has no such line.
+pub fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
