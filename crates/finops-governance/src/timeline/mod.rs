@@ -184,24 +184,37 @@ impl Kept {
     }
 }
 
-/// Folds into `state` the events of `page` up to `through` recorded at or before `instant`;
-/// `true` once the page went past `through` (nothing further can count).
-fn fold_until(
+/// Folds `event` into `state` if it was recorded at or before `instant`.
+fn fold_counting(
     state: &mut GovernanceState,
-    page: &[RecordedEvent],
-    through: Position,
+    event: &RecordedEvent,
     instant: DateTime<Utc>,
-) -> Result<bool, GovernanceError> {
-    for event in page {
-        let Some(position) = event.position else { continue };
-        if position > through {
-            return Ok(true);
-        }
-        if event.metadata.recorded_at <= instant {
-            apply(state, event)?;
-        }
+) -> Result<(), GovernanceError> {
+    if event.metadata.recorded_at <= instant {
+        apply(state, event)?;
     }
-    Ok(false)
+    Ok(())
+}
+
+/// Shows `visit` every event after `after` up to and including `through`, a page at a time,
+/// reading no further (positions are dense, so a page is cut exactly at `through`).
+async fn each_between(
+    store: &dyn EventStore,
+    after: Position,
+    through: Position,
+    mut visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
+) -> Result<(), GovernanceError> {
+    let mut after = after;
+    while after < through {
+        let wanted = usize::try_from(through.0 - after.0).unwrap_or(PAGE).min(PAGE);
+        let page = store.read_all(AllRead::forwards_after(after, wanted)).await?;
+        let Some(last) = page.last().and_then(|e| e.position) else { break };
+        for event in &page {
+            visit(event)?;
+        }
+        after = last;
+    }
+    Ok(())
 }
 
 impl GovernanceTimeline {
@@ -285,17 +298,7 @@ impl GovernanceTimeline {
             }
         };
         // The marks' states are shared, not copied: folding changes this clone only.
-        let mut after = from;
-        while after < through {
-            // Read no further than `through`: positions are dense, so this is exact.
-            let wanted = usize::try_from(through.0 - after.0).unwrap_or(PAGE).min(PAGE);
-            let page = self.store.read_all(AllRead::forwards_after(after, wanted)).await?;
-            let Some(last) = page.last().and_then(|e| e.position) else { break };
-            if fold_until(&mut state, &page, through, instant)? {
-                break;
-            }
-            after = last;
-        }
+        each_between(self.store.as_ref(), from, through, |event| fold_counting(&mut state, event, instant)).await?;
         Ok(state)
     }
 

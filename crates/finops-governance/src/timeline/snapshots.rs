@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use finops_domain::governance_state::GovernanceState;
 use finops_eventlog::{AllRead, ChainHash, Position};
 
-use super::{GovernanceTimeline, Kept, Mark, PAGE};
+use super::{GovernanceTimeline, Kept, Mark};
 use crate::GovernanceError;
 
 /// The version of the governance state's fold that snapshots are written under. Bump it
@@ -145,16 +145,8 @@ impl GovernanceTimeline {
         };
         let mut before = Kept::new(spacing, max_marks);
         before.started = true;
-        while before.head.position < restored.position {
-            let wanted = usize::try_from(restored.position.0 - before.head.position.0).unwrap_or(PAGE).min(PAGE);
-            let page = self.store.read_all(AllRead::forwards_after(before.head.position, wanted)).await?;
-            if page.is_empty() {
-                break;
-            }
-            for event in &page {
-                before.absorb(event)?;
-            }
-        }
+        super::each_between(self.store.as_ref(), Position::START, restored.position, |event| before.absorb(event))
+            .await?;
         let same = before.head.position == restored.position
             && serde_json::to_string(&before.head.state).ok() == serde_json::to_string(&restored.state).ok();
         let mut kept = self.kept.lock().await;

@@ -58,7 +58,9 @@ fn answer(kept: &Kept, log: &[RecordedEvent], instant: Option<DateTime<Utc>>) ->
     let (mark, through) = kept.plan(instant);
     let mut state = mark.state.clone();
     if let (Some(through), Some(instant)) = (through, instant) {
-        fold_until(&mut state, &log[mark.position.0 as usize..], through, instant).unwrap();
+        for event in &log[mark.position.0 as usize..through.0 as usize] {
+            fold_counting(&mut state, event, instant).unwrap();
+        }
     }
     format!("{state:?}")
 }
