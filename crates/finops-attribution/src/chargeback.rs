@@ -72,7 +72,7 @@ pub fn split_evenly(amount: i128, parts: usize) -> Vec<i128> {
 impl Question {
     /// The chargeback statement. A Product Owner's holds only their workloads' claimed spend.
     pub async fn chargeback(&self) -> Result<ChargebackStatement, AttributionError> {
-        let org = &self.view.organisation;
+        let org = &self.view().organisation;
         // Claimed spend per (account of the budget, budget).
         let claimed = self
             .sql(&format!(
@@ -84,7 +84,7 @@ impl Question {
         // (charge, exact claimed, exact shared)
         let mut charges: BTreeMap<(String, String, Uuid), (BudgetCharge, i128, i128)> = BTreeMap::new();
         let ai_budgets: std::collections::BTreeSet<Uuid> =
-            self.view.workloads.iter().flat_map(|w| w.budgets.iter().map(|b| b.budget_id)).collect();
+            self.view().workloads.iter().flat_map(|w| w.budgets.iter().map(|b| b.budget_id)).collect();
         let entry = |budget_id: Option<Uuid>, line_account: &str| {
             let (id, budget) = match budget_id.and_then(|b| org.budgets.get(&b).map(|x| (b, x))) {
                 Some((id, b)) => (id, Some(b)),

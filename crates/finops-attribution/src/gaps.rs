@@ -114,7 +114,7 @@ impl Question {
         for w in self.unbacked().await? {
             let workload_id = Uuid::parse_str(&w.workload_id).ok();
             let account = workload_id
-                .and_then(|id| self.view.workloads.iter().find(|v| v.workload_id == id))
+                .and_then(|id| self.view().workloads.iter().find(|v| v.workload_id == id))
                 .and_then(|v| v.scope.accounts.iter().next().map(|a| a.as_str().to_owned()))
                 .unwrap_or_default();
             out.push(FoundGap {
@@ -126,7 +126,7 @@ impl Question {
                     principal: String::new(),
                     concerns: {
                         let workloads: Vec<_> =
-                            self.view.workloads.iter().filter(|v| Some(v.workload_id) == workload_id).collect();
+                            self.view().workloads.iter().filter(|v| Some(v.workload_id) == workload_id).collect();
                         if workloads.is_empty() { vec![w.owner] } else { self.concerned(&workloads) }
                     },
                 },
@@ -176,9 +176,9 @@ impl Question {
         // The workload's owner; for an unclaimed generated role, the owner of the request
         // that generated it.
         let workloads: Vec<&finops_domain::governance_state::ApprovedWorkload> = match (kind, workload_id) {
-            (_, Some(id)) => self.view.workloads.iter().filter(|w| w.workload_id == id).collect(),
+            (_, Some(id)) => self.view().workloads.iter().filter(|w| w.workload_id == id).collect(),
             (GapKind::UnclaimedAiAllocation, None) => self
-                .view
+                .view()
                 .workloads
                 .iter()
                 .filter(|w| !principal_name.is_empty() && w.role_name == principal_name)
@@ -201,7 +201,7 @@ impl Question {
     fn concerned(&self, workloads: &[&finops_domain::governance_state::ApprovedWorkload]) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for w in workloads {
-            let product_owner = self.view.organisation.products.get(&w.product_id).map(|p| p.owner.clone());
+            let product_owner = self.view().organisation.products.get(&w.product_id).map(|p| p.owner.clone());
             for person in std::iter::once(w.owner.clone()).chain(product_owner) {
                 if !out.contains(&person) {
                     out.push(person);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
@@ -219,45 +220,73 @@ fn text(values: Vec<String>) -> ArrayRef {
     Arc::new(StringArray::from(values))
 }
 
-fn register(ctx: &SessionContext, name: &str, columns: Vec<(&str, DataType, bool, ArrayRef)>) -> Result<()> {
+/// One table's batch.
+fn batch(columns: Vec<(&str, DataType, bool, ArrayRef)>) -> RecordBatch {
     let schema = Arc::new(Schema::new(
         columns.iter().map(|(n, t, nullable, _)| Field::new(*n, t.clone(), *nullable)).collect::<Vec<_>>(),
     ));
-    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|c| c.3).collect())?;
-    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
-    Ok(())
+    RecordBatch::try_new(schema, columns.into_iter().map(|c| c.3).collect())
+        .expect("the columns of a governance table are built with one length and their declared types")
 }
 
-/// Registers the governance tables of `view` in `ctx`.
-pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibility: &Visibility) -> Result<()> {
-    let org = &view.organisation;
-    let all = &view.workloads;
-    // Every generated role is dedicated, whoever may see its workload (classify.sql).
-    let generated: BTreeSet<&str> = all.iter().map(|w| w.role_name.as_str()).collect();
-    let sets: BTreeSet<String> = generated.iter().map(|r| permission_set_for(r)).collect();
-    register(
-        ctx,
-        "generated_roles",
-        vec![("name", DataType::Utf8, false, text(generated.iter().map(|r| (*r).to_owned()).collect()))],
-    )?;
-    register(ctx, "generated_sets", vec![("name", DataType::Utf8, false, text(sets.into_iter().collect()))])?;
-    let workloads: Vec<_> = all.iter().filter(|w| visibility.shows(org, w)).collect();
-    let id = |u: uuid::Uuid| u.to_string();
-    register(
-        ctx,
-        "workloads",
-        vec![
-            ("workload_id", DataType::Utf8, false, text(workloads.iter().map(|w| id(w.workload_id)).collect())),
-            ("workload", DataType::Utf8, false, text(workloads.iter().map(|w| w.name.clone()).collect())),
-            ("owner", DataType::Utf8, false, text(workloads.iter().map(|w| w.owner.clone()).collect())),
-            ("product_id", DataType::Utf8, false, text(workloads.iter().map(|w| id(w.product_id)).collect())),
+/// The governance tables of one view, built once and registered in every question judged
+/// by that view (a server keeps them per state: `GovernanceTimeline`'s `StateKey`). At a
+/// million events they take about half a second to build, ten times what classifying a
+/// month's lines does; registering them is a few filtered copies at most.
+///
+/// Every table holds every workload; a question for a Product or Portfolio Owner registers
+/// the workloads and their budgets filtered to what that asker may see.
+#[derive(Debug)]
+pub struct GovernanceTables {
+    view: GovernanceView,
+    /// `generated_roles`, `generated_sets`, `scope_accounts`, `scope_regions`, `claims` and
+    /// `gateway_rules`: the same for every asker.
+    shared: Vec<(&'static str, RecordBatch)>,
+    /// `workloads`: row `i` is `view.workloads[i]`.
+    workloads: RecordBatch,
+    /// `workload_budgets`, and the workload (index into `view.workloads`) of each row.
+    budgets: (RecordBatch, Vec<usize>),
+}
+
+impl From<GovernanceView> for GovernanceTables {
+    fn from(view: GovernanceView) -> Self {
+        Self::new(view)
+    }
+}
+
+impl From<GovernanceView> for Arc<GovernanceTables> {
+    fn from(view: GovernanceView) -> Self {
+        Arc::new(GovernanceTables::new(view))
+    }
+}
+
+impl GovernanceTables {
+    /// The tables of `view`.
+    pub fn new(view: GovernanceView) -> Self {
+        let org = &view.organisation;
+        let all = &view.workloads;
+        let id = |u: uuid::Uuid| u.to_string();
+        // Every generated role is dedicated, whoever may see its workload (classify.sql).
+        let generated: BTreeSet<&str> = all.iter().map(|w| w.role_name.as_str()).collect();
+        let sets: BTreeSet<String> = generated.iter().map(|r| permission_set_for(r)).collect();
+        let mut shared = vec![
+            (
+                "generated_roles",
+                batch(vec![("name", DataType::Utf8, false, text(generated.iter().map(|r| (*r).to_owned()).collect()))]),
+            ),
+            ("generated_sets", batch(vec![("name", DataType::Utf8, false, text(sets.into_iter().collect()))])),
+        ];
+        let workloads = batch(vec![
+            ("workload_id", DataType::Utf8, false, text(all.iter().map(|w| id(w.workload_id)).collect())),
+            ("workload", DataType::Utf8, false, text(all.iter().map(|w| w.name.clone()).collect())),
+            ("owner", DataType::Utf8, false, text(all.iter().map(|w| w.owner.clone()).collect())),
+            ("product_id", DataType::Utf8, false, text(all.iter().map(|w| id(w.product_id)).collect())),
             (
                 "product",
                 DataType::Utf8,
                 false,
                 text(
-                    workloads
-                        .iter()
+                    all.iter()
                         .map(|w| org.products.get(&w.product_id).map(|p| p.name.clone()).unwrap_or_default())
                         .collect(),
                 ),
@@ -267,37 +296,32 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
                 DataType::Utf8,
                 false,
                 text(
-                    workloads
-                        .iter()
+                    all.iter()
                         .map(|w| org.portfolios.get(&w.portfolio_id).map(|p| p.name.clone()).unwrap_or_default())
                         .collect(),
                 ),
             ),
-            ("model_id", DataType::Utf8, false, text(workloads.iter().map(|w| w.model_id.clone()).collect())),
+            ("model_id", DataType::Utf8, false, text(all.iter().map(|w| w.model_id.clone()).collect())),
             (
                 "business_case",
                 DataType::Boolean,
                 false,
-                Arc::new(BooleanArray::from(workloads.iter().map(|w| w.business_case).collect::<Vec<_>>())),
+                Arc::new(BooleanArray::from(all.iter().map(|w| w.business_case).collect::<Vec<_>>())),
             ),
             (
                 "estimate",
                 DataType::Boolean,
                 false,
-                Arc::new(BooleanArray::from(workloads.iter().map(|w| w.estimate).collect::<Vec<_>>())),
+                Arc::new(BooleanArray::from(all.iter().map(|w| w.estimate).collect::<Vec<_>>())),
             ),
-        ],
-    )?;
-    // The budget each workload charges, and on which days (a change recorded by the
-    // FinOps Lead splits the period).
-    let spans: Vec<(&ApprovedWorkload, &BudgetSpan)> =
-        workloads.iter().flat_map(|w| w.budgets.iter().map(move |b| (*w, b))).collect();
-    register(
-        ctx,
-        "workload_budgets",
-        vec![
-            ("workload_id", DataType::Utf8, false, text(spans.iter().map(|(w, _)| id(w.workload_id)).collect())),
-            ("budget_id", DataType::Utf8, false, text(spans.iter().map(|(_, b)| id(b.budget_id)).collect())),
+        ]);
+        // The budget each workload charges, and on which days (a change recorded by the
+        // FinOps Lead splits the period).
+        let spans: Vec<(usize, &ApprovedWorkload, &BudgetSpan)> =
+            all.iter().enumerate().flat_map(|(i, w)| w.budgets.iter().map(move |b| (i, w, b))).collect();
+        let budgets = batch(vec![
+            ("workload_id", DataType::Utf8, false, text(spans.iter().map(|(_, w, _)| id(w.workload_id)).collect())),
+            ("budget_id", DataType::Utf8, false, text(spans.iter().map(|(_, _, b)| id(b.budget_id)).collect())),
             (
                 "budget",
                 DataType::Utf8,
@@ -305,7 +329,7 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
                 text(
                     spans
                         .iter()
-                        .map(|(_, b)| org.budgets.get(&b.budget_id).map(|x| x.name.clone()).unwrap_or_default())
+                        .map(|(_, _, b)| org.budgets.get(&b.budget_id).map(|x| x.name.clone()).unwrap_or_default())
                         .collect(),
                 ),
             ),
@@ -313,105 +337,129 @@ pub fn register_governance(ctx: &SessionContext, view: &GovernanceView, visibili
                 "from_day",
                 DataType::Date32,
                 true,
-                Arc::new(Date32Array::from(spans.iter().map(|(_, b)| b.from.map(days)).collect::<Vec<_>>())),
+                Arc::new(Date32Array::from(spans.iter().map(|(_, _, b)| b.from.map(days)).collect::<Vec<_>>())),
             ),
             (
                 "until_day",
                 DataType::Date32,
                 true,
-                Arc::new(Date32Array::from(spans.iter().map(|(_, b)| b.until.map(days)).collect::<Vec<_>>())),
+                Arc::new(Date32Array::from(spans.iter().map(|(_, _, b)| b.until.map(days)).collect::<Vec<_>>())),
             ),
-        ],
-    )?;
-    let pairs = |f: &dyn Fn(&ApprovedWorkload) -> Vec<String>| {
-        let rows: Vec<(String, String)> =
-            all.iter().flat_map(|w| f(w).into_iter().map(|v| (id(w.workload_id), v))).collect();
-        let (ids, values): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
-        (text(ids), text(values))
-    };
-    let (ids, accounts) = pairs(&|w| w.scope.accounts.iter().map(|a| a.as_str().to_owned()).collect());
-    register(
-        ctx,
-        "scope_accounts",
-        vec![("workload_id", DataType::Utf8, false, ids), ("account", DataType::Utf8, false, accounts)],
-    )?;
-    let (ids, regions) = pairs(&|w| w.scope.regions.iter().map(|r| r.as_str().to_owned()).collect());
-    register(
-        ctx,
-        "scope_regions",
-        vec![("workload_id", DataType::Utf8, false, ids), ("region", DataType::Utf8, false, regions)],
-    )?;
-    // Every claim counts, whoever asks: a claim by someone else's workload still decides
-    // that the spend is not this Product Owner's (the query then hides it). A role claim
-    // holds assumed-role sessions by the role's name (`role`) and Identity Center sessions
-    // by the permission set (`sso`): the generated role's set, the set of a claimed
-    // `AWSReservedSSO_{set}_{hex}` role, or the claimed name itself.
-    let rows: Vec<(&str, String, String, &ClaimSpan)> = view
-        .claims
-        .iter()
-        .flat_map(|s| match &s.resource {
-            ClaimedResource::IamRole { account, role_name } => {
-                let set = if generated.contains(role_name.as_str()) {
-                    permission_set_for(role_name)
-                } else {
-                    permission_set_of_reserved_role(role_name).unwrap_or(role_name).to_owned()
-                };
-                vec![
-                    ("role", account.as_str().to_owned(), role_name.clone(), s),
-                    ("sso", account.as_str().to_owned(), set, s),
-                ]
-            }
-            ClaimedResource::Guardrail { arn } => vec![("guardrail", String::new(), arn.clone(), s)],
-            ClaimedResource::Workspace { name } => vec![("workspace", String::new(), name.clone(), s)],
-        })
-        .collect();
-    let spans: Vec<&ClaimSpan> = rows.iter().map(|r| r.3).collect();
-    let kinds: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
-    let accounts: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
-    let names: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
-    register(
-        ctx,
-        "claims",
-        vec![
-            ("kind", DataType::Utf8, false, text(kinds)),
-            ("account", DataType::Utf8, false, text(accounts)),
-            ("name", DataType::Utf8, false, text(names)),
-            ("workload_id", DataType::Utf8, false, text(spans.iter().map(|s| id(s.workload_id)).collect())),
-            (
-                "from_day",
-                DataType::Date32,
-                false,
-                Arc::new(Date32Array::from(spans.iter().map(|s| days(s.from)).collect::<Vec<_>>())),
-            ),
-            (
-                "until_day",
-                DataType::Date32,
-                true,
-                Arc::new(Date32Array::from(spans.iter().map(|s| s.until.map(days)).collect::<Vec<_>>())),
-            ),
-        ],
-    )?;
-    // Every rule counts, whoever asks (as claims do).
-    register(
-        ctx,
-        "gateway_rules",
-        vec![
-            (
-                "rule",
-                DataType::Int32,
-                false,
-                Arc::new(Int32Array::from((1..=view.gateway_rules.len() as i32).collect::<Vec<_>>())),
-            ),
-            ("rule_id", DataType::Utf8, false, text(view.gateway_rules.iter().map(|r| id(r.rule_id)).collect())),
-            (
-                "workload_id",
-                DataType::Utf8,
-                false,
-                text(view.gateway_rules.iter().map(|r| id(r.spec.workload_id)).collect()),
-            ),
-        ],
-    )?;
-    Ok(())
+        ]);
+        let budget_rows = spans.iter().map(|(i, _, _)| *i).collect();
+        let pairs = |f: &dyn Fn(&ApprovedWorkload) -> Vec<String>| {
+            let rows: Vec<(String, String)> =
+                all.iter().flat_map(|w| f(w).into_iter().map(|v| (id(w.workload_id), v))).collect();
+            let (ids, values): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+            (text(ids), text(values))
+        };
+        let (ids, accounts) = pairs(&|w| w.scope.accounts.iter().map(|a| a.as_str().to_owned()).collect());
+        shared.push((
+            "scope_accounts",
+            batch(vec![("workload_id", DataType::Utf8, false, ids), ("account", DataType::Utf8, false, accounts)]),
+        ));
+        let (ids, regions) = pairs(&|w| w.scope.regions.iter().map(|r| r.as_str().to_owned()).collect());
+        shared.push((
+            "scope_regions",
+            batch(vec![("workload_id", DataType::Utf8, false, ids), ("region", DataType::Utf8, false, regions)]),
+        ));
+        // Every claim counts, whoever asks: a claim by someone else's workload still decides
+        // that the spend is not this Product Owner's (the query then hides it). A role claim
+        // holds assumed-role sessions by the role's name (`role`) and Identity Center sessions
+        // by the permission set (`sso`): the generated role's set, the set of a claimed
+        // `AWSReservedSSO_{set}_{hex}` role, or the claimed name itself.
+        let rows: Vec<(&str, String, String, &ClaimSpan)> = view
+            .claims
+            .iter()
+            .flat_map(|s| match &s.resource {
+                ClaimedResource::IamRole { account, role_name } => {
+                    let set = if generated.contains(role_name.as_str()) {
+                        permission_set_for(role_name)
+                    } else {
+                        permission_set_of_reserved_role(role_name).unwrap_or(role_name).to_owned()
+                    };
+                    vec![
+                        ("role", account.as_str().to_owned(), role_name.clone(), s),
+                        ("sso", account.as_str().to_owned(), set, s),
+                    ]
+                }
+                ClaimedResource::Guardrail { arn } => vec![("guardrail", String::new(), arn.clone(), s)],
+                ClaimedResource::Workspace { name } => vec![("workspace", String::new(), name.clone(), s)],
+            })
+            .collect();
+        let spans: Vec<&ClaimSpan> = rows.iter().map(|r| r.3).collect();
+        let kinds: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
+        let accounts: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+        let names: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
+        shared.push((
+            "claims",
+            batch(vec![
+                ("kind", DataType::Utf8, false, text(kinds)),
+                ("account", DataType::Utf8, false, text(accounts)),
+                ("name", DataType::Utf8, false, text(names)),
+                ("workload_id", DataType::Utf8, false, text(spans.iter().map(|s| id(s.workload_id)).collect())),
+                (
+                    "from_day",
+                    DataType::Date32,
+                    false,
+                    Arc::new(Date32Array::from(spans.iter().map(|s| days(s.from)).collect::<Vec<_>>())),
+                ),
+                (
+                    "until_day",
+                    DataType::Date32,
+                    true,
+                    Arc::new(Date32Array::from(spans.iter().map(|s| s.until.map(days)).collect::<Vec<_>>())),
+                ),
+            ]),
+        ));
+        // Every rule counts, whoever asks (as claims do).
+        shared.push((
+            "gateway_rules",
+            batch(vec![
+                (
+                    "rule",
+                    DataType::Int32,
+                    false,
+                    Arc::new(Int32Array::from((1..=view.gateway_rules.len() as i32).collect::<Vec<_>>())),
+                ),
+                ("rule_id", DataType::Utf8, false, text(view.gateway_rules.iter().map(|r| id(r.rule_id)).collect())),
+                (
+                    "workload_id",
+                    DataType::Utf8,
+                    false,
+                    text(view.gateway_rules.iter().map(|r| id(r.spec.workload_id)).collect()),
+                ),
+            ]),
+        ));
+        Self { view, shared, workloads, budgets: (budgets, budget_rows) }
+    }
+
+    /// The view the tables were built from.
+    pub fn view(&self) -> &GovernanceView {
+        &self.view
+    }
+
+    /// Registers the tables in `ctx` as `visibility` may see them. The batches are shared
+    /// with the question, not copied, except the owners' filtered workloads and budgets.
+    pub fn register(&self, ctx: &SessionContext, visibility: &Visibility) -> Result<()> {
+        let register = |name: &str, batch: RecordBatch| -> Result<()> {
+            ctx.register_table(name, Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?))?;
+            Ok(())
+        };
+        for (name, batch) in &self.shared {
+            register(name, batch.clone())?;
+        }
+        let (budgets, rows) = &self.budgets;
+        if *visibility == Visibility::Everything {
+            register("workloads", self.workloads.clone())?;
+            return register("workload_budgets", budgets.clone());
+        }
+        let shown: Vec<bool> =
+            self.view.workloads.iter().map(|w| visibility.shows(&self.view.organisation, w)).collect();
+        let by_row = |mask: BooleanArray, batch: &RecordBatch| filter_record_batch(batch, &mask);
+        register("workloads", by_row(BooleanArray::from(shown.clone()), &self.workloads)?)?;
+        register("workload_budgets", by_row(rows.iter().map(|i| Some(shown[*i])).collect(), budgets)?)
+    }
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-pub use governance::{GovernanceView, RolePatterns, RuleFacets, Visibility, classify_sql};
+pub use governance::{GovernanceTables, GovernanceView, RolePatterns, RuleFacets, Visibility, classify_sql};
 
 /// The classification, as reviewed SQL (its role predicates are filled in by
 /// [`governance::classify_sql`]).
@@ -324,7 +324,7 @@ pub struct AttributionEngine {
 /// one DataFusion session.
 pub struct Question {
     ctx: SessionContext,
-    view: GovernanceView,
+    governance: Arc<GovernanceTables>,
     period: String,
     period_start: chrono::NaiveDate,
     batch: CurBatch,
@@ -342,14 +342,17 @@ impl AttributionEngine {
         &self.objects
     }
 
-    /// Prepares the question "`batch`'s period, judged by `view`" for `visibility`. `batch`
-    /// is the period's batch current at the instant asked about ([`Self::batch_at`]).
+    /// Prepares the question "`batch`'s period, judged by `governance`" for `visibility`.
+    /// `batch` is the period's batch current at the instant asked about
+    /// ([`Self::batch_at`]); `governance` is a [`GovernanceView`] (its tables built for
+    /// this question) or [`GovernanceTables`] kept from an earlier question of that state.
     pub async fn question(
         &self,
-        view: GovernanceView,
+        governance: impl Into<Arc<GovernanceTables>>,
         batch: &CurBatch,
         visibility: Visibility,
     ) -> Result<Question, AttributionError> {
+        let governance = governance.into();
         let config = SessionConfig::new().with_information_schema(false);
         let ctx = SessionContext::new_with_config(config);
         let url = ObjectStoreUrl::parse(OBJECTS_URL)?;
@@ -381,17 +384,18 @@ impl AttributionEngine {
             };
             ctx.register_table(table, data.into_view())?;
         }
-        governance::register_governance(&ctx, &view, &visibility)?;
+        governance.register(&ctx, &visibility)?;
+        let view = governance.view();
         // Classified once per question: the one pass over the lines; attribution, the
         // chargeback statement, unbacked workloads and exports then read the small result.
         // The patterns the FinOps Lead recorded as of the instant, else the configured ones.
         let patterns = view.patterns.as_ref().unwrap_or(&self.patterns);
         let rule_facets = rule_facets(&ctx, &view.gateway_rules).await?;
-        let classified = ctx.sql(&governance::classify_sql(&view, patterns, period_start, &rule_facets)).await?;
+        let classified = ctx.sql(&governance::classify_sql(view, patterns, period_start, &rule_facets)).await?;
         let schema = Arc::new(classified.schema().as_arrow().clone());
         let rows = classified.collect().await?;
         ctx.register_table("classified", Arc::new(MemTable::try_new(schema, vec![rows])?))?;
-        Ok(Question { ctx, view, period: batch.period.clone(), period_start, batch: batch.clone(), visibility })
+        Ok(Question { ctx, governance, period: batch.period.clone(), period_start, batch: batch.clone(), visibility })
     }
 
     /// The batch of `period` current at `as_of` (now when `None`) in `state`.
@@ -455,6 +459,11 @@ impl Question {
     /// The batch read.
     pub fn batch(&self) -> &CurBatch {
         &self.batch
+    }
+
+    /// The governance view the question is judged by.
+    pub fn view(&self) -> &GovernanceView {
+        self.governance.view()
     }
 
     /// Runs SQL over `lines`, `classified` and the governance tables (for tests and

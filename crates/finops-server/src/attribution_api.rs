@@ -8,7 +8,7 @@ use chrono::{DateTime, Months, NaiveDate, NaiveTime, Utc};
 use finops_attribution::export::ExportFormat;
 use finops_attribution::hours::charged;
 use finops_attribution::invocation_usage::{micro_usd_cents, usage_locations};
-use finops_attribution::{AttributionEngine, Dimension, GovernanceView, Question, RolePatterns, Visibility};
+use finops_attribution::{AttributionEngine, Dimension, Question, RolePatterns, Visibility};
 use finops_domain::cur_batches::billing_period_start;
 use finops_domain::reconciliation::{Tolerance, reconcile};
 use finops_governance::timeline::GovernanceTimeline;
@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::auth::{Authenticator, Principal, Role};
+use crate::kept_tables::KeptTables;
 use crate::status::{from_attribution, from_governance};
 use crate::wire::{self, Fields};
 
@@ -26,6 +27,7 @@ use crate::wire::{self, Fields};
 #[derive(Clone)]
 pub struct AttributionApi {
     timeline: Arc<GovernanceTimeline>,
+    tables: Arc<KeptTables>,
     engine: AttributionEngine,
     auth: Arc<Authenticator>,
 }
@@ -57,11 +59,12 @@ impl AttributionApi {
     /// Serves `store`'s governance state over the batches in `objects`.
     pub fn new(
         timeline: Arc<GovernanceTimeline>,
+        tables: Arc<KeptTables>,
         objects: Arc<dyn ObjectStore>,
         patterns: RolePatterns,
         auth: Arc<Authenticator>,
     ) -> Self {
-        Self { timeline, engine: AttributionEngine::new(objects, patterns), auth }
+        Self { timeline, tables, engine: AttributionEngine::new(objects, patterns), auth }
     }
 
     /// Authenticates and authorises, checks period and as_of (with whatever `extra` checks
@@ -95,11 +98,11 @@ impl AttributionApi {
         fields.finish()?;
         // "Now" is pinned to one instant so the state and the batch agree.
         let instant = as_of.unwrap_or_else(Utc::now);
-        let state = self.timeline.state_as_of(Some(instant)).await.map_err(from_governance)?;
+        let (state, key) = self.timeline.keyed_state_as_of(Some(instant)).await.map_err(from_governance)?;
         let batch = AttributionEngine::batch_at(&state, &period, Some(instant)).map_err(from_attribution)?;
         let question = self
             .engine
-            .question(GovernanceView::from(&state), batch, visibility.clone())
+            .question(self.tables.of(&state, key).await, batch, visibility.clone())
             .await
             .map_err(from_attribution)?;
         Ok(Prepared { question, instant, state, visibility })

@@ -21,6 +21,7 @@ mod gap_api;
 mod gateway_rule_api;
 mod history_api;
 mod investigation_api;
+pub mod kept_tables;
 mod maturity_api;
 pub mod metrics;
 mod organisation_api;
@@ -318,20 +319,28 @@ pub async fn serve_with_metrics(
             }
         }
     });
+    let tables = Arc::new(kept_tables::KeptTables::default());
     let gaps = GapApi::new(store.clone(), timeline.clone(), read_models.clone(), auth.clone());
     let spaces = SpacesApi::new(
         store.clone(),
         timeline.clone(),
+        tables.clone(),
         read_models.clone(),
         auth.clone(),
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
     );
     let cards = SpendCardApi::new(store.clone(), read_models.clone(), auth.clone());
-    let attribution =
-        AttributionApi::new(timeline.clone(), objects.clone(), config.role_patterns.clone(), auth.clone());
+    let attribution = AttributionApi::new(
+        timeline.clone(),
+        tables.clone(),
+        objects.clone(),
+        config.role_patterns.clone(),
+        auth.clone(),
+    );
     let maturity = MaturityApi::new(
         store.clone(),
         timeline.clone(),
+        tables,
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
         auth.clone(),
         config.task_sla_business_days,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
+use finops_attribution::{AttributionEngine, GovernanceTables, Visibility};
 use finops_domain::governance_state::GovernanceState;
 use finops_domain::maturity::{MaturityFigures, MaturityScore, score};
 use finops_eventlog::EventStore;
@@ -19,6 +19,7 @@ use finops_proto::v1::maturity_service_server::MaturityService;
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Authenticator, Role};
+use crate::kept_tables::KeptTables;
 use crate::status::from_governance;
 use crate::wire::{self, Fields};
 
@@ -30,6 +31,7 @@ const TREND: usize = 6;
 pub struct MaturityApi {
     store: Arc<dyn EventStore>,
     timeline: Arc<GovernanceTimeline>,
+    tables: Arc<KeptTables>,
     engine: AttributionEngine,
     auth: Arc<Authenticator>,
     sla_business_days: u32,
@@ -40,28 +42,27 @@ impl MaturityApi {
     pub fn new(
         store: Arc<dyn EventStore>,
         timeline: Arc<GovernanceTimeline>,
+        tables: Arc<KeptTables>,
         engine: AttributionEngine,
         auth: Arc<Authenticator>,
         sla_business_days: u32,
     ) -> Self {
-        Self { store, timeline, engine, auth, sla_business_days }
+        Self { store, timeline, tables, engine, auth, sla_business_days }
     }
 
     /// Every figure of `period` as of `instant`.
     async fn figures(
         &self,
         state: &GovernanceState,
+        tables: &Arc<GovernanceTables>,
         queues: &ReadModelsAsOf,
         period: &str,
         instant: DateTime<Utc>,
     ) -> Result<MaturityFigures, Status> {
         let attribution = |e: finops_attribution::AttributionError| crate::status::from_attribution(e);
         let batch = AttributionEngine::batch_at(state, period, Some(instant)).map_err(attribution)?;
-        let question = self
-            .engine
-            .question(GovernanceView::from(state), batch, Visibility::Everything)
-            .await
-            .map_err(attribution)?;
+        let question =
+            self.engine.question(tables.clone(), batch, Visibility::Everything).await.map_err(attribution)?;
         let mut f = question.maturity_spend().await.map_err(attribution)?;
         let start = finops_domain::cur_batches::billing_period_start(period).expect("an ingested period");
         let end = start.checked_add_months(chrono::Months::new(1)).and_then(|d| d.pred_opt()).unwrap_or(start);
@@ -157,7 +158,7 @@ impl MaturityService for MaturityApi {
         }
         fields.finish()?;
         let instant = as_of.unwrap_or_else(Utc::now);
-        let state = self.timeline.state_as_of(Some(instant)).await.map_err(from_governance)?;
+        let (state, key) = self.timeline.keyed_state_as_of(Some(instant)).await.map_err(from_governance)?;
         let ingested: BTreeSet<String> = state.periods_with_cur(instant).into_iter().map(str::to_owned).collect();
         let period = if period.is_empty() {
             ingested.last().cloned().ok_or_else(|| {
@@ -169,11 +170,12 @@ impl MaturityService for MaturityApi {
         let queues = ReadModelsAsOf::fold(self.store.as_ref(), &[Arc::new(RequestQueue), Arc::new(TaskQueue)], instant)
             .await
             .map_err(wire::read_model_status)?;
-        let current = score(&self.figures(&state, &queues, &period, instant).await?);
+        let tables = self.tables.of(&state, key).await;
+        let current = score(&self.figures(&state, &tables, &queues, &period, instant).await?);
         let mut trend = Vec::new();
         let earlier: Vec<&String> = ingested.iter().filter(|p| **p < period).collect();
         for p in earlier.iter().rev().take(TREND - 1).rev() {
-            let s = score(&self.figures(&state, &queues, p, instant).await?);
+            let s = score(&self.figures(&state, &tables, &queues, p, instant).await?);
             trend.push(pb::MaturityPoint {
                 period: (*p).clone(),
                 overall: s.overall,

@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::auth::{Authenticator, Principal, Role};
+use crate::kept_tables::KeptTables;
 use crate::status::{from_governance, not_found};
 use crate::wire::{self, Fields};
 
@@ -42,6 +43,7 @@ pub struct SpacesApi {
     tasks: CommandHandler<Task>,
     store: Arc<dyn EventStore>,
     timeline: Arc<GovernanceTimeline>,
+    tables: Arc<KeptTables>,
     auth: Arc<Authenticator>,
     read_models: ReadModels,
     engine: finops_attribution::AttributionEngine,
@@ -65,6 +67,7 @@ impl SpacesApi {
     pub fn new(
         store: Arc<dyn EventStore>,
         timeline: Arc<GovernanceTimeline>,
+        tables: Arc<KeptTables>,
         read_models: ReadModels,
         auth: Arc<Authenticator>,
         engine: finops_attribution::AttributionEngine,
@@ -77,6 +80,7 @@ impl SpacesApi {
             tasks: CommandHandler::new(store.clone()),
             store,
             timeline,
+            tables,
             auth,
             read_models,
             engine,
@@ -90,15 +94,15 @@ impl SpacesApi {
         &self,
         instant: Option<chrono::DateTime<Utc>>,
     ) -> Result<Option<MonthForecasts>, Status> {
-        use finops_attribution::{AttributionEngine, GovernanceView, Visibility};
-        let state = self.timeline.state_as_of(instant).await.map_err(from_governance)?;
+        use finops_attribution::{AttributionEngine, Visibility};
+        let (state, key) = self.timeline.keyed_state_as_of(instant).await.map_err(from_governance)?;
         let at = instant.unwrap_or_else(Utc::now);
         let Some(period) = state.periods_with_cur(at).last().map(|p| (*p).to_owned()) else { return Ok(None) };
         let attribution = crate::status::from_attribution;
         let batch = AttributionEngine::batch_at(&state, &period, instant).map_err(attribution)?;
         let question = self
             .engine
-            .question(GovernanceView::from(&state), batch, Visibility::Everything)
+            .question(self.tables.of(&state, key).await, batch, Visibility::Everything)
             .await
             .map_err(attribution)?;
         let found = finops_attribution::cards::month_forecasts(&question, &state).await.map_err(attribution)?;

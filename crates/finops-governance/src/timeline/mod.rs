@@ -71,8 +71,59 @@ struct Mark {
     state: GovernanceState,
 }
 
+/// Which state an answer is, so that what is derived from a state (attribution's
+/// governance tables) can be kept and reused: two answers of one timeline with equal keys
+/// are the same state. An answer is a kept state (a mark or the head: its position) or a
+/// kept state with some of the events after it folded in (the last one folded, and those
+/// before it that were not, because they were recorded after the instant asked about).
+/// Positions name the same events for as long as the log exists; `epoch` changes when the
+/// kept states themselves are replaced (a restored snapshot that the log's fold
+/// contradicted).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StateKey {
+    epoch: u64,
+    kept: Position,
+    last_folded: Option<Position>,
+    skipped: Vec<Position>,
+}
+
+/// The events after a kept state that one answer folded in.
+#[derive(Default)]
+struct Tail {
+    last_folded: Option<Position>,
+    skipped: Vec<Position>,
+}
+
+impl Tail {
+    /// Folds `event` into `state` if it was recorded at or before `instant`, and notes it.
+    fn fold(
+        &mut self,
+        state: &mut GovernanceState,
+        event: &RecordedEvent,
+        instant: DateTime<Utc>,
+    ) -> Result<(), GovernanceError> {
+        let Some(position) = event.position else { return Ok(()) };
+        if event.metadata.recorded_at <= instant {
+            apply(state, event)?;
+            self.last_folded = Some(position);
+        } else {
+            self.skipped.push(position);
+        }
+        Ok(())
+    }
+
+    /// The key of the kept state at `kept` with this tail folded in.
+    fn key(mut self, epoch: u64, kept: Position) -> StateKey {
+        // Events skipped after the last one folded do not change the state.
+        self.skipped.retain(|p| self.last_folded.is_some_and(|last| *p < last));
+        StateKey { epoch, kept, last_folded: self.last_folded, skipped: self.skipped }
+    }
+}
+
 /// What the timeline holds: the state at the head and the marks behind it.
 struct Kept {
+    /// Changes whenever kept states are replaced rather than extended ([`StateKey`]).
+    epoch: u64,
     head: Mark,
     marks: Vec<Mark>,
     spacing: u64,
@@ -101,6 +152,7 @@ impl Kept {
             state: GovernanceState::default(),
         };
         Self {
+            epoch: 0,
             head: empty.clone(),
             marks: vec![empty],
             spacing: spacing.max(1),
@@ -182,18 +234,6 @@ impl Kept {
         let through = last_counting.map(|i| self.marks.get(i + 1).map_or(self.head.position, |m| m.position));
         (&self.marks[from], through)
     }
-}
-
-/// Folds `event` into `state` if it was recorded at or before `instant`.
-fn fold_counting(
-    state: &mut GovernanceState,
-    event: &RecordedEvent,
-    instant: DateTime<Utc>,
-) -> Result<(), GovernanceError> {
-    if event.metadata.recorded_at <= instant {
-        apply(state, event)?;
-    }
-    Ok(())
 }
 
 /// Shows `visit` every event after `after` up to and including `through`, a page at a time,
@@ -288,18 +328,29 @@ impl GovernanceTimeline {
     /// folding the whole log. Events committed but not yet in the global order are sealed
     /// first, so "now" includes every command that has returned.
     pub async fn state_as_of(&self, as_of: Option<DateTime<Utc>>) -> Result<GovernanceState, GovernanceError> {
-        let (mut state, from, through, instant) = {
+        Ok(self.keyed_state_as_of(as_of).await?.0)
+    }
+
+    /// [`Self::state_as_of`], with the key that names the state among this timeline's
+    /// answers ([`StateKey`]).
+    pub async fn keyed_state_as_of(
+        &self,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<(GovernanceState, StateKey), GovernanceError> {
+        let (mut state, from, through, instant, epoch) = {
             let mut kept = self.kept.lock().await;
             self.ready(&mut kept).await?;
+            let epoch = kept.epoch;
             let (mark, through) = kept.plan(as_of);
             match (through, as_of) {
-                (Some(through), Some(instant)) => (mark.state.clone(), mark.position, through, instant),
-                _ => return Ok(mark.state.clone()),
+                (Some(through), Some(instant)) => (mark.state.clone(), mark.position, through, instant, epoch),
+                _ => return Ok((mark.state.clone(), Tail::default().key(epoch, mark.position))),
             }
         };
         // The marks' states are shared, not copied: folding changes this clone only.
-        each_between(self.store.as_ref(), from, through, |event| fold_counting(&mut state, event, instant)).await?;
-        Ok(state)
+        let mut tail = Tail::default();
+        each_between(self.store.as_ref(), from, through, |event| tail.fold(&mut state, event, instant)).await?;
+        Ok((state, tail.key(epoch, from)))
     }
 
     /// How many marks are kept and how many events lie between two of them: for the

@@ -158,8 +158,10 @@ impl GovernanceTimeline {
                 "the governance snapshot differs from the log's own fold; the log's replaces it"
             );
             before.catch_up(self.store.as_ref()).await?;
-            // Written again at the next follow.
+            // Written again at the next follow; states derived from the replaced ones are
+            // no longer this timeline's.
             before.saved_events = 0;
+            before.epoch = kept.epoch + 1;
             *kept = before;
         }
         Ok(())

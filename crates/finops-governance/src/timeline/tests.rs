@@ -55,14 +55,20 @@ fn full_fold(log: &[RecordedEvent], instant: Option<DateTime<Utc>>) -> String {
 /// The timeline's answer over the same in-memory log (the store's pages are the log's
 /// events after the mark).
 fn answer(kept: &Kept, log: &[RecordedEvent], instant: Option<DateTime<Utc>>) -> String {
+    keyed_answer(kept, log, instant).0
+}
+
+/// [`answer`] with its [`StateKey`].
+fn keyed_answer(kept: &Kept, log: &[RecordedEvent], instant: Option<DateTime<Utc>>) -> (String, StateKey) {
     let (mark, through) = kept.plan(instant);
     let mut state = mark.state.clone();
+    let mut tail = Tail::default();
     if let (Some(through), Some(instant)) = (through, instant) {
         for event in &log[mark.position.0 as usize..through.0 as usize] {
-            fold_counting(&mut state, event, instant).unwrap();
+            tail.fold(&mut state, event, instant).unwrap();
         }
     }
-    format!("{state:?}")
+    (format!("{state:?}"), tail.key(kept.epoch, mark.position))
 }
 
 /// Every instant at which the answer can change, and one either side of it.
@@ -99,6 +105,33 @@ proptest! {
         for instant in instants(&log) {
             prop_assert_eq!(answer(&kept, &log, instant), full_fold(&log, instant), "at {:?}", instant);
         }
+    }
+
+    /// What is kept per key (attribution's tables) is only sound if two answers with one
+    /// key are one state; and "now" and every instant after the last event share the
+    /// head's key, so a repeated question finds what the first one built.
+    #[test]
+    fn answers_with_the_same_key_are_the_same_state(
+        events in prop::collection::vec((0u8..5, -3i64..=3), 1..60),
+        spacing in 1u64..6,
+        max_marks in 2usize..6,
+    ) {
+        let log: Vec<RecordedEvent> = events.iter().enumerate().map(|(i, (k, j))| claim(i, *k, *j)).collect();
+        let mut kept = Kept::new(spacing, max_marks);
+        for event in &log {
+            kept.absorb(event).unwrap();
+        }
+        let mut seen: std::collections::HashMap<StateKey, (String, Option<DateTime<Utc>>)> = Default::default();
+        for instant in instants(&log) {
+            let (state, key) = keyed_answer(&kept, &log, instant);
+            if let Some((earlier, at)) = seen.get(&key) {
+                prop_assert_eq!(earlier, &state, "{:?} and {:?} share {:?}", at, instant, key);
+            }
+            seen.insert(key, (state, instant));
+        }
+        let (_, now) = keyed_answer(&kept, &log, None);
+        let after = log.iter().map(|e| e.metadata.recorded_at).max().unwrap() + Duration::seconds(1);
+        prop_assert_eq!(keyed_answer(&kept, &log, Some(after)).1, now);
     }
 }
 
