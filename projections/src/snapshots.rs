@@ -1,8 +1,10 @@
-//! Snapshots of the governance state beside the read models (`governance_snapshots`): the
-//! newest of the running build's version only — writing one deletes the rest.
+//! Snapshots beside the read models: of the governance state (`governance_snapshots`: the
+//! newest of the running build's version only — writing one deletes the rest), and of
+//! long aggregate streams (`stream_snapshots`: one per stream).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use finops_eventlog::Position;
+use finops_governance::stream_snapshots::{StreamSnapshot, StreamSnapshotStore};
 use finops_governance::timeline::{BoxError, Snapshot, SnapshotStore};
 
 use crate::store::ReadModels;
@@ -59,6 +61,58 @@ impl SnapshotStore for ReadModels {
         .bind(&snapshot.chain_hash)
         .bind(text(snapshot.earliest))
         .bind(text(snapshot.latest))
+        .bind(&snapshot.state)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl StreamSnapshotStore for ReadModels {
+    async fn load_stream_snapshot(&self, stream: &str, fold_version: u32) -> Result<Option<StreamSnapshot>, BoxError> {
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT version, event_id, state FROM stream_snapshots WHERE stream_id = $1 AND fold_version = $2",
+        )
+        .bind(stream)
+        .bind(i64::from(fold_version))
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((version, event_id, state)) = row else { return Ok(None) };
+        Ok(Some(StreamSnapshot {
+            stream: stream.to_owned(),
+            fold_version,
+            version: u64::try_from(version)?,
+            event_id: event_id.parse()?,
+            state,
+        }))
+    }
+
+    async fn save_stream_snapshot(&self, snapshot: &StreamSnapshot) -> Result<(), BoxError> {
+        let mut tx = self.begin_write().await?;
+        // A later snapshot of the stream is kept rather than replaced by an earlier one
+        // (two writers of one stream); one of the same version is replaced (a correction).
+        let kept: Option<(i64, i64)> =
+            sqlx::query_as("SELECT fold_version, version FROM stream_snapshots WHERE stream_id = $1")
+                .bind(&snapshot.stream)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (fold_version, version) = (i64::from(snapshot.fold_version), i64::try_from(snapshot.version)?);
+        if kept.is_some_and(|(f, v)| f == fold_version && v > version) {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM stream_snapshots WHERE stream_id = $1")
+            .bind(&snapshot.stream)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO stream_snapshots (stream_id, fold_version, version, event_id, state) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&snapshot.stream)
+        .bind(fold_version)
+        .bind(version)
+        .bind(snapshot.event_id.to_string())
         .bind(&snapshot.state)
         .execute(&mut *tx)
         .await?;

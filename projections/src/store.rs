@@ -33,7 +33,7 @@ pub enum ReadModelError {
     BadPageToken(String),
 }
 
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS read_model_projections (
         name TEXT NOT NULL PRIMARY KEY,
         active_generation BIGINT NOT NULL,
@@ -62,6 +62,14 @@ const SCHEMA: [&str; 4] = [
         latest TEXT NOT NULL,
         state TEXT NOT NULL,
         PRIMARY KEY (version, position)
+    )",
+    // One aggregate's stream written down at a version (`finops_governance::stream_snapshots`).
+    "CREATE TABLE IF NOT EXISTS stream_snapshots (
+        stream_id TEXT NOT NULL PRIMARY KEY,
+        fold_version BIGINT NOT NULL,
+        version BIGINT NOT NULL,
+        event_id TEXT NOT NULL,
+        state TEXT NOT NULL
     )",
 ];
 

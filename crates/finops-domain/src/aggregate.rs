@@ -14,6 +14,11 @@ pub trait Aggregate: Default + Clone {
     /// Why a command is refused.
     type Error;
 
+    /// The version of what [`Self::evolve`] folds a stream into. Raise it whenever the
+    /// state's shape or any event's effect on it changes: snapshots of the aggregate
+    /// written under another version are then ignored (`finops_governance::stream_snapshots`).
+    const FOLD_VERSION: u32 = 1;
+
     /// The events a command produces from this state, or why it is refused.
     fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 

@@ -96,12 +96,41 @@ pub struct Loaded<A> {
 /// Reads, decides and appends for one aggregate type.
 pub struct CommandHandler<A> {
     store: Arc<dyn EventStore>,
+    snapshots: Option<StreamSnapshots<A>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
 impl<A> Clone for CommandHandler<A> {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone(), _aggregate: PhantomData }
+        Self { store: self.store.clone(), snapshots: self.snapshots.clone(), _aggregate: PhantomData }
+    }
+}
+
+/// An aggregate folded for a command: the state, the events read (all of the stream, or
+/// those after the snapshot it started from), and that snapshot's version.
+struct Folded<A> {
+    loaded: Loaded<A>,
+    recorded: Vec<RecordedEvent>,
+    from_snapshot: Option<u64>,
+}
+
+impl<A> CommandHandler<A>
+where
+    A: Aggregate<Error = DomainError> + Serialize + DeserializeOwned,
+    A::Event: Serialize + DeserializeOwned,
+{
+    /// Starts from the snapshot of a stream in `snapshots` (when the stream holds it) and
+    /// writes one there every [`SNAPSHOT_EVERY`](stream_snapshots::SNAPSHOT_EVERY) events
+    /// this handler appends past it: for aggregates whose stream grows without end.
+    pub fn with_snapshots(mut self, snapshots: Arc<dyn StreamSnapshotStore>) -> Self {
+        self.snapshots = Some(StreamSnapshots::new(snapshots, stream_snapshots::SNAPSHOT_EVERY));
+        self
+    }
+
+    /// [`Self::with_snapshots`], writing one every `every` events (tests).
+    pub fn with_snapshots_every(mut self, snapshots: Arc<dyn StreamSnapshotStore>, every: u64) -> Self {
+        self.snapshots = Some(StreamSnapshots::new(snapshots, every));
+        self
     }
 }
 
@@ -112,12 +141,12 @@ where
 {
     /// A handler appending to `store`.
     pub fn new(store: Arc<dyn EventStore>) -> Self {
-        Self { store, _aggregate: PhantomData }
+        Self { store, snapshots: None, _aggregate: PhantomData }
     }
 
-    /// Folds the aggregate from its whole stream.
+    /// Folds the aggregate from its stream (from its snapshot, when it has one).
     pub async fn load(&self, stream: &StreamId) -> Result<Loaded<A>, GovernanceError> {
-        Ok(self.load_recorded(stream).await?.0)
+        Ok(self.fold(stream).await?.loaded)
     }
 
     /// The aggregate as its stream stood at `as_of` (its events recorded at or before it;
@@ -135,11 +164,124 @@ where
         Ok(Loaded { state: A::fold(&events), version })
     }
 
-    async fn load_recorded(&self, stream: &StreamId) -> Result<(Loaded<A>, Vec<RecordedEvent>), GovernanceError> {
+    /// Folds the aggregate: from its snapshot and the events after it, or from the start.
+    async fn fold(&self, stream: &StreamId) -> Result<Folded<A>, GovernanceError> {
+        if let Some(folded) = self.fold_from_snapshot(stream).await? {
+            return Ok(folded);
+        }
         let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
         let version = recorded.last().map_or(0, |e| e.stream_version);
         let events = recorded.iter().map(decode::<A::Event>).collect::<Result<Vec<_>, _>>()?;
-        Ok((Loaded { state: A::fold(&events), version }, recorded))
+        Ok(Folded { loaded: Loaded { state: A::fold(&events), version }, recorded, from_snapshot: None })
+    }
+
+    /// The aggregate from its snapshot, if it has one the stream holds.
+    async fn fold_from_snapshot(&self, stream: &StreamId) -> Result<Option<Folded<A>>, GovernanceError> {
+        let Some(snapshots) = &self.snapshots else { return Ok(None) };
+        let snapshot = match snapshots.store.load_stream_snapshot(stream.as_str(), A::FOLD_VERSION).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(%stream, error = %e, "stream snapshot unreadable; folding the stream from the start");
+                return Ok(None);
+            }
+        };
+        if !snapshots.is_checked(&snapshot) {
+            self.check_snapshot(stream, &snapshot, snapshots).await?;
+            return Ok(None);
+        }
+        let read = StreamRead { from_version: Some(snapshot.version), ..StreamRead::all() };
+        let mut recorded = self.store.read_stream(stream, read).await?;
+        let held =
+            recorded.first().is_some_and(|e| e.stream_version == snapshot.version && e.event_id == snapshot.event_id);
+        if !held {
+            tracing::warn!(%stream, version = snapshot.version, "the stream does not hold its snapshot's event; folding it from the start");
+            return Ok(None);
+        }
+        let state = match (snapshots.decode)(&snapshot.state) {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(%stream, error = %e, "stream snapshot does not decode; folding the stream from the start");
+                return Ok(None);
+            }
+        };
+        recorded.remove(0);
+        let version = recorded.last().map_or(snapshot.version, |e| e.stream_version);
+        let events = recorded.iter().map(decode::<A::Event>).collect::<Result<Vec<_>, _>>()?;
+        let state = events.iter().fold(state, A::evolve);
+        Ok(Some(Folded { loaded: Loaded { state, version }, recorded, from_snapshot: Some(snapshot.version) }))
+    }
+
+    /// Compares `snapshot` with the stream's own fold up to its version: the same state,
+    /// and it is trusted by this handler from now on; another, and the fold's state is
+    /// written in its place (checked too). A stream that does not hold the snapshot's
+    /// event leaves it unchecked (and unused).
+    async fn check_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: &stream_snapshots::StreamSnapshot,
+        snapshots: &StreamSnapshots<A>,
+    ) -> Result<(), GovernanceError> {
+        let read =
+            StreamRead { max_count: usize::try_from(snapshot.version).unwrap_or(usize::MAX), ..StreamRead::all() };
+        let recorded = self.store.read_stream(stream, read).await?;
+        let held =
+            recorded.last().is_some_and(|e| e.stream_version == snapshot.version && e.event_id == snapshot.event_id);
+        if !held {
+            return Ok(());
+        }
+        let events = recorded.iter().map(decode::<A::Event>).collect::<Result<Vec<_>, _>>()?;
+        let folded = (snapshots.encode)(&A::fold(&events)).ok();
+        let stored = (snapshots.decode)(&snapshot.state).ok().and_then(|s| (snapshots.encode)(&s).ok());
+        if folded.is_some() && folded == stored {
+            snapshots.note_checked(snapshot);
+            return Ok(());
+        }
+        tracing::warn!(%stream, version = snapshot.version, "the stream snapshot differs from the stream's own fold; the fold's replaces it");
+        let Some(state) = folded else { return Ok(()) };
+        let corrected = stream_snapshots::StreamSnapshot { state, ..snapshot.clone() };
+        match snapshots.store.save_stream_snapshot(&corrected).await {
+            Ok(()) => snapshots.note_checked(&corrected),
+            Err(e) => tracing::warn!(%stream, error = %e, "stream snapshot not corrected"),
+        }
+        Ok(())
+    }
+
+    /// Writes `loaded` down as `stream`'s snapshot when enough events were appended since
+    /// the last one; a failure is reported, the stream stays the truth.
+    async fn snapshot_if_due(&self, stream: &StreamId, loaded: &Loaded<A>, since: u64, last_event: Uuid) {
+        let Some(snapshots) = &self.snapshots else { return };
+        if loaded.version < since + snapshots.every {
+            return;
+        }
+        let state = match (snapshots.encode)(&loaded.state) {
+            Ok(state) => state,
+            Err(e) => return tracing::warn!(%stream, error = %e, "aggregate does not serialise; no snapshot written"),
+        };
+        let snapshot = stream_snapshots::StreamSnapshot {
+            stream: stream.as_str().to_owned(),
+            fold_version: A::FOLD_VERSION,
+            version: loaded.version,
+            event_id: last_event,
+            state,
+        };
+        // Folded from a checked snapshot (or the whole stream): checked as written.
+        match snapshots.store.save_stream_snapshot(&snapshot).await {
+            Ok(()) => snapshots.note_checked(&snapshot),
+            Err(e) => tracing::warn!(%stream, error = %e, "stream snapshot not written"),
+        }
+    }
+
+    /// The first event `context`'s command appended to `stream`, if it did: read from the
+    /// whole stream (a retry older than the snapshot the handler started from).
+    async fn first_event_of(
+        &self,
+        stream: &StreamId,
+        context: &CommandContext,
+    ) -> Result<Option<RecordedEvent>, GovernanceError> {
+        let first_id = event_id(context, stream, 0);
+        let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
+        Ok(recorded.into_iter().find(|r| r.event_id == first_id))
     }
 
     /// Whether the command `context` names (by its request id) already took effect on
@@ -172,26 +314,39 @@ where
         commands: &[A::Command],
         context: &CommandContext,
     ) -> Result<Loaded<A>, GovernanceError> {
-        let (Loaded { state, version }, recorded) = self.load_recorded(stream).await?;
+        let Folded { loaded: Loaded { state, version }, recorded, from_snapshot } = self.fold(stream).await?;
         // A retry of a command that already took effect answers with the state now, even
         // if the aggregate has moved on since (when deciding again could be refused).
         let first_id = event_id(context, stream, 0);
         if let Some(first) = recorded.iter().find(|r| r.event_id == first_id) {
-            if let (Some(stored), Some(now)) = (&first.metadata.request_fingerprint, &context.fingerprint)
-                && stored != now
-            {
-                return Err(GovernanceError::RequestIdReused { request_id: context.request_id });
-            }
-            return Ok(Loaded { state, version });
+            return retried(first, context, Loaded { state, version });
         }
         let mut events = Vec::new();
         let mut decided_on = state.clone();
         for command in commands {
-            let produced = decided_on.decide(command)?;
+            let produced = match decided_on.decide(command) {
+                Ok(produced) => produced,
+                // Refused now, but perhaps a retry of a command older than the snapshot.
+                Err(refusal) => {
+                    if from_snapshot.is_some()
+                        && let Some(first) = self.first_event_of(stream, context).await?
+                    {
+                        return retried(&first, context, Loaded { state, version });
+                    }
+                    return Err(refusal.into());
+                }
+            };
             decided_on = produced.iter().fold(decided_on, A::evolve);
             events.extend(produced);
         }
         if events.is_empty() {
+            // Nothing to do — perhaps because this is a retry older than the snapshot,
+            // whose request must then be the same.
+            if from_snapshot.is_some()
+                && let Some(first) = self.first_event_of(stream, context).await?
+            {
+                return retried(&first, context, Loaded { state, version });
+            }
             return Ok(Loaded { state, version });
         }
         let new_events =
@@ -199,12 +354,24 @@ where
         let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
         match self.store.append(stream, expected, new_events).await {
             Ok(outcome) if outcome.already_appended => {
-                // A retry of a command whose events are stored: answer with the state now.
-                self.load(stream).await
+                // A retry of a command whose events are stored (older than the snapshot):
+                // the same request, or a reused id.
+                let now = self.load(stream).await?;
+                if from_snapshot.is_none() {
+                    return Ok(now);
+                }
+                match self.first_event_of(stream, context).await? {
+                    Some(first) => retried(&first, context, now),
+                    None => Ok(now),
+                }
             }
             Ok(outcome) => {
                 tracing::info!(%stream, events = events.len(), version = outcome.next_expected_version, actor = %context.actor_id, "command decided");
-                Ok(Loaded { state: events.iter().fold(state, A::evolve), version: outcome.next_expected_version })
+                let after =
+                    Loaded { state: events.iter().fold(state, A::evolve), version: outcome.next_expected_version };
+                let last = event_id(context, stream, events.len() - 1);
+                self.snapshot_if_due(stream, &after, from_snapshot.unwrap_or(0), last).await;
+                Ok(after)
             }
             Err(EventLogError::WrongExpectedVersion { actual, .. }) => {
                 Err(GovernanceError::Conflict { stream: stream.to_string(), read: version, actual })
@@ -212,6 +379,17 @@ where
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The answer to a retry of the command whose first event is `first`: the state now, or
+/// the reused request id when the retry's request differs from the first one's.
+fn retried<A>(first: &RecordedEvent, context: &CommandContext, now: Loaded<A>) -> Result<Loaded<A>, GovernanceError> {
+    if let (Some(stored), Some(asked)) = (&first.metadata.request_fingerprint, &context.fingerprint)
+        && stored != asked
+    {
+        return Err(GovernanceError::RequestIdReused { request_id: context.request_id });
+    }
+    Ok(now)
 }
 
 /// The event's id: derived from the request id and the event's place in the command's
@@ -251,7 +429,10 @@ pub fn decode<E: DeserializeOwned>(recorded: &RecordedEvent) -> Result<E, Govern
 }
 
 pub mod state;
+pub mod stream_snapshots;
 pub mod timeline;
+
+use stream_snapshots::{StreamSnapshotStore, StreamSnapshots};
 
 /// The log's upcasters for every domain event ([`finops_domain::schema`]): a store
 /// opened with them reads every stored version in the current shape.

@@ -28,6 +28,10 @@
 //! - *restart*: the head written down as a snapshot, then a new timeline's first answer
 //!   from it, and its check of the snapshot against the log (the fold before it).
 //!
+//! - *organisation commands*: a command on the organisation's one stream once it holds
+//!   1 000 and 10 000 events, decided on the whole stream's fold and from the stream's
+//!   snapshot (`stream_snapshots`).
+//!
 //! `FINOPS_BENCH_STORE=postgres` runs on PostgreSQL (`DATABASE_URL`) instead.
 
 use std::hash::{DefaultHasher, Hasher};
@@ -295,6 +299,64 @@ fn main() {
         for row in restart_rows {
             println!("{row}");
         }
+        organisation_commands(&dir).await;
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A command on the organisation's one stream once it is long (`FINOPS_BENCH_ORG_EVENTS`
+/// portfolios added, default 1 000 and 10 000): decided on the whole stream's fold, and
+/// from its snapshot (`CommandHandler::with_snapshots`, as the server's handlers are) —
+/// median of 20 commands each, after one that checks the snapshot.
+async fn organisation_commands(dir: &std::path::Path) {
+    use finops_domain::org::{OrgCommand, Organisation, Portfolio};
+    use finops_governance::CommandHandler;
+    let sizes: Vec<u32> = std::env::var("FINOPS_BENCH_ORG_EVENTS")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("FINOPS_BENCH_ORG_EVENTS: sizes separated by commas"))
+        .collect();
+    let add = |n: u32| OrgCommand::AddPortfolio {
+        portfolio_id: Uuid::from_u128(0x9000_0000 + u128::from(n)),
+        portfolio: Portfolio { name: format!("Portfolio {n}"), owner: "pf-bench".into() },
+        at: Utc::now(),
+    };
+    println!("\na command on the organisation's stream (median of 20):");
+    println!("{:>9} | {:>12} | {:>13} | {:>7}", "events", "whole stream", "from snapshot", "ratio");
+    for size in sizes {
+        let (store, url) = open_store(dir, 1_000_000_000 + size as usize).await;
+        let models = finops_projections::ReadModels::open(&url).await.unwrap();
+        let org = finops_governance::streams::organisation();
+        let whole = CommandHandler::<Organisation>::new(store.clone());
+        let snapshots = CommandHandler::<Organisation>::new(store.clone()).with_snapshots(Arc::new(models));
+        for n in 0..size {
+            snapshots.execute(&org, &add(n), &finops_e2e::operator_context("bench")).await.unwrap();
+        }
+        let mut next = size;
+        let median = |times: &mut Vec<Duration>| {
+            times.sort();
+            times[times.len() / 2]
+        };
+        let timed = async |handler: &CommandHandler<Organisation>, next: &mut u32| {
+            let mut times = Vec::new();
+            for _ in 0..20 {
+                let started = Instant::now();
+                handler.execute(&org, &add(*next), &finops_e2e::operator_context("bench")).await.unwrap();
+                times.push(started.elapsed());
+                *next += 1;
+            }
+            times
+        };
+        let full = median(&mut timed(&whole, &mut next).await);
+        let fresh = CommandHandler::<Organisation>::new(store.clone())
+            .with_snapshots(Arc::new(finops_projections::ReadModels::open(&url).await.unwrap()));
+        fresh.load(&org).await.unwrap();
+        let from_snapshot = median(&mut timed(&fresh, &mut next).await);
+        println!(
+            "{size:>9} | {:>9.2} ms | {:>10.2} ms | {:>6.1}×",
+            seconds(full) * 1e3,
+            seconds(from_snapshot) * 1e3,
+            seconds(full) / seconds(from_snapshot)
+        );
+    }
 }

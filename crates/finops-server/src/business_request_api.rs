@@ -50,7 +50,7 @@ impl BusinessRequestApi {
     ) -> Self {
         Self {
             requests: CommandHandler::new(store.clone()),
-            org: CommandHandler::new(store.clone()),
+            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models.clone())),
             catalog: CommandHandler::new(store.clone()),
             store,
             auth,

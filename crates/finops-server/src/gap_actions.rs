@@ -66,7 +66,7 @@ impl GapActions {
         Self {
             claims: CommandHandler::new(store.clone()),
             requests: CommandHandler::new(store.clone()),
-            org: CommandHandler::new(store.clone()),
+            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models.clone())),
             rules: CommandHandler::new(store.clone()),
             store,
             read_models,

@@ -399,6 +399,7 @@ pub async fn serve_with_metrics(
         )))
         .add_service(OrganisationServiceServer::new(OrganisationApi::new(
             store.clone(),
+            read_models.clone(),
             config.role_patterns.clone(),
             auth.clone(),
         )))

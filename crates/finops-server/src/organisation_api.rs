@@ -8,6 +8,7 @@ use finops_domain::role_patterns::{RolePatternCommand, RolePatternEvent, RolePat
 use finops_domain::vocabulary::AccountId;
 use finops_eventlog::{EventStore, StreamRead};
 use finops_governance::{CommandHandler, Loaded, streams};
+use finops_projections::ReadModels;
 use finops_proto::v1 as pb;
 use finops_proto::v1::organisation_service_server::OrganisationService;
 use tonic::{Request, Response, Status};
@@ -71,10 +72,16 @@ pub fn to_wire(loaded: &Loaded<Organisation>) -> pb::Organisation {
 }
 
 impl OrganisationApi {
-    /// Serves `store`; `default_patterns` apply until a decision is recorded.
-    pub fn new(store: Arc<dyn EventStore>, default_patterns: RolePatterns, auth: Arc<Authenticator>) -> Self {
+    /// Serves `store`; `default_patterns` apply until a decision is recorded. The
+    /// organisation's one stream is folded from its snapshot beside `read_models`.
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: ReadModels,
+        default_patterns: RolePatterns,
+        auth: Arc<Authenticator>,
+    ) -> Self {
         Self {
-            org: CommandHandler::new(store.clone()),
+            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models)),
             patterns: CommandHandler::new(store.clone()),
             store,
             default_patterns,

@@ -76,7 +76,7 @@ impl SpacesApi {
             claims: CommandHandler::new(store.clone()),
             plans: CommandHandler::new(store.clone()),
             requests: CommandHandler::new(store.clone()),
-            org: CommandHandler::new(store.clone()),
+            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models.clone())),
             tasks: CommandHandler::new(store.clone()),
             store,
             timeline,

@@ -190,7 +190,7 @@ impl SpendCardApi {
         Self {
             cards: CommandHandler::new(store.clone()),
             rollups: CommandHandler::new(store.clone()),
-            org: CommandHandler::new(store.clone()),
+            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models.clone())),
             store,
             read_models,
             auth,

@@ -1,0 +1,203 @@
+//! Snapshots of a long aggregate stream beside the read models, on both stores: a handler
+//! with snapshots answers, decides and recognises retries exactly as one folding the whole
+//! stream, reads only the events after a snapshot it trusts, and never trusts one the
+//! stream contradicts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{TimeZone, Utc};
+use finops_domain::Aggregate;
+use finops_domain::org::{OrgCommand, Organisation, Portfolio};
+use finops_eventlog::{
+    AllRead, AppendOutcome, Backend, ChainLink, EventStore, ExpectedVersion, LogHead, LogStats, NewEvent, Position,
+    RecordedEvent, StreamId, StreamRead,
+};
+use finops_governance::stream_snapshots::{StreamSnapshot, StreamSnapshotStore};
+use finops_governance::{CommandContext, CommandHandler, GovernanceError, streams, upcasters};
+use finops_projections::ReadModels;
+use uuid::Uuid;
+
+/// The real store, counting the events its stream reads return (how much a fold read).
+struct Counted {
+    store: Arc<dyn EventStore>,
+    read: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventStore for Counted {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> finops_eventlog::Result<AppendOutcome> {
+        self.store.append(stream, expected, events).await
+    }
+    async fn read_stream(&self, stream: &StreamId, read: StreamRead) -> finops_eventlog::Result<Vec<RecordedEvent>> {
+        let events = self.store.read_stream(stream, read).await?;
+        self.read.fetch_add(events.len(), Ordering::SeqCst);
+        Ok(events)
+    }
+    async fn read_all(&self, read: AllRead) -> finops_eventlog::Result<Vec<RecordedEvent>> {
+        self.store.read_all(read).await
+    }
+    async fn head(&self) -> finops_eventlog::Result<LogHead> {
+        self.store.head().await
+    }
+    async fn chain_links(&self, after: Position, limit: usize) -> finops_eventlog::Result<Vec<ChainLink>> {
+        self.store.chain_links(after, limit).await
+    }
+    async fn stats(&self) -> finops_eventlog::Result<LogStats> {
+        self.store.stats().await
+    }
+    async fn seal_committed(&self) -> finops_eventlog::Result<LogHead> {
+        self.store.seal_committed().await
+    }
+    fn head_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.head_signal()
+    }
+    fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+}
+
+impl Counted {
+    /// Events read by stream reads since the last call.
+    fn take(&self) -> usize {
+        self.read.swap(0, Ordering::SeqCst)
+    }
+}
+
+async fn stores() -> Vec<(Arc<Counted>, ReadModels)> {
+    let mut urls = vec![finops_e2e::fresh_sqlite_url()];
+    urls.extend(finops_e2e::fresh_postgres_url().await);
+    let mut out = Vec::new();
+    for url in urls {
+        let store = finops_eventlog::open(&url, upcasters()).await.unwrap();
+        out.push((Arc::new(Counted { store, read: AtomicUsize::new(0) }), ReadModels::open(&url).await.unwrap()));
+    }
+    out
+}
+
+fn add_portfolio(n: u32) -> OrgCommand {
+    OrgCommand::AddPortfolio {
+        portfolio_id: Uuid::from_u128(0x9000 + u128::from(n)),
+        portfolio: Portfolio { name: format!("Portfolio {n}"), owner: format!("pf-{}", n % 3) },
+        at: Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap() + chrono::Duration::minutes(i64::from(n)),
+    }
+}
+
+fn context(n: u32) -> CommandContext {
+    CommandContext {
+        actor_id: "fl-ana".into(),
+        actor_role: "finops_lead".into(),
+        request_id: Uuid::from_u128(0x7000 + u128::from(n)),
+        rationale: Some("the organisation grows".into()),
+        correlation_id: None,
+        causation_id: None,
+        fingerprint: Some(format!("add portfolio {n}")),
+    }
+}
+
+fn json(org: &Organisation) -> serde_json::Value {
+    serde_json::to_value(org).unwrap()
+}
+
+const EVERY: u64 = 4;
+
+#[tokio::test]
+async fn an_aggregate_from_its_snapshot_answers_as_its_whole_stream() {
+    for (store, models) in stores().await {
+        let log: Arc<dyn EventStore> = store.clone();
+        let snapshots: Arc<dyn StreamSnapshotStore> = Arc::new(models.clone());
+        let org = streams::organisation();
+        let with = CommandHandler::<Organisation>::new(log.clone()).with_snapshots_every(snapshots.clone(), EVERY);
+        let whole = CommandHandler::<Organisation>::new(log.clone());
+        for n in 0..23 {
+            let after = with.execute(&org, &add_portfolio(n), &context(n)).await.unwrap();
+            let full = whole.load(&org).await.unwrap();
+            assert_eq!((json(&after.state), after.version), (json(&full.state), full.version), "after command {n}");
+            let loaded = with.load(&org).await.unwrap();
+            assert_eq!((json(&loaded.state), loaded.version), (json(&full.state), full.version), "loaded after {n}");
+        }
+        let written = snapshots
+            .load_stream_snapshot(org.as_str(), Organisation::FOLD_VERSION)
+            .await
+            .unwrap()
+            .expect("a snapshot");
+        assert_eq!(written.version, 20, "written every {EVERY} events past the last");
+
+        // A snapshot this handler wrote is trusted: a load reads the events from it on.
+        store.take();
+        with.load(&org).await.unwrap();
+        assert_eq!(store.take(), 4, "the snapshot's event and the three after it");
+        whole.load(&org).await.unwrap();
+        assert_eq!(store.take(), 23);
+
+        // A retry older than the snapshot is answered as the first attempt was: the state
+        // now, nothing written; with another request under its id, the id is named.
+        let before = whole.load(&org).await.unwrap();
+        let retried = with.execute(&org, &add_portfolio(1), &context(1)).await.unwrap();
+        assert_eq!((json(&retried.state), retried.version), (json(&before.state), before.version));
+        let mut reused = context(2);
+        reused.fingerprint = Some("something else".into());
+        let refused = with.execute(&org, &add_portfolio(2), &reused).await.unwrap_err();
+        assert!(matches!(refused, GovernanceError::RequestIdReused { .. }), "{refused:?}");
+        assert_eq!(whole.load(&org).await.unwrap().version, 23, "nothing appended by retries");
+        // And a fresh refusal stays a refusal (the portfolio's name is taken).
+        let mut clash = add_portfolio(30);
+        if let OrgCommand::AddPortfolio { portfolio, .. } = &mut clash {
+            portfolio.name = "Portfolio 3".into();
+        }
+        let refused = with.execute(&org, &clash, &context(30)).await.unwrap_err();
+        assert!(matches!(refused, GovernanceError::Refused(_)), "{refused:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_the_stream_contradicts_is_never_used() {
+    for (store, models) in stores().await {
+        let log: Arc<dyn EventStore> = store.clone();
+        let snapshots: Arc<dyn StreamSnapshotStore> = Arc::new(models.clone());
+        let org = streams::organisation();
+        let whole = CommandHandler::<Organisation>::new(log.clone());
+        for n in 0..10 {
+            whole.execute(&org, &add_portfolio(n), &context(n)).await.unwrap();
+        }
+        let truth = whole.load(&org).await.unwrap();
+        let at_8 = log.read_stream(&org, StreamRead { from_version: Some(8), max_count: 1, ..StreamRead::all() }).await;
+        let at_8 = at_8.unwrap().remove(0);
+        let mut wrong = whole.load(&org).await.unwrap().state;
+        wrong.portfolios.clear();
+
+        // Written by someone else with a state the stream does not fold into: a handler
+        // meeting it checks it, answers from the stream, and writes the right one.
+        let forged = StreamSnapshot {
+            stream: org.as_str().to_owned(),
+            fold_version: Organisation::FOLD_VERSION,
+            version: 8,
+            event_id: at_8.event_id,
+            state: serde_json::to_string(&wrong).unwrap(),
+        };
+        snapshots.save_stream_snapshot(&forged).await.unwrap();
+        let with = CommandHandler::<Organisation>::new(log.clone()).with_snapshots_every(snapshots.clone(), EVERY);
+        let loaded = with.load(&org).await.unwrap();
+        assert_eq!(json(&loaded.state), json(&truth.state), "the stream's fold, not the forged snapshot");
+        let corrected =
+            snapshots.load_stream_snapshot(org.as_str(), Organisation::FOLD_VERSION).await.unwrap().unwrap();
+        assert_ne!(corrected.state, forged.state, "the forged state is replaced");
+        assert_eq!(with.load(&org).await.unwrap().state, truth.state, "and the corrected one answers as the stream");
+
+        // One naming an event the stream does not hold at its version (another log), or
+        // written under another fold version, is not used either.
+        for stale in [
+            StreamSnapshot { event_id: Uuid::from_u128(1), ..forged.clone() },
+            StreamSnapshot { fold_version: Organisation::FOLD_VERSION + 1, ..forged.clone() },
+        ] {
+            snapshots.save_stream_snapshot(&stale).await.unwrap();
+            let fresh = CommandHandler::<Organisation>::new(log.clone()).with_snapshots_every(snapshots.clone(), EVERY);
+            assert_eq!(json(&fresh.load(&org).await.unwrap().state), json(&truth.state));
+        }
+    }
+}
