@@ -43,6 +43,7 @@ impl BusinessRequestApi {
     pub fn new(
         store: Arc<dyn EventStore>,
         read_models: ReadModels,
+        org: CommandHandler<finops_domain::org::Organisation>,
         auth: Arc<Authenticator>,
         prices: Arc<PriceTable>,
         ha_premium_percent: u64,
@@ -50,7 +51,7 @@ impl BusinessRequestApi {
     ) -> Self {
         Self {
             requests: CommandHandler::new(store.clone()),
-            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models.clone())),
+            org,
             catalog: CommandHandler::new(store.clone()),
             store,
             auth,

@@ -62,11 +62,15 @@ pub(crate) struct GapActions {
 }
 
 impl GapActions {
-    pub(crate) fn new(store: Arc<dyn EventStore>, read_models: ReadModels) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn EventStore>,
+        read_models: ReadModels,
+        org: CommandHandler<finops_domain::org::Organisation>,
+    ) -> Self {
         Self {
             claims: CommandHandler::new(store.clone()),
             requests: CommandHandler::new(store.clone()),
-            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models.clone())),
+            org,
             rules: CommandHandler::new(store.clone()),
             store,
             read_models,

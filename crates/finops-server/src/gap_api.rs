@@ -94,11 +94,12 @@ impl GapApi {
         store: Arc<dyn EventStore>,
         timeline: Arc<GovernanceTimeline>,
         read_models: ReadModels,
+        org: CommandHandler<finops_domain::org::Organisation>,
         auth: Arc<Authenticator>,
     ) -> Self {
         Self {
             timeline,
-            actions: GapActions::new(store.clone(), read_models.clone()),
+            actions: GapActions::new(store.clone(), read_models.clone(), org),
             gaps: CommandHandler::new(store.clone()),
             store,
             read_models,

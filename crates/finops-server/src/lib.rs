@@ -292,9 +292,14 @@ pub async fn serve_with_metrics(
             let _ = draining_tx.send(());
         }
     };
+    // One handler of the organisation's one stream for every service: it folds from the
+    // stream's snapshot, and what it has checked or written it trusts (stream_snapshots).
+    let organisation = finops_governance::CommandHandler::<finops_domain::org::Organisation>::new(store.clone())
+        .with_snapshots(Arc::new(read_models.clone()));
     let requests = BusinessRequestApi::new(
         store.clone(),
         read_models.clone(),
+        organisation.clone(),
         auth.clone(),
         prices,
         config.ha_premium_percent,
@@ -320,16 +325,17 @@ pub async fn serve_with_metrics(
         }
     });
     let tables = Arc::new(kept_tables::KeptTables::default());
-    let gaps = GapApi::new(store.clone(), timeline.clone(), read_models.clone(), auth.clone());
+    let gaps = GapApi::new(store.clone(), timeline.clone(), read_models.clone(), organisation.clone(), auth.clone());
     let spaces = SpacesApi::new(
         store.clone(),
         timeline.clone(),
         tables.clone(),
         read_models.clone(),
+        organisation.clone(),
         auth.clone(),
         finops_attribution::AttributionEngine::new(objects.clone(), config.role_patterns.clone()),
     );
-    let cards = SpendCardApi::new(store.clone(), read_models.clone(), auth.clone());
+    let cards = SpendCardApi::new(store.clone(), read_models.clone(), organisation.clone(), auth.clone());
     let attribution = AttributionApi::new(
         timeline.clone(),
         tables.clone(),
@@ -399,7 +405,7 @@ pub async fn serve_with_metrics(
         )))
         .add_service(OrganisationServiceServer::new(OrganisationApi::new(
             store.clone(),
-            read_models.clone(),
+            organisation,
             config.role_patterns.clone(),
             auth.clone(),
         )))

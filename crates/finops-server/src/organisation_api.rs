@@ -8,7 +8,6 @@ use finops_domain::role_patterns::{RolePatternCommand, RolePatternEvent, RolePat
 use finops_domain::vocabulary::AccountId;
 use finops_eventlog::{EventStore, StreamRead};
 use finops_governance::{CommandHandler, Loaded, streams};
-use finops_projections::ReadModels;
 use finops_proto::v1 as pb;
 use finops_proto::v1::organisation_service_server::OrganisationService;
 use tonic::{Request, Response, Status};
@@ -72,21 +71,15 @@ pub fn to_wire(loaded: &Loaded<Organisation>) -> pb::Organisation {
 }
 
 impl OrganisationApi {
-    /// Serves `store`; `default_patterns` apply until a decision is recorded. The
-    /// organisation's one stream is folded from its snapshot beside `read_models`.
+    /// Serves `store` and the organisation through `org`; `default_patterns` apply until a
+    /// decision is recorded.
     pub fn new(
         store: Arc<dyn EventStore>,
-        read_models: ReadModels,
+        org: CommandHandler<Organisation>,
         default_patterns: RolePatterns,
         auth: Arc<Authenticator>,
     ) -> Self {
-        Self {
-            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models)),
-            patterns: CommandHandler::new(store.clone()),
-            store,
-            default_patterns,
-            auth,
-        }
+        Self { org, patterns: CommandHandler::new(store.clone()), store, default_patterns, auth }
     }
 
     /// The patterns in force after `events` (the configuration's when none), as the wire

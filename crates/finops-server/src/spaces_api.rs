@@ -69,6 +69,7 @@ impl SpacesApi {
         timeline: Arc<GovernanceTimeline>,
         tables: Arc<KeptTables>,
         read_models: ReadModels,
+        org: CommandHandler<finops_domain::org::Organisation>,
         auth: Arc<Authenticator>,
         engine: finops_attribution::AttributionEngine,
     ) -> Self {
@@ -76,7 +77,7 @@ impl SpacesApi {
             claims: CommandHandler::new(store.clone()),
             plans: CommandHandler::new(store.clone()),
             requests: CommandHandler::new(store.clone()),
-            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models.clone())),
+            org,
             tasks: CommandHandler::new(store.clone()),
             store,
             timeline,

@@ -186,11 +186,16 @@ fn rollup_to_wire(doc: &Value) -> pb::SpendRollup {
 
 impl SpendCardApi {
     /// Serves `store`'s cards.
-    pub fn new(store: Arc<dyn EventStore>, read_models: ReadModels, auth: Arc<Authenticator>) -> Self {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: ReadModels,
+        org: CommandHandler<Organisation>,
+        auth: Arc<Authenticator>,
+    ) -> Self {
         Self {
             cards: CommandHandler::new(store.clone()),
             rollups: CommandHandler::new(store.clone()),
-            org: CommandHandler::new(store.clone()).with_snapshots(Arc::new(read_models.clone())),
+            org,
             store,
             read_models,
             auth,
