@@ -69,15 +69,23 @@ impl Counted {
     }
 }
 
-async fn stores() -> Vec<(Arc<Counted>, ReadModels)> {
+/// Each store, counted, as the log handlers read and the snapshot store beside it.
+async fn stores() -> Vec<(Arc<Counted>, Arc<dyn EventStore>, Arc<dyn StreamSnapshotStore>)> {
     let mut urls = vec![finops_e2e::fresh_sqlite_url()];
     urls.extend(finops_e2e::fresh_postgres_url().await);
     let mut out = Vec::new();
     for url in urls {
         let store = finops_eventlog::open(&url, upcasters()).await.unwrap();
-        out.push((Arc::new(Counted { store, read: AtomicUsize::new(0) }), ReadModels::open(&url).await.unwrap()));
+        let counted = Arc::new(Counted { store, read: AtomicUsize::new(0) });
+        let snapshots: Arc<dyn StreamSnapshotStore> = Arc::new(ReadModels::open(&url).await.unwrap());
+        out.push((counted.clone(), counted as Arc<dyn EventStore>, snapshots));
     }
     out
+}
+
+/// A handler of the organisation writing a snapshot every [`EVERY`] events.
+fn snapshotting(log: &Arc<dyn EventStore>, snapshots: &Arc<dyn StreamSnapshotStore>) -> CommandHandler<Organisation> {
+    CommandHandler::new(log.clone()).with_snapshots_every(snapshots.clone(), EVERY)
 }
 
 fn add_portfolio(n: u32) -> OrgCommand {
@@ -108,11 +116,9 @@ const EVERY: u64 = 4;
 
 #[tokio::test]
 async fn an_aggregate_from_its_snapshot_answers_as_its_whole_stream() {
-    for (store, models) in stores().await {
-        let log: Arc<dyn EventStore> = store.clone();
-        let snapshots: Arc<dyn StreamSnapshotStore> = Arc::new(models.clone());
+    for (store, log, snapshots) in stores().await {
         let org = streams::organisation();
-        let with = CommandHandler::<Organisation>::new(log.clone()).with_snapshots_every(snapshots.clone(), EVERY);
+        let with = snapshotting(&log, &snapshots);
         let whole = CommandHandler::<Organisation>::new(log.clone());
         for n in 0..23 {
             let after = with.execute(&org, &add_portfolio(n), &context(n)).await.unwrap();
@@ -157,9 +163,7 @@ async fn an_aggregate_from_its_snapshot_answers_as_its_whole_stream() {
 
 #[tokio::test]
 async fn a_snapshot_the_stream_contradicts_is_never_used() {
-    for (store, models) in stores().await {
-        let log: Arc<dyn EventStore> = store.clone();
-        let snapshots: Arc<dyn StreamSnapshotStore> = Arc::new(models.clone());
+    for (store, log, snapshots) in stores().await {
         let org = streams::organisation();
         let whole = CommandHandler::<Organisation>::new(log.clone());
         for n in 0..10 {
@@ -181,9 +185,11 @@ async fn a_snapshot_the_stream_contradicts_is_never_used() {
             state: serde_json::to_string(&wrong).unwrap(),
         };
         snapshots.save_stream_snapshot(&forged).await.unwrap();
-        let with = CommandHandler::<Organisation>::new(log.clone()).with_snapshots_every(snapshots.clone(), EVERY);
+        let with = snapshotting(&log, &snapshots);
+        store.take();
         let loaded = with.load(&org).await.unwrap();
         assert_eq!(json(&loaded.state), json(&truth.state), "the stream's fold, not the forged snapshot");
+        assert_eq!(store.take(), 10, "checked and folded in one read of the stream");
         let corrected =
             snapshots.load_stream_snapshot(org.as_str(), Organisation::FOLD_VERSION).await.unwrap().unwrap();
         assert_ne!(corrected.state, forged.state, "the forged state is replaced");
@@ -196,7 +202,7 @@ async fn a_snapshot_the_stream_contradicts_is_never_used() {
             StreamSnapshot { fold_version: Organisation::FOLD_VERSION + 1, ..forged.clone() },
         ] {
             snapshots.save_stream_snapshot(&stale).await.unwrap();
-            let fresh = CommandHandler::<Organisation>::new(log.clone()).with_snapshots_every(snapshots.clone(), EVERY);
+            let fresh = snapshotting(&log, &snapshots);
             assert_eq!(json(&fresh.load(&org).await.unwrap().state), json(&truth.state));
         }
     }

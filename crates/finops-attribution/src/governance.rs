@@ -248,12 +248,6 @@ pub struct GovernanceTables {
     budgets: (RecordBatch, Vec<usize>),
 }
 
-impl From<GovernanceView> for GovernanceTables {
-    fn from(view: GovernanceView) -> Self {
-        Self::new(view)
-    }
-}
-
 impl From<GovernanceView> for Arc<GovernanceTables> {
     fn from(view: GovernanceView) -> Self {
         Arc::new(GovernanceTables::new(view))

@@ -170,9 +170,22 @@ where
             return Ok(folded);
         }
         let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
+        Self::fold_whole(recorded, |_, _| {})
+    }
+
+    /// Folds a whole stream, showing `at_each` the state after every event (a snapshot's
+    /// check looks at the state at its version).
+    fn fold_whole(
+        recorded: Vec<RecordedEvent>,
+        mut at_each: impl FnMut(u64, &A),
+    ) -> Result<Folded<A>, GovernanceError> {
+        let mut state = A::default();
+        for event in &recorded {
+            state = state.evolve(&decode::<A::Event>(event)?);
+            at_each(event.stream_version, &state);
+        }
         let version = recorded.last().map_or(0, |e| e.stream_version);
-        let events = recorded.iter().map(decode::<A::Event>).collect::<Result<Vec<_>, _>>()?;
-        Ok(Folded { loaded: Loaded { state: A::fold(&events), version }, recorded, from_snapshot: None })
+        Ok(Folded { loaded: Loaded { state, version }, recorded, from_snapshot: None })
     }
 
     /// The aggregate from its snapshot, if it has one the stream holds.
@@ -187,8 +200,7 @@ where
             }
         };
         if !snapshots.is_checked(&snapshot) {
-            self.check_snapshot(stream, &snapshot, snapshots).await?;
-            return Ok(None);
+            return self.fold_checking(stream, &snapshot, snapshots).await.map(Some);
         }
         let read = StreamRead { from_version: Some(snapshot.version), ..StreamRead::all() };
         let mut recorded = self.store.read_stream(stream, read).await?;
@@ -212,39 +224,43 @@ where
         Ok(Some(Folded { loaded: Loaded { state, version }, recorded, from_snapshot: Some(snapshot.version) }))
     }
 
-    /// Compares `snapshot` with the stream's own fold up to its version: the same state,
-    /// and it is trusted by this handler from now on; another, and the fold's state is
-    /// written in its place (checked too). A stream that does not hold the snapshot's
-    /// event leaves it unchecked (and unused).
-    async fn check_snapshot(
+    /// Folds the whole stream (one read) and compares its state at `snapshot`'s version
+    /// with the snapshot's: the same, and this handler trusts it from now on; another, and
+    /// the fold's state is written in its place (checked too). A stream that does not hold
+    /// the snapshot's event leaves it unchecked (and unused).
+    async fn fold_checking(
         &self,
         stream: &StreamId,
         snapshot: &stream_snapshots::StreamSnapshot,
         snapshots: &StreamSnapshots<A>,
-    ) -> Result<(), GovernanceError> {
-        let read =
-            StreamRead { max_count: usize::try_from(snapshot.version).unwrap_or(usize::MAX), ..StreamRead::all() };
-        let recorded = self.store.read_stream(stream, read).await?;
-        let held =
-            recorded.last().is_some_and(|e| e.stream_version == snapshot.version && e.event_id == snapshot.event_id);
+    ) -> Result<Folded<A>, GovernanceError> {
+        let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
+        let held = recorded
+            .iter()
+            .find(|e| e.stream_version == snapshot.version)
+            .is_some_and(|e| e.event_id == snapshot.event_id);
+        let mut folded_then = None;
+        let folded = Self::fold_whole(recorded, |version, state| {
+            if held && version == snapshot.version {
+                folded_then = (snapshots.encode)(state).ok();
+            }
+        })?;
         if !held {
-            return Ok(());
+            return Ok(folded);
         }
-        let events = recorded.iter().map(decode::<A::Event>).collect::<Result<Vec<_>, _>>()?;
-        let folded = (snapshots.encode)(&A::fold(&events)).ok();
         let stored = (snapshots.decode)(&snapshot.state).ok().and_then(|s| (snapshots.encode)(&s).ok());
-        if folded.is_some() && folded == stored {
+        if folded_then.is_some() && folded_then == stored {
             snapshots.note_checked(snapshot);
-            return Ok(());
+            return Ok(folded);
         }
         tracing::warn!(%stream, version = snapshot.version, "the stream snapshot differs from the stream's own fold; the fold's replaces it");
-        let Some(state) = folded else { return Ok(()) };
+        let Some(state) = folded_then else { return Ok(folded) };
         let corrected = stream_snapshots::StreamSnapshot { state, ..snapshot.clone() };
         match snapshots.store.save_stream_snapshot(&corrected).await {
             Ok(()) => snapshots.note_checked(&corrected),
             Err(e) => tracing::warn!(%stream, error = %e, "stream snapshot not corrected"),
         }
-        Ok(())
+        Ok(folded)
     }
 
     /// Writes `loaded` down as `stream`'s snapshot when enough events were appended since
@@ -272,8 +288,8 @@ where
         }
     }
 
-    /// The first event `context`'s command appended to `stream`, if it did: read from the
-    /// whole stream (a retry older than the snapshot the handler started from).
+    /// The first event `context`'s command appended to `stream`, if it did, read from the
+    /// whole stream.
     async fn first_event_of(
         &self,
         stream: &StreamId,
@@ -284,13 +300,33 @@ where
         Ok(recorded.into_iter().find(|r| r.event_id == first_id))
     }
 
+    /// When the handler started from a snapshot, the command may be a retry older than it
+    /// (its events are not among those read): answered as the first attempt was (`Some`:
+    /// the state `now`, or the reused request id named), or `None` when it is not a retry.
+    /// Asked only where a retry would otherwise go wrong — a refusal, a decision of nothing,
+    /// events the log says it already holds — so a command pays the whole stream's read
+    /// only then.
+    async fn older_retry(
+        &self,
+        stream: &StreamId,
+        context: &CommandContext,
+        from_snapshot: Option<u64>,
+        now: &Loaded<A>,
+    ) -> Result<Option<Loaded<A>>, GovernanceError> {
+        if from_snapshot.is_none() {
+            return Ok(None);
+        }
+        match self.first_event_of(stream, context).await? {
+            Some(first) => retried(&first, context, now.clone()).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Whether the command `context` names (by its request id) already took effect on
     /// `stream`: a caller with side effects before the command checks this first, so a
     /// retry is answered rather than refused by a state the first attempt moved on.
     pub async fn is_recorded(&self, stream: &StreamId, context: &CommandContext) -> Result<bool, GovernanceError> {
-        let first_id = event_id(context, stream, 0);
-        let recorded = self.store.read_stream(stream, StreamRead::all()).await?;
-        Ok(recorded.iter().any(|r| r.event_id == first_id))
+        Ok(self.first_event_of(stream, context).await?.is_some())
     }
 
     /// Decides `command` on the current state and appends what it produces. Returns the
@@ -328,26 +364,19 @@ where
                 Ok(produced) => produced,
                 // Refused now, but perhaps a retry of a command older than the snapshot.
                 Err(refusal) => {
-                    if from_snapshot.is_some()
-                        && let Some(first) = self.first_event_of(stream, context).await?
-                    {
-                        return retried(&first, context, Loaded { state, version });
-                    }
-                    return Err(refusal.into());
+                    let now = Loaded { state, version };
+                    return match self.older_retry(stream, context, from_snapshot, &now).await? {
+                        Some(answer) => Ok(answer),
+                        None => Err(refusal.into()),
+                    };
                 }
             };
             decided_on = produced.iter().fold(decided_on, A::evolve);
             events.extend(produced);
         }
         if events.is_empty() {
-            // Nothing to do — perhaps because this is a retry older than the snapshot,
-            // whose request must then be the same.
-            if from_snapshot.is_some()
-                && let Some(first) = self.first_event_of(stream, context).await?
-            {
-                return retried(&first, context, Loaded { state, version });
-            }
-            return Ok(Loaded { state, version });
+            let now = Loaded { state, version };
+            return Ok(self.older_retry(stream, context, from_snapshot, &now).await?.unwrap_or(now));
         }
         let new_events =
             events.iter().enumerate().map(|(i, event)| encode(stream, i, event, context)).collect::<Vec<_>>();
@@ -357,13 +386,7 @@ where
                 // A retry of a command whose events are stored (older than the snapshot):
                 // the same request, or a reused id.
                 let now = self.load(stream).await?;
-                if from_snapshot.is_none() {
-                    return Ok(now);
-                }
-                match self.first_event_of(stream, context).await? {
-                    Some(first) => retried(&first, context, now),
-                    None => Ok(now),
-                }
+                Ok(self.older_retry(stream, context, from_snapshot, &now).await?.unwrap_or(now))
             }
             Ok(outcome) => {
                 tracing::info!(%stream, events = events.len(), version = outcome.next_expected_version, actor = %context.actor_id, "command decided");
