@@ -16,6 +16,10 @@
 //! its own, dropped after unless `FINOPS_BENCH_KEEP=1`; `FINOPS_BENCH_EVENTS` sets the log's
 //! size, default 200 000; `FINOPS_BENCH_STORE=sqlite` runs on the embedded store instead).
 
+/// The allocator `finops-replay` runs with (glibc's malloc took a third of a rebuild).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use finops_eventlog::{AllRead, Position, Upcasters};

@@ -200,6 +200,9 @@ impl Projector for TaskQueue {
     }
 
     fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Value>) -> Option<Value> {
+        if let Some(doc) = task_created_document(event, &current) {
+            return Some(doc);
+        }
         let Some(e) = decode::<TaskEvent>(event, Self::PREFIX) else { return current };
         let mut doc = current.unwrap_or_else(|| json!({}));
         doc["version"] = json!(event.stream_version);
@@ -236,6 +239,34 @@ impl Projector for TaskQueue {
         }
         Some(doc)
     }
+}
+
+/// A task's first document, taken from its `TaskCreated` payload as stored: the plan
+/// carries every generated command (kilobytes a task, most of a governance log's bytes),
+/// and its stored JSON is what the typed plan serialises to, so decoding it into the
+/// domain type and encoding it again (what the other events get) would only cost. `None`
+/// for any other event, or a payload without the plan's shape (the typed path then
+/// reports it).
+fn task_created_document(event: &RecordedEvent, current: &Option<Value>) -> Option<Value> {
+    if current.is_some()
+        || event.event_type != "TaskCreated"
+        || !event.stream_id.as_str().starts_with(TaskQueue::PREFIX)
+    {
+        return None;
+    }
+    let plan = event.payload.get("plan")?.as_object()?;
+    let steps = plan.get("steps")?.as_array()?;
+    let mut doc = serde_json::Map::new();
+    for field in ["task_id", "kind", "request_id", "workload_id", "depends_on", "approval_rationale"] {
+        doc.insert(field.to_owned(), plan.get(field)?.clone());
+    }
+    doc.insert("version".into(), event.stream_version.into());
+    doc.insert("total_steps".into(), steps.len().into());
+    doc.insert("steps".into(), Value::Array(steps.clone()));
+    doc.insert("steps_done".into(), 0.into());
+    doc.insert("created_at".into(), event.payload.get("at")?.clone());
+    doc.insert("status".into(), "open".into());
+    Some(Value::Object(doc))
 }
 
 /// Claims by resource, with every claim period.

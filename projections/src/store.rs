@@ -113,6 +113,9 @@ pub struct ReadModels {
     pool: AnyPool,
     /// SQLite takes one writer at a time: see [`ReadModels::begin_write`].
     sqlite: bool,
+    /// The same PostgreSQL database through the typed driver, for what `Any` cannot do:
+    /// a rebuilt generation is written with `COPY` (connected on first use).
+    pub(crate) postgres: Option<sqlx::PgPool>,
 }
 
 impl ReadModels {
@@ -149,7 +152,12 @@ impl ReadModels {
             None => url.to_owned(),
         };
         let pool = AnyPoolOptions::new().max_connections(4).connect(&url).await?;
-        Ok(Self { pool, sqlite })
+        let postgres = if sqlite {
+            None
+        } else {
+            Some(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_lazy(&url)?)
+        };
+        Ok(Self { pool, sqlite, postgres })
     }
 
     /// Where every read model stands, by name: its checkpoint, and a rebuild in progress

@@ -16,6 +16,11 @@
 
 mod bundle;
 
+/// The allocator: a rebuild folds a JSON tree per document and event, and glibc's malloc
+/// took a third of it (BENCHMARKS.md, rebuild).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use anyhow::Context;

@@ -1,5 +1,10 @@
 //! `finops`: the FinOps Center command. `finops serve` runs the gRPC service.
 
+/// The allocator: the server folds read models and governance state, a JSON tree per
+/// document and event, and glibc's malloc took a third of that work (BENCHMARKS.md, rebuild).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
