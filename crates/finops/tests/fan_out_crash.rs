@@ -69,7 +69,13 @@ fn approvals_interrupted_by_sigkill_get_their_tasks_once_after_a_restart() {
     drop(server); // SIGKILL, whatever the fan-out was doing
 
     let server = common::serve(&args, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let crash_roles =
+        |reserved: &BTreeMap<String, usize>| reserved.keys().filter(|k| k.contains("finops-crash-test-")).count();
     let mut mine = 0;
+    let mut reserved_roles = 0;
+    // The fan-out creates an approval's tasks, then reserves its role: wait for both, as
+    // the restarted server completes what the kill interrupted.
     for _ in 0..400 {
         let tasks = json(&server, &ce, &["tasks", "list"]);
         mine = tasks
@@ -78,37 +84,42 @@ fn approvals_interrupted_by_sigkill_get_their_tasks_once_after_a_restart() {
             .iter()
             .filter(|t| names.contains(&t["business_request"].as_str().unwrap().to_owned()))
             .count();
-        if mine == names.len() {
+        reserved_roles = crash_roles(&runtime.block_on(fan_out_in_log(&store)).1);
+        if mine == names.len() && reserved_roles == names.len() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(mine, names.len(), "every approval has its Enable Access task");
+    assert_eq!(reserved_roles, names.len(), "every generated role is reserved");
     drop(server);
 
     // Exactly once, in the log itself.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let log = finops_eventlog::open(&store, finops_governance::upcasters()).await.unwrap();
-        let mut created: BTreeMap<String, usize> = BTreeMap::new();
-        let mut reserved: BTreeMap<String, usize> = BTreeMap::new();
-        let mut after = finops_eventlog::Position::START;
-        loop {
-            let page = log.read_all(finops_eventlog::AllRead::forwards_after(after, 1000)).await.unwrap();
-            let Some(last) = page.last().and_then(|e| e.position) else { break };
-            after = last;
-            for e in &page {
-                match e.event_type.as_str() {
-                    "TaskCreated" => *created.entry(e.stream_id.to_string()).or_default() += 1,
-                    "ResourceReserved" => *reserved.entry(e.stream_id.to_string()).or_default() += 1,
-                    _ => {}
-                }
+    let (created, reserved) = runtime.block_on(fan_out_in_log(&store));
+    assert!(created.values().all(|n| *n == 1), "a task created twice: {created:?}");
+    assert!(reserved.values().all(|n| *n == 1), "a reservation made twice: {reserved:?}");
+    assert_eq!(crash_roles(&reserved), names.len(), "every generated role is reserved: {reserved:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How many times each task stream holds `TaskCreated` and each claim stream
+/// `ResourceReserved`, read from the log (read-only, beside a running server).
+async fn fan_out_in_log(store: &str) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let log = finops_eventlog::open_read_only(store, finops_governance::upcasters()).await.unwrap();
+    let mut created: BTreeMap<String, usize> = BTreeMap::new();
+    let mut reserved: BTreeMap<String, usize> = BTreeMap::new();
+    let mut after = finops_eventlog::Position::START;
+    loop {
+        let page = log.read_all(finops_eventlog::AllRead::forwards_after(after, 1000)).await.unwrap();
+        let Some(last) = page.last().and_then(|e| e.position) else { break };
+        after = last;
+        for e in &page {
+            match e.event_type.as_str() {
+                "TaskCreated" => *created.entry(e.stream_id.to_string()).or_default() += 1,
+                "ResourceReserved" => *reserved.entry(e.stream_id.to_string()).or_default() += 1,
+                _ => {}
             }
         }
-        assert!(created.values().all(|n| *n == 1), "a task created twice: {created:?}");
-        assert!(reserved.values().all(|n| *n == 1), "a reservation made twice: {reserved:?}");
-        let crash_roles = reserved.keys().filter(|k| k.contains("finops-crash-test-")).count();
-        assert_eq!(crash_roles, names.len(), "every generated role is reserved: {reserved:?}");
-    });
-    let _ = std::fs::remove_dir_all(&dir);
+    }
+    (created, reserved)
 }
