@@ -4,79 +4,24 @@
 //! stream contradicts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{TimeZone, Utc};
 use finops_domain::Aggregate;
 use finops_domain::org::{OrgCommand, Organisation, Portfolio};
-use finops_eventlog::{
-    AllRead, AppendOutcome, Backend, ChainLink, EventStore, ExpectedVersion, LogHead, LogStats, NewEvent, Position,
-    RecordedEvent, StreamId, StreamRead,
-};
+use finops_eventlog::{EventStore, StreamRead};
 use finops_governance::stream_snapshots::{StreamSnapshot, StreamSnapshotStore};
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, streams, upcasters};
 use finops_projections::ReadModels;
 use uuid::Uuid;
 
-/// The real store, counting the events its stream reads return (how much a fold read).
-struct Counted {
-    store: Arc<dyn EventStore>,
-    read: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl EventStore for Counted {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> finops_eventlog::Result<AppendOutcome> {
-        self.store.append(stream, expected, events).await
-    }
-    async fn read_stream(&self, stream: &StreamId, read: StreamRead) -> finops_eventlog::Result<Vec<RecordedEvent>> {
-        let events = self.store.read_stream(stream, read).await?;
-        self.read.fetch_add(events.len(), Ordering::SeqCst);
-        Ok(events)
-    }
-    async fn read_all(&self, read: AllRead) -> finops_eventlog::Result<Vec<RecordedEvent>> {
-        self.store.read_all(read).await
-    }
-    async fn head(&self) -> finops_eventlog::Result<LogHead> {
-        self.store.head().await
-    }
-    async fn chain_links(&self, after: Position, limit: usize) -> finops_eventlog::Result<Vec<ChainLink>> {
-        self.store.chain_links(after, limit).await
-    }
-    async fn stats(&self) -> finops_eventlog::Result<LogStats> {
-        self.store.stats().await
-    }
-    async fn seal_committed(&self) -> finops_eventlog::Result<LogHead> {
-        self.store.seal_committed().await
-    }
-    fn head_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.store.head_signal()
-    }
-    fn backend(&self) -> Backend {
-        self.store.backend()
-    }
-}
-
-impl Counted {
-    /// Events read by stream reads since the last call.
-    fn take(&self) -> usize {
-        self.read.swap(0, Ordering::SeqCst)
-    }
-}
-
 /// Each store, counted, as the log handlers read and the snapshot store beside it.
-async fn stores() -> Vec<(Arc<Counted>, Arc<dyn EventStore>, Arc<dyn StreamSnapshotStore>)> {
+async fn stores() -> Vec<(Arc<finops_e2e::CountedStore>, Arc<dyn EventStore>, Arc<dyn StreamSnapshotStore>)> {
     let mut urls = vec![finops_e2e::fresh_sqlite_url()];
     urls.extend(finops_e2e::fresh_postgres_url().await);
     let mut out = Vec::new();
     for url in urls {
         let store = finops_eventlog::open(&url, upcasters()).await.unwrap();
-        let counted = Arc::new(Counted { store, read: AtomicUsize::new(0) });
+        let counted = finops_e2e::CountedStore::new(store);
         let snapshots: Arc<dyn StreamSnapshotStore> = Arc::new(ReadModels::open(&url).await.unwrap());
         out.push((counted.clone(), counted as Arc<dyn EventStore>, snapshots));
     }
@@ -135,11 +80,11 @@ async fn an_aggregate_from_its_snapshot_answers_as_its_whole_stream() {
         assert_eq!(written.version, 20, "written every {EVERY} events past the last");
 
         // A snapshot this handler wrote is trusted: a load reads the events from it on.
-        store.take();
+        store.take_stream_reads();
         with.load(&org).await.unwrap();
-        assert_eq!(store.take(), 4, "the snapshot's event and the three after it");
+        assert_eq!(store.take_stream_reads(), 4, "the snapshot's event and the three after it");
         whole.load(&org).await.unwrap();
-        assert_eq!(store.take(), 23);
+        assert_eq!(store.take_stream_reads(), 23);
 
         // A retry older than the snapshot is answered as the first attempt was: the state
         // now, nothing written; with another request under its id, the id is named.
@@ -186,10 +131,10 @@ async fn a_snapshot_the_stream_contradicts_is_never_used() {
         };
         snapshots.save_stream_snapshot(&forged).await.unwrap();
         let with = snapshotting(&log, &snapshots);
-        store.take();
+        store.take_stream_reads();
         let loaded = with.load(&org).await.unwrap();
         assert_eq!(json(&loaded.state), json(&truth.state), "the stream's fold, not the forged snapshot");
-        assert_eq!(store.take(), 10, "checked and folded in one read of the stream");
+        assert_eq!(store.take_stream_reads(), 10, "checked and folded in one read of the stream");
         let corrected =
             snapshots.load_stream_snapshot(org.as_str(), Organisation::FOLD_VERSION).await.unwrap().unwrap();
         assert_ne!(corrected.state, forged.state, "the forged state is replaced");

@@ -189,3 +189,79 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
     request
 }
+
+/// A real store that counts the events its reads return: how much a fold or a process
+/// read, for tests that it reads only what it must.
+pub struct CountedStore {
+    store: Arc<dyn EventStore>,
+    stream_events: std::sync::atomic::AtomicUsize,
+    all_events: std::sync::atomic::AtomicUsize,
+}
+
+impl CountedStore {
+    /// Counts the reads of `store`.
+    pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
+        Arc::new(Self { store, stream_events: Default::default(), all_events: Default::default() })
+    }
+
+    /// Events returned by stream reads since the last call.
+    pub fn take_stream_reads(&self) -> usize {
+        self.stream_events.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Events returned by reads of the global order since the last call.
+    pub fn take_all_reads(&self) -> usize {
+        self.all_events.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for CountedStore {
+    async fn append(
+        &self,
+        stream: &finops_eventlog::StreamId,
+        expected: finops_eventlog::ExpectedVersion,
+        events: Vec<finops_eventlog::NewEvent>,
+    ) -> finops_eventlog::Result<finops_eventlog::AppendOutcome> {
+        self.store.append(stream, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &finops_eventlog::StreamId,
+        read: finops_eventlog::StreamRead,
+    ) -> finops_eventlog::Result<Vec<finops_eventlog::RecordedEvent>> {
+        let events = self.store.read_stream(stream, read).await?;
+        self.stream_events.fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(events)
+    }
+    async fn read_all(
+        &self,
+        read: finops_eventlog::AllRead,
+    ) -> finops_eventlog::Result<Vec<finops_eventlog::RecordedEvent>> {
+        let events = self.store.read_all(read).await?;
+        self.all_events.fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(events)
+    }
+    async fn head(&self) -> finops_eventlog::Result<finops_eventlog::LogHead> {
+        self.store.head().await
+    }
+    async fn chain_links(
+        &self,
+        after: finops_eventlog::Position,
+        limit: usize,
+    ) -> finops_eventlog::Result<Vec<finops_eventlog::ChainLink>> {
+        self.store.chain_links(after, limit).await
+    }
+    async fn stats(&self) -> finops_eventlog::Result<finops_eventlog::LogStats> {
+        self.store.stats().await
+    }
+    async fn seal_committed(&self) -> finops_eventlog::Result<finops_eventlog::LogHead> {
+        self.store.seal_committed().await
+    }
+    fn head_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.head_signal()
+    }
+    fn backend(&self) -> finops_eventlog::Backend {
+        self.store.backend()
+    }
+}

@@ -60,24 +60,45 @@ async fn fold(
 /// `as_of` read) is made of.
 pub async fn each_event(
     store: &dyn EventStore,
-    mut visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
+    visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
 ) -> Result<(), GovernanceError> {
-    let mut after = Position::START;
+    each_event_between(store, Position::START, None, visit).await.map(|_| ())
+}
+
+/// Shows `visit` every sealed event after `after` — through `until` when given, else to
+/// the head — in the global order, a page at a time: what a fold kept between calls reads
+/// to catch up. Returns the position of the last event shown (`after` when none was).
+pub async fn each_event_between(
+    store: &dyn EventStore,
+    after: Position,
+    until: Option<Position>,
+    mut visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
+) -> Result<Position, GovernanceError> {
+    let mut after = after;
     loop {
-        let page = store.read_all(AllRead::forwards_after(after, PAGE)).await?;
-        let Some(last) = page.last().and_then(|e| e.position) else { return Ok(()) };
+        if until.is_some_and(|until| after >= until) {
+            return Ok(after);
+        }
+        // Positions are dense: no more than the events up to `until` are asked for.
+        let wanted = until.map_or(PAGE, |until| PAGE.min(usize::try_from(until.0 - after.0).unwrap_or(PAGE)));
+        let page = store.read_all(AllRead::forwards_after(after, wanted)).await?;
+        let Some(last) = page.last().and_then(|e| e.position) else { return Ok(after) };
         for event in &page {
+            if until.is_some_and(|until| event.position.is_none_or(|p| p > until)) {
+                return Ok(after);
+            }
             visit(event)?;
+            after = event.position.unwrap_or(after);
         }
         after = last;
-        if page.len() < PAGE {
-            return Ok(());
+        if page.len() < wanted {
+            return Ok(after);
         }
     }
 }
 
 /// Folds one event into the state, if its stream is one the state is made of.
-pub(crate) fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), GovernanceError> {
+pub fn apply(state: &mut GovernanceState, event: &RecordedEvent) -> Result<(), GovernanceError> {
     let stream = event.stream_id.to_string();
     let id = |rest: &str| {
         Uuid::parse_str(rest).map_err(|e| GovernanceError::Undecodable {

@@ -28,8 +28,9 @@ use finops_domain::gaps::{
     GapEvent, GatewayRuleChange, gaps_on_role,
 };
 use finops_domain::gateway_rules::{GatewayRule, GatewayRuleEvent};
+use finops_domain::governance_state::GovernanceState;
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
-use finops_governance::state::state_through;
+use finops_governance::state::{apply, each_event_between};
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
 use finops_projections::ReadModels;
 use uuid::Uuid;
@@ -49,6 +50,8 @@ pub struct GapDetector {
     checkpoints: ReadModels,
     engine: AttributionEngine,
     failures: Arc<AtomicU64>,
+    /// What its evaluations have folded so far, shared by the clones that run its rounds.
+    fold: Arc<tokio::sync::Mutex<EvaluationFold>>,
 }
 
 /// What one evaluation did.
@@ -79,7 +82,7 @@ impl GapDetector {
     /// A detector over `store`, answering with `engine`, keeping its checkpoint in
     /// `checkpoints`.
     pub fn new(store: Arc<dyn EventStore>, checkpoints: ReadModels, engine: AttributionEngine) -> Self {
-        Self { store, checkpoints, engine, failures: Arc::new(AtomicU64::new(0)) }
+        Self { store, checkpoints, engine, failures: Arc::new(AtomicU64::new(0)), fold: Arc::default() }
     }
 
     /// How many rounds failed (and were retried) since this process was made.
@@ -101,7 +104,8 @@ impl GapDetector {
                 note_rule_change(&self.store, event).await?;
             }
             if let Some(trigger) = page.iter().rev().find(|e| triggers_evaluation(e)) {
-                done.push(evaluate(&self.store, &self.engine, trigger).await?);
+                let mut fold = self.fold.lock().await;
+                done.push(evaluate_with(&self.store, &self.engine, trigger, &mut fold).await?);
             }
             self.checkpoints.advance_process(Self::NAME, from, to.0).await?;
         }
@@ -117,12 +121,61 @@ impl GapDetector {
     }
 }
 
+/// What an evaluation reads from the log: the governance state through the trigger, and
+/// the gaps and the evaluations recorded as they stand now. A detector keeps it between
+/// evaluations, so each reads only the events it has not seen: folded afresh for every
+/// evaluation (once per page of the log holding a trigger), a detector catching up over a
+/// 200 k-event log read the whole log 400 times, about 80 events a second.
+///
+/// It holds only what was folded from the log: an evaluation works on a copy of the gaps,
+/// and what it records is read back like any other event.
+#[derive(Debug, Clone, Default)]
+pub struct EvaluationFold {
+    state: GovernanceState,
+    state_through: Position,
+    gaps: BTreeMap<Uuid, AllocationGap>,
+    evaluated: GapEvaluations,
+    seen: Position,
+}
+
+impl EvaluationFold {
+    /// Folds the state through `through`, and the gaps and evaluations to the head.
+    async fn advance(&mut self, store: &dyn EventStore, through: Position) -> Result<(), GovernanceError> {
+        if through < self.state_through {
+            // A re-run from an earlier checkpoint: the state is folded again from the start.
+            *self = Self::default();
+        }
+        let state = &mut self.state;
+        each_event_between(store, self.state_through, Some(through), |event| apply(state, event)).await?;
+        self.state_through = through;
+        let (gaps, evaluated) = (&mut self.gaps, &mut self.evaluated);
+        self.seen = each_event_between(store, self.seen, None, |event| {
+            if !fold_gap(gaps, event)? && event.stream_id.as_str() == streams::GAP_EVALUATIONS {
+                *evaluated = std::mem::take(evaluated).evolve(&decode::<GapEvaluationEvent>(event)?);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}
+
 /// Evaluates every ingested period as the log stood at `trigger` and records what changed
 /// on each gap. Idempotent (see the module's notes).
 pub async fn evaluate(
     store: &Arc<dyn EventStore>,
     engine: &AttributionEngine,
     trigger: &RecordedEvent,
+) -> Result<Evaluation, ProcessError> {
+    evaluate_with(store, engine, trigger, &mut EvaluationFold::default()).await
+}
+
+/// [`evaluate`], reading only what `fold` has not folded yet.
+pub async fn evaluate_with(
+    store: &Arc<dyn EventStore>,
+    engine: &AttributionEngine,
+    trigger: &RecordedEvent,
+    fold: &mut EvaluationFold,
 ) -> Result<Evaluation, ProcessError> {
     let through = trigger.position.ok_or_else(|| {
         ProcessError::Command(GovernanceError::Undecodable {
@@ -133,24 +186,17 @@ pub async fn evaluate(
         })
     })?;
     // The gaps as they stand now (an earlier evaluation's findings may have been written
-    // after the trigger), folded in the same pass as the governance state then. Each gap
-    // refuses an observation older than its own, so knowing more is always safe.
-    let mut gaps: BTreeMap<Uuid, AllocationGap> = BTreeMap::new();
-    let mut evaluated = GapEvaluations::default();
-    let state = state_through(store.as_ref(), through, |event| {
-        if !fold_gap(&mut gaps, event)? && event.stream_id.as_str() == streams::GAP_EVALUATIONS {
-            evaluated = std::mem::take(&mut evaluated).evolve(&decode::<GapEvaluationEvent>(event)?);
-        }
-        Ok(())
-    })
-    .await?;
+    // after the trigger), folded with the governance state then. Each gap refuses an
+    // observation older than its own, so knowing more is always safe.
+    fold.advance(store.as_ref(), through).await?;
+    let (state, evaluated, mut gaps) = (&fold.state, &fold.evaluated, fold.gaps.clone());
     // A newer evaluation has judged every gap already (this is a re-run from an earlier
     // checkpoint): it stands.
     if through.0 <= evaluated.through {
         return Ok(Evaluation::default());
     }
     let newest = state.cur_periods.keys().next_back().cloned();
-    let view = GovernanceView::from(&state);
+    let view = GovernanceView::from(state);
     let cause = EvaluationCause {
         event_id: trigger.event_id,
         event_type: trigger.event_type.clone(),
