@@ -17,7 +17,9 @@
 //! after; `FINOPS_BENCH_EVENTS` sets the log's size, default 200 000;
 //! `FINOPS_BENCH_CLIENTS` the concurrency levels, default `1,4,8`; `FINOPS_BENCH_CALLS` the
 //! calls of each method per client, default 1 000; `FINOPS_BENCH_SETTLE_SECONDS` the wait
-//! after the server has caught up, default 30, while it checks its snapshots).
+//! after the server has caught up, default 30, while it checks its snapshots;
+//! `FINOPS_BENCH_CATCH_UP=1` starts the server's processes from the start of the log, as a
+//! fresh server's, and reports how long they take to catch up).
 
 /// The allocator the `finops` binary runs with.
 #[global_allocator]
@@ -134,8 +136,11 @@ fn main() {
     // generated log needs none of their output (its tasks are written with it), so their
     // checkpoints are placed at the head before the server starts: the steady state of a
     // server that has followed this log all along.
+    // FINOPS_BENCH_CATCH_UP=1: leave them at the start and report how long a fresh server
+    // takes to catch up with the log.
+    let catch_up = std::env::var("FINOPS_BENCH_CATCH_UP").is_ok_and(|v| v == "1");
     clients.block_on(async {
-        for process in PROCESSES {
+        for process in PROCESSES.iter().filter(|_| !catch_up) {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {schema}.process_checkpoints (name, checkpoint) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint"
