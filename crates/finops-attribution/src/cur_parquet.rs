@@ -13,6 +13,9 @@
 //! `tags`) are read as maps, the product name straight from the `product` map's keys and
 //! the tags rendered as the JSON objects a CSV export carries.
 //!
+//! The column resolution and the checks (`CurColumns`) are those of CSV deliveries too:
+//! [`crate::csv_batches`] hands them batches of text, and a CSV row names no row group.
+//!
 //! [`write_cur2`] writes lines in the shape AWS delivers (for tests and benchmarks).
 
 use std::fs::File;
@@ -29,15 +32,17 @@ use datafusion::arrow::datatypes::{
     DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType,
 };
+use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::properties::WriterProperties;
 use finops_cur::csv_lines::{
     CallerIdentity, CurCsvError, CurLine, FIELD_LIMITS, NEVER_NEGATIVE, PRODUCT_MAP_LIMIT, account_id,
-    normalise_column, parse_timestamp,
+    normalise_column, parse_timestamp, product_name_of,
 };
 
 /// Rows decoded at a time.
@@ -70,24 +75,18 @@ pub(crate) const OPERATION: usize = 4;
 pub(crate) const RESOURCE_ID: usize = 5;
 pub(crate) const BILLING_ENTITY: usize = 6;
 pub(crate) const PRODUCT_NAME: usize = 7;
-const PRINCIPAL: usize = 8;
+pub(crate) const PRINCIPAL: usize = 8;
 pub(crate) const RESOURCE_TAGS: usize = 9;
-const TAGS: usize = 10;
-const PRODUCT: usize = 11;
+pub(crate) const TAGS: usize = 10;
+pub(crate) const PRODUCT: usize = 11;
 const START: usize = 12;
 const AMOUNT: usize = 13;
 const COST: usize = 14;
 
 /// A CUR Parquet file being read.
 pub struct CurParquet {
-    file: String,
     batches: ParquetRecordBatchReader,
-    /// Per entry of [`COLUMNS`], its index in the decoded batches, if the file has it.
-    at: [Option<usize>; 15],
-    /// The first row of each row group (0-based), to name a bad row's group.
-    group_starts: Vec<u64>,
-    /// File rows before the next batch.
-    row: u64,
+    columns: CurColumns,
     /// Rows in the file.
     rows: u64,
 }
@@ -95,10 +94,16 @@ pub struct CurParquet {
 /// Checked batches, in file order: decoding and checking a batch can run on one thread
 /// while another writes the lines of the previous one ([`BatchLines`]).
 impl Iterator for CurParquet {
-    type Item = Result<CurBatch, CurParquetError>;
+    type Item = Result<CurBatch, CurReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_batch()
+        let decoded = match self.batches.next()? {
+            Ok(batch) => batch,
+            Err(e) => {
+                return Some(Err(CurReadError::Parquet { file: self.columns.file.clone(), reason: e.to_string() }));
+            }
+        };
+        Some(self.columns.check(&decoded))
     }
 }
 
@@ -109,7 +114,7 @@ pub struct BatchLines<I> {
     next: usize,
 }
 
-impl<I: Iterator<Item = Result<CurBatch, CurParquetError>>> BatchLines<I> {
+impl<I: Iterator<Item = Result<CurBatch, CurReadError>>> BatchLines<I> {
     /// The lines of `batches`.
     pub fn new(batches: I) -> Self {
         Self { batches, current: None, next: 0 }
@@ -117,7 +122,7 @@ impl<I: Iterator<Item = Result<CurBatch, CurParquetError>>> BatchLines<I> {
 
     /// Reads the next line into `line`; `None` after the last, an error in place of a
     /// batch that failed its checks (none of its lines is handed out).
-    pub fn next_line(&mut self, line: &mut CurLine) -> Option<Result<(), CurParquetError>> {
+    pub fn next_line(&mut self, line: &mut CurLine) -> Option<Result<(), CurReadError>> {
         loop {
             if let Some(batch) = &self.current
                 && self.next < batch.len
@@ -139,7 +144,8 @@ pub struct CurBatch {
     pub(crate) len: usize,
     /// Whether the export carries `line_item_iam_principal`.
     pub(crate) has_principal: bool,
-    /// Per text column of [`COLUMNS`] (the first twelve), its values.
+    /// Per text column of [`COLUMNS`] (the first twelve), its values; the `product` map as
+    /// the product name.
     pub(crate) text: [Option<StringArray>; 12],
     /// Usage starts, microseconds since the epoch.
     pub(crate) start: Vec<i64>,
@@ -147,13 +153,68 @@ pub struct CurBatch {
     pub(crate) cost: Float64Array,
 }
 
-impl CurParquet {
-    /// Opens `path`, checking that the required columns are there.
-    pub fn open(name: &str, file: File) -> Result<Self, CurParquetError> {
-        let parquet = |e: ParquetError| CurParquetError::Parquet { file: name.to_owned(), reason: e.to_string() };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?;
-        let schema = builder.schema().clone();
-        let names: Vec<String> = schema.fields().iter().map(|f| normalise_column(f.name())).collect();
+/// The first row of each Parquet row group (from 0), to name the group a bad row is in; a
+/// CSV delivery has none.
+#[derive(Default)]
+pub(crate) struct RowGroups(Vec<u64>);
+
+impl RowGroups {
+    /// The groups of a Parquet file, and its rows.
+    pub(crate) fn of(metadata: &ParquetMetaData) -> (Self, u64) {
+        let mut starts = Vec::with_capacity(metadata.num_row_groups());
+        let mut rows = 0u64;
+        for group in metadata.row_groups() {
+            starts.push(rows);
+            rows += group.num_rows().max(0) as u64;
+        }
+        (Self(starts), rows)
+    }
+
+    /// `error` of the file's row `row` (from 0), with its row group when the file has them.
+    pub(crate) fn name(&self, row: u64, error: CurCsvError) -> CurCsvError {
+        if self.0.is_empty() {
+            return error;
+        }
+        let row_group = self.0.partition_point(|start| *start <= row).saturating_sub(1);
+        CurCsvError::InRowGroup { row_group, error: Box::new(error) }
+    }
+}
+
+/// A Parquet file opened for batches of the columns `resolve` picks among its columns'
+/// names (their indices, in file order: the decoded batches hold them in that order), with
+/// its row groups; returns the batches, what `resolve` made of the names, and its rows.
+pub(crate) fn open_projected<C>(
+    file: &str,
+    bytes: File,
+    resolve: impl FnOnce(&[String], RowGroups) -> Result<(C, Vec<usize>), CurCsvError>,
+) -> Result<(ParquetRecordBatchReader, C, u64), CurReadError> {
+    let parquet = |e: ParquetError| CurReadError::Parquet { file: file.to_owned(), reason: e.to_string() };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let (groups, rows) = RowGroups::of(builder.metadata());
+    let (columns, roots) = resolve(&names, groups)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let batches = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(parquet)?;
+    Ok((batches, columns, rows))
+}
+
+/// Where the columns read sit in a delivery's decoded batches, and the checks each batch
+/// passes: one set of rules for CUR Parquet and CUR CSV ([`crate::csv_batches`]).
+pub(crate) struct CurColumns {
+    pub(crate) file: String,
+    /// Per entry of [`COLUMNS`], its index in the decoded batches, if the file has it.
+    at: [Option<usize>; 15],
+    groups: RowGroups,
+    /// File rows before the next batch.
+    row: u64,
+}
+
+impl CurColumns {
+    /// Finds the columns among `names` (the file's columns, in order; legacy names
+    /// accepted, the first of a repeated name read), refusing a file without a required
+    /// one. Returns them with the indices to decode, in file order.
+    pub(crate) fn resolve(file: &str, names: &[String], groups: RowGroups) -> Result<(Self, Vec<usize>), CurCsvError> {
+        let names: Vec<String> = names.iter().map(|n| normalise_column(n)).collect();
         let mut roots = Vec::new();
         let mut at = [None; 15];
         for (i, (column, legacy, required)) in COLUMNS.iter().enumerate() {
@@ -168,56 +229,35 @@ impl CurParquet {
                     roots.push(index);
                 }
                 None if *required => {
-                    return Err(CurCsvError::MissingColumn { file: name.to_owned(), column, legacy }.into());
+                    return Err(CurCsvError::MissingColumn { file: file.to_owned(), column, legacy });
                 }
                 None => {}
             }
-        }
-        let mut starts = Vec::with_capacity(builder.metadata().num_row_groups());
-        let mut first = 0u64;
-        for group in builder.metadata().row_groups() {
-            starts.push(first);
-            first += group.num_rows().max(0) as u64;
         }
         // The decoded batch holds the projected columns in file order: map each wanted
         // column to its place among them.
         let mut ordered = roots.clone();
         ordered.sort_unstable();
+        ordered.dedup();
         for slot in at.iter_mut().flatten() {
             *slot = ordered.binary_search(&roots[*slot]).expect("projected");
         }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), ordered.iter().copied());
-        let batches = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(parquet)?;
-        Ok(Self { file: name.to_owned(), batches, at, group_starts: starts, row: 0, rows: first })
-    }
-
-    /// Its rows, as its metadata counts them.
-    pub fn rows(&self) -> u64 {
-        self.rows
+        Ok((Self { file: file.to_owned(), at, groups, row: 0 }, ordered))
     }
 
     /// Whether this export carries `line_item_iam_principal`.
-    pub fn caller_identity(&self) -> CallerIdentity {
+    pub(crate) fn caller_identity(&self) -> CallerIdentity {
         if self.at[PRINCIPAL].is_some() { CallerIdentity::Present } else { CallerIdentity::Absent }
     }
 
-    /// Decodes and checks the next batch.
-    fn next_batch(&mut self) -> Option<Result<CurBatch, CurParquetError>> {
-        let decoded = match self.batches.next()? {
-            Ok(batch) => batch,
-            Err(e) => return Some(Err(CurParquetError::Parquet { file: self.file.clone(), reason: e.to_string() })),
-        };
-        let batch = self.decode(&decoded);
-        self.row += decoded.num_rows() as u64;
-        Some(batch)
+    /// The next batch's columns in the types lines are copied from, every value checked.
+    pub(crate) fn check(&mut self, batch: &RecordBatch) -> Result<CurBatch, CurReadError> {
+        let checked = self.decode(batch);
+        self.row += batch.num_rows() as u64;
+        checked
     }
 
-    fn row_group(&self, row: u64) -> usize {
-        self.group_starts.partition_point(|start| *start <= row).saturating_sub(1)
-    }
-
-    /// The batch's columns in the types lines are copied from, every value checked.
-    fn decode(&self, batch: &RecordBatch) -> Result<CurBatch, CurParquetError> {
+    fn decode(&self, batch: &RecordBatch) -> Result<CurBatch, CurReadError> {
         let len = batch.num_rows();
         let column = |i: usize| self.at[i].map(|at| batch.column(at));
         let mut first = FirstBad::default();
@@ -250,6 +290,22 @@ impl CurParquet {
             }
             *slot = Some(strings);
         }
+        // A `product` map delivered as JSON text (CSV, or a converted file) is read for its
+        // name, only where no flat product name is given (the flat name wins).
+        if let Some(array) = column(PRODUCT)
+            && !matches!(array.data_type(), DataType::Map(..))
+        {
+            let json = text[PRODUCT].take().expect("read above");
+            let flat = text[PRODUCT_NAME].as_ref();
+            let mut names = StringBuilder::with_capacity(len, 0);
+            for row in 0..len {
+                match flat.is_some_and(|f| !f.value(row).is_empty()) {
+                    true => names.append_value(""),
+                    false => names.append_value(product_name_of(json.value(row)).unwrap_or_default()),
+                }
+            }
+            text[PRODUCT] = Some(names.finish());
+        }
         let accounts = text[ACCOUNT].as_ref().expect("required");
         if let Some(row) = (0..len).find(|r| account_id(accounts.value(*r)).is_none()) {
             first.offer(row, COLUMNS.len(), || {
@@ -265,7 +321,8 @@ impl CurParquet {
         let mut numbers = [None, None];
         for (n, i) in [AMOUNT, COST].into_iter().enumerate() {
             let order = COLUMNS.len() + 2 + n;
-            let (values, bad) = numbers_of(column(i).expect("required"));
+            let delivered = column(i).expect("required");
+            let (values, bad) = numbers_of(delivered);
             if let Some((row, value)) = bad {
                 first.offer(row, order, || self.bad(row, i, value, "is not a number"));
             }
@@ -275,19 +332,26 @@ impl CurParquet {
             if let Some(row) = negative {
                 first.offer(row, order, || {
                     let line_type = types.value(row).trim();
-                    let value = format!("{} on a {line_type} line", values.value(row));
+                    // Text as delivered; a typed number as the double it holds.
+                    let shown = match delivered.data_type() {
+                        DataType::Utf8 => value_text(delivered, row),
+                        _ => values.value(row).to_string(),
+                    };
+                    let value = format!("{shown} on a {line_type} line");
                     self.bad(row, i, value, "is negative; only credits, refunds and discounts may be")
                 });
             }
             numbers[n] = Some(values);
         }
         if let Some((row, error)) = first.found {
-            return Err(CurCsvError::InRowGroup {
-                row_group: self.row_group(self.row + row as u64),
-                error: Box::new(error),
-            }
-            .into());
+            return Err(self.groups.name(self.row + row as u64, error).into());
         }
+        // Account ids as lines carry them: 12 digits (spreadsheets strip leading zeros).
+        let accounts = text[ACCOUNT].take().expect("required");
+        text[ACCOUNT] = Some(match (0..len).all(|r| accounts.value(r).len() == 12) {
+            true => accounts,
+            false => (0..len).map(|r| account_id(accounts.value(r))).collect(),
+        });
         let [amount, cost] = numbers.map(|n| n.expect("read"));
         Ok(CurBatch {
             len,
@@ -309,8 +373,35 @@ impl CurParquet {
         }
     }
 
-    fn unreadable(&self, column: &str, reason: &str) -> CurParquetError {
-        CurParquetError::Parquet { file: self.file.clone(), reason: format!("column `{column}`: {reason}") }
+    fn unreadable(&self, column: &str, reason: &str) -> CurReadError {
+        CurReadError::Parquet { file: self.file.clone(), reason: format!("column `{column}`: {reason}") }
+    }
+}
+
+impl CurParquet {
+    /// Opens `path`, checking that the required columns are there.
+    pub fn open(name: &str, file: File) -> Result<Self, CurReadError> {
+        let (batches, columns, rows) =
+            open_projected(name, file, |names, groups| CurColumns::resolve(name, names, groups))?;
+        Ok(Self { batches, columns, rows })
+    }
+
+    /// Its rows, as its metadata counts them.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Whether this export carries `line_item_iam_principal`.
+    pub fn caller_identity(&self) -> CallerIdentity {
+        self.columns.caller_identity()
+    }
+}
+
+/// A value as delivered, for an error message (text as is, typed values rendered).
+pub(crate) fn value_text(array: &ArrayRef, row: usize) -> String {
+    match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().value(row).to_owned(),
+        _ => array_value_to_string(array, row).unwrap_or_default(),
     }
 }
 
@@ -341,14 +432,61 @@ impl CurBatch {
         self.len == 0
     }
 
-    fn fill(&self, row: usize, line: &mut CurLine) {
-        let text = |i: usize| self.text[i].as_ref().map_or("", |a| a.value(row));
-        let account = text(ACCOUNT);
-        if account.len() == 12 {
-            set(&mut line.usage_account_id, account);
-        } else {
-            line.usage_account_id = account_id(account).expect("checked");
+    /// Its lines' usage starts, microseconds since the epoch.
+    pub fn starts(&self) -> &[i64] {
+        &self.start
+    }
+
+    /// Row `row`'s value of text column `column` (empty where the export lacks it).
+    pub(crate) fn text(&self, column: usize, row: usize) -> &str {
+        self.text[column].as_ref().map_or("", |a| a.value(row))
+    }
+
+    /// Row `row`'s product name: the flat column when filled (as in the CSV reader), else
+    /// the `product` map's.
+    pub(crate) fn product_name(&self, row: usize) -> &str {
+        match self.text(PRODUCT_NAME, row) {
+            "" => self.text(PRODUCT, row),
+            flat => flat,
         }
+    }
+
+    /// Row `row`'s caller, `None` when the export has no principal column.
+    pub(crate) fn principal(&self, row: usize) -> Option<&str> {
+        self.has_principal.then(|| self.text(PRINCIPAL, row))
+    }
+
+    /// Lines already read, as a batch (for writers fed lines rather than batches).
+    pub fn of_lines(lines: &[CurLine]) -> Self {
+        let column = |value: &dyn Fn(&CurLine) -> &str| Some(StringArray::from_iter_values(lines.iter().map(value)));
+        let mut text: [Option<StringArray>; 12] = Default::default();
+        text[ACCOUNT] = column(&|l| &l.usage_account_id);
+        text[LINE_TYPE] = column(&|l| &l.line_item_type);
+        text[PRODUCT_CODE] = column(&|l| &l.product_code);
+        text[USAGE_TYPE] = column(&|l| &l.usage_type);
+        text[OPERATION] = column(&|l| &l.operation);
+        text[RESOURCE_ID] = column(&|l| &l.resource_id);
+        text[BILLING_ENTITY] = column(&|l| &l.billing_entity);
+        text[PRODUCT_NAME] = column(&|l| &l.product_name);
+        text[PRINCIPAL] = column(&|l| l.iam_principal.as_deref().unwrap_or(""));
+        text[RESOURCE_TAGS] = column(&|l| &l.resource_tags);
+        text[TAGS] = column(&|l| &l.tags);
+        // A batch is one export's: it has a principal column or it has not.
+        let has_principal = lines.first().is_some_and(|l| l.iam_principal.is_some());
+        assert!(lines.iter().all(|l| l.iam_principal.is_some() == has_principal), "lines of one export");
+        Self {
+            len: lines.len(),
+            has_principal,
+            text,
+            start: lines.iter().map(|l| l.usage_start.timestamp_micros()).collect(),
+            amount: lines.iter().map(|l| l.usage_amount).collect(),
+            cost: lines.iter().map(|l| l.unblended_cost).collect(),
+        }
+    }
+
+    pub(crate) fn fill(&self, row: usize, line: &mut CurLine) {
+        let text = |i: usize| self.text(i, row);
+        set(&mut line.usage_account_id, text(ACCOUNT));
         set(&mut line.line_item_type, text(LINE_TYPE));
         line.usage_start = DateTime::from_timestamp_micros(self.start[row]).expect("checked");
         set(&mut line.product_code, text(PRODUCT_CODE));
@@ -358,13 +496,11 @@ impl CurBatch {
         line.usage_amount = self.amount.value(row);
         line.unblended_cost = self.cost.value(row);
         set(&mut line.billing_entity, text(BILLING_ENTITY));
-        // The flat column wins when filled (as in the CSV reader), else the product map's name.
-        let flat = text(PRODUCT_NAME);
-        set(&mut line.product_name, if flat.is_empty() { text(PRODUCT) } else { flat });
-        match (&mut line.iam_principal, self.has_principal) {
-            (Some(principal), true) => set(principal, text(PRINCIPAL)),
-            (none, true) => *none = Some(text(PRINCIPAL).to_owned()),
-            (principal, false) => *principal = None,
+        set(&mut line.product_name, self.product_name(row));
+        match (&mut line.iam_principal, self.principal(row)) {
+            (Some(principal), Some(text)) => set(principal, text),
+            (none, Some(text)) => *none = Some(text.to_owned()),
+            (principal, None) => *principal = None,
         }
         set(&mut line.resource_tags, text(RESOURCE_TAGS));
         set(&mut line.tags, text(TAGS));
@@ -376,7 +512,7 @@ fn set(to: &mut String, from: &str) {
     to.push_str(from);
 }
 
-/// A column as text (nulls empty); a JSON-text `product` column becomes its names.
+/// A column as text (nulls empty).
 pub(crate) fn as_text(array: &ArrayRef) -> Result<StringArray, String> {
     let strings = match array.data_type() {
         DataType::Utf8 => array.as_string::<i32>().clone(),
@@ -521,9 +657,9 @@ pub(crate) fn numbers_of(array: &ArrayRef) -> (Float64Array, Option<(usize, Stri
     (out.finish(), bad)
 }
 
-/// Why a Parquet delivery could not be read.
+/// Why a delivery (Parquet or CSV) could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CurParquetError {
+pub enum CurReadError {
     /// A bad value (with its row group) or a missing column, named as the CSV reader names it.
     #[error(transparent)]
     Invalid(#[from] CurCsvError),
@@ -674,7 +810,7 @@ mod tests {
         scratch
     }
 
-    fn read_all(name: &str, path: &std::path::Path) -> Result<Vec<CurLine>, CurParquetError> {
+    fn read_all(name: &str, path: &std::path::Path) -> Result<Vec<CurLine>, CurReadError> {
         let mut reader = BatchLines::new(CurParquet::open(name, File::open(path).unwrap())?);
         let mut line = CurLine::default();
         let mut out = vec![];

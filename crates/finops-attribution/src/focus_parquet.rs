@@ -15,15 +15,13 @@ use chrono::DateTime;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use finops_cur::csv_lines::{CallerIdentity, CurCsvError, NEVER_NEGATIVE, account_id};
 use finops_cur::focus_lines::{FOCUS_LIMITS, REQUIRED};
 
 use crate::cur_parquet::{
-    ACCOUNT, BATCH_ROWS, BILLING_ENTITY, CurBatch, CurParquetError, LINE_TYPE, OPERATION, PRODUCT_CODE, PRODUCT_NAME,
-    RESOURCE_ID, RESOURCE_TAGS, USAGE_TYPE, as_text, map_as_json, timestamps,
+    ACCOUNT, BILLING_ENTITY, CurBatch, CurReadError, LINE_TYPE, OPERATION, PRODUCT_CODE, PRODUCT_NAME, RESOURCE_ID,
+    RESOURCE_TAGS, RowGroups, USAGE_TYPE, as_text, map_as_json, open_projected, timestamps, value_text,
 };
 
 /// Every FOCUS column read (the required ones, then the optional).
@@ -57,44 +55,17 @@ const TEXT: [(usize, &[&str]); 8] = [
 
 /// A FOCUS Parquet file being read.
 pub struct FocusParquet {
-    file: String,
     batches: ParquetRecordBatchReader,
-    /// Each present column read (and `Tags`), by name: its index in the decoded batches.
-    at: BTreeMap<&'static str, usize>,
-    group_starts: Vec<u64>,
-    /// File rows before the next batch.
-    row: u64,
+    columns: FocusColumns,
     rows: u64,
-    skipped: u64,
 }
 
 impl FocusParquet {
     /// Opens `file`, checking that the required columns are there.
-    pub fn open(name: &str, file: File) -> Result<Self, CurParquetError> {
-        let parquet = |e: ParquetError| CurParquetError::Parquet { file: name.to_owned(), reason: e.to_string() };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?;
-        let schema = builder.schema().clone();
-        let position = |column: &str| schema.fields().iter().position(|f| f.name().trim() == column);
-        for column in REQUIRED {
-            if position(column).is_none() {
-                return Err(CurCsvError::MissingColumn { file: name.to_owned(), column, legacy: column }.into());
-            }
-        }
-        let wanted: Vec<(&'static str, usize)> =
-            READ.iter().chain(&["Tags"]).filter_map(|c| Some((*c, position(c)?))).collect();
-        let mut roots: Vec<usize> = wanted.iter().map(|(_, i)| *i).collect();
-        roots.sort_unstable();
-        // The decoded batch holds the projected columns in file order.
-        let at = wanted.iter().map(|(c, i)| (*c, roots.binary_search(i).expect("projected"))).collect();
-        let mut group_starts = Vec::with_capacity(builder.metadata().num_row_groups());
-        let mut rows = 0u64;
-        for group in builder.metadata().row_groups() {
-            group_starts.push(rows);
-            rows += group.num_rows().max(0) as u64;
-        }
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        let batches = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(parquet)?;
-        Ok(Self { file: name.to_owned(), batches, at, group_starts, row: 0, rows, skipped: 0 })
+    pub fn open(name: &str, file: File) -> Result<Self, CurReadError> {
+        let (batches, columns, rows) =
+            open_projected(name, file, |names, groups| FocusColumns::resolve(name, names, groups))?;
+        Ok(Self { batches, columns, rows })
     }
 
     /// Its rows, as its metadata counts them (other providers' included).
@@ -109,32 +80,74 @@ impl FocusParquet {
 
     /// Rows of other providers skipped so far.
     pub fn skipped_other_providers(&self) -> u64 {
-        self.skipped
+        self.columns.skipped
+    }
+}
+
+/// Where the FOCUS columns read sit in a delivery's decoded batches, and the checks each
+/// batch passes: one set of rules for FOCUS Parquet and FOCUS CSV ([`crate::csv_batches`]).
+pub(crate) struct FocusColumns {
+    file: String,
+    /// Each present column read (and `Tags`), by name: its index in the decoded batches.
+    at: BTreeMap<&'static str, usize>,
+    groups: RowGroups,
+    /// File rows before the next batch.
+    row: u64,
+    /// Rows of other providers skipped so far.
+    pub(crate) skipped: u64,
+}
+
+impl FocusColumns {
+    /// Finds the columns among `names` (the file's columns, in order; the first of a
+    /// repeated name read), refusing a file without a required one. Returns them with the
+    /// indices to decode, in file order.
+    pub(crate) fn resolve(file: &str, names: &[String], groups: RowGroups) -> Result<(Self, Vec<usize>), CurCsvError> {
+        let position = |column: &str| names.iter().position(|n| n.trim() == column);
+        for column in REQUIRED {
+            if position(column).is_none() {
+                return Err(CurCsvError::MissingColumn { file: file.to_owned(), column, legacy: column });
+            }
+        }
+        let wanted: Vec<(&'static str, usize)> =
+            READ.iter().chain(&["Tags"]).filter_map(|c| Some((*c, position(c)?))).collect();
+        let mut roots: Vec<usize> = wanted.iter().map(|(_, i)| *i).collect();
+        roots.sort_unstable();
+        // The decoded batch holds the projected columns in file order.
+        let at = wanted.iter().map(|(c, i)| (*c, roots.binary_search(i).expect("projected"))).collect();
+        Ok((Self { file: file.to_owned(), at, groups, row: 0, skipped: 0 }, roots))
     }
 
-    /// The batch's AWS rows, every value checked, as CUR lines' columns.
-    fn decode(&mut self, batch: &RecordBatch) -> Result<CurBatch, CurParquetError> {
+    /// The next batch's AWS rows, every value checked, as CUR lines' columns.
+    pub(crate) fn check(&mut self, batch: &RecordBatch) -> Result<CurBatch, CurReadError> {
+        let checked = self.decode(batch);
+        self.row += batch.num_rows() as u64;
+        checked
+    }
+
+    fn decode(&mut self, batch: &RecordBatch) -> Result<CurBatch, CurReadError> {
         let len = batch.num_rows();
-        // Every column as text, as the CSV reader sees it before trimming (maps as JSON).
+        // The text columns as text, as the CSV reader sees them before trimming (maps as
+        // JSON); typed columns are read typed, and rendered only to name a bad value.
         let mut raw: BTreeMap<&str, StringArray> = BTreeMap::new();
         for (column, at) in &self.at {
             let array = batch.column(*at);
             let strings = match array.data_type() {
                 DataType::Map(..) => map_as_json(array.as_map()),
+                _ if TYPED.contains(column) && !is_text(array) => continue,
                 _ => as_text(array).map_err(|reason| self.unreadable(column, &reason))?,
             };
             raw.insert(column, strings);
         }
         let column = |name: &str| raw.get(name);
         let text = focus_text;
-        let (providers, categories, accounts_in, billed, period_starts) = (
-            column("ProviderName"),
-            column("ChargeCategory"),
-            column("SubAccountId"),
-            column("BilledCost"),
-            column("ChargePeriodStart"),
-        );
+        let (providers, categories, accounts_in) =
+            (column("ProviderName"), column("ChargeCategory"), column("SubAccountId"));
         let typed = |column: &str| batch.column(self.at[column]);
+        // A value as delivered (text trimmed, `NULL` empty; typed values rendered).
+        let delivered = |name: &str, row: usize| match column(name) {
+            Some(_) => text(column(name), row).to_owned(),
+            None => value_text(typed(name), row),
+        };
         let starts = timestamps(typed("ChargePeriodStart"));
         let costs = Numbers::of(typed("BilledCost"));
         let quantities = self.at.get("ConsumedQuantity").map(|at| Numbers::of(batch.column(*at)));
@@ -152,9 +165,7 @@ impl FocusParquet {
                 continue;
             }
             let row = self.row + r as u64 + 1;
-            let failed = |error: CurCsvError| -> CurParquetError {
-                CurCsvError::InRowGroup { row_group: self.row_group(row - 1), error: Box::new(error) }.into()
-            };
+            let failed = |error: CurCsvError| -> CurReadError { self.groups.name(row - 1, error).into() };
             let bad = |column: &'static str, value: &str, reason: &'static str| {
                 failed(CurCsvError::BadValue { file: self.file.clone(), row, column, value: value.to_owned(), reason })
             };
@@ -174,19 +185,26 @@ impl FocusParquet {
             let cost = costs.value(r, true).map_err(|v| bad("BilledCost", &v, "is not a number"))?;
             let category = text(categories, r);
             if cost < 0.0 && NEVER_NEGATIVE.contains(&category) {
-                let value = format!("{} on a {category} charge", text(billed, r));
+                let value = format!("{} on a {category} charge", delivered("BilledCost", r));
                 return Err(bad("BilledCost", &value, "is negative; only credits, refunds and discounts may be"));
             }
             let account = text(accounts_in, r);
             let account =
                 account_id(account).ok_or_else(|| bad("SubAccountId", account, "is not an AWS account id"))?;
-            let start = start.clone().map_err(|v| bad("ChargePeriodStart", v.trim(), "is not a timestamp"))?;
+            // Named as the CSV reader sees it: trimmed, the literal `NULL` empty.
+            let start = start.clone().map_err(|v| {
+                let shown = match v.trim() {
+                    "NULL" => "",
+                    text => text,
+                };
+                bad("ChargePeriodStart", shown, "is not a timestamp")
+            })?;
             let amount = match &quantities {
                 Some(q) => q.value(r, false).map_err(|v| bad("ConsumedQuantity", &v, "is not a number"))?,
                 None => 0.0,
             };
             if DateTime::from_timestamp_micros(start).is_none() {
-                return Err(bad("ChargePeriodStart", text(period_starts, r), "is not a timestamp"));
+                return Err(bad("ChargePeriodStart", &delivered("ChargePeriodStart", r), "is not a timestamp"));
             }
             keep.push(r);
             accounts.push(account);
@@ -194,7 +212,6 @@ impl FocusParquet {
             cost_values.push(cost);
             start_values.push(start);
         }
-        self.row += len as u64;
 
         let mut slots: [Option<StringArray>; 12] = Default::default();
         slots[ACCOUNT] = Some(StringArray::from(accounts));
@@ -216,27 +233,32 @@ impl FocusParquet {
         })
     }
 
-    fn row_group(&self, row: u64) -> usize {
-        self.group_starts.partition_point(|start| *start <= row).saturating_sub(1)
-    }
-
-    fn unreadable(&self, column: &str, reason: &str) -> CurParquetError {
-        CurParquetError::Parquet { file: self.file.clone(), reason: format!("column `{column}`: {reason}") }
+    fn unreadable(&self, column: &str, reason: &str) -> CurReadError {
+        CurReadError::Parquet { file: self.file.clone(), reason: format!("column `{column}`: {reason}") }
     }
 }
 
 /// Checked batches of AWS rows, in file order (a batch may be empty when all its rows are
 /// other providers').
 impl Iterator for FocusParquet {
-    type Item = Result<CurBatch, CurParquetError>;
+    type Item = Result<CurBatch, CurReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let decoded = match self.batches.next()? {
             Ok(batch) => batch,
-            Err(e) => return Some(Err(CurParquetError::Parquet { file: self.file.clone(), reason: e.to_string() })),
+            Err(e) => {
+                return Some(Err(CurReadError::Parquet { file: self.columns.file.clone(), reason: e.to_string() }));
+            }
         };
-        Some(self.decode(&decoded))
+        Some(self.columns.check(&decoded))
     }
+}
+
+/// The columns read that a FOCUS export may type (a timestamp, amounts).
+const TYPED: [&str; 3] = ["ChargePeriodStart", "BilledCost", "ConsumedQuantity"];
+
+fn is_text(array: &ArrayRef) -> bool {
+    matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..))
 }
 
 /// A value as the FOCUS CSV reader sees it: trimmed, the literal `NULL` (or a null, or an

@@ -16,6 +16,7 @@
 
 pub mod cards;
 pub mod chargeback;
+pub mod csv_batches;
 pub mod cur_parquet;
 pub mod export;
 pub mod focus_parquet;

@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::{Arc, LazyLock};
 
-use chrono::Datelike;
+use chrono::{DateTime, Datelike};
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
@@ -47,6 +47,10 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::file::writer::SerializedFileWriter;
 use finops_cur::ai_facts::{AiSource, CallerFacts, UsageFacts, tokens};
 use finops_cur::csv_lines::CurLine;
+
+use crate::cur_parquet::{
+    ACCOUNT, BILLING_ENTITY, CurBatch, LINE_TYPE, OPERATION, PRODUCT_CODE, RESOURCE_ID, RESOURCE_TAGS, TAGS, USAGE_TYPE,
+};
 
 /// Ten decimal places, as CUR writes them.
 pub const MONEY_SCALE: i8 = 10;
@@ -238,7 +242,9 @@ impl KnownTexts {
         }
     }
 
-    fn of(&mut self, line: &CurLine, facets: &mut Facets, sessions: &mut Sessions) -> Known<'_> {
+    /// Forgets everything once either part, or the combinations, reach their limit —
+    /// between batches, so the numbers handed out within one stay valid.
+    fn bound(&mut self) {
         if self.usages.facts.len() >= self.limit
             || self.callers.facts.len() >= self.limit
             || self.combinations.len() >= COMBINATIONS_LIMIT.min(self.limit * 16)
@@ -249,29 +255,43 @@ impl KnownTexts {
             self.callers.clear();
             self.combinations.clear();
         }
-        let account = self.accounts.number(line.usage_account_id.as_bytes(), || ());
+    }
+
+    /// What row `row` of `batch` is known to be (`line`: scratch to read a text met for
+    /// the first time from).
+    fn of(
+        &mut self,
+        batch: &CurBatch,
+        row: usize,
+        line: &mut CurLine,
+        facets: &mut Facets,
+        sessions: &mut Sessions,
+    ) -> Known<'_> {
+        let text = |column: usize| batch.text(column, row);
+        let account_id = text(ACCOUNT);
+        let account = self.accounts.number(account_id.as_bytes(), || ());
         Self::key_of(
             &mut self.key,
             &[
-                &line.billing_entity,
-                &line.product_code,
-                &line.product_name,
-                &line.usage_type,
-                &line.operation,
-                &line.resource_id,
-                &line.resource_tags,
+                text(BILLING_ENTITY),
+                text(PRODUCT_CODE),
+                batch.product_name(row),
+                text(USAGE_TYPE),
+                text(OPERATION),
+                text(RESOURCE_ID),
+                text(RESOURCE_TAGS),
             ],
         );
-        let usage = self.usages.number(&self.key, || UsageFacts::of(line));
-        let principal = line.iam_principal.as_deref().unwrap_or("");
-        Self::key_of(&mut self.key, &[principal, &line.tags]);
-        let caller = self.callers.number(&self.key, || CallerFacts::of(principal, &line.tags));
+        let usage = self.usages.number(&self.key, || {
+            batch.fill(row, line);
+            UsageFacts::of(line)
+        });
+        let (principal, tags) = (batch.principal(row).unwrap_or(""), text(TAGS));
+        Self::key_of(&mut self.key, &[principal, tags]);
+        let caller = self.callers.number(&self.key, || CallerFacts::of(principal, tags));
         let (usage_facts, caller_facts) = (&self.usages.facts[usage as usize], &self.callers.facts[caller as usize]);
         let (facet, session_key) = *self.combinations.entry((account, usage, caller)).or_insert_with(|| {
-            (
-                facets.number(&line.usage_account_id, usage_facts, caller_facts),
-                sessions.number(usage_facts, caller_facts),
-            )
+            (facets.number(account_id, usage_facts, caller_facts), sessions.number(usage_facts, caller_facts))
         });
         let (usage, caller) = (usage_facts, caller_facts);
         Known { usage, caller, facet, session_key }
@@ -372,22 +392,26 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, line: &CurLine, known: &Known<'_>, cost: i128) {
+    fn push(&mut self, batch: &CurBatch, row: usize, known: &Known<'_>, cost: i128) {
         let Known { usage, caller, facet, session_key } = *known;
+        let text = |column: usize| batch.text(column, row);
+        let micros = batch.start[row];
+        let usage_start = DateTime::from_timestamp_micros(micros).expect("checked");
         // Days since 1970-01-01: chrono counts from 0001-01-01 (day 1).
-        let day = line.usage_start.date_naive().num_days_from_ce() - 719_163;
+        let day = usage_start.date_naive().num_days_from_ce() - 719_163;
         // One integer per line for the one per-line grouping: the facet and the day of the
         // month (every line of a batch lies in its billing period). Measured a third faster
         // to group by than the two columns.
-        self.facet_day.append_value(facet * FACET_DAYS + line.usage_start.day0() as i32);
-        self.account.append_value(&line.usage_account_id);
+        self.facet_day.append_value(facet * FACET_DAYS + usage_start.day0() as i32);
+        self.account.append_value(text(ACCOUNT));
         self.date.append_value(day);
-        self.start.append_value(line.usage_start.timestamp_micros());
-        self.line_item_type.append_value(&line.line_item_type);
-        self.product_code.append_value(&line.product_code);
-        self.usage_type.append_value(&line.usage_type);
-        self.resource_id.append_value(&line.resource_id);
-        self.amount.append_value(line.usage_amount);
+        self.start.append_value(micros);
+        self.line_item_type.append_value(text(LINE_TYPE));
+        self.product_code.append_value(text(PRODUCT_CODE));
+        self.usage_type.append_value(text(USAGE_TYPE));
+        self.resource_id.append_value(text(RESOURCE_ID));
+        let amount = batch.amount.value(row);
+        self.amount.append_value(amount);
         let (dollars, fraction) = split_money(cost);
         self.cost_dollars.append_value(dollars);
         self.cost_fraction.append_value(fraction);
@@ -395,7 +419,7 @@ impl Columns {
         self.region.append_value(&usage.region);
         self.model.append_value(&usage.model);
         self.token_type.append_value(usage.token_type);
-        self.tokens.append_value(tokens(line.usage_amount, usage.per_unit));
+        self.tokens.append_value(tokens(amount, usage.per_unit));
         self.guardrail.append_value(usage.guardrail);
         self.anchor.append_value(&usage.anchor);
         self.principal_kind.append_value(caller.principal_kind.as_str());
@@ -722,6 +746,8 @@ pub struct LinesWriter<W: Write + Send> {
     facets: Facets,
     sessions: Sessions,
     known: KnownTexts,
+    /// Scratch for the facts of a text met for the first time.
+    line: CurLine,
     spill: Spill,
     lines_out: W,
     facets_out: W,
@@ -763,6 +789,7 @@ impl<W: Write + Send> LinesWriter<W> {
             facets: Facets::new(),
             sessions: Sessions::new(),
             known: KnownTexts::new(),
+            line: CurLine::default(),
             spill: Spill::new()?,
             lines_out: lines,
             facets_out: facets,
@@ -801,21 +828,29 @@ impl<W: Write + Send> LinesWriter<W> {
         self
     }
 
-    /// Adds a line.
+    /// Adds a line (as a batch of one: the same bytes as when it comes in a batch).
     pub fn push(&mut self, line: &CurLine) -> Result<(), LinesWriteError> {
-        let known = self.known.of(line, &mut self.facets, &mut self.sessions);
-        let cost = money(line.unblended_cost);
-        if let Some(source) = known.usage.source() {
-            let total = &mut self.sources[source as usize];
-            total.lines += 1;
-            total.cost += cost;
-        }
-        let cluster = cluster(known.facet);
-        let columns = &mut self.clusters[cluster];
-        columns.push(line, &known, cost);
-        self.rows += 1;
-        if columns.rows >= self.spill_rows {
-            self.spill.write(cluster, &columns.finish())?;
+        self.push_batch(&CurBatch::of_lines(std::slice::from_ref(line)))
+    }
+
+    /// Adds a checked batch's lines, in order, straight from its columns.
+    pub fn push_batch(&mut self, batch: &CurBatch) -> Result<(), LinesWriteError> {
+        self.known.bound();
+        for row in 0..batch.len() {
+            let known = self.known.of(batch, row, &mut self.line, &mut self.facets, &mut self.sessions);
+            let cost = money(batch.cost.value(row));
+            if let Some(source) = known.usage.source() {
+                let total = &mut self.sources[source as usize];
+                total.lines += 1;
+                total.cost += cost;
+            }
+            let cluster = cluster(known.facet);
+            let columns = &mut self.clusters[cluster];
+            columns.push(batch, row, &known, cost);
+            self.rows += 1;
+            if columns.rows >= self.spill_rows {
+                self.spill.write(cluster, &columns.finish())?;
+            }
         }
         Ok(())
     }
@@ -929,25 +964,39 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
         /// The memos are a cache: forgetting them every few texts writes the same lines,
-        /// facets and sessions, byte for byte, as remembering everything.
+        /// facets and sessions, byte for byte, as remembering everything; and lines pushed
+        /// in batches of any size write the same bytes as lines pushed one at a time.
         #[test]
-        fn forgetting_the_memos_changes_no_byte(seed in 0u64..1_000, rows in 1u64..3_000, limit in 1usize..40) {
+        fn forgetting_the_memos_or_batching_the_lines_changes_no_byte(
+            seed in 0u64..1_000,
+            rows in 1u64..3_000,
+            limit in 1usize..40,
+            batch_rows in 2usize..700,
+        ) {
             let mut csv = Vec::new();
             let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows, seed, restatement: 0 };
             finops_cur::synthetic::write_month(&spec, &mut csv).unwrap();
-            let write = |limit: Option<usize>| {
+            let lines: Vec<CurLine> = CurCsv::new("t.csv", csv.as_slice()).unwrap().map(Result::unwrap).collect();
+            let write = |limit: Option<usize>, batch_rows: usize| {
                 let mut writer = LinesWriter::new(Vec::new(), Vec::new(), Vec::new()).unwrap();
                 if let Some(limit) = limit {
                     writer = writer.with_memo_limit(limit);
                 }
-                for line in CurCsv::new("t.csv", csv.as_slice()).unwrap() {
-                    writer.push(&line.unwrap()).unwrap();
+                for batch in lines.chunks(batch_rows) {
+                    match batch {
+                        [line] => writer.push(line).unwrap(),
+                        batch => writer.push_batch(&CurBatch::of_lines(batch)).unwrap(),
+                    }
                 }
                 let sources = writer.source_totals();
                 (writer.finish().unwrap(), sources)
             };
-            let (remembered, forgetful) = (write(None), write(Some(limit)));
-            proptest::prop_assert!(remembered == forgetful, "outputs differ with a memo limit of {}", limit);
+            let remembered = write(None, 1);
+            proptest::prop_assert!(remembered == write(Some(limit), 1), "outputs differ with a memo limit of {}", limit);
+            proptest::prop_assert!(
+                remembered == write(Some(limit), batch_rows),
+                "outputs differ in batches of {} with a memo limit of {}", batch_rows, limit
+            );
         }
     }
 

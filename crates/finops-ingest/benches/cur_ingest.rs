@@ -14,10 +14,15 @@
 //!    answer = ingest + this;
 //! 4. the reading alone (file to columnar lines, no hashing, storing or recording), with
 //!    the columnar reader and with the previous one (Parquet rendered as CSV text and
-//!    parsed back), on the same file: the ratio;
+//!    parsed back, its lines handed to the writer in batches of 32 K), on the same file:
+//!    the ratio;
 //! 5. DuckDB (`python3 -m pip install duckdb`, 2 threads): the attribution question on the
 //!    raw file from a new connection, and a rewrite of the file into the columns the ingest
-//!    writes (`COPY (SELECT …) TO … (FORMAT parquet)`, the derived columns in SQL).
+//!    writes (`COPY (SELECT …) TO … (FORMAT parquet)`, the derived columns in SQL);
+//! 6. the same month as a CSV delivery (`FINOPS_BENCH_CSV_ROWS` rows, default the smaller
+//!    of the rows and 1 000 000; 0 skips it): ingested through the real `Ingestor`, and the
+//!    reading alone with the columnar CSV reader and — the baseline, same file, same run —
+//!    the row reader it replaced.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -25,13 +30,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use finops_attribution::cur_parquet::{BatchLines, CurParquet, write_cur2};
+use finops_attribution::csv_batches::CurCsvBatches;
+use finops_attribution::cur_parquet::{CurBatch, CurParquet, write_cur2};
 use finops_attribution::lines::LinesWriter;
 use finops_attribution::parquet_csv::parquet_as_csv;
 use finops_attribution::{AttributionEngine, Dimension, GovernanceView, RolePatterns, Visibility};
 use finops_cur::csv_lines::{CurCsv, CurLine};
 use finops_ingest::{Format, Ingestor};
 use uuid::Uuid;
+
+/// The allocator the `finops` binary runs with (ARCHITECTURE.md), so the peak memory
+/// measured is the one an operator sees.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The month as CUR 2.0 Parquet, generated as CSV text in a thread and read back line by
 /// line (memory stays bounded whatever the size).
@@ -48,17 +59,32 @@ fn generate(rows: u64, path: &Path) {
     assert_eq!(written, rows);
 }
 
-/// Reads `path` into columnar lines (scratch files) the way `read` hands lines out:
-/// (seconds in all, seconds of them in the writer's finish — the clusters read back from
-/// the spill and encoded as Parquet).
-fn read_into_lines(read: impl FnOnce(&mut dyn FnMut(&CurLine))) -> (f64, f64) {
+/// Reads into columnar lines (written to nowhere) the batches `read` hands out: (seconds
+/// in all, seconds of them in the writer's finish — the clusters read back from the spill
+/// and encoded as Parquet).
+fn read_into_lines(read: impl FnOnce(&mut dyn FnMut(&CurBatch))) -> (f64, f64) {
     let started = Instant::now();
     let sink = || BufWriter::new(File::create("/dev/null").unwrap());
     let mut writer = LinesWriter::new(sink(), sink(), sink()).unwrap();
-    read(&mut |line| writer.push(line).unwrap());
+    read(&mut |batch| writer.push_batch(batch).unwrap());
     let finishing = Instant::now();
     writer.finish().unwrap();
     (started.elapsed().as_secs_f64(), finishing.elapsed().as_secs_f64())
+}
+
+/// Hands a row reader's lines to `push` in batches of 32 K, as a columnar reader would.
+fn in_batches(lines: impl Iterator<Item = CurLine>, push: &mut dyn FnMut(&CurBatch)) {
+    let mut pending = Vec::with_capacity(32 * 1024);
+    for line in lines {
+        pending.push(line);
+        if pending.len() == 32 * 1024 {
+            push(&CurBatch::of_lines(&pending));
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        push(&CurBatch::of_lines(&pending));
+    }
 }
 
 const DUCKDB_SCRIPT: &str = r#"
@@ -173,46 +199,32 @@ fn main() {
 
     // 4. Reading alone, columnar and as before.
     let (columnar, finish_s) = read_into_lines(|push| {
-        let mut reader = BatchLines::new(CurParquet::open("m.parquet", File::open(&parquet).unwrap()).unwrap());
-        let mut line = CurLine::default();
-        while let Some(next) = reader.next_line(&mut line) {
-            next.unwrap();
-            push(&line);
+        for batch in CurParquet::open("m.parquet", File::open(&parquet).unwrap()).unwrap() {
+            push(&batch.unwrap());
         }
     });
     println!("read into columnar lines: columnar reader {columnar:.2} s = {:.0} rows/s", rows as f64 / columnar);
-    // Where the reading goes: decoding and checking the batches alone, then handing their
-    // lines out as well (the rest of the columnar figure is the lines writer).
+    // Where the reading goes: decoding and checking the batches alone (the rest of the
+    // columnar figure is the lines writer).
     let started = Instant::now();
     let decoded: usize =
         CurParquet::open("m.parquet", File::open(&parquet).unwrap()).unwrap().map(|b| b.unwrap().len()).sum();
     let decode_s = started.elapsed().as_secs_f64();
     assert_eq!(decoded as u64, rows);
-    let started = Instant::now();
-    let mut lines = BatchLines::new(CurParquet::open("m.parquet", File::open(&parquet).unwrap()).unwrap());
-    let mut line = CurLine::default();
-    while let Some(next) = lines.next_line(&mut line) {
-        next.unwrap();
-    }
-    let handed_s = started.elapsed().as_secs_f64();
     println!(
-        "  of which: decode and check {decode_s:.2} s ({:.0} %), hand the lines out {:.2} s ({:.0} %), lines writer {:.2} s ({:.0} %: pushing {:.2} s, finishing {finish_s:.2} s)",
+        "  of which: decode and check {decode_s:.2} s ({:.0} %), lines writer {:.2} s ({:.0} %: pushing {:.2} s, finishing {finish_s:.2} s)",
         100.0 * decode_s / columnar,
-        handed_s - decode_s,
-        100.0 * (handed_s - decode_s) / columnar,
-        columnar - handed_s,
-        100.0 * (columnar - handed_s) / columnar,
-        columnar - handed_s - finish_s,
+        columnar - decode_s,
+        100.0 * (columnar - decode_s) / columnar,
+        columnar - decode_s - finish_s,
     );
     if baseline {
         let (previous, _) = read_into_lines(|push| {
             let csv = parquet_as_csv(File::open(&parquet).unwrap()).unwrap();
-            for line in CurCsv::new("m.parquet", csv).unwrap() {
-                push(&line.unwrap());
-            }
+            in_batches(CurCsv::new("m.parquet", csv).unwrap().map(Result::unwrap), push);
         });
         println!(
-            "  previous reader (Parquet as CSV text, parsed back) {previous:.2} s = {:.0} rows/s: columnar is {:.2} × faster",
+            "  previous reader (Parquet as CSV text, parsed back; its lines in batches of 32 K) {previous:.2} s = {:.0} rows/s: columnar is {:.2} × faster",
             rows as f64 / previous,
             previous / columnar
         );
@@ -252,5 +264,66 @@ fn main() {
         Ok(out) => println!("DuckDB baseline failed: {}", String::from_utf8_lossy(&out.stderr)),
         Err(e) => println!("DuckDB baseline not run (python3: {e})"),
     }
+
+    // 6. The same month delivered as CSV.
+    let csv_rows =
+        std::env::var("FINOPS_BENCH_CSV_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(rows.min(1_000_000));
+    if csv_rows > 0 {
+        bench_csv(csv_rows, &dir, &runtime);
+    }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Step 6: a CSV month ingested, and read with the columnar CSV reader against the row
+/// reader, on the same file.
+fn bench_csv(rows: u64, dir: &Path, runtime: &tokio::runtime::Runtime) {
+    let csv = dir.join("2026-11.csv");
+    let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows, seed: 7, restatement: 0 };
+    finops_cur::synthetic::write_month(&spec, &mut BufWriter::with_capacity(1 << 20, File::create(&csv).unwrap()))
+        .unwrap();
+    let bytes = std::fs::metadata(&csv).unwrap().len();
+    println!("CSV: {rows} rows ({:.0} MB)", bytes as f64 / 1e6);
+    let ingest_s = runtime.block_on(async {
+        let store = finops_eventlog::open(
+            &format!("sqlite://{}", dir.join("csv-log.db").display()),
+            finops_eventlog::Upcasters::default(),
+        )
+        .await
+        .unwrap();
+        let objects: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.join("objects")).unwrap());
+        let ingestor = Ingestor::new(store, objects);
+        let started = Instant::now();
+        ingestor.ingest_file(&csv, Format::Cur, &finops_e2e::operator_context("bench")).await.unwrap();
+        started.elapsed().as_secs_f64()
+    });
+    println!(
+        "  ingest: {ingest_s:.2} s = {:.0} rows/s, {:.0} MB/s",
+        rows as f64 / ingest_s,
+        bytes as f64 / 1e6 / ingest_s
+    );
+    let (columnar, _) = read_into_lines(|push| {
+        let input = std::io::BufReader::with_capacity(256 * 1024, File::open(&csv).unwrap());
+        for batch in CurCsvBatches::new("m.csv", input).unwrap() {
+            push(&batch.unwrap());
+        }
+    });
+    let started = Instant::now();
+    let input = std::io::BufReader::with_capacity(256 * 1024, File::open(&csv).unwrap());
+    let decoded: usize = CurCsvBatches::new("m.csv", input).unwrap().map(|b| b.unwrap().len()).sum();
+    let decode_s = started.elapsed().as_secs_f64();
+    assert_eq!(decoded as u64, rows);
+    let (previous, _) = read_into_lines(|push| {
+        let csv = CurCsv::new("m.csv", std::io::BufReader::new(File::open(&csv).unwrap())).unwrap();
+        in_batches(csv.map(Result::unwrap), push);
+    });
+    let started = Instant::now();
+    let parsed = CurCsv::new("m.csv", std::io::BufReader::new(File::open(&csv).unwrap())).unwrap().count();
+    let parse_s = started.elapsed().as_secs_f64();
+    assert_eq!(parsed as u64, rows);
+    println!(
+        "  read into columnar lines: columnar CSV reader {columnar:.2} s (decode and check {decode_s:.2} s), \
+         row reader {previous:.2} s (parse and check {parse_s:.2} s): columnar is {:.2} × faster",
+        previous / columnar
+    );
 }

@@ -39,7 +39,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
-use finops_attribution::cur_parquet::CurParquetError;
+use finops_attribution::cur_parquet::CurReadError;
 use finops_attribution::lines::LinesWriter;
 /// Scratch files and folders that a killed process leaves for the next one to sweep.
 pub use finops_attribution::scratch;
@@ -117,11 +117,11 @@ pub enum IngestError {
     Log(#[from] GovernanceError),
 }
 
-impl From<CurParquetError> for IngestError {
-    fn from(e: CurParquetError) -> Self {
+impl From<CurReadError> for IngestError {
+    fn from(e: CurReadError) -> Self {
         match e {
-            CurParquetError::Invalid(e) => Self::Invalid(e),
-            CurParquetError::Parquet { file, reason } => Self::Parquet { file, reason },
+            CurReadError::Invalid(e) => Self::Invalid(e),
+            CurReadError::Parquet { file, reason } => Self::Parquet { file, reason },
         }
     }
 }
@@ -226,8 +226,8 @@ impl Ingestor {
         if delivery.files.is_empty() {
             return Err(IngestError::Delivery { path: delivery.source.clone(), reason: "holds no data files".into() });
         }
-        let total_bytes =
-            delivery.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
+        let sizes: Vec<u64> =
+            delivery.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect();
         match staging::sweep_incoming(self.objects.as_ref(), Utc::now() - staging::STALE_AFTER).await {
             Ok(0) => {}
             Ok(swept) => tracing::info!(swept, "removed temporary objects of ingests that died"),
@@ -243,7 +243,7 @@ impl Ingestor {
         let pass = pass::Pass {
             files: delivery.files.clone(),
             format,
-            total_bytes,
+            sizes,
             lines,
             outputs: scratch.each_ref().map(|s| s.0.clone()),
             notes,

@@ -5,17 +5,18 @@
 //! end, progress, and finally the outcome.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use chrono::Datelike;
-use finops_attribution::cur_parquet::{BatchLines, CurBatch, CurParquet, CurParquetError};
+use finops_attribution::csv_batches::{CurCsvBatches, FocusCsvBatches};
+use finops_attribution::cur_parquet::{CurBatch, CurParquet, CurReadError};
 use finops_attribution::focus_parquet::FocusParquet;
 use finops_attribution::lines::{LinesWriter, SourceTotal};
-use finops_cur::csv_lines::{CallerIdentity, CurCsv, CurCsvError, CurLine};
-use finops_cur::focus_lines::FocusCsv;
+use finops_cur::csv_lines::{CallerIdentity, CurCsvError};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::Sender;
 
@@ -48,7 +49,8 @@ pub(crate) struct Passed {
 pub(crate) struct Pass {
     pub files: Vec<PathBuf>,
     pub format: Format,
-    pub total_bytes: u64,
+    /// Each part's size in bytes, as found before the pass.
+    pub sizes: Vec<u64>,
     /// Lines, facets and sessions, each with the scratch file it writes (named in errors).
     pub lines: LinesWriter<BufWriter<File>>,
     pub outputs: [PathBuf; 3],
@@ -95,8 +97,7 @@ impl<'a, R: Read> Tee<'a, R> {
         self.notes.blocking_send(Note::Bytes { part: self.part, chunk }).map_err(|_| stopped())
     }
 
-    /// Reads what the reader left (a gzip trailer, or everything when nothing else reads),
-    /// hands over the rest and ends the part.
+    /// Reads the part through, hands over the rest and ends the part.
     fn finish(mut self) -> std::io::Result<()> {
         std::io::copy(&mut self, &mut std::io::sink())?;
         if !self.staged.is_empty() {
@@ -156,12 +157,13 @@ impl Tally {
     }
 }
 
-/// What the decoding thread of a CUR Parquet delivery hands the writer, part after part.
+/// What a decoding thread hands the writer, part after part.
 enum Decoded {
-    /// A part begins: its rows (from the footer) and whether it carries caller identity.
-    Part { rows: u64, identity: CallerIdentity },
-    /// Its next checked batch (boxed: a batch's columns are many, its footer small).
-    Batch(Box<Result<CurBatch, CurParquetError>>),
+    /// A part begins: whether it carries caller identity.
+    Part { identity: CallerIdentity },
+    /// Its next checked batch (boxed: a batch's columns are many), and how many of the
+    /// part's bytes it has read through (for progress).
+    Batch { batch: Box<Result<CurBatch, CurReadError>>, through: u64 },
     /// The part has no more batches.
     PartEnd,
 }
@@ -176,7 +178,15 @@ impl Pass {
     }
 
     fn read(self) -> Result<Passed, IngestError> {
-        let Pass { files, format, total_bytes, mut lines, outputs, notes } = self;
+        let Pass { files, format, sizes, mut lines, outputs, notes } = self;
+        let total_bytes = sizes.iter().sum();
+        // An export is one format: a part in another container is refused by name.
+        if let Some(other) = files.iter().find(|f| container(f) != container(&files[0])) {
+            return Err(IngestError::Delivery {
+                path: other.display().to_string(),
+                reason: "a delivery is all Parquet or all CSV, not both".into(),
+            });
+        }
         let mut hasher = Sha256::new();
         let bytes = AtomicU64::new(0);
         let mut tally = Tally { rows: 0, period: None, caller_identity: CallerIdentity::Present };
@@ -184,112 +194,78 @@ impl Pass {
             // Progress is lost only when nobody listens any more.
             let _ = notes.blocking_send(Note::Progress(Progress { file: file.to_owned(), rows, bytes, total_bytes }));
         };
-        if files.iter().all(|f| container(f) == "parquet") {
-            // Parquet needs to seek: the parts' bytes are hashed (and handed over for
-            // storing) on one thread, their batches decoded and checked on another, part
-            // after part without waiting for the writer, and written as lines on this one.
-            let (decoding, decoded): (Vec<_>, Vec<_>) =
-                files.iter().map(|_| std::sync::mpsc::sync_channel(BATCHES_AHEAD)).unzip();
-            let next_part = std::sync::atomic::AtomicUsize::new(0);
-            std::thread::scope(|threads| {
-                let hashed = threads.spawn(|| {
-                    for (index, path) in files.iter().enumerate() {
-                        let file = File::open(path).map_err(io(path))?;
-                        Tee::new(BufReader::new(file), index, &mut hasher, &bytes, &notes)
-                            .finish()
-                            .map_err(io(path))?;
-                    }
-                    Ok::<(), IngestError>(())
-                });
-                // Parts decode in parallel, up to the core count, each at most
-                // `BATCHES_AHEAD` batches ahead of the writer (which takes them in order:
-                // facet numbers follow the lines' order). A worker takes the next part not
-                // yet taken, so the part being written is always being decoded.
-                let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
-                let files = &files;
-                for _ in 0..workers {
-                    let (decoding, next_part) = (&decoding, &next_part);
-                    threads.spawn(move || {
-                        loop {
-                            let index = next_part.fetch_add(1, Ordering::Relaxed);
-                            let Some(path) = files.get(index) else { return };
-                            // A failed send: the writer stopped at a bad line or a failed write.
-                            if decode_part(format, path, &decoding[index]).is_err() {
-                                return;
-                            }
-                        }
-                    });
+        // The parts' bytes are hashed (and handed over for storing) on one thread, their
+        // batches decoded and checked on others, part after part without waiting for the
+        // writer, and written as lines on this one. Hashing reads each part a second time
+        // (from the page cache): it never waits for the decoding, nor the decoding for it.
+        let (decoding, decoded): (Vec<_>, Vec<_>) =
+            files.iter().map(|_| std::sync::mpsc::sync_channel(BATCHES_AHEAD)).unzip();
+        let next_part = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|threads| {
+            let hashed = threads.spawn(|| {
+                for (index, path) in files.iter().enumerate() {
+                    let file = File::open(path).map_err(io(path))?;
+                    Tee::new(BufReader::new(file), index, &mut hasher, &bytes, &notes).finish().map_err(io(path))?;
                 }
-                let mut read = || {
-                    for ((index, path), decoded) in files.iter().enumerate().zip(&decoded) {
-                        let name = path.display().to_string();
-                        let size = std::fs::metadata(path).map_err(io(path))?.len();
-                        let (rows, identity) = match decoded.recv() {
-                            Ok(Decoded::Part { rows, identity }) => (rows, identity),
-                            Ok(Decoded::Batch(opened)) => match *opened {
-                                Err(e) => return Err(e.into()),
-                                Ok(_) => unreachable!("a part begins with its footer"),
-                            },
-                            Ok(Decoded::PartEnd) => unreachable!("a part begins with its footer or an error"),
-                            Err(_) => panic!("a decoding thread stopped before its part's end"),
-                        };
-                        let batches = std::iter::from_fn(|| match decoded.recv() {
-                            Ok(Decoded::Batch(batch)) => Some(*batch),
-                            Ok(Decoded::PartEnd) | Err(_) => None,
-                            Ok(Decoded::Part { .. }) => unreachable!("a part ends before the next begins"),
-                        });
-                        let mut batch_lines = BatchLines::new(batches);
-                        let next =
-                            |line: &mut CurLine| batch_lines.next_line(line).map(|r| r.map_err(IngestError::from));
-                        // A part's progress in bytes is its share of rows read: the hashing
-                        // runs ahead of the reading.
-                        let start = tally.rows;
-                        let part_start = files[..index].iter().map(|f| file_len(f)).sum::<u64>();
-                        let mut progress = |part_rows: u64| {
-                            report(&name, start + part_rows, part_start + size * part_rows / rows.max(1))
-                        };
-                        let part = read_lines(&name, next, identity, &mut lines, &mut progress)?;
-                        tally.add(&name, part)?;
-                        report(&name, tally.rows, part_start + size);
+                Ok::<(), IngestError>(())
+            });
+            // Parts decode in parallel, up to the core count, each at most
+            // `BATCHES_AHEAD` batches ahead of the writer (which takes them in order:
+            // facet numbers follow the lines' order). A worker takes the next part not
+            // yet taken, so the part being written is always being decoded.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
+            let files = &files;
+            for _ in 0..workers {
+                let (decoding, next_part) = (&decoding, &next_part);
+                threads.spawn(move || {
+                    loop {
+                        let index = next_part.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(index) else { return };
+                        // A failed send: the writer stopped at a bad line or a failed write.
+                        if decode_part(format, path, &decoding[index]).is_err() {
+                            return;
+                        }
                     }
-                    Ok(())
-                };
-                let outcome = read();
-                // Stop the decoding (its next send fails) before waiting for the hashing.
-                drop(decoded);
-                let hashed = hashed.join().expect("hashing does not panic");
-                outcome.and(hashed)
-            })?;
-        } else {
-            for (index, path) in files.iter().enumerate() {
-                let name = path.display().to_string();
-                let mut tee =
-                    Tee::new(BufReader::new(File::open(path).map_err(io(path))?), index, &mut hasher, &bytes, &notes);
-                let start = tally.rows;
-                let mut progress = |part_rows: u64| report(&name, start + part_rows, bytes.load(Ordering::Relaxed));
-                let part = match container(path) {
-                    "parquet" => {
-                        return Err(IngestError::Delivery {
-                            path: name,
-                            reason: "a delivery is all Parquet or all CSV, not both".into(),
-                        });
-                    }
-                    "csv.gz" => {
-                        let input = finops_cur::csv_lines::gzip(&mut tee);
-                        let part = validate(&name, input, format, &mut lines, &mut progress)?;
-                        tee.finish().map_err(io(path))?;
-                        part
-                    }
-                    _ => {
-                        let part = validate(&name, &mut tee, format, &mut lines, &mut progress)?;
-                        tee.finish().map_err(io(path))?;
-                        part
-                    }
-                };
-                tally.add(&name, part)?;
-                report(&name, tally.rows, bytes.load(Ordering::Relaxed));
+                });
             }
-        }
+            let mut read = || {
+                let mut part_start = 0;
+                for ((path, decoded), size) in files.iter().zip(&decoded).zip(&sizes) {
+                    let name = path.display().to_string();
+                    let identity = match decoded.recv() {
+                        Ok(Decoded::Part { identity }) => identity,
+                        Ok(Decoded::Batch { batch, .. }) => match *batch {
+                            Err(e) => return Err(e.into()),
+                            Ok(_) => unreachable!("a part begins with its header"),
+                        },
+                        Ok(Decoded::PartEnd) => unreachable!("a part begins with its header or an error"),
+                        Err(_) => panic!("a decoding thread stopped before its part's end"),
+                    };
+                    let through = std::cell::Cell::new(0);
+                    let batches = std::iter::from_fn(|| match decoded.recv() {
+                        Ok(Decoded::Batch { batch, through: read }) => {
+                            through.set(read);
+                            Some((*batch).map_err(IngestError::from))
+                        }
+                        Ok(Decoded::PartEnd) | Err(_) => None,
+                        Ok(Decoded::Part { .. }) => unreachable!("a part ends before the next begins"),
+                    });
+                    // Progress in bytes is the decoding's: the hashing runs ahead of it.
+                    let start = tally.rows;
+                    let mut progress = |part_rows: u64| report(&name, start + part_rows, part_start + through.get());
+                    let part = read_batches(&name, batches, identity, &mut lines, &mut progress)?;
+                    tally.add(&name, part)?;
+                    part_start += size;
+                    report(&name, tally.rows, part_start);
+                }
+                Ok(())
+            };
+            let outcome = read();
+            // Stop the decoding (its next send fails) before waiting for the hashing.
+            drop(decoded);
+            let hashed = hashed.join().expect("hashing does not panic");
+            outcome.and(hashed)
+        })?;
         let sources = lines.source_totals();
         let written = lines.finish()?;
         for (mut out, path) in [written.0, written.1, written.2].into_iter().zip(&outputs) {
@@ -306,110 +282,153 @@ impl Pass {
     }
 }
 
-/// Decodes one Parquet part into `decoding`: its footer, its checked batches (or the error
-/// that stops it), its end. Fails when nobody receives any more.
+/// Decodes one part into `decoding`: its header, its checked batches (or the error that
+/// stops it), its end. Fails when nobody receives any more.
 fn decode_part(
     format: Format,
     path: &Path,
     decoding: &std::sync::mpsc::SyncSender<Decoded>,
 ) -> Result<(), std::sync::mpsc::SendError<Decoded>> {
     let name = path.display().to_string();
-    let (parquet, rows, identity) = match open_parquet(format, &name, path) {
+    let read = Arc::new(AtomicU64::new(0));
+    let part = match open_part(format, &name, path, &read) {
         Ok(opened) => opened,
-        Err(e) => return decoding.send(Decoded::Batch(Box::new(Err(e)))),
+        Err(e) => return decoding.send(Decoded::Batch { batch: Box::new(Err(e)), through: 0 }),
     };
-    decoding.send(Decoded::Part { rows, identity })?;
-    for batch in parquet {
-        decoding.send(Decoded::Batch(Box::new(batch)))?;
+    decoding.send(Decoded::Part { identity: part.identity })?;
+    let size = file_len(path);
+    let mut rows = 0u64;
+    for batch in part.batches {
+        // A Parquet part is read by seeking: its progress is its share of rows.
+        rows += batch.as_ref().map_or(0, |b| b.len() as u64);
+        let through = match part.rows {
+            Some(total) => (u128::from(size) * u128::from(rows) / u128::from(total.max(1))) as u64,
+            None => read.load(Ordering::Relaxed),
+        };
+        decoding.send(Decoded::Batch { batch: Box::new(batch), through })?;
     }
     decoding.send(Decoded::PartEnd)
 }
 
-/// A Parquet part opened for checked batches: the batches, its rows and whether it carries
-/// caller identity.
-type OpenedParquet = (Box<dyn Iterator<Item = Result<CurBatch, CurParquetError>> + Send>, u64, CallerIdentity);
+/// A part opened for checked batches.
+struct OpenedPart {
+    batches: Box<dyn Iterator<Item = Result<CurBatch, CurReadError>> + Send>,
+    /// Its rows, when its footer says (Parquet).
+    rows: Option<u64>,
+    identity: CallerIdentity,
+}
 
-fn open_parquet(format: Format, name: &str, path: &Path) -> Result<OpenedParquet, CurParquetError> {
-    let file =
-        File::open(path).map_err(|e| CurParquetError::Parquet { file: name.to_owned(), reason: e.to_string() })?;
-    Ok(match format {
-        Format::Cur => {
-            let parquet = CurParquet::open(name, file)?;
-            let (rows, identity) = (parquet.rows(), parquet.caller_identity());
-            (Box::new(parquet), rows, identity)
+/// Bytes of a CSV part buffered for its decoder (decompressed, for gzip).
+const CSV_BUFFER: usize = 256 * 1024;
+
+fn open_part(format: Format, name: &str, path: &Path, read: &Arc<AtomicU64>) -> Result<OpenedPart, CurReadError> {
+    let file = File::open(path).map_err(|e| {
+        CurReadError::Invalid(CurCsvError::Unreadable { file: name.to_owned(), row: 0, reason: e.to_string() })
+    })?;
+    let csv = |file: File| -> Box<dyn BufRead + Send> {
+        let counted = Counted { inner: file, read: read.clone() };
+        match container(path) {
+            "csv.gz" => Box::new(BufReader::with_capacity(
+                CSV_BUFFER,
+                finops_cur::csv_lines::gzip(BufReader::with_capacity(CSV_BUFFER, counted)),
+            )),
+            _ => Box::new(BufReader::with_capacity(CSV_BUFFER, counted)),
         }
-        Format::Focus => {
+    };
+    Ok(match (format, container(path)) {
+        (Format::Cur, "parquet") => {
+            let parquet = CurParquet::open(name, file)?;
+            let (rows, identity) = (Some(parquet.rows()), parquet.caller_identity());
+            OpenedPart { batches: Box::new(parquet), rows, identity }
+        }
+        (Format::Focus, "parquet") => {
             let parquet = FocusParquet::open(name, file)?;
-            let (rows, identity) = (parquet.rows(), parquet.caller_identity());
-            (Box::new(parquet), rows, identity)
+            let (rows, identity) = (Some(parquet.rows()), parquet.caller_identity());
+            OpenedPart { batches: Box::new(parquet), rows, identity }
+        }
+        (Format::Cur, _) => {
+            let batches = CurCsvBatches::new(name, csv(file))?;
+            let identity = batches.caller_identity();
+            OpenedPart { batches: Box::new(batches), rows: None, identity }
+        }
+        (Format::Focus, _) => {
+            let batches = FocusCsvBatches::new(name, csv(file))?;
+            OpenedPart { batches: Box::new(batches), rows: None, identity: CallerIdentity::Absent }
         }
     })
+}
+
+/// Counts the bytes read from a part's file (its progress while it is read).
+struct Counted {
+    inner: File,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-/// Reads every row of one part into `lines_out`, or stops at the first problem.
-fn validate(
+/// Writes the lines of one part's checked batches into `lines_out`, or stops at the first
+/// problem (a batch that failed its checks, a line outside the part's month, a failed write).
+fn read_batches(
     file: &str,
-    input: impl Read,
-    format: Format,
-    lines_out: &mut LinesWriter<impl Write + Send>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<PartSummary, IngestError> {
-    let (lines, caller_identity): (Box<dyn Iterator<Item = Result<CurLine, CurCsvError>> + '_>, CallerIdentity) =
-        match format {
-            Format::Cur => {
-                let csv = CurCsv::new(file, input)?;
-                let identity = csv.caller_identity();
-                (Box::new(csv), identity)
-            }
-            Format::Focus => (Box::new(FocusCsv::new(file, input)?), CallerIdentity::Absent),
-        };
-    let mut lines = lines;
-    let next = |line: &mut CurLine| {
-        lines.next().map(|read| {
-            *line = read?;
-            Ok(())
-        })
-    };
-    read_lines(file, next, caller_identity, lines_out, progress)
-}
-
-/// Reads every line `next` fills in (one line reused: no allocation per line) into
-/// `lines_out`, or stops at the first problem.
-fn read_lines(
-    file: &str,
-    mut next: impl FnMut(&mut CurLine) -> Option<Result<(), IngestError>>,
+    batches: impl Iterator<Item = Result<CurBatch, IngestError>>,
     caller_identity: CallerIdentity,
     lines_out: &mut LinesWriter<impl Write + Send>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PartSummary, IngestError> {
     let mut rows = 0u64;
-    let mut period: Option<(i32, u32)> = None;
-    let mut line = CurLine::default();
-    while let Some(read) = next(&mut line) {
-        read?;
-        lines_out.push(&line)?;
-        rows += 1;
-        if rows.is_multiple_of(PROGRESS_EVERY) {
+    let mut month: Option<Month> = None;
+    for batch in batches {
+        let batch = batch?;
+        let starts = batch.starts();
+        let Some(&first) = starts.first() else { continue };
+        let month = *month.get_or_insert_with(|| Month::of(first));
+        if let Some(r) = starts.iter().position(|start| !month.holds(*start)) {
+            return Err(IngestError::MixedPeriods {
+                file: file.to_owned(),
+                row: rows + r as u64 + 1,
+                period: period_name(month.name),
+                found: period_name(Month::of(starts[r]).name),
+            });
+        }
+        lines_out.push_batch(&batch)?;
+        let before = rows;
+        rows += starts.len() as u64;
+        if rows / PROGRESS_EVERY > before / PROGRESS_EVERY {
             progress(rows);
         }
-        let this = (line.usage_start.year(), line.usage_start.month());
-        match period {
-            None => period = Some(this),
-            Some(p) if p != this => {
-                return Err(IngestError::MixedPeriods {
-                    file: file.to_owned(),
-                    row: rows,
-                    period: period_name(p),
-                    found: period_name(this),
-                });
-            }
-            Some(_) => {}
-        }
     }
-    let period = period.map(period_name).ok_or_else(|| IngestError::Empty(file.to_owned()))?;
+    let period = month.map(|m| period_name(m.name)).ok_or_else(|| IngestError::Empty(file.to_owned()))?;
     Ok(PartSummary { rows, period, caller_identity })
+}
+
+/// A calendar month (UTC) as the instants it holds, microseconds since the epoch.
+#[derive(Clone, Copy)]
+struct Month {
+    name: (i32, u32),
+    from: i64,
+    until: i64,
+}
+
+impl Month {
+    fn of(micros: i64) -> Self {
+        let day = chrono::DateTime::from_timestamp_micros(micros).expect("checked").date_naive();
+        let first = day.with_day(1).expect("every month has a first day");
+        let next = first.checked_add_months(chrono::Months::new(1)).expect("a month after");
+        let micros_of = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
+        Self { name: (first.year(), first.month()), from: micros_of(first), until: micros_of(next) }
+    }
+
+    fn holds(&self, micros: i64) -> bool {
+        (self.from..self.until).contains(&micros)
+    }
 }

@@ -13,7 +13,7 @@ use finops_cur::focus_lines::FocusCsv;
 use proptest::prelude::*;
 
 use super::FocusParquet;
-use crate::cur_parquet::{BatchLines, CurParquetError};
+use crate::cur_parquet::{BatchLines, CurReadError};
 
 /// One FOCUS row as text, in [`COLUMNS`] order.
 type Row = Vec<String>;
@@ -97,7 +97,7 @@ fn parquet(rows: &[Row], typed: bool, group_rows: usize) -> crate::scratch::Scra
     scratch
 }
 
-fn read_parquet(path: &std::path::Path) -> Result<(Vec<CurLine>, u64), CurParquetError> {
+fn read_parquet(path: &std::path::Path) -> Result<(Vec<CurLine>, u64), CurReadError> {
     let mut focus = FocusParquet::open("f.parquet", std::fs::File::open(path).unwrap())?;
     let mut lines = Vec::new();
     let mut skipped = 0;
@@ -179,6 +179,47 @@ proptest! {
             let same = CurLine { resource_tags: want.resource_tags.clone(), ..got.clone() };
             prop_assert_eq!(&same, want);
         }
+    }
+}
+
+/// The rows of a FOCUS CSV read column by column ([`crate::csv_batches`]), the bytes
+/// arriving `chunk` at a time.
+fn read_csv_by_columns(text: &str, chunk: usize) -> Result<(Vec<CurLine>, u64), CurReadError> {
+    let input = std::io::BufReader::with_capacity(chunk, text.as_bytes());
+    let mut focus = crate::csv_batches::FocusCsvBatches::new("f.csv", input)?;
+    let mut lines = Vec::new();
+    {
+        let mut batch_lines = BatchLines::new(focus.by_ref());
+        let mut line = CurLine::default();
+        while let Some(read) = batch_lines.next_line(&mut line) {
+            read?;
+            lines.push(line.clone());
+        }
+    }
+    Ok((lines, focus.skipped_other_providers()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Issue 15.1: a FOCUS CSV read column by column gives the row reader's lines and
+    /// skipped rows, or its first error (one row spoiled in one column).
+    #[test]
+    fn a_focus_csv_reads_column_by_column_as_row_by_row(
+        mut rows in proptest::collection::vec(row(), 1..300),
+        spoil in proptest::option::of((any::<proptest::sample::Index>(), 1usize..6, proptest::sample::select(&["x", "-3", "NULL", ""][..]))),
+        chunk in 1usize..700,
+    ) {
+        if let Some((at, column, text)) = spoil {
+            let row = at.index(rows.len());
+            rows[row][column] = text.to_owned();
+        }
+        let text = csv_text(&rows);
+        let columnar = read_csv_by_columns(&text, chunk).map_err(|e| match e {
+            CurReadError::Invalid(e) => e,
+            other => panic!("a CSV fails only as CSV: {other}"),
+        });
+        prop_assert_eq!(columnar, read_csv(&text));
     }
 }
 
