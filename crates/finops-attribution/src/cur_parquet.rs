@@ -41,7 +41,7 @@ use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::properties::WriterProperties;
 use finops_cur::csv_lines::{
-    CallerIdentity, CurCsvError, CurLine, FIELD_LIMITS, NEVER_NEGATIVE, PRODUCT_MAP_LIMIT, account_id,
+    CallerIdentity, CurCsvError, CurLine, FIELD_LIMITS, NEVER_NEGATIVE, PRODUCT_MAP_LIMIT, account_id, is_account_id,
     normalise_column, parse_timestamp, product_name_of,
 };
 
@@ -307,7 +307,7 @@ impl CurColumns {
             text[PRODUCT] = Some(names.finish());
         }
         let accounts = text[ACCOUNT].as_ref().expect("required");
-        if let Some(row) = (0..len).find(|r| account_id(accounts.value(*r)).is_none()) {
+        if let Some(row) = (0..len).find(|r| !is_account_id(accounts.value(*r))) {
             first.offer(row, COLUMNS.len(), || {
                 self.bad(row, ACCOUNT, accounts.value(row).to_owned(), "is not a 12-digit account id")
             });

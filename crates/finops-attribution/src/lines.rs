@@ -333,7 +333,39 @@ pub const MONEY_UNITS: i128 = 10_000_000_000;
 /// A raw amount (units of [`MONEY_SCALE`]) as whole dollars and the units below a dollar
 /// (always 0 ≤ fraction < [`MONEY_UNITS`], so credits have negative dollars).
 pub fn split_money(raw: i128) -> (i64, i64) {
+    // Any line's amount fits 64 bits (up to $922 million), where dividing is a multiply;
+    // 128-bit division is a library call, measurable at millions of lines.
+    if let Ok(raw) = i64::try_from(raw) {
+        const UNITS: i64 = MONEY_UNITS as i64;
+        return (raw.div_euclid(UNITS), raw.rem_euclid(UNITS));
+    }
     (raw.div_euclid(MONEY_UNITS) as i64, raw.rem_euclid(MONEY_UNITS) as i64)
+}
+
+/// Microseconds in a day.
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// Days since 1970-01-01 and the day of the month (from 0) of instants, remembered per
+/// day: a month has at most 31, and the calendar is read once for each.
+struct Days {
+    /// Per slot (days since the epoch modulo its size): the day it holds, its day of month.
+    slots: [(i64, u32); 64],
+}
+
+impl Days {
+    fn new() -> Self {
+        Self { slots: [(i64::MIN, 0); 64] }
+    }
+
+    fn of(&mut self, micros: i64) -> (i32, u32) {
+        let day = micros.div_euclid(DAY_MICROS);
+        let slot = &mut self.slots[day.rem_euclid(64) as usize];
+        if slot.0 != day {
+            let date = DateTime::from_timestamp_micros(micros).expect("checked").date_naive();
+            *slot = (day, date.day0());
+        }
+        (day as i32, slot.1)
+    }
 }
 
 /// Builds record batches of lines.
@@ -392,17 +424,15 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, batch: &CurBatch, row: usize, known: &Known<'_>, cost: i128) {
+    fn push(&mut self, batch: &CurBatch, row: usize, known: &Known<'_>, cost: i128, days: &mut Days) {
         let Known { usage, caller, facet, session_key } = *known;
         let text = |column: usize| batch.text(column, row);
         let micros = batch.start[row];
-        let usage_start = DateTime::from_timestamp_micros(micros).expect("checked");
-        // Days since 1970-01-01: chrono counts from 0001-01-01 (day 1).
-        let day = usage_start.date_naive().num_days_from_ce() - 719_163;
+        let (day, day0) = days.of(micros);
         // One integer per line for the one per-line grouping: the facet and the day of the
         // month (every line of a batch lies in its billing period). Measured a third faster
         // to group by than the two columns.
-        self.facet_day.append_value(facet * FACET_DAYS + usage_start.day0() as i32);
+        self.facet_day.append_value(facet * FACET_DAYS + day0 as i32);
         self.account.append_value(text(ACCOUNT));
         self.date.append_value(day);
         self.start.append_value(micros);
@@ -748,6 +778,7 @@ pub struct LinesWriter<W: Write + Send> {
     known: KnownTexts,
     /// Scratch for the facts of a text met for the first time.
     line: CurLine,
+    days: Days,
     spill: Spill,
     lines_out: W,
     facets_out: W,
@@ -790,6 +821,7 @@ impl<W: Write + Send> LinesWriter<W> {
             sessions: Sessions::new(),
             known: KnownTexts::new(),
             line: CurLine::default(),
+            days: Days::new(),
             spill: Spill::new()?,
             lines_out: lines,
             facets_out: facets,
@@ -846,7 +878,7 @@ impl<W: Write + Send> LinesWriter<W> {
             }
             let cluster = cluster(known.facet);
             let columns = &mut self.clusters[cluster];
-            columns.push(batch, row, &known, cost);
+            columns.push(batch, row, &known, cost, &mut self.days);
             self.rows += 1;
             if columns.rows >= self.spill_rows {
                 self.spill.write(cluster, &columns.finish())?;
@@ -1006,6 +1038,25 @@ mod tests {
             let (dollars, fraction) = split_money(raw);
             proptest::prop_assert!((0..MONEY_UNITS as i64).contains(&fraction));
             proptest::prop_assert_eq!(i128::from(dollars) * MONEY_UNITS + i128::from(fraction), raw);
+        }
+
+        /// The 64-bit path splits as 128-bit division does.
+        #[test]
+        fn money_of_any_line_splits_as_wide_division_does(raw in proptest::prelude::any::<i64>()) {
+            let wide = i128::from(raw);
+            let expected = (wide.div_euclid(MONEY_UNITS) as i64, wide.rem_euclid(MONEY_UNITS) as i64);
+            proptest::prop_assert_eq!(split_money(wide), expected);
+        }
+
+        /// Remembered days give the calendar's answer, whatever the instants and their order.
+        #[test]
+        fn remembered_days_are_the_calendars(instants in proptest::collection::vec(-(1i64 << 55)..(1i64 << 55), 1..400)) {
+            let mut days = Days::new();
+            for micros in instants {
+                let date = DateTime::from_timestamp_micros(micros).unwrap().date_naive();
+                let expected = (date.num_days_from_ce() - 719_163, date.day0());
+                proptest::prop_assert_eq!(days.of(micros), expected, "at {}", micros);
+            }
         }
     }
 

@@ -430,8 +430,14 @@ pub fn product_name_of(map: &str) -> Option<String> {
 /// An AWS account id: 12 digits. Shorter all-digit ids are left-padded with zeros, because
 /// spreadsheets and anonymisers strip leading zeros from what should stay text.
 pub fn account_id(text: &str) -> Option<String> {
+    is_account_id(text).then(|| format!("{:0>12}", text.trim()))
+}
+
+/// Whether `text` reads as an account id ([`account_id`] without building it: checking
+/// millions of lines allocates nothing).
+pub fn is_account_id(text: &str) -> bool {
     let t = text.trim();
-    (!t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit())).then(|| format!("{t:0>12}"))
+    !t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `2026-04-01T00:00:00Z`, `2026-04-01T00:00:00.000Z` or `2026-04-01 00:00:00`.
