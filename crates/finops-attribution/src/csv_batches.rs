@@ -17,8 +17,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::error::ArrowError;
 use finops_cur::csv_lines::{CallerIdentity, CurCsvError};
 
-use crate::cur_parquet::{BATCH_ROWS, CurBatch, CurColumns, CurReadError, RowGroups};
+use crate::cur_parquet::{BATCH_ROWS, CurBatch, CurColumns, CurReadError};
 use crate::focus_parquet::FocusColumns;
+use crate::parquet_footer::RowGroups;
 
 /// A CSV's data rows as batches of text columns (only those asked for, in file order).
 struct TextBatches<R> {

@@ -20,6 +20,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::ops::Range;
 use std::sync::Arc;
 
 use chrono::DateTime;
@@ -34,16 +35,16 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::errors::ParquetError;
-use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::properties::WriterProperties;
 use finops_cur::csv_lines::{
     CallerIdentity, CurCsvError, CurLine, FIELD_LIMITS, NEVER_NEGATIVE, PRODUCT_MAP_LIMIT, account_id, is_account_id,
     normalise_column, parse_timestamp, product_name_of,
 };
+
+use crate::parquet_footer::{ParquetFooter, RowGroups, open_projected};
 
 /// Rows decoded at a time.
 pub(crate) const BATCH_ROWS: usize = 32 * 1024;
@@ -153,51 +154,6 @@ pub struct CurBatch {
     pub(crate) cost: Float64Array,
 }
 
-/// The first row of each Parquet row group (from 0), to name the group a bad row is in; a
-/// CSV delivery has none.
-#[derive(Default)]
-pub(crate) struct RowGroups(Vec<u64>);
-
-impl RowGroups {
-    /// The groups of a Parquet file, and its rows.
-    pub(crate) fn of(metadata: &ParquetMetaData) -> (Self, u64) {
-        let mut starts = Vec::with_capacity(metadata.num_row_groups());
-        let mut rows = 0u64;
-        for group in metadata.row_groups() {
-            starts.push(rows);
-            rows += group.num_rows().max(0) as u64;
-        }
-        (Self(starts), rows)
-    }
-
-    /// `error` of the file's row `row` (from 0), with its row group when the file has them.
-    pub(crate) fn name(&self, row: u64, error: CurCsvError) -> CurCsvError {
-        if self.0.is_empty() {
-            return error;
-        }
-        let row_group = self.0.partition_point(|start| *start <= row).saturating_sub(1);
-        CurCsvError::InRowGroup { row_group, error: Box::new(error) }
-    }
-}
-
-/// A Parquet file opened for batches of the columns `resolve` picks among its columns'
-/// names (their indices, in file order: the decoded batches hold them in that order), with
-/// its row groups; returns the batches, what `resolve` made of the names, and its rows.
-pub(crate) fn open_projected<C>(
-    file: &str,
-    bytes: File,
-    resolve: impl FnOnce(&[String], RowGroups) -> Result<(C, Vec<usize>), CurCsvError>,
-) -> Result<(ParquetRecordBatchReader, C, u64), CurReadError> {
-    let parquet = |e: ParquetError| CurReadError::Parquet { file: file.to_owned(), reason: e.to_string() };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
-    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let (groups, rows) = RowGroups::of(builder.metadata());
-    let (columns, roots) = resolve(&names, groups)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-    let batches = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(parquet)?;
-    Ok((batches, columns, rows))
-}
-
 /// Where the columns read sit in a delivery's decoded batches, and the checks each batch
 /// passes: one set of rules for CUR Parquet and CUR CSV ([`crate::csv_batches`]).
 pub(crate) struct CurColumns {
@@ -242,7 +198,7 @@ impl CurColumns {
         for slot in at.iter_mut().flatten() {
             *slot = ordered.binary_search(&roots[*slot]).expect("projected");
         }
-        Ok((Self { file: file.to_owned(), at, groups, row: 0 }, ordered))
+        Ok((Self { file: file.to_owned(), at, row: groups.first_row(), groups }, ordered))
     }
 
     /// Whether this export carries `line_item_iam_principal`.
@@ -381,9 +337,21 @@ impl CurColumns {
 impl CurParquet {
     /// Opens `path`, checking that the required columns are there.
     pub fn open(name: &str, file: File) -> Result<Self, CurReadError> {
-        let (batches, columns, rows) =
-            open_projected(name, file, |names, groups| CurColumns::resolve(name, names, groups))?;
-        Ok(Self { batches, columns, rows })
+        let footer = ParquetFooter::read(name, &file)?;
+        Self::open_groups(name, file, &footer, footer.row_groups())
+    }
+
+    /// Opens the row groups `groups` of `file`, whose footer is `footer` (a piece of the
+    /// file, [`ParquetFooter::pieces`]): its rows are named as the file's rows.
+    pub fn open_groups(
+        name: &str,
+        file: File,
+        footer: &ParquetFooter,
+        groups: Range<usize>,
+    ) -> Result<Self, CurReadError> {
+        let (batches, columns) =
+            open_projected(name, file, footer, groups, |names, groups| CurColumns::resolve(name, names, groups))?;
+        Ok(Self { batches, columns, rows: footer.rows() })
     }
 
     /// Its rows, as its metadata counts them.
@@ -811,14 +779,30 @@ mod tests {
     }
 
     fn read_all(name: &str, path: &std::path::Path) -> Result<Vec<CurLine>, CurReadError> {
-        let mut reader = BatchLines::new(CurParquet::open(name, File::open(path).unwrap())?);
-        let mut line = CurLine::default();
         let mut out = vec![];
+        lines_of(CurParquet::open(name, File::open(path).unwrap())?, &mut out)?;
+        Ok(out)
+    }
+
+    /// The lines of `path` read a piece of at least `rows` rows at a time, each piece
+    /// opened apart (as threads read them), the first error stopping the reading.
+    fn read_in_pieces(name: &str, path: &std::path::Path, rows: u64) -> Result<Vec<CurLine>, CurReadError> {
+        let footer = ParquetFooter::read(name, &File::open(path).unwrap())?;
+        let mut out = vec![];
+        for piece in footer.pieces(rows) {
+            lines_of(CurParquet::open_groups(name, File::open(path).unwrap(), &footer, piece)?, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn lines_of(parquet: CurParquet, out: &mut Vec<CurLine>) -> Result<(), CurReadError> {
+        let mut reader = BatchLines::new(parquet);
+        let mut line = CurLine::default();
         while let Some(next) = reader.next_line(&mut line) {
             next?;
             out.push(line.clone());
         }
-        Ok(out)
+        Ok(())
     }
 
     proptest::proptest! {
@@ -826,10 +810,17 @@ mod tests {
         /// Whatever the month and the row groups, a Parquet delivery reads as the same lines
         /// as the CSV delivery it was written from (tags compared as the JSON they hold).
         #[test]
-        fn a_parquet_month_reads_as_the_lines_of_its_csv(seed in 0u64..1_000, rows in 1u64..3_000, group_rows in 1usize..2_000) {
+        fn a_parquet_month_reads_as_the_lines_of_its_csv(
+            seed in 0u64..1_000,
+            rows in 1u64..3_000,
+            group_rows in 1usize..2_000,
+            piece_rows in 1u64..4_000,
+        ) {
             let lines = csv_month(rows, seed);
             let file = parquet_of(&lines, group_rows);
             let read = read_all("m.parquet", &file.0).unwrap();
+            // Read a piece at a time, the file gives the same lines in the same order.
+            proptest::prop_assert_eq!(&read_in_pieces("m.parquet", &file.0, piece_rows).unwrap(), &read);
             proptest::prop_assert_eq!(read.len(), lines.len());
             let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
             for (read, written) in read.iter().zip(&lines) {
@@ -842,6 +833,26 @@ mod tests {
     }
 
     #[test]
+    fn pieces_cover_every_row_group_once_in_order() {
+        let lines = csv_month(90, 5);
+        let file = parquet_of(&lines, 20);
+        let footer = ParquetFooter::read("m.parquet", &File::open(&file.0).unwrap()).unwrap();
+        assert_eq!((footer.rows(), footer.row_groups()), (90, 0..5));
+        assert_eq!(footer.pieces(30), vec![0..2, 2..4, 4..5]);
+        assert_eq!(footer.pieces(1), vec![0..1, 1..2, 2..3, 3..4, 4..5]);
+        assert_eq!(footer.pieces(1_000), vec![0..5], "a small file is one piece");
+        assert_eq!(footer.first_row(3), 60);
+    }
+
+    #[test]
+    fn a_file_without_row_groups_is_one_empty_piece() {
+        let file = parquet_of(&[], 20);
+        let footer = ParquetFooter::read("m.parquet", &File::open(&file.0).unwrap()).unwrap();
+        assert_eq!(footer.pieces(30), vec![0..0]);
+        assert!(read_in_pieces("m.parquet", &file.0, 30).unwrap().is_empty());
+    }
+
+    #[test]
     fn the_first_bad_value_in_row_order_is_named_with_its_row_group() {
         let mut lines = csv_month(300, 3);
         lines[250].unblended_cost = -1.0; // a Usage line: a sign error
@@ -849,6 +860,8 @@ mod tests {
         lines[120].resource_id = "x".repeat(3_000);
         let file = parquet_of(&lines, 100);
         let err = read_all("p.parquet", &file.0).unwrap_err();
+        // A piece read apart names its rows as the file's rows.
+        assert_eq!(read_in_pieces("p.parquet", &file.0, 100).unwrap_err().to_string(), err.to_string());
         assert_eq!(
             err.to_string(),
             "p.parquet: row 121, column `line_item_resource_id`: a value of 3000 bytes (`xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…`); at most 2048 bytes (Parquet row group 1)"
@@ -862,7 +875,7 @@ mod tests {
         lines[250].unblended_cost = 1.0;
         let file = parquet_of(&lines, 100);
         assert_eq!(
-            read_all("p.parquet", &file.0).unwrap_err().to_string(),
+            read_in_pieces("p.parquet", &file.0, 100).unwrap_err().to_string(),
             "p.parquet: row 252, column `line_item_usage_account_id`: `12-34` is not a 12-digit account id (Parquet row group 2)"
         );
     }

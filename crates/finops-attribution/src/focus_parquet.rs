@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::ops::Range;
 
 use chrono::DateTime;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, StringBuilder};
@@ -19,9 +20,11 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use finops_cur::csv_lines::{CallerIdentity, CurCsvError, NEVER_NEGATIVE, account_id};
 use finops_cur::focus_lines::{FOCUS_LIMITS, REQUIRED};
 
+use crate::parquet_footer::{ParquetFooter, RowGroups, open_projected};
+
 use crate::cur_parquet::{
     ACCOUNT, BILLING_ENTITY, CurBatch, CurReadError, LINE_TYPE, OPERATION, PRODUCT_CODE, PRODUCT_NAME, RESOURCE_ID,
-    RESOURCE_TAGS, RowGroups, USAGE_TYPE, as_text, map_as_json, open_projected, timestamps, value_text,
+    RESOURCE_TAGS, USAGE_TYPE, as_text, map_as_json, timestamps, value_text,
 };
 
 /// Every FOCUS column read (the required ones, then the optional).
@@ -63,9 +66,21 @@ pub struct FocusParquet {
 impl FocusParquet {
     /// Opens `file`, checking that the required columns are there.
     pub fn open(name: &str, file: File) -> Result<Self, CurReadError> {
-        let (batches, columns, rows) =
-            open_projected(name, file, |names, groups| FocusColumns::resolve(name, names, groups))?;
-        Ok(Self { batches, columns, rows })
+        let footer = ParquetFooter::read(name, &file)?;
+        Self::open_groups(name, file, &footer, footer.row_groups())
+    }
+
+    /// Opens the row groups `groups` of `file`, whose footer is `footer` (a piece of the
+    /// file, [`ParquetFooter::pieces`]): its rows are named as the file's rows.
+    pub fn open_groups(
+        name: &str,
+        file: File,
+        footer: &ParquetFooter,
+        groups: Range<usize>,
+    ) -> Result<Self, CurReadError> {
+        let (batches, columns) =
+            open_projected(name, file, footer, groups, |names, groups| FocusColumns::resolve(name, names, groups))?;
+        Ok(Self { batches, columns, rows: footer.rows() })
     }
 
     /// Its rows, as its metadata counts them (other providers' included).
@@ -114,7 +129,7 @@ impl FocusColumns {
         roots.sort_unstable();
         // The decoded batch holds the projected columns in file order.
         let at = wanted.iter().map(|(c, i)| (*c, roots.binary_search(i).expect("projected"))).collect();
-        Ok((Self { file: file.to_owned(), at, groups, row: 0, skipped: 0 }, roots))
+        Ok((Self { file: file.to_owned(), at, row: groups.first_row(), groups, skipped: 0 }, roots))
     }
 
     /// The next batch's AWS rows, every value checked, as CUR lines' columns.

@@ -27,6 +27,7 @@ pub mod invocation_usage;
 pub mod lines;
 pub mod maturity;
 pub mod parquet_csv;
+pub mod parquet_footer;
 pub mod scratch;
 
 use std::fmt;

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use finops_attribution::csv_batches::{CurCsvBatches, FocusCsvBatches};
 use finops_attribution::cur_parquet::{CurBatch, CurParquet, CurReadError};
 use finops_attribution::focus_parquet::FocusParquet;
 use finops_attribution::lines::{LinesWriter, SourceTotal};
+use finops_attribution::parquet_footer::ParquetFooter;
 use finops_cur::csv_lines::{CallerIdentity, CurCsvError};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::Sender;
@@ -198,9 +200,12 @@ impl Pass {
         // batches decoded and checked on others, part after part without waiting for the
         // writer, and written as lines on this one. Hashing reads each part a second time
         // (from the page cache): it never waits for the decoding, nor the decoding for it.
+        // A Parquet part is read in pieces (runs of its row groups) that decode apart; a
+        // CSV part is one piece.
+        let pieces: Vec<Piece> = files.iter().enumerate().flat_map(|(part, path)| Piece::of(part, path)).collect();
         let (decoding, decoded): (Vec<_>, Vec<_>) =
-            files.iter().map(|_| std::sync::mpsc::sync_channel(BATCHES_AHEAD)).unzip();
-        let next_part = std::sync::atomic::AtomicUsize::new(0);
+            pieces.iter().map(|_| std::sync::mpsc::sync_channel(BATCHES_AHEAD)).unzip();
+        let next_piece = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|threads| {
             let hashed = threads.spawn(|| {
                 for (index, path) in files.iter().enumerate() {
@@ -209,20 +214,20 @@ impl Pass {
                 }
                 Ok::<(), IngestError>(())
             });
-            // Parts decode in parallel, up to the core count, each at most
+            // Pieces decode in parallel, up to the core count, each at most
             // `BATCHES_AHEAD` batches ahead of the writer (which takes them in order:
-            // facet numbers follow the lines' order). A worker takes the next part not
-            // yet taken, so the part being written is always being decoded.
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
-            let files = &files;
+            // facet numbers follow the lines' order). A worker takes the next piece not
+            // yet taken, so the piece being written is always being decoded.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(pieces.len());
+            let (files, pieces) = (&files, &pieces);
             for _ in 0..workers {
-                let (decoding, next_part) = (&decoding, &next_part);
+                let (decoding, next_piece) = (&decoding, &next_piece);
                 threads.spawn(move || {
                     loop {
-                        let index = next_part.fetch_add(1, Ordering::Relaxed);
-                        let Some(path) = files.get(index) else { return };
+                        let index = next_piece.fetch_add(1, Ordering::Relaxed);
+                        let Some(piece) = pieces.get(index) else { return };
                         // A failed send: the writer stopped at a bad line or a failed write.
-                        if decode_part(format, path, &decoding[index]).is_err() {
+                        if decode_piece(format, &files[piece.part], piece, &decoding[index]).is_err() {
                             return;
                         }
                     }
@@ -230,25 +235,30 @@ impl Pass {
             }
             let mut read = || {
                 let mut part_start = 0;
-                for ((path, decoded), size) in files.iter().zip(&decoded).zip(&sizes) {
+                let mut decoded = decoded.iter().zip(pieces).peekable();
+                for (part, (path, size)) in files.iter().zip(&sizes).enumerate() {
                     let name = path.display().to_string();
-                    let identity = match decoded.recv() {
-                        Ok(Decoded::Part { identity }) => identity,
-                        Ok(Decoded::Batch { batch, .. }) => match *batch {
-                            Err(e) => return Err(e.into()),
-                            Ok(_) => unreachable!("a part begins with its header"),
-                        },
-                        Ok(Decoded::PartEnd) => unreachable!("a part begins with its header or an error"),
-                        Err(_) => panic!("a decoding thread stopped before its part's end"),
-                    };
+                    // The part's pieces, in order, each beginning with the part's header.
+                    let mut receivers = std::iter::from_fn(|| decoded.next_if(|(_, p)| p.part == part).map(|(r, _)| r));
+                    let mut receiver = receivers.next().expect("every part is at least one piece");
+                    let identity = header(receiver)?;
                     let through = std::cell::Cell::new(0);
-                    let batches = std::iter::from_fn(|| match decoded.recv() {
-                        Ok(Decoded::Batch { batch, through: read }) => {
-                            through.set(read);
-                            Some((*batch).map_err(IngestError::from))
+                    let batches = std::iter::from_fn(|| {
+                        loop {
+                            match receiver.recv() {
+                                Ok(Decoded::Batch { batch, through: read }) => {
+                                    through.set(read);
+                                    return Some((*batch).map_err(IngestError::from));
+                                }
+                                Ok(Decoded::PartEnd) | Err(_) => {
+                                    receiver = receivers.next()?;
+                                    if let Err(e) = header(receiver) {
+                                        return Some(Err(e));
+                                    }
+                                }
+                                Ok(Decoded::Part { .. }) => unreachable!("a piece ends before the next begins"),
+                            }
                         }
-                        Ok(Decoded::PartEnd) | Err(_) => None,
-                        Ok(Decoded::Part { .. }) => unreachable!("a part ends before the next begins"),
                     });
                     // Progress in bytes is the decoding's: the hashing runs ahead of it.
                     let start = tally.rows;
@@ -282,22 +292,71 @@ impl Pass {
     }
 }
 
-/// Decodes one part into `decoding`: its header, its checked batches (or the error that
-/// stops it), its end. Fails when nobody receives any more.
-fn decode_part(
+/// The header a piece's batches begin with: whether its part carries caller identity, or
+/// the error that stopped it before its first batch.
+fn header(receiver: &std::sync::mpsc::Receiver<Decoded>) -> Result<CallerIdentity, IngestError> {
+    match receiver.recv() {
+        Ok(Decoded::Part { identity }) => Ok(identity),
+        Ok(Decoded::Batch { batch, .. }) => match *batch {
+            Err(e) => Err(IngestError::from(e)),
+            Ok(_) => unreachable!("a piece begins with its header"),
+        },
+        Ok(Decoded::PartEnd) => unreachable!("a piece begins with its header or an error"),
+        Err(_) => panic!("a decoding thread stopped before its piece's end"),
+    }
+}
+
+/// What a decoding thread reads at a time: a whole part, or a run of a Parquet part's row
+/// groups.
+struct Piece {
+    /// The part's index in the delivery.
+    part: usize,
+    /// The part's footer and the run of its row groups, for a Parquet part whose footer
+    /// could be read (otherwise the part is read whole, and its error found then).
+    groups: Option<(Arc<ParquetFooter>, Range<usize>)>,
+}
+
+/// Pieces a Parquet part is read in, at most (each at least a row group): enough for the
+/// decoding threads to share a single large part, few enough that opening a piece (a file
+/// handle, the shared footer) costs nothing measurable. Any part of several row groups is
+/// read in pieces, so every multi-group test reads through them.
+const PIECES_PER_PART: u64 = 16;
+
+impl Piece {
+    /// The pieces of part `part`, in order.
+    fn of(part: usize, path: &Path) -> Vec<Piece> {
+        let footer = (container(path) == "parquet")
+            .then(|| File::open(path).ok())
+            .flatten()
+            .and_then(|file| ParquetFooter::read(&path.display().to_string(), &file).ok());
+        match footer {
+            Some(footer) => {
+                let footer = Arc::new(footer);
+                let pieces = footer.pieces(footer.rows().div_ceil(PIECES_PER_PART).max(1));
+                pieces.into_iter().map(|groups| Piece { part, groups: Some((footer.clone(), groups)) }).collect()
+            }
+            None => vec![Piece { part, groups: None }],
+        }
+    }
+}
+
+/// Decodes one piece into `decoding`: its part's header, its checked batches (or the error
+/// that stops it), its end. Fails when nobody receives any more.
+fn decode_piece(
     format: Format,
     path: &Path,
+    piece: &Piece,
     decoding: &std::sync::mpsc::SyncSender<Decoded>,
 ) -> Result<(), std::sync::mpsc::SendError<Decoded>> {
     let name = path.display().to_string();
     let read = Arc::new(AtomicU64::new(0));
-    let part = match open_part(format, &name, path, &read) {
+    let part = match open_piece(format, &name, path, piece, &read) {
         Ok(opened) => opened,
         Err(e) => return decoding.send(Decoded::Batch { batch: Box::new(Err(e)), through: 0 }),
     };
     decoding.send(Decoded::Part { identity: part.identity })?;
     let size = file_len(path);
-    let mut rows = 0u64;
+    let mut rows = part.first_row;
     for batch in part.batches {
         // A Parquet part is read by seeking: its progress is its share of rows.
         rows += batch.as_ref().map_or(0, |b| b.len() as u64);
@@ -310,18 +369,26 @@ fn decode_part(
     decoding.send(Decoded::PartEnd)
 }
 
-/// A part opened for checked batches.
-struct OpenedPart {
+/// A piece opened for checked batches.
+struct OpenedPiece {
     batches: Box<dyn Iterator<Item = Result<CurBatch, CurReadError>> + Send>,
-    /// Its rows, when its footer says (Parquet).
+    /// Its part's rows, when its footer says (Parquet).
     rows: Option<u64>,
+    /// The part's rows before the piece's.
+    first_row: u64,
     identity: CallerIdentity,
 }
 
 /// Bytes of a CSV part buffered for its decoder (decompressed, for gzip).
 const CSV_BUFFER: usize = 256 * 1024;
 
-fn open_part(format: Format, name: &str, path: &Path, read: &Arc<AtomicU64>) -> Result<OpenedPart, CurReadError> {
+fn open_piece(
+    format: Format,
+    name: &str,
+    path: &Path,
+    piece: &Piece,
+    read: &Arc<AtomicU64>,
+) -> Result<OpenedPiece, CurReadError> {
     let file = File::open(path).map_err(|e| {
         CurReadError::Invalid(CurCsvError::Unreadable { file: name.to_owned(), row: 0, reason: e.to_string() })
     })?;
@@ -335,25 +402,37 @@ fn open_part(format: Format, name: &str, path: &Path, read: &Arc<AtomicU64>) -> 
             _ => Box::new(BufReader::with_capacity(CSV_BUFFER, counted)),
         }
     };
+    // A part whose footer could not be read is read whole: reading it names the error.
+    let pieced = |file: &File| match &piece.groups {
+        Some((footer, groups)) => Ok((footer.clone(), groups.clone())),
+        None => ParquetFooter::read(name, file).map(|footer| {
+            let groups = footer.row_groups();
+            (Arc::new(footer), groups)
+        }),
+    };
     Ok(match (format, container(path)) {
         (Format::Cur, "parquet") => {
-            let parquet = CurParquet::open(name, file)?;
+            let (footer, groups) = pieced(&file)?;
+            let first_row = footer.first_row(groups.start);
+            let parquet = CurParquet::open_groups(name, file, &footer, groups)?;
             let (rows, identity) = (Some(parquet.rows()), parquet.caller_identity());
-            OpenedPart { batches: Box::new(parquet), rows, identity }
+            OpenedPiece { batches: Box::new(parquet), rows, first_row, identity }
         }
         (Format::Focus, "parquet") => {
-            let parquet = FocusParquet::open(name, file)?;
+            let (footer, groups) = pieced(&file)?;
+            let first_row = footer.first_row(groups.start);
+            let parquet = FocusParquet::open_groups(name, file, &footer, groups)?;
             let (rows, identity) = (Some(parquet.rows()), parquet.caller_identity());
-            OpenedPart { batches: Box::new(parquet), rows, identity }
+            OpenedPiece { batches: Box::new(parquet), rows, first_row, identity }
         }
         (Format::Cur, _) => {
             let batches = CurCsvBatches::new(name, csv(file))?;
             let identity = batches.caller_identity();
-            OpenedPart { batches: Box::new(batches), rows: None, identity }
+            OpenedPiece { batches: Box::new(batches), rows: None, first_row: 0, identity }
         }
         (Format::Focus, _) => {
             let batches = FocusCsvBatches::new(name, csv(file))?;
-            OpenedPart { batches: Box::new(batches), rows: None, identity: CallerIdentity::Absent }
+            OpenedPiece { batches: Box::new(batches), rows: None, first_row: 0, identity: CallerIdentity::Absent }
         }
     })
 }

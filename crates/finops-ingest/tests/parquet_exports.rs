@@ -266,3 +266,48 @@ async fn the_same_month_as_parquet_and_as_csv_gives_identical_lines_facets_and_a
     assert_eq!(answers[0], answers[1]);
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// Issue 15.1: one Parquet part of several row groups is read in pieces on several threads;
+/// a bad value or a line of another month in a later piece is still named by its row in
+/// the file and its row group, and nothing of the delivery is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_row_in_a_later_row_group_of_one_part_is_named_as_the_files_row() {
+    let root = std::env::temp_dir().join(format!("finops-pieces-{}", uuid::Uuid::now_v7()));
+    let objects_dir = root.join("objects");
+    std::fs::create_dir_all(&objects_dir).unwrap();
+    let mut csv = Vec::new();
+    write_month(&MonthSpec { period: "2026-11".into(), rows: 6_000, seed: 8, restatement: 0 }, &mut csv).unwrap();
+    let lines: Vec<CurLine> = CurCsv::new("m.csv", csv.as_slice()).unwrap().collect::<Result<_, _>>().unwrap();
+    let write = |name: &str, lines: &[CurLine]| {
+        let path = root.join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        finops_attribution::cur_parquet::write_cur2(lines.iter().cloned(), file, 1_000).unwrap();
+        path
+    };
+    let store = finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), Upcasters::new()).await.unwrap();
+    let ingestor = Ingestor::new(store, Arc::new(LocalFileSystem::new_with_prefix(&objects_dir).unwrap()));
+
+    let mut bad = lines.clone();
+    bad[4_321].usage_account_id = "12-34".into();
+    bad[5_100].usage_account_id = "56-78".into();
+    let err = ingestor.ingest_file(&write("bad.parquet", &bad), Format::Cur, &context()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: row 4322, column `line_item_usage_account_id`: `12-34` is not a 12-digit account id (Parquet row group 4)",
+            root.join("bad.parquet").display()
+        )
+    );
+
+    let mut december = lines.clone();
+    for line in &mut december[3_500..] {
+        line.usage_start += chrono::Duration::days(30);
+    }
+    let err = ingestor.ingest_file(&write("december.parquet", &december), Format::Cur, &context()).await.unwrap_err();
+    assert!(matches!(err, IngestError::MixedPeriods { row: 3_501, .. }), "{err}");
+    assert!(!objects_dir.join("cur/2026-11").exists(), "a refused delivery keeps nothing");
+
+    let report = ingestor.ingest_file(&write("good.parquet", &lines), Format::Cur, &context()).await.unwrap();
+    assert_eq!(report.batch.rows, 6_000);
+    std::fs::remove_dir_all(root).unwrap();
+}
