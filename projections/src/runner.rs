@@ -216,9 +216,12 @@ impl ProjectionRunner {
         for written in futures_util::future::join_all(writes).await {
             written?;
         }
+        // The live digests are read before the swap: the swap deletes the generations it
+        // replaces, and a digest still reading one then would find it emptied (seen once in
+        // CI on SQLite: a live read model reported as empty, its rebuild as changed).
+        let digests_before = digests_before.await.expect("the digests never panic")?;
         let swapped: Vec<_> = building.iter().map(|(p, g, _)| (p.name(), *g, p.version())).collect();
         self.models.swap_in(&swapped).await?;
-        let digests_before = digests_before.await.expect("the digests never panic")?;
         let mut reports = Vec::new();
         for (((projector, _, _), rows), digest_before) in building.iter().zip(rows).zip(digests_before) {
             // Fold whatever arrived during the rebuild; the digest of what was written

@@ -992,3 +992,37 @@ async fn a_detector_catching_up_reads_each_event_a_bounded_number_of_times() {
     assert!(read <= 4 * events, "read {read} events to follow a log of {events}");
     std::fs::remove_dir_all(objects).unwrap();
 }
+
+/// Regression: the threshold watcher, the card issuer and the investigation detector folded
+/// the governance state from the whole log for every event they reacted to (a detector
+/// reacting to each page of invocation logs read a 1 M-event log again each time). They
+/// now keep a `StateFold`: reacting to many events reads each event of the log once, and
+/// the state it keeps is the state a fresh fold gives, a re-run from an earlier position
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_state_fold_reads_each_event_once_and_folds_what_a_fresh_fold_does() {
+    use finops_eventlog::{EventStore, Position};
+    use finops_governance::state::{StateFold, state_as_of};
+    let real = finops_eventlog::open(&fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
+    let events = finops_e2e::governance_log::generate(&real, 5_000).await;
+    let counted = finops_e2e::CountedStore::new(real);
+    let store: Arc<dyn EventStore> = counted.clone();
+    let head = store.seal_committed().await.unwrap().position;
+    counted.take_all_reads();
+    let json = |state: &finops_domain::governance_state::GovernanceState| serde_json::to_string(state).unwrap();
+
+    let mut kept = StateFold::default();
+    let steps = 40;
+    for step in 1..=steps {
+        kept.through(store.as_ref(), Position(head.0 * step / steps)).await.unwrap();
+    }
+    let read = counted.take_all_reads();
+    assert_eq!(read as u64, head.0, "forty reactions read the log of {events} events once");
+    assert_eq!(json(kept.state()), json(&state_as_of(store.as_ref(), None).await.unwrap()));
+
+    // A re-run from an earlier position folds again from the start, and agrees with a fresh fold.
+    let midway = Position(head.0 / 2);
+    let again = json(kept.through(store.as_ref(), midway).await.unwrap());
+    assert_eq!(kept.position(), midway);
+    assert_eq!(again, json(StateFold::default().through(store.as_ref(), midway).await.unwrap()));
+}

@@ -44,6 +44,7 @@ use finops_cur::csv_lines::{
     normalise_column, parse_timestamp, product_name_of,
 };
 
+use crate::lines::Repeats;
 use crate::parquet_footer::{ParquetFooter, RowGroups, open_projected};
 
 /// Rows decoded at a time.
@@ -152,6 +153,8 @@ pub struct CurBatch {
     pub(crate) start: Vec<i64>,
     pub(crate) amount: Float64Array,
     pub(crate) cost: Float64Array,
+    /// Which earlier row each row repeats (found with the checks, off the writer's thread).
+    pub(crate) repeats: Repeats,
 }
 
 /// Where the columns read sit in a delivery's decoded batches, and the checks each batch
@@ -309,14 +312,8 @@ impl CurColumns {
             false => (0..len).map(|r| account_id(accounts.value(r))).collect(),
         });
         let [amount, cost] = numbers.map(|n| n.expect("read"));
-        Ok(CurBatch {
-            len,
-            has_principal: self.at[PRINCIPAL].is_some(),
-            text,
-            start: start.into_iter().map(|s| s.expect("checked")).collect(),
-            amount,
-            cost,
-        })
+        let start = start.into_iter().map(|s| s.expect("checked")).collect();
+        Ok(CurBatch::new(len, self.at[PRINCIPAL].is_some(), text, start, amount, cost))
     }
 
     fn bad(&self, row: usize, column: usize, value: String, reason: &'static str) -> CurCsvError {
@@ -390,6 +387,20 @@ impl FirstBad {
 }
 
 impl CurBatch {
+    /// A checked batch of these columns, with the rows each row repeats.
+    pub(crate) fn new(
+        len: usize,
+        has_principal: bool,
+        text: [Option<StringArray>; 12],
+        start: Vec<i64>,
+        amount: Float64Array,
+        cost: Float64Array,
+    ) -> Self {
+        let mut batch = Self { len, has_principal, text, start, amount, cost, repeats: Repeats::default() };
+        batch.repeats = Repeats::of(&batch);
+        batch
+    }
+
     /// Its lines.
     pub fn len(&self) -> usize {
         self.len
@@ -442,14 +453,14 @@ impl CurBatch {
         // A batch is one export's: it has a principal column or it has not.
         let has_principal = lines.first().is_some_and(|l| l.iam_principal.is_some());
         assert!(lines.iter().all(|l| l.iam_principal.is_some() == has_principal), "lines of one export");
-        Self {
-            len: lines.len(),
+        Self::new(
+            lines.len(),
             has_principal,
             text,
-            start: lines.iter().map(|l| l.usage_start.timestamp_micros()).collect(),
-            amount: lines.iter().map(|l| l.usage_amount).collect(),
-            cost: lines.iter().map(|l| l.unblended_cost).collect(),
-        }
+            lines.iter().map(|l| l.usage_start.timestamp_micros()).collect(),
+            lines.iter().map(|l| l.usage_amount).collect(),
+            lines.iter().map(|l| l.unblended_cost).collect(),
+        )
     }
 
     pub(crate) fn fill(&self, row: usize, line: &mut CurLine) {

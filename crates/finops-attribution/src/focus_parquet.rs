@@ -238,14 +238,8 @@ impl FocusColumns {
             }
             slots[slot] = Some(out.finish());
         }
-        Ok(CurBatch {
-            len: keep.len(),
-            has_principal: false,
-            text: slots,
-            start: start_values,
-            amount: Float64Array::from(amounts),
-            cost: Float64Array::from(cost_values),
-        })
+        let (amount, cost) = (Float64Array::from(amounts), Float64Array::from(cost_values));
+        Ok(CurBatch::new(keep.len(), false, slots, start_values, amount, cost))
     }
 
     fn unreadable(&self, column: &str, reason: &str) -> CurReadError {

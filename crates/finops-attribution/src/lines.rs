@@ -168,6 +168,71 @@ struct Known<'a> {
     session_key: i32,
 }
 
+/// What a line is known to be, by number: its usage and caller facts (in [`KnownTexts`],
+/// valid within a batch), its facet and session.
+#[derive(Clone, Copy)]
+struct KnownNumbers {
+    usage: u32,
+    caller: u32,
+    facet: i32,
+    session_key: i32,
+}
+
+/// The fields a line's usage facts are read from ([`UsageFacts::of`]).
+fn usage_fields(batch: &CurBatch, row: usize) -> [&str; 7] {
+    let text = |column: usize| batch.text(column, row);
+    [
+        text(BILLING_ENTITY),
+        text(PRODUCT_CODE),
+        batch.product_name(row),
+        text(USAGE_TYPE),
+        text(OPERATION),
+        text(RESOURCE_ID),
+        text(RESOURCE_TAGS),
+    ]
+}
+
+/// The fields a line's caller facts are read from ([`CallerFacts::of`]).
+fn caller_fields(batch: &CurBatch, row: usize) -> [&str; 2] {
+    [batch.principal(row).unwrap_or(""), batch.text(TAGS, row)]
+}
+
+/// Which earlier line of its batch each line repeats: per row, the first row of the batch
+/// with the same account, usage fields and caller fields — so the same facts, facet and
+/// session. Found when the batch is checked, on the decoding threads, so that the writer
+/// reads each distinct line of a batch once and copies what it knows for the rest (a month
+/// repeats a few thousand distinct lines over millions).
+#[derive(Debug, Default)]
+pub(crate) struct Repeats(Vec<u32>);
+
+impl Repeats {
+    /// The repeats of `batch`'s rows. Exact: a row repeats another only when every field is
+    /// equal (a hash finds the candidate; the fields are compared).
+    pub(crate) fn of(batch: &CurBatch) -> Self {
+        let fields = |row: usize| -> [&str; 10] {
+            let [a, b, c, d, e, f, g] = usage_fields(batch, row);
+            let [h, i] = caller_fields(batch, row);
+            [batch.text(ACCOUNT, row), a, b, c, d, e, f, g, h, i]
+        };
+        let state = foldhash::fast::FixedState::default();
+        let mut seen: HashMap<u64, u32, foldhash::fast::RandomState> = HashMap::default();
+        let mut first = Vec::with_capacity(batch.len());
+        for row in 0..batch.len() {
+            let these = fields(row);
+            let hash = std::hash::BuildHasher::hash_one(&state, these);
+            let earlier = *seen.entry(hash).or_insert(row as u32);
+            // A hash shared by different fields: the row is read on its own (never wrong).
+            first.push(if fields(earlier as usize) == these { earlier } else { row as u32 });
+        }
+        Self(first)
+    }
+
+    /// The first row of the batch the row `row` repeats (itself when none before it).
+    fn first(&self, row: usize) -> usize {
+        self.0.get(row).map_or(row, |first| *first as usize)
+    }
+}
+
 /// Distinct texts of either part remembered before every memory here is cleared (and
 /// refilled as lines come): bounds memory whatever a month's sessions.
 const KNOWN_LIMIT: usize = 256 * 1024;
@@ -266,35 +331,33 @@ impl KnownTexts {
         line: &mut CurLine,
         facets: &mut Facets,
         sessions: &mut Sessions,
-    ) -> Known<'_> {
-        let text = |column: usize| batch.text(column, row);
-        let account_id = text(ACCOUNT);
+    ) -> KnownNumbers {
+        let account_id = batch.text(ACCOUNT, row);
         let account = self.accounts.number(account_id.as_bytes(), || ());
-        Self::key_of(
-            &mut self.key,
-            &[
-                text(BILLING_ENTITY),
-                text(PRODUCT_CODE),
-                batch.product_name(row),
-                text(USAGE_TYPE),
-                text(OPERATION),
-                text(RESOURCE_ID),
-                text(RESOURCE_TAGS),
-            ],
-        );
+        Self::key_of(&mut self.key, &usage_fields(batch, row));
         let usage = self.usages.number(&self.key, || {
             batch.fill(row, line);
             UsageFacts::of(line)
         });
-        let (principal, tags) = (batch.principal(row).unwrap_or(""), text(TAGS));
+        let [principal, tags] = caller_fields(batch, row);
         Self::key_of(&mut self.key, &[principal, tags]);
         let caller = self.callers.number(&self.key, || CallerFacts::of(principal, tags));
         let (usage_facts, caller_facts) = (&self.usages.facts[usage as usize], &self.callers.facts[caller as usize]);
         let (facet, session_key) = *self.combinations.entry((account, usage, caller)).or_insert_with(|| {
             (facets.number(account_id, usage_facts, caller_facts), sessions.number(usage_facts, caller_facts))
         });
-        let (usage, caller) = (usage_facts, caller_facts);
-        Known { usage, caller, facet, session_key }
+        KnownNumbers { usage, caller, facet, session_key }
+    }
+
+    /// The facts `numbers` name.
+    fn known(&self, numbers: KnownNumbers) -> Known<'_> {
+        let KnownNumbers { usage, caller, facet, session_key } = numbers;
+        Known {
+            usage: &self.usages.facts[usage as usize],
+            caller: &self.callers.facts[caller as usize],
+            facet,
+            session_key,
+        }
     }
 }
 
@@ -778,6 +841,8 @@ pub struct LinesWriter<W: Write + Send> {
     known: KnownTexts,
     /// Scratch for the facts of a text met for the first time.
     line: CurLine,
+    /// What each line of the batch being pushed is known to be (see [`Repeats`]).
+    numbers: Vec<KnownNumbers>,
     days: Days,
     spill: Spill,
     lines_out: W,
@@ -821,6 +886,7 @@ impl<W: Write + Send> LinesWriter<W> {
             sessions: Sessions::new(),
             known: KnownTexts::new(),
             line: CurLine::default(),
+            numbers: Vec::new(),
             days: Days::new(),
             spill: Spill::new()?,
             lines_out: lines,
@@ -868,8 +934,16 @@ impl<W: Write + Send> LinesWriter<W> {
     /// Adds a checked batch's lines, in order, straight from its columns.
     pub fn push_batch(&mut self, batch: &CurBatch) -> Result<(), LinesWriteError> {
         self.known.bound();
+        self.numbers.clear();
         for row in 0..batch.len() {
-            let known = self.known.of(batch, row, &mut self.line, &mut self.facets, &mut self.sessions);
+            // A line repeating an earlier one of the batch is known as that one is.
+            let first = batch.repeats.first(row);
+            let numbers = match first < row {
+                true => self.numbers[first],
+                false => self.known.of(batch, row, &mut self.line, &mut self.facets, &mut self.sessions),
+            };
+            self.numbers.push(numbers);
+            let known = self.known.known(numbers);
             let cost = money(batch.cost.value(row));
             if let Some(source) = known.usage.source() {
                 let total = &mut self.sources[source as usize];
@@ -1030,6 +1104,42 @@ mod tests {
                 "outputs differ in batches of {} with a memo limit of {}", batch_rows, limit
             );
         }
+    }
+
+    /// A line repeats an earlier one of its batch only when every field its facts, facet and
+    /// session are read from is equal: one field apart (any of the ten) is another line.
+    #[test]
+    fn a_line_repeats_an_earlier_one_only_when_every_field_read_is_equal() {
+        let mut csv = Vec::new();
+        let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows: 50, seed: 3, restatement: 0 };
+        finops_cur::synthetic::write_month(&spec, &mut csv).unwrap();
+        let base = CurCsv::new("t.csv", csv.as_slice()).unwrap().find_map(Result::ok).unwrap();
+        let edits: [fn(&mut CurLine); 10] = [
+            |l| l.usage_account_id = "999999999999".into(),
+            |l| l.billing_entity.push('x'),
+            |l| l.product_code.push('x'),
+            |l| l.product_name.push('x'),
+            |l| l.usage_type.push('x'),
+            |l| l.operation.push('x'),
+            |l| l.resource_id.push('x'),
+            |l| l.resource_tags = r#"{"user:team":"x"}"#.into(),
+            |l| l.iam_principal = Some(format!("{}x", l.iam_principal.clone().unwrap_or_default())),
+            |l| l.tags = r#"{"principal:x":"y"}"#.into(),
+        ];
+        let mut lines = vec![base.clone()];
+        for edit in edits {
+            let mut line = base.clone();
+            edit(&mut line);
+            lines.push(line);
+        }
+        // What does not decide the facts: the amount, the cost, the day, the line type.
+        let mut same = base.clone();
+        (same.usage_amount, same.unblended_cost, same.line_item_type) = (7.0, 3.5, "Tax".into());
+        same.usage_start += chrono::Duration::days(2);
+        lines.extend([same, base.clone()]);
+        let batch = CurBatch::of_lines(&lines);
+        let firsts: Vec<usize> = (0..lines.len()).map(|row| batch.repeats.first(row)).collect();
+        assert_eq!(firsts, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 0]);
     }
 
     proptest::proptest! {

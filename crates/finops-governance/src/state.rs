@@ -24,34 +24,54 @@ pub async fn state_as_of(
     as_of: Option<DateTime<Utc>>,
 ) -> Result<GovernanceState, GovernanceError> {
     store.seal_committed().await?;
-    fold(store, |event| as_of.is_none_or(|t| event.metadata.recorded_at <= t), |_| Ok(())).await
+    fold(store, |event| as_of.is_none_or(|t| event.metadata.recorded_at <= t)).await
 }
 
-/// Folds the governance state from every event up to and including `through` (a
-/// position: what a process reacting to the event there saw, whenever it runs), and shows
-/// every event of the log — up to the head, not only through `through` — to `visit`: a
-/// process folds its own aggregates in the same pass, as they stand now.
-pub async fn state_through(
-    store: &dyn EventStore,
+/// The governance state kept by a process between the events it reacts to: each reaction
+/// folds only the events after the last one it folded, where folding the state afresh
+/// read the whole log every time (a process reacting to every page of a long log read it again for
+/// each: quadratic). It holds only what was folded from the log.
+#[derive(Debug, Clone, Default)]
+pub struct StateFold {
+    state: GovernanceState,
     through: Position,
-    visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
-) -> Result<GovernanceState, GovernanceError> {
-    fold(store, |event| event.position.is_some_and(|p| p <= through), visit).await
+}
+
+impl StateFold {
+    /// The state through `through` (every event up to and including it): only the events after
+    /// the kept position are read, unless `through` is behind it (a re-run from an earlier
+    /// checkpoint), which folds again from the start.
+    pub async fn through(
+        &mut self,
+        store: &dyn EventStore,
+        through: Position,
+    ) -> Result<&GovernanceState, GovernanceError> {
+        if through < self.through {
+            *self = Self::default();
+        }
+        let state = &mut self.state;
+        each_event_between(store, self.through, Some(through), |event| apply(state, event)).await?;
+        self.through = through;
+        Ok(&self.state)
+    }
+
+    /// The position the kept state is folded through.
+    pub fn position(&self) -> Position {
+        self.through
+    }
+
+    /// The kept state, as last folded.
+    pub fn state(&self) -> &GovernanceState {
+        &self.state
+    }
 }
 
 async fn fold(
     store: &dyn EventStore,
     keep: impl Fn(&RecordedEvent) -> bool,
-    mut visit: impl FnMut(&RecordedEvent) -> Result<(), GovernanceError>,
 ) -> Result<GovernanceState, GovernanceError> {
     let mut state = GovernanceState::default();
-    each_event(store, |event| {
-        if keep(event) {
-            apply(&mut state, event)?;
-        }
-        visit(event)
-    })
-    .await?;
+    each_event(store, |event| if keep(event) { apply(&mut state, event) } else { Ok(()) }).await?;
     Ok(state)
 }
 

@@ -24,7 +24,7 @@ use finops_domain::spend_cards::{
     CardCommand, CardFigures, CardLine, PortfolioRollup, RollupCommand, SpendCard, TokenType, card_id, rollup_id,
 };
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
-use finops_governance::state::state_through;
+use finops_governance::state::StateFold;
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, streams};
 use finops_projections::ReadModels;
 use uuid::Uuid;
@@ -45,6 +45,8 @@ pub struct CardIssuer {
     engine: AttributionEngine,
     threshold_percent: u32,
     failures: Arc<AtomicU64>,
+    /// The governance state its rounds have folded so far, shared by its clones.
+    fold: Arc<tokio::sync::Mutex<StateFold>>,
 }
 
 impl CardIssuer {
@@ -58,7 +60,8 @@ impl CardIssuer {
         engine: AttributionEngine,
         threshold_percent: u32,
     ) -> Self {
-        Self { store, checkpoints, engine, threshold_percent, failures: Arc::new(AtomicU64::new(0)) }
+        let (failures, fold) = (Arc::new(AtomicU64::new(0)), Default::default());
+        Self { store, checkpoints, engine, threshold_percent, failures, fold }
     }
 
     /// Handles every sealed event after the checkpoint: one issue, at the last trigger up
@@ -78,7 +81,10 @@ impl CardIssuer {
             }
         }
         let issued = match &trigger {
-            Some(t) => issue_cards(&self.store, &self.engine, t, self.threshold_percent).await?,
+            Some(t) => {
+                let mut fold = self.fold.lock().await;
+                issue_cards(&self.store, &self.engine, &mut fold, t, self.threshold_percent).await?
+            }
             None => 0,
         };
         if after.0 > from {
@@ -238,6 +244,7 @@ pub async fn card_figures(
 pub async fn issue_cards(
     store: &Arc<dyn EventStore>,
     engine: &AttributionEngine,
+    fold: &mut StateFold,
     trigger: &RecordedEvent,
     threshold_percent: u32,
 ) -> Result<u64, ProcessError> {
@@ -249,8 +256,8 @@ pub async fn issue_cards(
             reason: "issuing cards needs a sealed event (one with a position)".into(),
         })
     })?;
-    let state = state_through(store.as_ref(), through, |_| Ok(())).await?;
-    let view = GovernanceView::from(&state);
+    let state = fold.through(store.as_ref(), through).await?;
+    let view = GovernanceView::from(state);
     let current: Vec<&CurBatch> = state.cur_periods.values().filter_map(|p| p.batches.last().map(|(b, _)| b)).collect();
     let due = card_figures(engine, &view, &current, |w| state.card_plan(w), threshold_percent).await?;
     let cards = CommandHandler::<SpendCard>::new(store.clone());

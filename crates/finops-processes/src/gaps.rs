@@ -28,9 +28,8 @@ use finops_domain::gaps::{
     GapEvent, GatewayRuleChange, gaps_on_role,
 };
 use finops_domain::gateway_rules::{GatewayRule, GatewayRuleEvent};
-use finops_domain::governance_state::GovernanceState;
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
-use finops_governance::state::{apply, each_event_between};
+use finops_governance::state::{StateFold, each_event_between};
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
 use finops_projections::ReadModels;
 use uuid::Uuid;
@@ -131,8 +130,7 @@ impl GapDetector {
 /// and what it records is read back like any other event.
 #[derive(Debug, Clone, Default)]
 pub struct EvaluationFold {
-    state: GovernanceState,
-    state_through: Position,
+    state: StateFold,
     gaps: BTreeMap<Uuid, AllocationGap>,
     evaluated: GapEvaluations,
     seen: Position,
@@ -141,13 +139,11 @@ pub struct EvaluationFold {
 impl EvaluationFold {
     /// Folds the state through `through`, and the gaps and evaluations to the head.
     async fn advance(&mut self, store: &dyn EventStore, through: Position) -> Result<(), GovernanceError> {
-        if through < self.state_through {
-            // A re-run from an earlier checkpoint: the state is folded again from the start.
+        if through < self.state.position() {
+            // A re-run from an earlier checkpoint: everything is folded again from the start.
             *self = Self::default();
         }
-        let state = &mut self.state;
-        each_event_between(store, self.state_through, Some(through), |event| apply(state, event)).await?;
-        self.state_through = through;
+        self.state.through(store, through).await?;
         let (gaps, evaluated) = (&mut self.gaps, &mut self.evaluated);
         self.seen = each_event_between(store, self.seen, None, |event| {
             if !fold_gap(gaps, event)? && event.stream_id.as_str() == streams::GAP_EVALUATIONS {
@@ -189,7 +185,7 @@ pub async fn evaluate_with(
     // after the trigger), folded with the governance state then. Each gap refuses an
     // observation older than its own, so knowing more is always safe.
     fold.advance(store.as_ref(), through).await?;
-    let (state, evaluated, mut gaps) = (&fold.state, &fold.evaluated, fold.gaps.clone());
+    let (state, evaluated, mut gaps) = (fold.state.state(), &fold.evaluated, fold.gaps.clone());
     // A newer evaluation has judged every gap already (this is a re-run from an earlier
     // checkpoint): it stands.
     if through.0 <= evaluated.through {

@@ -27,7 +27,7 @@ use finops_domain::investigations::{
 };
 use finops_domain::invocation_logs::LogDayEvent;
 use finops_eventlog::{EventStore, Position, RecordedEvent};
-use finops_governance::state::state_through;
+use finops_governance::state::{StateFold, each_event_between};
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
 use finops_projections::ReadModels;
 use uuid::Uuid;
@@ -45,6 +45,8 @@ pub struct InvestigationDetector {
     engine: AttributionEngine,
     settings: DetectorSettings,
     failures: Arc<AtomicU64>,
+    /// What its reactions have folded so far, shared by its clones.
+    fold: Arc<tokio::sync::Mutex<DetectorFold>>,
 }
 
 impl InvestigationDetector {
@@ -58,7 +60,7 @@ impl InvestigationDetector {
         engine: AttributionEngine,
         settings: DetectorSettings,
     ) -> Self {
-        Self { store, checkpoints, engine, settings, failures: Arc::new(AtomicU64::new(0)) }
+        Self { store, checkpoints, engine, settings, failures: Arc::new(AtomicU64::new(0)), fold: Default::default() }
     }
 
     /// Handles every sealed event after the checkpoint — each CUR batch, and the
@@ -72,11 +74,17 @@ impl InvestigationDetector {
             Self::NAME,
             |batch| {
                 let this = self.clone();
-                async move { detect_batch(&this.store, &this.engine, &this.settings, &batch).await }
+                async move {
+                    let mut fold = this.fold.lock().await;
+                    detect_batch(&this.store, &this.engine, &this.settings, &mut fold, &batch).await
+                }
             },
             |logs| {
                 let this = self.clone();
-                async move { detect_logs(&this.store, &this.engine, &this.settings, &logs).await }
+                async move {
+                    let mut fold = this.fold.lock().await;
+                    detect_logs(&this.store, &this.engine, &this.settings, &mut fold, &logs).await
+                }
             },
         )
         .await
@@ -98,14 +106,15 @@ pub async fn detect_batch(
     store: &Arc<dyn EventStore>,
     engine: &AttributionEngine,
     settings: &DetectorSettings,
+    fold: &mut DetectorFold,
     batch: &RecordedEvent,
 ) -> Result<u64, ProcessError> {
     let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
     let Some(through) = batch.position else { return Ok(0) };
     let Some(period) = batch.stream_id.as_str().strip_prefix(streams::CUR_PERIOD) else { return Ok(0) };
-    let (state, investigations) = state_and_investigations(store, through).await?;
+    let (state, investigations) = fold.advance(store, through).await?;
     let Some((cur, _)) = state.cur_periods.get(period).and_then(|p| p.batches.last()) else { return Ok(0) };
-    let question = match engine.question(GovernanceView::from(&state), cur, Visibility::Everything).await {
+    let question = match engine.question(GovernanceView::from(state), cur, Visibility::Everything).await {
         Ok(question) => question,
         Err(e @ finops_attribution::AttributionError::Outdated { .. }) => {
             tracing::warn!(%period, error = %e, "period skipped by the investigation detector");
@@ -135,11 +144,11 @@ pub async fn detect_batch(
             })
         })
         .collect();
-    let accounts = accounts_with_requests(&state);
+    let accounts = accounts_with_requests(state);
     // Hours first: where they fire, their evidence is the more precise.
-    let mut firings = cur_hour_firings(engine, settings, &state, &question, &accounts).await?;
+    let mut firings = cur_hour_firings(engine, settings, state, &question, &accounts).await?;
     firings.extend(detect(&rows, &accounts, settings));
-    let opened = open(store, batch, through, firings, &investigations).await?;
+    let opened = open(store, batch, through, firings, investigations).await?;
     if opened > 0 {
         tracing::info!(%period, opened, "investigations opened");
     }
@@ -187,15 +196,32 @@ fn hourly_spend(charged: Vec<ChargedHour>) -> Vec<HourlySpend> {
         .collect()
 }
 
-/// The governance state through `through`, and the investigations as they stand now,
-/// folded in one pass.
-async fn state_and_investigations(
-    store: &Arc<dyn EventStore>,
-    through: Position,
-) -> Result<(GovernanceState, BTreeMap<Uuid, Investigation>), ProcessError> {
-    let mut investigations: BTreeMap<Uuid, Investigation> = BTreeMap::new();
-    let state = state_through(store.as_ref(), through, |event| {
-        if let Some(id) = event.stream_id.as_str().strip_prefix(streams::INVESTIGATION) {
+/// What the detector reads from the log: the governance state through the event it reacts
+/// to, and the investigations as they stand now. Kept between its reactions, so each reads
+/// only the events it has not seen (folded afresh, a detector reacting to every page of
+/// invocation logs read the whole log again each time).
+#[derive(Debug, Clone, Default)]
+pub struct DetectorFold {
+    state: StateFold,
+    investigations: BTreeMap<Uuid, Investigation>,
+    seen: Position,
+}
+
+impl DetectorFold {
+    /// Folds the state through `through`, and the investigations to the head.
+    async fn advance(
+        &mut self,
+        store: &Arc<dyn EventStore>,
+        through: Position,
+    ) -> Result<(&GovernanceState, &BTreeMap<Uuid, Investigation>), ProcessError> {
+        if through < self.state.position() {
+            // A re-run from an earlier checkpoint: everything is folded again from the start.
+            *self = Self::default();
+        }
+        self.state.through(store.as_ref(), through).await?;
+        let investigations = &mut self.investigations;
+        self.seen = each_event_between(store.as_ref(), self.seen, None, |event| {
+            let Some(id) = event.stream_id.as_str().strip_prefix(streams::INVESTIGATION) else { return Ok(()) };
             let id = Uuid::parse_str(id).map_err(|e| GovernanceError::Undecodable {
                 stream: event.stream_id.to_string(),
                 event_id: event.event_id,
@@ -204,11 +230,11 @@ async fn state_and_investigations(
             })?;
             let current = investigations.remove(&id).unwrap_or_default();
             investigations.insert(id, current.evolve(&decode::<InvestigationEvent>(event)?));
-        }
-        Ok(())
-    })
-    .await?;
-    Ok((state, investigations))
+            Ok(())
+        })
+        .await?;
+        Ok((self.state.state(), &self.investigations))
+    }
 }
 
 /// The accounts with an approved Business Request.
@@ -263,6 +289,7 @@ pub async fn detect_logs(
     store: &Arc<dyn EventStore>,
     engine: &AttributionEngine,
     settings: &DetectorSettings,
+    fold: &mut DetectorFold,
     logs: &[RecordedEvent],
 ) -> Result<u64, ProcessError> {
     let Some(last) = logs.last() else { return Ok(0) };
@@ -273,16 +300,16 @@ pub async fn detect_logs(
         earliest = earliest.min(Some(file.first_hour)).or(Some(file.first_hour));
     }
     let Some(earliest) = earliest else { return Ok(0) };
-    let (state, investigations) = state_and_investigations(store, through).await?;
+    let (state, investigations) = fold.advance(store, through).await?;
     // The new hours and the baseline's days before them.
     let since = earliest - chrono::Duration::days(i64::from(settings.baseline_days.max(1)) + 1);
     let usage = engine
-        .log_hours(&usage_locations(&state, None, since, None), since, None)
+        .log_hours(&usage_locations(state, None, since, None), since, None)
         .await
         .map_err(|e| ProcessError::Attribution(e.to_string()))?;
-    let rows = hourly_spend(charged(&state, &usage));
-    let firings = detect_hourly(&rows, &accounts_with_requests(&state), settings);
-    let opened = open(store, last, through, firings, &investigations).await?;
+    let rows = hourly_spend(charged(state, &usage));
+    let firings = detect_hourly(&rows, &accounts_with_requests(state), settings);
+    let opened = open(store, last, through, firings, investigations).await?;
     if opened > 0 {
         tracing::info!(files = logs.len(), opened, "investigations opened from invocation logs");
     }

@@ -31,7 +31,7 @@ use finops_domain::cur_batches::billing_period_start;
 use finops_domain::governance_state::GovernanceState;
 use finops_domain::spend_cards::forecast::Forecast;
 use finops_eventlog::{EventStore, RecordedEvent, StreamId};
-use finops_governance::state::state_through;
+use finops_governance::state::StateFold;
 use finops_governance::{CommandContext, CommandHandler, GovernanceError, decode, streams};
 use finops_projections::ReadModels;
 use hmac::{Hmac, Mac};
@@ -114,6 +114,8 @@ pub struct ThresholdWatcher {
     checkpoints: ReadModels,
     engine: AttributionEngine,
     failures: Arc<AtomicU64>,
+    /// The governance state its rounds have folded so far, shared by its clones.
+    fold: Arc<tokio::sync::Mutex<StateFold>>,
 }
 
 impl ThresholdWatcher {
@@ -122,7 +124,7 @@ impl ThresholdWatcher {
 
     /// A watcher over `store`.
     pub fn new(store: Arc<dyn EventStore>, checkpoints: ReadModels, engine: AttributionEngine) -> Self {
-        Self { store, checkpoints, engine, failures: Arc::new(AtomicU64::new(0)) }
+        Self { store, checkpoints, engine, failures: Arc::new(AtomicU64::new(0)), fold: Default::default() }
     }
 
     /// Handles every sealed event after the checkpoint; returns the crossings recorded.
@@ -133,13 +135,13 @@ impl ThresholdWatcher {
             Self::NAME,
             |batch| {
                 let this = self.clone();
-                async move { watch_batch(&this.store, &this.engine, &batch).await }
+                async move { watch_batch(&this.store, &this.engine, &mut *this.fold.lock().await, &batch).await }
             },
             |logs| {
                 let this = self.clone();
                 async move {
                     match logs.last() {
-                        Some(last) => watch_logs(&this.store, &this.engine, last).await,
+                        Some(last) => watch_logs(&this.store, &this.engine, &mut *this.fold.lock().await, last).await,
                         None => Ok(0),
                     }
                 }
@@ -163,18 +165,19 @@ impl ThresholdWatcher {
 pub async fn watch_batch(
     store: &Arc<dyn EventStore>,
     engine: &AttributionEngine,
+    fold: &mut StateFold,
     batch: &RecordedEvent,
 ) -> Result<u64, ProcessError> {
     let Some(through) = batch.position else { return Ok(0) };
     let Some(period) = batch.stream_id.as_str().strip_prefix(streams::CUR_PERIOD) else { return Ok(0) };
-    let state = state_through(store.as_ref(), through, |_| Ok(())).await?;
+    let state = fold.through(store.as_ref(), through).await?;
     if state.cur_periods.keys().next_back().map(String::as_str) != Some(period) {
         return Ok(0);
     }
-    let Some((covered, forecasts)) = newest_month(engine, &state, period).await? else { return Ok(0) };
+    let Some((covered, forecasts)) = newest_month(engine, state, period).await? else { return Ok(0) };
     let month: BTreeMap<Uuid, (i64, i64)> =
         forecasts.iter().map(|(id, f)| (*id, (f.month_to_date_cents, f.estimate_cents))).collect();
-    record_crossings(store, batch, &state, period, covered, &month).await
+    record_crossings(store, batch, state, period, covered, &month).await
 }
 
 /// Records what the invocation logs add beyond CUR's last day crosses, as the log stood at
@@ -184,13 +187,14 @@ pub async fn watch_batch(
 pub async fn watch_logs(
     store: &Arc<dyn EventStore>,
     engine: &AttributionEngine,
+    fold: &mut StateFold,
     logs: &RecordedEvent,
 ) -> Result<u64, ProcessError> {
     let attribution = |e: finops_attribution::AttributionError| ProcessError::Attribution(e.to_string());
     let Some(through) = logs.position else { return Ok(0) };
-    let state = state_through(store.as_ref(), through, |_| Ok(())).await?;
+    let state = fold.through(store.as_ref(), through).await?;
     let Some(period) = state.cur_periods.keys().next_back() else { return Ok(0) };
-    let Some((covered, forecasts)) = newest_month(engine, &state, period).await? else { return Ok(0) };
+    let Some((covered, forecasts)) = newest_month(engine, state, period).await? else { return Ok(0) };
     // The logs' hours after CUR's last day, within the month.
     let since = (covered + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN).and_utc();
     let Some(until) = billing_period_start(period).and_then(|start| start.checked_add_months(chrono::Months::new(1)))
@@ -198,14 +202,14 @@ pub async fn watch_logs(
         return Ok(0);
     };
     let until = until.and_time(chrono::NaiveTime::MIN).and_utc();
-    let locations = usage_locations(&state, None, since, Some(until));
+    let locations = usage_locations(state, None, since, Some(until));
     if locations.is_empty() {
         return Ok(0);
     }
     let beyond = engine.log_hours(&locations, since, Some(until)).await.map_err(attribution)?;
     let Some(last_day) = beyond.iter().map(|u| u.hour.date_naive()).max() else { return Ok(0) };
     let mut logged: BTreeMap<Uuid, u64> = BTreeMap::new();
-    for hour in charged(&state, &beyond) {
+    for hour in charged(state, &beyond) {
         if let Some(id) = hour.workload_id {
             *logged.entry(id).or_default() += hour.micro_usd;
         }
@@ -217,7 +221,7 @@ pub async fn watch_logs(
             (*id, (f.month_to_date_cents + extra, f.estimate_cents))
         })
         .collect();
-    record_crossings(store, logs, &state, period, last_day, &month).await
+    record_crossings(store, logs, state, period, last_day, &month).await
 }
 
 /// Every workload's month of `period` from its current CUR batch, through the last day CUR

@@ -753,7 +753,8 @@ pub async fn seed_cards(
         .read_all(finops_eventlog::AllRead::forwards_after(finops_eventlog::Position(head.0.saturating_sub(1)), 1))
         .await?;
     let trigger = last.first().unwrap_or(batch);
-    finops_processes::cards::issue_cards(&store, &engine, trigger, threshold_percent).await?;
+    let mut fold = finops_governance::state::StateFold::default();
+    finops_processes::cards::issue_cards(&store, &engine, &mut fold, trigger, threshold_percent).await?;
     // The cards, in a fixed order: by week, then workload.
     let handler = CommandHandler::<SpendCard>::new(store.clone());
     let mut cards: Vec<(Uuid, SpendCard)> = Vec::new();
@@ -909,10 +910,11 @@ pub async fn seed_investigations(
     use finops_domain::investigations::{Investigation, InvestigationCommand, Signal, investigation_id};
     let engine = finops_attribution::AttributionEngine::new(objects, patterns);
     store.seal_committed().await?;
-    let mut opened = 0;
+    let (mut opened, mut fold) = (0, finops_processes::investigations::DetectorFold::default());
     for period in ["2026-09", "2026-10", "2026-11"] {
         for batch in store.read_stream(&streams::cur_period(period), finops_eventlog::StreamRead::all()).await? {
-            opened += finops_processes::investigations::detect_batch(&store, &engine, &settings, &batch).await?;
+            opened +=
+                finops_processes::investigations::detect_batch(&store, &engine, &settings, &mut fold, &batch).await?;
         }
     }
     let subject = "principal/111122223333/finops-claims-triage-u88g";
