@@ -35,12 +35,12 @@ struct TextBatches<R> {
 /// Reads the header: the column names, as the CSV row readers read them (a UTF-8 byte-order
 /// mark dropped); none for an empty file.
 fn read_header(file: &str, input: &mut impl BufRead) -> Result<Vec<String>, CurCsvError> {
-    let unreadable = |reason: String| CurCsvError::Unreadable { file: file.to_owned(), row: 0, reason };
+    let header = |reason: String| unreadable(file, 0, reason);
     // The mark is dropped here whatever the buffer's size (the CSV parser drops it only
     // when the first bytes it sees hold all three).
     let mut lead = Vec::with_capacity(3);
     while lead.len() < 3 {
-        let buf = input.fill_buf().map_err(|e| unreadable(e.to_string()))?;
+        let buf = input.fill_buf().map_err(|e| header(e.to_string()))?;
         let take = buf.len().min(3 - lead.len());
         if take == 0 {
             break;
@@ -56,7 +56,7 @@ fn read_header(file: &str, input: &mut impl BufRead) -> Result<Vec<String>, CurC
     let (mut out, mut ends) = (vec![0u8; 4096], vec![0usize; 128]);
     let (mut written, mut fields) = (0, 0);
     loop {
-        let buf = if lead.is_empty() { input.fill_buf().map_err(|e| unreadable(e.to_string()))? } else { lead };
+        let buf = if lead.is_empty() { input.fill_buf().map_err(|e| header(e.to_string()))? } else { lead };
         let from_lead = !lead.is_empty();
         let (result, read, wrote, ended) = reader.read_record(buf, &mut out[written..], &mut ends[fields..]);
         if from_lead {
@@ -77,7 +77,7 @@ fn read_header(file: &str, input: &mut impl BufRead) -> Result<Vec<String>, CurC
     let mut names = Vec::with_capacity(fields);
     for (i, &end) in ends[..fields].iter().enumerate() {
         let name = std::str::from_utf8(&out[start..end])
-            .map_err(|_| unreadable(format!("the header's field {} is not UTF-8", i + 1)))?;
+            .map_err(|_| header(format!("the header's field {} is not UTF-8", i + 1)))?;
         names.push(name.to_owned());
         start = end;
     }
@@ -115,11 +115,10 @@ impl<R: BufRead> TextBatches<R> {
             // A failure is in the record after those decoded so far.
             let (file, rows, decoder) = (&self.file, self.rows, &mut self.decoder);
             let row = |decoder: &Decoder| rows + (BATCH_ROWS - decoder.capacity()) as u64 + 1;
-            let unreadable = |row: u64, reason: String| CurCsvError::Unreadable { file: file.clone(), row, reason };
-            let buf = self.input.fill_buf().map_err(|e| unreadable(row(decoder), e.to_string()))?;
+            let buf = self.input.fill_buf().map_err(|e| unreadable(file, row(decoder), e.to_string()))?;
             let decoded = match decoder.decode(buf) {
                 Ok(decoded) => decoded,
-                Err(e) => return Err(unreadable(row(decoder), reason(e))),
+                Err(e) => return Err(unreadable(file, row(decoder), reason(e))),
             };
             self.input.consume(decoded);
             if decoded == 0 || self.decoder.capacity() == 0 {
@@ -134,13 +133,14 @@ impl<R: BufRead> TextBatches<R> {
                 .split_once("for line ")
                 .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
                 .unwrap_or(self.rows + 1);
-            self.unreadable(row, message)
+            unreadable(&self.file, row, message)
         })
     }
+}
 
-    fn unreadable(&self, row: u64, reason: String) -> CurCsvError {
-        CurCsvError::Unreadable { file: self.file.clone(), row, reason }
-    }
+/// Row `row` of `file` (0: its header) could not be read.
+fn unreadable(file: &str, row: u64, reason: String) -> CurCsvError {
+    CurCsvError::Unreadable { file: file.to_owned(), row, reason }
 }
 
 /// The CSV reader's complaint without Arrow's prefix.

@@ -17,7 +17,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBat
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader;
-use finops_cur::csv_lines::{CallerIdentity, CurCsvError, NEVER_NEGATIVE, account_id};
+use finops_cur::csv_lines::{CallerIdentity, CurCsvError, NEVER_NEGATIVE, is_account_id};
 use finops_cur::focus_lines::{FOCUS_LIMITS, REQUIRED};
 
 use crate::parquet_footer::{ParquetFooter, RowGroups, open_projected};
@@ -170,7 +170,7 @@ impl FocusColumns {
             FOCUS_LIMITS.iter().filter_map(|(c, limit)| Some((*c, *limit, raw.get(c)?))).collect();
 
         let mut keep = Vec::with_capacity(len);
-        let mut accounts = Vec::with_capacity(len);
+        let mut accounts = StringBuilder::with_capacity(len, len * 12);
         let mut amounts = Vec::with_capacity(len);
         let mut cost_values = Vec::with_capacity(len);
         let mut start_values = Vec::with_capacity(len);
@@ -204,8 +204,9 @@ impl FocusColumns {
                 return Err(bad("BilledCost", &value, "is negative; only credits, refunds and discounts may be"));
             }
             let account = text(accounts_in, r);
-            let account =
-                account_id(account).ok_or_else(|| bad("SubAccountId", account, "is not an AWS account id"))?;
+            if !is_account_id(account) {
+                return Err(bad("SubAccountId", account, "is not an AWS account id"));
+            }
             // Named as the CSV reader sees it: trimmed, the literal `NULL` empty.
             let start = start.clone().map_err(|v| {
                 let shown = match v.trim() {
@@ -222,14 +223,18 @@ impl FocusColumns {
                 return Err(bad("ChargePeriodStart", &delivered("ChargePeriodStart", r), "is not a timestamp"));
             }
             keep.push(r);
-            accounts.push(account);
+            // As lines carry it: 12 digits (spreadsheets strip leading zeros).
+            match account.trim() {
+                full if full.len() == 12 => accounts.append_value(full),
+                short => accounts.append_value(format!("{short:0>12}")),
+            }
             amounts.push(amount);
             cost_values.push(cost);
             start_values.push(start);
         }
 
         let mut slots: [Option<StringArray>; 12] = Default::default();
-        slots[ACCOUNT] = Some(StringArray::from(accounts));
+        slots[ACCOUNT] = Some(accounts.finish());
         for (slot, names) in TEXT {
             let columns: Vec<Option<&StringArray>> = names.iter().map(|n| column(n)).collect();
             let mut out = StringBuilder::with_capacity(keep.len(), 0);
