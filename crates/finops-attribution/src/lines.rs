@@ -197,40 +197,51 @@ fn caller_fields(batch: &CurBatch, row: usize) -> [&str; 2] {
     [batch.principal(row).unwrap_or(""), batch.text(TAGS, row)]
 }
 
-/// Which earlier line of its batch each line repeats: per row, the first row of the batch
-/// with the same account, usage fields and caller fields — so the same facts, facet and
-/// session. Found when the batch is checked, on the decoding threads, so that the writer
-/// reads each distinct line of a batch once and copies what it knows for the rest (a month
-/// repeats a few thousand distinct lines over millions).
+/// Which earlier line of its batch each line repeats, for what it used and for who called:
+/// per row, the first row of the batch with the same usage fields, and the first with the
+/// same caller fields — so the same usage facts, or the same caller facts. Found when the
+/// batch is checked, on the decoding threads, so that the writer looks up each distinct
+/// text of a batch once and copies the number it found for the rest (a month repeats a few
+/// hundred of each over millions of lines; whole lines repeat far less).
 #[derive(Debug, Default)]
-pub(crate) struct Repeats(Vec<u32>);
+pub(crate) struct Repeats {
+    usage: Vec<u32>,
+    caller: Vec<u32>,
+}
 
 impl Repeats {
     /// The repeats of `batch`'s rows. Exact: a row repeats another only when every field is
     /// equal (a hash finds the candidate; the fields are compared).
     pub(crate) fn of(batch: &CurBatch) -> Self {
-        let fields = |row: usize| -> [&str; 10] {
-            let [a, b, c, d, e, f, g] = usage_fields(batch, row);
-            let [h, i] = caller_fields(batch, row);
-            [batch.text(ACCOUNT, row), a, b, c, d, e, f, g, h, i]
-        };
-        let state = foldhash::fast::FixedState::default();
-        let mut seen: HashMap<u64, u32, foldhash::fast::RandomState> = HashMap::default();
-        let mut first = Vec::with_capacity(batch.len());
-        for row in 0..batch.len() {
-            let these = fields(row);
-            let hash = std::hash::BuildHasher::hash_one(&state, these);
-            let earlier = *seen.entry(hash).or_insert(row as u32);
-            // A hash shared by different fields: the row is read on its own (never wrong).
-            first.push(if fields(earlier as usize) == these { earlier } else { row as u32 });
+        Self {
+            usage: firsts(batch.len(), |row| usage_fields(batch, row)),
+            caller: firsts(batch.len(), |row| caller_fields(batch, row)),
         }
-        Self(first)
     }
 
-    /// The first row of the batch the row `row` repeats (itself when none before it).
-    fn first(&self, row: usize) -> usize {
-        self.0.get(row).map_or(row, |first| *first as usize)
+    /// The first row of the batch with row `row`'s usage fields (itself when none before it).
+    fn usage(&self, row: usize) -> usize {
+        self.usage.get(row).map_or(row, |first| *first as usize)
     }
+
+    /// The first row of the batch with row `row`'s caller fields (itself when none before it).
+    fn caller(&self, row: usize) -> usize {
+        self.caller.get(row).map_or(row, |first| *first as usize)
+    }
+}
+
+/// Per row of `rows`, the first row with equal `fields`.
+fn firsts<'a, const N: usize>(rows: usize, fields: impl Fn(usize) -> [&'a str; N]) -> Vec<u32> {
+    let state = foldhash::fast::FixedState::default();
+    let mut seen: HashMap<u64, u32, foldhash::fast::RandomState> = HashMap::default();
+    let mut first = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let these = fields(row);
+        let earlier = *seen.entry(std::hash::BuildHasher::hash_one(&state, these)).or_insert(row as u32);
+        // A hash shared by different fields: the row is read on its own (never wrong).
+        first.push(if fields(earlier as usize) == these { earlier } else { row as u32 });
+    }
+    first
 }
 
 /// Distinct texts of either part remembered before every memory here is cleared (and
@@ -322,26 +333,32 @@ impl KnownTexts {
         }
     }
 
-    /// What row `row` of `batch` is known to be (`line`: scratch to read a text met for
+    /// What row `row` of `batch` is known to be, given its usage and caller numbers when an
+    /// earlier row of the batch had the same texts (`line`: scratch to read a text met for
     /// the first time from).
     fn of(
         &mut self,
         batch: &CurBatch,
         row: usize,
+        (usage, caller): (Option<u32>, Option<u32>),
         line: &mut CurLine,
         facets: &mut Facets,
         sessions: &mut Sessions,
     ) -> KnownNumbers {
         let account_id = batch.text(ACCOUNT, row);
         let account = self.accounts.number(account_id.as_bytes(), || ());
-        Self::key_of(&mut self.key, &usage_fields(batch, row));
-        let usage = self.usages.number(&self.key, || {
-            batch.fill(row, line);
-            UsageFacts::of(line)
+        let usage = usage.unwrap_or_else(|| {
+            Self::key_of(&mut self.key, &usage_fields(batch, row));
+            self.usages.number(&self.key, || {
+                batch.fill(row, line);
+                UsageFacts::of(line)
+            })
         });
-        let [principal, tags] = caller_fields(batch, row);
-        Self::key_of(&mut self.key, &[principal, tags]);
-        let caller = self.callers.number(&self.key, || CallerFacts::of(principal, tags));
+        let caller = caller.unwrap_or_else(|| {
+            let [principal, tags] = caller_fields(batch, row);
+            Self::key_of(&mut self.key, &[principal, tags]);
+            self.callers.number(&self.key, || CallerFacts::of(principal, tags))
+        });
         let (usage_facts, caller_facts) = (&self.usages.facts[usage as usize], &self.callers.facts[caller as usize]);
         let (facet, session_key) = *self.combinations.entry((account, usage, caller)).or_insert_with(|| {
             (facets.number(account_id, usage_facts, caller_facts), sessions.number(usage_facts, caller_facts))
@@ -936,12 +953,11 @@ impl<W: Write + Send> LinesWriter<W> {
         self.known.bound();
         self.numbers.clear();
         for row in 0..batch.len() {
-            // A line repeating an earlier one of the batch is known as that one is.
-            let first = batch.repeats.first(row);
-            let numbers = match first < row {
-                true => self.numbers[first],
-                false => self.known.of(batch, row, &mut self.line, &mut self.facets, &mut self.sessions),
-            };
+            // Texts met earlier in the batch have the numbers found then.
+            let (usage, caller) = (batch.repeats.usage(row), batch.repeats.caller(row));
+            let known =
+                ((usage < row).then(|| self.numbers[usage].usage), (caller < row).then(|| self.numbers[caller].caller));
+            let numbers = self.known.of(batch, row, known, &mut self.line, &mut self.facets, &mut self.sessions);
             self.numbers.push(numbers);
             let known = self.known.known(numbers);
             let cost = money(batch.cost.value(row));
@@ -1106,10 +1122,10 @@ mod tests {
         }
     }
 
-    /// A line repeats an earlier one of its batch only when every field its facts, facet and
-    /// session are read from is equal: one field apart (any of the ten) is another line.
+    /// A line repeats an earlier one of its batch's usage (or caller) only when every field
+    /// those facts are read from is equal: one field apart is another usage (or caller).
     #[test]
-    fn a_line_repeats_an_earlier_one_only_when_every_field_read_is_equal() {
+    fn a_line_repeats_an_earlier_usage_or_caller_only_when_every_field_read_is_equal() {
         let mut csv = Vec::new();
         let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows: 50, seed: 3, restatement: 0 };
         finops_cur::synthetic::write_month(&spec, &mut csv).unwrap();
@@ -1138,8 +1154,11 @@ mod tests {
         same.usage_start += chrono::Duration::days(2);
         lines.extend([same, base.clone()]);
         let batch = CurBatch::of_lines(&lines);
-        let firsts: Vec<usize> = (0..lines.len()).map(|row| batch.repeats.first(row)).collect();
-        assert_eq!(firsts, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 0]);
+        let usage: Vec<usize> = (0..lines.len()).map(|row| batch.repeats.usage(row)).collect();
+        let caller: Vec<usize> = (0..lines.len()).map(|row| batch.repeats.caller(row)).collect();
+        // The account is neither part's; each usage field is the usage's, each caller field the caller's.
+        assert_eq!(usage, vec![0, 0, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0]);
+        assert_eq!(caller, vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 10, 0, 0]);
     }
 
     proptest::proptest! {
