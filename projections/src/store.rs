@@ -296,10 +296,6 @@ impl ReadModels {
         Ok(self.register(projection).await?.1 as u64)
     }
 
-    async fn active_generation(&self, projection: &str) -> Result<i64, ReadModelError> {
-        Ok(self.register(projection).await?.0)
-    }
-
     /// One document of the active generation.
     pub async fn get(&self, projection: &str, key: &str) -> Result<Option<Value>, ReadModelError> {
         let doc: Option<String> = sqlx::query_scalar(
@@ -370,13 +366,16 @@ impl ReadModels {
     /// SHA-256 over every document of the active generation, in key order: equal digests
     /// mean equal read models.
     pub async fn digest(&self, projection: &str) -> Result<String, ReadModelError> {
-        let generation = self.active_generation(projection).await?;
-        let mut rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 AND generation = $2")
-                .bind(projection)
-                .bind(generation)
-                .fetch_all(&self.pool)
-                .await?;
+        self.register(projection).await?;
+        // One statement, as every read: the active generation and its documents seen at
+        // once, never a generation a swap has just replaced and emptied.
+        let mut rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 \
+             AND generation = (SELECT active_generation FROM read_model_projections WHERE name = $1)",
+        )
+        .bind(projection)
+        .fetch_all(&self.pool)
+        .await?;
         // Byte order, whatever the database's collation: the same documents always hash
         // alike, and a rebuild's digest can be taken from the documents it wrote.
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
