@@ -232,6 +232,10 @@ impl Repeats {
 
 /// Per row of `rows`, the first row with equal `fields`.
 fn firsts<'a, const N: usize>(rows: usize, fields: impl Fn(usize) -> [&'a str; N]) -> Vec<u32> {
+    if rows < 2 {
+        // A line pushed alone repeats nothing: no table for it.
+        return (0..rows as u32).collect();
+    }
     let state = foldhash::fast::FixedState::default();
     let mut seen: HashMap<u64, u32, foldhash::fast::RandomState> = HashMap::default();
     let mut first = Vec::with_capacity(rows);

@@ -219,7 +219,7 @@ impl Pass {
             // facet numbers follow the lines' order). A worker takes the next piece not
             // yet taken, so the piece being written is always being decoded.
             let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(pieces.len());
-            let (files, pieces) = (&files, &pieces);
+            let (files, pieces, sizes) = (&files, &pieces, &sizes);
             for _ in 0..workers {
                 let (decoding, next_piece) = (&decoding, &next_piece);
                 threads.spawn(move || {
@@ -227,7 +227,8 @@ impl Pass {
                         let index = next_piece.fetch_add(1, Ordering::Relaxed);
                         let Some(piece) = pieces.get(index) else { return };
                         // A failed send: the writer stopped at a bad line or a failed write.
-                        if decode_piece(format, &files[piece.part], piece, &decoding[index]).is_err() {
+                        let (path, size) = (&files[piece.part], sizes[piece.part]);
+                        if decode_piece(format, path, size, piece, &decoding[index]).is_err() {
                             return;
                         }
                     }
@@ -236,7 +237,7 @@ impl Pass {
             let mut read = || {
                 let mut part_start = 0;
                 let mut decoded = decoded.iter().zip(pieces).peekable();
-                for (part, (path, size)) in files.iter().zip(&sizes).enumerate() {
+                for (part, (path, size)) in files.iter().zip(sizes.iter()).enumerate() {
                     let name = path.display().to_string();
                     // The part's pieces, in order, each beginning with the part's header.
                     let mut receivers = std::iter::from_fn(|| decoded.next_if(|(_, p)| p.part == part).map(|(r, _)| r));
@@ -345,6 +346,7 @@ impl Piece {
 fn decode_piece(
     format: Format,
     path: &Path,
+    size: u64,
     piece: &Piece,
     decoding: &std::sync::mpsc::SyncSender<Decoded>,
 ) -> Result<(), std::sync::mpsc::SendError<Decoded>> {
@@ -355,7 +357,6 @@ fn decode_piece(
         Err(e) => return decoding.send(Decoded::Batch { batch: Box::new(Err(e)), through: 0 }),
     };
     decoding.send(Decoded::Part { identity: part.identity })?;
-    let size = file_len(path);
     let mut rows = part.first_row;
     for batch in part.batches {
         // A Parquet part is read by seeking: its progress is its share of rows.
@@ -451,10 +452,6 @@ impl Read for Counted {
     }
 }
 
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
 /// Writes the lines of one part's checked batches into `lines_out`, or stops at the first
 /// problem (a batch that failed its checks, a line outside the part's month, a failed write).
 fn read_batches(
@@ -509,5 +506,38 @@ impl Month {
 
     fn holds(&self, micros: i64) -> bool {
         (self.from..self.until).contains(&micros)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Parquet part of several row groups is decoded in pieces (so threads share it), which
+    /// cover its row groups once and in order; a CSV part, or a file that is no Parquet,
+    /// is one piece.
+    #[test]
+    fn a_parquet_part_of_several_row_groups_is_read_in_pieces_that_cover_it_in_order() {
+        let scratch = finops_attribution::scratch::Scratch::new("pieces.parquet");
+        let mut csv = Vec::new();
+        let spec = finops_cur::synthetic::MonthSpec { period: "2026-11".into(), rows: 3_000, seed: 4, restatement: 0 };
+        finops_cur::synthetic::write_month(&spec, &mut csv).unwrap();
+        let lines = finops_cur::csv_lines::CurCsv::new("m.csv", csv.as_slice()).unwrap().map(Result::unwrap);
+        finops_attribution::cur_parquet::write_cur2(lines, File::create(&scratch.0).unwrap(), 100).unwrap();
+        let pieces = Piece::of(3, &scratch.0);
+        // At least 3 000 / 16 rows a piece: two groups of 100 each.
+        assert_eq!(pieces.len(), 15, "thirty row groups in at most sixteen pieces");
+        let groups: Vec<usize> = pieces.iter().flat_map(|p| p.groups.clone().unwrap().1).collect();
+        assert_eq!(groups, (0..30).collect::<Vec<_>>());
+        assert!(pieces.iter().all(|p| p.part == 3));
+
+        let text = finops_attribution::scratch::Scratch::new("part.csv");
+        std::fs::write(&text.0, &csv).unwrap();
+        let broken = finops_attribution::scratch::Scratch::new("broken.parquet");
+        std::fs::write(&broken.0, b"not parquet").unwrap();
+        for path in [&text.0, &broken.0] {
+            let pieces = Piece::of(0, path);
+            assert!(pieces.len() == 1 && pieces[0].groups.is_none(), "{}", path.display());
+        }
     }
 }
