@@ -50,7 +50,12 @@ impl StateFold {
             *self = Self::default();
         }
         let state = &mut self.state;
-        each_event_between(store, self.through, Some(through), |event| apply(state, event)).await?;
+        if let Err(e) = each_event_between(store, self.through, Some(through), |event| apply(state, event)).await {
+            // Some events may be folded and the position not moved past them: folding them
+            // again would count them twice, so the next call starts over.
+            *self = Self::default();
+            return Err(e);
+        }
         self.through = through;
         Ok(&self.state)
     }

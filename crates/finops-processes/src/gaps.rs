@@ -145,13 +145,21 @@ impl EvaluationFold {
         }
         self.state.through(store, through).await?;
         let (gaps, evaluated) = (&mut self.gaps, &mut self.evaluated);
-        self.seen = each_event_between(store, self.seen, None, |event| {
+        let seen = each_event_between(store, self.seen, None, |event| {
             if !fold_gap(gaps, event)? && event.stream_id.as_str() == streams::GAP_EVALUATIONS {
                 *evaluated = std::mem::take(evaluated).evolve(&decode::<GapEvaluationEvent>(event)?);
             }
             Ok(())
         })
-        .await?;
+        .await;
+        match seen {
+            Ok(seen) => self.seen = seen,
+            // Partly folded past `seen`: folded again, events would count twice.
+            Err(e) => {
+                *self = Self::default();
+                return Err(e);
+            }
+        }
         Ok(())
     }
 }

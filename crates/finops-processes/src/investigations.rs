@@ -220,7 +220,7 @@ impl DetectorFold {
         }
         self.state.through(store.as_ref(), through).await?;
         let investigations = &mut self.investigations;
-        self.seen = each_event_between(store.as_ref(), self.seen, None, |event| {
+        let seen = each_event_between(store.as_ref(), self.seen, None, |event| {
             let Some(id) = event.stream_id.as_str().strip_prefix(streams::INVESTIGATION) else { return Ok(()) };
             let id = Uuid::parse_str(id).map_err(|e| GovernanceError::Undecodable {
                 stream: event.stream_id.to_string(),
@@ -232,7 +232,15 @@ impl DetectorFold {
             investigations.insert(id, current.evolve(&decode::<InvestigationEvent>(event)?));
             Ok(())
         })
-        .await?;
+        .await;
+        match seen {
+            Ok(seen) => self.seen = seen,
+            // Partly folded past `seen`: folded again, events would count twice.
+            Err(e) => {
+                *self = Self::default();
+                return Err(e.into());
+            }
+        }
         Ok((self.state.state(), &self.investigations))
     }
 }
