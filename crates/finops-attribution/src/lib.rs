@@ -260,11 +260,12 @@ pub struct Attribution {
 }
 
 /// Classified spend with the workload it is charged to (`w`) and the budget that workload
-/// charged on the day (`b`, from `workload_budgets`): every query that names a budget
-/// reads through this one join.
+/// charged on the day (`b`): `charged_workloads` and `charged_budgets`, the rows of the
+/// workloads the classified lines charge (`GovernanceTables::register_charged`). Every
+/// query that names a budget reads through this one join.
 pub(crate) const CHARGED: &str = "classified c \
-    LEFT JOIN workloads w ON w.workload_id = c.workload_id \
-    LEFT JOIN workload_budgets b ON b.workload_id = c.workload_id \
+    LEFT JOIN charged_workloads w ON w.workload_id = c.workload_id \
+    LEFT JOIN charged_budgets b ON b.workload_id = c.workload_id \
         AND (b.from_day IS NULL OR c.day >= b.from_day) AND (b.until_day IS NULL OR c.day <= b.until_day)";
 
 /// A decimal's raw value at `scale` as cents, rounded half away from zero.
@@ -364,29 +365,34 @@ impl AttributionEngine {
             reason: format!("`{}` is not a billing period YYYY-MM", batch.period),
         })?;
         let facets = facets_location(&batch.period, &batch.hash);
-        let tables = [
-            ("lines", lines_location(&batch.period, &batch.hash)),
-            ("facets", facets.clone()),
-            ("sessions", sessions_location(&batch.period, &batch.hash)),
-        ];
-        for (table, location) in tables {
-            let data = match ctx.read_parquet(format!("{OBJECTS_URL}{location}"), ParquetReadOptions::default()).await {
-                Ok(data) => data,
-                // Only a failed read pays for asking why: a batch of an earlier layout has
-                // no facets under this layout's name.
-                Err(e) => {
-                    if let Err(object_store::Error::NotFound { .. }) = self.objects.head(&facets).await {
-                        return Err(AttributionError::Outdated {
-                            period: batch.period.clone(),
-                            hash: batch.hash.clone(),
-                        });
-                    }
-                    return Err(e.into());
+        let read = |location: ObjectPath| {
+            let ctx = &ctx;
+            let facets = &facets;
+            async move {
+                match ctx.read_parquet(format!("{OBJECTS_URL}{location}"), ParquetReadOptions::default()).await {
+                    Ok(data) => Ok(data),
+                    // Only a failed read pays for asking why: a batch of an earlier layout
+                    // has no facets under this layout's name.
+                    Err(e) => match self.objects.head(facets).await {
+                        Err(object_store::Error::NotFound { .. }) => {
+                            Err(AttributionError::Outdated { period: batch.period.clone(), hash: batch.hash.clone() })
+                        }
+                        _ => Err(e.into()),
+                    },
                 }
-            };
-            ctx.register_table(table, data.into_view())?;
-        }
-        governance.register(&ctx, &visibility)?;
+            }
+        };
+        ctx.register_table("lines", read(lines_location(&batch.period, &batch.hash)).await?.into_view())?;
+        ctx.register_table("sessions", read(sessions_location(&batch.period, &batch.hash)).await?.into_view())?;
+        // The facets are read into memory once: they are few (one row per distinct caller,
+        // model, region… of the month), the classification scans them in several places,
+        // and their names say which governance rows the question can meet.
+        let data = read(facets.clone()).await?;
+        let schema = Arc::new(data.schema().as_arrow().clone());
+        let facet_rows = data.collect().await?;
+        ctx.register_table("facets", Arc::new(MemTable::try_new(schema, vec![facet_rows.clone()])?))?;
+        let names = facet_names(&facet_rows)?;
+        governance.register_reached(&ctx, &visibility, names.iter().map(String::as_str))?;
         let view = governance.view();
         // Classified once per question: the one pass over the lines; attribution, the
         // chargeback statement, unbacked workloads and exports then read the small result.
@@ -396,6 +402,15 @@ impl AttributionEngine {
         let classified = ctx.sql(&governance::classify_sql(view, patterns, period_start, &rule_facets)).await?;
         let schema = Arc::new(classified.schema().as_arrow().clone());
         let rows = classified.collect().await?;
+        // What follows reads the small result: the whole tables for questions about every
+        // workload (unbacked ones, SQL of a caller's own), and the charged ones to group by.
+        governance.register(&ctx, &visibility)?;
+        let mut charged = Vec::new();
+        for batch in &rows {
+            charged.push(text_column(batch.column_by_name("workload_id").expect("classify.sql names workload_id"))?);
+        }
+        let ids = charged.iter().flat_map(|c| c.as_string::<i32>().iter().flatten());
+        governance.register_charged(&ctx, &visibility, ids)?;
         ctx.register_table("classified", Arc::new(MemTable::try_new(schema, vec![rows])?))?;
         Ok(Question { ctx, governance, period: batch.period.clone(), period_start, batch: batch.clone(), visibility })
     }
@@ -425,9 +440,29 @@ pub(crate) fn text_column(column: &ArrayRef) -> Result<ArrayRef, AttributionErro
     Ok(datafusion::arrow::compute::cast(column, &DataType::Utf8).map_err(datafusion::error::DataFusionError::from)?)
 }
 
-/// What the gateway rules of `rules` take in this batch: their roles' facets and the
-/// sessions each matches ([`RuleFacets`]); nothing is read without rules.
-async fn rule_facets(
+/// Every name a batch's facets may be claimed or generated by: their anchors (guardrails,
+/// workspaces), their principals' names, and the permission set of each Identity Center
+/// role (`AWSReservedSSO_{set}_{hex}`).
+fn facet_names(facets: &[RecordBatch]) -> Result<std::collections::BTreeSet<String>, AttributionError> {
+    let mut names = std::collections::BTreeSet::new();
+    for batch in facets {
+        for field in ["anchor", "principal_name"] {
+            let column = text_column(batch.column_by_name(field).expect("the facets' schema names it"))?;
+            for name in column.as_string::<i32>().iter().flatten() {
+                if let Some(set) = finops_domain::role::permission_set_of_reserved_role(name) {
+                    names.insert(set.to_owned());
+                }
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// What the gateway rules of `rules` take in the batch registered in `ctx` (`facets` and
+/// `sessions`): their roles' facets and the sessions each matches ([`RuleFacets`]); nothing
+/// is read without rules.
+pub async fn rule_facets(
     ctx: &SessionContext,
     rules: &[finops_domain::governance_state::GatewayRuleSpan],
 ) -> Result<RuleFacets, AttributionError> {

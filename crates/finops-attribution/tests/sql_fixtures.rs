@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use finops_attribution::{
-    AttributionEngine, Dimension, GovernanceView, RolePatterns, Visibility, facets_location, lines_location,
-    sessions_location,
+    AttributionEngine, Dimension, GovernanceTables, GovernanceView, RolePatterns, Visibility, classify_sql,
+    facets_location, lines_location, rule_facets, sessions_location,
 };
 use finops_cur::csv_lines::CurCsv;
 use finops_domain::cur_batches::CurBatch;
@@ -211,23 +214,23 @@ async fn run(name: &str, text: &str) -> Vec<String> {
     objects.put(&lines_location("2026-11", "fixture"), PutPayload::from(lines)).await.unwrap();
     objects.put(&facets_location("2026-11", "fixture"), PutPayload::from(facets)).await.unwrap();
     objects.put(&sessions_location("2026-11", "fixture"), PutPayload::from(sessions)).await.unwrap();
-    let engine = AttributionEngine::new(objects, RolePatterns::default());
+    let engine = AttributionEngine::new(objects.clone(), RolePatterns::default());
     let question = engine.question(fixture.view.clone(), &batch, Visibility::Everything).await.unwrap();
     let mut failures = vec![];
+    // The question classifies against only the governance rows its facets can meet; the
+    // same SQL against every row must classify every line the same way.
+    let whole = classified_with_whole_tables(objects, &fixture.view).await;
+    let narrowed = sorted_rows(&question.sql("SELECT * FROM classified").await.unwrap());
+    if narrowed != whole {
+        failures.push(format!(
+            "{name}: classified against the reached rows\n{}\n--- differs from against every row\n{}",
+            narrowed.join("\n"),
+            whole.join("\n")
+        ));
+    }
     for (what, expected) in &fixture.checks {
         let actual: Vec<String> = if let Some(sql) = what.strip_prefix("query ") {
-            let batches = question.sql(sql).await.unwrap_or_else(|e| panic!("{name}: {sql}\n{e}"));
-            batches
-                .iter()
-                .flat_map(|b| {
-                    (0..b.num_rows()).map(move |r| {
-                        (0..b.num_columns())
-                            .map(|c| array_value_to_string(b.column(c), r).unwrap())
-                            .collect::<Vec<_>>()
-                            .join(" | ")
-                    })
-                })
-                .collect()
+            rows_text(&question.sql(sql).await.unwrap_or_else(|e| panic!("{name}: {sql}\n{e}")))
         } else if let Some(dims) = what.strip_prefix("attribute") {
             let dims: Vec<Dimension> = dims.split_whitespace().map(|d| d.parse().unwrap()).collect();
             let answer = question.attribute(&dims).await.unwrap();
@@ -293,6 +296,50 @@ async fn run(name: &str, text: &str) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Every row of `batches` as text, cells separated by ` | `.
+fn rows_text(batches: &[RecordBatch]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |r| {
+                (0..b.num_columns())
+                    .map(|c| array_value_to_string(b.column(c), r).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+        })
+        .collect()
+}
+
+/// Every row of `batches` as text, sorted.
+fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = rows_text(batches);
+    rows.sort();
+    rows
+}
+
+/// The fixture's lines classified by classify.sql with every governance table registered
+/// whole, as before questions registered only what they can meet.
+async fn classified_with_whole_tables(objects: Arc<dyn ObjectStore>, view: &GovernanceView) -> Vec<String> {
+    let ctx = SessionContext::new();
+    ctx.register_object_store(ObjectStoreUrl::parse("fixture://objects/").unwrap().as_ref(), objects);
+    let tables = [
+        ("lines", lines_location("2026-11", "fixture")),
+        ("facets", facets_location("2026-11", "fixture")),
+        ("sessions", sessions_location("2026-11", "fixture")),
+    ];
+    for (table, location) in tables {
+        ctx.register_parquet(table, format!("fixture://objects/{location}"), ParquetReadOptions::default())
+            .await
+            .unwrap();
+    }
+    GovernanceTables::new(view.clone()).register(&ctx, &Visibility::Everything).unwrap();
+    let rules = rule_facets(&ctx, &view.gateway_rules).await.unwrap();
+    let patterns = view.patterns.clone().unwrap_or_default();
+    let start = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    sorted_rows(&ctx.sql(&classify_sql(view, &patterns, start, &rules)).await.unwrap().collect().await.unwrap())
 }
 
 #[tokio::test]
