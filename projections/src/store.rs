@@ -1,6 +1,8 @@
 //! Where read models live: two tables in the log's own database, written through sqlx's
 //! `Any` driver so that one code path serves PostgreSQL and SQLite.
 
+use std::sync::{Arc, Mutex};
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
@@ -116,6 +118,9 @@ pub struct ReadModels {
     /// The same PostgreSQL database through the typed driver, for what `Any` cannot do:
     /// a rebuilt generation is written with `COPY` (connected on first use).
     pub(crate) postgres: Option<sqlx::PgPool>,
+    /// Deletions of generations a rebuild replaced, still running (see
+    /// [`ReadModels::retired`]).
+    pub(crate) retiring: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl ReadModels {
@@ -157,7 +162,7 @@ impl ReadModels {
         } else {
             Some(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_lazy(&url)?)
         };
-        Ok(Self { pool, sqlite, postgres })
+        Ok(Self { pool, sqlite, postgres, retiring: Default::default() })
     }
 
     /// Where every read model stands, by name: its checkpoint, and a rebuild in progress
@@ -394,14 +399,30 @@ pub(crate) fn page_after(page_token: &str) -> Result<String, ReadModelError> {
 
 /// SHA-256 over documents in key order: each key and document text with its length.
 pub(crate) fn digest_of<'a>(rows: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut h = Sha256::new();
+    let mut digest = DocumentDigest::default();
     for (key, doc) in rows {
-        h.update((key.len() as u64).to_be_bytes());
-        h.update(key.as_bytes());
-        h.update((doc.len() as u64).to_be_bytes());
-        h.update(doc.as_bytes());
+        digest.add(key, doc);
     }
-    hex::encode(h.finalize())
+    digest.finish()
+}
+
+/// [`digest_of`], a document at a time.
+#[derive(Default)]
+pub(crate) struct DocumentDigest(Sha256);
+
+impl DocumentDigest {
+    /// Adds the next document, in key order.
+    pub(crate) fn add(&mut self, key: &str, doc: &str) {
+        self.0.update((key.len() as u64).to_be_bytes());
+        self.0.update(key.as_bytes());
+        self.0.update((doc.len() as u64).to_be_bytes());
+        self.0.update(doc.as_bytes());
+    }
+
+    /// The digest of the documents added.
+    pub(crate) fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
 }
 
 pub(crate) fn parse(projection: &str, key: &str, doc: &str) -> Result<Value, ReadModelError> {

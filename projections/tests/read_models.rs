@@ -175,7 +175,21 @@ async fn rebuild_reproduces(url: &str) {
         live.push(models.digest(name).await.unwrap());
     }
 
+    // A generation a process replaced and ended before dropping: the next rebuild drops it.
+    let raw = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO read_model_documents (projection, generation, doc_key, doc) \
+         SELECT name, active_generation - 1, 'left-behind', '{}' FROM read_model_projections",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    assert!(stale_documents(&raw).await > 0);
+
     let reports = runner.rebuild_all(&finops_projections::ALL).await.unwrap();
+    // The new generations serve at once; the replaced ones are dropped behind the swap.
+    models.retired().await;
+    assert_eq!(stale_documents(&raw).await, 0, "only the active generations are left");
     assert_eq!(reports.len(), finops_projections::ALL.len());
     for (report, live) in reports.iter().zip(&live) {
         assert_eq!(report.events, head);
@@ -190,6 +204,17 @@ async fn rebuild_reproduces(url: &str) {
     assert!(rejected.documents.len() >= 100, "the 100 rejected here, and the generated log's");
     let tasks = models.list(finops_projections::TaskQueue::NAME, 1, "", |_| true).await.unwrap();
     assert!(!tasks.documents[0]["steps"].as_array().unwrap().is_empty(), "a task keeps its generated steps");
+}
+
+/// Documents of generations no read model serves.
+async fn stale_documents(raw: &sqlx::AnyPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM read_model_documents d JOIN read_model_projections p ON p.name = d.projection \
+         WHERE d.generation <> p.active_generation",
+    )
+    .fetch_one(raw)
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,10 +162,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => finops_projections::ALL.to_vec(),
             };
-            let runner = finops_projections::ProjectionRunner::new(store.clone(), models, all);
+            let runner = finops_projections::ProjectionRunner::new(store.clone(), models.clone(), all);
             let started = std::time::Instant::now();
             let rows = runner.rebuild_all(&names).await?;
             let seconds = started.elapsed().as_secs_f64();
+            // The new generations serve from here; the replaced ones are dropped before exit.
+            let retiring = std::time::Instant::now();
+            models.retired().await;
+            let retired = retiring.elapsed().as_secs_f64();
             if cli.json {
                 let reports: Vec<_> = rows
                     .iter()
@@ -188,7 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 let events = rows.first().map_or(0, |r| r.events);
                 eprintln!(
-                    "rebuilt {} read model(s) from {events} events in {seconds:.2} s ({:.0} events/s)",
+                    "rebuilt {} read model(s) from {events} events in {seconds:.2} s ({:.0} events/s); \
+                     replaced generations dropped in {retired:.2} s more",
                     rows.len(),
                     events as f64 / seconds.max(1e-9)
                 );

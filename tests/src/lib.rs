@@ -190,18 +190,31 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-/// A real store that counts the events its reads return: how much a fold or a process
-/// read, for tests that it reads only what it must.
+/// A real store that counts the events its reads return (how much a fold or a process
+/// read, for tests that it reads only what it must), and fails a read when told to.
 pub struct CountedStore {
     store: Arc<dyn EventStore>,
     stream_events: std::sync::atomic::AtomicUsize,
     all_events: std::sync::atomic::AtomicUsize,
+    /// Reads of the global order left before one fails (0: none fails).
+    failing_read: std::sync::atomic::AtomicUsize,
 }
 
 impl CountedStore {
     /// Counts the reads of `store`.
     pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
-        Arc::new(Self { store, stream_events: Default::default(), all_events: Default::default() })
+        Arc::new(Self {
+            store,
+            stream_events: Default::default(),
+            all_events: Default::default(),
+            failing_read: Default::default(),
+        })
+    }
+
+    /// Makes the `n`th read of the global order from now (1: the next) fail, once, as a
+    /// dropped database connection would.
+    pub fn fail_read_all(&self, n: usize) {
+        self.failing_read.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Events returned by stream reads since the last call.
@@ -238,6 +251,17 @@ impl EventStore for CountedStore {
         &self,
         read: finops_eventlog::AllRead,
     ) -> finops_eventlog::Result<Vec<finops_eventlog::RecordedEvent>> {
+        let left = self.failing_read.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        );
+        if left == Ok(1) {
+            return Err(finops_eventlog::EventLogError::Corrupt {
+                row: -1,
+                reason: "injected: the read failed".into(),
+            });
+        }
         let events = self.store.read_all(read).await?;
         self.all_events.fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
         Ok(events)

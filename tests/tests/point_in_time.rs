@@ -337,3 +337,30 @@ async fn every_read_answers_as_of_an_instant_on_postgres() {
 async fn every_read_answers_as_of_an_instant_on_sqlite() {
     point_in_time_loop(&fresh_sqlite_url()).await;
 }
+
+/// A kept fold (a process's governance state between its runs) that fails midway — some
+/// pages folded, the next read lost — and is asked again gives the state a fresh fold
+/// gives: nothing skipped. (The governance state's events are idempotent to fold, so a
+/// page folded twice would not show here; the fold starts over after a failure anyway,
+/// for the folds kept beside it whose events are not: investigations, gap evaluations.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_fold_that_failed_midway_folds_the_same_state_when_asked_again() {
+    use finops_governance::state::StateFold;
+    let store = finops_eventlog::open(&fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
+    // Several pages of the fold's reads (2 000 events a page): requests, approvals, tasks.
+    finops_e2e::governance_log::generate(&store, 7_000).await;
+    let head = store.seal_committed().await.unwrap().position;
+    // Every field, as its `Debug` form (maps in key order).
+    let fresh = format!("{:?}", StateFold::default().through(store.as_ref(), head).await.unwrap());
+
+    let counted = finops_e2e::CountedStore::new(store.clone());
+    let mut kept = StateFold::default();
+    let halfway = finops_eventlog::Position(head.0 / 2);
+    kept.through(counted.as_ref(), halfway).await.unwrap();
+    // From halfway to the head takes two pages; the second read fails.
+    counted.fail_read_all(2);
+    assert!(kept.through(counted.as_ref(), head).await.is_err(), "the injected failure surfaces");
+    let again = format!("{:?}", kept.through(counted.as_ref(), head).await.unwrap());
+    assert!(again == fresh, "the state asked again after a failed read is the fresh fold's");
+    assert_eq!(kept.position(), head);
+}
