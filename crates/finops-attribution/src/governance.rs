@@ -521,10 +521,11 @@ impl GovernanceTables {
             rows.dedup();
             rows
         };
+        let columns = NAMED.map(|table| column(self.table(table), "name"));
         let mut rows: [Vec<u32>; 3] = Default::default();
         for name in names {
-            for (i, table) in NAMED.iter().enumerate() {
-                rows[i].extend_from_slice(rows_named(&reach.by_name[i], column(self.table(table), "name"), name));
+            for (i, column) in columns.iter().enumerate() {
+                rows[i].extend_from_slice(rows_named(&reach.by_name[i], column, name));
             }
         }
         let rows = rows.map(distinct);
@@ -543,8 +544,7 @@ impl GovernanceTables {
             let rows = charged.iter().flat_map(|w| reach.rows_of[*w as usize][i].clone()).collect();
             register(ctx, table, take(self.table(table), rows)?)?;
         }
-        let shown = self.shown(visibility);
-        charged.retain(|w| shown[*w as usize]);
+        charged.retain(|w| self.shows(visibility, *w));
         register(ctx, "workloads", take(&self.workloads, charged)?)
     }
 
@@ -558,11 +558,10 @@ impl GovernanceTables {
         workload_ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<()> {
         let ids = column(&self.workloads, "workload_id");
-        let shown = self.shown(visibility);
         let mut charged: Vec<u32> = workload_ids
             .into_iter()
             .flat_map(|id| rows_named(&self.reach.workloads_by_id, ids, id).iter().copied())
-            .filter(|w| shown[*w as usize])
+            .filter(|w| self.shows(visibility, *w))
             .collect();
         charged.sort_unstable();
         charged.dedup();
@@ -571,9 +570,15 @@ impl GovernanceTables {
         register(ctx, "charged_workloads", take(&self.workloads, charged)?)
     }
 
-    /// Whether `visibility` may see each workload.
+    /// Whether `visibility` may see each workload (for the whole tables).
     fn shown(&self, visibility: &Visibility) -> Vec<bool> {
-        self.view.workloads.iter().map(|w| visibility.shows(&self.view.organisation, w)).collect()
+        (0..self.view.workloads.len() as u32).map(|w| self.shows(visibility, w)).collect()
+    }
+
+    /// Whether `visibility` may see workload row `w`: asked only of the rows a question
+    /// reaches, so the narrowed registrations never walk every workload.
+    fn shows(&self, visibility: &Visibility, w: u32) -> bool {
+        visibility.shows(&self.view.organisation, &self.view.workloads[w as usize])
     }
 
     /// A shared table by name.
