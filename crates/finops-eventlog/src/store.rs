@@ -298,7 +298,16 @@ impl EventRow {
     }
 
     pub(crate) fn into_recorded(self, upcasters: &Upcasters) -> Result<RecordedEvent> {
-        let stored = self.stored();
+        // Moved, not copied: a task's payload is kilobytes, and a rebuild decodes them all.
+        let stored = StoredEvent {
+            event_id: self.event_id,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version as u64,
+            event_type: self.event_type,
+            schema_version: self.schema_version as u32,
+            payload: self.payload,
+            metadata: self.metadata,
+        };
         decode(self.id, stored, self.position, self.hash, upcasters)
     }
 }
