@@ -323,3 +323,52 @@ pub async fn detect_logs(
     }
     Ok(opened)
 }
+
+#[cfg(test)]
+mod tests {
+    use finops_domain::gaps::Decider;
+    use finops_eventlog::{EventMetadata, ExpectedVersion, NewEvent};
+
+    use super::*;
+
+    /// An investigation noted more times than a page of the log holds, so that a read can
+    /// fail after the fold has taken some of its notes.
+    async fn noted_investigation(store: &Arc<dyn EventStore>, notes: usize) -> (Uuid, Position) {
+        let id = Uuid::from_u128(0x1a7e_57ed);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z").unwrap().to_utc();
+        let events =
+            (0..notes).map(|n| {
+                let decider = Decider { by: "fl-ana".into(), role: "finops_lead".into(), rationale: String::new(), at };
+                let noted = InvestigationEvent::InvestigationNoted { note: format!("note {n}"), decider };
+                NewEvent::new("InvestigationNoted", serde_json::to_value(&noted).unwrap()).with_metadata(
+                    EventMetadata { actor_id: "fl-ana".into(), actor_role: "finops_lead".into(), ..Default::default() },
+                )
+            });
+        store.append(&streams::investigation(id), ExpectedVersion::NoStream, events.collect()).await.unwrap();
+        (id, store.seal_committed().await.unwrap().position)
+    }
+
+    /// A kept fold whose read failed midway folds, when asked again, what a fresh fold
+    /// does: the investigations are not a set, so a page folded twice would note twice.
+    #[tokio::test]
+    async fn a_detector_fold_that_failed_midway_folds_each_event_once_when_asked_again() {
+        let store =
+            finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
+        let (id, head) = noted_investigation(&store, 2_500).await;
+        let counted = finops_e2e::CountedStore::new(store.clone());
+        let failing_store: Arc<dyn EventStore> = counted.clone();
+        let mut fresh = DetectorFold::default();
+        let (_, want) = fresh.advance(&store, head).await.unwrap();
+        assert_eq!(want[&id].notes.len(), 2_500);
+        let want = want.clone();
+        // Each read of the two folds (the state's, then the investigations') fails in turn.
+        for failing in 1..=4 {
+            let mut kept = DetectorFold::default();
+            counted.fail_read_all(failing);
+            let failed = kept.advance(&failing_store, head).await.is_err();
+            let (_, got) = kept.advance(&failing_store, head).await.unwrap();
+            assert_eq!(got[&id].notes.len(), 2_500, "read {failing} failed (surfaced: {failed})");
+            assert!(*got == want, "read {failing} failed: the fold asked again is the fresh fold's");
+        }
+    }
+}
