@@ -171,3 +171,23 @@ pub async fn generate(store: &Arc<dyn EventStore>, target: usize) -> usize {
     store.seal_committed().await.unwrap();
     written
 }
+
+/// A Business Request submitted for `workload_name` (a coding assistant): one event more on
+/// a log, one that changes nothing attribution reads until it is approved.
+pub fn submission(request_id: Uuid, workload_name: &str) -> RequestCommand {
+    RequestCommand::Submit {
+        request_id,
+        product_id: Uuid::from_u128(7),
+        requested_by: "po-maria".into(),
+        details: RequestDetails {
+            workload_name: workload_name.into(),
+            use_case: UseCase::Coding { developers: 12, active_percent: 40 },
+            priority: false,
+            start: None,
+            end: None,
+            monthly_growth_percent: None,
+            business_case: None,
+        },
+        at: Utc::now(),
+    }
+}

@@ -364,3 +364,58 @@ async fn a_kept_fold_that_failed_midway_folds_the_same_state_when_asked_again() 
     assert!(again == fresh, "the state asked again after a failed read is the fresh fold's");
     assert_eq!(kept.position(), head);
 }
+
+/// A question about a state whose tables were never built — "now" after an append — is
+/// answered with tables kept for an earlier state when the events in between leave what
+/// attribution reads alone (a Business Request submitted), and those are exactly the
+/// tables a fresh build gives; when the view changes (the organisation), they are built
+/// again (issue 14.4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_kept_for_one_state_serve_a_later_state_that_attribution_reads_alike() {
+    use finops_attribution::GovernanceView;
+    use finops_domain::org::{OrgCommand, Organisation, Portfolio};
+    use finops_domain::request::BusinessRequest;
+    use finops_governance::{CommandHandler, streams, timeline::GovernanceTimeline};
+    use finops_server::kept_tables::{Found, KeptTables};
+
+    let store = finops_eventlog::open(&fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
+    finops_e2e::governance_log::generate(&store, 3_000).await;
+    let timeline = GovernanceTimeline::new(store.clone());
+    let kept = KeptTables::default();
+    let fresh_view =
+        |state: &finops_domain::governance_state::GovernanceState| format!("{:?}", GovernanceView::from(state));
+
+    let (before, key) = timeline.keyed_state_as_of(None).await.unwrap();
+    assert!(!before.workloads().is_empty(), "the log has approved workloads");
+    assert_eq!(kept.found(&before, key.clone()).await.1, Found::Built);
+    assert_eq!(kept.found(&before, key.clone()).await.1, Found::Kept);
+
+    let context = finops_e2e::operator_context("po-maria");
+    let request_id = uuid::Uuid::now_v7();
+    let submit = finops_e2e::governance_log::submission(request_id, "Invoice triage");
+    CommandHandler::<BusinessRequest>::new(store.clone())
+        .execute(&streams::business_request(request_id), &submit, &context)
+        .await
+        .unwrap();
+    let (submitted, submitted_key) = timeline.keyed_state_as_of(None).await.unwrap();
+    assert_ne!(submitted_key, key, "a new state");
+    assert!(submitted.requests.contains_key(&request_id));
+    let (tables, found) = kept.found(&submitted, submitted_key.clone()).await;
+    assert_eq!(found, Found::Alike, "a submission leaves attribution's view alone");
+    assert!(format!("{:?}", tables.view()) == fresh_view(&submitted), "the lent tables are the state's own");
+    assert_eq!(kept.found(&submitted, submitted_key).await.1, Found::Kept);
+
+    let add = OrgCommand::AddPortfolio {
+        portfolio_id: uuid::Uuid::now_v7(),
+        portfolio: Portfolio { name: "Claims".into(), owner: "pf-lee".into() },
+        at: Utc::now(),
+    };
+    CommandHandler::<Organisation>::new(store.clone())
+        .execute(&streams::organisation(), &add, &finops_e2e::operator_context("pf-lee"))
+        .await
+        .unwrap();
+    let (organised, organised_key) = timeline.keyed_state_as_of(None).await.unwrap();
+    let (tables, found) = kept.found(&organised, organised_key).await;
+    assert_eq!(found, Found::Built, "a new portfolio changes the view");
+    assert!(format!("{:?}", tables.view()) == fresh_view(&organised));
+}

@@ -28,6 +28,10 @@ use crate::workload::{WorkloadEvent, WorkloadPlan};
 /// its first change only, and a shared node of the tree copies pointers, not aggregates.
 pub type SharedMap<K, V> = imbl::OrdMap<K, Arc<V>>;
 
+/// The most changed Business Requests [`GovernanceState::attributes_alike`] walks before
+/// answering "not alike": at a few hundred nanoseconds each, a few milliseconds at most.
+pub const VIEW_DIFF_LIMIT: usize = 10_000;
+
 /// The governance state at one instant. Cloning it is cheap (see [`SharedMap`]).
 #[derive(Debug, Clone, Default)]
 pub struct GovernanceState {
@@ -310,6 +314,33 @@ impl GovernanceState {
         }
     }
 
+    /// Whether attribution sees `self` as it sees `other`: the same [`workloads`](Self::workloads),
+    /// [`claim_spans`](Self::claim_spans), role patterns and
+    /// [`gateway_rule_spans`](Self::gateway_rule_spans) — so that what was derived from one
+    /// (attribution's governance tables) serves the other. Cheap for states that share most
+    /// of their maps, as a state and the same log a few events later do: the maps' shared
+    /// subtrees are skipped, and Business Requests submitted, rejected or withdrawn in
+    /// between (most of a governance log's events; tasks are not in the state at all) do
+    /// not count. Conservative: `false` on any change to a claim, a workload plan, the
+    /// organisation, or a request approved on either side, and past [`VIEW_DIFF_LIMIT`]
+    /// changed requests (states that far apart are told apart by building, not comparing).
+    pub fn attributes_alike(&self, other: &Self) -> bool {
+        let approved = |r: &BusinessRequest| r.status == RequestStatus::Approved;
+        let requests_alike = || {
+            let mut changed = self.requests.diff(&other.requests);
+            changed.by_ref().take(VIEW_DIFF_LIMIT).all(|item| match item {
+                imbl::ordmap::DiffItem::Add(_, r) | imbl::ordmap::DiffItem::Remove(_, r) => !approved(r),
+                imbl::ordmap::DiffItem::Update { old: (_, old), new: (_, new) } => !approved(old) && !approved(new),
+            }) && changed.next().is_none()
+        };
+        self.organisation == other.organisation
+            && self.role_patterns.patterns == other.role_patterns.patterns
+            && self.gateway_rules == other.gateway_rules
+            && self.claims.diff(&other.claims).next().is_none()
+            && self.plans.diff(&other.plans).next().is_none()
+            && requests_alike()
+    }
+
     /// Every approved workload, in workload-id order.
     pub fn workloads(&self) -> Vec<ApprovedWorkload> {
         let mut out: Vec<ApprovedWorkload> = self
@@ -386,6 +417,9 @@ impl GovernanceState {
         })
     }
 }
+
+#[cfg(test)]
+mod alike_tests;
 
 #[cfg(test)]
 mod tests {

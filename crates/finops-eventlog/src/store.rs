@@ -270,7 +270,7 @@ pub(crate) fn limit(count: usize) -> i64 {
 }
 
 /// One event row joined with its ledger entry, as both backends return it.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct EventRow {
     pub id: i64,
     pub event_id: uuid::Uuid,
@@ -286,20 +286,13 @@ pub(crate) struct EventRow {
 
 impl EventRow {
     pub(crate) fn stored(&self) -> StoredEvent {
-        StoredEvent {
-            event_id: self.event_id,
-            stream_id: self.stream_id.clone(),
-            stream_version: self.stream_version as u64,
-            event_type: self.event_type.clone(),
-            schema_version: self.schema_version as u32,
-            payload: self.payload.clone(),
-            metadata: self.metadata.clone(),
-        }
+        self.clone().into_stored()
     }
 
-    pub(crate) fn into_recorded(self, upcasters: &Upcasters) -> Result<RecordedEvent> {
-        // Moved, not copied: a task's payload is kilobytes, and a rebuild decodes them all.
-        let stored = StoredEvent {
+    /// The stored event, moved out of the row: a task's payload is kilobytes, and a
+    /// rebuild decodes them all.
+    fn into_stored(self) -> StoredEvent {
+        StoredEvent {
             event_id: self.event_id,
             stream_id: self.stream_id,
             stream_version: self.stream_version as u64,
@@ -307,8 +300,12 @@ impl EventRow {
             schema_version: self.schema_version as u32,
             payload: self.payload,
             metadata: self.metadata,
-        };
-        decode(self.id, stored, self.position, self.hash, upcasters)
+        }
+    }
+
+    pub(crate) fn into_recorded(mut self, upcasters: &Upcasters) -> Result<RecordedEvent> {
+        let (id, position, hash) = (self.id, self.position, self.hash.take());
+        decode(id, self.into_stored(), position, hash, upcasters)
     }
 }
 

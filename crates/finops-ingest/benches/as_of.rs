@@ -47,11 +47,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use finops_attribution::{AttributionEngine, Dimension, RolePatterns, Visibility};
 use finops_domain::governance_state::GovernanceState;
+use finops_domain::org::{OrgCommand, Organisation, Portfolio};
+use finops_domain::request::{BusinessRequest, RequestCommand};
 use finops_eventlog::{AllRead, EventStore, Position};
 use finops_governance::state::state_as_of;
 use finops_governance::timeline::GovernanceTimeline;
+use finops_governance::{CommandHandler, streams};
 use finops_ingest::{Format, Ingestor};
-use finops_server::kept_tables::KeptTables;
+use finops_server::kept_tables::{Found, KeptTables};
 use uuid::Uuid;
 
 const PERIOD: &str = "2026-11";
@@ -128,6 +131,45 @@ async fn attribution(
     (groups, [t_state, t_tables, t_question, started.elapsed()])
 }
 
+/// The question "now" as [`attribution`] asks it, its whole time, and how its governance
+/// tables were come by.
+async fn attribution_found(
+    timeline: &GovernanceTimeline,
+    tables: &KeptTables,
+    engine: &AttributionEngine,
+) -> (Duration, Found) {
+    let started = Instant::now();
+    let (state, key) = timeline.keyed_state_as_of(Some(Utc::now())).await.unwrap();
+    let batch = AttributionEngine::batch_at(&state, PERIOD, None).unwrap();
+    let (governance, found) = tables.found(&state, key).await;
+    let question = engine.question(governance, batch, Visibility::Everything).await.unwrap();
+    let groups = question.attribute(&[Dimension::Workload, Dimension::Gap]).await.unwrap().rows.len();
+    assert!(groups > 0, "the question has an answer");
+    (started.elapsed(), found)
+}
+
+/// One event appended between two questions.
+enum Appended {
+    Submission(Uuid, Box<RequestCommand>),
+    Portfolio(OrgCommand),
+}
+
+/// The `n`th Business Request submitted during the benchmark.
+fn submission(n: u32) -> Appended {
+    let request_id = Uuid::now_v7();
+    let submit = finops_e2e::governance_log::submission(request_id, &format!("Bench workload {n}"));
+    Appended::Submission(request_id, Box::new(submit))
+}
+
+/// The `n`th portfolio added during the benchmark.
+fn portfolio(n: u32) -> Appended {
+    Appended::Portfolio(OrgCommand::AddPortfolio {
+        portfolio_id: Uuid::now_v7(),
+        portfolio: Portfolio { name: format!("Bench portfolio {n}"), owner: "pf-bench".into() },
+        at: Utc::now(),
+    })
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::var("FINOPS_BENCH_SIZES")
         .unwrap_or_else(|_| "0,10000,100000,1000000".into())
@@ -167,6 +209,7 @@ fn main() {
         let mut empty_question = None;
         let mut restart_rows = Vec::new();
         let mut phase_rows = Vec::new();
+        let mut after_rows = Vec::new();
         for size in sizes {
             let (store, url) = open_store(&dir, size).await;
             Ingestor::new(store.clone(), objects.clone()).ingest_file(&csv, Format::Cur, &context).await.unwrap();
@@ -276,6 +319,41 @@ fn main() {
                 ));
             }
             let (empty_first, empty_again) = *empty_question.get_or_insert((first_now, again_now));
+            // One more event, then the question "now" again, with the tables the last
+            // question kept (as a server asked often does): a submission leaves the view
+            // alike, a portfolio added changes it. Last, as it moves the log on.
+            let after_one = async |change: &dyn Fn(u32) -> Appended| {
+                let kept = KeptTables::default();
+                attribution(&timeline, &kept, &engine, None).await;
+                let mut best = (Duration::MAX, Found::Kept);
+                for n in 0..3 {
+                    match change(n) {
+                        Appended::Submission(request_id, submit) => CommandHandler::<BusinessRequest>::new(store.clone())
+                            .execute(&streams::business_request(request_id), &submit, &context)
+                            .await
+                            .map(drop),
+                        Appended::Portfolio(add) => CommandHandler::<Organisation>::new(store.clone())
+                            .execute(&streams::organisation(), &add, &context)
+                            .await
+                            .map(drop),
+                    }
+                    .unwrap();
+                    let (took, found) = attribution_found(&timeline, &kept, &engine).await;
+                    if took < best.0 {
+                        best = (took, found);
+                    }
+                }
+                best
+            };
+            let (submitted, submitted_found) = after_one(&submission).await;
+            let (organised, organised_found) = after_one(&portfolio).await;
+            after_rows.push(format!(
+                "{written:>9} | {:>9.1} ms ({:.2}×, {submitted_found:?}) | {:>9.1} ms ({:.2}×, {organised_found:?})",
+                ms(submitted),
+                seconds(submitted) / seconds(empty_again),
+                ms(organised),
+                seconds(organised) / seconds(empty_again),
+            ));
             println!(
                 "{written:>9} | {:>8.3} s | {:>11.3} s | {:>12.1} ms | {:>9.1} ms ({:>5.3}) | {marks:>6} | {:>6.1} ms ({:.2}×) | {:>6.1} ms ({:.2}×) | {:>6.1} ms ({:.2}×) | {:>6.1} ms ({:.2}×) | {:>8.0}",
                 seconds(full_mean),
@@ -302,6 +380,11 @@ fn main() {
         for row in phase_rows {
             println!("{row}");
         }
+        println!("\nthe question now after one more event (tables kept from the question before it; best of three):");
+        println!("{:>9} | {:>30} | {:>30}", "events", "after a submission", "after a portfolio added");
+        for row in after_rows {
+            println!("{row}");
+        }
         println!("\nrestart from a snapshot:");
         println!("{:>9} | {:>11} | {:>13} | {:>11}", "events", "snapshot", "first answer", "log's check");
         for row in restart_rows {
@@ -317,8 +400,6 @@ fn main() {
 /// from its snapshot (`CommandHandler::with_snapshots`, as the server's handlers are) —
 /// median of 20 commands each, after one that checks the snapshot.
 async fn organisation_commands(dir: &std::path::Path) {
-    use finops_domain::org::{OrgCommand, Organisation, Portfolio};
-    use finops_governance::CommandHandler;
     let sizes: Vec<u32> = std::env::var("FINOPS_BENCH_ORG_EVENTS")
         .unwrap_or_else(|_| "1000,10000".into())
         .split(',')

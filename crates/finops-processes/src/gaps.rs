@@ -403,3 +403,69 @@ pub async fn current_gaps(store: &dyn EventStore) -> Result<BTreeMap<Uuid, Alloc
 fn attribution(e: finops_attribution::AttributionError) -> ProcessError {
     ProcessError::Attribution(e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use finops_domain::gaps::{ActionOutcome, GapActionKind, GapIdentity, GapKind};
+    use finops_eventlog::{EventMetadata, ExpectedVersion, NewEvent};
+
+    use super::*;
+
+    /// A gap detected, then actioned `actions` times (raw events, as the fold reads them:
+    /// each action stacks a standing decision, so a page folded twice would stack twice).
+    async fn actioned_gap(store: &Arc<dyn EventStore>, actions: usize) -> (Uuid, Position) {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z").unwrap().to_utc();
+        let identity = GapIdentity {
+            kind: GapKind::UnattributedSpend,
+            anchor: "role/123456789012/ShareAll".into(),
+            account: "123456789012".into(),
+            workload_id: None,
+            principal: "role/ShareAll".into(),
+            concerns: vec![],
+        };
+        let id = identity.gap_id();
+        let cause =
+            EvaluationCause { event_id: Uuid::nil(), event_type: "CurBatchIngested".into(), stream: "cur".into() };
+        let detected = GapEvent::GapDetected { gap_id: id, identity, period: "2026-11".into(), through: 1, cause, at };
+        let decider = Decider { by: "fl-ana".into(), role: "finops_lead".into(), rationale: "on it".into(), at };
+        let actioned = GapEvent::GapActioned {
+            action: GapActionKind::RecommendDedicatedRole,
+            outcome: ActionOutcome::default(),
+            decider,
+        };
+        let events = std::iter::once(&detected).chain(std::iter::repeat_n(&actioned, actions)).map(|e| {
+            let payload = serde_json::to_value(e).unwrap();
+            let kind = payload["type"].as_str().unwrap().to_owned();
+            NewEvent::new(kind, payload).with_metadata(EventMetadata {
+                actor_id: "fl-ana".into(),
+                actor_role: "finops_lead".into(),
+                ..Default::default()
+            })
+        });
+        store.append(&streams::gap(id), ExpectedVersion::NoStream, events.collect()).await.unwrap();
+        (id, store.seal_committed().await.unwrap().position)
+    }
+
+    /// A kept evaluation fold whose read failed midway folds, when asked again, what a
+    /// fresh fold does: every event once, whichever of its reads failed.
+    #[tokio::test]
+    async fn an_evaluation_fold_that_failed_midway_folds_each_event_once_when_asked_again() {
+        let store =
+            finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
+        let (id, head) = actioned_gap(&store, 2_500).await;
+        let mut fresh = EvaluationFold::default();
+        fresh.advance(store.as_ref(), head).await.unwrap();
+        assert_eq!(fresh.gaps[&id].standing.len(), 2_500);
+        let counted = finops_e2e::CountedStore::new(store.clone());
+        // Each read of the two folds (the state's, then the gaps') fails in turn.
+        for failing in 1..=4 {
+            let mut kept = EvaluationFold::default();
+            counted.fail_read_all(failing);
+            let failed = kept.advance(counted.as_ref(), head).await.is_err();
+            kept.advance(counted.as_ref(), head).await.unwrap();
+            assert_eq!(kept.gaps[&id].standing.len(), 2_500, "read {failing} failed (surfaced: {failed})");
+            assert!(kept.gaps == fresh.gaps, "read {failing} failed: the fold asked again is the fresh fold's");
+            assert_eq!(kept.seen, fresh.seen);
+        }
+    }
+}

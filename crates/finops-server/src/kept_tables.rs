@@ -1,5 +1,6 @@
 //! The governance tables of the states questions were last asked about, kept so that the
-//! next question about the same state does not build them again (issue 14.4).
+//! next question about the same state — or about a state attribution reads alike — does
+//! not build them again (issue 14.4).
 //!
 //! Building a state's tables (the approved workloads with their budgets, scopes, claims
 //! and generated names, as Arrow batches) costs time in proportion to the workloads ever
@@ -8,52 +9,125 @@
 //! [`GovernanceTimeline`](finops_governance::timeline::GovernanceTimeline), whose
 //! [`StateKey`] names it: equal keys, same state, same tables. "Now" keeps its key until
 //! the next event is appended; a past instant keeps its own for good.
+//!
+//! Most events appended do not change what attribution reads (task steps, Business
+//! Requests submitted or rejected): a state with a new key is first compared with the kept
+//! ones ([`GovernanceState::attributes_alike`], cheap for states of one timeline, which
+//! share their unchanged parts), and a kept state read alike lends its tables.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use finops_attribution::{GovernanceTables, GovernanceView};
 use finops_domain::governance_state::GovernanceState;
-use finops_governance::timeline::StateKey;
+use finops_governance::timeline::{GovernanceTimeline, StateKey};
 
-/// States whose tables are kept: "now" and a couple of instants Finance keeps asking about.
-/// Each holds a row per approved workload, scope entry and claim period (80 000 workloads
-/// and 160 000 claim rows at a million events of the benchmark's log).
+/// Sets of tables kept: "now" and a couple of instants Finance keeps asking about. Each
+/// holds a row per approved workload, scope entry and claim period (80 000 workloads and
+/// 160 000 claim rows at a million events of the benchmark's log); states read alike share
+/// one set, so "now" moving on through events that change nothing attribution reads does
+/// not push an instant's tables out.
 const KEPT: usize = 3;
+
+/// States read alike whose tables were asked for: the keys asked about (newest first, at
+/// most [`KEYS`]), the newest state (what a later state is compared with) and the tables.
+struct Kept {
+    keys: VecDeque<StateKey>,
+    state: GovernanceState,
+    tables: Arc<GovernanceTables>,
+}
+
+/// Keys kept per set of tables: "now" after each of the last few appends.
+const KEYS: usize = 8;
 
 /// The tables of the last [`KEPT`] states asked about, newest first. Keys must come from
 /// one timeline (the server has one).
 #[derive(Default)]
 pub struct KeptTables {
-    kept: Mutex<VecDeque<(StateKey, Arc<GovernanceTables>)>>,
+    kept: Mutex<VecDeque<Kept>>,
+}
+
+/// How a question came by its tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Kept for this very state.
+    Kept,
+    /// Kept for another state that attribution reads alike.
+    Alike,
+    /// Built for this question.
+    Built,
 }
 
 impl KeptTables {
     /// The tables of `state`, named by `key`: kept ones, or built now (off the async
     /// runtime's threads) and kept.
     pub async fn of(&self, state: &GovernanceState, key: StateKey) -> Arc<GovernanceTables> {
+        self.found(state, key).await.0
+    }
+
+    /// [`of`](Self::of), and how the tables were come by.
+    pub async fn found(&self, state: &GovernanceState, key: StateKey) -> (Arc<GovernanceTables>, Found) {
         if let Some(tables) = self.find(&key) {
-            return tables;
+            return (tables, Found::Kept);
+        }
+        // Compared outside the lock: a comparison walks up to `VIEW_DIFF_LIMIT` requests.
+        let candidates: Vec<(GovernanceState, Arc<GovernanceTables>)> =
+            self.lock().iter().map(|k| (k.state.clone(), k.tables.clone())).collect();
+        if let Some((_, tables)) = candidates.into_iter().find(|(kept, _)| state.attributes_alike(kept)) {
+            self.keep(key, state.clone(), tables.clone());
+            return (tables, Found::Alike);
         }
         // Two questions about a new state at once may both build; the second keeps its own.
-        let state = state.clone();
-        let tables = tokio::task::spawn_blocking(move || Arc::new(GovernanceTables::new(GovernanceView::from(&state))))
+        let built = state.clone();
+        let tables = tokio::task::spawn_blocking(move || Arc::new(GovernanceTables::new(GovernanceView::from(&built))))
             .await
             .expect("building governance tables does not panic");
-        let mut kept = self.kept.lock().expect("the kept tables' lock is never poisoned");
-        kept.retain(|(k, _)| *k != key);
-        kept.push_front((key, tables.clone()));
+        self.keep(key, state.clone(), tables.clone());
+        (tables, Found::Built)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Kept>> {
+        self.kept.lock().expect("the kept tables' lock is never poisoned")
+    }
+
+    /// Keeps `tables` for `key` at the front: beside the keys already kept with the same
+    /// tables (`state` then stands for them), else as a new set, the oldest set dropped.
+    fn keep(&self, key: StateKey, state: GovernanceState, tables: Arc<GovernanceTables>) {
+        let mut kept = self.lock();
+        let mut entry = match kept.iter().position(|k| Arc::ptr_eq(&k.tables, &tables)) {
+            Some(at) => kept.remove(at).expect("found just now"),
+            None => Kept { keys: VecDeque::new(), state: state.clone(), tables },
+        };
+        for other in kept.iter_mut() {
+            other.keys.retain(|k| *k != key);
+        }
+        kept.retain(|k| !k.keys.is_empty());
+        entry.keys.retain(|k| *k != key);
+        entry.keys.push_front(key);
+        entry.keys.truncate(KEYS);
+        entry.state = state;
+        kept.push_front(entry);
         kept.truncate(KEPT);
-        tables
     }
 
     /// The kept tables of `key`, moved to the front.
     fn find(&self, key: &StateKey) -> Option<Arc<GovernanceTables>> {
-        let mut kept = self.kept.lock().expect("the kept tables' lock is never poisoned");
-        let at = kept.iter().position(|(k, _)| k == key)?;
+        let mut kept = self.lock();
+        let at = kept.iter().position(|k| k.keys.contains(key))?;
         let found = kept.remove(at)?;
-        let tables = found.1.clone();
+        let tables = found.tables.clone();
         kept.push_front(found);
         Some(tables)
+    }
+
+    /// Builds (or finds) the tables of the timeline's state now, so that the next question
+    /// about "now" finds them: run by the server after it follows the log, so that the
+    /// question after an approval does not wait for the build.
+    pub async fn prepare_now(
+        &self,
+        timeline: &GovernanceTimeline,
+    ) -> Result<Found, finops_governance::GovernanceError> {
+        let (state, key) = timeline.keyed_state_as_of(None).await?;
+        Ok(self.found(&state, key).await.1)
     }
 }

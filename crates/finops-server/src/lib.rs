@@ -313,18 +313,23 @@ pub async fn serve_with_metrics(
         finops_governance::timeline::GovernanceTimeline::new(store.clone())
             .with_snapshots(Arc::new(read_models.clone()), finops_governance::timeline::SAVE_EVERY),
     );
+    // Attribution's governance tables of the states asked about; those of "now" are made
+    // ready each time the timeline has followed the log, so that a question after an
+    // approval does not wait for them (found kept when nothing attribution reads changed).
+    let tables = Arc::new(kept_tables::KeptTables::default());
     let timeline_task = tokio::spawn({
-        let timeline = timeline.clone();
+        let (timeline, tables) = (timeline.clone(), tables.clone());
         async move {
             loop {
                 if let Err(e) = timeline.follow().await {
                     tracing::warn!(error = %e, "governance timeline: following the log failed; retrying");
+                } else if let Err(e) = tables.prepare_now(&timeline).await {
+                    tracing::warn!(error = %e, "attribution tables of the state now: not prepared; retrying");
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
         }
     });
-    let tables = Arc::new(kept_tables::KeptTables::default());
     let gaps = GapApi::new(store.clone(), timeline.clone(), read_models.clone(), organisation.clone(), auth.clone());
     let spaces = SpacesApi::new(
         store.clone(),
