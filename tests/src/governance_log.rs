@@ -15,7 +15,7 @@ use finops_domain::tasks::{self, Task, TaskCommand, TaskContext};
 use finops_domain::vocabulary::{
     AccountId, ApprovalScope, Cents, InvokeAction, ModelId, MonthlyAmount, Platform, Region,
 };
-use finops_eventlog::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamId};
+use finops_eventlog::{EventStore, ExpectedVersion, NewEvent, StreamId};
 use uuid::Uuid;
 
 fn at(n: u64) -> DateTime<Utc> {
@@ -23,14 +23,9 @@ fn at(n: u64) -> DateTime<Utc> {
 }
 
 fn to_new<E: serde::Serialize>(event: &E, actor: &str, role: &str) -> NewEvent {
-    let payload = serde_json::to_value(event).unwrap();
-    let kind = payload["type"].as_str().unwrap().to_owned();
-    NewEvent::new(kind, payload).with_metadata(EventMetadata {
-        actor_id: actor.into(),
-        actor_role: role.into(),
-        rationale: Some("generated for the rebuild benchmark".into()),
-        ..Default::default()
-    })
+    let mut new = crate::recorded_by(event, actor, role);
+    new.metadata.rationale = Some("generated for the rebuild benchmark".into());
+    new
 }
 
 /// The streams and events of one Business Request's life.

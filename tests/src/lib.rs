@@ -76,6 +76,18 @@ pub fn operator_context(actor_id: &str) -> finops_governance::CommandContext {
     }
 }
 
+/// A domain event to append as `actor` in `role`, named by its payload's `type` tag (how
+/// the domain's events are written): for tests and benchmarks that write a log directly.
+pub fn recorded_by<E: serde::Serialize>(event: &E, actor: &str, role: &str) -> finops_eventlog::NewEvent {
+    let payload = serde_json::to_value(event).expect("a domain event serialises");
+    let kind = payload["type"].as_str().expect("a domain event is tagged with its type").to_owned();
+    finops_eventlog::NewEvent::new(kind, payload).with_metadata(finops_eventlog::EventMetadata {
+        actor_id: actor.into(),
+        actor_role: role.into(),
+        ..Default::default()
+    })
+}
+
 /// A fresh SQLite store path under the system temp directory.
 pub fn fresh_sqlite_url() -> String {
     let dir = std::env::temp_dir().join("finops-e2e");

@@ -407,7 +407,7 @@ fn attribution(e: finops_attribution::AttributionError) -> ProcessError {
 #[cfg(test)]
 mod tests {
     use finops_domain::gaps::{ActionOutcome, GapActionKind, GapIdentity, GapKind};
-    use finops_eventlog::{EventMetadata, ExpectedVersion, NewEvent};
+    use finops_eventlog::ExpectedVersion;
 
     use super::*;
 
@@ -433,15 +433,9 @@ mod tests {
             outcome: ActionOutcome::default(),
             decider,
         };
-        let events = std::iter::once(&detected).chain(std::iter::repeat_n(&actioned, actions)).map(|e| {
-            let payload = serde_json::to_value(e).unwrap();
-            let kind = payload["type"].as_str().unwrap().to_owned();
-            NewEvent::new(kind, payload).with_metadata(EventMetadata {
-                actor_id: "fl-ana".into(),
-                actor_role: "finops_lead".into(),
-                ..Default::default()
-            })
-        });
+        let events = std::iter::once(&detected)
+            .chain(std::iter::repeat_n(&actioned, actions))
+            .map(|e| finops_e2e::recorded_by(e, "fl-ana", "finops_lead"));
         store.append(&streams::gap(id), ExpectedVersion::NoStream, events.collect()).await.unwrap();
         (id, store.seal_committed().await.unwrap().position)
     }

@@ -327,7 +327,7 @@ pub async fn detect_logs(
 #[cfg(test)]
 mod tests {
     use finops_domain::gaps::Decider;
-    use finops_eventlog::{EventMetadata, ExpectedVersion, NewEvent};
+    use finops_eventlog::ExpectedVersion;
 
     use super::*;
 
@@ -336,14 +336,11 @@ mod tests {
     async fn noted_investigation(store: &Arc<dyn EventStore>, notes: usize) -> (Uuid, Position) {
         let id = Uuid::from_u128(0x1a7e_57ed);
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z").unwrap().to_utc();
-        let events =
-            (0..notes).map(|n| {
-                let decider = Decider { by: "fl-ana".into(), role: "finops_lead".into(), rationale: String::new(), at };
-                let noted = InvestigationEvent::InvestigationNoted { note: format!("note {n}"), decider };
-                NewEvent::new("InvestigationNoted", serde_json::to_value(&noted).unwrap()).with_metadata(
-                    EventMetadata { actor_id: "fl-ana".into(), actor_role: "finops_lead".into(), ..Default::default() },
-                )
-            });
+        let events = (0..notes).map(|n| {
+            let decider = Decider { by: "fl-ana".into(), role: "finops_lead".into(), rationale: String::new(), at };
+            let noted = InvestigationEvent::InvestigationNoted { note: format!("note {n}"), decider };
+            finops_e2e::recorded_by(&noted, "fl-ana", "finops_lead")
+        });
         store.append(&streams::investigation(id), ExpectedVersion::NoStream, events.collect()).await.unwrap();
         (id, store.seal_committed().await.unwrap().position)
     }

@@ -78,11 +78,14 @@ impl KeptTables {
             return (tables, Found::Alike);
         }
         // Two questions about a new state at once may both build; the second keeps its own.
-        let built = state.clone();
-        let tables = tokio::task::spawn_blocking(move || Arc::new(GovernanceTables::new(GovernanceView::from(&built))))
-            .await
-            .expect("building governance tables does not panic");
-        self.keep(key, state.clone(), tables.clone());
+        let state = state.clone();
+        let (state, tables) = tokio::task::spawn_blocking(move || {
+            let tables = Arc::new(GovernanceTables::new(GovernanceView::from(&state)));
+            (state, tables)
+        })
+        .await
+        .expect("building governance tables does not panic");
+        self.keep(key, state, tables.clone());
         (tables, Found::Built)
     }
 
