@@ -11,6 +11,7 @@ use finops_domain::request::{
     Availability, BusinessRequest, CatalogStanding, RequestCommand, RequestDetails, Review, UseCase, WorkloadType,
 };
 use finops_domain::role::RoleSuffix;
+use finops_domain::spaces::{ClaimCommand, ClaimableResource, ClaimedResource};
 use finops_domain::tasks::{self, Task, TaskCommand, TaskContext};
 use finops_domain::vocabulary::{
     AccountId, ApprovalScope, Cents, InvokeAction, ModelId, MonthlyAmount, Platform, Region,
@@ -30,6 +31,11 @@ fn to_new<E: serde::Serialize>(event: &E, actor: &str, role: &str) -> NewEvent {
 
 /// The streams and events of one Business Request's life.
 fn request_life(i: u64) -> Vec<(StreamId, Vec<NewEvent>)> {
+    request_life_and_request(i).0
+}
+
+/// [`request_life`], and the request as it stands at its end.
+fn request_life_and_request(i: u64) -> (Vec<(StreamId, Vec<NewEvent>)>, BusinessRequest) {
     let id = Uuid::from_u128(0x0192_f0c4_0000_7000_8000_0000_0000_0000 | u128::from(i));
     let details = RequestDetails {
         workload_name: format!("Support assistant {i}"),
@@ -137,7 +143,7 @@ fn request_life(i: u64) -> Vec<(StreamId, Vec<NewEvent>)> {
         }
     }
     streams.insert(0, (StreamId::new(format!("business-request-{id}")).unwrap(), request_events));
-    streams
+    (streams, state)
 }
 
 /// Appends whole request lives (about a dozen events each, 2 000 events at a time, the
@@ -184,5 +190,44 @@ pub fn submission(request_id: Uuid, workload_name: &str) -> RequestCommand {
             business_case: None,
         },
         at: Utc::now(),
+    }
+}
+
+/// One more Business Request's life whose request is approved (with its Cloud Engineer
+/// tasks), and its generated role reserved for the workload and claimed by it from
+/// 1 November 2026: appended to a log, it changes what attribution reads by one workload
+/// and one claim. `n` numbers it apart from the generated ones and from other such lives.
+pub fn approval(n: u64) -> Vec<(StreamId, Vec<NewEvent>)> {
+    // Lives numbered 4 mod 5 are rejected.
+    let (mut lives, request) = request_life_and_request(100_000_000 + n * 5);
+    let approval = request.approval.expect("lives not numbered 4 mod 5 are approved");
+    let resource = ClaimedResource::role("123456789012", approval.role_name.as_str()).unwrap();
+    let workload_id = approval.workload_id;
+    let mut claim = ClaimableResource::default();
+    let mut events = Vec::new();
+    let commands = [
+        ClaimCommand::Reserve { resource: resource.clone(), workload_id, at: at(0) },
+        ClaimCommand::Claim {
+            resource: resource.clone(),
+            workload_id,
+            effective_from: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            by: request.requested_by.clone(),
+            at: at(0),
+        },
+    ];
+    for command in commands {
+        for e in claim.decide(&command).unwrap() {
+            claim = claim.evolve(&e);
+            events.push(to_new(&e, &request.requested_by, "product_owner"));
+        }
+    }
+    lives.push((StreamId::new(format!("claim-{}", resource.key())).unwrap(), events));
+    lives
+}
+
+/// Appends `lives` (from [`approval`]), each stream new.
+pub async fn append_lives(store: &Arc<dyn EventStore>, lives: Vec<(StreamId, Vec<NewEvent>)>) {
+    for (stream, events) in lives {
+        store.append(&stream, ExpectedVersion::NoStream, events).await.unwrap();
     }
 }

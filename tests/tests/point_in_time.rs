@@ -416,6 +416,87 @@ async fn tables_kept_for_one_state_serve_a_later_state_that_attribution_reads_al
         .unwrap();
     let (organised, organised_key) = timeline.keyed_state_as_of(None).await.unwrap();
     let (tables, found) = kept.found(&organised, organised_key).await;
-    assert_eq!(found, Found::Built, "a new portfolio changes the view");
+    assert_eq!(found, Found::Amended, "a new portfolio changes the view; the organisation only grew");
     assert!(format!("{:?}", tables.view()) == fresh_view(&organised));
+
+    // An approval: one workload more, its rows built, every other row copied.
+    finops_e2e::governance_log::append_lives(&store, finops_e2e::governance_log::approval(1)).await;
+    let (approved, approved_key) = timeline.keyed_state_as_of(None).await.unwrap();
+    assert_eq!(approved.workloads().len(), organised.workloads().len() + 1);
+    let (tables, found) = kept.found(&approved, approved_key).await;
+    assert_eq!(found, Found::Amended, "an approval amends the kept tables");
+    assert!(*tables == finops_attribution::GovernanceTables::new(GovernanceView::from(&approved)));
+
+    // A budget mapped to the account every workload charges moves every workload that
+    // named none: built from nothing.
+    let account = finops_domain::vocabulary::AccountId::parse("123456789012").unwrap();
+    let register = OrgCommand::RegisterAccount { account: account.clone(), name: "Support".into(), at: Utc::now() };
+    let budget = OrgCommand::MapBudget {
+        budget_id: uuid::Uuid::now_v7(),
+        budget: finops_domain::org::Budget { account, name: "Support AI".into(), cost_centre: "CC-7".into() },
+        at: Utc::now(),
+    };
+    for command in [register, budget] {
+        CommandHandler::<Organisation>::new(store.clone())
+            .execute(&streams::organisation(), &command, &finops_e2e::operator_context("fl-ana"))
+            .await
+            .unwrap();
+    }
+    let (budgeted, budgeted_key) = timeline.keyed_state_as_of(None).await.unwrap();
+    assert!(budgeted.workloads().iter().all(|w| w.budgets.len() == 1), "the account's only budget, charged");
+    assert_eq!(kept.found(&budgeted, budgeted_key).await.1, Found::Built);
+}
+
+/// Tables amended from any state of a log to any later (or earlier) one are the tables
+/// built for that state from nothing, row for row and with the same lookups (and a later
+/// state's always amend from an earlier's): over a real
+/// log of approvals, tasks, claims and a release, every pair of nine instants.
+#[tokio::test]
+async fn tables_amended_from_one_state_are_the_tables_built_for_the_other() {
+    use finops_attribution::{GovernanceTables, GovernanceView};
+    use finops_eventlog::AllRead;
+    use finops_governance::timeline::GovernanceTimeline;
+
+    let store = finops_eventlog::open(&fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
+    let written = finops_e2e::governance_log::generate(&store, 3_000).await;
+    let all = store.read_all(AllRead::forwards_after(finops_eventlog::Position::START, written)).await.unwrap();
+    assert_eq!(all.len(), written);
+    // Five instants inside the generated log, and after each of three approvals.
+    let mut instants: Vec<_> = (1..=5).map(|k| all[k * written / 5 - 1].metadata.recorded_at).collect();
+    let head = async || store.read_all(AllRead::backwards_from(None, 1)).await.unwrap()[0].metadata.recorded_at;
+    for n in 0..3 {
+        finops_e2e::governance_log::append_lives(&store, finops_e2e::governance_log::approval(n)).await;
+        instants.push(head().await);
+    }
+    // The first approval's claim released: a claim changed, the others kept.
+    let timeline = GovernanceTimeline::new(store.clone());
+    let now = timeline.state_as_of(None).await.unwrap();
+    assert_eq!(now.claim_spans().len(), 3, "each approval's role claimed");
+    let first = now.claims.keys().next().unwrap().clone();
+    let release = finops_domain::spaces::ClaimCommand::Release {
+        effective_until: chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+        by: "po-0".into(),
+        rationale: "moved to the shared gateway".into(),
+        at: Utc::now(),
+    };
+    finops_governance::CommandHandler::<finops_domain::spaces::ClaimableResource>::new(store.clone())
+        .execute(&finops_governance::streams::claim(&first), &release, &finops_e2e::operator_context("po-0"))
+        .await
+        .unwrap();
+    instants.push(head().await);
+    let mut states = Vec::new();
+    for instant in &instants {
+        let state = timeline.state_as_of(Some(*instant)).await.unwrap();
+        let tables = GovernanceTables::new(GovernanceView::from(&state));
+        states.push((state, tables));
+    }
+    for (i, (earlier, earlier_tables)) in states.iter().enumerate() {
+        for (j, (later, later_tables)) in states.iter().enumerate() {
+            match earlier_tables.amended(earlier, later) {
+                Some(tables) => assert!(tables == *later_tables, "state {j} amended from state {i}"),
+                // Back across an approval a workload goes: built, not amended.
+                None => assert!(j < i, "state {j} from the earlier state {i} amends (the log only grew)"),
+            }
+        }
+    }
 }

@@ -125,8 +125,13 @@ impl Question {
                     workload_id,
                     principal: String::new(),
                     concerns: {
-                        let workloads: Vec<_> =
-                            self.view().workloads.iter().filter(|v| Some(v.workload_id) == workload_id).collect();
+                        let workloads: Vec<_> = self
+                            .view()
+                            .workloads
+                            .iter()
+                            .map(|v| &**v)
+                            .filter(|v| Some(v.workload_id) == workload_id)
+                            .collect();
                         if workloads.is_empty() { vec![w.owner] } else { self.concerned(&workloads) }
                     },
                 },
@@ -176,11 +181,12 @@ impl Question {
         // The workload's owner; for an unclaimed generated role, the owner of the request
         // that generated it.
         let workloads: Vec<&finops_domain::governance_state::ApprovedWorkload> = match (kind, workload_id) {
-            (_, Some(id)) => self.view().workloads.iter().filter(|w| w.workload_id == id).collect(),
+            (_, Some(id)) => self.view().workloads.iter().map(|w| &**w).filter(|w| w.workload_id == id).collect(),
             (GapKind::UnclaimedAiAllocation, None) => self
                 .view()
                 .workloads
                 .iter()
+                .map(|w| &**w)
                 .filter(|w| !principal_name.is_empty() && w.role_name == principal_name)
                 .collect(),
             _ => vec![],

@@ -22,15 +22,18 @@ use finops_domain::role::{permission_set_for, permission_set_of_reserved_role};
 pub use finops_domain::role_patterns::RolePatterns;
 use finops_domain::spaces::ClaimedResource;
 
+mod amend;
+
 /// What attribution needs of the governance state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GovernanceView {
     /// Portfolios, products, accounts, budgets.
     pub organisation: Organisation,
-    /// Approved workloads.
-    pub workloads: Vec<ApprovedWorkload>,
-    /// Every claim period.
-    pub claims: Vec<ClaimSpan>,
+    /// Approved workloads, in workload-id order (shared: a view amended from another's
+    /// shares every workload that did not change).
+    pub workloads: Vec<Arc<ApprovedWorkload>>,
+    /// Every claim period, in resource-key order (shared as the workloads are).
+    pub claims: Vec<Arc<ClaimSpan>>,
     /// The role patterns the FinOps Lead recorded; `None`: the configured defaults.
     pub patterns: Option<RolePatterns>,
     /// Gateway mapping rules, in the order recorded.
@@ -41,8 +44,8 @@ impl From<&GovernanceState> for GovernanceView {
     fn from(state: &GovernanceState) -> Self {
         Self {
             organisation: state.organisation.clone(),
-            workloads: state.workloads(),
-            claims: state.claim_spans(),
+            workloads: state.workloads().into_iter().map(Arc::new).collect(),
+            claims: state.claim_spans().into_iter().map(Arc::new).collect(),
             patterns: state.role_patterns.patterns.clone(),
             gateway_rules: state.gateway_rule_spans(),
         }
@@ -242,7 +245,7 @@ fn batch(columns: Vec<(&str, DataType, bool, ArrayRef)>) -> RecordBatch {
 /// [`Self::register_charged`]): a month's lines name a few thousand principals at most, the
 /// tables hold every workload ever approved, and joining with all of them made a question
 /// on a long log cost 1.4 × the same question on an empty one.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct GovernanceTables {
     view: GovernanceView,
     /// `generated_roles`, `generated_sets`, `scope_accounts`, `scope_regions`, `claims` and
@@ -260,7 +263,7 @@ pub struct GovernanceTables {
 /// the column a batch meets it by (binary searched, no copy of the text), and each
 /// workload's rows of the tables built from it (contiguous: they are built workload by
 /// workload).
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Reach {
     /// `generated_roles`, `generated_sets` and `claims` rows in order of their name.
     by_name: [Vec<u32>; 3],
@@ -298,28 +301,26 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {
         .expect("the governance tables' text columns are Utf8")
 }
 
-impl From<GovernanceView> for Arc<GovernanceTables> {
-    fn from(view: GovernanceView) -> Self {
-        Arc::new(GovernanceTables::new(view))
-    }
+fn id(u: uuid::Uuid) -> String {
+    u.to_string()
 }
 
-impl GovernanceTables {
-    /// The tables of `view`.
-    pub fn new(view: GovernanceView) -> Self {
-        let org = &view.organisation;
-        let all = &view.workloads;
-        let id = |u: uuid::Uuid| u.to_string();
-        // Every generated role is dedicated, whoever may see its workload (classify.sql).
-        let generated: BTreeSet<&str> = all.iter().map(|w| w.role_name.as_str()).collect();
-        let sets: BTreeSet<String> = generated.iter().map(|r| permission_set_for(r)).collect();
-        let mut shared = vec![
-            (
-                "generated_roles",
-                batch(vec![("name", DataType::Utf8, false, text(generated.iter().map(|r| (*r).to_owned()).collect()))]),
-            ),
-            ("generated_sets", batch(vec![("name", DataType::Utf8, false, text(sets.into_iter().collect()))])),
-        ];
+/// The tables with a row per workload or per item of one (built workload by workload, so
+/// each workload's rows of a table are contiguous, in the workloads' order).
+struct WorkloadRows {
+    workloads: RecordBatch,
+    /// `workload_budgets`: the budget each workload charges, and on which days (a change
+    /// recorded by the FinOps Lead splits the period).
+    budgets: RecordBatch,
+    /// The workload (index into the workloads given) of each `budgets` row.
+    budget_rows: Vec<usize>,
+    /// `scope_accounts` and `scope_regions`: each workload's approval scope.
+    accounts: RecordBatch,
+    regions: RecordBatch,
+}
+
+impl WorkloadRows {
+    fn new(org: &Organisation, all: &[&ApprovedWorkload]) -> Self {
         let workloads = batch(vec![
             ("workload_id", DataType::Utf8, false, text(all.iter().map(|w| id(w.workload_id)).collect())),
             ("workload", DataType::Utf8, false, text(all.iter().map(|w| w.name.clone()).collect())),
@@ -359,10 +360,8 @@ impl GovernanceTables {
                 Arc::new(BooleanArray::from(all.iter().map(|w| w.estimate).collect::<Vec<_>>())),
             ),
         ]);
-        // The budget each workload charges, and on which days (a change recorded by the
-        // FinOps Lead splits the period).
         let spans: Vec<(usize, &ApprovedWorkload, &BudgetSpan)> =
-            all.iter().enumerate().flat_map(|(i, w)| w.budgets.iter().map(move |b| (i, w, b))).collect();
+            all.iter().enumerate().flat_map(|(i, w)| w.budgets.iter().map(move |b| (i, *w, b))).collect();
         let budgets = batch(vec![
             ("workload_id", DataType::Utf8, false, text(spans.iter().map(|(_, w, _)| id(w.workload_id)).collect())),
             ("budget_id", DataType::Utf8, false, text(spans.iter().map(|(_, _, b)| id(b.budget_id)).collect())),
@@ -398,85 +397,120 @@ impl GovernanceTables {
             (text(ids), text(values))
         };
         let (ids, accounts) = pairs(&|w| w.scope.accounts.iter().map(|a| a.as_str().to_owned()).collect());
-        shared.push((
-            "scope_accounts",
-            batch(vec![("workload_id", DataType::Utf8, false, ids), ("account", DataType::Utf8, false, accounts)]),
-        ));
+        let accounts =
+            batch(vec![("workload_id", DataType::Utf8, false, ids), ("account", DataType::Utf8, false, accounts)]);
         let (ids, regions) = pairs(&|w| w.scope.regions.iter().map(|r| r.as_str().to_owned()).collect());
-        shared.push((
-            "scope_regions",
-            batch(vec![("workload_id", DataType::Utf8, false, ids), ("region", DataType::Utf8, false, regions)]),
-        ));
-        // Every claim counts, whoever asks: a claim by someone else's workload still decides
-        // that the spend is not this Product Owner's (the query then hides it). A role claim
-        // holds assumed-role sessions by the role's name (`role`) and Identity Center sessions
-        // by the permission set (`sso`): the generated role's set, the set of a claimed
-        // `AWSReservedSSO_{set}_{hex}` role, or the claimed name itself.
-        let rows: Vec<(&str, String, String, &ClaimSpan)> = view
-            .claims
-            .iter()
-            .flat_map(|s| match &s.resource {
-                ClaimedResource::IamRole { account, role_name } => {
-                    let set = if generated.contains(role_name.as_str()) {
-                        permission_set_for(role_name)
-                    } else {
-                        permission_set_of_reserved_role(role_name).unwrap_or(role_name).to_owned()
-                    };
-                    vec![
-                        ("role", account.as_str().to_owned(), role_name.clone(), s),
-                        ("sso", account.as_str().to_owned(), set, s),
-                    ]
-                }
-                ClaimedResource::Guardrail { arn } => vec![("guardrail", String::new(), arn.clone(), s)],
-                ClaimedResource::Workspace { name } => vec![("workspace", String::new(), name.clone(), s)],
+        let regions =
+            batch(vec![("workload_id", DataType::Utf8, false, ids), ("region", DataType::Utf8, false, regions)]);
+        Self { workloads, budgets, budget_rows, accounts, regions }
+    }
+}
+
+/// Each workload's rows of `scope_accounts`, `scope_regions` and `workload_budgets`.
+fn rows_of(all: &[&ApprovedWorkload]) -> Vec<[std::ops::Range<u32>; 3]> {
+    let mut next = [0u32; 3];
+    all.iter()
+        .map(|w| {
+            let counts = [w.scope.accounts.len(), w.scope.regions.len(), w.budgets.len()];
+            std::array::from_fn(|i| {
+                let start = next[i];
+                next[i] += counts[i] as u32;
+                start..next[i]
             })
-            .collect();
-        let spans: Vec<&ClaimSpan> = rows.iter().map(|r| r.3).collect();
-        let kinds: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
-        let accounts: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
-        let names: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
-        shared.push((
-            "claims",
-            batch(vec![
-                ("kind", DataType::Utf8, false, text(kinds)),
-                ("account", DataType::Utf8, false, text(accounts)),
-                ("name", DataType::Utf8, false, text(names)),
-                ("workload_id", DataType::Utf8, false, text(spans.iter().map(|s| id(s.workload_id)).collect())),
-                (
-                    "from_day",
-                    DataType::Date32,
-                    false,
-                    Arc::new(Date32Array::from(spans.iter().map(|s| days(s.from)).collect::<Vec<_>>())),
-                ),
-                (
-                    "until_day",
-                    DataType::Date32,
-                    true,
-                    Arc::new(Date32Array::from(spans.iter().map(|s| s.until.map(days)).collect::<Vec<_>>())),
-                ),
-            ]),
-        ));
-        // Every rule counts, whoever asks (as claims do).
-        shared.push((
-            "gateway_rules",
-            batch(vec![
-                (
-                    "rule",
-                    DataType::Int32,
-                    false,
-                    Arc::new(Int32Array::from((1..=view.gateway_rules.len() as i32).collect::<Vec<_>>())),
-                ),
-                ("rule_id", DataType::Utf8, false, text(view.gateway_rules.iter().map(|r| id(r.rule_id)).collect())),
-                (
-                    "workload_id",
-                    DataType::Utf8,
-                    false,
-                    text(view.gateway_rules.iter().map(|r| id(r.spec.workload_id)).collect()),
-                ),
-            ]),
-        ));
-        let reach = Reach::new(&shared, &workloads, all);
-        Self { view, shared, workloads, budgets: (budgets, budget_rows), reach }
+        })
+        .collect()
+}
+
+/// A one-column table of names (`generated_roles`, `generated_sets`), in the order given.
+fn names_batch<'a>(names: impl Iterator<Item = &'a str>) -> RecordBatch {
+    batch(vec![("name", DataType::Utf8, false, Arc::new(StringArray::from_iter_values(names)))])
+}
+
+/// The `claims` table of `claims`, in their order. Every claim counts, whoever asks: a
+/// claim by someone else's workload still decides that the spend is not this Product
+/// Owner's (the query then hides it). A role claim holds assumed-role sessions by the
+/// role's name (`role`) and Identity Center sessions by the permission set (`sso`): the
+/// generated role's set (`generated`: whether a name is a generated role's), the set of a
+/// claimed `AWSReservedSSO_{set}_{hex}` role, or the claimed name itself.
+fn claims_batch(claims: &[&ClaimSpan], generated: &dyn Fn(&str) -> bool) -> RecordBatch {
+    let rows: Vec<(&str, String, String, &ClaimSpan)> = claims
+        .iter()
+        .flat_map(|s| claim_rows(s, generated).into_iter().map(move |(kind, account, name)| (kind, account, name, *s)))
+        .collect();
+    let spans: Vec<&ClaimSpan> = rows.iter().map(|r| r.3).collect();
+    let kinds: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
+    let accounts: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+    let names: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
+    batch(vec![
+        ("kind", DataType::Utf8, false, text(kinds)),
+        ("account", DataType::Utf8, false, text(accounts)),
+        ("name", DataType::Utf8, false, text(names)),
+        ("workload_id", DataType::Utf8, false, text(spans.iter().map(|s| id(s.workload_id)).collect())),
+        (
+            "from_day",
+            DataType::Date32,
+            false,
+            Arc::new(Date32Array::from(spans.iter().map(|s| days(s.from)).collect::<Vec<_>>())),
+        ),
+        (
+            "until_day",
+            DataType::Date32,
+            true,
+            Arc::new(Date32Array::from(spans.iter().map(|s| s.until.map(days)).collect::<Vec<_>>())),
+        ),
+    ])
+}
+
+/// A claim's rows of the `claims` table: (kind, account, name).
+fn claim_rows(span: &ClaimSpan, generated: &dyn Fn(&str) -> bool) -> Vec<(&'static str, String, String)> {
+    match &span.resource {
+        ClaimedResource::IamRole { account, role_name } => {
+            let set = if generated(role_name) {
+                permission_set_for(role_name)
+            } else {
+                permission_set_of_reserved_role(role_name).unwrap_or(role_name).to_owned()
+            };
+            vec![("role", account.as_str().to_owned(), role_name.clone()), ("sso", account.as_str().to_owned(), set)]
+        }
+        ClaimedResource::Guardrail { arn } => vec![("guardrail", String::new(), arn.clone())],
+        ClaimedResource::Workspace { name } => vec![("workspace", String::new(), name.clone())],
+    }
+}
+
+/// The `gateway_rules` table. Every rule counts, whoever asks (as claims do).
+fn rules_batch(rules: &[GatewayRuleSpan]) -> RecordBatch {
+    batch(vec![
+        ("rule", DataType::Int32, false, Arc::new(Int32Array::from((1..=rules.len() as i32).collect::<Vec<_>>()))),
+        ("rule_id", DataType::Utf8, false, text(rules.iter().map(|r| id(r.rule_id)).collect())),
+        ("workload_id", DataType::Utf8, false, text(rules.iter().map(|r| id(r.spec.workload_id)).collect())),
+    ])
+}
+
+impl From<GovernanceView> for Arc<GovernanceTables> {
+    fn from(view: GovernanceView) -> Self {
+        Arc::new(GovernanceTables::new(view))
+    }
+}
+
+impl GovernanceTables {
+    /// The tables of `view`.
+    pub fn new(view: GovernanceView) -> Self {
+        let all: Vec<&ApprovedWorkload> = view.workloads.iter().map(|w| &**w).collect();
+        // Every generated role is dedicated, whoever may see its workload (classify.sql).
+        let generated: BTreeSet<&str> = all.iter().map(|w| w.role_name.as_str()).collect();
+        let sets: BTreeSet<String> = generated.iter().map(|r| permission_set_for(r)).collect();
+        let rows = WorkloadRows::new(&view.organisation, &all);
+        let claims: Vec<&ClaimSpan> = view.claims.iter().map(|c| &**c).collect();
+        let shared = vec![
+            ("generated_roles", names_batch(generated.iter().copied())),
+            ("generated_sets", names_batch(sets.iter().map(String::as_str))),
+            ("scope_accounts", rows.accounts),
+            ("scope_regions", rows.regions),
+            ("claims", claims_batch(&claims, &|name| generated.contains(name))),
+            ("gateway_rules", rules_batch(&view.gateway_rules)),
+        ];
+        let reach = Reach::new(&shared, &rows.workloads, &all);
+        Self { shared, workloads: rows.workloads, budgets: (rows.budgets, rows.budget_rows), reach, view }
     }
 
     /// The view the tables were built from.
@@ -588,7 +622,7 @@ impl GovernanceTables {
 }
 
 impl Reach {
-    fn new(shared: &[(&'static str, RecordBatch)], workloads: &RecordBatch, all: &[ApprovedWorkload]) -> Self {
+    fn new(shared: &[(&'static str, RecordBatch)], workloads: &RecordBatch, all: &[&ApprovedWorkload]) -> Self {
         let table = |name: &str| &shared.iter().find(|(n, _)| *n == name).expect("every shared table is built").1;
         let ids = column(workloads, "workload_id");
         let workloads_by_id = sorted_rows(ids);
@@ -598,18 +632,7 @@ impl Reach {
         };
         let claim_workloads = workload_of(table("claims"));
         let rule_workloads = workload_of(table("gateway_rules"));
-        let mut next = [0u32; 3];
-        let rows_of = all
-            .iter()
-            .map(|w| {
-                let counts = [w.scope.accounts.len(), w.scope.regions.len(), w.budgets.len()];
-                std::array::from_fn(|i| {
-                    let start = next[i];
-                    next[i] += counts[i] as u32;
-                    start..next[i]
-                })
-            })
-            .collect();
+        let rows_of = rows_of(all);
         Self {
             by_name: NAMED.map(|name| sorted_rows(column(table(name), "name"))),
             workloads_by_id,
@@ -645,13 +668,13 @@ mod tests {
         for name in ["a", "b", "c", "d"] {
             let workload_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes());
             let role_name = format!("finops-a-rather-long-workload-name-{name}-x7k{name}");
-            view.claims.push(ClaimSpan {
+            view.claims.push(Arc::new(ClaimSpan {
                 resource: ClaimedResource::role(account, &role_name).unwrap(),
                 workload_id,
                 from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
                 until: None,
-            });
-            view.workloads.push(ApprovedWorkload {
+            }));
+            view.workloads.push(Arc::new(ApprovedWorkload {
                 workload_id,
                 name: name.into(),
                 owner: format!("owner-{name}"),
@@ -667,14 +690,14 @@ mod tests {
                 role_name,
                 business_case: true,
                 estimate: true,
-            });
+            }));
         }
-        view.claims.push(ClaimSpan {
+        view.claims.push(Arc::new(ClaimSpan {
             resource: ClaimedResource::guardrail("arn:aws:bedrock:us-east-1:111122223333:guardrail/g1").unwrap(),
             workload_id: view.workloads[2].workload_id,
             from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             until: None,
-        });
+        }));
         view
     }
 

@@ -88,7 +88,7 @@ fn govern(view: &mut GovernanceView, line: &str) {
                 .collect();
             let budgets = finops_domain::governance_state::budget_spans(named.get("budget").map(|b| id(b)), &changes);
             let product_id = id(named["product"]);
-            view.workloads.push(ApprovedWorkload {
+            view.workloads.push(Arc::new(ApprovedWorkload {
                 workload_id: id(pos[0]),
                 name: pos[0].into(),
                 owner: named["owner"].into(),
@@ -104,7 +104,7 @@ fn govern(view: &mut GovernanceView, line: &str) {
                 role_name: named["role"].into(),
                 business_case: named.get("business_case").is_none_or(|v| *v == "yes"),
                 estimate: named.get("estimate").is_none_or(|v| *v == "yes"),
-            });
+            }));
         }
         "claim" => {
             let resource = match pos[0] {
@@ -113,12 +113,12 @@ fn govern(view: &mut GovernanceView, line: &str) {
                 "workspace" => ClaimedResource::Workspace { name: pos[1].into() },
                 other => panic!("unknown claim kind {other}"),
             };
-            view.claims.push(ClaimSpan {
+            view.claims.push(Arc::new(ClaimSpan {
                 resource,
                 workload_id: id(named["workload"]),
                 from: day(named["from"]),
                 until: named.get("until").map(|d| day(d)),
-            });
+            }));
         }
         "rule" => {
             // rule ACCOUNT ROLE session=GLOB|tag=KEY=VALUE workload=NAME from=DAY [until=DAY]

@@ -21,6 +21,9 @@ use crate::spaces::{ClaimEvent, ClaimableResource, ClaimedResource};
 use crate::vocabulary::{AccountId, ApprovalScope};
 use crate::workload::{WorkloadEvent, WorkloadPlan};
 
+mod view_changes;
+pub use view_changes::{Amended, ViewChanges};
+
 /// Aggregates by key in a persistent map: cloning the map is O(1) and two clones share
 /// every entry neither changed since, so keeping the state as the log stood every thousand
 /// events (`finops_governance::timeline`) costs the entries that changed, not the state.
@@ -216,6 +219,16 @@ pub struct ClaimSpan {
     pub until: Option<NaiveDate>,
 }
 
+/// The claim periods of one claimable resource (none while it names no resource).
+fn claim_spans_of(claimable: &ClaimableResource) -> Vec<ClaimSpan> {
+    let Some(resource) = &claimable.resource else { return Vec::new() };
+    claimable
+        .periods
+        .iter()
+        .map(|p| ClaimSpan { resource: resource.clone(), workload_id: p.workload_id, from: p.from, until: p.until })
+        .collect()
+}
+
 impl GovernanceState {
     /// Applies an organisation event.
     pub fn apply_org(&mut self, event: &OrgEvent) {
@@ -343,50 +356,40 @@ impl GovernanceState {
 
     /// Every approved workload, in workload-id order.
     pub fn workloads(&self) -> Vec<ApprovedWorkload> {
-        let mut out: Vec<ApprovedWorkload> = self
-            .requests
-            .values()
-            .filter(|r| r.status == RequestStatus::Approved)
-            .filter_map(|r| {
-                let approval = r.approval.as_ref()?;
-                let plan = self.plans.get(&approval.workload_id);
-                let declared_on_request = r.details.as_ref().and_then(|d| d.business_case.as_ref()).is_some();
-                Some(ApprovedWorkload {
-                    workload_id: approval.workload_id,
-                    name: r.details.as_ref().map(|d| d.workload_name.clone()).unwrap_or_default(),
-                    owner: r.requested_by.clone(),
-                    product_id: r.product_id,
-                    portfolio_id: self.organisation.products.get(&r.product_id).map_or(Uuid::nil(), |p| p.portfolio_id),
-                    budgets: budget_spans(
-                        approval.review.budget_id.or_else(|| self.only_budget_of(&approval.review.account)),
-                        plan.map(|p| p.budget_changes.as_slice()).unwrap_or_default(),
-                    ),
-                    model_id: approval.review.model_id.as_str().to_owned(),
-                    scope: approval.scope.clone(),
-                    role_name: approval.role_name.as_str().to_owned(),
-                    business_case: declared_on_request || plan.is_some_and(|p| p.business_case.is_some()),
-                    estimate: true,
-                })
-            })
-            .collect();
+        let mut out: Vec<ApprovedWorkload> = self.requests.values().filter_map(|r| self.approved_workload(r)).collect();
         out.sort_by_key(|w| w.workload_id);
         out
     }
 
+    /// The workload `request` approved, as attribution reads it (`None`: not approved).
+    fn approved_workload(&self, r: &BusinessRequest) -> Option<ApprovedWorkload> {
+        if r.status != RequestStatus::Approved {
+            return None;
+        }
+        let approval = r.approval.as_ref()?;
+        let plan = self.plans.get(&approval.workload_id);
+        let declared_on_request = r.details.as_ref().and_then(|d| d.business_case.as_ref()).is_some();
+        Some(ApprovedWorkload {
+            workload_id: approval.workload_id,
+            name: r.details.as_ref().map(|d| d.workload_name.clone()).unwrap_or_default(),
+            owner: r.requested_by.clone(),
+            product_id: r.product_id,
+            portfolio_id: self.organisation.products.get(&r.product_id).map_or(Uuid::nil(), |p| p.portfolio_id),
+            budgets: budget_spans(
+                approval.review.budget_id.or_else(|| self.only_budget_of(&approval.review.account)),
+                plan.map(|p| p.budget_changes.as_slice()).unwrap_or_default(),
+            ),
+            model_id: approval.review.model_id.as_str().to_owned(),
+            scope: approval.scope.clone(),
+            role_name: approval.role_name.as_str().to_owned(),
+            business_case: declared_on_request || plan.is_some_and(|p| p.business_case.is_some()),
+            estimate: true,
+        })
+    }
+
     /// Every claim period of every resource, in resource-key order.
     pub fn claim_spans(&self) -> Vec<ClaimSpan> {
-        self.claims
-            .values()
-            .filter_map(|c| c.resource.as_ref().map(|r| (r, &c.periods)))
-            .flat_map(|(resource, periods)| {
-                periods.iter().map(|p| ClaimSpan {
-                    resource: resource.clone(),
-                    workload_id: p.workload_id,
-                    from: p.from,
-                    until: p.until,
-                })
-            })
-            .collect()
+        self.claims.values().flat_map(|c| claim_spans_of(c)).collect()
     }
 
     /// The billing periods with a CUR batch current at `instant`, oldest first: what a

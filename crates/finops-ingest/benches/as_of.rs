@@ -148,10 +148,12 @@ async fn attribution_found(
     (started.elapsed(), found)
 }
 
-/// One event appended between two questions.
+/// One change appended between two questions.
 enum Appended {
     Submission(Uuid, Box<RequestCommand>),
     Portfolio(OrgCommand),
+    /// A request's life, approved, with its tasks and its role's claim.
+    Approval(Vec<(finops_eventlog::StreamId, Vec<finops_eventlog::NewEvent>)>),
 }
 
 /// The `n`th Business Request submitted during the benchmark.
@@ -168,6 +170,11 @@ fn portfolio(n: u32) -> Appended {
         portfolio: Portfolio { name: format!("Bench portfolio {n}"), owner: "pf-bench".into() },
         at: Utc::now(),
     })
+}
+
+/// The `n`th request approved during the benchmark.
+fn approval(n: u32) -> Appended {
+    Appended::Approval(finops_e2e::governance_log::approval(u64::from(n)))
 }
 
 fn main() {
@@ -321,7 +328,8 @@ fn main() {
             let (empty_first, empty_again) = *empty_question.get_or_insert((first_now, again_now));
             // One more event, then the question "now" again, with the tables the last
             // question kept (as a server asked often does): a submission leaves the view
-            // alike, a portfolio added changes it. Last, as it moves the log on.
+            // alike (its tables lent); a portfolio added, or a request approved with its role
+            // claimed, changes it (the kept tables amended). Last, as it moves the log on.
             let after_one = async |change: &dyn Fn(u32) -> Appended, expected: Found| {
                 let kept = KeptTables::default();
                 attribution(&timeline, &kept, &engine, None).await;
@@ -338,6 +346,10 @@ fn main() {
                             .execute(&streams::organisation(), &add, &context)
                             .await
                             .map(drop),
+                        Appended::Approval(lives) => {
+                            finops_e2e::governance_log::append_lives(&store, lives).await;
+                            Ok(())
+                        }
                     }
                     .unwrap();
                     let (took, found) = attribution_found(&timeline, &kept, &engine).await;
@@ -349,13 +361,16 @@ fn main() {
                 best
             };
             let (submitted, submitted_found) = after_one(&submission, Found::Alike).await;
-            let (organised, organised_found) = after_one(&portfolio, Found::Built).await;
+            let (organised, organised_found) = after_one(&portfolio, Found::Amended).await;
+            let (approved, approved_found) = after_one(&approval, Found::Amended).await;
             after_rows.push(format!(
-                "{written:>9} | {:>9.1} ms ({:.2}×, {submitted_found:?}) | {:>9.1} ms ({:.2}×, {organised_found:?})",
+                "{written:>9} | {:>9.1} ms ({:.2}×, {submitted_found:?}) | {:>9.1} ms ({:.2}×, {organised_found:?}) | {:>9.1} ms ({:.2}×, {approved_found:?})",
                 ms(submitted),
                 seconds(submitted) / seconds(empty_again),
                 ms(organised),
                 seconds(organised) / seconds(empty_again),
+                ms(approved),
+                seconds(approved) / seconds(empty_again),
             ));
             println!(
                 "{written:>9} | {:>8.3} s | {:>11.3} s | {:>12.1} ms | {:>9.1} ms ({:>5.3}) | {marks:>6} | {:>6.1} ms ({:.2}×) | {:>6.1} ms ({:.2}×) | {:>6.1} ms ({:.2}×) | {:>6.1} ms ({:.2}×) | {:>8.0}",
@@ -384,7 +399,10 @@ fn main() {
             println!("{row}");
         }
         println!("\nthe question now after one more event (tables kept from the question before it; best of three):");
-        println!("{:>9} | {:>30} | {:>30}", "events", "after a submission", "after a portfolio added");
+        println!(
+            "{:>9} | {:>30} | {:>30} | {:>30}",
+            "events", "after a submission", "after a portfolio added", "after an approval and its claim"
+        );
         for row in after_rows {
             println!("{row}");
         }

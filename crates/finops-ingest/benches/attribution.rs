@@ -60,7 +60,7 @@ fn governance() -> GovernanceView {
     for (name, role, account, model, from_day) in workloads {
         org.products.insert(id(name), Product { portfolio_id: id("cx"), name: name.into(), owner: "po-maria".into() });
         let account = AccountId::parse(account).unwrap();
-        view.workloads.push(ApprovedWorkload {
+        view.workloads.push(Arc::new(ApprovedWorkload {
             workload_id: id(name),
             name: name.into(),
             owner: "po-maria".into(),
@@ -79,28 +79,28 @@ fn governance() -> GovernanceView {
             role_name: role.into(),
             business_case: true,
             estimate: true,
-        });
-        view.claims.push(ClaimSpan {
+        }));
+        view.claims.push(Arc::new(ClaimSpan {
             resource: ClaimedResource::IamRole { account, role_name: role.into() },
             workload_id: id(name),
             from: NaiveDate::from_ymd_opt(2026, 11, from_day).unwrap(),
             until: None,
-        });
+        }));
     }
-    view.claims.push(ClaimSpan {
+    view.claims.push(Arc::new(ClaimSpan {
         resource: ClaimedResource::Guardrail {
             arn: "arn:aws:bedrock:us-east-1:111122223333:guardrail/gr0support01".into(),
         },
         workload_id: id("Support Bot"),
         from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
         until: None,
-    });
-    view.claims.push(ClaimSpan {
+    }));
+    view.claims.push(Arc::new(ClaimSpan {
         resource: ClaimedResource::Workspace { name: "support-pilot".into() },
         workload_id: id("Support Bot"),
         from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
         until: None,
-    });
+    }));
     view
 }
 
@@ -250,12 +250,12 @@ fn main() {
             .find(|g| g.identity.kind == finops_domain::gaps::GapKind::UnclaimedAiAllocation && g.identity.anchor.starts_with("role/"))
             .map(|g| (g.identity.account.clone(), g.identity.principal.clone()));
         if let Some((account, role)) = role {
-            claimed.claims.push(ClaimSpan {
+            claimed.claims.push(Arc::new(ClaimSpan {
                 resource: ClaimedResource::IamRole { account: AccountId::parse(&account).unwrap(), role_name: role.clone() },
                 workload_id: claimed.workloads[0].workload_id,
                 from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
                 until: None,
-            });
+            }));
             let after = engine.question(claimed, &report.batch, Visibility::Everything).await.unwrap().gaps().await.unwrap();
             let before: std::collections::BTreeMap<_, _> =
                 found.iter().map(|g| (g.identity.gap_id(), (&g.identity, &g.spend))).collect();

@@ -13,7 +13,10 @@
 //! Most events appended do not change what attribution reads (task steps, Business
 //! Requests submitted or rejected): a state with a new key is first compared with the kept
 //! ones ([`GovernanceState::attributes_alike`], cheap for states of one timeline, which
-//! share their unchanged parts), and a kept state read alike lends its tables.
+//! share their unchanged parts), and a kept state read alike lends its tables. When none
+//! is alike, the newest kept state close enough has its tables amended
+//! ([`GovernanceTables::amended`]: an approval or a claim costs its own rows, not every
+//! workload's), and only states far from every kept one are built from nothing.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -54,13 +57,15 @@ pub enum Found {
     Kept,
     /// Kept for another state that attribution reads alike.
     Alike,
+    /// Amended from the tables kept for an earlier (or later) state.
+    Amended,
     /// Built for this question.
     Built,
 }
 
 impl KeptTables {
-    /// The tables of `state`, named by `key`: kept ones, or built now (off the async
-    /// runtime's threads) and kept.
+    /// The tables of `state`, named by `key`: kept ones, or amended or built now (off the
+    /// async runtime's threads) and kept.
     pub async fn of(&self, state: &GovernanceState, key: StateKey) -> Arc<GovernanceTables> {
         self.found(state, key).await.0
     }
@@ -73,20 +78,26 @@ impl KeptTables {
         // Compared outside the lock: a comparison walks up to `VIEW_DIFF_LIMIT` requests.
         let candidates: Vec<(GovernanceState, Arc<GovernanceTables>)> =
             self.lock().iter().map(|k| (k.state.clone(), k.tables.clone())).collect();
-        if let Some((_, tables)) = candidates.into_iter().find(|(kept, _)| state.attributes_alike(kept)) {
+        if let Some((_, tables)) = candidates.iter().find(|(kept, _)| state.attributes_alike(kept)) {
             self.keep(key, state.clone(), tables.clone());
-            return (tables, Found::Alike);
+            return (tables.clone(), Found::Alike);
         }
         // Two questions about a new state at once may both build; the second keeps its own.
         let state = state.clone();
-        let (state, tables) = tokio::task::spawn_blocking(move || {
-            let tables = Arc::new(GovernanceTables::new(GovernanceView::from(&state)));
-            (state, tables)
+        let (state, tables, found) = tokio::task::spawn_blocking(move || {
+            let amended = candidates.iter().find_map(|(kept, tables)| tables.amended(kept, &state));
+            match amended {
+                Some(tables) => (state, Arc::new(tables), Found::Amended),
+                None => {
+                    let tables = Arc::new(GovernanceTables::new(GovernanceView::from(&state)));
+                    (state, tables, Found::Built)
+                }
+            }
         })
         .await
         .expect("building governance tables does not panic");
         self.keep(key, state, tables.clone());
-        (tables, Found::Built)
+        (tables, found)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Kept>> {

@@ -1,5 +1,8 @@
-//! [`GovernanceState::attributes_alike`]: "alike" must mean attribution reads the same
-//! view, whatever happened in between; "not alike" is allowed to be conservative.
+//! What attribution reads of two states of one log. [`GovernanceState::attributes_alike`]:
+//! "alike" must mean attribution reads the same view, whatever happened in between; "not
+//! alike" is allowed to be conservative. [`GovernanceState::view_changes_since`]: the
+//! earlier state's workloads and claim spans amended by the changes must be the later
+//! state's, item for item and in order.
 
 use proptest::prelude::*;
 
@@ -26,6 +29,7 @@ fn request(n: u128, status: RequestStatus) -> Arc<BusinessRequest> {
         status,
         request_id: Uuid::from_u128(n),
         requested_by: "po-maria".into(),
+        product_id: Uuid::from_u128(5_000 + n % 4),
         details: Some(RequestDetails {
             workload_name: name.clone(),
             use_case: UseCase::Coding { developers: 10, active_percent: 50 },
@@ -180,6 +184,167 @@ proptest! {
         });
         if quiet {
             prop_assert!(after.attributes_alike(&before));
+        }
+    }
+}
+
+/// `changes` applied to `earlier`'s workloads and claim spans, as attribution applies them.
+fn amended(earlier: &GovernanceState, changes: &ViewChanges) -> (Vec<ApprovedWorkload>, Vec<ClaimSpan>) {
+    let (workloads, spans) = (earlier.workloads(), earlier.claim_spans());
+    fn pick<T: Clone>(list: &[T], a: &Amended<'_, T>) -> T {
+        match a {
+            Amended::Kept(i) => list[*i].clone(),
+            Amended::Changed(x) => (*x).clone(),
+        }
+    }
+    (
+        changes.workloads_from(&workloads).iter().map(|a| pick(&workloads, a)).collect(),
+        changes.claim_spans_from(earlier).iter().map(|a| pick(&spans, a)).collect(),
+    )
+}
+
+fn product(portfolio: u128, name: &str) -> crate::org::Product {
+    crate::org::Product { portfolio_id: Uuid::from_u128(portfolio), name: name.into(), owner: "po-maria".into() }
+}
+
+#[test]
+fn an_approval_changes_one_workload_and_the_rest_is_kept() {
+    // Given a log's state with 100 workloads,
+    let before = organisation_with(300);
+    // when request 1 is approved and a workspace claimed for it,
+    let mut after = before.clone();
+    after.requests.insert(Uuid::from_u128(1), request(1, RequestStatus::Approved));
+    after.claims.insert("space-1".into(), claim_of(1));
+    // then the changes name that workload and that claim, and the rest is kept.
+    let changes = after.view_changes_since(&before).expect("close states compare");
+    assert_eq!(changes.workloads.keys().copied().collect::<Vec<_>>(), [Uuid::from_u128(1_001)]);
+    assert_eq!(changes.claims.keys().cloned().collect::<Vec<_>>(), ["space-1"]);
+    let kept = changes.workloads_from(&before.workloads()).iter().filter(|a| matches!(a, Amended::Kept(_))).count();
+    assert_eq!(kept, 100);
+    assert_eq!(amended(&before, &changes), (after.workloads(), after.claim_spans()));
+    // Nothing changed: nothing named.
+    assert_eq!(after.view_changes_since(&after), Some(ViewChanges::default()));
+}
+
+#[test]
+fn an_added_product_changes_the_workloads_naming_it_and_a_budget_or_a_renamed_product_changes_everything() {
+    let before = organisation_with(30);
+    let mut added = before.clone();
+    added.organisation.products.insert(Uuid::from_u128(5_001), product(7, "Search"));
+    let changes = added.view_changes_since(&before).expect("a product added");
+    // Approved requests are 0, 3, 6, …; those with n % 4 == 1 name product 5 001.
+    let named: Vec<Uuid> =
+        (0..30u128).filter(|n| n % 3 == 0 && n % 4 == 1).map(|n| Uuid::from_u128(1_000 + n)).collect();
+    assert_eq!(changes.workloads.keys().copied().collect::<Vec<_>>(), named);
+    assert_eq!(amended(&before, &changes).0, added.workloads());
+    assert!(added.workloads().iter().any(|w| w.portfolio_id == Uuid::from_u128(7)));
+
+    let mut renamed = added.clone();
+    renamed.organisation.products.insert(Uuid::from_u128(5_001), product(7, "Search and rescue"));
+    assert_eq!(renamed.view_changes_since(&added), None, "a product's name is on its workloads' rows");
+    let mut budgeted = before.clone();
+    let budget = crate::org::Budget {
+        account: AccountId::parse("123456789012").unwrap(),
+        name: "AI".into(),
+        cost_centre: "CC-1".into(),
+    };
+    budgeted.organisation.budgets.insert(Uuid::from_u128(9), budget);
+    assert_eq!(budgeted.view_changes_since(&before), None, "the account's only budget: every workload's");
+    assert!(budgeted.workloads().iter().all(|w| w.budgets.len() == 1), "…as it is");
+}
+
+#[test]
+fn more_changes_than_the_limit_are_not_walked() {
+    let before = organisation_with(3);
+    let mut after = before.clone();
+    for i in 0..=VIEW_DIFF_LIMIT as u128 {
+        after.requests.insert(Uuid::from_u128(10_000 + i), request(10_000 + i, RequestStatus::Approved));
+    }
+    assert_eq!(after.view_changes_since(&before), None);
+}
+
+/// One change of a log, as far as the amended lists go.
+#[derive(Debug, Clone)]
+enum Amendment {
+    Request(u8, RequestStatus),
+    Claim(u8),
+    Unclaim(u8),
+    Reclaim(u8, u8),
+    BudgetChange(u8),
+    Product(u8),
+}
+
+fn amendment() -> impl Strategy<Value = Amendment> {
+    prop_oneof![
+        4 => change().prop_map(|c| match c {
+            Change::Request(n, s) => Amendment::Request(n, s),
+            Change::Claim(n) => Amendment::Claim(n),
+            Change::Unclaim(n) => Amendment::Unclaim(n),
+        }),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(n, w)| Amendment::Reclaim(n, w)),
+        1 => any::<u8>().prop_map(Amendment::BudgetChange),
+        1 => any::<u8>().prop_map(Amendment::Product),
+    ]
+}
+
+fn apply(state: &mut GovernanceState, a: &Amendment) {
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    match a {
+        Amendment::Request(n, status) => {
+            state.requests.insert(Uuid::from_u128(u128::from(*n)), request(u128::from(*n), *status));
+        }
+        Amendment::Claim(n) => {
+            state.claims.insert(format!("space-{n}"), claim_of(u128::from(*n)));
+        }
+        Amendment::Unclaim(n) => {
+            state.claims.remove(&format!("space-{n}"));
+        }
+        Amendment::Reclaim(n, w) => {
+            let mut claim = (*claim_of(u128::from(*n))).clone();
+            claim.periods[0].until = Some(day(9));
+            claim.periods.push(crate::spaces::ClaimPeriod {
+                workload_id: Uuid::from_u128(1_000 + u128::from(*w)),
+                from: day(10),
+                until: None,
+            });
+            state.claims.insert(format!("space-{n}"), Arc::new(claim));
+        }
+        Amendment::BudgetChange(n) => {
+            let plan = WorkloadPlan { budget_changes: vec![(day(15), Uuid::from_u128(9))], ..WorkloadPlan::default() };
+            state.plans.insert(Uuid::from_u128(1_000 + u128::from(*n)), Arc::new(plan));
+        }
+        Amendment::Product(n) => {
+            state.organisation.products.insert(Uuid::from_u128(5_000 + u128::from(*n % 8)), product(7, "Search"));
+        }
+    }
+}
+
+proptest! {
+    /// Whatever happened between two states of a log, the earlier state's workloads and
+    /// claim spans amended by the changes are the later state's; the changes are found
+    /// whenever the organisation only grew.
+    #[test]
+    fn amended_lists_are_the_later_states(
+        first in proptest::collection::vec(amendment(), 0..30),
+        then in proptest::collection::vec(amendment(), 0..30),
+    ) {
+        let mut before = organisation_with(200);
+        for a in &first {
+            apply(&mut before, a);
+        }
+        let mut after = before.clone();
+        for a in &then {
+            apply(&mut after, a);
+        }
+        // A product added again under its id keeps its entry: the organisation only grew
+        // unless a product already there was replaced (same value here, so it only grew).
+        let changes = after.view_changes_since(&before);
+        prop_assert!(changes.is_some());
+        let changes = changes.unwrap();
+        prop_assert_eq!(amended(&before, &changes), (after.workloads(), after.claim_spans()));
+        // And the other way round: a later state back to an earlier one.
+        if let Some(back) = before.view_changes_since(&after) {
+            prop_assert_eq!(amended(&after, &back), (before.workloads(), before.claim_spans()));
         }
     }
 }
