@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray, UInt32Array,
+    Array, ArrayRef, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray, StringBuilder, UInt32Array,
 };
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -221,8 +221,20 @@ fn days(date: NaiveDate) -> i32 {
     date.num_days_from_ce() - 719_163
 }
 
-fn text(values: Vec<String>) -> ArrayRef {
-    Arc::new(StringArray::from(values))
+/// A text column, copied once from borrowed text (no `String` per value).
+fn text<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+/// A text column of ids in their hyphenated lower-case form, written straight into the
+/// column's buffer.
+fn ids(values: impl ExactSizeIterator<Item = uuid::Uuid>) -> ArrayRef {
+    let mut column = StringBuilder::with_capacity(values.len(), values.len() * uuid::fmt::Hyphenated::LENGTH);
+    let mut buffer = uuid::Uuid::encode_buffer();
+    for id in values {
+        column.append_value(id.hyphenated().encode_lower(&mut buffer));
+    }
+    Arc::new(column.finish())
 }
 
 /// One table's batch.
@@ -301,10 +313,6 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {
         .expect("the governance tables' text columns are Utf8")
 }
 
-fn id(u: uuid::Uuid) -> String {
-    u.to_string()
-}
-
 /// The tables with a row per workload or per item of one (built workload by workload, so
 /// each workload's rows of a table are contiguous, in the workloads' order).
 struct WorkloadRows {
@@ -322,31 +330,23 @@ struct WorkloadRows {
 impl WorkloadRows {
     fn new(org: &Organisation, all: &[&ApprovedWorkload]) -> Self {
         let workloads = batch(vec![
-            ("workload_id", DataType::Utf8, false, text(all.iter().map(|w| id(w.workload_id)).collect())),
-            ("workload", DataType::Utf8, false, text(all.iter().map(|w| w.name.clone()).collect())),
-            ("owner", DataType::Utf8, false, text(all.iter().map(|w| w.owner.clone()).collect())),
-            ("product_id", DataType::Utf8, false, text(all.iter().map(|w| id(w.product_id)).collect())),
+            ("workload_id", DataType::Utf8, false, ids(all.iter().map(|w| w.workload_id))),
+            ("workload", DataType::Utf8, false, text(all.iter().map(|w| &w.name))),
+            ("owner", DataType::Utf8, false, text(all.iter().map(|w| &w.owner))),
+            ("product_id", DataType::Utf8, false, ids(all.iter().map(|w| w.product_id))),
             (
                 "product",
                 DataType::Utf8,
                 false,
-                text(
-                    all.iter()
-                        .map(|w| org.products.get(&w.product_id).map(|p| p.name.clone()).unwrap_or_default())
-                        .collect(),
-                ),
+                text(all.iter().map(|w| org.products.get(&w.product_id).map_or("", |p| p.name.as_str()))),
             ),
             (
                 "portfolio",
                 DataType::Utf8,
                 false,
-                text(
-                    all.iter()
-                        .map(|w| org.portfolios.get(&w.portfolio_id).map(|p| p.name.clone()).unwrap_or_default())
-                        .collect(),
-                ),
+                text(all.iter().map(|w| org.portfolios.get(&w.portfolio_id).map_or("", |p| p.name.as_str()))),
             ),
-            ("model_id", DataType::Utf8, false, text(all.iter().map(|w| w.model_id.clone()).collect())),
+            ("model_id", DataType::Utf8, false, text(all.iter().map(|w| &w.model_id))),
             (
                 "business_case",
                 DataType::Boolean,
@@ -363,18 +363,13 @@ impl WorkloadRows {
         let spans: Vec<(usize, &ApprovedWorkload, &BudgetSpan)> =
             all.iter().enumerate().flat_map(|(i, w)| w.budgets.iter().map(move |b| (i, *w, b))).collect();
         let budgets = batch(vec![
-            ("workload_id", DataType::Utf8, false, text(spans.iter().map(|(_, w, _)| id(w.workload_id)).collect())),
-            ("budget_id", DataType::Utf8, false, text(spans.iter().map(|(_, _, b)| id(b.budget_id)).collect())),
+            ("workload_id", DataType::Utf8, false, ids(spans.iter().map(|(_, w, _)| w.workload_id))),
+            ("budget_id", DataType::Utf8, false, ids(spans.iter().map(|(_, _, b)| b.budget_id))),
             (
                 "budget",
                 DataType::Utf8,
                 false,
-                text(
-                    spans
-                        .iter()
-                        .map(|(_, _, b)| org.budgets.get(&b.budget_id).map(|x| x.name.clone()).unwrap_or_default())
-                        .collect(),
-                ),
+                text(spans.iter().map(|(_, _, b)| org.budgets.get(&b.budget_id).map_or("", |x| x.name.as_str()))),
             ),
             (
                 "from_day",
@@ -390,18 +385,17 @@ impl WorkloadRows {
             ),
         ]);
         let budget_rows = spans.iter().map(|(i, _, _)| *i).collect();
-        let pairs = |f: &dyn Fn(&ApprovedWorkload) -> Vec<String>| {
-            let rows: Vec<(String, String)> =
-                all.iter().flat_map(|w| f(w).into_iter().map(|v| (id(w.workload_id), v))).collect();
-            let (ids, values): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
-            (text(ids), text(values))
+        // Each workload's id beside each of its scope's accounts (regions).
+        let pairs = |values: &dyn Fn(&ApprovedWorkload) -> Vec<&str>, name: &str| {
+            let rows: Vec<(uuid::Uuid, &str)> =
+                all.iter().flat_map(|w| values(w).into_iter().map(|v| (w.workload_id, v))).collect();
+            batch(vec![
+                ("workload_id", DataType::Utf8, false, ids(rows.iter().map(|r| r.0))),
+                (name, DataType::Utf8, false, text(rows.iter().map(|r| r.1))),
+            ])
         };
-        let (ids, accounts) = pairs(&|w| w.scope.accounts.iter().map(|a| a.as_str().to_owned()).collect());
-        let accounts =
-            batch(vec![("workload_id", DataType::Utf8, false, ids), ("account", DataType::Utf8, false, accounts)]);
-        let (ids, regions) = pairs(&|w| w.scope.regions.iter().map(|r| r.as_str().to_owned()).collect());
-        let regions =
-            batch(vec![("workload_id", DataType::Utf8, false, ids), ("region", DataType::Utf8, false, regions)]);
+        let accounts = pairs(&|w| w.scope.accounts.iter().map(|a| a.as_str()).collect(), "account");
+        let regions = pairs(&|w| w.scope.regions.iter().map(|r| r.as_str()).collect(), "region");
         Self { workloads, budgets, budget_rows, accounts, regions }
     }
 }
@@ -445,7 +439,7 @@ fn claims_batch(claims: &[&ClaimSpan], generated: &dyn Fn(&str) -> bool) -> Reco
         ("kind", DataType::Utf8, false, text(kinds)),
         ("account", DataType::Utf8, false, text(accounts)),
         ("name", DataType::Utf8, false, text(names)),
-        ("workload_id", DataType::Utf8, false, text(spans.iter().map(|s| id(s.workload_id)).collect())),
+        ("workload_id", DataType::Utf8, false, ids(spans.iter().map(|s| s.workload_id))),
         (
             "from_day",
             DataType::Date32,
@@ -481,8 +475,8 @@ fn claim_rows(span: &ClaimSpan, generated: &dyn Fn(&str) -> bool) -> Vec<(&'stat
 fn rules_batch(rules: &[GatewayRuleSpan]) -> RecordBatch {
     batch(vec![
         ("rule", DataType::Int32, false, Arc::new(Int32Array::from((1..=rules.len() as i32).collect::<Vec<_>>()))),
-        ("rule_id", DataType::Utf8, false, text(rules.iter().map(|r| id(r.rule_id)).collect())),
-        ("workload_id", DataType::Utf8, false, text(rules.iter().map(|r| id(r.spec.workload_id)).collect())),
+        ("rule_id", DataType::Utf8, false, ids(rules.iter().map(|r| r.rule_id))),
+        ("workload_id", DataType::Utf8, false, ids(rules.iter().map(|r| r.spec.workload_id))),
     ])
 }
 
