@@ -492,7 +492,7 @@ async fn tables_amended_from_one_state_are_the_tables_built_for_the_other() {
     }
     for (i, (earlier, earlier_tables)) in states.iter().enumerate() {
         for (j, (later, later_tables)) in states.iter().enumerate() {
-            match earlier_tables.amended(earlier, later) {
+            match later.view_changes_since(earlier).and_then(|c| earlier_tables.amended(earlier, later, &c)) {
                 Some(tables) => assert!(tables == *later_tables, "state {j} amended from state {i}"),
                 // Back across an approval a workload goes: built, not amended.
                 None => assert!(j < i, "state {j} from the earlier state {i} amends (the log only grew)"),

@@ -334,24 +334,21 @@ impl GovernanceState {
     /// of their maps, as a state and the same log a few events later do: the maps' shared
     /// subtrees are skipped, and Business Requests submitted, rejected or withdrawn in
     /// between (most of a governance log's events; tasks are not in the state at all) do
-    /// not count. Conservative: `false` on any change to a claim, a workload plan, the
-    /// organisation, or a request approved on either side, and past [`VIEW_DIFF_LIMIT`]
-    /// changed requests (states that far apart are told apart by building, not comparing).
+    /// not count. Conservative: `false` on any change to a claim, the organisation, a
+    /// request approved on either side or an approved workload's plan, and past
+    /// [`VIEW_DIFF_LIMIT`] changes (states that far apart are told apart by building, not
+    /// comparing).
     pub fn attributes_alike(&self, other: &Self) -> bool {
-        let approved = |r: &BusinessRequest| r.status == RequestStatus::Approved;
-        let requests_alike = || {
-            let mut changed = self.requests.diff(&other.requests);
-            changed.by_ref().take(VIEW_DIFF_LIMIT).all(|item| match item {
-                imbl::ordmap::DiffItem::Add(_, r) | imbl::ordmap::DiffItem::Remove(_, r) => !approved(r),
-                imbl::ordmap::DiffItem::Update { old: (_, old), new: (_, new) } => !approved(old) && !approved(new),
-            }) && changed.next().is_none()
-        };
-        self.organisation == other.organisation
+        self.view_changes_since(other).is_some_and(|changes| self.alike_given(other, &changes))
+    }
+
+    /// [`attributes_alike`](Self::attributes_alike), given `self.view_changes_since(other)`
+    /// (for a caller that amends what it cannot share: one diff serves both).
+    pub fn alike_given(&self, other: &Self, changes: &ViewChanges) -> bool {
+        changes.is_empty()
+            && self.organisation == other.organisation
             && self.role_patterns.patterns == other.role_patterns.patterns
             && self.gateway_rules == other.gateway_rules
-            && self.claims.diff(&other.claims).next().is_none()
-            && self.plans.diff(&other.plans).next().is_none()
-            && requests_alike()
     }
 
     /// Every approved workload, in workload-id order.

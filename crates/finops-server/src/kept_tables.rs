@@ -75,18 +75,20 @@ impl KeptTables {
         if let Some(tables) = self.find(&key) {
             return (tables, Found::Kept);
         }
-        // Compared outside the lock: a comparison walks up to `VIEW_DIFF_LIMIT` requests.
+        // Compared outside the lock and off the async threads: a comparison walks up to
+        // `VIEW_DIFF_LIMIT` changes. One diff per kept state serves both the comparison and
+        // the amendment.
         let candidates: Vec<(GovernanceState, Arc<GovernanceTables>)> =
             self.lock().iter().map(|k| (k.state.clone(), k.tables.clone())).collect();
-        if let Some((_, tables)) = candidates.iter().find(|(kept, _)| state.attributes_alike(kept)) {
-            self.keep(key, state.clone(), tables.clone());
-            return (tables.clone(), Found::Alike);
-        }
-        // Two questions about a new state at once may both build; the second keeps its own.
         let state = state.clone();
+        // Two questions about a new state at once may both build; the second keeps its own.
         let (state, tables, found) = tokio::task::spawn_blocking(move || {
-            let amended = candidates.iter().find_map(|(kept, tables)| tables.amended(kept, &state));
-            match amended {
+            let changes: Vec<_> = candidates.iter().map(|(kept, _)| state.view_changes_since(kept)).collect();
+            let with_changes = || candidates.iter().zip(&changes).filter_map(|(c, ch)| ch.as_ref().map(|ch| (c, ch)));
+            if let Some(((_, tables), _)) = with_changes().find(|((kept, _), ch)| state.alike_given(kept, ch)) {
+                return (state, tables.clone(), Found::Alike);
+            }
+            match with_changes().find_map(|((kept, tables), ch)| tables.amended(kept, &state, ch)) {
                 Some(tables) => (state, Arc::new(tables), Found::Amended),
                 None => {
                     let tables = Arc::new(GovernanceTables::new(GovernanceView::from(&state)));

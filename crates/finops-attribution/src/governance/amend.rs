@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::concat_batches;
-use finops_domain::governance_state::{Amended, ApprovedWorkload, ClaimSpan, GovernanceState};
+use finops_domain::governance_state::{Amended, ApprovedWorkload, ClaimSpan, GovernanceState, ViewChanges};
 use finops_domain::role::permission_set_for;
 
 use super::{
@@ -45,12 +45,23 @@ fn picked(batches: &[&RecordBatch], picks: &[(usize, usize)]) -> RecordBatch {
 }
 
 /// The rows of a column in the order of their text, for a column built in that order: the
-/// generated names (merged in order), and the workloads' ids (workloads are in id order,
-/// and a UUID's hyphenated lower-case text sorts as its bytes do). What `sorted_rows`
-/// gives such a column, without comparing its text (checked in debug builds).
-fn in_order(column: &StringArray) -> Vec<u32> {
+/// generated names (sets, or merged in order), and the workloads' ids (workloads are in id
+/// order, and a UUID's hyphenated lower-case text sorts as its bytes do). What
+/// `sorted_rows` gives such a column, without comparing its text (checked in debug builds).
+pub(super) fn in_order(column: &StringArray) -> Vec<u32> {
     debug_assert!((1..column.len()).all(|r| column.value(r - 1) <= column.value(r)), "a column built in order");
     (0..column.len() as u32).collect()
+}
+
+/// The amended list's items, those kept shared with `old` (an `Arc` each, not a copy).
+fn shared<T: Clone>(amended: &[Amended<'_, T>], old: &[Arc<T>]) -> Vec<Arc<T>> {
+    amended
+        .iter()
+        .map(|a| match a {
+            Amended::Kept(i) => old[*i].clone(),
+            Amended::Changed(item) => Arc::new((*item).clone()),
+        })
+        .collect()
 }
 
 /// Whether every item `amended` keeps is one of the `len` it was amended from.
@@ -106,12 +117,11 @@ fn merged_names(old: &RecordBatch, added: &[&str]) -> RecordBatch {
 
 impl GovernanceTables {
     /// The tables of `later`, amended from these, which are `earlier`'s (or those of a state
-    /// attribution reads alike). `None` when the states are too far apart to amend cheaply
-    /// ([`GovernanceState::view_changes_since`]) or a change reaches rows that are not its
-    /// own: a workload no longer approved, or a claim of a role that has just become a
-    /// generated one (its permission-set row changes) — build those tables instead.
-    pub fn amended(&self, earlier: &GovernanceState, later: &GovernanceState) -> Option<Self> {
-        let changes = later.view_changes_since(earlier)?;
+    /// attribution reads alike); `changes` is `later.view_changes_since(earlier)`. `None`
+    /// when a change reaches rows that are not its own: a workload no longer approved, or a
+    /// claim of a role that has just become a generated one (its permission-set row
+    /// changes) — build those tables instead.
+    pub fn amended(&self, earlier: &GovernanceState, later: &GovernanceState, changes: &ViewChanges) -> Option<Self> {
         let old = &self.view;
         let workloads = changes.workloads_from(&old.workloads);
         let claims = changes.claim_spans_from(earlier);
@@ -206,20 +216,8 @@ impl GovernanceTables {
 
         let view = GovernanceView {
             organisation: later.organisation.clone(),
-            workloads: workloads
-                .iter()
-                .map(|a| match a {
-                    Amended::Kept(i) => old.workloads[*i].clone(),
-                    Amended::Changed(w) => Arc::new((*w).clone()),
-                })
-                .collect(),
-            claims: claims
-                .iter()
-                .map(|a| match a {
-                    Amended::Kept(i) => old.claims[*i].clone(),
-                    Amended::Changed(s) => Arc::new((*s).clone()),
-                })
-                .collect(),
+            workloads: shared(&workloads, &old.workloads),
+            claims: shared(&claims, &old.claims),
             patterns: later.role_patterns.patterns.clone(),
             gateway_rules: later.gateway_rule_spans(),
         };

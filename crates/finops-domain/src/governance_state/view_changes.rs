@@ -116,6 +116,11 @@ pub enum Amended<'a, T> {
 }
 
 impl ViewChanges {
+    /// Whether nothing attribution's lists hold changed.
+    pub fn is_empty(&self) -> bool {
+        self.workloads.is_empty() && self.claims.is_empty()
+    }
+
     /// The later state's [`GovernanceState::workloads`] from the earlier state's (`earlier`,
     /// in workload-id order, as that method returns them): the same list, in the same order,
     /// each item kept or changed.
