@@ -286,6 +286,8 @@ struct Reach {
     rule_workloads: Vec<Option<u32>>,
     /// Per workload, its rows of `scope_accounts`, `scope_regions` and `workload_budgets`.
     rows_of: Vec<[std::ops::Range<u32>; 3]>,
+    /// Per claim span, the `claims` row its rows start at, then the table's length.
+    span_rows: Vec<u32>,
 }
 
 /// The shared tables a batch's names are looked up in, in [`Reach::by_name`]'s order.
@@ -415,6 +417,22 @@ fn rows_of(all: &[&ApprovedWorkload]) -> Vec<[std::ops::Range<u32>; 3]> {
         .collect()
 }
 
+/// Where each claim span's rows of the `claims` table start (as [`claim_rows`] makes them:
+/// a role claim has two, its role and its permission set), then the table's length.
+fn span_rows(claims: &[&ClaimSpan]) -> Vec<u32> {
+    let mut starts = Vec::with_capacity(claims.len() + 1);
+    let mut next = 0;
+    starts.push(0);
+    for span in claims {
+        next += match span.resource {
+            ClaimedResource::IamRole { .. } => 2,
+            _ => 1,
+        };
+        starts.push(next);
+    }
+    starts
+}
+
 /// A one-column table of names (`generated_roles`, `generated_sets`), in the order given.
 fn names_batch<'a>(names: impl Iterator<Item = &'a str>) -> RecordBatch {
     batch(vec![("name", DataType::Utf8, false, Arc::new(StringArray::from_iter_values(names)))])
@@ -503,7 +521,7 @@ impl GovernanceTables {
             ("claims", claims_batch(&claims, &|name| generated.contains(name))),
             ("gateway_rules", rules_batch(&view.gateway_rules)),
         ];
-        let reach = Reach::new(&shared, &rows.workloads, &all);
+        let reach = Reach::new(&shared, &rows.workloads, &all, &claims);
         Self { shared, workloads: rows.workloads, budgets: (rows.budgets, rows.budget_rows), reach, view }
     }
 
@@ -616,7 +634,12 @@ impl GovernanceTables {
 }
 
 impl Reach {
-    fn new(shared: &[(&'static str, RecordBatch)], workloads: &RecordBatch, all: &[&ApprovedWorkload]) -> Self {
+    fn new(
+        shared: &[(&'static str, RecordBatch)],
+        workloads: &RecordBatch,
+        all: &[&ApprovedWorkload],
+        claims: &[&ClaimSpan],
+    ) -> Self {
         let table = |name: &str| &shared.iter().find(|(n, _)| *n == name).expect("every shared table is built").1;
         let ids = column(workloads, "workload_id");
         let workloads_by_id = sorted_rows(ids);
@@ -638,6 +661,7 @@ impl Reach {
             claim_workloads,
             rule_workloads,
             rows_of,
+            span_rows: span_rows(claims),
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::vocabulary::{AccountId, ApprovalScope};
 use crate::workload::{WorkloadEvent, WorkloadPlan};
 
 mod view_changes;
-pub use view_changes::{Amended, ViewChanges};
+pub use view_changes::{Run, Splice, ViewChanges, runs};
 
 /// Aggregates by key in a persistent map: cloning the map is O(1) and two clones share
 /// every entry neither changed since, so keeping the state as the log stood every thousand

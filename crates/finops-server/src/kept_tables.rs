@@ -14,7 +14,7 @@
 //! Requests submitted or rejected): a state with a new key is first compared with the kept
 //! ones ([`GovernanceState::attributes_alike`], cheap for states of one timeline, which
 //! share their unchanged parts), and a kept state read alike lends its tables. When none
-//! is alike, the newest kept state close enough has its tables amended
+//! is alike, the closest kept state (fewest changes between) has its tables amended
 //! ([`GovernanceTables::amended`]: an approval or a claim costs its own rows, not every
 //! workload's), and only states far from every kept one are built from nothing.
 
@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use finops_attribution::{GovernanceTables, GovernanceView};
-use finops_domain::governance_state::GovernanceState;
+use finops_domain::governance_state::{GovernanceState, VIEW_DIFF_LIMIT};
 use finops_governance::timeline::{GovernanceTimeline, StateKey};
 
 /// Sets of tables kept: "now" and a couple of instants Finance keeps asking about. Each
@@ -83,12 +83,22 @@ impl KeptTables {
         let state = state.clone();
         // Two questions about a new state at once may both build; the second keeps its own.
         let (state, tables, found) = tokio::task::spawn_blocking(move || {
-            let changes: Vec<_> = candidates.iter().map(|(kept, _)| state.view_changes_since(kept)).collect();
-            let with_changes = || candidates.iter().zip(&changes).filter_map(|(c, ch)| ch.as_ref().map(|ch| (c, ch)));
-            if let Some(((_, tables), _)) = with_changes().find(|((kept, _), ch)| state.alike_given(kept, ch)) {
-                return (state, tables.clone(), Found::Alike);
+            // Newest first. Once a kept state is close enough to amend from, the others are
+            // compared only as far as it is: a kept past instant far from "now" is not walked
+            // to the limit after every approval. (An alike state farther than an amendable
+            // one is passed over: the amendment of so few changes is cheap too.)
+            let mut close = Vec::new();
+            let mut limit = VIEW_DIFF_LIMIT;
+            for (kept, tables) in &candidates {
+                let Some(changes) = state.view_changes_within(kept, limit) else { continue };
+                if state.alike_given(kept, &changes) {
+                    return (state, tables.clone(), Found::Alike);
+                }
+                limit = limit.min(changes.compared);
+                close.push((kept, tables, changes));
             }
-            match with_changes().find_map(|((kept, tables), ch)| tables.amended(kept, &state, ch)) {
+            close.sort_by_key(|(_, _, changes)| changes.compared);
+            match close.iter().find_map(|(kept, tables, changes)| tables.amended(kept, &state, changes)) {
                 Some(tables) => (state, Arc::new(tables), Found::Amended),
                 None => {
                     let tables = Arc::new(GovernanceTables::new(GovernanceView::from(&state)));

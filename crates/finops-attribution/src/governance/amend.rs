@@ -1,46 +1,41 @@
 //! A state's governance tables amended from an earlier state's (issue 14.4): after an
-//! approval or a claim, the rows of every workload and claim that did not change are
-//! copied from the earlier tables (in runs: a copy of the bytes, or the batch itself when
-//! nothing in it changed) and only the changed ones are built — 12–25 ms at a million
-//! events (BENCHMARKS.md) where building 80 000 workloads' tables from nothing takes 0.4 s. The result is the tables [`GovernanceTables::new`]
-//! builds for the later state, row for row (tests/tests/point_in_time.rs checks it on a
-//! real log).
+//! approval or a claim, only the changed workloads' and claims' rows are built; every
+//! other row is kept in runs — a copy of each run's bytes, or the batch itself when nothing
+//! in it changed — and what the question's lookups use (each workload's rows, each claim's
+//! workload, the orders by name) is carried over by arithmetic on those runs. Nothing is
+//! done per kept workload or claim beyond copying its rows and sharing its view entry, so
+//! the cost is that of the copies (BENCHMARKS.md) where building 80 000 workloads' tables
+//! from nothing takes 0.4 s. The result is the tables [`GovernanceTables::new`] builds for
+//! the later state, row for row (tests/tests/point_in_time.rs checks it on a real log).
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::concat_batches;
-use finops_domain::governance_state::{Amended, ApprovedWorkload, ClaimSpan, GovernanceState, ViewChanges};
+use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan, GovernanceState, Run, ViewChanges, runs};
 use finops_domain::role::permission_set_for;
 
 use super::{
     GovernanceTables, GovernanceView, NAMED, Reach, WorkloadRows, claims_batch, column, names_batch, rows_named,
-    rows_of, rules_batch,
+    rows_of, rules_batch, span_rows,
 };
 
-/// Rows of several batches, as (batch, row) pairs: what `interleave` copies.
-type Picks = Vec<(usize, usize)>;
+/// A run of rows of one of several batches: (batch, first row, rows).
+type Copied = (usize, usize, usize);
 
-/// `batches`' rows as `picks` names them, in that order (the batches share a schema: they
-/// were built by one function). Kept rows come in long runs — an approval inserts one
-/// workload among 80 000 — so the runs are copied whole (slices concatenated: a copy of
-/// each run's bytes, not of each value), and a batch kept entire is shared, not copied.
-fn picked(batches: &[&RecordBatch], picks: &[(usize, usize)]) -> RecordBatch {
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    for &(source, row) in picks {
-        match runs.last_mut() {
-            Some((s, start, len)) if *s == source && *start + *len == row => *len += 1,
-            _ => runs.push((source, row, 1)),
-        }
-    }
-    if let [(source, 0, len)] = runs[..]
+/// `batches`' rows as `copied` names them, in that order (the batches share a schema: they
+/// were built by one function). A batch kept entire is shared, not copied.
+fn copied(batches: &[&RecordBatch], copied: &[Copied]) -> RecordBatch {
+    let copied: Vec<Copied> = copied.iter().copied().filter(|(_, _, len)| *len > 0).collect();
+    if let [(source, 0, len)] = copied[..]
         && len == batches[source].num_rows()
     {
         return batches[source].clone();
     }
     let slices: Vec<RecordBatch> =
-        runs.iter().map(|(source, start, len)| batches[*source].slice(*start, *len)).collect();
+        copied.iter().map(|(source, start, len)| batches[*source].slice(*start, *len)).collect();
     concat_batches(&batches[0].schema(), &slices).expect("batches built by one function share their schema")
 }
 
@@ -53,24 +48,8 @@ pub(super) fn in_order(column: &StringArray) -> Vec<u32> {
     (0..column.len() as u32).collect()
 }
 
-/// The amended list's items, those kept shared with `old` (an `Arc` each, not a copy).
-fn shared<T: Clone>(amended: &[Amended<'_, T>], old: &[Arc<T>]) -> Vec<Arc<T>> {
-    amended
-        .iter()
-        .map(|a| match a {
-            Amended::Kept(i) => old[*i].clone(),
-            Amended::Changed(item) => Arc::new((*item).clone()),
-        })
-        .collect()
-}
-
-/// Whether every item `amended` keeps is one of the `len` it was amended from.
-fn kept_in_range<T>(amended: &[Amended<'_, T>], len: usize) -> bool {
-    amended.iter().all(|a| !matches!(a, Amended::Kept(i) if *i >= len))
-}
-
-/// Whether the sorted text column `names` holds `name`.
-fn holds(names: &StringArray, name: &str) -> bool {
+/// Where `name` is, or would go, in the sorted text column `names`.
+fn place(names: &StringArray, name: &str) -> usize {
     let (mut low, mut high) = (0, names.len());
     while low < high {
         let middle = low + (high - low) / 2;
@@ -80,76 +59,102 @@ fn holds(names: &StringArray, name: &str) -> bool {
             high = middle;
         }
     }
-    low < names.len() && names.value(low) == name
+    low
 }
 
-/// Row `i` of a claims table built from `spans` starts at `starts[i]`; `starts` ends with
-/// the table's length (a role claim has two rows: its role and its permission set).
-fn span_starts<S: std::ops::Deref<Target = ClaimSpan>>(spans: &[S]) -> Vec<usize> {
-    let mut starts = Vec::with_capacity(spans.len() + 1);
-    let mut next = 0;
-    starts.push(0);
-    for s in spans {
-        next += match s.resource {
-            finops_domain::spaces::ClaimedResource::IamRole { .. } => 2,
-            _ => 1,
-        };
-        starts.push(next);
-    }
-    starts
+/// Whether the sorted text column `names` holds `name`.
+fn holds(names: &StringArray, name: &str) -> bool {
+    let at = place(names, name);
+    at < names.len() && names.value(at) == name
 }
 
 /// A sorted one-column names table with `added` (sorted, none already there) merged in.
 fn merged_names(old: &RecordBatch, added: &[&str]) -> RecordBatch {
     let names = column(old, "name");
     let delta = names_batch(added.iter().copied());
-    let mut picks: Picks = Vec::with_capacity(names.len() + added.len());
-    let mut next = added.iter().enumerate().peekable();
-    for row in 0..names.len() {
-        while let Some((j, _)) = next.next_if(|(_, a)| **a < names.value(row)) {
-            picks.push((1, j));
-        }
-        picks.push((0, row));
+    let mut runs: Vec<Copied> = Vec::with_capacity(2 * added.len() + 1);
+    let mut next = 0;
+    for (j, name) in added.iter().enumerate() {
+        let at = place(names, name);
+        runs.extend([(0, next, at - next), (1, j, 1)]);
+        next = at;
     }
-    picks.extend(next.map(|(j, _)| (1, j)));
-    picked(&[old, &delta], &picks)
+    runs.push((0, next, names.len() - next));
+    copied(&[old, &delta], &runs)
+}
+
+/// The later list of a view (its items shared with the earlier list, an `Arc` each).
+fn shared<T: Clone>(runs: &[Run<'_, '_, T>], old: &[Arc<T>]) -> Vec<Arc<T>> {
+    let mut out = Vec::with_capacity(old.len() + 1);
+    for run in runs {
+        match run {
+            Run::Kept(range) => out.extend_from_slice(&old[range.clone()]),
+            Run::Inserted(items) => out.extend(items.iter().map(|item| Arc::new((*item).clone()))),
+        }
+    }
+    out
+}
+
+/// How the rows of a table built item by item move when its items are amended by `runs`:
+/// `rows[i]` is where the earlier item `i`'s rows start (`rows[len]` the table's length),
+/// `delta[j]` the same for the `j`th inserted item in a table built of the inserted items
+/// alone. Gives the runs of rows to copy (batch 0 the earlier table, 1 the delta) and the
+/// later items' row starts in the same form.
+fn moved_rows<T>(runs: &[Run<'_, '_, T>], rows: &[u32], delta: &[u32]) -> (Vec<Copied>, Vec<u32>) {
+    let mut copies = Vec::with_capacity(runs.len());
+    let mut starts = Vec::with_capacity(rows.len() + 1);
+    let (mut next, mut inserted) = (0u32, 0);
+    for run in runs {
+        let (source, from, to) = match run {
+            Run::Kept(range) => (0, &rows[range.start..=range.end], range.len()),
+            Run::Inserted(items) => {
+                inserted += items.len();
+                (1, &delta[inserted - items.len()..=inserted], items.len())
+            }
+        };
+        let shift = next as i64 - from[0] as i64;
+        starts.extend(from[..to].iter().map(|r| (*r as i64 + shift) as u32));
+        copies.push((source, from[0] as usize, (from[to] - from[0]) as usize));
+        next += from[to] - from[0];
+    }
+    starts.push(next);
+    (copies, starts)
+}
+
+/// Row starts of a table built item by item, from each item's rows (`rows_of`'s ranges).
+fn starts_of(ranges: impl Iterator<Item = Range<u32>>) -> Vec<u32> {
+    let mut starts: Vec<u32> = Vec::new();
+    let mut end = 0;
+    for range in ranges {
+        starts.push(range.start);
+        end = range.end;
+    }
+    starts.push(end);
+    starts
 }
 
 impl GovernanceTables {
     /// The tables of `later`, amended from these, which are `earlier`'s (or those of a state
     /// attribution reads alike); `changes` is `later.view_changes_since(earlier)`. `None`
-    /// when a change reaches rows that are not its own: a workload no longer approved, or a
-    /// claim of a role that has just become a generated one (its permission-set row
-    /// changes) — build those tables instead.
+    /// when a change reaches rows that are not its own: a workload no longer approved (its
+    /// generated names may go), or a claim of a role that has just become a generated one
+    /// (its permission-set row changes) — build those tables instead — or when these are
+    /// not `earlier`'s tables.
     pub fn amended(&self, earlier: &GovernanceState, later: &GovernanceState, changes: &ViewChanges) -> Option<Self> {
         let old = &self.view;
-        let workloads = changes.workloads_from(&old.workloads);
-        let claims = changes.claim_spans_from(earlier);
-        if !kept_in_range(&workloads, old.workloads.len()) || !kept_in_range(&claims, old.claims.len()) {
-            return None; // not these tables' state
-        }
+        let workload_splices = changes.workload_splices(old.workloads.len(), |i| old.workloads[i].workload_id);
+        let claim_splices = changes.claim_splices(earlier, old.claims.len(), |i| old.claims[i].resource.key())?;
+        let (workload_runs, claim_runs) =
+            (runs(old.workloads.len(), &workload_splices), runs(old.claims.len(), &claim_splices));
 
         // Generated names only grow: a replaced workload's role must still be generated.
         let changed: Vec<&ApprovedWorkload> =
-            workloads.iter().filter_map(|a| if let Amended::Changed(w) = a { Some(*w) } else { None }).collect();
+            workload_splices.iter().flat_map(|s| s.inserted.iter().copied()).collect();
         let changed_roles: BTreeSet<&str> = changed.iter().map(|w| w.role_name.as_str()).collect();
-        // Each earlier workload's row now (kept, or replaced by its changed form).
-        let mut new_row_of_old: Vec<Option<u32>> = vec![None; old.workloads.len()];
-        let mut kept = vec![false; old.workloads.len()];
-        for (k, a) in workloads.iter().enumerate() {
-            let i = match a {
-                Amended::Kept(i) => {
-                    kept[*i] = true;
-                    *i
-                }
-                Amended::Changed(w) => match old.workloads.binary_search_by_key(&w.workload_id, |o| o.workload_id) {
-                    Ok(i) => i,
-                    Err(_) => continue,
-                },
-            };
-            new_row_of_old[i] = Some(k as u32);
-        }
-        if old.workloads.iter().zip(&kept).any(|(w, kept)| !kept && !changed_roles.contains(w.role_name.as_str())) {
+        if workload_splices
+            .iter()
+            .any(|s| s.removed == 1 && !changed_roles.contains(old.workloads[s.at].role_name.as_str()))
+        {
             return None;
         }
         let (old_roles, old_sets) = (self.table("generated_roles"), self.table("generated_sets"));
@@ -169,55 +174,59 @@ impl GovernanceTables {
         let roles = merged_names(old_roles, &added_roles);
         let sets = merged_names(old_sets, &added_sets.iter().map(String::as_str).collect::<Vec<_>>());
 
-        // The rows of each workload, kept or built.
+        // The workloads' rows, kept in runs or built, and where each workload's rows are now.
         let delta = WorkloadRows::new(&later.organisation, &changed);
         let delta_rows = rows_of(&changed);
-        let mut picks: [Picks; 4] = Default::default();
-        let mut budget_rows = Vec::new();
-        let mut next = 0;
-        for (k, a) in workloads.iter().enumerate() {
-            let (source, row, ranges) = match a {
-                Amended::Kept(i) => (0, *i, &self.reach.rows_of[*i]),
-                Amended::Changed(_) => {
-                    next += 1;
-                    (1, next - 1, &delta_rows[next - 1])
-                }
-            };
-            picks[0].push((source, row));
-            for (t, range) in ranges.iter().enumerate() {
-                picks[t + 1].extend(range.clone().map(|r| (source, r as usize)));
-            }
-            budget_rows.extend(ranges[2].clone().map(|_| k));
+        let reach = &self.reach;
+        let (workload_copies, _) = moved_rows(
+            &workload_runs,
+            &(0..=old.workloads.len() as u32).collect::<Vec<_>>(),
+            &(0..=changed.len() as u32).collect::<Vec<_>>(),
+        );
+        let mut row_tables: [(Vec<Copied>, Vec<u32>); 3] = Default::default();
+        for (t, moved) in row_tables.iter_mut().enumerate() {
+            let rows = starts_of(reach.rows_of.iter().map(|r| r[t].clone()));
+            *moved = moved_rows(&workload_runs, &rows, &starts_of(delta_rows.iter().map(|r| r[t].clone())));
         }
-        let new_workloads = picked(&[&self.workloads, &delta.workloads], &picks[0]);
-        let accounts = picked(&[self.table("scope_accounts"), &delta.accounts], &picks[1]);
-        let regions = picked(&[self.table("scope_regions"), &delta.regions], &picks[2]);
-        let budgets = picked(&[&self.budgets.0, &delta.budgets], &picks[3]);
+        let rows_of: Vec<[Range<u32>; 3]> = (0..row_tables[0].1.len() - 1)
+            .map(|k| std::array::from_fn(|t| row_tables[t].1[k]..row_tables[t].1[k + 1]))
+            .collect();
+        let new_workloads = copied(&[&self.workloads, &delta.workloads], &workload_copies);
+        let accounts = copied(&[self.table("scope_accounts"), &delta.accounts], &row_tables[0].0);
+        let regions = copied(&[self.table("scope_regions"), &delta.regions], &row_tables[1].0);
+        let budgets = copied(&[&self.budgets.0, &delta.budgets], &row_tables[2].0);
+        let budget_rows: Vec<usize> =
+            rows_of.iter().enumerate().flat_map(|(k, r)| r[2].clone().map(move |_| k)).collect();
+        // Each earlier workload's row now (kept, or replaced by its changed form).
+        let mut new_row_of_old: Vec<Option<u32>> = vec![None; old.workloads.len()];
+        let mut next = 0u32;
+        for run in &workload_runs {
+            match run {
+                Run::Kept(range) => {
+                    for (k, i) in range.clone().enumerate() {
+                        new_row_of_old[i] = Some(next + k as u32);
+                    }
+                    next += range.len() as u32;
+                }
+                Run::Inserted(items) => next += items.len() as u32,
+            }
+        }
+        for splice in workload_splices.iter().filter(|s| s.removed == 1 && !s.inserted.is_empty()) {
+            let id = old.workloads[splice.at].workload_id;
+            new_row_of_old[splice.at] = ids_row(&new_workloads, id);
+        }
 
-        // The claims' rows, kept or built (with the generated roles as they are now).
-        let changed_spans: Vec<&ClaimSpan> =
-            claims.iter().filter_map(|a| if let Amended::Changed(s) = a { Some(*s) } else { None }).collect();
+        // The claims' rows, kept in runs or built (with the generated roles as they are now).
+        let changed_spans: Vec<&ClaimSpan> = claim_splices.iter().flat_map(|s| s.inserted.iter().copied()).collect();
         let role_names = column(&roles, "name");
         let delta_claims = claims_batch(&changed_spans, &|name| holds(role_names, name));
-        let (old_starts, delta_starts) = (span_starts(&old.claims), span_starts(&changed_spans));
-        let mut claim_picks: Picks = Vec::with_capacity(old_claims.num_rows() + delta_claims.num_rows());
-        let mut next = 0;
-        for a in &claims {
-            let (source, starts, i) = match a {
-                Amended::Kept(i) => (0, &old_starts, *i),
-                Amended::Changed(_) => {
-                    next += 1;
-                    (1, &delta_starts, next - 1)
-                }
-            };
-            claim_picks.extend((starts[i]..starts[i + 1]).map(|r| (source, r)));
-        }
-        let new_claims = picked(&[old_claims, &delta_claims], &claim_picks);
+        let (claim_copies, claim_rows) = moved_rows(&claim_runs, &reach.span_rows, &span_rows(&changed_spans));
+        let new_claims = copied(&[old_claims, &delta_claims], &claim_copies);
 
         let view = GovernanceView {
             organisation: later.organisation.clone(),
-            workloads: shared(&workloads, &old.workloads),
-            claims: shared(&claims, &old.claims),
+            workloads: shared(&workload_runs, &old.workloads),
+            claims: shared(&claim_runs, &old.claims),
             patterns: later.role_patterns.patterns.clone(),
             gateway_rules: later.gateway_rule_spans(),
         };
@@ -229,63 +238,77 @@ impl GovernanceTables {
             ("claims", new_claims),
             ("gateway_rules", rules_batch(&view.gateway_rules)),
         ];
-        let reach = self.reach.amended(&shared, &new_workloads, &view, &claim_picks, &new_row_of_old);
+        let reach = reach.amended(&shared, &new_workloads, &claim_copies, &new_row_of_old, rows_of, claim_rows);
         Some(Self { view, shared, workloads: new_workloads, budgets: (budgets, budget_rows), reach })
     }
 }
 
+/// The row of the workloads table (in id order) holding workload `id`.
+fn ids_row(workloads: &RecordBatch, id: uuid::Uuid) -> Option<u32> {
+    let ids = column(workloads, "workload_id");
+    let text = id.to_string();
+    holds(ids, &text).then(|| place(ids, &text) as u32)
+}
+
 impl Reach {
-    /// The reach of amended tables, from the earlier tables' (`self`): the claims' order by
-    /// name and each claim's workload carried over for the kept rows (`claim_picks`: where
-    /// each new claims row came from; `new_row_of_old`: each earlier workload's row now),
-    /// looked up for the built ones; the rest is cheap to find again.
+    /// The reach of amended tables, from the earlier tables' (`self`): each claim's workload
+    /// and the claims' order by name carried over for the kept rows (`claim_copies`: the
+    /// runs the new claims table was copied from; `new_row_of_old`: each earlier workload's
+    /// row now), looked up for the built ones; each workload's and claim's rows as moved.
     fn amended(
         &self,
         shared: &[(&'static str, RecordBatch)],
         workloads: &RecordBatch,
-        view: &GovernanceView,
-        claim_picks: &[(usize, usize)],
+        claim_copies: &[Copied],
         new_row_of_old: &[Option<u32>],
+        rows_of: Vec<[Range<u32>; 3]>,
+        span_rows: Vec<u32>,
     ) -> Self {
         let table = |name: &str| &shared.iter().find(|(n, _)| *n == name).expect("every shared table is built").1;
         let ids = column(workloads, "workload_id");
         let workloads_by_id = in_order(ids);
         let claims = table("claims");
+        let claim_ids = column(claims, "workload_id");
         let mut new_row_of_old_claim = vec![u32::MAX; self.claim_workloads.len()];
         let mut built = Vec::new();
-        let mut claim_workloads = Vec::with_capacity(claim_picks.len());
-        for (row, (source, from)) in claim_picks.iter().enumerate() {
-            if *source == 0 {
-                new_row_of_old_claim[*from] = row as u32;
-                claim_workloads.push(self.claim_workloads[*from].and_then(|w| new_row_of_old[w as usize]));
+        let mut claim_workloads = Vec::with_capacity(claims.num_rows());
+        for &(source, start, len) in claim_copies {
+            let first = claim_workloads.len();
+            if source == 0 {
+                for (k, from) in (start..start + len).enumerate() {
+                    new_row_of_old_claim[from] = (first + k) as u32;
+                }
+                claim_workloads.extend(
+                    self.claim_workloads[start..start + len].iter().map(|w| w.and_then(|w| new_row_of_old[w as usize])),
+                );
             } else {
-                built.push(row as u32);
-                let of = column(claims, "workload_id").value(row);
-                claim_workloads.push(rows_named(&workloads_by_id, ids, of).first().copied());
+                for row in first..first + len {
+                    built.push(row as u32);
+                    claim_workloads.push(rows_named(&workloads_by_id, ids, claim_ids.value(row)).first().copied());
+                }
             }
         }
-        // The kept claims in their order by name (their relative order is kept), merged with
-        // the built ones sorted.
+        // The kept claims keep their order by name (runs keep their rows' order), the built
+        // ones are placed among them; ties in row order, as a stable sort of the column.
         let names = column(claims, "name");
-        built.sort_by(|a, b| names.value(*a as usize).cmp(names.value(*b as usize)));
-        let kept = self.by_name[2].iter().map(|r| new_row_of_old_claim[*r as usize]).filter(|r| *r != u32::MAX);
-        let mut claims_by_name = Vec::with_capacity(claim_picks.len());
-        let mut built = built.into_iter().peekable();
-        // Ties in row order, as a stable sort of the whole column orders them.
         let key = |r: u32| (names.value(r as usize), r);
-        for row in kept {
-            while let Some(b) = built.next_if(|b| key(*b) < key(row)) {
-                claims_by_name.push(b);
-            }
-            claims_by_name.push(row);
+        let kept: Vec<u32> =
+            self.by_name[2].iter().map(|r| new_row_of_old_claim[*r as usize]).filter(|r| *r != u32::MAX).collect();
+        built.sort_by_key(|r| key(*r));
+        let mut claims_by_name = Vec::with_capacity(kept.len() + built.len());
+        let mut next = 0;
+        for b in built {
+            let at = next + kept[next..].partition_point(|r| key(*r) < key(b));
+            claims_by_name.extend_from_slice(&kept[next..at]);
+            claims_by_name.push(b);
+            next = at;
         }
-        claims_by_name.extend(built);
+        claims_by_name.extend_from_slice(&kept[next..]);
         let rules = column(table("gateway_rules"), "workload_id");
         let rule_workloads =
             (0..rules.len()).map(|r| rows_named(&workloads_by_id, ids, rules.value(r)).first().copied()).collect();
-        let all: Vec<&ApprovedWorkload> = view.workloads.iter().map(|w| &**w).collect();
         let by_name =
             [in_order(column(table(NAMED[0]), "name")), in_order(column(table(NAMED[1]), "name")), claims_by_name];
-        Self { by_name, workloads_by_id, claim_workloads, rule_workloads, rows_of: rows_of(&all) }
+        Self { by_name, workloads_by_id, claim_workloads, rule_workloads, rows_of, span_rows }
     }
 }

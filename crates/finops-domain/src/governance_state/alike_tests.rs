@@ -103,7 +103,7 @@ fn an_approval_a_recall_or_a_claim_makes_the_view_differ() {
     withdrawn.requests.insert(Uuid::from_u128(3), request(3, RequestStatus::Withdrawn));
     assert!(!withdrawn.attributes_alike(&before), "approved request 3 no longer approved");
     let mut claimed = before.clone();
-    claimed.claims.insert("space".into(), claim_of(3));
+    claimed.claims.insert(claim_key(3), claim_of(3));
     assert!(!claimed.attributes_alike(&before), "a claim");
     let mut organised = before.clone();
     organised.organisation.accounts.insert(AccountId::parse("210987654321").unwrap(), "Data".into());
@@ -166,10 +166,10 @@ proptest! {
                     after.requests.insert(Uuid::from_u128(u128::from(*n)), request(u128::from(*n), *status));
                 }
                 Change::Claim(n) => {
-                    after.claims.insert(format!("space-{n}"), claim_of(u128::from(*n)));
+                    after.claims.insert(claim_key(u128::from(*n)), claim_of(u128::from(*n)));
                 }
                 Change::Unclaim(n) => {
-                    after.claims.remove(&format!("space-{n}"));
+                    after.claims.remove(&claim_key(u128::from(*n)));
                 }
             }
         }
@@ -191,16 +191,25 @@ proptest! {
 /// `changes` applied to `earlier`'s workloads and claim spans, as attribution applies them.
 fn amended(earlier: &GovernanceState, changes: &ViewChanges) -> (Vec<ApprovedWorkload>, Vec<ClaimSpan>) {
     let (workloads, spans) = (earlier.workloads(), earlier.claim_spans());
-    fn pick<T: Clone>(list: &[T], a: &Amended<'_, T>) -> T {
-        match a {
-            Amended::Kept(i) => list[*i].clone(),
-            Amended::Changed(x) => (*x).clone(),
-        }
+    fn spliced<T: Clone>(list: &[T], splices: &[Splice<'_, T>]) -> Vec<T> {
+        runs(list.len(), splices)
+            .into_iter()
+            .flat_map(|run| match run {
+                Run::Kept(range) => list[range].to_vec(),
+                Run::Inserted(items) => items.iter().map(|x| (*x).clone()).collect(),
+            })
+            .collect()
     }
+    let claims = changes.claim_splices(earlier, spans.len(), |i| spans[i].resource.key()).expect("the earlier spans");
     (
-        changes.workloads_from(&workloads).iter().map(|a| pick(&workloads, a)).collect(),
-        changes.claim_spans_from(earlier).iter().map(|a| pick(&spans, a)).collect(),
+        spliced(&workloads, &changes.workload_splices(workloads.len(), |i| workloads[i].workload_id)),
+        spliced(&spans, &claims),
     )
+}
+
+/// The key a claim history is kept under: its resource's.
+fn claim_key(workload: u128) -> String {
+    claim_of(workload).resource.as_ref().unwrap().key()
 }
 
 fn product(portfolio: u128, name: &str) -> crate::org::Product {
@@ -214,12 +223,15 @@ fn an_approval_changes_one_workload_and_the_rest_is_kept() {
     // when request 1 is approved and a workspace claimed for it,
     let mut after = before.clone();
     after.requests.insert(Uuid::from_u128(1), request(1, RequestStatus::Approved));
-    after.claims.insert("space-1".into(), claim_of(1));
+    after.claims.insert(claim_key(1), claim_of(1));
     // then the changes name that workload and that claim, and the rest is kept.
     let changes = after.view_changes_since(&before).expect("close states compare");
     assert_eq!(changes.workloads.keys().copied().collect::<Vec<_>>(), [Uuid::from_u128(1_001)]);
-    assert_eq!(changes.claims.keys().cloned().collect::<Vec<_>>(), ["space-1"]);
-    let kept = changes.workloads_from(&before.workloads()).iter().filter(|a| matches!(a, Amended::Kept(_))).count();
+    assert_eq!(changes.claims.keys().cloned().collect::<Vec<_>>(), [claim_key(1)]);
+    let workloads = before.workloads();
+    let splices = changes.workload_splices(workloads.len(), |i| workloads[i].workload_id);
+    let kept: usize =
+        runs(workloads.len(), &splices).iter().map(|r| if let Run::Kept(k) = r { k.len() } else { 0 }).sum();
     assert_eq!(kept, 100);
     assert_eq!(amended(&before, &changes), (after.workloads(), after.claim_spans()));
     // Nothing changed: nothing named.
@@ -294,10 +306,10 @@ fn apply(state: &mut GovernanceState, a: &Amendment) {
             state.requests.insert(Uuid::from_u128(u128::from(*n)), request(u128::from(*n), *status));
         }
         Amendment::Claim(n) => {
-            state.claims.insert(format!("space-{n}"), claim_of(u128::from(*n)));
+            state.claims.insert(claim_key(u128::from(*n)), claim_of(u128::from(*n)));
         }
         Amendment::Unclaim(n) => {
-            state.claims.remove(&format!("space-{n}"));
+            state.claims.remove(&claim_key(u128::from(*n)));
         }
         Amendment::Reclaim(n, w) => {
             let mut claim = (*claim_of(u128::from(*n))).clone();
@@ -307,7 +319,7 @@ fn apply(state: &mut GovernanceState, a: &Amendment) {
                 from: day(10),
                 until: None,
             });
-            state.claims.insert(format!("space-{n}"), Arc::new(claim));
+            state.claims.insert(claim_key(u128::from(*n)), Arc::new(claim));
         }
         Amendment::BudgetChange(n) => {
             let plan = WorkloadPlan { budget_changes: vec![(day(15), Uuid::from_u128(9))], ..WorkloadPlan::default() };

@@ -22,18 +22,29 @@ pub struct ViewChanges {
     /// Claim histories by resource key whose periods may differ: the later state's periods
     /// of that resource (empty: none).
     pub claims: BTreeMap<String, Vec<ClaimSpan>>,
+    /// How many changed requests, plans and claims were walked to find these: how far
+    /// apart the two states are.
+    pub compared: usize,
 }
 
 impl GovernanceState {
     /// What changed in the workloads and claim spans attribution reads from `earlier` to
     /// `self`, found by diffing the persistent maps (shared subtrees skipped). `None` when
     /// the states are too far apart to compare cheaply (more than [`VIEW_DIFF_LIMIT`]
-    /// changed requests, plans or claims) or the organisation changed in a way that can
+    /// changed requests, plans and claims in all) or the organisation changed in a way that can
     /// move every workload: a budget added, changed or removed (a workload whose approval
     /// named none charges its account's only budget), or a product or portfolio changed or
     /// removed (their names are on every workload's row). Products and portfolios added
     /// are fine: the workloads of requests naming an added product are among the changes.
     pub fn view_changes_since(&self, earlier: &Self) -> Option<ViewChanges> {
+        self.view_changes_within(earlier, VIEW_DIFF_LIMIT)
+    }
+
+    /// [`view_changes_since`](Self::view_changes_since), walking at most `limit` changed
+    /// requests, plans and claims in all (`None` past it): a caller that already holds a
+    /// close enough earlier state compares the others only as far as that one
+    /// ([`ViewChanges::compared`]).
+    pub fn view_changes_within(&self, earlier: &Self, limit: usize) -> Option<ViewChanges> {
         let (now, then) = (&self.organisation, &earlier.organisation);
         if now.budgets != then.budgets
             || !only_added(&now.portfolios, &then.portfolios)
@@ -46,9 +57,12 @@ impl GovernanceState {
             (r.status == RequestStatus::Approved).then(|| r.approval.as_ref().map(|a| a.workload_id)).flatten()
         };
         let mut seen = 0;
-        for item in earlier.requests.diff(&self.requests) {
+        let mut walked = || {
             seen += 1;
-            if seen > VIEW_DIFF_LIMIT {
+            seen <= limit
+        };
+        for item in earlier.requests.diff(&self.requests) {
+            if !walked() {
                 return None;
             }
             let (old, new) = match item {
@@ -64,12 +78,17 @@ impl GovernanceState {
             }
         }
         // A plan changes its workload's budgets and business case; an added product the
-        // portfolio of the workloads naming it. Both are rare: one walk of the requests.
+        // portfolio of the workloads naming it. A plan made by an approval belongs to a
+        // request changed above (its workload already read with the new plan); the rest
+        // are rare: one walk of the requests finds their workloads.
         let mut plans = BTreeSet::new();
         for item in earlier.plans.diff(&self.plans) {
-            plans.insert(*diff_key(&item));
-            if plans.len() > VIEW_DIFF_LIMIT {
+            if !walked() {
                 return None;
+            }
+            let workload = *diff_key(&item);
+            if !changes.workloads.contains_key(&workload) {
+                plans.insert(workload);
             }
         }
         let added: BTreeSet<Uuid> = now.products.keys().filter(|id| !then.products.contains_key(id)).copied().collect();
@@ -82,13 +101,14 @@ impl GovernanceState {
             }
         }
         for item in earlier.claims.diff(&self.claims) {
+            if !walked() {
+                return None;
+            }
             let key = diff_key(&item);
             let spans = self.claims.get(key).map(|c| claim_spans_of(c)).unwrap_or_default();
             changes.claims.insert(key.clone(), spans);
-            if changes.claims.len() > VIEW_DIFF_LIMIT {
-                return None;
-            }
         }
+        changes.compared = seen;
         Some(changes)
     }
 }
@@ -105,14 +125,59 @@ fn diff_key<'a, K, V>(item: &imbl::ordmap::DiffItem<'a, 'a, K, V>) -> &'a K {
     }
 }
 
-/// One item of a list amended by [`ViewChanges`]: kept from the earlier list (its index
-/// there) or as the changes give it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Amended<'a, T> {
-    /// The earlier list's item at this index, unchanged.
-    Kept(usize),
-    /// A changed or added item.
-    Changed(&'a T),
+/// A run of a list replaced: the earlier list's items `at..at + removed` give way to
+/// `inserted`, in order. A list's splices come in order and do not overlap, so that the
+/// rest of the list — nearly all of it, after an approval — is kept in runs, never walked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Splice<'a, T> {
+    /// Where, in the earlier list.
+    pub at: usize,
+    /// How many of the earlier list's items are replaced.
+    pub removed: usize,
+    /// What takes their place.
+    pub inserted: Vec<&'a T>,
+}
+
+/// A list amended by splices, run by run: a run of the earlier list kept, or items inserted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Run<'s, 'a, T> {
+    /// The earlier list's items in this range, unchanged.
+    Kept(std::ops::Range<usize>),
+    /// Items a splice inserted.
+    Inserted(&'s [&'a T]),
+}
+
+/// The runs of the later list made from an earlier list of `len` items by `splices`.
+pub fn runs<'s, 'a, T>(len: usize, splices: &'s [Splice<'a, T>]) -> Vec<Run<'s, 'a, T>> {
+    let mut runs = Vec::with_capacity(2 * splices.len() + 1);
+    let mut next = 0;
+    for splice in splices {
+        if splice.at > next {
+            runs.push(Run::Kept(next..splice.at));
+        }
+        if !splice.inserted.is_empty() {
+            runs.push(Run::Inserted(&splice.inserted));
+        }
+        next = splice.at + splice.removed;
+    }
+    if len > next {
+        runs.push(Run::Kept(next..len));
+    }
+    runs
+}
+
+/// The first of `len` sorted items for which `before(i)` is false.
+fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if before(middle) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
 }
 
 impl ViewChanges {
@@ -121,47 +186,46 @@ impl ViewChanges {
         self.workloads.is_empty() && self.claims.is_empty()
     }
 
-    /// The later state's [`GovernanceState::workloads`] from the earlier state's (`earlier`,
-    /// in workload-id order, as that method returns them): the same list, in the same order,
-    /// each item kept or changed.
-    pub fn workloads_from<W: std::borrow::Borrow<ApprovedWorkload>>(
-        &self,
-        earlier: &[W],
-    ) -> Vec<Amended<'_, ApprovedWorkload>> {
-        let mut out = Vec::with_capacity(earlier.len() + self.workloads.len());
-        let mut changed = self.workloads.iter().peekable();
-        for (i, w) in earlier.iter().enumerate() {
-            let id = w.borrow().workload_id;
-            while let Some((_, new)) = changed.next_if(|(c, _)| **c < id) {
-                out.extend(new.as_ref().map(Amended::Changed));
-            }
-            match changed.next_if(|(c, _)| **c == id) {
-                Some((_, new)) => out.extend(new.as_ref().map(Amended::Changed)),
-                None => out.push(Amended::Kept(i)),
-            }
-        }
-        out.extend(changed.filter_map(|(_, new)| new.as_ref().map(Amended::Changed)));
-        out
+    /// The splices that make the later state's [`GovernanceState::workloads`] of the
+    /// earlier state's: `len` workloads in id order, `id(i)` the id of the `i`th (found by
+    /// binary search: a change costs its own place, not a walk of the list).
+    pub fn workload_splices(&self, len: usize, id: impl Fn(usize) -> Uuid) -> Vec<Splice<'_, ApprovedWorkload>> {
+        self.workloads
+            .iter()
+            .map(|(workload, new)| {
+                let at = partition_point(len, |i| id(i) < *workload);
+                let removed = usize::from(at < len && id(at) == *workload);
+                Splice { at, removed, inserted: new.iter().collect() }
+            })
+            .collect()
     }
 
-    /// The later state's [`GovernanceState::claim_spans`] from the earlier state's
-    /// (`earlier` is that state: its claim histories say which spans belong to which key).
-    pub fn claim_spans_from<'a>(&'a self, earlier: &GovernanceState) -> Vec<Amended<'a, ClaimSpan>> {
-        let mut out = Vec::new();
-        let mut changed = self.claims.iter().peekable();
-        let mut index = 0;
-        for (key, claimable) in &earlier.claims {
-            let count = if claimable.resource.is_some() { claimable.periods.len() } else { 0 };
-            while let Some((_, spans)) = changed.next_if(|(c, _)| c.as_str() < key.as_str()) {
-                out.extend(spans.iter().map(Amended::Changed));
+    /// The splices that make the later state's [`GovernanceState::claim_spans`] of the
+    /// earlier state's (`earlier`): `len` spans in the order of their claim histories'
+    /// keys, `key(i)` the key of the `i`th span's resource — a claim's stream is keyed by
+    /// its resource's key ([`ClaimedResource::key`](crate::spaces::ClaimedResource::key)),
+    /// by every writer. `None` when the list is not `earlier`'s: a changed history's spans
+    /// are not where, or not as many as, `earlier` says.
+    pub fn claim_splices(
+        &self,
+        earlier: &GovernanceState,
+        len: usize,
+        key: impl Fn(usize) -> String,
+    ) -> Option<Vec<Splice<'_, ClaimSpan>>> {
+        let mut splices = Vec::with_capacity(self.claims.len());
+        for (resource, spans) in &self.claims {
+            let at = partition_point(len, |i| key(i) < *resource);
+            // As many as `claim_spans_of` gives the history.
+            let removed =
+                earlier.claims.get(resource).map_or(0, |c| c.resource.as_ref().map_or(0, |_| c.periods.len()));
+            let lands = at + removed <= len
+                && (at..at + removed).all(|i| key(i) == *resource)
+                && (at + removed == len || key(at + removed) != *resource);
+            if !lands {
+                return None;
             }
-            match changed.next_if(|(c, _)| *c == key) {
-                Some((_, spans)) => out.extend(spans.iter().map(Amended::Changed)),
-                None => out.extend((index..index + count).map(Amended::Kept)),
-            }
-            index += count;
+            splices.push(Splice { at, removed, inserted: spans.iter().collect() });
         }
-        out.extend(changed.flat_map(|(_, spans)| spans.iter().map(Amended::Changed)));
-        out
+        Some(splices)
     }
 }
