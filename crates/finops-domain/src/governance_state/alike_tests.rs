@@ -360,3 +360,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_comparison_within_a_limit_walks_no_further_than_it() {
+    // Given an approval (its request, plan and claim changed) since a kept state,
+    let before = organisation_with(30);
+    let mut after = before.clone();
+    after.requests.insert(Uuid::from_u128(1), request(1, RequestStatus::Approved));
+    after.claims.insert(claim_key(1), claim_of(1));
+    // when it is compared as far as the changes it has, it is found; one less, it is not.
+    let changes = after.view_changes_since(&before).expect("close states compare");
+    assert_eq!(changes.compared, 2, "a request and a claim walked");
+    assert_eq!(after.view_changes_within(&before, changes.compared), Some(changes.clone()));
+    assert_eq!(after.view_changes_within(&before, changes.compared - 1), None);
+}
