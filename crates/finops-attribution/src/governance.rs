@@ -2,7 +2,6 @@
 //! (with product, portfolio and budget names), their approval scopes, every claim period,
 //! the generated dedicated roles, and the configured role patterns.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
@@ -16,7 +15,7 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 use finops_cur::ai_facts::{TAG_KEY_VALUE, TAG_SEPARATOR};
 use finops_domain::gateway_rules::SessionMatcher;
-use finops_domain::governance_state::{ApprovedWorkload, BudgetSpan, ClaimSpan, GatewayRuleSpan, GovernanceState};
+use finops_domain::governance_state::{ApprovedWorkload, ClaimSpan, GatewayRuleSpan, GovernanceState};
 use finops_domain::org::Organisation;
 use finops_domain::role::{permission_set_for, permission_set_of_reserved_role};
 pub use finops_domain::role_patterns::RolePatterns;
@@ -330,75 +329,89 @@ struct WorkloadRows {
 }
 
 impl WorkloadRows {
+    /// One pass over the workloads, each column written as it goes: 80 000 workloads at a
+    /// million events, each behind its own pointer, so a pass per column cost a pass of
+    /// cache misses per column.
     fn new(org: &Organisation, all: &[&ApprovedWorkload]) -> Self {
+        let mut workload = Columns::<7>::new(all.len());
+        let mut flags = [Vec::with_capacity(all.len()), Vec::with_capacity(all.len())];
+        let mut budget = Columns::<3>::new(all.len());
+        let mut days = [Vec::with_capacity(all.len()), Vec::with_capacity(all.len())];
+        let mut budget_rows = Vec::with_capacity(all.len());
+        let (mut accounts, mut regions) = (Columns::<2>::new(all.len()), Columns::<2>::new(all.len()));
+        let mut encoded = [uuid::Uuid::encode_buffer(); 3];
+        let [id_text, product_text, budget_text] = &mut encoded;
+        for (i, w) in all.iter().enumerate() {
+            let id = &*w.workload_id.hyphenated().encode_lower(id_text);
+            let product_id = &*w.product_id.hyphenated().encode_lower(product_text);
+            let product = org.products.get(&w.product_id).map_or("", |p| p.name.as_str());
+            let portfolio = org.portfolios.get(&w.portfolio_id).map_or("", |p| p.name.as_str());
+            workload.append([id, &w.name, &w.owner, product_id, product, portfolio, &w.model_id]);
+            flags[0].push(w.business_case);
+            flags[1].push(w.estimate);
+            for b in &w.budgets {
+                let name = org.budgets.get(&b.budget_id).map_or("", |x| x.name.as_str());
+                budget.append([id, b.budget_id.hyphenated().encode_lower(budget_text), name]);
+                days[0].push(b.from.map(self::days));
+                days[1].push(b.until.map(self::days));
+                budget_rows.push(i);
+            }
+            for a in &w.scope.accounts {
+                accounts.append([id, a.as_str()]);
+            }
+            for r in &w.scope.regions {
+                regions.append([id, r.as_str()]);
+            }
+        }
+        let [workload_id, name, owner, product_id, product, portfolio, model_id] = workload.finish();
+        let [business_case, estimate] = flags.map(|f| Arc::new(BooleanArray::from(f)) as ArrayRef);
         let workloads = batch(vec![
-            ("workload_id", DataType::Utf8, false, ids(all.iter().map(|w| w.workload_id))),
-            ("workload", DataType::Utf8, false, text(all.iter().map(|w| &w.name))),
-            ("owner", DataType::Utf8, false, text(all.iter().map(|w| &w.owner))),
-            ("product_id", DataType::Utf8, false, ids(all.iter().map(|w| w.product_id))),
-            (
-                "product",
-                DataType::Utf8,
-                false,
-                text(all.iter().map(|w| org.products.get(&w.product_id).map_or("", |p| p.name.as_str()))),
-            ),
-            (
-                "portfolio",
-                DataType::Utf8,
-                false,
-                text(all.iter().map(|w| org.portfolios.get(&w.portfolio_id).map_or("", |p| p.name.as_str()))),
-            ),
-            ("model_id", DataType::Utf8, false, text(all.iter().map(|w| &w.model_id))),
-            (
-                "business_case",
-                DataType::Boolean,
-                false,
-                Arc::new(BooleanArray::from(all.iter().map(|w| w.business_case).collect::<Vec<_>>())),
-            ),
-            (
-                "estimate",
-                DataType::Boolean,
-                false,
-                Arc::new(BooleanArray::from(all.iter().map(|w| w.estimate).collect::<Vec<_>>())),
-            ),
+            ("workload_id", DataType::Utf8, false, workload_id),
+            ("workload", DataType::Utf8, false, name),
+            ("owner", DataType::Utf8, false, owner),
+            ("product_id", DataType::Utf8, false, product_id),
+            ("product", DataType::Utf8, false, product),
+            ("portfolio", DataType::Utf8, false, portfolio),
+            ("model_id", DataType::Utf8, false, model_id),
+            ("business_case", DataType::Boolean, false, business_case),
+            ("estimate", DataType::Boolean, false, estimate),
         ]);
-        let spans: Vec<(usize, &ApprovedWorkload, &BudgetSpan)> =
-            all.iter().enumerate().flat_map(|(i, w)| w.budgets.iter().map(move |b| (i, *w, b))).collect();
+        let [workload_id, budget_id, budget_name] = budget.finish();
+        let [from_day, until_day] = days.map(|d| Arc::new(Date32Array::from(d)) as ArrayRef);
         let budgets = batch(vec![
-            ("workload_id", DataType::Utf8, false, ids(spans.iter().map(|(_, w, _)| w.workload_id))),
-            ("budget_id", DataType::Utf8, false, ids(spans.iter().map(|(_, _, b)| b.budget_id))),
-            (
-                "budget",
-                DataType::Utf8,
-                false,
-                text(spans.iter().map(|(_, _, b)| org.budgets.get(&b.budget_id).map_or("", |x| x.name.as_str()))),
-            ),
-            (
-                "from_day",
-                DataType::Date32,
-                true,
-                Arc::new(Date32Array::from(spans.iter().map(|(_, _, b)| b.from.map(days)).collect::<Vec<_>>())),
-            ),
-            (
-                "until_day",
-                DataType::Date32,
-                true,
-                Arc::new(Date32Array::from(spans.iter().map(|(_, _, b)| b.until.map(days)).collect::<Vec<_>>())),
-            ),
+            ("workload_id", DataType::Utf8, false, workload_id),
+            ("budget_id", DataType::Utf8, false, budget_id),
+            ("budget", DataType::Utf8, false, budget_name),
+            ("from_day", DataType::Date32, true, from_day),
+            ("until_day", DataType::Date32, true, until_day),
         ]);
-        let budget_rows = spans.iter().map(|(i, _, _)| *i).collect();
         // Each workload's id beside each of its scope's accounts (regions).
-        let pairs = |values: &dyn Fn(&ApprovedWorkload) -> Vec<&str>, name: &str| {
-            let rows: Vec<(uuid::Uuid, &str)> =
-                all.iter().flat_map(|w| values(w).into_iter().map(|v| (w.workload_id, v))).collect();
-            batch(vec![
-                ("workload_id", DataType::Utf8, false, ids(rows.iter().map(|r| r.0))),
-                (name, DataType::Utf8, false, text(rows.iter().map(|r| r.1))),
-            ])
+        let pairs = |columns: Columns<2>, name: &str| {
+            let [workload_id, value] = columns.finish();
+            batch(vec![("workload_id", DataType::Utf8, false, workload_id), (name, DataType::Utf8, false, value)])
         };
-        let accounts = pairs(&|w| w.scope.accounts.iter().map(|a| a.as_str()).collect(), "account");
-        let regions = pairs(&|w| w.scope.regions.iter().map(|r| r.as_str()).collect(), "region");
+        let accounts = pairs(accounts, "account");
+        let regions = pairs(regions, "region");
         Self { workloads, budgets, budget_rows, accounts, regions }
+    }
+}
+
+/// `N` text columns written a row at a time.
+struct Columns<const N: usize>([StringBuilder; N]);
+
+impl<const N: usize> Columns<N> {
+    fn new(rows: usize) -> Self {
+        Self(std::array::from_fn(|_| StringBuilder::with_capacity(rows, rows * 16)))
+    }
+
+    fn append(&mut self, row: [&str; N]) {
+        for (column, value) in self.0.iter_mut().zip(row) {
+            column.append_value(value);
+        }
+    }
+
+    fn finish(self) -> [ArrayRef; N] {
+        self.0.map(|mut column| Arc::new(column.finish()) as ArrayRef)
     }
 }
 
@@ -445,47 +458,49 @@ fn names_batch<'a>(names: impl Iterator<Item = &'a str>) -> RecordBatch {
 /// generated role's set (`generated`: whether a name is a generated role's), the set of a
 /// claimed `AWSReservedSSO_{set}_{hex}` role, or the claimed name itself.
 fn claims_batch(claims: &[&ClaimSpan], generated: &dyn Fn(&str) -> bool) -> RecordBatch {
-    let rows: Vec<(&str, String, String, &ClaimSpan)> = claims
-        .iter()
-        .flat_map(|s| claim_rows(s, generated).into_iter().map(move |(kind, account, name)| (kind, account, name, *s)))
-        .collect();
-    let spans: Vec<&ClaimSpan> = rows.iter().map(|r| r.3).collect();
-    let kinds: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
-    let accounts: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
-    let names: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
+    let rows: Vec<ClaimRow<'_>> = claims.iter().flat_map(|s| claim_rows(s, generated)).collect();
     batch(vec![
-        ("kind", DataType::Utf8, false, text(kinds)),
-        ("account", DataType::Utf8, false, text(accounts)),
-        ("name", DataType::Utf8, false, text(names)),
-        ("workload_id", DataType::Utf8, false, ids(spans.iter().map(|s| s.workload_id))),
+        ("kind", DataType::Utf8, false, text(rows.iter().map(|r| r.kind))),
+        ("account", DataType::Utf8, false, text(rows.iter().map(|r| r.account))),
+        ("name", DataType::Utf8, false, text(rows.iter().map(|r| &r.name))),
+        ("workload_id", DataType::Utf8, false, ids(rows.iter().map(|r| r.span.workload_id))),
         (
             "from_day",
             DataType::Date32,
             false,
-            Arc::new(Date32Array::from(spans.iter().map(|s| days(s.from)).collect::<Vec<_>>())),
+            Arc::new(Date32Array::from(rows.iter().map(|r| days(r.span.from)).collect::<Vec<_>>())),
         ),
         (
             "until_day",
             DataType::Date32,
             true,
-            Arc::new(Date32Array::from(spans.iter().map(|s| s.until.map(days)).collect::<Vec<_>>())),
+            Arc::new(Date32Array::from(rows.iter().map(|r| r.span.until.map(days)).collect::<Vec<_>>())),
         ),
     ])
 }
 
-/// A claim's rows of the `claims` table: (kind, account, name).
-fn claim_rows(span: &ClaimSpan, generated: &dyn Fn(&str) -> bool) -> Vec<(&'static str, String, String)> {
+/// One row of the `claims` table, its text borrowed from the span where it can be.
+struct ClaimRow<'a> {
+    kind: &'static str,
+    account: &'a str,
+    name: std::borrow::Cow<'a, str>,
+    span: &'a ClaimSpan,
+}
+
+/// A claim's rows of the `claims` table.
+fn claim_rows<'a>(span: &'a ClaimSpan, generated: &dyn Fn(&str) -> bool) -> Vec<ClaimRow<'a>> {
+    let row = |kind, account, name| ClaimRow { kind, account, name, span };
     match &span.resource {
         ClaimedResource::IamRole { account, role_name } => {
             let set = if generated(role_name) {
-                permission_set_for(role_name)
+                permission_set_for(role_name).into()
             } else {
-                permission_set_of_reserved_role(role_name).unwrap_or(role_name).to_owned()
+                permission_set_of_reserved_role(role_name).unwrap_or(role_name).into()
             };
-            vec![("role", account.as_str().to_owned(), role_name.clone()), ("sso", account.as_str().to_owned(), set)]
+            vec![row("role", account.as_str(), role_name.into()), row("sso", account.as_str(), set)]
         }
-        ClaimedResource::Guardrail { arn } => vec![("guardrail", String::new(), arn.clone())],
-        ClaimedResource::Workspace { name } => vec![("workspace", String::new(), name.clone())],
+        ClaimedResource::Guardrail { arn } => vec![row("guardrail", "", arn.into())],
+        ClaimedResource::Workspace { name } => vec![row("workspace", "", name.into())],
     }
 }
 
@@ -509,8 +524,15 @@ impl GovernanceTables {
     pub fn new(view: GovernanceView) -> Self {
         let all: Vec<&ApprovedWorkload> = view.workloads.iter().map(|w| &**w).collect();
         // Every generated role is dedicated, whoever may see its workload (classify.sql).
-        let generated: BTreeSet<&str> = all.iter().map(|w| w.role_name.as_str()).collect();
-        let sets: BTreeSet<String> = generated.iter().map(|r| permission_set_for(r)).collect();
+        // Sorted and deduplicated in vectors rather than tree sets: 80 000 names at a million
+        // events.
+        fn sorted<T: Ord>(mut names: Vec<T>) -> Vec<T> {
+            names.sort_unstable();
+            names.dedup();
+            names
+        }
+        let generated: Vec<&str> = sorted(all.iter().map(|w| w.role_name.as_str()).collect());
+        let sets: Vec<String> = sorted(generated.iter().map(|r| permission_set_for(r)).collect());
         let rows = WorkloadRows::new(&view.organisation, &all);
         let claims: Vec<&ClaimSpan> = view.claims.iter().map(|c| &**c).collect();
         let shared = vec![
@@ -518,7 +540,7 @@ impl GovernanceTables {
             ("generated_sets", names_batch(sets.iter().map(String::as_str))),
             ("scope_accounts", rows.accounts),
             ("scope_regions", rows.regions),
-            ("claims", claims_batch(&claims, &|name| generated.contains(name))),
+            ("claims", claims_batch(&claims, &|name| generated.binary_search(&name).is_ok())),
             ("gateway_rules", rules_batch(&view.gateway_rules)),
         ];
         let reach = Reach::new(&shared, &rows.workloads, &all, &claims);
@@ -647,7 +669,21 @@ impl Reach {
             let of = column(batch, "workload_id");
             (0..of.len()).map(|r| rows_named(&workloads_by_id, ids, of.value(r)).first().copied()).collect()
         };
-        let claim_workloads = workload_of(table("claims"));
+        // Each claim's workload found once per span, by the id as a number (a span's rows
+        // share it): 160 000 claim rows at a million events.
+        let mut by_id: Vec<(uuid::Uuid, u32)> =
+            all.iter().enumerate().map(|(i, w)| (w.workload_id, i as u32)).collect();
+        by_id.sort_unstable();
+        let span_rows = span_rows(claims);
+        let claim_workloads = claims
+            .iter()
+            .zip(span_rows.windows(2))
+            .flat_map(|(span, rows)| {
+                let first = by_id.partition_point(|(id, _)| *id < span.workload_id);
+                let row = by_id.get(first).filter(|(id, _)| *id == span.workload_id).map(|(_, row)| *row);
+                std::iter::repeat_n(row, (rows[1] - rows[0]) as usize)
+            })
+            .collect();
         let rule_workloads = workload_of(table("gateway_rules"));
         let rows_of = rows_of(all);
         Self {
@@ -661,7 +697,7 @@ impl Reach {
             claim_workloads,
             rule_workloads,
             rows_of,
-            span_rows: span_rows(claims),
+            span_rows,
         }
     }
 }
@@ -703,7 +739,11 @@ mod tests {
                 owner: format!("owner-{name}"),
                 product_id: uuid::Uuid::nil(),
                 portfolio_id: uuid::Uuid::nil(),
-                budgets: vec![BudgetSpan { budget_id: workload_id, from: None, until: None }],
+                budgets: vec![finops_domain::governance_state::BudgetSpan {
+                    budget_id: workload_id,
+                    from: None,
+                    until: None,
+                }],
                 model_id: "anthropic.claude-3-5-sonnet-20240620-v1:0".into(),
                 scope: ApprovalScope {
                     accounts: [AccountId::parse(account).unwrap()].into(),
