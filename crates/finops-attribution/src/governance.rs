@@ -43,7 +43,7 @@ impl From<&GovernanceState> for GovernanceView {
     fn from(state: &GovernanceState) -> Self {
         Self {
             organisation: state.organisation.clone(),
-            workloads: state.workloads().into_iter().map(Arc::new).collect(),
+            workloads: state.workloads_in_order().map(Arc::new).collect(),
             claims: state.claim_spans().into_iter().map(Arc::new).collect(),
             patterns: state.role_patterns.patterns.clone(),
             gateway_rules: state.gateway_rule_spans(),

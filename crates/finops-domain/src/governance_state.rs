@@ -353,9 +353,21 @@ impl GovernanceState {
 
     /// Every approved workload, in workload-id order.
     pub fn workloads(&self) -> Vec<ApprovedWorkload> {
-        let mut out: Vec<ApprovedWorkload> = self.requests.values().filter_map(|r| self.approved_workload(r)).collect();
-        out.sort_by_key(|w| w.workload_id);
-        out
+        self.workloads_in_order().collect()
+    }
+
+    /// [`workloads`](Self::workloads) one at a time. The approved requests are put in
+    /// order first, by reference: sorting the workloads themselves moved 80 000 structures
+    /// of a few hundred bytes some seventeen times each at a million events.
+    pub fn workloads_in_order(&self) -> impl Iterator<Item = ApprovedWorkload> + '_ {
+        let mut approved: Vec<(Uuid, &BusinessRequest)> = self
+            .requests
+            .values()
+            .filter(|r| r.status == RequestStatus::Approved)
+            .filter_map(|r| Some((r.approval.as_ref()?.workload_id, &**r)))
+            .collect();
+        approved.sort_unstable_by_key(|(id, _)| *id);
+        approved.into_iter().filter_map(|(_, r)| self.approved_workload(r))
     }
 
     /// The workload `request` approved, as attribution reads it (`None`: not approved).
