@@ -374,3 +374,29 @@ fn a_comparison_within_a_limit_walks_no_further_than_it() {
     assert_eq!(after.view_changes_within(&before, changes.compared), Some(changes.clone()));
     assert_eq!(after.view_changes_within(&before, changes.compared - 1), None);
 }
+
+#[test]
+fn claim_spans_kept_under_another_key_than_their_resources_are_not_spliced() {
+    // Given a claim history kept under a key that is not its resource's (no writer keys one
+    // so: a list ordered by resource keys would not have its spans where the key says),
+    let mut before = organisation_with(30);
+    before.claims.insert(claim_key(3), claim_of(3));
+    before.claims.insert("a-key-of-its-own".into(), claim_of(2));
+    // when that history changes,
+    let mut after = before.clone();
+    after.claims.remove("a-key-of-its-own");
+    let changes = after.view_changes_since(&before).expect("close states compare");
+    // then its place in the earlier spans is not guessed: no splices (the caller builds).
+    let spans = before.claim_spans();
+    assert_eq!(changes.claim_splices(&before, spans.len(), |i| spans[i].resource.key()), None);
+    // Kept under its resource's key, the same change is spliced.
+    let mut before = organisation_with(30);
+    before.claims.insert(claim_key(3), claim_of(3));
+    before.claims.insert(claim_key(2), claim_of(2));
+    let mut after = before.clone();
+    after.claims.remove(&claim_key(2));
+    let changes = after.view_changes_since(&before).expect("close states compare");
+    let spans = before.claim_spans();
+    let splices = changes.claim_splices(&before, spans.len(), |i| spans[i].resource.key()).expect("found");
+    assert_eq!(splices, vec![Splice { at: 0, removed: 1, inserted: vec![] }]);
+}
