@@ -264,8 +264,8 @@ pub struct GovernanceTables {
     shared: Vec<(&'static str, RecordBatch)>,
     /// `workloads`: row `i` is `view.workloads[i]`.
     workloads: RecordBatch,
-    /// `workload_budgets`, and the workload (index into `view.workloads`) of each row.
-    budgets: (RecordBatch, Vec<usize>),
+    /// `workload_budgets` (each workload's rows: [`Reach::rows_of`]).
+    budgets: RecordBatch,
     /// Which rows a name or a workload reaches.
     reach: Reach,
 }
@@ -321,8 +321,6 @@ struct WorkloadRows {
     /// `workload_budgets`: the budget each workload charges, and on which days (a change
     /// recorded by the FinOps Lead splits the period).
     budgets: RecordBatch,
-    /// The workload (index into the workloads given) of each `budgets` row.
-    budget_rows: Vec<usize>,
     /// `scope_accounts` and `scope_regions`: each workload's approval scope.
     accounts: RecordBatch,
     regions: RecordBatch,
@@ -337,11 +335,10 @@ impl WorkloadRows {
         let mut flags = [Vec::with_capacity(all.len()), Vec::with_capacity(all.len())];
         let mut budget = Columns::<3>::new(all.len());
         let mut days = [Vec::with_capacity(all.len()), Vec::with_capacity(all.len())];
-        let mut budget_rows = Vec::with_capacity(all.len());
         let (mut accounts, mut regions) = (Columns::<2>::new(all.len()), Columns::<2>::new(all.len()));
         let mut encoded = [uuid::Uuid::encode_buffer(); 3];
         let [id_text, product_text, budget_text] = &mut encoded;
-        for (i, w) in all.iter().enumerate() {
+        for w in all {
             let id = &*w.workload_id.hyphenated().encode_lower(id_text);
             let product_id = &*w.product_id.hyphenated().encode_lower(product_text);
             let product = org.products.get(&w.product_id).map_or("", |p| p.name.as_str());
@@ -354,7 +351,6 @@ impl WorkloadRows {
                 budget.append([id, b.budget_id.hyphenated().encode_lower(budget_text), name]);
                 days[0].push(b.from.map(self::days));
                 days[1].push(b.until.map(self::days));
-                budget_rows.push(i);
             }
             for a in &w.scope.accounts {
                 accounts.append([id, a.as_str()]);
@@ -392,7 +388,7 @@ impl WorkloadRows {
         };
         let accounts = pairs(accounts, "account");
         let regions = pairs(regions, "region");
-        Self { workloads, budgets, budget_rows, accounts, regions }
+        Self { workloads, budgets, accounts, regions }
     }
 }
 
@@ -544,7 +540,7 @@ impl GovernanceTables {
             ("gateway_rules", rules_batch(&view.gateway_rules)),
         ];
         let reach = Reach::new(&shared, &rows.workloads, &all, &claims);
-        Self { shared, workloads: rows.workloads, budgets: (rows.budgets, rows.budget_rows), reach, view }
+        Self { shared, workloads: rows.workloads, budgets: rows.budgets, reach, view }
     }
 
     /// The view the tables were built from.
@@ -560,7 +556,7 @@ impl GovernanceTables {
         for (name, batch) in &self.shared {
             register(ctx, name, batch.clone())?;
         }
-        let (budgets, rows) = &self.budgets;
+        let budgets = &self.budgets;
         if *visibility == Visibility::Everything {
             register(ctx, "workloads", self.workloads.clone())?;
             return register(ctx, "workload_budgets", budgets.clone());
@@ -568,7 +564,10 @@ impl GovernanceTables {
         let shown = self.shown(visibility);
         let by_row = |mask: BooleanArray, batch: &RecordBatch| filter_record_batch(batch, &mask);
         register(ctx, "workloads", by_row(BooleanArray::from(shown.clone()), &self.workloads)?)?;
-        register(ctx, "workload_budgets", by_row(rows.iter().map(|i| Some(shown[*i])).collect(), budgets)?)
+        // Each budget row shown as its workload is (a workload's budget rows are contiguous).
+        let budget_shown =
+            self.reach.rows_of.iter().zip(&shown).flat_map(|(rows, shown)| rows[2].clone().map(|_| Some(*shown)));
+        register(ctx, "workload_budgets", by_row(budget_shown.collect(), budgets)?)
     }
 
     /// Registers, under the same names, only the rows the classification of a batch whose
@@ -634,7 +633,7 @@ impl GovernanceTables {
         charged.sort_unstable();
         charged.dedup();
         let budgets = charged.iter().flat_map(|w| self.reach.rows_of[*w as usize][2].clone()).collect();
-        register(ctx, "charged_budgets", take(&self.budgets.0, budgets)?)?;
+        register(ctx, "charged_budgets", take(&self.budgets, budgets)?)?;
         register(ctx, "charged_workloads", take(&self.workloads, charged)?)
     }
 
@@ -824,9 +823,13 @@ mod tests {
         assert_eq!(counts(&ctx, &["charged_workloads", "charged_budgets"]).await, [2, 2]);
         tables.register_charged(&ctx, &Visibility::OwnWorkloads("owner-d".into()), charged).unwrap();
         assert_eq!(counts(&ctx, &["charged_workloads", "charged_budgets"]).await, [1, 1]);
-        // …and the whole tables come back for what follows the classification.
+        // …and the whole tables come back for what follows the classification, each
+        // workload's budgets shown as the workload is.
+        tables.register(&ctx, &Visibility::OwnWorkloads("owner-b".into())).unwrap();
+        assert_eq!(counts(&ctx, &["workloads", "workload_budgets"]).await, [1, 1]);
         tables.register(&ctx, &Visibility::Everything).unwrap();
         assert_eq!(counts(&ctx, &tables_asked).await, [4, 4, 9, 0, 4, 8, 4]);
+        assert_eq!(counts(&ctx, &["workload_budgets"]).await, [4]);
     }
 
     #[test]
