@@ -2,7 +2,7 @@
 //! the same database (issue 10.17).
 //!
 //! A governance log is generated through the domain's own decisions
-//! (`finops_e2e::governance_log`: Business Requests submitted, approved or rejected, Cloud
+//! (`finops_testkit::governance_log`: Business Requests submitted, approved or rejected, Cloud
 //! Engineer tasks created with their commands and worked through), then:
 //!
 //! - *raw SELECT*: every stored event (ledger ⋈ events, all columns as text) in keyset
@@ -51,7 +51,7 @@ async fn main() {
     };
     let store = finops_eventlog::open(&url, Upcasters::new()).await.unwrap();
     let started = Instant::now();
-    let events = finops_e2e::governance_log::generate(&store, target).await;
+    let events = finops_testkit::governance_log::generate(&store, target).await;
     eprintln!("generated {events} events in {:.1} s", started.elapsed().as_secs_f64());
 
     // Raw scan: the stored text of every event in the global order, nothing decoded.

@@ -12,7 +12,7 @@ use finops_eventlog::{AllRead, EventStore, Position};
 use serde_json::Value;
 
 use crate::Projector;
-use crate::store::{Page, ReadModelError, ReadModels, digest_of};
+use crate::store::{Page, ReadModelError, ReadModels, digest_of, text_of};
 
 /// Events read per page of the fold.
 const PAGE: usize = 5_000;
@@ -109,7 +109,7 @@ impl ReadModelsAsOf {
     /// The digest [`ReadModels::digest`] gives a read model holding these documents.
     pub fn digest(&self, projection: &str) -> Result<String, ReadModelError> {
         let docs = self.documents(projection)?;
-        let texts: Vec<(&str, String)> = docs.iter().map(|(k, v)| (k.as_str(), v.to_string())).collect();
+        let texts: Vec<(&str, String)> = docs.iter().map(|(k, v)| (k.as_str(), text_of(v))).collect();
         Ok(digest_of(texts.iter().map(|(k, d)| (*k, d.as_str()))))
     }
 

@@ -92,13 +92,13 @@ async fn check(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_models_on_postgres() {
-    let Some(url) = finops_e2e::fresh_postgres_url().await else { return };
+    let Some(url) = finops_testkit::fresh_postgres_url().await else { return };
     check(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_models_on_sqlite() {
-    check(&finops_e2e::fresh_sqlite_url()).await;
+    check(&finops_testkit::fresh_sqlite_url()).await;
 }
 
 /// Regression (issue 10.15): on the embedded store the live runner's rounds failed with
@@ -107,7 +107,7 @@ async fn read_models_on_sqlite() {
 /// while the runner follows; no round may fail and nothing may be missed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_embedded_store_s_projections_never_fail_a_round_under_load() {
-    let url = finops_e2e::fresh_sqlite_url();
+    let url = finops_testkit::fresh_sqlite_url();
     let store: Arc<dyn EventStore> = finops_eventlog::open(&url, Upcasters::new()).await.unwrap();
     let models = ReadModels::open(&url).await.unwrap();
     let runner = ProjectionRunner::new(store.clone(), models.clone(), finops_projections::governance_projectors());
@@ -154,7 +154,7 @@ async fn rebuild_reproduces(url: &str) {
     let store: Arc<dyn EventStore> = finops_eventlog::open(url, Upcasters::new()).await.unwrap();
     let models = ReadModels::open(url).await.unwrap();
     let runner = ProjectionRunner::new(store.clone(), models.clone(), finops_projections::governance_projectors());
-    let generated = finops_e2e::governance_log::generate(&store, 12_000).await as u64;
+    let generated = finops_testkit::governance_log::generate(&store, 12_000).await as u64;
     let awkward = "0192f0c4-0000-7000-9000-0000000a0001";
     let name = "Tab\there, a new\nline, a \\ backslash and \"quotes\"\r";
     let stream = StreamId::new(format!("business-request-{awkward}")).unwrap();
@@ -232,13 +232,13 @@ async fn stale_documents(raw: &sqlx::AnyPool) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuilding_every_read_model_at_once_reproduces_them_on_postgres() {
-    let Some(url) = finops_e2e::fresh_postgres_url().await else { return };
+    let Some(url) = finops_testkit::fresh_postgres_url().await else { return };
     rebuild_reproduces(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuilding_every_read_model_at_once_reproduces_them_on_sqlite() {
-    rebuild_reproduces(&finops_e2e::fresh_sqlite_url()).await;
+    rebuild_reproduces(&finops_testkit::fresh_sqlite_url()).await;
 }
 
 /// A projector whose documents change shape raises its version; a read model built by the
@@ -266,7 +266,7 @@ async fn a_read_model_built_by_an_earlier_projector_version_is_rebuilt_on_start(
             Some(json!({ "shape": self.0 }))
         }
     }
-    let url = finops_e2e::fresh_sqlite_url();
+    let url = finops_testkit::fresh_sqlite_url();
     let store: Arc<dyn EventStore> = finops_eventlog::open(&url, Upcasters::new()).await.unwrap();
     let models = ReadModels::open(&url).await.unwrap();
     let id = "0192f0c4-0000-7000-8000-000000000001";

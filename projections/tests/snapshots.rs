@@ -17,8 +17,8 @@ use finops_projections::ReadModels;
 use uuid::Uuid;
 
 async fn stores() -> Vec<(Arc<dyn EventStore>, ReadModels)> {
-    let mut urls = vec![finops_e2e::fresh_sqlite_url()];
-    urls.extend(finops_e2e::fresh_postgres_url().await);
+    let mut urls = vec![finops_testkit::fresh_sqlite_url()];
+    urls.extend(finops_testkit::fresh_postgres_url().await);
     let mut out = Vec::new();
     for url in urls {
         let store = finops_eventlog::open(&url, upcasters()).await.unwrap();

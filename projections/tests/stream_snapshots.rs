@@ -15,13 +15,13 @@ use finops_projections::ReadModels;
 use uuid::Uuid;
 
 /// Each store, counted, as the log handlers read and the snapshot store beside it.
-async fn stores() -> Vec<(Arc<finops_e2e::CountedStore>, Arc<dyn EventStore>, Arc<dyn StreamSnapshotStore>)> {
-    let mut urls = vec![finops_e2e::fresh_sqlite_url()];
-    urls.extend(finops_e2e::fresh_postgres_url().await);
+async fn stores() -> Vec<(Arc<finops_testkit::CountedStore>, Arc<dyn EventStore>, Arc<dyn StreamSnapshotStore>)> {
+    let mut urls = vec![finops_testkit::fresh_sqlite_url()];
+    urls.extend(finops_testkit::fresh_postgres_url().await);
     let mut out = Vec::new();
     for url in urls {
         let store = finops_eventlog::open(&url, upcasters()).await.unwrap();
-        let counted = finops_e2e::CountedStore::new(store);
+        let counted = finops_testkit::CountedStore::new(store);
         let snapshots: Arc<dyn StreamSnapshotStore> = Arc::new(ReadModels::open(&url).await.unwrap());
         out.push((counted.clone(), counted as Arc<dyn EventStore>, snapshots));
     }

@@ -85,8 +85,8 @@ fn approve(suffix: &str) -> RequestCommand {
 }
 
 async fn stores() -> Vec<Arc<dyn EventStore>> {
-    let mut stores = vec![finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), Upcasters::new()).await.unwrap()];
-    if let Some(url) = finops_e2e::fresh_postgres_url().await {
+    let mut stores = vec![finops_eventlog::open(&finops_testkit::fresh_sqlite_url(), Upcasters::new()).await.unwrap()];
+    if let Some(url) = finops_testkit::fresh_postgres_url().await {
         stores.push(finops_eventlog::open(&url, Upcasters::new()).await.unwrap());
     }
     stores
@@ -185,8 +185,8 @@ async fn a_late_retry_after_the_request_moved_on_is_still_answered_not_refused()
 /// written (the chain still verifies).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_written_with_money_named_dollars_reads_as_cents_and_is_never_rewritten() {
-    let mut urls = vec![finops_e2e::fresh_sqlite_url()];
-    urls.extend(finops_e2e::fresh_postgres_url().await);
+    let mut urls = vec![finops_testkit::fresh_sqlite_url()];
+    urls.extend(finops_testkit::fresh_postgres_url().await);
     for url in urls {
         let store = finops_eventlog::open(&url, finops_governance::upcasters()).await.unwrap();
         let id = Uuid::now_v7();

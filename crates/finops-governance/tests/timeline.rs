@@ -14,8 +14,8 @@ use finops_governance::{streams, upcasters};
 use uuid::Uuid;
 
 async fn stores() -> Vec<Arc<dyn EventStore>> {
-    let mut stores = vec![finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), upcasters()).await.unwrap()];
-    if let Some(url) = finops_e2e::fresh_postgres_url().await {
+    let mut stores = vec![finops_eventlog::open(&finops_testkit::fresh_sqlite_url(), upcasters()).await.unwrap()];
+    if let Some(url) = finops_testkit::fresh_postgres_url().await {
         stores.push(finops_eventlog::open(&url, upcasters()).await.unwrap());
     }
     stores

@@ -435,7 +435,7 @@ mod tests {
         };
         let events = std::iter::once(&detected)
             .chain(std::iter::repeat_n(&actioned, actions))
-            .map(|e| finops_e2e::recorded_by(e, "fl-ana", "finops_lead"));
+            .map(|e| finops_testkit::recorded_by(e, "fl-ana", "finops_lead"));
         store.append(&streams::gap(id), ExpectedVersion::NoStream, events.collect()).await.unwrap();
         (id, store.seal_committed().await.unwrap().position)
     }
@@ -445,12 +445,12 @@ mod tests {
     #[tokio::test]
     async fn an_evaluation_fold_that_failed_midway_folds_each_event_once_when_asked_again() {
         let store =
-            finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
+            finops_eventlog::open(&finops_testkit::fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
         let (id, head) = actioned_gap(&store, 2_500).await;
         let mut fresh = EvaluationFold::default();
         fresh.advance(store.as_ref(), head).await.unwrap();
         assert_eq!(fresh.gaps[&id].standing.len(), 2_500);
-        let counted = finops_e2e::CountedStore::new(store.clone());
+        let counted = finops_testkit::CountedStore::new(store.clone());
         // Each read of the two folds (the state's, then the gaps') fails in turn.
         for failing in 1..=4 {
             let mut kept = EvaluationFold::default();

@@ -339,7 +339,7 @@ mod tests {
         let events = (0..notes).map(|n| {
             let decider = Decider { by: "fl-ana".into(), role: "finops_lead".into(), rationale: String::new(), at };
             let noted = InvestigationEvent::InvestigationNoted { note: format!("note {n}"), decider };
-            finops_e2e::recorded_by(&noted, "fl-ana", "finops_lead")
+            finops_testkit::recorded_by(&noted, "fl-ana", "finops_lead")
         });
         store.append(&streams::investigation(id), ExpectedVersion::NoStream, events.collect()).await.unwrap();
         (id, store.seal_committed().await.unwrap().position)
@@ -350,9 +350,9 @@ mod tests {
     #[tokio::test]
     async fn a_detector_fold_that_failed_midway_folds_each_event_once_when_asked_again() {
         let store =
-            finops_eventlog::open(&finops_e2e::fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
+            finops_eventlog::open(&finops_testkit::fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
         let (id, head) = noted_investigation(&store, 2_500).await;
-        let counted = finops_e2e::CountedStore::new(store.clone());
+        let counted = finops_testkit::CountedStore::new(store.clone());
         let failing_store: Arc<dyn EventStore> = counted.clone();
         let mut fresh = DetectorFold::default();
         let (_, want) = fresh.advance(&store, head).await.unwrap();
