@@ -180,6 +180,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "digest_before": r.digest_before,
                             "digest_after": r.digest_after,
                             "identical": r.digest_before == r.digest_after,
+                            "seconds": {
+                                "read_and_fold": r.phases.read_and_fold.as_secs_f64(),
+                                "write": r.phases.write.as_secs_f64(),
+                                "swap_and_catch_up": r.phases.swap_and_catch_up.as_secs_f64(),
+                            },
                         })
                     })
                     .collect();
@@ -191,11 +196,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("{:<16} {:>8}  {:<10} {}", r.projection, r.events, result, r.digest_after);
                 }
                 let events = rows.first().map_or(0, |r| r.events);
+                let phases = rows.first().map(|r| r.phases).unwrap_or_default();
                 eprintln!(
-                    "rebuilt {} read model(s) from {events} events in {seconds:.2} s ({:.0} events/s); \
+                    "rebuilt {} read model(s) from {events} events in {seconds:.2} s ({:.0} events/s: \
+                     read and fold {:.2} s, write {:.2} s, swap and catch up {:.2} s); \
                      replaced generations dropped in {retired:.2} s more",
                     rows.len(),
-                    events as f64 / seconds.max(1e-9)
+                    events as f64 / seconds.max(1e-9),
+                    phases.read_and_fold.as_secs_f64(),
+                    phases.write.as_secs_f64(),
+                    phases.swap_and_catch_up.as_secs_f64(),
                 );
             }
             Ok(ExitCode::SUCCESS)

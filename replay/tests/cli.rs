@@ -127,11 +127,16 @@ async fn rebuild_builds_fresh_read_models_that_match_the_live_ones() {
     let (code, out) = replay(&url, &["rebuild"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("request_queue") && out.contains("claims"), "{out}");
+    // Where the time went, phase by phase, so that an operator can compare runs.
+    assert!(out.contains("read and fold") && out.contains("write") && out.contains("swap and catch up"), "{out}");
     let (code, out) = replay(&url, &["--json", "rebuild", "--projection", "request_queue"]);
     assert_eq!(code, 0, "{out}");
     let reports: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(reports[0]["events"], 1);
     assert_eq!(reports[0]["identical"], true, "{out}");
+    for phase in ["read_and_fold", "write", "swap_and_catch_up"] {
+        assert!(reports[0]["seconds"][phase].as_f64().is_some_and(|s| s >= 0.0), "{phase}: {out}");
+    }
     let (code, out) = replay(&url, &["rebuild", "--projection", "nope"]);
     assert_eq!(code, 2);
     assert!(out.contains("unknown read model `nope`"), "{out}");
