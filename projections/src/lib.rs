@@ -33,7 +33,7 @@ pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
 pub use investigations::InvestigationsView;
 pub use operations::{CurBatchesView, LogFilesView, WorkloadControlsView};
 pub use projectors::{ALL, CatalogView, ClaimsView, RequestQueue, TaskQueue, WorkloadsView};
-pub use runner::{ProjectionRunner, RebuildPhases, RebuildReport};
+pub use runner::{ProjectionRunner, RebuildPhases, RebuildReport, Rebuilt};
 pub use store::{Page, ProjectionStatus, ReadModelError, ReadModels};
 
 use std::sync::Arc;

@@ -45,7 +45,15 @@ pub struct RebuildReport {
     pub digest_before: String,
     /// Digest after the swap (equal when the live read model was correct).
     pub digest_after: String,
-    /// Where the whole rebuild's time went (the same in every report of one rebuild).
+}
+
+/// A rebuild of one or more read models: a report for each, in the order asked, and where
+/// the whole rebuild's time went (one pass over the log serves them all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// One report per read model.
+    pub reports: Vec<RebuildReport>,
+    /// The phases of the rebuild.
     pub phases: RebuildPhases,
 }
 
@@ -147,14 +155,14 @@ impl ProjectionRunner {
 
     /// Folds the whole log into a new generation of `name`, then makes it the active one.
     pub async fn rebuild(&self, name: &str) -> Result<RebuildReport, ReadModelError> {
-        Ok(self.rebuild_all(&[name]).await?.remove(0))
+        Ok(self.rebuild_all(&[name]).await?.reports.remove(0))
     }
 
     /// Folds the whole log, in one pass, into a new generation of each projection named,
     /// then makes them the active ones in one transaction; queries keep answering from the
     /// current generations until the swap, and never see one read model rebuilt and
     /// another not. Reports in the order asked.
-    pub async fn rebuild_all(&self, names: &[&str]) -> Result<Vec<RebuildReport>, ReadModelError> {
+    pub async fn rebuild_all(&self, names: &[&str]) -> Result<Rebuilt, ReadModelError> {
         let started_at = std::time::Instant::now();
         let mut building = Vec::new();
         for name in names {
@@ -230,7 +238,7 @@ impl ProjectionRunner {
         let digests_before = digests_before.await.expect("the digests never panic")?;
         let swapped: Vec<_> = building.iter().map(|(p, g, _)| (p.name(), *g, p.version())).collect();
         self.models.swap_in(&swapped).await?;
-        let mut rebuilt = Vec::new();
+        let mut reports = Vec::new();
         for (((projector, _, _), written), digest_before) in building.iter().zip(written).zip(digests_before) {
             // Fold whatever arrived during the rebuild; the digest of what was written
             // stands unless that moved the read model on.
@@ -243,23 +251,19 @@ impl ProjectionRunner {
                 documents = written.documents,
                 "rebuilt"
             );
-            rebuilt.push((projector.name(), digest_before, digest_after));
+            reports.push(RebuildReport {
+                projection: projector.name(),
+                events: events_folded,
+                digest_before,
+                digest_after,
+            });
         }
         let phases = RebuildPhases {
             read_and_fold: folded,
             write: written_by - folded,
             swap_and_catch_up: started_at.elapsed() - written_by,
         };
-        Ok(rebuilt
-            .into_iter()
-            .map(|(projection, digest_before, digest_after)| RebuildReport {
-                projection,
-                events: events_folded,
-                digest_before,
-                digest_after,
-                phases,
-            })
-            .collect())
+        Ok(Rebuilt { reports, phases })
     }
 
     /// The sealed log from the start, in pages, in order. Pages are fetched (and their

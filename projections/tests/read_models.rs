@@ -186,7 +186,7 @@ async fn rebuild_reproduces(url: &str) {
     .unwrap();
     assert!(stale_documents(&raw).await > 0);
 
-    let reports = runner.rebuild_all(&finops_projections::ALL).await.unwrap();
+    let reports = runner.rebuild_all(&finops_projections::ALL).await.unwrap().reports;
     // The new generations serve at once; the replaced ones are dropped behind the swap.
     models.retired().await;
     assert_eq!(stale_documents(&raw).await, 0, "only the active generations are left");

@@ -164,7 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let runner = finops_projections::ProjectionRunner::new(store.clone(), models.clone(), all);
             let started = std::time::Instant::now();
-            let rows = runner.rebuild_all(&names).await?;
+            let finops_projections::Rebuilt { reports: rows, phases } = runner.rebuild_all(&names).await?;
             let seconds = started.elapsed().as_secs_f64();
             // The new generations serve from here; the replaced ones are dropped before exit.
             let retiring = std::time::Instant::now();
@@ -181,9 +181,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "digest_after": r.digest_after,
                             "identical": r.digest_before == r.digest_after,
                             "seconds": {
-                                "read_and_fold": r.phases.read_and_fold.as_secs_f64(),
-                                "write": r.phases.write.as_secs_f64(),
-                                "swap_and_catch_up": r.phases.swap_and_catch_up.as_secs_f64(),
+                                "read_and_fold": phases.read_and_fold.as_secs_f64(),
+                                "write": phases.write.as_secs_f64(),
+                                "swap_and_catch_up": phases.swap_and_catch_up.as_secs_f64(),
                             },
                         })
                     })
@@ -196,7 +196,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("{:<16} {:>8}  {:<10} {}", r.projection, r.events, result, r.digest_after);
                 }
                 let events = rows.first().map_or(0, |r| r.events);
-                let phases = rows.first().map(|r| r.phases).unwrap_or_default();
                 eprintln!(
                     "rebuilt {} read model(s) from {events} events in {seconds:.2} s ({:.0} events/s: \
                      read and fold {:.2} s, write {:.2} s, swap and catch up {:.2} s); \

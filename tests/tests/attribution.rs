@@ -38,15 +38,7 @@ fn october(role: &str, first_cost: &str) -> String {
 }
 
 fn operator(key: &str) -> CommandContext {
-    CommandContext {
-        actor_id: "ops-kim".into(),
-        actor_role: "operator".into(),
-        request_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()),
-        rationale: None,
-        correlation_id: None,
-        causation_id: None,
-        fingerprint: None,
-    }
+    CommandContext::operator("ops-kim", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()))
 }
 
 /// (workload, gap, dollars) rows of an answer.

@@ -30,15 +30,7 @@ const HANDED_ROLE: &str = "finops-contract-drafts-ev2e";
 const CX_ACCOUNT: &str = "111122223333";
 
 fn operator(key: &str) -> CommandContext {
-    CommandContext {
-        actor_id: "ops-kim".into(),
-        actor_role: "operator".into(),
-        request_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()),
-        rationale: None,
-        correlation_id: None,
-        causation_id: None,
-        fingerprint: None,
-    }
+    CommandContext::operator("ops-kim", Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()))
 }
 
 fn demo_id(name: &str) -> Uuid {

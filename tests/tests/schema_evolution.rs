@@ -71,7 +71,7 @@ async fn a_log_written_by_the_previous_version_reads_into_the_same_read_models()
         finops_projections::ReadModelsAsOf::fold(store.as_ref(), &projectors, chrono::Utc::now()).await.unwrap();
     let models = finops_projections::ReadModels::open(&url).await.unwrap();
     let runner = finops_projections::ProjectionRunner::new(store.clone(), models, projectors.clone());
-    let rebuilt = runner.rebuild_all(&finops_projections::ALL).await.unwrap();
+    let rebuilt = runner.rebuild_all(&finops_projections::ALL).await.unwrap().reports;
     for projector in &projectors {
         let name = projector.name();
         let want = &expected["read_models"][name];

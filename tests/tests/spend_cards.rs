@@ -550,7 +550,7 @@ async fn spend_cards_loop(url: &str) {
         models,
         finops_projections::governance_projectors(),
     );
-    for report in runner.rebuild_all(&["spend_cards", "spend_rollups"]).await.unwrap() {
+    for report in runner.rebuild_all(&["spend_cards", "spend_rollups"]).await.unwrap().reports {
         assert_eq!(report.digest_before, report.digest_after, "{}", report.projection);
     }
     std::fs::remove_dir_all(dir).unwrap();

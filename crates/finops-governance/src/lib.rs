@@ -84,6 +84,22 @@ pub struct CommandContext {
     pub fingerprint: Option<String>,
 }
 
+impl CommandContext {
+    /// An operator's command (ingest, a demo's data, a rebuild) under `request_id`: no
+    /// rationale, correlation, cause or fingerprint.
+    pub fn operator(actor_id: impl Into<String>, request_id: Uuid) -> Self {
+        Self {
+            actor_id: actor_id.into(),
+            actor_role: "operator".into(),
+            request_id,
+            rationale: None,
+            correlation_id: None,
+            causation_id: None,
+            fingerprint: None,
+        }
+    }
+}
+
 /// An aggregate folded from its stream, with the version it was read at.
 #[derive(Debug, Clone)]
 pub struct Loaded<A> {

@@ -174,15 +174,7 @@ fn main() {
         let objects: Arc<dyn object_store::ObjectStore> =
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.join("objects")).unwrap());
         let ingestor = Ingestor::new(store, objects.clone());
-        let context = CommandContext {
-            actor_id: "bench".into(),
-            actor_role: "operator".into(),
-            request_id: Uuid::now_v7(),
-            rationale: None,
-            correlation_id: None,
-            causation_id: None,
-            fingerprint: None,
-        };
+        let context = CommandContext::operator("bench", Uuid::now_v7());
         let started = Instant::now();
         let report = ingestor.ingest_file(&csv, Format::Cur, &context).await.unwrap();
         let ingest_s = started.elapsed().as_secs_f64();

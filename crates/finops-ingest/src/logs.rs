@@ -203,15 +203,7 @@ impl LogIngestor {
             estimated_micro_usd: usage.estimated_micro_usd(),
             unpriced_tokens: usage.unpriced_tokens(),
         };
-        let context = CommandContext {
-            actor_id: actor.to_owned(),
-            actor_role: "operator".into(),
-            request_id: Uuid::new_v5(&NAMESPACE, hash.as_bytes()),
-            rationale: None,
-            correlation_id: None,
-            causation_id: None,
-            fingerprint: None,
-        };
+        let context = CommandContext::operator(actor, Uuid::new_v5(&NAMESPACE, hash.as_bytes()));
         let stream = streams::invocation_logs(day);
         let at = Utc::now();
         let command = LogDayCommand::Record { file: file.clone(), at };

@@ -65,15 +65,7 @@ fn status_mib(field: &str) -> f64 {
 
 /// An operator's command context (ingest, rebuilds) with a fresh request id.
 pub fn operator_context(actor_id: &str) -> finops_governance::CommandContext {
-    finops_governance::CommandContext {
-        actor_id: actor_id.into(),
-        actor_role: "operator".into(),
-        request_id: uuid::Uuid::now_v7(),
-        rationale: None,
-        correlation_id: None,
-        causation_id: None,
-        fingerprint: None,
-    }
+    finops_governance::CommandContext::operator(actor_id, uuid::Uuid::now_v7())
 }
 
 /// A domain event to append as `actor` in `role`, named by its payload's `type` tag (how

@@ -443,15 +443,10 @@ async fn demo_month(store: std::sync::Arc<dyn finops_eventlog::EventStore>, obje
             let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
             finops_cur::synthetic::write_incident(&incident, &mut file)?;
         }
-        let context = finops_governance::CommandContext {
-            actor_id: "demo".into(),
-            actor_role: "operator".into(),
-            request_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("demo-cur-{period}").as_bytes()),
-            rationale: None,
-            correlation_id: None,
-            causation_id: None,
-            fingerprint: None,
-        };
+        let context = finops_governance::CommandContext::operator(
+            "demo",
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("demo-cur-{period}").as_bytes()),
+        );
         let report = ingestor.ingest_file(&path, finops_ingest::Format::Cur, &context).await;
         drop(scratch);
         let report = report?;
@@ -564,15 +559,7 @@ async fn ingest(sources: &[String], format: &str, store: &str, objects: &str, ac
     }
     let progress_bar = std::io::IsTerminal::is_terminal(&std::io::stderr());
     for delivery in &deliveries {
-        let context = finops_governance::CommandContext {
-            actor_id: actor.to_owned(),
-            actor_role: "operator".into(),
-            request_id: uuid::Uuid::now_v7(),
-            rationale: None,
-            correlation_id: None,
-            causation_id: None,
-            fingerprint: None,
-        };
+        let context = finops_governance::CommandContext::operator(actor, uuid::Uuid::now_v7());
         let started = std::time::Instant::now();
         let mut show = |p: &finops_ingest::Progress| {
             if progress_bar {
