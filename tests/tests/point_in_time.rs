@@ -454,36 +454,14 @@ async fn tables_kept_for_one_state_serve_a_later_state_that_attribution_reads_al
 #[tokio::test]
 async fn tables_amended_from_one_state_are_the_tables_built_for_the_other() {
     use finops_attribution::{GovernanceTables, GovernanceView};
-    use finops_eventlog::AllRead;
     use finops_governance::timeline::GovernanceTimeline;
 
     let store = finops_eventlog::open(&fresh_sqlite_url(), finops_governance::upcasters()).await.unwrap();
-    let written = finops_e2e::governance_log::generate(&store, 3_000).await;
-    let all = store.read_all(AllRead::forwards_after(finops_eventlog::Position::START, written)).await.unwrap();
-    assert_eq!(all.len(), written);
-    // Five instants inside the generated log, and after each of three approvals.
-    let mut instants: Vec<_> = (1..=5).map(|k| all[k * written / 5 - 1].metadata.recorded_at).collect();
-    let head = async || store.read_all(AllRead::backwards_from(None, 1)).await.unwrap()[0].metadata.recorded_at;
-    for n in 0..3 {
-        finops_e2e::governance_log::append_lives(&store, finops_e2e::governance_log::approval(n)).await;
-        instants.push(head().await);
-    }
-    // The first approval's claim released: a claim changed, the others kept.
+    // Five instants inside the generated log, after each of three approvals, and after the
+    // first approval's claim is released (a claim changed, the others kept).
+    let instants = finops_e2e::governance_log::with_changes(&store, 3_000).await;
     let timeline = GovernanceTimeline::new(store.clone());
-    let now = timeline.state_as_of(None).await.unwrap();
-    assert_eq!(now.claim_spans().len(), 3, "each approval's role claimed");
-    let first = now.claims.keys().next().unwrap().clone();
-    let release = finops_domain::spaces::ClaimCommand::Release {
-        effective_until: chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
-        by: "po-0".into(),
-        rationale: "moved to the shared gateway".into(),
-        at: Utc::now(),
-    };
-    finops_governance::CommandHandler::<finops_domain::spaces::ClaimableResource>::new(store.clone())
-        .execute(&finops_governance::streams::claim(&first), &release, &finops_e2e::operator_context("po-0"))
-        .await
-        .unwrap();
-    instants.push(head().await);
+    assert_eq!(timeline.state_as_of(None).await.unwrap().claim_spans().len(), 3, "each approval's role claimed");
     let mut states = Vec::new();
     for instant in &instants {
         let state = timeline.state_as_of(Some(*instant)).await.unwrap();

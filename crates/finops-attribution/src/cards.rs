@@ -39,7 +39,7 @@ impl Question {
     /// The last usage day the batch holds a line of (`None`: no lines). A card is issued
     /// once every day of its week is covered.
     pub async fn covered_through(&self) -> Result<Option<NaiveDate>, AttributionError> {
-        for batch in self.sql("SELECT MAX(usage_date) AS day FROM lines").await? {
+        for batch in self.run("SELECT MAX(usage_date) AS day FROM lines").await? {
             let column = batch.column(0);
             if batch.num_rows() > 0 && !column.is_null(0) {
                 return Ok(column.as_primitive::<Date32Type>().value_as_date(0));
@@ -57,7 +57,7 @@ impl Question {
              GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"
         );
         let mut out = Vec::new();
-        for batch in self.sql(&sql).await? {
+        for batch in self.run(&sql).await? {
             let text = |i: usize, row: usize| {
                 let column = batch.column(i);
                 if column.is_null(row) { String::new() } else { array_value_to_string(column, row).unwrap_or_default() }

@@ -75,7 +75,7 @@ impl Question {
         let org = &self.view().organisation;
         // Claimed spend per (account of the budget, budget).
         let claimed = self
-            .sql(&format!(
+            .run(&format!(
                 "SELECT COALESCE(b.budget_id, ''), c.account, SUM(c.cost) FROM {} \
                      WHERE w.workload_id IS NOT NULL GROUP BY 1, 2",
                 crate::CHARGED
@@ -119,7 +119,7 @@ impl Question {
         }
         if self.visibility == Visibility::Everything {
             let unowned = self
-                .sql("SELECT account, SUM(cost) FROM classified WHERE workload_id IS NULL GROUP BY account ORDER BY account")
+                .run("SELECT account, SUM(cost) FROM classified WHERE workload_id IS NULL GROUP BY account ORDER BY account")
                 .await?;
             for batch in &unowned {
                 let accounts = text_column(batch.column(0))?;

@@ -42,7 +42,7 @@ impl Question {
                    CAST(SUM(lines) AS BIGINT) AS lines \
                    FROM classified WHERE gap IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9";
         let mut found: BTreeMap<(GapKind, String), (GapIdentity, Sums)> = BTreeMap::new();
-        for batch in self.sql(sql).await? {
+        for batch in self.run(sql).await? {
             // Whatever string layout the engine chose (Utf8, Utf8View, a dictionary).
             let text = |i: usize, row: usize| {
                 let column = batch.column(i);

@@ -22,6 +22,7 @@ pub use finops_domain::role_patterns::RolePatterns;
 use finops_domain::spaces::ClaimedResource;
 
 mod amend;
+pub mod reached;
 
 /// What attribution needs of the governance state.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -166,9 +167,9 @@ fn rule_sql(rules: &[GatewayRuleSpan], taken: &RuleFacets, period_start: NaiveDa
 
 /// The classification SQL of the period starting on `period_start`, with its role
 /// predicates filled in: broad roles by pattern; dedicated roles by pattern or as generated
-/// by an approval in `view`; and the gateway rules of `view` over their roles' `facets`.
+/// by an approval (`generated_roles`); and the gateway `rules` over their roles' `facets`.
 pub fn classify_sql(
-    view: &GovernanceView,
+    rules: &[GatewayRuleSpan],
     patterns: &RolePatterns,
     period_start: NaiveDate,
     facets: &RuleFacets,
@@ -180,7 +181,7 @@ pub fn classify_sql(
             .collect::<Vec<_>>()
     };
     let or = |terms: Vec<String>| if terms.is_empty() { "FALSE".to_owned() } else { terms.join(" OR ") };
-    let (key, base, rule) = rule_sql(&view.gateway_rules, facets, period_start);
+    let (key, base, rule) = rule_sql(rules, facets, period_start);
     crate::CLASSIFY_SQL
         .replace("{facet_key}", &key)
         .replace("{key_base}", &base.to_string())
@@ -288,6 +289,11 @@ struct Reach {
     /// Per claim span, the `claims` row its rows start at, then the table's length.
     span_rows: Vec<u32>,
 }
+
+/// The tables a classification joins with, as [`GovernanceTables::register_reached`] (and
+/// [`reached::register_reached`]) register them for a batch.
+pub const REACHED: [&str; 7] =
+    ["generated_roles", "generated_sets", "claims", "gateway_rules", "scope_accounts", "scope_regions", "workloads"];
 
 /// The shared tables a batch's names are looked up in, in [`Reach::by_name`]'s order.
 const NAMED: [&str; 3] = ["generated_roles", "generated_sets", "claims"];
@@ -455,6 +461,11 @@ fn names_batch<'a>(names: impl Iterator<Item = &'a str>) -> RecordBatch {
 /// claimed `AWSReservedSSO_{set}_{hex}` role, or the claimed name itself.
 fn claims_batch(claims: &[&ClaimSpan], generated: &dyn Fn(&str) -> bool) -> RecordBatch {
     let rows: Vec<ClaimRow<'_>> = claims.iter().flat_map(|s| claim_rows(s, generated)).collect();
+    claims_rows_batch(&rows)
+}
+
+/// The `claims` table of `rows`, in their order.
+fn claims_rows_batch(rows: &[ClaimRow<'_>]) -> RecordBatch {
     batch(vec![
         ("kind", DataType::Utf8, false, text(rows.iter().map(|r| r.kind))),
         ("account", DataType::Utf8, false, text(rows.iter().map(|r| r.account))),
@@ -783,15 +794,7 @@ mod tests {
         assert_ne!(b_set, view.workloads[1].role_name, "b's permission set is its role name cut short");
         let tables = GovernanceTables::new(view.clone());
         let ctx = SessionContext::new();
-        let tables_asked = [
-            "generated_roles",
-            "generated_sets",
-            "claims",
-            "gateway_rules",
-            "scope_accounts",
-            "scope_regions",
-            "workloads",
-        ];
+        let tables_asked = REACHED;
         tables.register(&ctx, &Visibility::Everything).unwrap();
         assert_eq!(counts(&ctx, &tables_asked).await, [4, 4, 9, 0, 4, 8, 4], "whole: every workload");
 
@@ -843,7 +846,7 @@ mod tests {
     fn role_predicates_are_quoted_literals() {
         let patterns = RolePatterns { broad: vec!["it's*".into()], dedicated: vec![] };
         let september = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
-        let sql = classify_sql(&GovernanceView::default(), &patterns, september, &RuleFacets::default());
+        let sql = classify_sql(&[], &patterns, september, &RuleFacets::default());
         assert!(sql.contains("make_date(2026, 9, "), "the period's year and month");
         assert!(sql.contains("facet_day % 32 + 1"), "facet_day decoded with the writer's constant");
         assert!(sql.contains("principal_name LIKE 'it''s%' ESCAPE '\\'"), "{sql}");

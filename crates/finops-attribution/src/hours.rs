@@ -65,7 +65,7 @@ impl Question {
         let unit = 10i128.pow(u32::try_from(lines::MONEY_SCALE - 6).expect("scale ≥ 6"));
         let whole = 10i128.pow(u32::try_from(lines::MONEY_SCALE).expect("scale ≥ 0"));
         let mut out = CurHours::default();
-        for batch in self.sql(&sql).await? {
+        for batch in self.run(&sql).await? {
             let (dollars, fraction) =
                 (batch.column(4).as_primitive::<Int64Type>(), batch.column(5).as_primitive::<Int64Type>());
             each_hour(

@@ -315,6 +315,30 @@ pub fn allocate_cents(parts: &[i128]) -> (Vec<i64>, i64) {
     (out, total)
 }
 
+/// What a question is judged by: a state's governance tables, built (or kept from an
+/// earlier question of that state), or the state itself, whose rows the question looks up
+/// as it needs them ([`governance::reached`]: what a state no question has kept tables
+/// for costs least by).
+#[derive(Clone)]
+pub enum Governance {
+    /// The state's tables.
+    Tables(Arc<GovernanceTables>),
+    /// The state, its rows looked up by name.
+    State(Arc<GovernanceState>),
+}
+
+impl From<Arc<GovernanceTables>> for Governance {
+    fn from(tables: Arc<GovernanceTables>) -> Self {
+        Self::Tables(tables)
+    }
+}
+
+impl From<GovernanceView> for Governance {
+    fn from(view: GovernanceView) -> Self {
+        Self::Tables(Arc::new(GovernanceTables::new(view)))
+    }
+}
+
 /// The query engine: an object store holding the batches, and the default role patterns
 /// (used until the FinOps Lead records patterns in the log).
 #[derive(Clone)]
@@ -327,7 +351,10 @@ pub struct AttributionEngine {
 /// one DataFusion session.
 pub struct Question {
     ctx: SessionContext,
-    governance: Arc<GovernanceTables>,
+    governance: Governance,
+    /// The whole tables of a question judged from the state ([`Governance::State`]), made
+    /// when something asks about every workload (the view, a caller's own SQL).
+    whole: std::sync::OnceLock<Arc<GovernanceTables>>,
     period: String,
     period_start: chrono::NaiveDate,
     batch: CurBatch,
@@ -348,10 +375,11 @@ impl AttributionEngine {
     /// Prepares the question "`batch`'s period, judged by `governance`" for `visibility`.
     /// `batch` is the period's batch current at the instant asked about
     /// ([`Self::batch_at`]); `governance` is a [`GovernanceView`] (its tables built for
-    /// this question) or [`GovernanceTables`] kept from an earlier question of that state.
+    /// this question), [`GovernanceTables`] kept from an earlier question of that state, or
+    /// the state itself ([`Governance::State`]).
     pub async fn question(
         &self,
-        governance: impl Into<Arc<GovernanceTables>>,
+        governance: impl Into<Governance>,
         batch: &CurBatch,
         visibility: Visibility,
     ) -> Result<Question, AttributionError> {
@@ -392,27 +420,52 @@ impl AttributionEngine {
         let facet_rows = data.collect().await?;
         ctx.register_table("facets", Arc::new(MemTable::try_new(schema, vec![facet_rows.clone()])?))?;
         let names = facet_names(&facet_rows)?;
-        governance.register_reached(&ctx, &visibility, names.iter().map(String::as_str))?;
-        let view = governance.view();
+        let names = names.iter().map(String::as_str);
+        // The patterns the FinOps Lead recorded as of the instant, else the configured ones.
+        let (patterns, rules) = match &governance {
+            Governance::Tables(tables) => {
+                tables.register_reached(&ctx, &visibility, names)?;
+                (tables.view().patterns.clone(), tables.view().gateway_rules.clone())
+            }
+            Governance::State(state) => {
+                governance::reached::register_reached(&ctx, state, &visibility, names)?;
+                (state.role_patterns.patterns.clone(), state.gateway_rule_spans())
+            }
+        };
         // Classified once per question: the one pass over the lines; attribution, the
         // chargeback statement, unbacked workloads and exports then read the small result.
-        // The patterns the FinOps Lead recorded as of the instant, else the configured ones.
-        let patterns = view.patterns.as_ref().unwrap_or(&self.patterns);
-        let rule_facets = rule_facets(&ctx, &view.gateway_rules).await?;
-        let classified = ctx.sql(&governance::classify_sql(view, patterns, period_start, &rule_facets)).await?;
+        let patterns = patterns.as_ref().unwrap_or(&self.patterns);
+        let rule_facets = rule_facets(&ctx, &rules).await?;
+        let classified = ctx.sql(&governance::classify_sql(&rules, patterns, period_start, &rule_facets)).await?;
         let schema = Arc::new(classified.schema().as_arrow().clone());
         let rows = classified.collect().await?;
-        // What follows reads the small result: the whole tables for questions about every
-        // workload (unbacked ones, SQL of a caller's own), and the charged ones to group by.
-        governance.register(&ctx, &visibility)?;
+        // What follows reads the small result: the charged workloads to group by, and the
+        // whole tables for questions about every workload (unbacked ones, SQL of a caller's
+        // own) — registered now when they are at hand, else when first asked for.
         let mut charged = Vec::new();
         for batch in &rows {
             charged.push(text_column(batch.column_by_name("workload_id").expect("classify.sql names workload_id"))?);
         }
         let ids = charged.iter().flat_map(|c| c.as_string::<i32>().iter().flatten());
-        governance.register_charged(&ctx, &visibility, ids)?;
+        let whole = std::sync::OnceLock::new();
+        match &governance {
+            Governance::Tables(tables) => {
+                tables.register(&ctx, &visibility)?;
+                tables.register_charged(&ctx, &visibility, ids)?;
+                let _ = whole.set(tables.clone());
+            }
+            Governance::State(state) => governance::reached::register_charged(&ctx, state, &visibility, ids)?,
+        }
         ctx.register_table("classified", Arc::new(MemTable::try_new(schema, vec![rows])?))?;
-        Ok(Question { ctx, governance, period: batch.period.clone(), period_start, batch: batch.clone(), visibility })
+        Ok(Question {
+            ctx,
+            governance,
+            whole,
+            period: batch.period.clone(),
+            period_start,
+            batch: batch.clone(),
+            visibility,
+        })
     }
 
     /// The batch of `period` current at `as_of` (now when `None`) in `state`.
@@ -498,14 +551,35 @@ impl Question {
         &self.batch
     }
 
-    /// The governance view the question is judged by.
+    /// The governance view the question is judged by (for a question judged from the state,
+    /// its whole tables are made now).
     pub fn view(&self) -> &GovernanceView {
-        self.governance.view()
+        self.whole_tables().view()
     }
 
-    /// Runs SQL over `lines`, `classified` and the governance tables (for tests and
+    /// The whole governance tables: those the question was given, else made from its state
+    /// once (and registered under the whole tables' names).
+    fn whole_tables(&self) -> &Arc<GovernanceTables> {
+        self.whole.get_or_init(|| {
+            let Governance::State(state) = &self.governance else {
+                unreachable!("a question given tables holds them from the start")
+            };
+            let tables = Arc::new(GovernanceTables::new(GovernanceView::from(&**state)));
+            tables.register(&self.ctx, &self.visibility).expect("registering built tables in memory cannot fail");
+            tables
+        })
+    }
+
+    /// Runs SQL over `lines`, `classified` and the whole governance tables (for tests and
     /// exports).
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>, AttributionError> {
+        self.whole_tables();
+        self.run(sql).await
+    }
+
+    /// Runs SQL over what every question registers (`lines`, `classified`, the charged
+    /// workloads and budgets): what the answers below read.
+    async fn run(&self, sql: &str) -> Result<Vec<RecordBatch>, AttributionError> {
         Ok(self.ctx.sql(sql).await?.collect().await?)
     }
 
@@ -534,7 +608,7 @@ impl Question {
              FROM {CHARGED} {} {grouping}",
             self.restriction()
         );
-        let batches = self.sql(&sql).await?;
+        let batches = self.run(&sql).await?;
         let n = group_by.len();
         let mut rows = Vec::new();
         let mut raws = Vec::new();
@@ -576,15 +650,24 @@ impl Question {
     pub async fn unbacked(&self) -> Result<Vec<UnbackedWorkload>, AttributionError> {
         let start = self.period_start;
         let end = start.checked_add_months(chrono::Months::new(1)).and_then(|d| d.pred_opt()).unwrap_or(start);
+        // From the state, only the workloads it can name are registered; the SQL is the same.
+        let (workloads, claims) = match &self.governance {
+            Governance::State(state) if self.whole.get().is_none() => {
+                let (ctx, visibility) = (&self.ctx, &self.visibility);
+                governance::reached::register_unbacked(ctx, state, visibility, (start, end))?;
+                ("unbacked_workloads", "unbacked_claims")
+            }
+            _ => ("workloads", "claims"),
+        };
         let sql = format!(
             "SELECT w.workload_id, w.workload, w.owner, w.estimate, SUM(c.cost) AS spend \
-             FROM workloads w LEFT JOIN classified c ON c.workload_id = w.workload_id \
-             WHERE NOT w.business_case AND w.workload_id IN (SELECT workload_id FROM claims \
+             FROM {workloads} w LEFT JOIN classified c ON c.workload_id = w.workload_id \
+             WHERE NOT w.business_case AND w.workload_id IN (SELECT workload_id FROM {claims} \
                WHERE from_day <= DATE '{end}' AND (until_day IS NULL OR until_day >= DATE '{start}')) \
              GROUP BY 1, 2, 3, 4 HAVING w.estimate OR COUNT(c.workload_id) > 0 ORDER BY 2, 1"
         );
         let mut out = Vec::new();
-        for batch in self.sql(&sql).await? {
+        for batch in self.run(&sql).await? {
             for row in 0..batch.num_rows() {
                 let text = |i: usize| batch.column(i).as_string::<i32>().value(row).to_owned();
                 out.push(UnbackedWorkload {

@@ -339,7 +339,9 @@ async fn classified_with_whole_tables(objects: Arc<dyn ObjectStore>, view: &Gove
     let rules = rule_facets(&ctx, &view.gateway_rules).await.unwrap();
     let patterns = view.patterns.clone().unwrap_or_default();
     let start = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-    sorted_rows(&ctx.sql(&classify_sql(view, &patterns, start, &rules)).await.unwrap().collect().await.unwrap())
+    sorted_rows(
+        &ctx.sql(&classify_sql(&view.gateway_rules, &patterns, start, &rules)).await.unwrap().collect().await.unwrap(),
+    )
 }
 
 #[tokio::test]

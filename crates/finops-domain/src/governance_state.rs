@@ -21,7 +21,9 @@ use crate::spaces::{ClaimEvent, ClaimableResource, ClaimedResource};
 use crate::vocabulary::{AccountId, ApprovalScope};
 use crate::workload::{WorkloadEvent, WorkloadPlan};
 
+mod lookup;
 mod view_changes;
+pub use lookup::Lookup;
 pub use view_changes::{Run, Splice, ViewChanges, runs};
 
 /// Aggregates by key in a persistent map: cloning the map is O(1) and two clones share
@@ -54,6 +56,8 @@ pub struct GovernanceState {
     pub gateway_rules: Vec<(Uuid, GatewayRule)>,
     /// Invocation-log files by the day of their first hour.
     pub invocation_logs: SharedMap<NaiveDate, LogDay>,
+    /// What attribution looks up by name or workload, kept by the `apply_*` methods.
+    lookup: Lookup,
 }
 
 /// The state as it is written to a snapshot: each map as its entries in key order.
@@ -110,7 +114,7 @@ impl Serialize for GovernanceState {
 impl<'de> Deserialize<'de> for GovernanceState {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let read = Read::deserialize(deserializer)?;
-        Ok(Self {
+        let mut state = Self {
             organisation: read.organisation,
             requests: shared(read.requests),
             claims: shared(read.claims),
@@ -119,7 +123,10 @@ impl<'de> Deserialize<'de> for GovernanceState {
             role_patterns: read.role_patterns,
             gateway_rules: read.gateway_rules,
             invocation_logs: shared(read.invocation_logs),
-        })
+            lookup: Lookup::default(),
+        };
+        state.lookup = Lookup::of(&state);
+        Ok(state)
     }
 }
 
@@ -237,12 +244,24 @@ impl GovernanceState {
 
     /// Applies a Business Request event.
     pub fn apply_request(&mut self, request_id: Uuid, event: &RequestEvent) {
+        let before = lookup::approved(self.requests.get(&request_id).map(|r| &**r));
         evolve_at(&mut self.requests, request_id, event);
+        let after = lookup::approved(self.requests.get(&request_id).map(|r| &**r));
+        self.lookup.request_changed(request_id, before, after);
     }
 
     /// Applies a claim event of the resource keyed `key`.
     pub fn apply_claim(&mut self, key: &str, event: &ClaimEvent) {
+        let before = lookup::claimed(self.claims.get(key).map(|c| &**c));
         evolve_at(&mut self.claims, key.to_owned(), event);
+        let after = lookup::claimed(self.claims.get(key).map(|c| &**c));
+        self.lookup.claim_changed(key, before, after);
+    }
+
+    /// What attribution looks up by name or workload, as the `apply_*` methods kept it
+    /// (a state whose maps were written to directly, as some tests do, has none).
+    pub fn lookup(&self) -> &Lookup {
+        &self.lookup
     }
 
     /// Applies a workload-plan event.
@@ -394,6 +413,17 @@ impl GovernanceState {
             business_case: declared_on_request || plan.is_some_and(|p| p.business_case.is_some()),
             estimate: true,
         })
+    }
+
+    /// The workloads approved under id `id` (one; none when it is not approved), found by
+    /// the lookups rather than a walk of every request.
+    pub fn approved_workloads_of(&self, id: Uuid) -> impl Iterator<Item = ApprovedWorkload> + '_ {
+        self.lookup.requests_of(id).filter_map(|r| self.approved_workload(self.requests.get(&r)?))
+    }
+
+    /// The claim periods of the resource keyed `key`.
+    pub fn claim_spans_at(&self, key: &str) -> Vec<ClaimSpan> {
+        self.claims.get(key).map(|c| claim_spans_of(c)).unwrap_or_default()
     }
 
     /// Every claim period of every resource, in resource-key order.

@@ -353,7 +353,7 @@ fn main() {
         let november = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
         if std::env::var("FINOPS_BENCH_EXPLAIN").is_ok() {
             // The classification's plan with its measured operators (for tuning).
-            let sql = format!("EXPLAIN ANALYZE {}", classify_sql(&governance(), &RolePatterns::default(), november, &RuleFacets::default()));
+            let sql = format!("EXPLAIN ANALYZE {}", classify_sql(&governance().gateway_rules, &RolePatterns::default(), november, &RuleFacets::default()));
             for batch in question.sql(&sql).await.unwrap() {
                 println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&[batch]).unwrap());
             }
@@ -368,7 +368,7 @@ fn main() {
         let lines = objects_dir.join(finops_attribution::lines_location("2026-11", &report.batch.hash).as_ref());
         let facets = objects_dir.join(finops_attribution::facets_location("2026-11", &report.batch.hash).as_ref());
         let classify = dir.join("classify.sql");
-        std::fs::write(&classify, classify_sql(&governance(), &RolePatterns::default(), november, &RuleFacets::default())).unwrap();
+        std::fs::write(&classify, classify_sql(&governance().gateway_rules, &RolePatterns::default(), november, &RuleFacets::default())).unwrap();
         let duck = std::process::Command::new("python3")
             .args(["-c", DUCKDB_SCRIPT])
             .arg(&dir)

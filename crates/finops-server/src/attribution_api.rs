@@ -75,9 +75,10 @@ impl AttributionApi {
         request: &Request<T>,
         period_text: &str,
         as_of_text: &str,
+        reads: Reads,
         extra: impl FnOnce(&mut Fields),
     ) -> Result<(Question, DateTime<Utc>), Status> {
-        self.prepared(request, period_text, as_of_text, extra).await.map(|p| (p.question, p.instant))
+        self.prepared(request, period_text, as_of_text, reads, extra).await.map(|p| (p.question, p.instant))
     }
 
     /// [`Self::question`], with the governance state it was judged by and the caller's
@@ -87,6 +88,7 @@ impl AttributionApi {
         request: &Request<T>,
         period_text: &str,
         as_of_text: &str,
+        reads: Reads,
         extra: impl FnOnce(&mut Fields),
     ) -> Result<Prepared, Status> {
         let principal = self.auth.principal(request)?;
@@ -100,13 +102,25 @@ impl AttributionApi {
         let instant = as_of.unwrap_or_else(Utc::now);
         let (state, key) = self.timeline.keyed_state_as_of(Some(instant)).await.map_err(from_governance)?;
         let batch = AttributionEngine::batch_at(&state, &period, Some(instant)).map_err(from_attribution)?;
-        let question = self
-            .engine
-            .question(self.tables.of(&state, key).await, batch, visibility.clone())
-            .await
-            .map_err(from_attribution)?;
+        let governance = match reads {
+            Reads::WhatTheMonthMeets => self.tables.kept_or_state(&state, &key),
+            Reads::EveryWorkload => self.tables.of(&state, key).await.into(),
+        };
+        let question = self.engine.question(governance, batch, visibility.clone()).await.map_err(from_attribution)?;
         Ok(Prepared { question, instant, state, visibility })
     }
+}
+
+/// What an RPC's answer reads of the governance state, and so what its question is judged
+/// by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Only the rows the month's callers meet and the workloads they charge (attribution,
+    /// unbacked workloads, exports): the state itself when no tables are kept for it.
+    WhatTheMonthMeets,
+    /// Every workload (the chargeback's budgets, the gaps' owners): the state's tables,
+    /// kept, amended or built.
+    EveryWorkload,
 }
 
 /// A question ready to answer, and what it was prepared from.
@@ -126,7 +140,7 @@ impl AttributionService for AttributionApi {
         let b = request.get_ref();
         let mut group_by: Vec<Dimension> = vec![];
         let (question, instant) = self
-            .question(&request, &b.period, &b.as_of, |fields| {
+            .question(&request, &b.period, &b.as_of, Reads::WhatTheMonthMeets, |fields| {
                 group_by = b
                     .group_by
                     .iter()
@@ -170,7 +184,7 @@ impl AttributionService for AttributionApi {
         request: Request<pb::ChargebackRequest>,
     ) -> Result<Response<pb::ChargebackResponse>, Status> {
         let b = request.get_ref();
-        let (question, instant) = self.question(&request, &b.period, &b.as_of, |_| {}).await?;
+        let (question, instant) = self.question(&request, &b.period, &b.as_of, Reads::EveryWorkload, |_| {}).await?;
         let s = question.chargeback().await.map_err(from_attribution)?;
         Ok(Response::new(pb::ChargebackResponse {
             period: s.period,
@@ -206,7 +220,7 @@ impl AttributionService for AttributionApi {
             floor_cents: if b.tolerance_floor_cents == 0 { defaults.floor_cents } else { b.tolerance_floor_cents },
         };
         let p = self
-            .prepared(&request, &b.period, &b.as_of, |fields| {
+            .prepared(&request, &b.period, &b.as_of, Reads::EveryWorkload, |fields| {
                 if b.tolerance_floor_cents < 0 {
                     fields.add("tolerance_floor_cents", "is negative");
                 }
@@ -278,7 +292,7 @@ impl AttributionService for AttributionApi {
             _ => None,
         };
         let (question, _) = self
-            .question(&request, &b.period, &b.as_of, |fields| {
+            .question(&request, &b.period, &b.as_of, Reads::WhatTheMonthMeets, |fields| {
                 if format.is_none() {
                     fields
                         .add("format", "is required: EXPORT_FORMAT_CSV, EXPORT_FORMAT_PARQUET or EXPORT_FORMAT_FOCUS");

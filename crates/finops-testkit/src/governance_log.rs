@@ -231,3 +231,37 @@ pub async fn append_lives(store: &Arc<dyn EventStore>, lives: Vec<(StreamId, Vec
         store.append(&stream, ExpectedVersion::NoStream, events).await.unwrap();
     }
 }
+
+/// A log of `events` generated events, then three approvals (each with its tasks and its
+/// role's claim) and the first claim released; returns the instants after which attribution
+/// reads something new: five spread inside the generated log, one after each approval and
+/// one after the release — what the point-in-time tests compare states at.
+pub async fn with_changes(store: &Arc<dyn EventStore>, events: usize) -> Vec<DateTime<Utc>> {
+    use finops_eventlog::{AllRead, Position};
+    let written = generate(store, events).await;
+    let all = store.read_all(AllRead::forwards_after(Position::START, written)).await.expect("the log reads");
+    let mut instants: Vec<_> = (1..=5).map(|k| all[k * written / 5 - 1].metadata.recorded_at).collect();
+    let head =
+        async || store.read_all(AllRead::backwards_from(None, 1)).await.expect("the log reads")[0].metadata.recorded_at;
+    for n in 0..3 {
+        append_lives(store, approval(n)).await;
+        instants.push(head().await);
+    }
+    let now = finops_governance::timeline::GovernanceTimeline::new(store.clone())
+        .state_as_of(None)
+        .await
+        .expect("the log folds");
+    let first = now.claims.keys().next().expect("each approval's role is claimed").clone();
+    let release = ClaimCommand::Release {
+        effective_until: chrono::NaiveDate::from_ymd_opt(2026, 11, 30).expect("a date"),
+        by: "po-0".into(),
+        rationale: "moved to the shared gateway".into(),
+        at: Utc::now(),
+    };
+    finops_governance::CommandHandler::<ClaimableResource>::new(store.clone())
+        .execute(&finops_governance::streams::claim(&first), &release, &crate::operator_context("po-0"))
+        .await
+        .expect("the release is decided");
+    instants.push(head().await);
+    instants
+}
