@@ -21,8 +21,10 @@ use crate::spaces::{ClaimEvent, ClaimableResource, ClaimedResource};
 use crate::vocabulary::{AccountId, ApprovalScope};
 use crate::workload::{WorkloadEvent, WorkloadPlan};
 
+mod history_set;
 mod lookup;
 mod view_changes;
+pub use history_set::HistorySet;
 pub use lookup::Lookup;
 pub use view_changes::{Run, Splice, ViewChanges, runs};
 
@@ -418,7 +420,7 @@ impl GovernanceState {
     /// The workloads approved under id `id` (one; none when it is not approved), found by
     /// the lookups rather than a walk of every request.
     pub fn approved_workloads_of(&self, id: Uuid) -> impl Iterator<Item = ApprovedWorkload> + '_ {
-        self.lookup.requests_of(id).filter_map(|r| self.approved_workload(self.requests.get(&r)?))
+        self.lookup.requests_of(id).into_iter().filter_map(|r| self.approved_workload(self.requests.get(&r)?))
     }
 
     /// The claim periods of the resource keyed `key`.

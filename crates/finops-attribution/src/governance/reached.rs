@@ -10,6 +10,7 @@
 //! order (tests/tests/point_in_time.rs compares them on a real log).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::error::Result;
@@ -21,7 +22,7 @@ use super::{ClaimRow, Visibility, WorkloadRows, claim_rows, claims_rows_batch, n
 
 /// Whether `name` is a generated role in `state`.
 fn generated(state: &GovernanceState, name: &str) -> bool {
-    state.lookup().workloads_with_role(name).next().is_some()
+    !state.lookup().workloads_with_role(name).is_empty()
 }
 
 /// The approved workloads `ids` name, in id order, each once, as `visibility` may see them.
@@ -49,7 +50,7 @@ pub fn register_reached<'a>(
     register(ctx, "generated_roles", names_batch(roles))?;
     register(ctx, "generated_sets", names_batch(names.iter().copied().filter(|n| lookup.is_generated_set(n))))?;
     // Claim rows in the whole table's order: by resource key, period, then role before set.
-    let keys: BTreeSet<&str> = names.iter().flat_map(|n| lookup.claims_named(n)).collect();
+    let keys: BTreeSet<Arc<str>> = names.iter().flat_map(|n| lookup.claims_named(n)).collect();
     let spans: Vec<ClaimSpan> = keys.iter().flat_map(|k| state.claim_spans_at(k)).collect();
     let is_generated = |name: &str| generated(state, name);
     let rows: Vec<ClaimRow<'_>> =
@@ -98,14 +99,15 @@ pub fn register_unbacked(
     let in_period = |s: &ClaimSpan| s.from <= last && s.until.is_none_or(|u| u >= first);
     let mut spans: Vec<ClaimSpan> = Vec::new();
     let mut ids = BTreeSet::new();
-    for id in lookup.without_case_on_request.iter().copied() {
+    for id in lookup.without_case_on_request.keys() {
         // Declared later in Spaces: backed.
         if state.plans.get(&id).is_some_and(|p| p.business_case.is_some()) {
             continue;
         }
         let held: Vec<ClaimSpan> = lookup
             .claims_by(id)
-            .flat_map(|key| state.claim_spans_at(key))
+            .into_iter()
+            .flat_map(|key| state.claim_spans_at(&key))
             .filter(|s| s.workload_id == id && in_period(s))
             .collect();
         if !held.is_empty() {

@@ -5,18 +5,19 @@
 //!
 //! Every entry is derived from one aggregate (a Business Request or a claim history), so
 //! each `apply_*` replaces what the aggregate it changed contributed and nothing else.
-//! Persistent sets, like the maps: a kept state shares all of it but the changed paths —
-//! and since a changed path's nodes are copied key by key, names are shared text
-//! (`Arc<str>`), whose copy is a count, not an allocation (as `String`s, the timeline's
-//! thousand kept states held 0.5 GiB more at a million events). Never written to a
-//! snapshot; a snapshot read back is looked up afresh ([`Lookup::of`]).
+//! Each set is a [`HistorySet`]: the fold's own state writes it, and a kept state (a copy)
+//! sees it as of the change it was copied at, so the timeline's thousand kept states share
+//! one history instead of each copying the tree nodes changed since the last (as persistent
+//! sets they held 0.5–0.7 GiB more at a million events). Names are shared text
+//! (`Arc<str>`): a name is stored once per set whatever a copy's overlay repeats. Never
+//! written to a snapshot; a snapshot read back is looked up afresh ([`Lookup::of`]).
 
 use std::sync::Arc;
 
-use imbl::OrdSet;
 use uuid::Uuid;
 
 use super::GovernanceState;
+use super::history_set::HistorySet;
 use crate::request::{BusinessRequest, RequestStatus};
 use crate::role::{permission_set_for, permission_set_of_reserved_role};
 use crate::spaces::{ClaimableResource, ClaimedResource};
@@ -25,20 +26,20 @@ use crate::spaces::{ClaimableResource, ClaimedResource};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lookup {
     /// Approved workloads: (workload, the request that approved it).
-    pub approved: OrdSet<(Uuid, Uuid)>,
+    pub approved: HistorySet<(Uuid, Uuid)>,
     /// Generated dedicated roles: (role name, workload).
-    pub roles: OrdSet<(Arc<str>, Uuid)>,
+    pub roles: HistorySet<(Arc<str>, Uuid)>,
     /// Their Coding permission sets: (permission set, workload).
-    pub sets: OrdSet<(Arc<str>, Uuid)>,
+    pub sets: HistorySet<(Arc<str>, Uuid)>,
     /// Approved workloads without a business case on their request (the plan may still
     /// declare one): (workload).
-    pub without_case_on_request: OrdSet<Uuid>,
+    pub without_case_on_request: HistorySet<Uuid>,
     /// Every name a claimed resource can be met by — a role's name, the permission sets its
     /// Identity Center sessions may carry (its generated set and its reserved-role set, or
     /// the name itself), a guardrail's ARN, a workspace's name: (name, resource key).
-    pub claim_names: OrdSet<(Arc<str>, Arc<str>)>,
+    pub claim_names: HistorySet<(Arc<str>, Arc<str>)>,
     /// The workloads a resource was ever claimed by: (workload, resource key).
-    pub claims_of: OrdSet<(Uuid, Arc<str>)>,
+    pub claims_of: HistorySet<(Uuid, Arc<str>)>,
 }
 
 /// What one Business Request contributes: its approved workload, role and whether its
@@ -141,38 +142,48 @@ impl Lookup {
         }
     }
 
+    /// Whether this state writes the lookups' history — the fold's own state — and how many
+    /// entries it changed itself (a copy folding on keeps its changes apart, correct but
+    /// each change copied; the timeline keeps its head the fold's own, see its tests).
+    pub fn writes_history(&self) -> (bool, usize) {
+        let sets = [self.approved.own_changes(), self.roles.own_changes(), self.sets.own_changes()];
+        let more = [self.without_case_on_request.own_changes(), self.claim_names.own_changes()];
+        let own = sets.iter().chain(&more).sum::<usize>() + self.claims_of.own_changes();
+        (self.approved.writes_history(), own)
+    }
+
     /// The approved workloads whose generated role is `name`.
-    pub fn workloads_with_role<'a>(&'a self, name: &str) -> impl Iterator<Item = Uuid> + 'a {
+    pub fn workloads_with_role(&self, name: &str) -> Vec<Uuid> {
         second_of(&self.roles, name)
     }
 
     /// Whether `name` is a generated role's Coding permission set.
     pub fn is_generated_set(&self, name: &str) -> bool {
-        second_of(&self.sets, name).next().is_some()
+        !second_of(&self.sets, name).is_empty()
     }
 
     /// The keys of the resources `name` may meet.
-    pub fn claims_named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn claims_named(&self, name: &str) -> Vec<Arc<str>> {
+        // Every key sorts after the empty one.
         let name: Arc<str> = name.into();
-        self.claim_names
-            .range((name.clone(), Arc::from(""))..)
-            .take_while(move |(n, _)| *n == name)
-            .map(|(_, key)| &**key)
+        let entries = self.claim_names.range_while((name.clone(), Arc::from("")).., |(n, _)| *n == name);
+        entries.into_iter().map(|(_, key)| key).collect()
     }
 
     /// The requests that approved workload `id` (one, unless a log says otherwise).
-    pub fn requests_of(&self, id: Uuid) -> impl Iterator<Item = Uuid> + '_ {
-        self.approved.range((id, Uuid::nil())..=(id, Uuid::max())).map(|(_, r)| *r)
+    pub fn requests_of(&self, id: Uuid) -> Vec<Uuid> {
+        self.approved.range((id, Uuid::nil())..=(id, Uuid::max())).into_iter().map(|(_, r)| r).collect()
     }
 
     /// The keys of the resources workload `id` ever claimed.
-    pub fn claims_by(&self, id: Uuid) -> impl Iterator<Item = &str> + '_ {
-        self.claims_of.range((id, Arc::from(""))..).take_while(move |(w, _)| *w == id).map(|(_, key)| &**key)
+    pub fn claims_by(&self, id: Uuid) -> Vec<Arc<str>> {
+        let entries = self.claims_of.range_while((id, Arc::from("")).., |(w, _)| *w == id);
+        entries.into_iter().map(|(_, key)| key).collect()
     }
 }
 
 /// The second members of the pairs in `set` whose first is `name`.
-fn second_of<'a>(set: &'a OrdSet<(Arc<str>, Uuid)>, name: &str) -> impl Iterator<Item = Uuid> + 'a {
+fn second_of(set: &HistorySet<(Arc<str>, Uuid)>, name: &str) -> Vec<Uuid> {
     let name: Arc<str> = name.into();
-    set.range((name.clone(), Uuid::nil())..=(name, Uuid::max())).map(|(_, w)| *w)
+    set.range((name.clone(), Uuid::nil())..=(name, Uuid::max())).into_iter().map(|(_, w)| w).collect()
 }

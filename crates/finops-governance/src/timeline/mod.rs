@@ -144,7 +144,9 @@ struct Kept {
 
 impl Kept {
     fn new(spacing: u64, max_marks: usize) -> Self {
-        let empty = Mark {
+        // The head holds the fold's own state (the one that writes the lookups' history,
+        // see `HistorySet`); marks are copies.
+        let head = Mark {
             position: Position::START,
             events: 0,
             latest: None,
@@ -153,8 +155,8 @@ impl Kept {
         };
         Self {
             epoch: 0,
-            head: empty.clone(),
-            marks: vec![empty],
+            marks: vec![head.clone()],
+            head,
             spacing: spacing.max(1),
             max_marks: max_marks.max(2),
             earliest: None,

@@ -75,10 +75,11 @@ impl Kept {
             state,
         };
         kept.marks.push(mark.clone());
-        kept.head = mark.clone();
+        kept.unverified = Some(mark.clone());
+        // The state read back, not a copy: the head writes the lookups' history.
+        kept.head = mark;
         kept.earliest = Some(snapshot.earliest);
         kept.head_hash = ChainHash::from_hex(&snapshot.chain_hash);
-        kept.unverified = Some(mark);
         kept.saved_events = snapshot.events;
         kept.started = true;
         kept.restored = Some(snapshot.position);

@@ -161,3 +161,28 @@ fn an_instant_before_the_log_answers_the_empty_state_and_after_it_the_head() {
     assert_eq!((mark.position, through), (Position(10), None), "the head, folded already");
     assert!(kept.head.state.claims.contains_key("k1"));
 }
+
+/// The lookups' history is written by the head alone (the marks read it as of their place),
+/// so the marks cost no copy of them: a mark or the head that kept changes of its own
+/// would hold a copy of every node they touched, as a thousand marks did before.
+#[test]
+fn the_head_writes_the_lookups_history_and_the_marks_only_read_it() {
+    let mut kept = Kept::new(3, 8);
+    for i in 0..30 {
+        kept.absorb(&claim(i, (i % 7) as u8, 0)).unwrap();
+    }
+    assert_eq!(kept.head.state.lookup().writes_history(), (true, 0), "the head is the fold's own state");
+    for mark in &kept.marks {
+        assert_eq!(mark.state.lookup().writes_history(), (false, 0), "a mark at {:?} is a copy", mark.position);
+    }
+    // A question about an instant between marks folds a few events into a copy: its own.
+    let log: Vec<RecordedEvent> = (0..30).map(|i| claim(i, (i % 7) as u8, 0)).collect();
+    let (mark, _) = kept.plan(Some(base() + Duration::seconds(2 * 25)));
+    let mut state = mark.state.clone();
+    for event in &log[mark.position.0 as usize..26] {
+        apply(&mut state, event).unwrap();
+    }
+    let (writes, own) = state.lookup().writes_history();
+    assert!(!writes && own > 0, "a copy folding on keeps {own} changes of its own");
+    assert_eq!(*state.lookup(), finops_domain::governance_state::Lookup::of(&state));
+}
