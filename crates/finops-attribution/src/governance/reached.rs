@@ -7,7 +7,7 @@
 //!
 //! Registers what [`GovernanceTables::register_reached`], `register_charged` and the
 //! unbacked workloads' tables register from whole tables, row for row and in the same
-//! order (tests/tests/point_in_time.rs compares them on a real log).
+//! order (`tests/reached_rows.rs` compares them on a real log).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
