@@ -8,6 +8,9 @@
 //! - *raw SELECT*: every stored event (ledger ⋈ events, all columns as text) in keyset
 //!   pages of 5 000 — the floor any rebuild pays to read the log;
 //! - *read_all*: the log's own read (JSON decoded, upcast), for reference;
+//! - *governance fold*: the governance state folded from the whole log
+//!   (`finops_governance::state::state_as_of`, what every point-in-time question would
+//!   cost without the timeline's marks; issue 14.4), for its cost per event;
 //! - *rebuild*: `finops-replay rebuild` — every read model folded into a new generation
 //!   and swapped in.
 //!
@@ -65,6 +68,7 @@ async fn main() {
     let mut read_all = Vec::new();
     let mut rebuild = Vec::new();
     let mut retired = Vec::new();
+    let mut governance = Vec::new();
     let mut phases = Vec::new();
     let models = finops_projections::ReadModels::open(&url).await.unwrap();
     let runner = finops_projections::ProjectionRunner::new(
@@ -106,6 +110,11 @@ async fn main() {
         read_all.push(t.elapsed());
 
         let t = Instant::now();
+        let state = finops_governance::state::state_as_of(store.as_ref(), None).await.unwrap();
+        governance.push(t.elapsed());
+        drop(state);
+
+        let t = Instant::now();
         let rebuilt = runner.rebuild_all(&finops_projections::ALL).await.unwrap();
         rebuild.push(t.elapsed());
         assert!(rebuilt.reports.iter().all(|r| r.events as usize == events));
@@ -118,7 +127,7 @@ async fn main() {
     }
     let rate = |d: Duration| events as f64 / d.as_secs_f64();
     let rebuild_runs = rebuild.clone();
-    let (raw, read_all, rebuild) = (best(&raw), best(&read_all), best(&rebuild));
+    let (raw, read_all, rebuild, governance) = (best(&raw), best(&read_all), best(&rebuild), best(&governance));
     println!("store: {}", if sqlite { "SQLite (embedded)" } else { "PostgreSQL" });
     println!("events: {events}");
     println!("raw SELECT          {:>8.3} s  {:>10.0} events/s", raw.as_secs_f64(), rate(raw));
@@ -127,6 +136,13 @@ async fn main() {
         read_all.as_secs_f64(),
         rate(read_all),
         rate(read_all) / rate(raw)
+    );
+    println!(
+        "governance fold     {:>8.3} s  {:>10.0} events/s  ratio {:.2}  ({:.1} µs an event)",
+        governance.as_secs_f64(),
+        rate(governance),
+        rate(governance) / rate(raw),
+        governance.as_secs_f64() * 1e6 / events as f64
     );
     println!(
         "rebuild (all five)  {:>8.3} s  {:>10.0} events/s  ratio {:.2}",

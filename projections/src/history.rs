@@ -69,7 +69,7 @@ pub fn entry(event: &RecordedEvent) -> HistoryEntry {
 }
 
 fn decode<E: DeserializeOwned>(event: &RecordedEvent) -> Option<E> {
-    E::deserialize(&event.payload).ok()
+    event.payload.decode::<E>().ok()
 }
 
 /// What the event says, why, and — where the event names a person other than its recorder —

@@ -32,8 +32,8 @@ pub(crate) fn decode<E: DeserializeOwned>(event: &RecordedEvent, prefix: &str) -
     if !event.stream_id.as_str().starts_with(prefix) {
         return None;
     }
-    // From a reference: no copy of the payload (a task's plan is kilobytes of commands).
-    match E::deserialize(&event.payload) {
+    // Straight from the stored text (no `Value` tree), or from the value if one was made.
+    match event.payload.decode::<E>() {
         Ok(e) => Some(e),
         Err(e) => {
             // A type this build does not know: skip it rather than stop every read model.
@@ -244,27 +244,47 @@ impl Projector for TaskQueue {
 /// A task's first document, taken from its `TaskCreated` payload as stored: the plan
 /// carries every generated command (kilobytes a task, most of a governance log's bytes),
 /// and its stored JSON is what the typed plan serialises to, so decoding it into the
-/// domain type and encoding it again (what the other events get) would only cost. `None`
-/// for any other event, or a payload without the plan's shape (the typed path then
-/// reports it).
+/// domain type and encoding it again (what the other events get) would only cost. The
+/// fields the document keeps are read from the stored text straight into the values the
+/// document holds (no tree of the whole payload, no copy of it). `None` for any other
+/// event, or a payload without the plan's shape (the typed path then reports it).
 fn task_created_document(event: &RecordedEvent, current: &Option<Value>) -> Option<Value> {
+    /// The parts of a `TaskCreated` payload a task's document keeps (a field missing is
+    /// an error, so the typed path reports the payload).
+    #[derive(serde::Deserialize)]
+    struct Created {
+        plan: Plan,
+        at: Value,
+    }
+    #[derive(serde::Deserialize)]
+    struct Plan {
+        task_id: Value,
+        kind: Value,
+        request_id: Value,
+        workload_id: Value,
+        depends_on: Value,
+        approval_rationale: Value,
+        steps: Vec<Value>,
+    }
     if current.is_some()
         || event.event_type != "TaskCreated"
         || !event.stream_id.as_str().starts_with(TaskQueue::PREFIX)
     {
         return None;
     }
-    let plan = event.payload.get("plan")?.as_object()?;
-    let steps = plan.get("steps")?.as_array()?;
+    let Created { plan, at } = event.payload.decode().ok()?;
     let mut doc = serde_json::Map::new();
-    for field in ["task_id", "kind", "request_id", "workload_id", "depends_on", "approval_rationale"] {
-        doc.insert(field.to_owned(), plan.get(field)?.clone());
-    }
+    doc.insert("task_id".into(), plan.task_id);
+    doc.insert("kind".into(), plan.kind);
+    doc.insert("request_id".into(), plan.request_id);
+    doc.insert("workload_id".into(), plan.workload_id);
+    doc.insert("depends_on".into(), plan.depends_on);
+    doc.insert("approval_rationale".into(), plan.approval_rationale);
     doc.insert("version".into(), event.stream_version.into());
-    doc.insert("total_steps".into(), steps.len().into());
-    doc.insert("steps".into(), Value::Array(steps.clone()));
+    doc.insert("total_steps".into(), plan.steps.len().into());
+    doc.insert("steps".into(), Value::Array(plan.steps));
     doc.insert("steps_done".into(), 0.into());
-    doc.insert("created_at".into(), event.payload.get("at")?.clone());
+    doc.insert("created_at".into(), at);
     doc.insert("status".into(), "open".into());
     Some(Value::Object(doc))
 }
@@ -360,7 +380,12 @@ impl Projector for WorkloadsView {
 
     fn keys(&self, event: &RecordedEvent) -> Vec<String> {
         if event.event_type == "BusinessRequestApproved" {
-            return event.payload["workload_id"].as_str().map(|w| vec![w.to_owned()]).unwrap_or_default();
+            /// The one field the key needs, read from the stored text (the rest skipped).
+            #[derive(serde::Deserialize)]
+            struct Approved {
+                workload_id: Option<String>,
+            }
+            return event.payload.decode::<Approved>().ok().and_then(|a| a.workload_id).into_iter().collect();
         }
         key_of(event, Self::PREFIX)
     }

@@ -60,7 +60,7 @@ async fn a_log_written_by_the_previous_version_reads_into_the_same_read_models()
     for event in &implemented {
         assert_eq!((event.stored_schema_version, event.schema_version), (1, 2));
         assert_eq!(event.payload["note"], Value::Null, "{}", event.payload);
-        let decoded: TaskEvent = serde_json::from_value(event.payload.clone()).unwrap();
+        let decoded: TaskEvent = event.payload.decode().unwrap();
         assert!(matches!(decoded, TaskEvent::TaskImplemented { note: None, .. }));
     }
 

@@ -27,6 +27,7 @@
 mod chain;
 mod error;
 mod model;
+mod payload;
 mod postgres;
 mod sqlite;
 mod store;
@@ -38,6 +39,7 @@ pub use model::{
     AllRead, AppendOutcome, Backend, Direction, EventMetadata, ExpectedVersion, LogHead, LogStats, MAX_STREAM_ID_LEN,
     NewEvent, Position, RecordedEvent, StreamId, StreamRead,
 };
+pub use payload::Payload;
 pub use postgres::PgEventStore;
 pub use sqlite::SqliteEventStore;
 pub use store::{Delivery, EventStore, Subscription, open, open_read_only, subscribe, subscribe_where, verify_chain};

@@ -215,8 +215,8 @@ pub struct RecordedEvent {
     pub schema_version: u32,
     /// The schema version the event was stored at.
     pub stored_schema_version: u32,
-    /// The payload, upcast to `schema_version`.
-    pub payload: serde_json::Value,
+    /// The payload, upcast to `schema_version` (kept as its stored text until looked at).
+    pub payload: crate::Payload,
     /// Who, why, when.
     pub metadata: EventMetadata,
     /// The chain hash over this event and its predecessor (`None` until sealed).

@@ -244,12 +244,18 @@ pub(crate) fn decode(
     upcasters: &Upcasters,
 ) -> Result<RecordedEvent> {
     let corrupt = |reason: String| EventLogError::Corrupt { row, reason };
-    let payload: serde_json::Value =
-        serde_json::from_str(&stored.payload).map_err(|e| corrupt(format!("payload: {e}")))?;
     let metadata: EventMetadata =
         serde_json::from_str(&stored.metadata).map_err(|e| corrupt(format!("metadata: {e}")))?;
     let stream_id = StreamId::new(stored.stream_id).map_err(|e| corrupt(e.to_string()))?;
-    let (schema_version, payload) = upcasters.upcast(&stored.event_type, stored.schema_version, payload)?;
+    // Parsed here only when an upcaster lifts it; otherwise when a reader looks at it.
+    let (schema_version, payload) = if upcasters.lifts(&stored.event_type, stored.schema_version) {
+        let payload: serde_json::Value =
+            serde_json::from_str(&stored.payload).map_err(|e| corrupt(format!("payload: {e}")))?;
+        let (version, payload) = upcasters.upcast(&stored.event_type, stored.schema_version, payload)?;
+        (version, crate::Payload::from(payload))
+    } else {
+        (stored.schema_version, crate::Payload::stored(stored.payload))
+    };
     Ok(RecordedEvent {
         event_id: stored.event_id,
         stream_id,

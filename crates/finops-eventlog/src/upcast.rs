@@ -10,15 +10,17 @@ use crate::error::{EventLogError, Result};
 /// Lifts a payload from one schema version to the next; `Err` carries the reason.
 pub type UpcastStep = Arc<dyn Fn(serde_json::Value) -> std::result::Result<serde_json::Value, String> + Send + Sync>;
 
-/// The registered upcasting steps, keyed by event type and the version they lift from.
+/// The registered upcasting steps, by event type and the version they lift from (looked
+/// up by the borrowed type name: every event read asks).
 #[derive(Clone, Default)]
 pub struct Upcasters {
-    steps: HashMap<(String, u32), UpcastStep>,
+    steps: HashMap<String, HashMap<u32, UpcastStep>>,
 }
 
 impl std::fmt::Debug for Upcasters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut keys: Vec<_> = self.steps.keys().collect();
+        let mut keys: Vec<(&String, &u32)> =
+            self.steps.iter().flat_map(|(t, steps)| steps.keys().map(move |v| (t, v))).collect();
         keys.sort();
         f.debug_struct("Upcasters").field("steps", &keys).finish()
     }
@@ -37,8 +39,14 @@ impl Upcasters {
         from_version: u32,
         step: impl Fn(serde_json::Value) -> std::result::Result<serde_json::Value, String> + Send + Sync + 'static,
     ) -> Self {
-        self.steps.insert((event_type.into(), from_version), Arc::new(step));
+        self.steps.entry(event_type.into()).or_default().insert(from_version, Arc::new(step));
         self
+    }
+
+    /// Whether a step lifts `event_type` stored at `version` (the payload must then be
+    /// parsed and lifted when read).
+    pub fn lifts(&self, event_type: &str, version: u32) -> bool {
+        self.steps.get(event_type).is_some_and(|steps| steps.contains_key(&version))
     }
 
     /// Applies every registered step from `version` on; returns the payload and the version
@@ -50,9 +58,8 @@ impl Upcasters {
         mut payload: serde_json::Value,
     ) -> Result<(u32, serde_json::Value)> {
         let mut current = version;
-        // A lookup keyed by (&str, u32) would need a borrowed key type; the owned key is
-        // built once per step, and events without steps never get here in a loop.
-        while let Some(step) = self.steps.get(&(event_type.to_owned(), current)) {
+        let steps = self.steps.get(event_type);
+        while let Some(step) = steps.and_then(|s| s.get(&current)) {
             payload = step(payload).map_err(|reason| EventLogError::Upcast {
                 event_type: event_type.to_owned(),
                 from: current,

@@ -35,6 +35,7 @@ fn log_event(event: &RecordedEvent) -> pb::LogEvent {
         stream_version: event.stream_version,
         event_type: event.event_type.clone(),
         schema_version: event.schema_version,
+        // The stored text when the event is in its stored shape: no parse, no print.
         payload_json: event.payload.to_string(),
         actor_id: event.metadata.actor_id.clone(),
         actor_role: event.metadata.actor_role.clone(),

@@ -73,11 +73,13 @@ pub fn operator_context(actor_id: &str) -> finops_governance::CommandContext {
 pub fn recorded_by<E: serde::Serialize>(event: &E, actor: &str, role: &str) -> finops_eventlog::NewEvent {
     let payload = serde_json::to_value(event).expect("a domain event serialises");
     let kind = payload["type"].as_str().expect("a domain event is tagged with its type").to_owned();
-    finops_eventlog::NewEvent::new(kind, payload).with_metadata(finops_eventlog::EventMetadata {
-        actor_id: actor.into(),
-        actor_role: role.into(),
-        ..Default::default()
-    })
+    // Written at its type's current schema version, as the command handler writes it:
+    // stored as version 1, a current-shape payload would be lifted by the upcasters on
+    // every read (harmless for today's steps, but not the log a server writes).
+    let version = finops_domain::schema::version_of(&kind);
+    finops_eventlog::NewEvent::new(kind, payload).with_schema_version(version).with_metadata(
+        finops_eventlog::EventMetadata { actor_id: actor.into(), actor_role: role.into(), ..Default::default() },
+    )
 }
 
 /// A fresh SQLite store path under the system temp directory.

@@ -37,7 +37,7 @@ fn claim(i: usize, key: u8, jitter: i64) -> RecordedEvent {
         event_type: "ResourceClaimed".into(),
         schema_version: 1,
         stored_schema_version: 1,
-        payload: serde_json::to_value(&event).unwrap(),
+        payload: serde_json::to_value(&event).unwrap().into(),
         metadata: EventMetadata { actor_id: "po-maria".into(), recorded_at: at, ..Default::default() },
         hash: None,
     }
