@@ -1,6 +1,6 @@
 //! The governance state as of any instant without folding the whole log for each question
 //! (issue 14.4). [`state_as_of`](crate::state::state_as_of) folds every event recorded up
-//! to the instant — 22–25 µs per event, so seconds once the log is large. A
+//! to the instant — 7–11 µs per event (BENCHMARKS.md), so seconds once the log is large. A
 //! [`GovernanceTimeline`] folds the log once, follows it as it grows, and keeps the state
 //! as it stood every [`SPACING`] events (a [`Mark`]); the state is made of persistent maps
 //! (`finops_domain::governance_state::SharedMap`), so a mark costs what changed since the
