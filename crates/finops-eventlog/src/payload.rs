@@ -34,8 +34,7 @@ impl Payload {
 
     /// The payload as a JSON value, parsed from the stored text the first time. Text that
     /// is not JSON (only possible if the stored row was altered, which the hash chain
-    /// reports) reads as `null` and is logged; [`Payload::decode`] and
-    /// [`Payload::try_value`] say why instead.
+    /// reports) reads as `null` and is logged; [`Payload::decode`] says why instead.
     pub fn value(&self) -> &Value {
         self.value.get_or_init(|| match self.text.as_deref().map(serde_json::from_str) {
             Some(Ok(value)) => value,
@@ -45,16 +44,6 @@ impl Payload {
             }
             None => Value::Null,
         })
-    }
-
-    /// [`Payload::value`], or why the stored text is not JSON.
-    pub fn try_value(&self) -> Result<&Value, serde_json::Error> {
-        if let Some(text) = self.text.as_deref()
-            && self.value.get().is_none_or(Value::is_null)
-        {
-            serde_json::from_str::<serde::de::IgnoredAny>(text)?;
-        }
-        Ok(self.value())
     }
 
     /// The payload decoded into `T`: from the stored text directly when it has not been
@@ -70,15 +59,6 @@ impl Payload {
     /// typed events, or skips the event, leaves it unparsed (tests and diagnostics).
     pub fn is_parsed(&self) -> bool {
         self.value.get().is_some()
-    }
-
-    /// The payload as an owned value.
-    pub fn into_value(self) -> Value {
-        let Self { text, value } = self;
-        match value.into_inner() {
-            Some(value) => value,
-            None => Self { text, value: OnceLock::new() }.value().clone(),
-        }
     }
 }
 
@@ -137,12 +117,6 @@ impl std::fmt::Display for Payload {
     }
 }
 
-impl serde::Serialize for Payload {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value().serialize(serializer)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +148,7 @@ mod tests {
         assert_eq!(stored, lifted);
         assert!(lifted.text.is_none());
         assert_eq!(lifted.decode::<Event>().unwrap(), stored.decode::<Event>().unwrap());
-        assert_eq!(stored.clone().into_value(), value);
+        assert_eq!(*stored.clone(), value);
         assert_eq!(stored.to_string(), lifted.to_string(), "printed alike, the stored one without a parse");
         assert_ne!(stored, Payload::from(json!({"by": "bo"})));
     }
@@ -182,9 +156,8 @@ mod tests {
     #[test]
     fn text_that_is_not_json_says_why_and_reads_as_null() {
         let payload = Payload::stored("{\"by\": ".to_owned());
-        assert!(payload.try_value().is_err());
-        assert!(payload.decode::<Event>().is_err());
+        let error = payload.decode::<Event>().unwrap_err();
+        assert!(error.is_eof(), "{error}");
         assert_eq!(*payload.value(), Value::Null);
-        assert!(payload.try_value().is_err(), "still says why once read as null");
     }
 }
