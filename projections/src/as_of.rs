@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use finops_eventlog::{AllRead, EventStore, Position};
 use serde_json::Value;
 
-use crate::Projector;
-use crate::store::{Page, ReadModelError, ReadModels, digest_of, text_of};
+use crate::store::{Page, ReadModelError, ReadModels, digest_of};
+use crate::{Document, Projector};
 
 /// Events read per page of the fold.
 const PAGE: usize = 5_000;
@@ -22,7 +22,7 @@ const PAGE: usize = 5_000;
 pub struct ReadModelsAsOf {
     instant: DateTime<Utc>,
     through: u64,
-    models: BTreeMap<&'static str, BTreeMap<String, Value>>,
+    models: BTreeMap<&'static str, BTreeMap<String, Document>>,
 }
 
 impl ReadModelsAsOf {
@@ -34,7 +34,7 @@ impl ReadModelsAsOf {
     ) -> Result<Self, ReadModelError> {
         // Events committed but not yet sealed belong to the instant they were recorded at.
         store.seal_committed().await?;
-        let mut models: BTreeMap<&'static str, BTreeMap<String, Value>> =
+        let mut models: BTreeMap<&'static str, BTreeMap<String, Document>> =
             projectors.iter().map(|p| (p.name(), BTreeMap::new())).collect();
         let mut after = Position::START;
         let mut through = 0;
@@ -71,13 +71,13 @@ impl ReadModelsAsOf {
         self.through
     }
 
-    fn documents(&self, projection: &str) -> Result<&BTreeMap<String, Value>, ReadModelError> {
+    fn documents(&self, projection: &str) -> Result<&BTreeMap<String, Document>, ReadModelError> {
         self.models.get(projection).ok_or_else(|| ReadModelError::UnknownProjection(projection.to_owned()))
     }
 
     /// One document, as [`ReadModels::get`].
     pub fn get(&self, projection: &str, key: &str) -> Result<Option<Value>, ReadModelError> {
-        Ok(self.documents(projection)?.get(key).cloned())
+        Ok(self.documents(projection)?.get(key).map(Document::to_value))
     }
 
     /// A page in key order keeping what `keep` accepts, as [`ReadModels::list`] (the same
@@ -95,12 +95,12 @@ impl ReadModelsAsOf {
         let mut documents = Vec::new();
         let mut last = "";
         let range = docs.range::<str, _>((std::ops::Bound::Excluded(after.as_str()), std::ops::Bound::Unbounded));
-        for (key, doc) in range.filter(|(_, doc)| keep(doc)) {
+        for (key, doc) in range.map(|(key, doc)| (key, doc.to_value())).filter(|(_, doc)| keep(doc)) {
             if documents.len() == page_size {
                 // Another kept document follows: the next page starts after the last one here.
                 return Ok(Page { documents, next_page_token: hex::encode(last.as_bytes()) });
             }
-            documents.push(doc.clone());
+            documents.push(doc);
             last = key;
         }
         Ok(Page { documents, next_page_token: String::new() })
@@ -109,12 +109,12 @@ impl ReadModelsAsOf {
     /// The digest [`ReadModels::digest`] gives a read model holding these documents.
     pub fn digest(&self, projection: &str) -> Result<String, ReadModelError> {
         let docs = self.documents(projection)?;
-        let texts: Vec<(&str, String)> = docs.iter().map(|(k, v)| (k.as_str(), text_of(v))).collect();
+        let texts: Vec<(&str, String)> = docs.iter().map(|(k, v)| (k.as_str(), v.text())).collect();
         Ok(digest_of(texts.iter().map(|(k, d)| (*k, d.as_str()))))
     }
 
     /// Every document of `projection`, in key order.
-    pub fn all(&self, projection: &str) -> Result<&BTreeMap<String, Value>, ReadModelError> {
+    pub fn all(&self, projection: &str) -> Result<&BTreeMap<String, Document>, ReadModelError> {
         self.documents(projection)
     }
 }

@@ -6,8 +6,8 @@ use finops_domain::spend_cards::{CardEvent, DisputeOutcome, RollupEvent};
 use finops_eventlog::RecordedEvent;
 use serde_json::{Value, json};
 
-use crate::Projector;
 use crate::projectors::decode;
+use crate::{Document, Projector};
 
 /// Spend cards by id.
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,9 +39,9 @@ impl Projector for SpendCardsView {
         event.stream_id.as_str().strip_prefix(Self::PREFIX).map(|k| vec![k.to_owned()]).unwrap_or_default()
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
         let Some(e) = decode::<CardEvent>(event, Self::PREFIX) else { return current };
-        let mut doc = current.unwrap_or_else(
+        let mut doc = current.map(Value::from).unwrap_or_else(
             || json!({ "card_id": key, "name": format!("spendCards/{key}"), "versions": [], "history": [] }),
         );
         match &e {
@@ -86,7 +86,7 @@ impl Projector for SpendCardsView {
         }
         doc["updated_at"] = json!(event.metadata.recorded_at);
         trail(&mut doc, event);
-        Some(doc)
+        Some(doc.into())
     }
 }
 
@@ -110,9 +110,10 @@ impl Projector for SpendRollupsView {
         event.stream_id.as_str().strip_prefix(Self::PREFIX).map(|k| vec![k.to_owned()]).unwrap_or_default()
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
         let Some(e) = decode::<RollupEvent>(event, Self::PREFIX) else { return current };
         let mut doc = current
+            .map(Value::from)
             .unwrap_or_else(|| json!({ "rollup_id": key, "name": format!("spendRollups/{key}"), "history": [] }));
         match &e {
             RollupEvent::SpendRollupApproved { portfolio_id, week, cards, total_cents, decider, .. } => {
@@ -128,6 +129,6 @@ impl Projector for SpendRollupsView {
         }
         doc["updated_at"] = json!(event.metadata.recorded_at);
         trail(&mut doc, event);
-        Some(doc)
+        Some(doc.into())
     }
 }

@@ -4,8 +4,8 @@ use finops_domain::gaps::{Decider, GapEvent};
 use finops_eventlog::RecordedEvent;
 use serde_json::{Value, json};
 
-use crate::Projector;
 use crate::projectors::decode;
+use crate::{Document, Projector};
 
 /// Allocation Gaps by id: cause, anchor, state, spend per period and the whole trail
 /// (who, role, when, why of every event).
@@ -28,15 +28,15 @@ impl Projector for GapLifecycle {
         event.stream_id.as_str().strip_prefix(Self::PREFIX).map(|k| vec![k.to_owned()]).unwrap_or_default()
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
         let Some(e) = decode::<GapEvent>(event, Self::PREFIX) else { return current };
-        Some(gap_document(&e, event, key, current))
+        Some(gap_document(&e, event, key, current.map(Value::from)).into())
     }
 }
 
 /// The gap's document after `e` (the same fold answers `as_of` reads from the log).
 pub fn gap_document(e: &GapEvent, event: &RecordedEvent, key: &str, current: Option<Value>) -> Value {
-    let mut doc = current.unwrap_or_else(
+    let mut doc = current.map(Value::from).unwrap_or_else(
         || json!({ "gap_id": key, "name": format!("gaps/{key}"), "spend": {}, "history": [], "recalled": false }),
     );
     doc["version"] = json!(event.stream_version);
@@ -183,23 +183,26 @@ impl Projector for NotificationOutbox {
         if sends { vec![event.event_id.to_string()] } else { vec![] }
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
         let Some(GapEvent::GapActioned { action, outcome, decider }) = decode::<GapEvent>(event, GapLifecycle::PREFIX)
         else {
             return current;
         };
         let notification = outcome.notification?;
         let gap = event.stream_id.as_str().strip_prefix(GapLifecycle::PREFIX).unwrap_or_default();
-        Some(json!({
-            "notification_id": key,
-            "to": notification.to,
-            "subject": notification.subject,
-            "body": notification.body,
-            "due": notification.due,
-            "gap": format!("gaps/{gap}"),
-            "action": action,
-            "sent_by": decider.by,
-            "sent_at": decider.at,
-        }))
+        Some(
+            json!({
+                "notification_id": key,
+                "to": notification.to,
+                "subject": notification.subject,
+                "body": notification.body,
+                "due": notification.due,
+                "gap": format!("gaps/{gap}"),
+                "action": action,
+                "sent_by": decider.by,
+                "sent_at": decider.at,
+            })
+            .into(),
+        )
     }
 }

@@ -5,8 +5,8 @@ use finops_domain::investigations::InvestigationEvent;
 use finops_eventlog::RecordedEvent;
 use serde_json::{Value, json};
 
-use crate::Projector;
 use crate::projectors::decode;
+use crate::{Document, Projector};
 
 /// Investigations by id.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,9 +28,9 @@ impl Projector for InvestigationsView {
         event.stream_id.as_str().strip_prefix(Self::PREFIX).map(|k| vec![k.to_owned()]).unwrap_or_default()
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
         let Some(e) = decode::<InvestigationEvent>(event, Self::PREFIX) else { return current };
-        let mut doc = current.unwrap_or_else(|| {
+        let mut doc = current.map(Value::from).unwrap_or_else(|| {
             json!({ "investigation_id": key, "name": format!("investigations/{key}"), "notes": [], "gaps": [], "history": [] })
         });
         match &e {
@@ -67,6 +67,6 @@ impl Projector for InvestigationsView {
         }
         doc["updated_at"] = json!(event.metadata.recorded_at);
         crate::cards::trail(&mut doc, event);
-        Some(doc)
+        Some(doc.into())
     }
 }

@@ -3,8 +3,8 @@
 //! Projectors fold the event log into read models that List and query RPCs answer from:
 //! the request queue, the catalog, the task queue, the claims, the workloads, the
 //! Allocation Gaps' lifecycle and the notification outbox. Each read model is a set
-//! of JSON documents keyed by an id; a projector says which documents an event touches and
-//! how each changes. The runner applies a batch of events and moves the projection's
+//! of JSON documents keyed by an id ([`Document`]: an object held as its members' text); a
+//! projector says which documents an event touches and how each changes. The runner applies a batch of events and moves the projection's
 //! checkpoint **in the same transaction**, so a crash can neither lose nor repeat an
 //! event's effect.
 //!
@@ -18,7 +18,9 @@
 
 mod as_of;
 mod cards;
+mod document;
 mod gaps;
+mod generation;
 pub mod history;
 mod investigations;
 mod operations;
@@ -29,6 +31,7 @@ mod store;
 
 pub use as_of::{ReadModelView, ReadModelsAsOf};
 pub use cards::{SpendCardsView, SpendRollupsView};
+pub use document::Document;
 pub use gaps::{GapLifecycle, NotificationOutbox, gap_document};
 pub use investigations::InvestigationsView;
 pub use operations::{CurBatchesView, LogFilesView, WorkloadControlsView};
@@ -39,7 +42,6 @@ pub use store::{Page, ProjectionStatus, ReadModelError, ReadModels};
 use std::sync::Arc;
 
 use finops_eventlog::RecordedEvent;
-use serde_json::Value;
 
 /// Every governance projector, in [`ALL`]'s order.
 pub fn governance_projectors() -> Vec<Arc<dyn Projector>> {
@@ -77,5 +79,5 @@ pub trait Projector: Send + Sync + 'static {
 
     /// The document `key` after `event`, from the document before it (`None`: absent).
     /// Returning `None` removes the document.
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value>;
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document>;
 }

@@ -8,8 +8,8 @@ use finops_domain::kill_switch::{ControlEvent, Enforcement};
 use finops_eventlog::RecordedEvent;
 use serde_json::{Value, json};
 
-use crate::Projector;
 use crate::projectors::decode;
+use crate::{Document, Projector};
 
 /// Each workload's kill-switch status, by workload id.
 #[derive(Debug, Default, Clone, Copy)]
@@ -31,9 +31,9 @@ impl Projector for WorkloadControlsView {
         event.stream_id.as_str().strip_prefix(Self::PREFIX).map(|k| vec![k.to_owned()]).unwrap_or_default()
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
         let Some(e) = decode::<ControlEvent>(event, Self::PREFIX) else { return current };
-        let mut doc = current.unwrap_or_else(|| json!({ "workload_id": key }));
+        let mut doc = current.map(Value::from).unwrap_or_else(|| json!({ "workload_id": key }));
         // The same statuses as `WorkloadControl::status`, kept from the events alone.
         let decided =
             |doc: &mut Value, decision: u32, calls: usize, enforcement: &Enforcement, done: &str, pending: &str| {
@@ -65,7 +65,7 @@ impl Projector for WorkloadControlsView {
             }
         }
         doc["updated_at"] = json!(event.metadata.recorded_at);
-        Some(doc)
+        Some(doc.into())
     }
 }
 
@@ -92,16 +92,19 @@ impl Projector for CurBatchesView {
         }
     }
 
-    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Document>) -> Option<Document> {
         let Some(CurPeriodEvent::CurBatchIngested { batch, supersedes, at }) =
             decode::<CurPeriodEvent>(event, Self::PREFIX)
         else {
             return current;
         };
-        Some(json!({
-            "period": batch.period, "hash": batch.hash, "format": batch.format, "source": batch.source,
-            "rows": batch.rows, "bytes": batch.bytes, "supersedes": supersedes, "at": at,
-        }))
+        Some(
+            json!({
+                "period": batch.period, "hash": batch.hash, "format": batch.format, "source": batch.source,
+                "rows": batch.rows, "bytes": batch.bytes, "supersedes": supersedes, "at": at,
+            })
+            .into(),
+        )
     }
 }
 
@@ -128,14 +131,17 @@ impl Projector for LogFilesView {
         }
     }
 
-    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Document>) -> Option<Document> {
         let Some(LogDayEvent::InvocationLogIngested { file, at }) = decode::<LogDayEvent>(event, Self::PREFIX) else {
             return current;
         };
-        Some(json!({
-            "hash": file.hash, "source": file.source, "records": file.records, "bytes": file.bytes,
-            "first_hour": file.first_hour, "last_hour": file.last_hour,
-            "estimated_micro_usd": file.estimated_micro_usd, "unpriced_tokens": file.unpriced_tokens, "at": at,
-        }))
+        Some(
+            json!({
+                "hash": file.hash, "source": file.source, "records": file.records, "bytes": file.bytes,
+                "first_hour": file.first_hour, "last_hour": file.last_hour,
+                "estimated_micro_usd": file.estimated_micro_usd, "unpriced_tokens": file.unpriced_tokens, "at": at,
+            })
+            .into(),
+        )
     }
 }

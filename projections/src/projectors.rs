@@ -1,15 +1,13 @@
 //! The governance read models.
 
 use finops_domain::catalog::CatalogEvent;
-use finops_domain::request::{RequestEvent, UseCase};
 use finops_domain::spaces::ClaimEvent;
-use finops_domain::tasks::TaskEvent;
-use finops_domain::workload::WorkloadEvent;
 use finops_eventlog::RecordedEvent;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::Projector;
+use crate::{Document, Projector};
 
 /// Every governance projector, in the order they are run.
 pub const ALL: [&str; 13] = [
@@ -51,6 +49,10 @@ fn position(event: &RecordedEvent) -> u64 {
     event.position.map_or(0, |p| p.0)
 }
 
+/// A member of an event's stored payload, kept as its JSON text: copied into a document
+/// without a tree being made of it (see [`Document`]).
+type Raw = Box<RawValue>;
+
 /// Business Requests by id: status, owner, details summary, approval.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RequestQueue;
@@ -59,6 +61,116 @@ impl RequestQueue {
     /// The projection's name.
     pub const NAME: &'static str = "request_queue";
     const PREFIX: &'static str = "business-request-";
+}
+
+/// The members of a request's events its documents keep, by event type, as their text:
+/// the same members the typed events hold, read without the internally tagged enum's
+/// buffering or a tree of the details.
+enum RequestChange {
+    Submitted { product_id: Raw, requested_by: Raw, details: Details, at: Raw },
+    Resubmitted { details: Details, revision: Raw },
+    Approved(Box<Approval>),
+    Rejected { rationale: Raw },
+    Withdrawn,
+    ScopeExtended { accounts: Value, regions: Value, by: Value, at: Value },
+}
+
+/// A `BusinessRequestApproved` payload's members that the request queue and the
+/// workloads keep.
+#[derive(serde::Deserialize)]
+struct Approval {
+    review: ApprovedReview,
+    workload_id: Raw,
+    workload_name: Raw,
+    owner: Raw,
+    product_id: Raw,
+    role_name: Raw,
+    by: Raw,
+    at: Raw,
+}
+
+#[derive(serde::Deserialize)]
+struct ApprovedReview {
+    platform: Raw,
+    model_id: Raw,
+    account: Raw,
+    region: Raw,
+    confirmed_estimate: Raw,
+    /// Absent from approvals recorded before budgets were named (the typed event reads
+    /// `None`, which the documents show as `null`).
+    #[serde(default)]
+    budget_id: Option<Raw>,
+}
+
+impl ApprovedReview {
+    /// Sets where the approved workload runs and its confirmed estimate; returns the
+    /// budget it charges (which only the workloads keep).
+    fn set_on(self, doc: &mut Document) -> Option<Raw> {
+        doc.set_raw("platform", self.platform);
+        doc.set_raw("model_id", self.model_id);
+        doc.set_raw("account", self.account);
+        doc.set_raw("region", self.region);
+        doc.set_raw("confirmed_estimate", self.confirmed_estimate);
+        self.budget_id
+    }
+}
+
+impl RequestChange {
+    fn decode(event: &RecordedEvent) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Submitted {
+            product_id: Raw,
+            requested_by: Raw,
+            details: Raw,
+            at: Raw,
+        }
+        #[derive(serde::Deserialize)]
+        struct Resubmitted {
+            details: Raw,
+            revision: Raw,
+        }
+        #[derive(serde::Deserialize)]
+        struct Rejected {
+            rationale: Raw,
+        }
+        #[derive(serde::Deserialize)]
+        struct ScopeExtended {
+            accounts: Value,
+            regions: Value,
+            by: Value,
+            at: Value,
+        }
+        let prefix = RequestQueue::PREFIX;
+        Some(match event.event_type.as_str() {
+            "BusinessRequestSubmitted" => {
+                let Submitted { product_id, requested_by, details, at } = decode(event, prefix)?;
+                Self::Submitted { product_id, requested_by, details: Details::read(details, event)?, at }
+            }
+            "BusinessRequestResubmitted" => {
+                let Resubmitted { details, revision } = decode(event, prefix)?;
+                Self::Resubmitted { details: Details::read(details, event)?, revision }
+            }
+            "BusinessRequestApproved" => Self::Approved(Box::new(decode(event, prefix)?)),
+            "BusinessRequestRejected" => {
+                let Rejected { rationale } = decode(event, prefix)?;
+                Self::Rejected { rationale }
+            }
+            "BusinessRequestWithdrawn" => {
+                decode::<serde::de::IgnoredAny>(event, prefix)?;
+                Self::Withdrawn
+            }
+            "ApprovalScopeExtended" => {
+                let ScopeExtended { accounts, regions, by, at } = decode(event, prefix)?;
+                Self::ScopeExtended { accounts, regions, by, at }
+            }
+            other => {
+                if event.stream_id.as_str().starts_with(prefix) {
+                    tracing::warn!(event = %event.event_id, kind = other, "request queue skipped an event of a type it does not know");
+                }
+                return None;
+            }
+        })
+    }
 }
 
 impl Projector for RequestQueue {
@@ -75,59 +187,96 @@ impl Projector for RequestQueue {
         key_of(event, Self::PREFIX)
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
-        let Some(e) = decode::<RequestEvent>(event, Self::PREFIX) else { return current };
-        let mut doc = current.unwrap_or_else(|| json!({ "id": key, "name": format!("businessRequests/{key}") }));
-        doc["version"] = json!(event.stream_version);
-        doc["updated_at"] = json!(event.metadata.recorded_at);
-        doc["position"] = json!(position(event));
-        match e {
-            RequestEvent::BusinessRequestSubmitted { product_id, requested_by, details, at, .. } => {
-                doc["status"] = json!("submitted");
-                doc["product_id"] = json!(product_id);
-                doc["requested_by"] = json!(requested_by);
-                doc["submitted_at"] = json!(at);
-                doc["revision"] = json!(1);
-                set_details(&mut doc, &details);
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
+        let Some(change) = RequestChange::decode(event) else { return current };
+        let mut doc = current.unwrap_or_else(|| {
+            let mut doc = Document::new();
+            doc.set("id", key);
+            doc.set("name", format!("businessRequests/{key}"));
+            doc
+        });
+        doc.set("version", event.stream_version);
+        doc.set("updated_at", event.metadata.recorded_at);
+        doc.set("position", position(event));
+        match change {
+            RequestChange::Submitted { product_id, requested_by, details, at } => {
+                doc.set("status", "submitted");
+                doc.set_raw("product_id", product_id);
+                doc.set_raw("requested_by", requested_by);
+                doc.set_raw("submitted_at", at);
+                doc.set("revision", 1);
+                details.set_on(&mut doc);
             }
-            RequestEvent::BusinessRequestResubmitted { details, revision, .. } => {
-                doc["status"] = json!("submitted");
-                doc["revision"] = json!(revision);
-                set_details(&mut doc, &details);
+            RequestChange::Resubmitted { details, revision } => {
+                doc.set("status", "submitted");
+                doc.set_raw("revision", revision);
+                details.set_on(&mut doc);
             }
-            RequestEvent::BusinessRequestApproved { review, workload_id, role_name, by, at, .. } => {
-                doc["status"] = json!("approved");
-                doc["approved_by"] = json!(by);
-                doc["approved_at"] = json!(at);
-                doc["workload_id"] = json!(workload_id);
-                doc["role_name"] = json!(role_name);
-                doc["platform"] = json!(review.platform);
-                doc["model_id"] = json!(review.model_id);
-                doc["account"] = json!(review.account);
-                doc["region"] = json!(review.region);
-                doc["confirmed_estimate"] = json!(review.confirmed_estimate);
+            RequestChange::Approved(approval) => {
+                let Approval { review, workload_id, role_name, by, at, .. } = *approval;
+                doc.set("status", "approved");
+                doc.set_raw("approved_by", by);
+                doc.set_raw("approved_at", at);
+                doc.set_raw("workload_id", workload_id);
+                doc.set_raw("role_name", role_name);
+                review.set_on(&mut doc);
             }
-            RequestEvent::BusinessRequestRejected { rationale, .. } => {
-                doc["status"] = json!("rejected");
-                doc["last_rejection"] = json!(rationale);
+            RequestChange::Rejected { rationale } => {
+                doc.set("status", "rejected");
+                doc.set_raw("last_rejection", rationale);
             }
-            RequestEvent::BusinessRequestWithdrawn { .. } => doc["status"] = json!("withdrawn"),
-            RequestEvent::ApprovalScopeExtended { accounts, regions, by, at, .. } => {
-                doc["scope_extended"] = json!({ "accounts": accounts, "regions": regions, "by": by, "at": at });
+            RequestChange::Withdrawn => doc.set("status", "withdrawn"),
+            RequestChange::ScopeExtended { accounts, regions, by, at } => {
+                doc.set("scope_extended", json!({ "accounts": accounts, "regions": regions, "by": by, "at": at }));
             }
         }
         Some(doc)
     }
 }
 
-fn set_details(doc: &mut Value, details: &finops_domain::request::RequestDetails) {
-    doc["workload_name"] = json!(details.workload_name);
-    doc["priority"] = json!(details.priority);
-    doc["use_case"] = json!(match details.use_case {
-        UseCase::Coding { .. } => "coding",
-        UseCase::Operations { .. } => "operations",
-    });
-    doc["details"] = json!(details);
+/// A request's details as submitted, and the parts of them a queue shows.
+struct Details {
+    raw: Raw,
+    workload_name: Raw,
+    priority: bool,
+    use_case: &'static str,
+}
+
+impl Details {
+    /// `None` (the event skipped, as an undecodable one is) when the details have not
+    /// their shape.
+    fn read(raw: Raw, event: &RecordedEvent) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Summary {
+            workload_name: Raw,
+            #[serde(default)]
+            priority: bool,
+            use_case: UseCaseKind,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum UseCaseKind {
+            Coding(serde::de::IgnoredAny),
+            Operations(serde::de::IgnoredAny),
+        }
+        let summary: Summary = serde_json::from_str(raw.get())
+            .inspect_err(|error| {
+                tracing::warn!(event = %event.event_id, %error, "request queue skipped a request whose details it cannot read");
+            })
+            .ok()?;
+        let use_case = match summary.use_case {
+            UseCaseKind::Coding(_) => "coding",
+            UseCaseKind::Operations(_) => "operations",
+        };
+        Some(Self { raw, workload_name: summary.workload_name, priority: summary.priority, use_case })
+    }
+
+    fn set_on(self, doc: &mut Document) {
+        doc.set_raw("workload_name", self.workload_name);
+        doc.set("priority", self.priority);
+        doc.set("use_case", self.use_case);
+        doc.set_raw("details", self.raw);
+    }
 }
 
 /// The model catalog by model.
@@ -149,9 +298,12 @@ impl Projector for CatalogView {
         key_of(event, Self::PREFIX)
     }
 
-    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Document>) -> Option<Document> {
         let Some(e) = decode::<CatalogEvent>(event, Self::PREFIX) else { return current };
-        let mut doc = current.unwrap_or_else(|| json!({ "scope": { "accounts": [], "regions": [], "actions": [] } }));
+        // A handful of models: edited as a tree.
+        let mut doc = current
+            .map(Value::from)
+            .unwrap_or_else(|| json!({ "scope": { "accounts": [], "regions": [], "actions": [] } }));
         doc["version"] = json!(event.stream_version);
         match e {
             CatalogEvent::ModelListedForReview { platform, model_id, .. } => {
@@ -176,7 +328,7 @@ impl Projector for CatalogView {
                 doc["rationale"] = json!(rationale);
             }
         }
-        Some(doc)
+        Some(doc.into())
     }
 }
 
@@ -190,6 +342,78 @@ impl TaskQueue {
     const PREFIX: &'static str = "task-";
 }
 
+/// The members of a task's events its documents keep, by event type, as their text. A
+/// task's plan carries every generated command (kilobytes a task, most of a governance
+/// log's bytes): its steps go into the document as the stored text, never parsed.
+enum TaskChange {
+    Created { plan: CreatedPlan, total_steps: usize, at: Raw },
+    StepCompleted { step: Raw, by: Raw, at: Raw },
+    Implemented { by: Raw, note: Option<Raw>, at: Raw },
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedPlan {
+    task_id: Raw,
+    kind: Raw,
+    request_id: Raw,
+    workload_id: Raw,
+    depends_on: Raw,
+    approval_rationale: Raw,
+    steps: Raw,
+}
+
+impl TaskChange {
+    fn decode(event: &RecordedEvent) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            plan: CreatedPlan,
+            at: Raw,
+        }
+        #[derive(serde::Deserialize)]
+        struct StepCompleted {
+            step: Raw,
+            by: Raw,
+            at: Raw,
+        }
+        #[derive(serde::Deserialize)]
+        struct Implemented {
+            by: Raw,
+            // Schema version 1 had no note; a `null` note reads as none too.
+            #[serde(default)]
+            note: Option<Raw>,
+            at: Raw,
+        }
+        let prefix = TaskQueue::PREFIX;
+        Some(match event.event_type.as_str() {
+            "TaskCreated" => {
+                let Created { plan, at } = decode(event, prefix)?;
+                // Counted by skipping over the steps, none of them kept.
+                let total_steps = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(plan.steps.get())
+                    .inspect_err(|error| {
+                        tracing::warn!(event = %event.event_id, %error, "task queue skipped a plan whose steps are not a list");
+                    })
+                    .ok()?
+                    .len();
+                Self::Created { plan, total_steps, at }
+            }
+            "TaskStepCompleted" => {
+                let StepCompleted { step, by, at } = decode(event, prefix)?;
+                Self::StepCompleted { step, by, at }
+            }
+            "TaskImplemented" => {
+                let Implemented { by, note, at } = decode(event, prefix)?;
+                Self::Implemented { by, note, at }
+            }
+            other => {
+                if event.stream_id.as_str().starts_with(prefix) {
+                    tracing::warn!(event = %event.event_id, kind = other, "task queue skipped an event of a type it does not know");
+                }
+                return None;
+            }
+        })
+    }
+}
+
 impl Projector for TaskQueue {
     fn name(&self) -> &'static str {
         Self::NAME
@@ -199,41 +423,39 @@ impl Projector for TaskQueue {
         key_of(event, Self::PREFIX)
     }
 
-    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Value>) -> Option<Value> {
-        if let Some(doc) = task_created_document(event, &current) {
-            return Some(doc);
-        }
-        let Some(e) = decode::<TaskEvent>(event, Self::PREFIX) else { return current };
-        let mut doc = current.unwrap_or_else(|| json!({}));
-        doc["version"] = json!(event.stream_version);
-        match e {
-            TaskEvent::TaskCreated { plan, at } => {
-                doc["task_id"] = json!(plan.task_id);
-                doc["kind"] = json!(plan.kind);
-                doc["request_id"] = json!(plan.request_id);
-                doc["workload_id"] = json!(plan.workload_id);
-                doc["depends_on"] = json!(plan.depends_on);
-                doc["approval_rationale"] = json!(plan.approval_rationale);
-                doc["total_steps"] = json!(plan.steps.len());
-                doc["steps"] = json!(plan.steps);
-                doc["steps_done"] = json!(0);
-                doc["created_at"] = json!(at);
-                doc["status"] = json!("open");
+    fn apply(&self, event: &RecordedEvent, _key: &str, current: Option<Document>) -> Option<Document> {
+        let Some(change) = TaskChange::decode(event) else { return current };
+        let mut doc = current.unwrap_or_default();
+        doc.set("version", event.stream_version);
+        match change {
+            TaskChange::Created { plan, total_steps, at } => {
+                doc.set_raw("task_id", plan.task_id);
+                doc.set_raw("kind", plan.kind);
+                doc.set_raw("request_id", plan.request_id);
+                doc.set_raw("workload_id", plan.workload_id);
+                doc.set_raw("depends_on", plan.depends_on);
+                doc.set_raw("approval_rationale", plan.approval_rationale);
+                doc.set("total_steps", total_steps);
+                doc.set_raw("steps", plan.steps);
+                doc.set("steps_done", 0);
+                doc.set_raw("created_at", at);
+                doc.set("status", "open");
             }
-            TaskEvent::TaskStepCompleted { step, by, at, .. } => {
-                doc["steps_done"] = json!(step);
-                doc["status"] = json!("in_progress");
-                doc["last_step_by"] = json!(by);
-                doc["last_step_at"] = json!(at);
+            TaskChange::StepCompleted { step, by, at } => {
+                doc.set_raw("steps_done", step);
+                doc.set("status", "in_progress");
+                doc.set_raw("last_step_by", by);
+                doc.set_raw("last_step_at", at);
             }
-            TaskEvent::TaskImplemented { by, note, at } => {
-                doc["steps_done"] = doc["total_steps"].clone();
-                doc["status"] = json!("implemented");
-                doc["implemented_by"] = json!(by);
-                doc["implemented_at"] = json!(at);
+            TaskChange::Implemented { by, note, at } => {
+                let total = doc.raw("total_steps").map_or_else(|| null(), ToOwned::to_owned);
+                doc.set_raw("steps_done", total);
+                doc.set("status", "implemented");
+                doc.set_raw("implemented_by", by);
+                doc.set_raw("implemented_at", at);
                 // Only when there is one: a log from before notes folds to the same documents.
                 if let Some(note) = note {
-                    doc["implemented_note"] = json!(note);
+                    doc.set_raw("implemented_note", note);
                 }
             }
         }
@@ -241,52 +463,9 @@ impl Projector for TaskQueue {
     }
 }
 
-/// A task's first document, taken from its `TaskCreated` payload as stored: the plan
-/// carries every generated command (kilobytes a task, most of a governance log's bytes),
-/// and its stored JSON is what the typed plan serialises to, so decoding it into the
-/// domain type and encoding it again (what the other events get) would only cost. The
-/// fields the document keeps are read from the stored text straight into the values the
-/// document holds (no tree of the whole payload, no copy of it). `None` for any other
-/// event, or a payload without the plan's shape (the typed path then reports it).
-fn task_created_document(event: &RecordedEvent, current: &Option<Value>) -> Option<Value> {
-    /// The parts of a `TaskCreated` payload a task's document keeps (a field missing is
-    /// an error, so the typed path reports the payload).
-    #[derive(serde::Deserialize)]
-    struct Created {
-        plan: Plan,
-        at: Value,
-    }
-    #[derive(serde::Deserialize)]
-    struct Plan {
-        task_id: Value,
-        kind: Value,
-        request_id: Value,
-        workload_id: Value,
-        depends_on: Value,
-        approval_rationale: Value,
-        steps: Vec<Value>,
-    }
-    if current.is_some()
-        || event.event_type != "TaskCreated"
-        || !event.stream_id.as_str().starts_with(TaskQueue::PREFIX)
-    {
-        return None;
-    }
-    let Created { plan, at } = event.payload.decode().ok()?;
-    let mut doc = serde_json::Map::new();
-    doc.insert("task_id".into(), plan.task_id);
-    doc.insert("kind".into(), plan.kind);
-    doc.insert("request_id".into(), plan.request_id);
-    doc.insert("workload_id".into(), plan.workload_id);
-    doc.insert("depends_on".into(), plan.depends_on);
-    doc.insert("approval_rationale".into(), plan.approval_rationale);
-    doc.insert("version".into(), event.stream_version.into());
-    doc.insert("total_steps".into(), plan.steps.len().into());
-    doc.insert("steps".into(), Value::Array(plan.steps));
-    doc.insert("steps_done".into(), 0.into());
-    doc.insert("created_at".into(), at);
-    doc.insert("status".into(), "open".into());
-    Some(Value::Object(doc))
+/// JSON `null`, as a member's text.
+fn null() -> Raw {
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
 }
 
 /// Claims by resource, with every claim period.
@@ -308,9 +487,10 @@ impl Projector for ClaimsView {
         key_of(event, Self::PREFIX)
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
         let Some(e) = decode::<ClaimEvent>(event, Self::PREFIX) else { return current };
-        let mut doc = current.unwrap_or_else(|| json!({ "key": key, "periods": [] }));
+        // A claim's periods are edited in place: as a tree.
+        let mut doc = current.map(Value::from).unwrap_or_else(|| json!({ "key": key, "periods": [] }));
         doc["version"] = json!(event.stream_version);
         match e {
             ClaimEvent::ResourceClaimed { resource, workload_id, effective_from, by, .. } => {
@@ -354,7 +534,7 @@ impl Projector for ClaimsView {
                 doc["status"] = json!("claimed");
             }
         }
-        Some(doc)
+        Some(doc.into())
     }
 }
 
@@ -390,41 +570,62 @@ impl Projector for WorkloadsView {
         key_of(event, Self::PREFIX)
     }
 
-    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Value>) -> Option<Value> {
-        let mut doc = current.unwrap_or_else(|| json!({ "workload_id": key }));
-        if let Some(RequestEvent::BusinessRequestApproved {
-            review,
-            role_name,
-            workload_name,
-            owner,
-            product_id,
-            at,
-            ..
-        }) = decode::<RequestEvent>(event, RequestQueue::PREFIX)
+    fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document> {
+        let mut doc = current.unwrap_or_else(|| {
+            let mut doc = Document::new();
+            doc.set("workload_id", key);
+            doc
+        });
+        if event.event_type == "BusinessRequestApproved"
+            && let Some(approval) = decode::<Approval>(event, RequestQueue::PREFIX)
         {
+            let Approval { review, workload_name, owner, product_id, role_name, at, .. } = approval;
             let request = event.stream_id.as_str().strip_prefix(RequestQueue::PREFIX).unwrap_or_default();
-            doc["business_request"] = json!(format!("businessRequests/{request}"));
-            doc["name"] = json!(workload_name);
-            doc["owner"] = json!(owner);
-            doc["product_id"] = json!(product_id);
-            doc["role_name"] = json!(role_name);
-            doc["platform"] = json!(review.platform);
-            doc["model_id"] = json!(review.model_id);
-            doc["account"] = json!(review.account);
-            doc["region"] = json!(review.region);
-            doc["confirmed_estimate"] = json!(review.confirmed_estimate);
-            doc["budget_id"] = json!(review.budget_id);
-            doc["approved_at"] = json!(at);
+            doc.set("business_request", format!("businessRequests/{request}"));
+            doc.set_raw("name", workload_name);
+            doc.set_raw("owner", owner);
+            doc.set_raw("product_id", product_id);
+            doc.set_raw("role_name", role_name);
+            let budget_id = review.set_on(&mut doc);
+            doc.set_raw("budget_id", budget_id.unwrap_or_else(null));
+            doc.set_raw("approved_at", at);
             return Some(doc);
         }
-        match decode::<WorkloadEvent>(event, Self::PREFIX) {
-            Some(WorkloadEvent::WorkloadEstimateSet { estimate, .. }) => doc["estimate"] = json!(estimate),
-            Some(WorkloadEvent::BusinessCaseDeclared { case, .. }) => doc["business_case"] = json!(case),
-            Some(WorkloadEvent::WorkloadBudgetChanged { budget_id, effective_from, .. }) => {
-                doc["budget_id"] = json!(budget_id);
-                doc["budget_from"] = json!(effective_from);
+        #[derive(serde::Deserialize)]
+        struct EstimateSet {
+            estimate: Raw,
+        }
+        #[derive(serde::Deserialize)]
+        struct CaseDeclared {
+            case: Raw,
+        }
+        #[derive(serde::Deserialize)]
+        struct BudgetChanged {
+            budget_id: Raw,
+            effective_from: Raw,
+        }
+        match event.event_type.as_str() {
+            "WorkloadEstimateSet" => {
+                if let Some(EstimateSet { estimate }) = decode(event, Self::PREFIX) {
+                    doc.set_raw("estimate", estimate);
+                }
             }
-            None => {}
+            "BusinessCaseDeclared" => {
+                if let Some(CaseDeclared { case }) = decode(event, Self::PREFIX) {
+                    doc.set_raw("business_case", case);
+                }
+            }
+            "WorkloadBudgetChanged" => {
+                if let Some(BudgetChanged { budget_id, effective_from }) = decode(event, Self::PREFIX) {
+                    doc.set_raw("budget_id", budget_id);
+                    doc.set_raw("budget_from", effective_from);
+                }
+            }
+            other => {
+                if event.stream_id.as_str().starts_with(Self::PREFIX) {
+                    tracing::warn!(event = %event.event_id, kind = other, "workloads skipped an event of a type it does not know");
+                }
+            }
         }
         Some(doc)
     }

@@ -13,15 +13,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
-use serde_json::Value;
 use sqlx::{Any, Transaction};
 
-use crate::Projector;
-use crate::store::{ReadModelError, ReadModels, parse, text_of};
+use crate::generation::{Copier, EARLY_COPIES, Folded, GenerationFold, Written};
+use crate::store::{ReadModelError, ReadModels};
+use crate::{Document, Projector};
 
 /// Events per live batch.
 const PAGE: usize = 500;
@@ -177,10 +177,9 @@ impl ProjectionRunner {
                 .ok_or_else(|| ReadModelError::UnknownProjection((*name).to_owned()))?
                 .clone();
             let (active, _) = self.models.register(projector.name()).await?;
-            building.push((projector, active + 1, BTreeMap::<String, Value>::new()));
+            building.push((projector, active + 1));
         }
-        // While the log is folded: the live generations' digests, and the new generations
-        // cleared of anything a killed rebuild left behind.
+        // While the log is folded: the live generations' digests.
         let digests_before = {
             let (models, names) = (self.models.clone(), building.iter().map(|b| b.0.name()).collect::<Vec<_>>());
             tokio::spawn(async move {
@@ -191,35 +190,34 @@ impl ProjectionRunner {
                 Ok::<_, ReadModelError>(out)
             })
         };
-        let started = {
-            let models = self.models.clone();
-            let generations: Vec<_> = building.iter().map(|(p, g, _)| (p.name(), *g)).collect();
-            tokio::spawn(async move {
-                for (name, generation) in generations {
-                    models.start_generation(name, generation).await?;
-                }
-                Ok::<_, ReadModelError>(())
-            })
-        };
+        // The new generations cleared of anything a killed rebuild left behind before the
+        // fold writes into them.
+        for (projector, generation) in &building {
+            self.models.start_generation(projector.name(), *generation).await?;
+        }
 
         let mut pages = self.read_log_pages().await?;
         let mut events_folded = 0u64;
         let mut through = 0i64;
         // Folding is CPU work: off the async threads, each read model on a thread of its own
         // fed every page in turn, so that one slow to fold a page (the task queue reads
-        // every plan's commands) holds back neither the others nor the read.
+        // every plan's commands) holds back neither the others nor the read. On PostgreSQL
+        // the documents a fold is done with are written meanwhile (`generation`).
+        let copier = self.models.postgres.clone().map(|postgres| Copier {
+            postgres,
+            runtime: tokio::runtime::Handle::current(),
+            slots: Arc::new(AtomicUsize::new(EARLY_COPIES)),
+        });
         let mut feeds = Vec::new();
         let mut folds = Vec::new();
-        for (projector, _, docs) in building.iter_mut() {
+        for (projector, generation) in &building {
             let (feed, mut fed) = tokio::sync::mpsc::channel::<Arc<Vec<RecordedEvent>>>(FOLD_AHEAD);
-            let (projector, mut docs) = (projector.clone(), std::mem::take(docs));
+            let mut fold = GenerationFold::new(projector.clone(), *generation, copier.clone());
             folds.push(tokio::task::spawn_blocking(move || {
                 while let Some(page) = fed.blocking_recv() {
-                    for event in page.iter() {
-                        fold(projector.as_ref(), event, &mut docs);
-                    }
+                    fold.fold_page(&page);
                 }
-                docs
+                fold.finish()
             }));
             feeds.push(feed);
         }
@@ -232,16 +230,16 @@ impl ProjectionRunner {
             }
         }
         drop(feeds);
-        for ((_, _, docs), fold) in building.iter_mut().zip(folds) {
-            *docs = fold.await.expect("a fold never panics");
+        let mut folded_generations = Vec::new();
+        for fold in folds {
+            folded_generations.push(fold.await.expect("a fold never panics"));
         }
 
         let folded = started_at.elapsed();
-        started.await.expect("clearing never panics")?;
-        // Each new generation written on its own connection, at once, its text made as it
-        // is sent.
-        let writes = building.iter_mut().map(|(projector, generation, docs)| {
-            self.models.write_generation(projector.name(), *generation, std::mem::take(docs), through)
+        // Each new generation's rest written on its own connection, at once, its text made
+        // as it is sent.
+        let writes = building.iter().zip(folded_generations).map(|((projector, generation), folded)| {
+            self.models.write_generation(projector.name(), *generation, folded, through)
         });
         let written: Vec<Written> =
             futures_util::future::join_all(writes).await.into_iter().collect::<Result<_, _>>()?;
@@ -250,10 +248,10 @@ impl ProjectionRunner {
         // replaces, and a digest still reading one then would find it emptied (seen once in
         // CI on SQLite: a live read model reported as empty, its rebuild as changed).
         let digests_before = digests_before.await.expect("the digests never panic")?;
-        let swapped: Vec<_> = building.iter().map(|(p, g, _)| (p.name(), *g, p.version())).collect();
+        let swapped: Vec<_> = building.iter().map(|(p, g)| (p.name(), *g, p.version())).collect();
         self.models.swap_in(&swapped).await?;
         let mut reports = Vec::new();
-        for (((projector, _, _), written), digest_before) in building.iter().zip(written).zip(digests_before) {
+        for (((projector, _), written), digest_before) in building.iter().zip(written).zip(digests_before) {
             // Fold whatever arrived during the rebuild; the digest of what was written
             // stands unless that moved the read model on.
             let caught_up = self.catch_up_one(projector.as_ref()).await?;
@@ -356,7 +354,7 @@ impl ProjectionRunner {
 }
 
 /// Applies `event` to the documents it touches, in memory.
-fn fold(projector: &dyn Projector, event: &RecordedEvent, docs: &mut BTreeMap<String, Value>) {
+fn fold(projector: &dyn Projector, event: &RecordedEvent, docs: &mut BTreeMap<String, Document>) {
     for key in projector.keys(event) {
         let current = docs.remove(&key);
         if let Some(doc) = projector.apply(event, &key, current) {
@@ -380,7 +378,7 @@ async fn load_many(
     projection: &str,
     generation: i64,
     keys: &BTreeSet<String>,
-) -> Result<BTreeMap<String, Value>, ReadModelError> {
+) -> Result<BTreeMap<String, Document>, ReadModelError> {
     let mut docs = BTreeMap::new();
     let keys: Vec<&String> = keys.iter().collect();
     for chunk in keys.chunks(KEYS_PER_LOOKUP) {
@@ -391,20 +389,24 @@ async fn load_many(
             query = query.bind(key.as_str());
         }
         for (key, doc) in query.fetch_all(&mut **tx).await? {
-            let value = parse(projection, &key, &doc)?;
-            docs.insert(key, value);
+            let doc = Document::parse(&doc).map_err(|e| ReadModelError::Corrupt {
+                projection: projection.to_owned(),
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            docs.insert(key, doc);
         }
     }
     Ok(docs)
 }
 
 /// Documents as the text stored.
-fn serialised<'a>(docs: impl Iterator<Item = (&'a String, &'a Value)>) -> Vec<(&'a String, String)> {
-    docs.map(|(k, v)| (k, text_of(v))).collect()
+fn serialised<'a>(docs: impl Iterator<Item = (&'a String, &'a Document)>) -> Vec<(&'a String, String)> {
+    docs.map(|(k, v)| (k, v.text())).collect()
 }
 
 /// Writes documents with multi-row statements (`upsert`: replacing those that exist).
-async fn write_rows<K: AsRef<str>>(
+pub(crate) async fn write_rows<K: AsRef<str>>(
     tx: &mut Transaction<'static, Any>,
     projection: &str,
     generation: i64,
@@ -432,7 +434,7 @@ async fn upsert_many<'a>(
     tx: &mut Transaction<'static, Any>,
     projection: &str,
     generation: i64,
-    docs: impl Iterator<Item = (&'a String, &'a Value)>,
+    docs: impl Iterator<Item = (&'a String, &'a Document)>,
 ) -> Result<(), ReadModelError> {
     write_rows(tx, projection, generation, &serialised(docs), true).await
 }
@@ -462,13 +464,13 @@ impl ReadModels {
         &self,
         projection: &str,
         version: u32,
-        docs: &BTreeMap<String, Value>,
+        docs: &BTreeMap<String, Document>,
         through: u64,
     ) -> Result<String, ReadModelError> {
         let (active, _) = self.register(projection).await?;
         let generation = active + 1;
         self.start_generation(projection, generation).await?;
-        self.write_generation(projection, generation, docs.clone(), through as i64).await?;
+        self.write_generation(projection, generation, Folded::all_in_memory(docs.clone()), through as i64).await?;
         self.swap_in(&[(projection, generation, version)]).await?;
         self.digest(projection).await
     }
@@ -476,7 +478,7 @@ impl ReadModels {
     /// Starts a generation of `projection` for a rebuild, the one after the active one
     /// (clearing any half-built one a killed rebuild left behind, and any replaced one a
     /// process ended before dropping); the active generation is untouched.
-    async fn start_generation(&self, projection: &str, generation: i64) -> Result<(), ReadModelError> {
+    pub(crate) async fn start_generation(&self, projection: &str, generation: i64) -> Result<(), ReadModelError> {
         let mut tx = self.begin_write().await?;
         // Two ranges of the key, not `<>`: the active generation's rows are not scanned.
         sqlx::query("DELETE FROM read_model_documents WHERE projection = $1 AND (generation < $2 OR generation >= $3)")
@@ -494,41 +496,6 @@ impl ReadModels {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Writes a rebuilt generation's documents and its checkpoint, in one transaction: on
-    /// PostgreSQL with `COPY` (no statement to build, no parameter to bind per row), the
-    /// text made on a blocking thread while the chunks before it are sent; on SQLite with
-    /// multi-row inserts. Returns the digest of the text written.
-    async fn write_generation(
-        &self,
-        projection: &str,
-        generation: i64,
-        docs: BTreeMap<String, Value>,
-        through: i64,
-    ) -> Result<Written, ReadModelError> {
-        const MARK_WRITTEN: &str =
-            "UPDATE read_model_projections SET building_checkpoint = $2 WHERE name = $1 AND building_generation = $3";
-        let documents = docs.len();
-        if let Some(postgres) = &self.postgres {
-            let mut tx = postgres.begin().await?;
-            let digest = copy_documents(&mut tx, projection, generation, docs).await?;
-            sqlx::query(MARK_WRITTEN).bind(projection).bind(through).bind(generation).execute(&mut *tx).await?;
-            tx.commit().await?;
-            return Ok(Written { digest, documents });
-        }
-        let rows = tokio::task::spawn_blocking(move || {
-            let rows: Vec<(String, String)> = docs.into_iter().map(|(k, v)| (k, text_of(&v))).collect();
-            let digest = crate::store::digest_of(rows.iter().map(|(k, d)| (k.as_str(), d.as_str())));
-            (rows, digest)
-        })
-        .await
-        .expect("serialising never panics");
-        let mut tx = self.begin_write().await?;
-        write_rows(&mut tx, projection, generation, &rows.0, false).await?;
-        sqlx::query(MARK_WRITTEN).bind(projection).bind(through).bind(generation).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(Written { digest: rows.1, documents })
     }
 
     /// Makes rebuilt generations the active ones at their checkpoints, in one transaction:
@@ -587,104 +554,5 @@ impl ReadModels {
         for handle in pending {
             let _ = handle.await;
         }
-    }
-}
-
-/// Bytes of `COPY` text sent at a time.
-const COPY_CHUNK: usize = 1 << 20;
-/// Chunks made ahead of the one being sent.
-const COPY_CHUNKS_AHEAD: usize = 4;
-
-/// Writes `docs` into a generation with one `COPY`; returns the digest of the text sent.
-/// The text is made (and the documents dropped) on a blocking thread, a chunk at a time,
-/// while the chunks before it are sent: serialising a generation and PostgreSQL storing it
-/// overlap, and no more than a few chunks of text are held at once.
-async fn copy_documents(
-    tx: &mut sqlx::PgConnection,
-    projection: &str,
-    generation: i64,
-    docs: BTreeMap<String, Value>,
-) -> Result<String, ReadModelError> {
-    let mut copy =
-        tx.copy_in_raw("COPY read_model_documents (projection, generation, doc_key, doc) FROM STDIN").await?;
-    let mut prefix = String::new();
-    push_copy_text(&mut prefix, projection);
-    prefix.push_str(&format!("\t{generation}\t"));
-    let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel::<String>(COPY_CHUNKS_AHEAD);
-    let text = tokio::task::spawn_blocking(move || {
-        let mut digest = crate::store::DocumentDigest::default();
-        let mut buffer = String::with_capacity(COPY_CHUNK + 64 * 1024);
-        // Each document dropped as soon as its text is made, while its memory is still hot.
-        for (key, doc) in docs {
-            let doc = text_of(&doc);
-            digest.add(&key, &doc);
-            buffer.push_str(&prefix);
-            push_copy_text(&mut buffer, &key);
-            buffer.push('\t');
-            push_copy_text(&mut buffer, &doc);
-            buffer.push('\n');
-            if buffer.len() >= COPY_CHUNK {
-                let full = std::mem::replace(&mut buffer, String::with_capacity(COPY_CHUNK + 64 * 1024));
-                // The receiver is gone only when the COPY failed: its error is returned.
-                if chunks_tx.blocking_send(full).is_err() {
-                    return None;
-                }
-            }
-        }
-        if !buffer.is_empty() && chunks_tx.blocking_send(buffer).is_err() {
-            return None;
-        }
-        Some(digest.finish())
-    });
-    while let Some(chunk) = chunks.recv().await {
-        copy.send(chunk.as_bytes()).await?;
-    }
-    copy.finish().await?;
-    Ok(text.await.expect("serialising never panics").expect("every chunk was received"))
-}
-
-/// Appends `text` to `out` as a field of `COPY`'s text format: backslash, tab, newline
-/// and carriage return escaped (JSON text has no raw control characters, but its escapes
-/// have backslashes, and a key may hold anything).
-fn push_copy_text(out: &mut String, text: &str) {
-    let mut rest = text;
-    // Bytes, not chars: each of the four is ASCII, so no UTF-8 sequence holds one.
-    while let Some(at) = rest.bytes().position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
-        out.push_str(&rest[..at]);
-        out.push_str(match rest.as_bytes()[at] {
-            b'\\' => "\\\\",
-            b'\t' => "\\t",
-            b'\n' => "\\n",
-            _ => "\\r",
-        });
-        rest = &rest[at + 1..];
-    }
-    out.push_str(rest);
-}
-
-/// A generation written: the digest of its text (as [`ReadModels::digest`] computes it,
-/// from the very text written), and how many documents it holds.
-struct Written {
-    digest: String,
-    documents: usize,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_copy_text;
-
-    fn copy_text(text: &str) -> String {
-        let mut out = String::new();
-        push_copy_text(&mut out, text);
-        out
-    }
-
-    #[test]
-    fn copy_text_escapes_what_copy_reads_as_delimiters() {
-        assert_eq!(copy_text(r#"{"a":"b\"c"}"#), r#"{"a":"b\\"c"}"#);
-        assert_eq!(copy_text("a\tb\nc\rd\\"), "a\\tb\\nc\\rd\\\\");
-        assert_eq!(copy_text("plain"), "plain");
-        // Found by byte: text around and between them, multi-byte or not, is kept whole.
-        assert_eq!(copy_text("né\tü\\€"), "né\\tü\\\\€");
     }
 }

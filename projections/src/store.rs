@@ -195,7 +195,10 @@ impl ReadModels {
         let postgres = if sqlite {
             None
         } else {
-            Some(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_lazy(&url)?)
+            // The rebuild's early `COPY`s each hold one during the fold; the rest serve the
+            // live digests and the end's writes.
+            let connections = crate::generation::EARLY_COPIES as u32 + 3;
+            Some(sqlx::postgres::PgPoolOptions::new().max_connections(connections).connect_lazy(&url)?)
         };
         Ok(Self { pool, sqlite, postgres, retiring: Default::default() })
     }
@@ -459,13 +462,6 @@ impl DocumentDigest {
     pub(crate) fn finish(self) -> String {
         hex::encode(self.0.finalize())
     }
-}
-
-/// A document as stored: compact JSON, keys in order. Written straight into a buffer —
-/// `Value`'s `Display` goes through the formatting machinery, which cost a rebuild about a
-/// tenth of its serialising.
-pub(crate) fn text_of(doc: &Value) -> String {
-    serde_json::to_string(doc).expect("a JSON value serialises")
 }
 
 pub(crate) fn parse(projection: &str, key: &str, doc: &str) -> Result<Value, ReadModelError> {

@@ -261,9 +261,9 @@ async fn a_read_model_built_by_an_earlier_projector_version_is_rebuilt_on_start(
             &self,
             _: &finops_eventlog::RecordedEvent,
             _: &str,
-            _: Option<serde_json::Value>,
-        ) -> Option<serde_json::Value> {
-            Some(json!({ "shape": self.0 }))
+            _: Option<finops_projections::Document>,
+        ) -> Option<finops_projections::Document> {
+            Some(json!({ "shape": self.0 }).into())
         }
     }
     let url = finops_testkit::fresh_sqlite_url();

@@ -606,7 +606,7 @@ impl GapService for GapApi {
                 self.gap_events_until(t, |event| {
                     for key in outbox.keys(event) {
                         if let Some(doc) = outbox.apply(event, &key, None) {
-                            docs.insert(key, doc);
+                            docs.insert(key, Value::from(doc));
                         }
                     }
                     Ok(())

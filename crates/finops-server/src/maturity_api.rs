@@ -89,8 +89,8 @@ impl MaturityApi {
             .map_err(wire::read_model_status)?
             .values()
             .filter_map(|d| {
-                let at = DateTime::parse_from_rfc3339(&wire::text(d, "submitted_at")).ok()?;
-                Some((wire::text(d, "workload_id"), at.date_naive()))
+                let at = DateTime::parse_from_rfc3339(&d.get::<String>("submitted_at")?).ok()?;
+                Some((d.get::<String>("workload_id").unwrap_or_default(), at.date_naive()))
             })
             .collect();
         let days: Vec<f64> = claimed
@@ -103,11 +103,12 @@ impl MaturityApi {
         f.avg_end_to_end_days = (!days.is_empty()).then(|| days.iter().sum::<f64>() / days.len() as f64);
         // Tasks in flight at the instant, and those past their SLA then.
         for doc in queues.all(TaskQueue::NAME).map_err(wire::read_model_status)?.values() {
-            if !wire::text(doc, "implemented_at").is_empty() {
+            if doc.get::<String>("implemented_at").is_some_and(|at| !at.is_empty()) {
                 continue;
             }
             f.tasks_in_flight += 1;
-            let overdue = DateTime::parse_from_rfc3339(&wire::text(doc, "created_at")).is_ok_and(|c| {
+            let created = doc.get::<String>("created_at").unwrap_or_default();
+            let overdue = DateTime::parse_from_rfc3339(&created).is_ok_and(|c| {
                 instant > finops_domain::tasks::add_business_days(c.with_timezone(&Utc), self.sla_business_days)
             });
             f.tasks_overdue += u32::from(overdue);

@@ -569,7 +569,7 @@ pub async fn fold_stream(
             doc = projector.apply(event, &key, doc.take());
         }
     }
-    doc.ok_or_else(|| crate::status::not_found(stream.to_string()))
+    doc.map(serde_json::Value::from).ok_or_else(|| crate::status::not_found(stream.to_string()))
 }
 
 /// The ids of the workloads `owner` owns, from the workloads read model: what a Product
