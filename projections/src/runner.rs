@@ -7,9 +7,11 @@
 //! checkpoint. Rebuild: one pass over the log feeds every projector being rebuilt, each
 //! folding on a thread of its own (the next pages are fetched while earlier ones are
 //! folded, and a payload is parsed only by a projector that reads it), the documents are
-//! folded in memory, each new generation is written at once (`COPY` on PostgreSQL, multi-row
-//! inserts on SQLite), and all are swapped in by one transaction. A round trip per
-//! document per event (what this replaced) held a 198 k-event rebuild to ~2 000 events/s.
+//! folded in memory and each new generation written with `COPY` on PostgreSQL — most of it
+//! while the log is still read, the documents no later event touched ([`crate::generation`])
+//! — or multi-row inserts on SQLite, and all are swapped in by one transaction. A round
+//! trip per document per event (what this replaced) held a 198 k-event rebuild to ~2 000
+//! events/s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -66,9 +68,10 @@ pub struct Rebuilt {
 /// swap and the catch-up of what arrived meanwhile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RebuildPhases {
-    /// Reading the log and folding it in memory (the live digests are read meanwhile).
+    /// Reading the log and folding it in memory (the live digests are read meanwhile, and
+    /// on PostgreSQL the documents the fold is done with are written).
     pub read_and_fold: Duration,
-    /// Writing the new generations (their text made as it is sent).
+    /// Writing what is left of the new generations (their text made as it is sent).
     pub write: Duration,
     /// Waiting for the live digests, the swap, and the catch-up after it.
     pub swap_and_catch_up: Duration,
