@@ -36,7 +36,7 @@ impl Projector for GapLifecycle {
 
 /// The gap's document after `e` (the same fold answers `as_of` reads from the log).
 pub fn gap_document(e: &GapEvent, event: &RecordedEvent, key: &str, current: Option<Value>) -> Value {
-    let mut doc = current.map(Value::from).unwrap_or_else(
+    let mut doc = current.unwrap_or_else(
         || json!({ "gap_id": key, "name": format!("gaps/{key}"), "spend": {}, "history": [], "recalled": false }),
     );
     doc["version"] = json!(event.stream_version);

@@ -448,7 +448,7 @@ impl Projector for TaskQueue {
                 doc.set_raw("last_step_at", at);
             }
             TaskChange::Implemented { by, note, at } => {
-                let total = doc.raw("total_steps").map_or_else(|| null(), ToOwned::to_owned);
+                let total = doc.raw("total_steps").map_or_else(null, ToOwned::to_owned);
                 doc.set_raw("steps_done", total);
                 doc.set("status", "implemented");
                 doc.set_raw("implemented_by", by);
