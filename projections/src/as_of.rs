@@ -46,12 +46,7 @@ impl ReadModelsAsOf {
                 through = event.position.map_or(through, |p| p.0);
                 for projector in projectors {
                     let docs = models.get_mut(projector.name()).expect("one map per projector");
-                    for key in projector.keys(event) {
-                        let current = docs.remove(&key);
-                        if let Some(doc) = projector.apply(event, &key, current) {
-                            docs.insert(key, doc);
-                        }
-                    }
+                    crate::fold(projector.as_ref(), event, docs);
                 }
             }
             if page.len() < PAGE {

@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -35,8 +35,7 @@ impl Document {
 
     /// Reads a stored document: its members' text is kept as it is, not parsed.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        let members: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text)?;
-        Ok(Self { members: members.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect() })
+        serde_json::from_str(text)
     }
 
     /// Sets `key` to `value`'s JSON. `value` must print as a [`Value`] would — a scalar, a
@@ -133,6 +132,14 @@ impl From<Value> for Document {
 impl From<Document> for Value {
     fn from(doc: Document) -> Self {
         doc.to_value()
+    }
+}
+
+impl<'de> Deserialize<'de> for Document {
+    /// A JSON object, each member kept as its text.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let members = BTreeMap::<String, Box<RawValue>>::deserialize(deserializer)?;
+        Ok(Self { members: members.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect() })
     }
 }
 

@@ -81,3 +81,18 @@ pub trait Projector: Send + Sync + 'static {
     /// Returning `None` removes the document.
     fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document>;
 }
+
+/// Applies `event` to the documents `projector` says it touches, in memory (the live
+/// runner's batches and the folds as of an instant).
+pub(crate) fn fold(
+    projector: &dyn Projector,
+    event: &RecordedEvent,
+    docs: &mut std::collections::BTreeMap<String, Document>,
+) {
+    for key in projector.keys(event) {
+        let current = docs.remove(&key);
+        if let Some(doc) = projector.apply(event, &key, current) {
+            docs.insert(key, doc);
+        }
+    }
+}

@@ -22,7 +22,7 @@ use finops_eventlog::{AllRead, EventStore, Position, RecordedEvent};
 use sqlx::{Any, Transaction};
 
 use crate::generation::{Copier, EARLY_COPIES, Folded, GenerationFold, Written};
-use crate::store::{ReadModelError, ReadModels};
+use crate::store::{ReadModelError, ReadModels, parse};
 use crate::{Document, Projector};
 
 /// Events per live batch.
@@ -329,7 +329,7 @@ impl ProjectionRunner {
         let before = load_many(&mut tx, projector.name(), generation, &touched).await?;
         let mut docs = before.clone();
         for event in events {
-            fold(projector, event, &mut docs);
+            crate::fold(projector, event, &mut docs);
         }
         let changed = docs.iter().filter(|(k, v)| before.get(*k) != Some(*v));
         upsert_many(&mut tx, projector.name(), generation, changed).await?;
@@ -352,16 +352,6 @@ impl ProjectionRunner {
         } else {
             tx.rollback().await?;
             Ok(from)
-        }
-    }
-}
-
-/// Applies `event` to the documents it touches, in memory.
-fn fold(projector: &dyn Projector, event: &RecordedEvent, docs: &mut BTreeMap<String, Document>) {
-    for key in projector.keys(event) {
-        let current = docs.remove(&key);
-        if let Some(doc) = projector.apply(event, &key, current) {
-            docs.insert(key, doc);
         }
     }
 }
@@ -392,11 +382,7 @@ async fn load_many(
             query = query.bind(key.as_str());
         }
         for (key, doc) in query.fetch_all(&mut **tx).await? {
-            let doc = Document::parse(&doc).map_err(|e| ReadModelError::Corrupt {
-                projection: projection.to_owned(),
-                key: key.clone(),
-                reason: e.to_string(),
-            })?;
+            let doc = parse(projection, &key, &doc)?;
             docs.insert(key, doc);
         }
     }

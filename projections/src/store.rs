@@ -464,7 +464,13 @@ impl DocumentDigest {
     }
 }
 
-pub(crate) fn parse(projection: &str, key: &str, doc: &str) -> Result<Value, ReadModelError> {
+/// A stored document read as `T` (a tree, or a [`crate::Document`]); text that is not a
+/// JSON object names the document.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    projection: &str,
+    key: &str,
+    doc: &str,
+) -> Result<T, ReadModelError> {
     serde_json::from_str(doc).map_err(|e| ReadModelError::Corrupt {
         projection: projection.to_owned(),
         key: key.to_owned(),
