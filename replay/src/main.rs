@@ -105,6 +105,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Warnings (a read model skipping an event it does not know, a retried round) on
+    // standard error; reports stay alone on standard output. `FINOPS_LOG=info` says more.
+    let _telemetry = finops_telemetry::init("finops-replay", None, "warn")?;
     if let Command::Verify { bundle: Some(path), expect_head } = &cli.command {
         return verify_bundle(path, expect_head.as_deref(), cli.json);
     }

@@ -357,3 +357,31 @@ async fn at_rebuilds_every_read_model_as_of_an_instant_into_a_scratch_database()
     assert_eq!(code, 2);
     assert!(out.contains("--into names the store itself"), "{out}");
 }
+
+/// An operator sees what went wrong during a rebuild: a read model skipping an event of a
+/// type it does not know (written by a newer version, say) is warned about on standard
+/// error, while standard output still holds the report alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_warns_on_standard_error_and_reports_on_standard_output() {
+    let url = finops_e2e::fresh_sqlite_url();
+    let store = finops_eventlog::open(&url, Upcasters::new()).await.unwrap();
+    let stream = StreamId::new("workload-0192f0c4-0000-7000-8000-0000000000aa").unwrap();
+    let future = NewEvent::new("WorkloadRenamed", json!({ "type": "WorkloadRenamed", "name": "Support Bot 2" }));
+    store.append(&stream, ExpectedVersion::Any, vec![future]).await.unwrap();
+    store.seal_committed().await.unwrap();
+    drop(store);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_finops-replay"))
+        .args(["--store", &url, "--json", "rebuild", "--projection", "workloads"])
+        .env_remove("FINOPS_STORE")
+        .env_remove("FINOPS_LOG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("finops-replay runs");
+    assert!(out.status.success());
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report[0]["projection"], "workloads", "{report}");
+    assert!(stderr.contains("WARN") && stderr.contains("WorkloadRenamed"), "{stderr}");
+    assert!(stderr.contains("skipped an event of a type it does not know"), "{stderr}");
+}

@@ -1,6 +1,8 @@
 //! Tracing for FinOps Center binaries.
 //!
-//! Logs go to standard error, filtered by `FINOPS_LOG` (or `RUST_LOG`), default `info`.
+//! Logs go to standard error, filtered by `FINOPS_LOG` (or `RUST_LOG`), by default at the
+//! level each binary names (`info` for the server; `warn` for `finops-replay`, whose
+//! reports go to standard output and whose operators want only what went wrong).
 //! Spans are also exported over OTLP/gRPC when an endpoint is given (flag, or the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT`); without one, nothing is exported and nothing waits on
 //! a collector at shutdown.
@@ -45,10 +47,14 @@ impl Drop for Telemetry {
 
 /// Installs the global subscriber for `service_name`. Call once, inside a tokio runtime
 /// when `otlp_endpoint` is set (the exporter runs on it).
-pub fn init(service_name: &'static str, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
+pub fn init(
+    service_name: &'static str,
+    otlp_endpoint: Option<&str>,
+    default_level: &str,
+) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_env("FINOPS_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let endpoint = otlp_endpoint
         .map(str::to_owned)

@@ -386,7 +386,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .over(file)
     .resolve()?;
     let config = finops_server::ServerConfig { aws_credentials: finops_aws::Credentials::from_env(), ..config };
-    let _telemetry = finops_telemetry::init("finops", config.otlp_endpoint.as_deref())?;
+    let _telemetry = finops_telemetry::init("finops", config.otlp_endpoint.as_deref(), "info")?;
     let store =
         finops_server::open_store(&config).await.with_context(|| format!("opening store {}", redact(&config.store)))?;
     if args.demo {
@@ -414,6 +414,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .await?;
         tracing::info!(opened = investigations.opened, "demo investigations seeded");
+        let through = finops_server::demo::catch_up_read_models(store.clone(), &config.store).await?;
+        tracing::info!(through, "demo read models current");
     }
     let listener = finops_server::bind(&config).await?;
     finops_server::serve(listener, store, &config, finops_server::termination_signal()).await?;

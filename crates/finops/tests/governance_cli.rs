@@ -180,3 +180,20 @@ fn every_governance_command_is_in_the_cli_and_takes_a_request_id() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `finops serve --demo` says it serves only once its read models hold the demo, so the
+/// first commands a newcomer types see the seeded organisation (they raced the projections,
+/// which follow the log in the background, and could answer "no workload named").
+#[test]
+fn the_demo_is_in_the_read_models_when_the_server_says_it_serves() {
+    let (server, dir) = common::serve_demo("demo-ready");
+    let (maria, li) = (token("po-maria", "product_owner"), token("ce-li", "cloud_engineer"));
+    let workloads = json(&server, &maria, &["workloads", "list"]);
+    let names: Vec<&str> = workloads.as_array().unwrap().iter().filter_map(|w| w["name"].as_str()).collect();
+    assert!(names.contains(&"Support Bot"), "{names:?}");
+    let shown = json(&server, &maria, &["workloads", "show", "Support Bot"]);
+    assert_eq!(shown["name"], "Support Bot", "{shown}");
+    assert!(!json(&server, &li, &["tasks", "list"]).as_array().unwrap().is_empty(), "the demo's tasks");
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
