@@ -29,25 +29,32 @@ const EARLY_COPY_AFTER: usize = 4 << 20;
 /// Read models that may write during the fold at once: each holds a connection from the
 /// pool meanwhile, and the pool must keep one for the live digests and the end's writes.
 pub(crate) const EARLY_COPIES: usize = 3;
-/// Bytes of `COPY` text sent at a time.
+/// Bytes of `COPY` data sent at a time.
 const COPY_CHUNK: usize = 1 << 20;
 /// Chunks made ahead of the one being sent.
 const COPY_CHUNKS_AHEAD: usize = 4;
-const COPY: &str = "COPY read_model_documents (projection, generation, doc_key, doc) FROM STDIN";
+/// Binary, not text: each field goes as its length and its bytes, so nothing is escaped
+/// here nor unescaped by PostgreSQL (which stored 127 MB of task documents in 0.76–0.86 s
+/// this way against 1.15–1.60 s as text).
+const COPY: &str = "COPY read_model_documents (projection, generation, doc_key, doc) FROM STDIN WITH (FORMAT binary)";
+/// The binary format's signature, flags (none) and header extension length (none).
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// A field count of -1: the end of the rows.
+const COPY_TRAILER: &[u8] = &(-1i16).to_be_bytes();
 
-/// The `COPY` a generation is written through during its fold: chunks of text go to a task
+/// The `COPY` a generation is written through during its fold: chunks of rows go to a task
 /// that holds the transaction, and returns it once the chunks end.
 struct EarlyCopy {
-    chunks: tokio::sync::mpsc::Sender<String>,
-    buffer: String,
+    chunks: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buffer: Vec<u8>,
     copying: Copying,
 }
 
 /// One read model's new generation being folded.
 pub(crate) struct GenerationFold {
     projector: Arc<dyn Projector>,
-    /// `projection \t generation \t`, each `COPY` line's start.
-    line_prefix: String,
+    /// The projection and generation fields, each `COPY` row's start.
+    row_prefix: Vec<u8>,
     /// Documents in memory, with the page each was last touched in.
     hot: HashMap<String, (Document, usize)>,
     /// The keys touched in each of the last pages, oldest first.
@@ -79,7 +86,7 @@ pub(crate) struct Copier {
 impl GenerationFold {
     pub(crate) fn new(projector: Arc<dyn Projector>, generation: i64, copier: Option<Copier>) -> Self {
         Self {
-            line_prefix: line_prefix(projector.name(), generation),
+            row_prefix: row_prefix(projector.name(), generation),
             projector,
             hot: HashMap::new(),
             touched: VecDeque::new(),
@@ -136,7 +143,7 @@ impl GenerationFold {
     fn set_aside(&mut self, key: String, text: String) {
         self.set_aside_bytes += text.len();
         if let Some(early) = &mut self.early {
-            push_copy_line(&mut early.buffer, &self.line_prefix, &key, &text);
+            push_copy_row(&mut early.buffer, &self.row_prefix, &key, &text);
             // Refused only when the COPY failed: its error is returned when it is joined.
             let _ = send_when_full(&mut early.buffer, &early.chunks);
         }
@@ -156,9 +163,9 @@ impl GenerationFold {
             return;
         }
         let (chunks, copying) = spawn_copy(&copier.runtime, copier.postgres.clone());
-        let mut early = EarlyCopy { chunks, buffer: String::new(), copying };
+        let mut early = EarlyCopy { chunks, buffer: Vec::new(), copying };
         for (key, text) in &self.set_aside {
-            push_copy_line(&mut early.buffer, &self.line_prefix, key, text);
+            push_copy_row(&mut early.buffer, &self.row_prefix, key, text);
             // Refused only when the COPY failed: its error is returned when it is joined.
             let _ = send_when_full(&mut early.buffer, &early.chunks);
         }
@@ -278,24 +285,24 @@ impl ReadModels {
             Some(EarlyCopy { chunks, buffer, copying }) => (chunks, copying, buffer),
             None => {
                 let (chunks, copying) = spawn_copy(&tokio::runtime::Handle::current(), postgres.clone());
-                (chunks, copying, String::new())
+                (chunks, copying, Vec::new())
             }
         };
-        let line_prefix = line_prefix(projection, generation);
+        let row_prefix = row_prefix(projection, generation);
         let making = tokio::task::spawn_blocking(move || {
             let mut buffer = buffer;
             // Documents the early COPY sent and a later event changed: their rows are
-            // deleted once the COPY ends, and these lines written in their place.
-            let mut again = String::new();
+            // deleted once the COPY ends, and these rows written in their place.
+            let mut again = Vec::new();
             let digest = final_documents(hot, set_aside, &rewritten, |key, text, already_sent| {
                 if already_sent && sent_early {
                     return true;
                 }
                 if sent_early && rewritten.contains(key) {
-                    push_copy_line(&mut again, &line_prefix, key, text);
+                    push_copy_row(&mut again, &row_prefix, key, text);
                     return true;
                 }
-                push_copy_line(&mut buffer, &line_prefix, key, text);
+                push_copy_row(&mut buffer, &row_prefix, key, text);
                 // Refused only when the COPY failed: its error is returned.
                 send_when_full(&mut buffer, &chunks)
             });
@@ -317,10 +324,12 @@ impl ReadModels {
             .await?;
             if !again.is_empty() {
                 let mut copy = tx.copy_in_raw(COPY).await?;
-                // A `COPY`'s text may be cut anywhere between messages.
-                for piece in again.as_bytes().chunks(COPY_CHUNK) {
+                copy.send(COPY_HEADER).await?;
+                // A `COPY`'s data may be cut anywhere between messages.
+                for piece in again.chunks(COPY_CHUNK) {
                     copy.send(piece).await?;
                 }
+                copy.send(COPY_TRAILER).await?;
                 copy.finish().await?;
             }
         }
@@ -333,19 +342,21 @@ impl ReadModels {
 type Copying = tokio::task::JoinHandle<Result<sqlx::Transaction<'static, sqlx::Postgres>, ReadModelError>>;
 
 /// Starts a `COPY` into the documents on a connection and in a transaction of its own:
-/// chunks of its text go to the sender; once the sender is dropped the `COPY` ends and the
+/// chunks of its rows go to the sender; once the sender is dropped the `COPY` ends and the
 /// task returns the transaction, not yet committed.
 fn spawn_copy(
     runtime: &tokio::runtime::Handle,
     postgres: sqlx::PgPool,
-) -> (tokio::sync::mpsc::Sender<String>, Copying) {
-    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<String>(COPY_CHUNKS_AHEAD);
+) -> (tokio::sync::mpsc::Sender<Vec<u8>>, Copying) {
+    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(COPY_CHUNKS_AHEAD);
     let copying = runtime.spawn(async move {
         let mut tx = postgres.begin().await?;
         let mut copy = tx.copy_in_raw(COPY).await?;
+        copy.send(COPY_HEADER).await?;
         while let Some(chunk) = receiver.recv().await {
-            copy.send(chunk.as_bytes()).await?;
+            copy.send(chunk).await?;
         }
+        copy.send(COPY_TRAILER).await?;
         copy.finish().await?;
         Ok(tx)
     });
@@ -354,63 +365,37 @@ fn spawn_copy(
 
 /// Sends `buffer` (from a blocking thread) once it holds a chunk's worth; `false` when the
 /// `COPY` is gone (it failed).
-fn send_when_full(buffer: &mut String, chunks: &tokio::sync::mpsc::Sender<String>) -> bool {
+fn send_when_full(buffer: &mut Vec<u8>, chunks: &tokio::sync::mpsc::Sender<Vec<u8>>) -> bool {
     if buffer.len() < COPY_CHUNK {
         return true;
     }
-    let full = std::mem::replace(buffer, String::with_capacity(COPY_CHUNK + 64 * 1024));
+    let full = std::mem::replace(buffer, Vec::with_capacity(COPY_CHUNK + 64 * 1024));
     chunks.blocking_send(full).is_ok()
 }
 
-/// `projection \t generation \t`: how each of a generation's `COPY` lines starts.
-fn line_prefix(projection: &str, generation: i64) -> String {
-    let mut prefix = String::new();
-    push_copy_text(&mut prefix, projection);
-    prefix.push_str(&format!("\t{generation}\t"));
+/// The projection and generation fields: how each of a generation's `COPY` rows starts,
+/// after its field count.
+fn row_prefix(projection: &str, generation: i64) -> Vec<u8> {
+    let mut prefix = 4i16.to_be_bytes().to_vec();
+    push_copy_field(&mut prefix, projection.as_bytes());
+    push_copy_field(&mut prefix, &generation.to_be_bytes());
     prefix
 }
 
-fn push_copy_line(out: &mut String, prefix: &str, key: &str, text: &str) {
-    out.push_str(prefix);
-    push_copy_text(out, key);
-    out.push('\t');
-    push_copy_text(out, text);
-    out.push('\n');
+/// One row of `COPY`'s binary format: the prefix's fields, then the key and the document.
+fn push_copy_row(out: &mut Vec<u8>, prefix: &[u8], key: &str, text: &str) {
+    out.extend_from_slice(prefix);
+    push_copy_field(out, key.as_bytes());
+    push_copy_field(out, text.as_bytes());
 }
 
-/// Appends `text` to `out` as a field of `COPY`'s text format: backslash, tab, newline
-/// and carriage return escaped (JSON text has no raw control characters, but its escapes
-/// have backslashes, and a key may hold anything).
-pub(crate) fn push_copy_text(out: &mut String, text: &str) {
-    // Found with vector scans (a rebuild escapes every document it writes): the
-    // backslashes of JSON's escapes, and the control characters only a key may hold.
-    if memchr::memchr(b'\r', text.as_bytes()).is_none() {
-        let mut from = 0;
-        for at in memchr::memchr3_iter(b'\\', b'\t', b'\n', text.as_bytes()) {
-            out.push_str(&text[from..at]);
-            out.push_str(match text.as_bytes()[at] {
-                b'\\' => "\\\\",
-                b'\t' => "\\t",
-                _ => "\\n",
-            });
-            from = at + 1;
-        }
-        out.push_str(&text[from..]);
-        return;
-    }
-    let mut rest = text;
-    // Bytes, not chars: each of the four is ASCII, so no UTF-8 sequence holds one.
-    while let Some(at) = rest.bytes().position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
-        out.push_str(&rest[..at]);
-        out.push_str(match rest.as_bytes()[at] {
-            b'\\' => "\\\\",
-            b'\t' => "\\t",
-            b'\n' => "\\n",
-            _ => "\\r",
-        });
-        rest = &rest[at + 1..];
-    }
-    out.push_str(rest);
+/// A field: its length (a 32-bit big-endian count of bytes), then its bytes as they are —
+/// text in the connection's encoding (UTF-8), an integer big-endian.
+fn push_copy_field(out: &mut Vec<u8>, bytes: &[u8]) {
+    // PostgreSQL refuses a field over 1 GiB itself; one over 2 GiB cannot be framed.
+    let len = i32::try_from(bytes.len()).expect("a field PostgreSQL can hold (at most 1 GiB)");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]
@@ -422,7 +407,7 @@ mod tests {
     use finops_eventlog::{AllRead, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId};
     use serde_json::json;
 
-    use super::{Copier, Folded, GenerationFold, push_copy_text};
+    use super::{COPY_HEADER, COPY_TRAILER, Copier, Folded, GenerationFold, push_copy_row, row_prefix};
     use crate::{Document, Projector, ReadModels};
 
     /// Counts each stream's events; a `Removed` event removes its document.
@@ -538,50 +523,79 @@ mod tests {
         assert_eq!(all_at_once.digest, written.digest);
     }
 
-    fn copy_text(text: &str) -> String {
-        let mut out = String::new();
-        push_copy_text(&mut out, text);
-        out
-    }
-
-    /// What `COPY`'s text format reads a field back as.
-    fn copy_field(field: &str) -> String {
-        let mut out = String::new();
-        let mut chars = field.chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
+    /// Reads `COPY`'s binary format back as PostgreSQL's documentation defines it: the
+    /// header, rows of length-prefixed fields, the trailer.
+    fn read_copy(data: &[u8]) -> Vec<(String, i64, String, String)> {
+        let (header, mut rest) = data.split_at(19);
+        assert_eq!(&header[..11], b"PGCOPY\n\xff\r\n\0", "the signature");
+        assert_eq!(&header[11..], [0; 8], "no flags, no header extension");
+        let mut take = |n: usize| {
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head.to_vec()
+        };
+        let mut rows = Vec::new();
+        loop {
+            let count = i16::from_be_bytes(take(2).try_into().unwrap());
+            if count == -1 {
+                break;
             }
-            match chars.next() {
-                Some('t') => out.push('\t'),
-                Some('n') => out.push('\n'),
-                Some('r') => out.push('\r'),
-                Some(other) => out.push(other),
-                None => {}
-            }
+            assert_eq!(count, 4);
+            let mut field = || {
+                let len = i32::from_be_bytes(take(4).try_into().unwrap());
+                take(len as usize)
+            };
+            let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+            let (projection, generation) = (text(field()), i64::from_be_bytes(field().try_into().unwrap()));
+            rows.push((projection, generation, text(field()), text(field())));
         }
-        out
-    }
-
-    #[test]
-    fn copy_text_escapes_what_copy_reads_as_delimiters() {
-        assert_eq!(copy_text(r#"{"a":"b\"c"}"#), r#"{"a":"b\\"c"}"#);
-        assert_eq!(copy_text("a\tb\nc\rd\\"), "a\\tb\\nc\\rd\\\\");
-        assert_eq!(copy_text("a\tb\nc\\"), "a\\tb\\nc\\\\", "without a carriage return (the vector scan)");
-        assert_eq!(copy_text("plain"), "plain");
-        // Found by byte: text around and between them, multi-byte or not, is kept whole.
-        assert_eq!(copy_text("né\tü\\€"), "né\\tü\\\\€");
+        assert!(rest.is_empty(), "nothing after the trailer");
+        rows
     }
 
     proptest::proptest! {
-        /// Whatever a key or a document holds, `COPY` reads back exactly that text, and no
-        /// raw tab, newline or carriage return is left to split its fields or rows.
+        /// Whatever a key or a document holds — tabs, newlines, backslashes, any character —
+        /// `COPY` reads back exactly that text in its row, the rows in order.
         #[test]
-        fn copy_reads_back_any_text(text in "(\\PC|[\\\\\t\n\r])*") {
-            let field = copy_text(&text);
-            proptest::prop_assert!(!field.contains(['\t', '\n', '\r']));
-            proptest::prop_assert_eq!(copy_field(&field), text);
+        fn copy_rows_read_back_as_written(
+            rows in proptest::collection::vec(("(\\PC|[\\\\\t\n\r])*", "(\\PC|[\\\\\t\n\r])*"), 0..8),
+            generation in proptest::num::i64::ANY,
+        ) {
+            let prefix = row_prefix("task_queue", generation);
+            let mut data = COPY_HEADER.to_vec();
+            for (key, text) in &rows {
+                push_copy_row(&mut data, &prefix, key, text);
+            }
+            data.extend_from_slice(COPY_TRAILER);
+            let expected: Vec<_> =
+                rows.iter().map(|(k, t)| ("task_queue".to_owned(), generation, k.clone(), t.clone())).collect();
+            proptest::prop_assert_eq!(read_copy(&data), expected);
         }
+    }
+
+    /// PostgreSQL reads the rows as they were meant: keys and documents holding what the
+    /// text format had to escape (and what it did not) come back byte for byte.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_stores_the_copied_rows_byte_for_byte() {
+        let Some(url) = finops_testkit::fresh_postgres_url().await else { return };
+        let models = ReadModels::open(&url).await.unwrap();
+        let awkward = ["a\tb", "line\nbreak", "back\\slash", "cr\r", "né ü € 漢字 🦀", "\\N", "plain"];
+        let docs: BTreeMap<String, Document> = awkward
+            .iter()
+            .map(|k| (k.to_string(), Document::from(json!({ "note": format!("{k} \"quoted\" \\ {k}") }))))
+            .collect();
+        let expected: BTreeMap<String, String> = docs.iter().map(|(k, d)| (k.clone(), d.text())).collect();
+        let (active, _) = models.register("counter").await.unwrap();
+        models.start_generation("counter", active + 1).await.unwrap();
+        let written = models.write_generation("counter", active + 1, Folded::all_in_memory(docs), 0).await.unwrap();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT doc_key, doc FROM read_model_documents WHERE projection = 'counter' AND generation = $1",
+        )
+        .bind(active + 1)
+        .fetch_all(&models.postgres.clone().unwrap())
+        .await
+        .unwrap();
+        assert_eq!(rows.into_iter().collect::<BTreeMap<_, _>>(), expected);
+        assert_eq!(written.documents, awkward.len());
     }
 }
