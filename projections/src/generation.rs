@@ -201,12 +201,13 @@ impl Folded {
 }
 
 /// The generation's documents in key order, each with its final text, handed to `emit`
-/// with whether the early `COPY` already sent it; returns the digest of them all.
+/// (to keep or drop) with whether the early `COPY` already sent it; returns the digest of
+/// them all.
 fn final_documents(
     hot: HashMap<String, Document>,
     set_aside: BTreeMap<String, String>,
     rewritten: &BTreeSet<String>,
-    mut emit: impl FnMut(&str, &str, bool) -> bool,
+    mut emit: impl FnMut(String, String, bool) -> bool,
 ) -> Option<String> {
     let mut digest = DocumentDigest::default();
     let mut hot: Vec<(String, Document)> = hot.into_iter().collect();
@@ -226,11 +227,11 @@ fn final_documents(
             // Each document dropped as soon as its text is made, while its memory is hot.
             let text = doc.text();
             digest.add(&key, &text);
-            emit(&key, &text, false)
+            emit(key, text, false)
         } else {
             let (key, text) = aside.next().expect("peeked");
             digest.add(&key, &text);
-            emit(&key, &text, true)
+            emit(key, text, true)
         };
         if !keep_going {
             return None;
@@ -265,7 +266,7 @@ impl ReadModels {
             let (rows, digest) = tokio::task::spawn_blocking(move || {
                 let mut rows = Vec::new();
                 let digest = final_documents(hot, set_aside, &rewritten, |key, text, _| {
-                    rows.push((key.to_owned(), text.to_owned()));
+                    rows.push((key, text));
                     true
                 });
                 (rows, digest.expect("every row kept"))
@@ -298,11 +299,11 @@ impl ReadModels {
                 if already_sent && sent_early {
                     return true;
                 }
-                if sent_early && rewritten.contains(key) {
-                    push_copy_row(&mut again, &row_prefix, key, text);
+                if sent_early && rewritten.contains(&key) {
+                    push_copy_row(&mut again, &row_prefix, &key, &text);
                     return true;
                 }
-                push_copy_row(&mut buffer, &row_prefix, key, text);
+                push_copy_row(&mut buffer, &row_prefix, &key, &text);
                 // Refused only when the COPY failed: its error is returned.
                 send_when_full(&mut buffer, &chunks)
             });

@@ -82,13 +82,10 @@ pub trait Projector: Send + Sync + 'static {
     fn apply(&self, event: &RecordedEvent, key: &str, current: Option<Document>) -> Option<Document>;
 }
 
-/// Applies `event` to the documents `projector` says it touches, in memory (the live
-/// runner's batches and the folds as of an instant).
-pub(crate) fn fold(
-    projector: &dyn Projector,
-    event: &RecordedEvent,
-    docs: &mut std::collections::BTreeMap<String, Document>,
-) {
+/// Applies `event` to the documents `projector` says it touches, in memory: the one fold
+/// of an event the live runner's batches, the folds as of an instant and the server's
+/// answers that must not lag (one stream folded on the spot) all use.
+pub fn fold(projector: &dyn Projector, event: &RecordedEvent, docs: &mut std::collections::BTreeMap<String, Document>) {
     for key in projector.keys(event) {
         let current = docs.remove(&key);
         if let Some(doc) = projector.apply(event, &key, current) {

@@ -563,13 +563,12 @@ pub async fn fold_stream(
 ) -> Result<serde_json::Value, tonic::Status> {
     let events =
         store.read_stream(stream, finops_eventlog::StreamRead::all()).await.map_err(crate::status::from_log)?;
-    let mut doc = None;
+    let mut docs = std::collections::BTreeMap::new();
     for event in &events {
-        for key in projector.keys(event) {
-            doc = projector.apply(event, &key, doc.take());
-        }
+        finops_projections::fold(projector, event, &mut docs);
     }
-    doc.map(serde_json::Value::from).ok_or_else(|| crate::status::not_found(stream.to_string()))
+    // A stream's events all touch its one document.
+    docs.into_values().next().map(serde_json::Value::from).ok_or_else(|| crate::status::not_found(stream.to_string()))
 }
 
 /// The ids of the workloads `owner` owns, from the workloads read model: what a Product
