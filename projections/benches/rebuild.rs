@@ -12,12 +12,19 @@
 //!   (`finops_governance::state::state_as_of`, what every point-in-time question would
 //!   cost without the timeline's marks; issue 14.4), for its cost per event;
 //! - *rebuild*: `finops-replay rebuild` — every read model folded into a new generation
-//!   and swapped in.
+//!   and swapped in, against live read models that already hold the log (as on a store a
+//!   server serves: a rebuild reads them for its before-digests), so a generated log is
+//!   rebuilt once, untimed, before the rounds; after each round the replaced generations
+//!   are dropped and the documents table vacuumed, untimed, as autovacuum would.
 //!
 //! Run: `cargo bench -p finops-projections --bench rebuild` (PostgreSQL from
 //! `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, in a schema of
 //! its own, dropped after unless `FINOPS_BENCH_KEEP=1`; `FINOPS_BENCH_EVENTS` sets the log's
 //! size, default 200 000; `FINOPS_BENCH_STORE=sqlite` runs on the embedded store instead).
+//! `FINOPS_BENCH_URL` measures a log kept by an earlier run (its `kept:` line) instead of
+//! generating one, and keeps it; `FINOPS_BENCH_ROUNDS` sets the rounds (default 3). Each
+//! phase announces itself on standard error as it starts, so that a profiler can be
+//! attached to one (`perf record -a` while "rebuild" runs).
 
 /// The allocator `finops-replay` runs with (glibc's malloc took a third of a rebuild).
 #[global_allocator]
@@ -38,9 +45,17 @@ fn best(runs: &[Duration]) -> Duration {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // As `finops-replay` runs.
+    finops_projections::keep_freed_memory();
     let target: usize = std::env::var("FINOPS_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let sqlite = std::env::var("FINOPS_BENCH_STORE").is_ok_and(|v| v == "sqlite");
-    let (url, schema) = if sqlite {
+    let rounds: usize = std::env::var("FINOPS_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let kept = std::env::var("FINOPS_BENCH_URL").ok().filter(|u| !u.is_empty());
+    let sqlite = kept
+        .as_deref()
+        .map_or_else(|| std::env::var("FINOPS_BENCH_STORE").is_ok_and(|v| v == "sqlite"), |u| u.starts_with("sqlite:"));
+    let (url, schema) = if let Some(url) = &kept {
+        (url.clone(), None)
+    } else if sqlite {
         let path = std::env::temp_dir().join(format!("finops-rebuild-bench-{}.db", Uuid::now_v7()));
         (format!("sqlite://{}", path.display()), None)
     } else {
@@ -53,14 +68,26 @@ async fn main() {
         (format!("{base}{sep}options[search_path]={schema}"), Some((admin, schema)))
     };
     let store = finops_eventlog::open(&url, Upcasters::new()).await.unwrap();
-    let started = Instant::now();
-    let events = finops_testkit::governance_log::generate(&store, target).await;
-    eprintln!("generated {events} events in {:.1} s", started.elapsed().as_secs_f64());
+    let events = if kept.is_some() {
+        store.seal_committed().await.unwrap().position.0 as usize
+    } else {
+        let started = Instant::now();
+        let events = finops_testkit::governance_log::generate(&store, target).await;
+        eprintln!("generated {events} events in {:.1} s", started.elapsed().as_secs_f64());
+        events
+    };
 
-    // Raw scan: the stored text of every event in the global order, nothing decoded.
+    // Raw scan: the stored text of every event in the global order, nothing decoded; on
+    // PostgreSQL without parallel workers, as the log reads its pages (they only slow a
+    // page down).
     let raw_pool = sqlx::AnyPool::connect(&{
         sqlx::any::install_default_drivers();
-        url.clone()
+        if sqlite {
+            url.clone()
+        } else {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}options[max_parallel_workers_per_gather]=0")
+        }
     })
     .await
     .unwrap();
@@ -76,7 +103,13 @@ async fn main() {
         models.clone(),
         finops_projections::governance_projectors(),
     );
-    for _ in 0..3 {
+    if kept.is_none() {
+        eprintln!("warm-up: the live read models built");
+        runner.rebuild_all(&finops_projections::ALL).await.unwrap();
+        models.retired().await;
+    }
+    for round in 1..=rounds {
+        eprintln!("round {round}: raw SELECT");
         let t = Instant::now();
         let mut after = 0i64;
         let mut rows = 0usize;
@@ -97,6 +130,7 @@ async fn main() {
         assert_eq!(rows, events);
         raw.push(t.elapsed());
 
+        eprintln!("round {round}: read_all");
         let t = Instant::now();
         let mut after = Position::START;
         let mut n = 0;
@@ -109,11 +143,13 @@ async fn main() {
         assert_eq!(n, events);
         read_all.push(t.elapsed());
 
+        eprintln!("round {round}: governance fold");
         let t = Instant::now();
         let state = finops_governance::state::state_as_of(store.as_ref(), None).await.unwrap();
         governance.push(t.elapsed());
         drop(state);
 
+        eprintln!("round {round}: rebuild");
         let t = Instant::now();
         let rebuilt = runner.rebuild_all(&finops_projections::ALL).await.unwrap();
         rebuild.push(t.elapsed());
@@ -121,9 +157,14 @@ async fn main() {
         phases.push(rebuilt.phases);
         // The replaced generations are dropped behind the swap; timed apart, and before
         // the next round's scans so that they do not slow those.
+        eprintln!("round {round}: retire");
         let t = Instant::now();
         models.retired().await;
         retired.push(t.elapsed());
+        if !sqlite {
+            // What a round left dead must not slow the next.
+            sqlx::query("VACUUM read_model_documents").execute(&raw_pool).await.unwrap();
+        }
     }
     let rate = |d: Duration| events as f64 / d.as_secs_f64();
     let rebuild_runs = rebuild.clone();
@@ -151,8 +192,10 @@ async fn main() {
         rate(rebuild) / rate(raw)
     );
     // The phases of the fastest rebuild: where its time went.
-    let fastest = (0..phases.len()).min_by_key(|&i| rebuild_runs[i]).expect("three rounds");
+    let fastest = (0..phases.len()).min_by_key(|&i| rebuild_runs[i]).expect("at least one round");
     let p = phases[fastest];
+    let each: Vec<String> = rebuild_runs.iter().map(|d| format!("{:.3} s", d.as_secs_f64())).collect();
+    println!("  rounds: {}", each.join(", "));
     println!(
         "  of which: read and fold {:.3} s, write {:.3} s, swap and catch up {:.3} s",
         p.read_and_fold.as_secs_f64(),
@@ -168,7 +211,7 @@ async fn main() {
     drop(runner);
     drop(models);
     drop(store);
-    if std::env::var("FINOPS_BENCH_KEEP").is_ok_and(|v| v == "1") {
+    if kept.is_some() || std::env::var("FINOPS_BENCH_KEEP").is_ok_and(|v| v == "1") {
         // Kept for the small-reads benchmark (scripts/bench_small_reads.py): serve it.
         println!("kept: {url}");
         return;

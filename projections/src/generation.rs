@@ -324,14 +324,8 @@ impl ReadModels {
             .execute(&mut *tx)
             .await?;
             if !again.is_empty() {
-                let mut copy = tx.copy_in_raw(COPY).await?;
-                copy.send(COPY_HEADER).await?;
                 // A `COPY`'s data may be cut anywhere between messages.
-                for piece in again.chunks(COPY_CHUNK) {
-                    copy.send(piece).await?;
-                }
-                copy.send(COPY_TRAILER).await?;
-                copy.finish().await?;
+                copy_rows(&mut tx, futures_util::stream::iter(again.chunks(COPY_CHUNK))).await?;
             }
         }
         sqlx::query(MARK_WRITTEN).bind(projection).bind(through).bind(generation).execute(&mut *tx).await?;
@@ -349,19 +343,32 @@ fn spawn_copy(
     runtime: &tokio::runtime::Handle,
     postgres: sqlx::PgPool,
 ) -> (tokio::sync::mpsc::Sender<Vec<u8>>, Copying) {
-    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(COPY_CHUNKS_AHEAD);
+    let (chunks, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(COPY_CHUNKS_AHEAD);
     let copying = runtime.spawn(async move {
         let mut tx = postgres.begin().await?;
-        let mut copy = tx.copy_in_raw(COPY).await?;
-        copy.send(COPY_HEADER).await?;
-        while let Some(chunk) = receiver.recv().await {
-            copy.send(chunk).await?;
-        }
-        copy.send(COPY_TRAILER).await?;
-        copy.finish().await?;
+        let received = futures_util::stream::unfold(receiver, |mut r| async { r.recv().await.map(|c| (c, r)) });
+        copy_rows(&mut tx, received).await?;
         Ok(tx)
     });
     (chunks, copying)
+}
+
+/// One `COPY` of rows in the binary format: its header, the rows' bytes as they come,
+/// its trailer.
+async fn copy_rows<C: AsRef<[u8]>>(
+    tx: &mut sqlx::PgConnection,
+    rows: impl futures_util::Stream<Item = C>,
+) -> Result<(), ReadModelError> {
+    use futures_util::StreamExt;
+    let mut copy = tx.copy_in_raw(COPY).await?;
+    copy.send(COPY_HEADER).await?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(chunk) = rows.next().await {
+        copy.send(chunk.as_ref()).await?;
+    }
+    copy.send(COPY_TRAILER).await?;
+    copy.finish().await?;
+    Ok(())
 }
 
 /// Sends `buffer` (from a blocking thread) once it holds a chunk's worth; `false` when the

@@ -16,6 +16,7 @@
 //! transaction. The same log always folds into the same documents; [`ReadModels::digest`]
 //! hashes a generation so a rebuild can be checked against the live one.
 
+mod allocator;
 mod as_of;
 mod cards;
 mod document;
@@ -29,6 +30,7 @@ mod runner;
 mod snapshots;
 mod store;
 
+pub use allocator::keep_freed_memory;
 pub use as_of::{ReadModelView, ReadModelsAsOf};
 pub use cards::{SpendCardsView, SpendRollupsView};
 pub use document::Document;

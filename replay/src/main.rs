@@ -87,6 +87,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // One command, then exit: memory freed is kept for reuse rather than handed back.
+    finops_projections::keep_freed_memory();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

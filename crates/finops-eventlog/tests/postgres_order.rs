@@ -224,3 +224,36 @@ async fn current_version(store: &Arc<dyn EventStore>, s: &StreamId) -> ExpectedV
         None => ExpectedVersion::NoStream,
     }
 }
+
+/// A page of the global order forked two parallel workers on PostgreSQL (the planner
+/// divides the join's cost among them): a page took twice as long and the workers took the
+/// CPU its reader needed. The log's connections plan no parallel workers, even where the
+/// planner is told they cost nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_the_log_plan_no_parallel_workers() {
+    let Some(h) = common::postgres(Upcasters::new()).await else { return };
+    let pg: Arc<PgEventStore> = h.pg.clone().unwrap();
+    let events: Vec<NewEvent> = (0..200).map(|i| NewEvent::new("Noted", json!({ "i": i }))).collect();
+    h.store.append(&stream("notes"), ExpectedVersion::NoStream, events).await.unwrap();
+    h.store.seal_committed().await.unwrap();
+    // A connection of the store's own, kept out of the pool after the costs are changed.
+    let mut conn = pg.pool().acquire().await.unwrap().detach();
+    for free in [
+        "SET parallel_setup_cost = 0",
+        "SET parallel_tuple_cost = 0",
+        "SET min_parallel_table_scan_size = 0",
+        "SET min_parallel_index_scan_size = 0",
+    ] {
+        sqlx::query(free).execute(&mut conn).await.unwrap();
+    }
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT e.id, e.event_id, e.stream_id, e.stream_version, e.event_type, e.schema_version, \
+         e.payload, e.metadata, l.position, l.hash FROM ledger l JOIN events e ON e.id = l.event_row \
+         WHERE l.position > 10 ORDER BY l.position LIMIT 100",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(!plan.iter().any(|line| line.contains("Gather")), "a page plans parallel workers:\n{}", plan.join("\n"));
+    assert_eq!(h.store.read_all(AllRead::forwards_after(Position(10), 100)).await.unwrap().len(), 100);
+}

@@ -56,6 +56,11 @@ pub struct ServerConfig {
     /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, read by `finops
     /// serve`); required when the kill switch is automatic.
     pub aws_credentials: Option<finops_aws::Credentials>,
+    /// Fold the log into the read models before saying it serves (`finops serve --demo`:
+    /// the first command must see what was seeded). Off otherwise: a server started on an
+    /// existing log serves at once while its read models follow the log, as a rebuild for
+    /// a new projector version must not hold the old generation's readers.
+    pub read_models_current_before_serving: bool,
 }
 
 /// Who runs a suspension's IAM calls (issue 13.4).
@@ -446,6 +451,7 @@ impl ConfigLayer {
             detectors: self.detectors.unwrap_or_default().resolve()?,
             kill_switch,
             aws_credentials: None,
+            read_models_current_before_serving: false,
             listen,
             store,
             otlp_endpoint,

@@ -944,19 +944,3 @@ pub async fn seed_investigations(
         .await?;
     Ok(DemoInvestigations { opened })
 }
-
-/// Folds everything seeded into the read models before the server says it serves, so the
-/// first command a newcomer types (or a test runs) sees the demo organisation rather than
-/// read models still catching up in the background. Only the demo waits: a server
-/// started on an existing log serves at once and its runner follows the log, as a
-/// rebuild for a new projector version must not hold the old generation's readers.
-pub async fn catch_up_read_models(store: Arc<dyn EventStore>, url: &str) -> Result<u64, crate::ServerError> {
-    // On PostgreSQL appends join the global order when sealed; read models fold only that.
-    store.seal_committed().await?;
-    let read_models =
-        finops_projections::ReadModels::open(url).await.map_err(|e| crate::ServerError::ReadModels(e.to_string()))?;
-    finops_projections::ProjectionRunner::new(store, read_models, finops_projections::governance_projectors())
-        .catch_up()
-        .await
-        .map_err(|e| crate::ServerError::ReadModels(e.to_string()))
-}

@@ -191,9 +191,18 @@ pub async fn serve_with_metrics(
     let read_models = finops_projections::ReadModels::open(&config.store)
         .await
         .map_err(|e| ServerError::ReadModels(e.to_string()))?;
-    let projectors = finops_projections::governance_projectors();
-    let projection_task = finops_projections::ProjectionRunner::new(store.clone(), read_models.clone(), projectors)
-        .spawn(std::time::Duration::from_millis(500));
+    let projections = finops_projections::ProjectionRunner::new(
+        store.clone(),
+        read_models.clone(),
+        finops_projections::governance_projectors(),
+    );
+    if config.read_models_current_before_serving {
+        // On PostgreSQL appends join the global order when sealed; read models fold only that.
+        store.seal_committed().await?;
+        let through = projections.catch_up().await.map_err(|e| ServerError::ReadModels(e.to_string()))?;
+        tracing::info!(through, "read models current");
+    }
+    let projection_task = projections.spawn(std::time::Duration::from_millis(500));
     // Processes that react to decisions follow the log beside the read models.
     let fan_out_task = finops_processes::ApprovalFanOut::new(
         store.clone(),

@@ -385,7 +385,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     .over(file)
     .resolve()?;
-    let config = finops_server::ServerConfig { aws_credentials: finops_aws::Credentials::from_env(), ..config };
+    let config = finops_server::ServerConfig {
+        aws_credentials: finops_aws::Credentials::from_env(),
+        // The first command after start-up must see the demo organisation.
+        read_models_current_before_serving: args.demo,
+        ..config
+    };
     let _telemetry = finops_telemetry::init("finops", config.otlp_endpoint.as_deref(), "info")?;
     let store =
         finops_server::open_store(&config).await.with_context(|| format!("opening store {}", redact(&config.store)))?;
@@ -414,8 +419,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .await?;
         tracing::info!(opened = investigations.opened, "demo investigations seeded");
-        let through = finops_server::demo::catch_up_read_models(store.clone(), &config.store).await?;
-        tracing::info!(through, "demo read models current");
     }
     let listener = finops_server::bind(&config).await?;
     finops_server::serve(listener, store, &config, finops_server::termination_signal()).await?;
