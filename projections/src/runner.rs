@@ -497,7 +497,7 @@ impl ReadModels {
     /// about as long as writing one (0.3 s a read model of a 100 k-event log), so the
     /// rebuild does not wait for it. [`Self::retired`] waits; what a process ended before
     /// dropping, the next rebuild of that read model drops ([`Self::start_generation`]).
-    async fn swap_in(&self, generations: &[(&str, i64, u32)]) -> Result<(), ReadModelError> {
+    pub(crate) async fn swap_in(&self, generations: &[(&str, i64, u32)]) -> Result<(), ReadModelError> {
         let mut tx = self.begin_write().await?;
         for (projection, generation, version) in generations {
             sqlx::query(

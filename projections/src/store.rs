@@ -406,24 +406,50 @@ impl ReadModels {
         }
     }
 
-    /// SHA-256 over every document of the active generation, in key order: equal digests
+    /// The digest of the active generation's documents ([`digest_of`]): equal digests
     /// mean equal read models.
     pub async fn digest(&self, projection: &str) -> Result<String, ReadModelError> {
         self.register(projection).await?;
         // One statement, as every read: the active generation and its documents seen at
         // once, never a generation a swap has just replaced and emptied.
-        const ACTIVE_DOCUMENTS: &str = "SELECT doc_key, doc FROM read_model_documents WHERE projection = $1 \
+        const ACTIVE: &str = "FROM read_model_documents WHERE projection = $1 \
              AND generation = (SELECT active_generation FROM read_model_projections WHERE name = $1)";
-        let mut rows: Vec<(String, String)> = match &self.postgres {
-            // Straight from PostgreSQL's rows: through the `Any` driver every document would
-            // be copied once more (a rebuild reads every live document for its digest).
-            Some(postgres) => sqlx::query_as(ACTIVE_DOCUMENTS).bind(projection).fetch_all(postgres).await?,
-            None => sqlx::query_as(ACTIVE_DOCUMENTS).bind(projection).fetch_all(&self.pool).await?,
+        let mut rows: Vec<(String, Vec<u8>)> = match &self.postgres {
+            // Each document hashed where it is stored: a rebuild takes the digest of every
+            // live document, and their text (most of a read model's bytes) then never
+            // crosses the connection. Its UTF-8 bytes, as a client reads the text.
+            Some(postgres) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT doc_key, sha256(convert_to(doc, 'UTF8')) {ACTIVE}")))
+                    .bind(projection)
+                    .fetch_all(postgres)
+                    .await?
+            }
+            None => {
+                use futures_util::TryStreamExt;
+                let query = format!("SELECT doc_key, doc {ACTIVE}");
+                let mut rows = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(query.as_str()))
+                    .bind(projection)
+                    .fetch(&self.pool);
+                let mut hashed = Vec::new();
+                while let Some((key, doc)) = rows.try_next().await? {
+                    hashed.push((key, document_hash(&doc).to_vec()));
+                }
+                hashed
+            }
         };
         // Byte order, whatever the database's collation: the same documents always hash
         // alike, and a rebuild's digest can be taken from the documents it wrote.
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(digest_of(rows.iter().map(|(k, d)| (k.as_str(), d.as_str()))))
+        let mut digest = DocumentDigest::default();
+        for (key, hash) in &rows {
+            let hash: &[u8; 32] = hash.as_slice().try_into().map_err(|_| ReadModelError::Corrupt {
+                projection: projection.to_owned(),
+                key: key.clone(),
+                reason: "its hash is not 32 bytes".to_owned(),
+            })?;
+            digest.add_hashed(key, hash);
+        }
+        Ok(digest.finish())
     }
 }
 
@@ -436,13 +462,21 @@ pub(crate) fn page_after(page_token: &str) -> Result<String, ReadModelError> {
     String::from_utf8(hex::decode(page_token).map_err(|_| bad())?).map_err(|_| bad())
 }
 
-/// SHA-256 over documents in key order: each key and document text with its length.
+/// The digest of a read model's documents, given in key order: SHA-256 over each key (its
+/// length, then its bytes) followed by the SHA-256 of its document's text. Two levels, so
+/// that the database can hash each document where it is stored ([`ReadModels::digest`])
+/// while the order, the keys and every byte of every document still count.
 pub(crate) fn digest_of<'a>(rows: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut digest = DocumentDigest::default();
     for (key, doc) in rows {
         digest.add(key, doc);
     }
     digest.finish()
+}
+
+/// The SHA-256 of a document's text (its UTF-8 bytes).
+fn document_hash(doc: &str) -> [u8; 32] {
+    Sha256::digest(doc.as_bytes()).into()
 }
 
 /// [`digest_of`], a document at a time.
@@ -452,10 +486,14 @@ pub(crate) struct DocumentDigest(Sha256);
 impl DocumentDigest {
     /// Adds the next document, in key order.
     pub(crate) fn add(&mut self, key: &str, doc: &str) {
+        self.add_hashed(key, &document_hash(doc));
+    }
+
+    /// Adds the next document, in key order, by its text's hash.
+    fn add_hashed(&mut self, key: &str, doc_hash: &[u8; 32]) {
         self.0.update((key.len() as u64).to_be_bytes());
         self.0.update(key.as_bytes());
-        self.0.update((doc.len() as u64).to_be_bytes());
-        self.0.update(doc.as_bytes());
+        self.0.update(doc_hash);
     }
 
     /// The digest of the documents added.

@@ -234,8 +234,8 @@ impl EventStore for SqliteEventStore {
 
     async fn read_all(&self, read: AllRead) -> Result<Vec<RecordedEvent>> {
         let (query, bound, limit) = store::all_query(read);
-        let rows: Vec<EventRow> = sqlx::query_as(query).bind(bound).bind(limit).fetch_all(&self.readers).await?;
-        rows.into_iter().map(|r| r.into_recorded(&self.upcasters)).collect()
+        let rows = sqlx::query_as::<_, EventRow>(query).bind(bound).bind(limit).fetch(&self.readers);
+        store::decode_rows(rows, limit, &self.upcasters).await
     }
 
     async fn head(&self) -> Result<LogHead> {

@@ -270,6 +270,25 @@ pub(crate) fn decode(
     })
 }
 
+/// A page of the log decoded as its rows arrive, into one vector sized for the page: not
+/// a vector of rows grown by doubling, then a second one of events (a rebuild reads a
+/// million events in pages of thousands, and the regrowth was an eighth of its reading).
+pub(crate) async fn decode_rows(
+    rows: impl futures_util::Stream<Item = std::result::Result<EventRow, sqlx::Error>>,
+    limit: i64,
+    upcasters: &Upcasters,
+) -> Result<Vec<RecordedEvent>> {
+    use futures_util::TryStreamExt;
+    /// Room made up front at most: a caller's limit may be far more than the log holds.
+    const MOST_RESERVED: i64 = 10_000;
+    let mut rows = std::pin::pin!(rows);
+    let mut events = Vec::with_capacity(limit.clamp(0, MOST_RESERVED) as usize);
+    while let Some(row) = rows.try_next().await? {
+        events.push(row.into_recorded(upcasters)?);
+    }
+    Ok(events)
+}
+
 /// Clamps a caller's count to what SQL's `LIMIT` takes.
 pub(crate) fn limit(count: usize) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)

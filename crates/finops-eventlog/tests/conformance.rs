@@ -222,6 +222,8 @@ async fn the_global_order_reads_forwards_and_backwards_within_bounds(h: Harness)
     assert_eq!(positions(h.store.read_all(AllRead::backwards_from(None, 3)).await.unwrap()), vec![9, 8, 7]);
     assert_eq!(positions(h.store.read_all(AllRead::backwards_from(Some(Position(3)), 5)).await.unwrap()), vec![2, 1]);
     assert!(h.store.read_all(AllRead::forwards_after(Position(9), 10)).await.unwrap().is_empty());
+    // "Everything": a count far beyond the log reads what there is (no room reserved for it).
+    assert_eq!(positions(h.store.read_all(AllRead::forwards_after(Position(6), usize::MAX)).await.unwrap()), [7, 8, 9]);
     let head = h.store.head().await.unwrap();
     assert_eq!(head.position, Position(9));
     assert_eq!(Some(head.hash), all.last().unwrap().hash);
