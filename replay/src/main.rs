@@ -195,10 +195,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .collect();
                 println!("{}", serde_json::Value::Array(reports));
             } else {
-                println!("{:<16} {:>8}  {:<10} DIGEST AFTER", "READ MODEL", "EVENTS", "RESULT");
+                println!("{:<20} {:>8}  {:<10} DIGEST AFTER", "READ MODEL", "EVENTS", "RESULT");
                 for r in &rows {
                     let result = if r.digest_before == r.digest_after { "identical" } else { "changed" };
-                    println!("{:<16} {:>8}  {:<10} {}", r.projection, r.events, result, r.digest_after);
+                    println!("{:<20} {:>8}  {:<10} {}", r.projection, r.events, result, r.digest_after);
                 }
                 let events = rows.first().map_or(0, |r| r.events);
                 eprintln!(

@@ -415,9 +415,8 @@ impl EventStore for PgEventStore {
 
     async fn read_stream(&self, stream: &StreamId, read: StreamRead) -> Result<Vec<RecordedEvent>> {
         let (query, from, limit) = store::stream_query(read);
-        let rows: Vec<EventRow> =
-            sqlx::query_as(query).bind(stream.as_str()).bind(from).bind(limit).fetch_all(&self.pool).await?;
-        rows.into_iter().map(|r| r.into_recorded(&self.upcasters)).collect()
+        let rows = sqlx::query_as::<_, EventRow>(query).bind(stream.as_str()).bind(from).bind(limit).fetch(&self.pool);
+        store::decode_rows(rows, limit, &self.upcasters).await
     }
 
     async fn read_all(&self, read: AllRead) -> Result<Vec<RecordedEvent>> {

@@ -270,9 +270,10 @@ pub(crate) fn decode(
     })
 }
 
-/// A page of the log decoded as its rows arrive, into one vector sized for the page: not
-/// a vector of rows grown by doubling, then a second one of events (a rebuild reads a
-/// million events in pages of thousands, and the regrowth was an eighth of its reading).
+/// A page of the log (of the global order or of one stream) decoded as its rows arrive,
+/// into one vector sized for the page: not a vector of rows grown by doubling, then a
+/// second one of events (a rebuild reads a million events in pages of thousands, and the
+/// regrowth was an eighth of its reading).
 pub(crate) async fn decode_rows(
     rows: impl futures_util::Stream<Item = std::result::Result<EventRow, sqlx::Error>>,
     limit: i64,
