@@ -121,12 +121,12 @@ impl RequestChange {
         struct Submitted {
             product_id: Raw,
             requested_by: Raw,
-            details: Raw,
+            details: Details,
             at: Raw,
         }
         #[derive(serde::Deserialize)]
         struct Resubmitted {
-            details: Raw,
+            details: Details,
             revision: Raw,
         }
         #[derive(serde::Deserialize)]
@@ -144,11 +144,11 @@ impl RequestChange {
         Some(match event.event_type.as_str() {
             "BusinessRequestSubmitted" => {
                 let Submitted { product_id, requested_by, details, at } = decode(event, prefix)?;
-                Self::Submitted { product_id, requested_by, details: Details::read(details, event)?, at }
+                Self::Submitted { product_id, requested_by, details, at }
             }
             "BusinessRequestResubmitted" => {
                 let Resubmitted { details, revision } = decode(event, prefix)?;
-                Self::Resubmitted { details: Details::read(details, event)?, revision }
+                Self::Resubmitted { details, revision }
             }
             "BusinessRequestApproved" => Self::Approved(Box::new(decode(event, prefix)?)),
             "BusinessRequestRejected" => {
@@ -179,8 +179,9 @@ impl Projector for RequestQueue {
     }
 
     // 2: money under honest names (`cents`, `annual_cost_saving_cents`; issue 10.11).
+    // 3: the details as submitted are no longer copied in (the summary is; see `Details`).
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn keys(&self, event: &RecordedEvent) -> Vec<String> {
@@ -234,48 +235,36 @@ impl Projector for RequestQueue {
     }
 }
 
-/// A request's details as submitted, and the parts of them a queue shows.
+/// The parts of a request's details a queue shows, read from the event's stored text with
+/// the rest skipped. The details themselves are not copied into the document: no reader of
+/// the queue shows them (a request's Get folds its own stream), and they were a third of
+/// what a rebuild wrote.
+#[derive(serde::Deserialize)]
 struct Details {
-    raw: Raw,
     workload_name: Raw,
+    #[serde(default)]
     priority: bool,
-    use_case: &'static str,
+    use_case: UseCaseKind,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum UseCaseKind {
+    Coding(serde::de::IgnoredAny),
+    Operations(serde::de::IgnoredAny),
 }
 
 impl Details {
-    /// `None` (the event skipped, as an undecodable one is) when the details have not
-    /// their shape.
-    fn read(raw: Raw, event: &RecordedEvent) -> Option<Self> {
-        #[derive(serde::Deserialize)]
-        struct Summary {
-            workload_name: Raw,
-            #[serde(default)]
-            priority: bool,
-            use_case: UseCaseKind,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        enum UseCaseKind {
-            Coding(serde::de::IgnoredAny),
-            Operations(serde::de::IgnoredAny),
-        }
-        let summary: Summary = serde_json::from_str(raw.get())
-            .inspect_err(|error| {
-                tracing::warn!(event = %event.event_id, %error, "request queue skipped a request whose details it cannot read");
-            })
-            .ok()?;
-        let use_case = match summary.use_case {
-            UseCaseKind::Coding(_) => "coding",
-            UseCaseKind::Operations(_) => "operations",
-        };
-        Some(Self { raw, workload_name: summary.workload_name, priority: summary.priority, use_case })
-    }
-
     fn set_on(self, doc: &mut Document) {
         doc.set_raw("workload_name", self.workload_name);
         doc.set("priority", self.priority);
-        doc.set("use_case", self.use_case);
-        doc.set_raw("details", self.raw);
+        doc.set(
+            "use_case",
+            match self.use_case {
+                UseCaseKind::Coding(_) => "coding",
+                UseCaseKind::Operations(_) => "operations",
+            },
+        );
     }
 }
 
@@ -344,9 +333,10 @@ impl TaskQueue {
 
 /// The members of a task's events its documents keep, by event type, as their text. A
 /// task's plan carries every generated command (kilobytes a task, most of a governance
-/// log's bytes): its steps go into the document as the stored text, never parsed.
+/// log's bytes): its steps stay in the log, counted but never parsed, and the document
+/// points at them (`plan_position`, see [`TaskQueue::with_steps`]).
 enum TaskChange {
-    Created { plan: CreatedPlan, total_steps: usize, at: Raw },
+    Created { plan: CreatedPlan, at: Raw },
     StepCompleted { step: Raw, by: Raw, at: Raw },
     Implemented { by: Raw, note: Option<Raw>, at: Raw },
 }
@@ -359,7 +349,31 @@ struct CreatedPlan {
     workload_id: Raw,
     depends_on: Raw,
     approval_rationale: Raw,
-    steps: Raw,
+    steps: StepCount,
+}
+
+/// How many steps a plan has, counted in the one pass that reads the event (each step
+/// skipped over, none kept).
+struct StepCount(usize);
+
+impl<'de> serde::Deserialize<'de> for StepCount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = StepCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of steps")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut steps: A) -> Result<StepCount, A::Error> {
+                let mut n = 0;
+                while steps.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(StepCount(n))
+            }
+        }
+        deserializer.deserialize_seq(Counter)
+    }
 }
 
 impl TaskChange {
@@ -386,15 +400,9 @@ impl TaskChange {
         let prefix = TaskQueue::PREFIX;
         Some(match event.event_type.as_str() {
             "TaskCreated" => {
+                // A plan whose steps are not a list is skipped, as an undecodable event is.
                 let Created { plan, at } = decode(event, prefix)?;
-                // Counted by skipping over the steps, none of them kept.
-                let total_steps = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(plan.steps.get())
-                    .inspect_err(|error| {
-                        tracing::warn!(event = %event.event_id, %error, "task queue skipped a plan whose steps are not a list");
-                    })
-                    .ok()?
-                    .len();
-                Self::Created { plan, total_steps, at }
+                Self::Created { plan, at }
             }
             "TaskStepCompleted" => {
                 let StepCompleted { step, by, at } = decode(event, prefix)?;
@@ -419,6 +427,11 @@ impl Projector for TaskQueue {
         Self::NAME
     }
 
+    // 2: the plan's steps are read from the log, where `plan_position` points.
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn keys(&self, event: &RecordedEvent) -> Vec<String> {
         key_of(event, Self::PREFIX)
     }
@@ -428,15 +441,15 @@ impl Projector for TaskQueue {
         let mut doc = current.unwrap_or_default();
         doc.set("version", event.stream_version);
         match change {
-            TaskChange::Created { plan, total_steps, at } => {
+            TaskChange::Created { plan, at } => {
                 doc.set_raw("task_id", plan.task_id);
                 doc.set_raw("kind", plan.kind);
                 doc.set_raw("request_id", plan.request_id);
                 doc.set_raw("workload_id", plan.workload_id);
                 doc.set_raw("depends_on", plan.depends_on);
                 doc.set_raw("approval_rationale", plan.approval_rationale);
-                doc.set("total_steps", total_steps);
-                doc.set_raw("steps", plan.steps);
+                doc.set("total_steps", plan.steps.0);
+                doc.set("plan_position", position(event));
                 doc.set("steps_done", 0);
                 doc.set_raw("created_at", at);
                 doc.set("status", "open");
@@ -460,6 +473,55 @@ impl Projector for TaskQueue {
             }
         }
         Some(doc)
+    }
+}
+
+impl TaskQueue {
+    /// Task documents with their plans' steps (`steps`, as the `TaskCreated` event holds
+    /// them), read from the log in one read for all of them. A document keeps where its
+    /// plan is (`plan_position`) rather than a copy: the plans' generated commands were more
+    /// than half of the bytes a rebuild wrote, and the log keeps them unchanged for ever.
+    pub async fn with_steps(
+        log: &dyn finops_eventlog::EventStore,
+        mut documents: Vec<Value>,
+    ) -> Result<Vec<Value>, crate::ReadModelError> {
+        /// The one member of a plan wanted here.
+        #[derive(serde::Deserialize)]
+        struct Created {
+            plan: Plan,
+        }
+        #[derive(serde::Deserialize)]
+        struct Plan {
+            steps: Value,
+        }
+        let mut positions: Vec<finops_eventlog::Position> =
+            documents.iter().filter_map(|d| d["plan_position"].as_u64()).map(finops_eventlog::Position).collect();
+        if positions.is_empty() {
+            return Ok(documents);
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        let mut steps = std::collections::HashMap::new();
+        for event in log.read_at(&positions).await? {
+            let created = event.payload.decode::<Created>().map_err(|e| crate::ReadModelError::Corrupt {
+                projection: Self::NAME.to_owned(),
+                key: event.stream_id.to_string(),
+                reason: format!("the plan at position {} has no steps: {e}", position(&event)),
+            })?;
+            steps.insert(position(&event), created.plan.steps);
+        }
+        for doc in &mut documents {
+            let Some(at) = doc["plan_position"].as_u64() else { continue };
+            let Some(plan) = steps.get(&at) else {
+                return Err(crate::ReadModelError::Corrupt {
+                    projection: Self::NAME.to_owned(),
+                    key: doc["task_id"].as_str().unwrap_or_default().to_owned(),
+                    reason: format!("its plan's position {at} is not in the log"),
+                });
+            };
+            doc["steps"] = plan.clone();
+        }
+        Ok(documents)
     }
 }
 

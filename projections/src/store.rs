@@ -151,10 +151,12 @@ impl ReadModels {
     }
 
     /// On PostgreSQL, documents and snapshots are compressed with lz4 rather than the
-    /// default pglz: a task's document (2.4 kB) is compressed when written and decompressed
-    /// when read, and storing a rebuilt generation of a 200 k-event log with `COPY` took
-    /// 1.84 s with pglz and 1.25–1.34 s with lz4 (BENCHMARKS.md). Only values written
-    /// after apply; a server built without lz4 keeps pglz (logged, not an error).
+    /// default pglz: a value over PostgreSQL's threshold (about 2 kB: a governance snapshot,
+    /// a gap's trail; a task's document was 2.4 kB while it copied its plan) is compressed
+    /// when written and decompressed when read, and storing a rebuilt generation of a
+    /// 200 k-event log with `COPY` took 1.84 s with pglz and 1.25–1.34 s with lz4
+    /// (BENCHMARKS.md, session 21). Only values written after apply; a server built
+    /// without lz4 keeps pglz (logged, not an error).
     async fn compress_with_lz4(&self) {
         const COLUMNS: [(&str, &str); 3] =
             [("read_model_documents", "doc"), ("governance_snapshots", "state"), ("stream_snapshots", "state")];

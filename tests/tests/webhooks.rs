@@ -263,6 +263,12 @@ impl finops_eventlog::EventStore for Interleaved {
     ) -> finops_eventlog::Result<Vec<finops_eventlog::RecordedEvent>> {
         self.inner.read_all(read).await
     }
+    async fn read_at(
+        &self,
+        positions: &[finops_eventlog::Position],
+    ) -> finops_eventlog::Result<Vec<finops_eventlog::RecordedEvent>> {
+        self.inner.read_at(positions).await
+    }
     async fn head(&self) -> finops_eventlog::Result<finops_eventlog::LogHead> {
         self.inner.head().await
     }

@@ -425,6 +425,13 @@ impl EventStore for PgEventStore {
         store::decode_rows(rows, limit, &self.upcasters).await
     }
 
+    async fn read_at(&self, positions: &[Position]) -> Result<Vec<RecordedEvent>> {
+        let positions: Vec<i64> = positions.iter().filter_map(|p| i64::try_from(p.0).ok()).collect();
+        let limit = store::limit(positions.len());
+        let rows = sqlx::query_as::<_, EventRow>(sql::AT_POSITIONS_POSTGRES).bind(positions).fetch(&self.pool);
+        store::decode_rows(rows, limit, &self.upcasters).await
+    }
+
     async fn head(&self) -> Result<LogHead> {
         sealed_head(&self.pool).await
     }

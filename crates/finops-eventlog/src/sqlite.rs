@@ -238,6 +238,14 @@ impl EventStore for SqliteEventStore {
         store::decode_rows(rows, limit, &self.upcasters).await
     }
 
+    async fn read_at(&self, positions: &[Position]) -> Result<Vec<RecordedEvent>> {
+        let positions: Vec<i64> = positions.iter().filter_map(|p| i64::try_from(p.0).ok()).collect();
+        let limit = store::limit(positions.len());
+        let json = serde_json::to_string(&positions).expect("numbers serialise");
+        let rows = sqlx::query_as::<_, EventRow>(sql::AT_POSITIONS_SQLITE).bind(json).fetch(&self.readers);
+        store::decode_rows(rows, limit, &self.upcasters).await
+    }
+
     async fn head(&self) -> Result<LogHead> {
         let row: Option<(i64, Vec<u8>)> = sqlx::query_as(sql::HEAD).fetch_optional(&self.readers).await?;
         Ok(store::head_from(row))

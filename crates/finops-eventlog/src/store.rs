@@ -38,6 +38,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// Reads part of the global order (sealed events only).
     async fn read_all(&self, read: AllRead) -> Result<Vec<RecordedEvent>>;
 
+    /// The events at these positions of the global order, in position order, in one read
+    /// (a position the log does not hold is left out): how a read model's document fetches
+    /// the event bodies it points at rather than copies (a task's plan).
+    async fn read_at(&self, positions: &[Position]) -> Result<Vec<RecordedEvent>>;
+
     /// The sealed head of the log.
     async fn head(&self) -> Result<LogHead>;
 
@@ -353,6 +358,16 @@ pub(crate) mod sql {
         e.schema_version, e.payload, e.metadata, l.position, l.hash \
         FROM ledger l JOIN events e ON e.id = l.event_row \
         WHERE l.position < $1 ORDER BY l.position DESC LIMIT $2";
+    /// The events at a set of positions. PostgreSQL takes them as an array, SQLite as the
+    /// JSON text of one (`json_each`).
+    pub const AT_POSITIONS_POSTGRES: &str = "SELECT e.id, e.event_id, e.stream_id, e.stream_version, e.event_type, \
+        e.schema_version, e.payload, e.metadata, l.position, l.hash \
+        FROM ledger l JOIN events e ON e.id = l.event_row \
+        WHERE l.position = ANY($1) ORDER BY l.position";
+    pub const AT_POSITIONS_SQLITE: &str = "SELECT e.id, e.event_id, e.stream_id, e.stream_version, e.event_type, \
+        e.schema_version, e.payload, e.metadata, l.position, l.hash \
+        FROM ledger l JOIN events e ON e.id = l.event_row \
+        WHERE l.position IN (SELECT value FROM json_each($1)) ORDER BY l.position";
     /// Ledger entries with whatever event row they point at (or none).
     pub const CHAIN: &str = "SELECT e.id, e.event_id, e.stream_id, e.stream_version, e.event_type, \
         e.schema_version, e.payload, e.metadata, l.position, l.hash \

@@ -44,6 +44,7 @@ conformance!(
     reused_event_ids_in_another_append_are_refused,
     streams_read_forwards_and_backwards_within_bounds,
     the_global_order_reads_forwards_and_backwards_within_bounds,
+    events_at_chosen_positions_read_in_one_go_in_order,
     a_subscription_catches_up_goes_live_and_resumes_from_a_checkpoint,
     old_schema_versions_are_upcast_on_read_and_never_rewritten,
     an_untouched_chain_verifies_to_the_head,
@@ -227,6 +228,24 @@ async fn the_global_order_reads_forwards_and_backwards_within_bounds(h: Harness)
     let head = h.store.head().await.unwrap();
     assert_eq!(head.position, Position(9));
     assert_eq!(Some(head.hash), all.last().unwrap().hash);
+}
+
+async fn events_at_chosen_positions_read_in_one_go_in_order(h: Harness) {
+    fill(&h, &["x", "y", "z"], 9).await;
+    let at = |p: &[u64]| p.iter().map(|&p| Position(p)).collect::<Vec<_>>();
+    // Asked out of order, with a repeat and positions the log does not hold (0, 10, and one
+    // beyond what SQL's integers take): the events there, once each, in position order.
+    let read = h.store.read_at(&at(&[8, 2, 0, 10, 2, u64::MAX, 5])).await.unwrap();
+    assert_eq!(read.iter().map(|e| e.position.unwrap().0).collect::<Vec<_>>(), [2, 5, 8]);
+    assert_eq!(payload_ns(&read), [2, 5, 8]);
+    // The whole envelope, as the global order reads it.
+    let all = h.store.read_all(AllRead::forwards_after(Position::START, 100)).await.unwrap();
+    for event in &read {
+        let same = &all[event.position.unwrap().0 as usize - 1];
+        assert_eq!((&event.event_id, &event.stream_id, event.hash), (&same.event_id, &same.stream_id, same.hash));
+        assert_eq!(event.metadata, same.metadata);
+    }
+    assert!(h.store.read_at(&[]).await.unwrap().is_empty());
 }
 
 async fn a_subscription_catches_up_goes_live_and_resumes_from_a_checkpoint(h: Harness) {

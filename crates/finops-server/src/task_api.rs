@@ -171,8 +171,10 @@ impl TaskService for TaskApi {
         };
         let view = wire::read_model_view(&self.read_models, &self.store, Arc::new(TaskQueue), as_of).await?;
         let page = wire::page_result(view.list(TaskQueue::NAME, page_size, &body.page_token, keep).await)?;
+        let documents =
+            TaskQueue::with_steps(self.store.as_ref(), page.documents).await.map_err(wire::read_model_status)?;
         Ok(Response::new(pb::ListTasksResponse {
-            tasks: page.documents.iter().map(|d| doc_to_wire(d, sla, now)).collect(),
+            tasks: documents.iter().map(|d| doc_to_wire(d, sla, now)).collect(),
             next_page_token: page.next_page_token,
         }))
     }

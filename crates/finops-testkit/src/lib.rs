@@ -165,6 +165,12 @@ impl EventStore for CountedStore {
         self.all_events.fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
         Ok(events)
     }
+    async fn read_at(
+        &self,
+        positions: &[finops_eventlog::Position],
+    ) -> finops_eventlog::Result<Vec<finops_eventlog::RecordedEvent>> {
+        self.store.read_at(positions).await
+    }
     async fn head(&self) -> finops_eventlog::Result<finops_eventlog::LogHead> {
         self.store.head().await
     }
