@@ -145,9 +145,40 @@ impl ReadModels {
             tx.commit().await?;
         }
         if !models.sqlite {
+            models.keys_in_byte_order().await;
             models.compress_with_lz4().await;
         }
         Ok(models)
+    }
+
+    /// On PostgreSQL, document keys compare byte for byte (`COLLATE "C"`), whatever the
+    /// database's collation: a List pages in key byte order as SQLite does, as a
+    /// point-in-time view (a `BTreeMap`) does and as a digest sorts — under a linguistic
+    /// collation (ICU's, `en_US`) `B` came after `a` and `a-c` after `ab`, so the same
+    /// question answered live and `as_of` listed the same documents in another order —
+    /// and the documents' index compares with `memcmp`, not `strcoll`. Asked first, and
+    /// changed once: the change rebuilds the documents' index under the table's exclusive
+    /// lock. A role that may not alter the table keeps the database's order (logged, not an
+    /// error: the service still serves).
+    async fn keys_in_byte_order(&self) {
+        let asked = "SELECT CAST(c.collname AS TEXT) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation \
+             WHERE a.attrelid = CAST('read_model_documents' AS regclass) AND a.attname = 'doc_key'";
+        let change = "ALTER TABLE read_model_documents ALTER COLUMN doc_key TYPE TEXT COLLATE \"C\"";
+        if let Err(error) = self.change_column_once(asked, "C", change).await {
+            tracing::warn!(%error, "document keys keep the database's collation; Lists may page in another order than as_of views");
+        }
+    }
+
+    /// Runs `change` unless `asked` (a query of a column's setting) already answers `wanted`:
+    /// such a change takes the table's exclusive lock, so it is made once, never at every
+    /// start while another process reads.
+    async fn change_column_once(&self, asked: &str, wanted: &str, change: &str) -> Result<(), sqlx::Error> {
+        let current: Option<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(asked)).fetch_optional(&self.pool).await.ok().flatten();
+        if current.as_deref() == Some(wanted) {
+            return Ok(());
+        }
+        sqlx::query(sqlx::AssertSqlSafe(change)).execute(&self.pool).await.map(drop)
     }
 
     /// On PostgreSQL, documents and snapshots are compressed with lz4 rather than the
@@ -161,23 +192,12 @@ impl ReadModels {
         const COLUMNS: [(&str, &str); 3] =
             [("read_model_documents", "doc"), ("governance_snapshots", "state"), ("stream_snapshots", "state")];
         for (table, column) in COLUMNS {
-            // Asked first: the change takes the table's exclusive lock, so it is made once,
-            // never at every start while another process reads.
-            let current: Option<String> = sqlx::query_scalar(
+            let asked = format!(
                 "SELECT CAST(attcompression AS TEXT) FROM pg_attribute \
-                 WHERE attrelid = CAST(CAST($1 AS TEXT) AS regclass) AND attname = $2",
-            )
-            .bind(table)
-            .bind(column)
-            .fetch_optional(&self.pool)
-            .await
-            .ok()
-            .flatten();
-            if current.as_deref() == Some("l") {
-                continue;
-            }
-            let sql = format!("ALTER TABLE {table} ALTER COLUMN {column} SET COMPRESSION lz4");
-            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&self.pool).await {
+                 WHERE attrelid = CAST('{table}' AS regclass) AND attname = '{column}'"
+            );
+            let change = format!("ALTER TABLE {table} ALTER COLUMN {column} SET COMPRESSION lz4");
+            if let Err(error) = self.change_column_once(&asked, "l", &change).await {
                 tracing::info!(table, %error, "lz4 compression unavailable; keeping PostgreSQL's default");
                 return;
             }

@@ -246,6 +246,57 @@ async fn rebuilding_every_read_model_at_once_reproduces_them_on_sqlite() {
     rebuild_reproduces(&finops_testkit::fresh_sqlite_url()).await;
 }
 
+/// A List pages in key byte order on PostgreSQL whatever the collation its table was made
+/// with — as SQLite, a point-in-time view and a digest order keys — here a linguistic one
+/// (ICU's root collation), which orders these keys otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_list_in_key_byte_order_whatever_the_database_collation() {
+    let Some(url) = finops_testkit::fresh_postgres_url().await else { return };
+    // The table as a database with that default collation would have made it.
+    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE read_model_documents (projection TEXT NOT NULL, generation BIGINT NOT NULL, \
+         doc_key TEXT COLLATE \"und-x-icu\" NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (projection, generation, doc_key))",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    let linguistic: Vec<String> = sqlx::query_scalar(
+        "SELECT k FROM unnest(ARRAY['ab', 'B', 'a-c', 'a', 'é']) AS k ORDER BY k COLLATE \"und-x-icu\"",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    let keys = ["B", "a", "a-c", "ab", "é"];
+    assert_ne!(linguistic, keys, "the collation orders these keys otherwise than their bytes");
+
+    let models = ReadModels::open(&url).await.unwrap();
+    let docs: std::collections::BTreeMap<String, finops_projections::Document> =
+        keys.iter().map(|k| (k.to_string(), json!({ "key": k }).into())).collect();
+    models.install("ordered", 1, &docs, 1).await.unwrap();
+    let mut listed = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = models.list("ordered", 2, &token, |_| true).await.unwrap();
+        listed.extend(page.documents.iter().map(|d| d["key"].as_str().unwrap().to_owned()));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(listed, keys, "pages in key byte order");
+    // Opening again leaves the column as it is.
+    ReadModels::open(&url).await.unwrap();
+    let collation: String = sqlx::query_scalar(
+        "SELECT CAST(c.collname AS TEXT) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation \
+         WHERE a.attrelid = CAST('read_model_documents' AS regclass) AND a.attname = 'doc_key'",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert_eq!(collation, "C");
+}
+
 /// A projector whose documents change shape raises its version; a read model built by the
 /// earlier version is rebuilt when the runner starts, so no old-shaped document survives
 /// an upgrade (issue 10.11 renamed money in the request queue and workloads).
